@@ -1,0 +1,638 @@
+//! Prompts and their immutable versions, and the validation of what clients send for them.
+//!
+//! Validation takes a *draft* (every field optional, as decoded from the wire) and either
+//! returns the checked value or every [`Violation`] at once.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::endpoint::{EndpointCatalogue, ModelEndpoint};
+use crate::tokenizer::{TokenCounter, TokenizerKind};
+use crate::traffic::TrafficSplit;
+use crate::version::VersionLabel;
+use crate::violation::{Violation, ViolationCode};
+
+/// The longest prompt name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// The longest system prompt, in characters (a bound on work before counting tokens).
+pub const MAX_SYSTEM_PROMPT_CHARS: usize = 200_000;
+/// The most few-shot examples one version may hold.
+pub const MAX_FEW_SHOT_EXAMPLES: usize = 200;
+/// The longest few-shot input or output, in characters.
+pub const MAX_EXAMPLE_CHARS: usize = 20_000;
+/// The temperature used when a new prompt does not give one (the providers' own default).
+pub const DEFAULT_TEMPERATURE: f64 = 1.0;
+
+/// Whether a prompt serves invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptStatus {
+    /// Serves invocations.
+    Active,
+    /// Kept with its history but serves nothing.
+    Archived,
+}
+
+impl PromptStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromptStatus::Active => "ACTIVE",
+            PromptStatus::Archived => "ARCHIVED",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ACTIVE" => Some(PromptStatus::Active),
+            "ARCHIVED" => Some(PromptStatus::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// A content filter applied to inputs and outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentFilter {
+    /// Redact personal data.
+    Pii,
+    /// Mask profanity in outputs.
+    Profanity,
+}
+
+impl ContentFilter {
+    /// Every filter.
+    pub const ALL: [ContentFilter; 2] = [ContentFilter::Pii, ContentFilter::Profanity];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentFilter::Pii => "pii",
+            ContentFilter::Profanity => "profanity",
+        }
+    }
+}
+
+/// A category of content that refuses the request outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockedCategory {
+    /// Violence.
+    Violence,
+    /// Hate speech.
+    HateSpeech,
+    /// Self-harm.
+    SelfHarm,
+    /// Sexual content.
+    Sexual,
+    /// Illegal activity.
+    Illegal,
+}
+
+impl BlockedCategory {
+    /// Every category.
+    pub const ALL: [BlockedCategory; 5] = [
+        BlockedCategory::Violence,
+        BlockedCategory::HateSpeech,
+        BlockedCategory::SelfHarm,
+        BlockedCategory::Sexual,
+        BlockedCategory::Illegal,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockedCategory::Violence => "violence",
+            BlockedCategory::HateSpeech => "hate_speech",
+            BlockedCategory::SelfHarm => "self_harm",
+            BlockedCategory::Sexual => "sexual",
+            BlockedCategory::Illegal => "illegal",
+        }
+    }
+}
+
+/// A version's guardrails.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SafetyGuardrails {
+    /// Filters to apply.
+    pub content_filtering: Vec<ContentFilter>,
+    /// The system prompt's token budget; none means only the context window bounds it.
+    pub max_tokens: Option<u32>,
+    /// Categories that refuse a request.
+    pub blocked_categories: Vec<BlockedCategory>,
+}
+
+/// One worked example shown to the model before the user's input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FewShotExample {
+    /// What the user said.
+    pub input: String,
+    /// What the assistant answered.
+    pub output: String,
+}
+
+/// Everything a version fixes about generation. Two versions with equal settings are the same
+/// content (a re-sent version is then a no-op).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionSettings {
+    /// The model endpoint's `ref`.
+    pub model_endpoint_ref: String,
+    /// The system prompt.
+    pub system_prompt: String,
+    /// Sampling temperature, in [0, 2].
+    pub temperature: f64,
+    /// Guardrails.
+    pub safety_guardrails: SafetyGuardrails,
+    /// Few-shot examples, oldest first.
+    pub few_shot_examples: Vec<FewShotExample>,
+}
+
+/// An immutable version of a prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptVersion {
+    /// The prompt it belongs to.
+    pub prompt_id: Uuid,
+    /// Its label.
+    pub version: VersionLabel,
+    /// Its settings.
+    pub settings: VersionSettings,
+    /// The system prompt's token count with `tokenizer`.
+    pub system_prompt_tokens: u32,
+    /// The tokenizer that counted.
+    pub tokenizer: TokenizerKind,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// The OAuth client that created it.
+    pub created_by: String,
+}
+
+/// A prompt: identity, status and routing. Its versions are stored beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    /// Stable id.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Whether it serves.
+    pub status: PromptStatus,
+    /// Which versions serve.
+    pub traffic: TrafficSplit,
+    /// Bumped on every change; the ETag is derived from it.
+    pub revision: i64,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+    /// The OAuth client that created it.
+    pub created_by: String,
+}
+
+impl Prompt {
+    /// The entity tag for `If-Match`: changes whenever the prompt or its versions change.
+    pub fn etag(&self) -> String {
+        format!("\"{}-{}\"", self.id.simple(), self.revision)
+    }
+}
+
+/// Version settings as a client sent them: every field optional. Left-out fields come from a
+/// base version (on update) or are required (on create).
+#[derive(Debug, Clone, Default)]
+pub struct SettingsDraft {
+    /// `modelEndpointRef`.
+    pub model_endpoint_ref: Option<String>,
+    /// `systemPrompt`.
+    pub system_prompt: Option<String>,
+    /// `temperature`.
+    pub temperature: Option<f64>,
+    /// `safetyGuardrails`.
+    pub safety_guardrails: Option<GuardrailsDraft>,
+    /// `fewShotExamples`.
+    pub few_shot_examples: Option<Vec<ExampleDraft>>,
+}
+
+/// `safetyGuardrails` as sent; left-out parts come from the base version.
+#[derive(Debug, Clone, Default)]
+pub struct GuardrailsDraft {
+    /// `contentFiltering`.
+    pub content_filtering: Option<Vec<String>>,
+    /// `maxTokens`; signed so that a negative value is reported rather than failing to decode.
+    pub max_tokens: Option<i64>,
+    /// `blockedCategories`.
+    pub blocked_categories: Option<Vec<String>>,
+}
+
+/// One few-shot example as sent.
+#[derive(Debug, Clone, Default)]
+pub struct ExampleDraft {
+    /// `input`.
+    pub input: Option<String>,
+    /// `output`.
+    pub output: Option<String>,
+}
+
+/// Settings that passed validation, with their token count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedSettings {
+    /// The settings.
+    pub settings: VersionSettings,
+    /// The system prompt's tokens.
+    pub system_prompt_tokens: u32,
+    /// The tokenizer that counted them.
+    pub tokenizer: TokenizerKind,
+}
+
+impl SettingsDraft {
+    /// Whether the draft changes any setting (an update without one changes only traffic).
+    pub fn is_empty(&self) -> bool {
+        self.model_endpoint_ref.is_none()
+            && self.system_prompt.is_none()
+            && self.temperature.is_none()
+            && self.safety_guardrails.is_none()
+            && self.few_shot_examples.is_none()
+    }
+
+    /// Checks the draft over `base` (the newest version, on update; none on create), counts the
+    /// system prompt's tokens with the endpoint's tokenizer and checks the budget and the
+    /// context window. Every violation is returned at once.
+    pub fn check(
+        &self,
+        base: Option<&VersionSettings>,
+        catalogue: &EndpointCatalogue,
+        counter: &TokenCounter,
+    ) -> Result<CheckedSettings, Vec<Violation>> {
+        let mut violations = Vec::new();
+
+        let endpoint: Option<&ModelEndpoint> = match (&self.model_endpoint_ref, base) {
+            (Some(reference), _) => catalogue.get(reference).or_else(|| {
+                violations.push(Violation::with_params(
+                    ViolationCode::InvalidValue,
+                    "modelEndpointRef",
+                    "unknown model endpoint {ref}; known endpoints: {known}",
+                    &[("ref", reference.clone()), ("known", catalogue.refs_list())],
+                ));
+                None
+            }),
+            (None, Some(base)) => catalogue.get(&base.model_endpoint_ref).or_else(|| {
+                violations.push(Violation::with_params(
+                    ViolationCode::InvalidValue,
+                    "modelEndpointRef",
+                    "the newest version's model endpoint {ref} is no longer configured; send a modelEndpointRef (known endpoints: {known})",
+                    &[("ref", base.model_endpoint_ref.clone()), ("known", catalogue.refs_list())],
+                ));
+                None
+            }),
+            (None, None) => {
+                violations.push(Violation::invalid("modelEndpointRef", "modelEndpointRef is required"));
+                None
+            }
+        };
+
+        let system_prompt = match (&self.system_prompt, base) {
+            (Some(text), _) => check_system_prompt(text, &mut violations),
+            (None, Some(base)) => Some(base.system_prompt.clone()),
+            (None, None) => {
+                violations.push(Violation::invalid("systemPrompt", "systemPrompt is required"));
+                None
+            }
+        };
+
+        let temperature = match self.temperature {
+            Some(t) if t.is_finite() && (0.0..=2.0).contains(&t) => Some(t),
+            Some(t) => {
+                violations.push(Violation::invalid(
+                    "temperature",
+                    format!("temperature is {t}; it must be between 0 and 2"),
+                ));
+                None
+            }
+            None => Some(base.map_or(DEFAULT_TEMPERATURE, |b| b.temperature)),
+        };
+
+        let base_guardrails = base.map(|b| &b.safety_guardrails);
+        let guardrails = match &self.safety_guardrails {
+            Some(draft) => draft.check(base_guardrails, &mut violations),
+            None => Some(base_guardrails.cloned().unwrap_or_default()),
+        };
+
+        let examples = match &self.few_shot_examples {
+            Some(drafts) => check_examples(drafts, &mut violations),
+            None => Some(base.map(|b| b.few_shot_examples.clone()).unwrap_or_default()),
+        };
+
+        let (Some(endpoint), Some(system_prompt), Some(temperature), Some(guardrails), Some(examples)) =
+            (endpoint, system_prompt, temperature, guardrails, examples)
+        else {
+            return Err(violations);
+        };
+        if !violations.is_empty() {
+            return Err(violations);
+        }
+
+        let tokens = counter.count(endpoint.tokenizer, &system_prompt);
+        let tokens_u32 = u32::try_from(tokens).unwrap_or(u32::MAX);
+        let count_params = |limit: u32| {
+            vec![
+                ("estimated", tokens.to_string()),
+                ("tokenizer", endpoint.tokenizer.as_str().to_owned()),
+                ("limit", limit.to_string()),
+            ]
+        };
+        if let Some(limit) = guardrails.max_tokens
+            && tokens_u32 > limit
+        {
+            violations.push(Violation::with_params(
+                ViolationCode::TokenBudgetExceeded,
+                "systemPrompt",
+                "system prompt is {estimated} tokens ({tokenizer}); the budget is {limit}",
+                &count_params(limit),
+            ));
+        }
+        if tokens_u32 > endpoint.context_window {
+            violations.push(Violation::with_params(
+                ViolationCode::ContextWindowExceeded,
+                "systemPrompt",
+                "system prompt is {estimated} tokens ({tokenizer}); the context window of {model} is {limit}",
+                &[
+                    count_params(endpoint.context_window).as_slice(),
+                    &[("model", endpoint.reference.clone())],
+                ]
+                .concat(),
+            ));
+        }
+        if !violations.is_empty() {
+            return Err(violations);
+        }
+        Ok(CheckedSettings {
+            settings: VersionSettings {
+                model_endpoint_ref: endpoint.reference.clone(),
+                system_prompt,
+                temperature,
+                safety_guardrails: guardrails,
+                few_shot_examples: examples,
+            },
+            system_prompt_tokens: tokens_u32,
+            tokenizer: endpoint.tokenizer,
+        })
+    }
+}
+
+impl GuardrailsDraft {
+    fn check(
+        &self,
+        base: Option<&SafetyGuardrails>,
+        violations: &mut Vec<Violation>,
+    ) -> Option<SafetyGuardrails> {
+        let before = violations.len();
+        let content_filtering = match &self.content_filtering {
+            Some(names) => parse_names(
+                names,
+                "safetyGuardrails.contentFiltering",
+                &ContentFilter::ALL,
+                ContentFilter::as_str,
+                violations,
+            ),
+            None => base.map(|b| b.content_filtering.clone()).unwrap_or_default(),
+        };
+        let blocked_categories = match &self.blocked_categories {
+            Some(names) => parse_names(
+                names,
+                "safetyGuardrails.blockedCategories",
+                &BlockedCategory::ALL,
+                BlockedCategory::as_str,
+                violations,
+            ),
+            None => base.map(|b| b.blocked_categories.clone()).unwrap_or_default(),
+        };
+        let max_tokens = match self.max_tokens {
+            Some(n) => match u32::try_from(n) {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    violations.push(Violation::invalid(
+                        "safetyGuardrails.maxTokens",
+                        format!("maxTokens is {n}; it must be a whole number from 1 to {}", u32::MAX),
+                    ));
+                    None
+                }
+            },
+            None => base.and_then(|b| b.max_tokens),
+        };
+        (violations.len() == before).then_some(SafetyGuardrails {
+            content_filtering,
+            max_tokens,
+            blocked_categories,
+        })
+    }
+}
+
+fn parse_names<T: Copy + PartialEq>(
+    names: &[String],
+    field: &str,
+    all: &[T],
+    name_of: fn(T) -> &'static str,
+    violations: &mut Vec<Violation>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        match all.iter().copied().find(|v| name_of(*v) == name) {
+            Some(v) if !out.contains(&v) => out.push(v),
+            Some(_) => {}
+            None => violations.push(Violation::invalid(
+                format!("{field}[{i}]"),
+                format!(
+                    "{name:?} is not supported; use {}",
+                    all.iter().map(|v| name_of(*v)).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+    out
+}
+
+fn check_system_prompt(text: &str, violations: &mut Vec<Violation>) -> Option<String> {
+    let chars = text.chars().count();
+    if text.trim().is_empty() {
+        violations.push(Violation::invalid("systemPrompt", "systemPrompt must not be empty"));
+        None
+    } else if chars > MAX_SYSTEM_PROMPT_CHARS {
+        violations.push(Violation::invalid(
+            "systemPrompt",
+            format!("systemPrompt is {chars} characters; the limit is {MAX_SYSTEM_PROMPT_CHARS}"),
+        ));
+        None
+    } else {
+        Some(text.to_owned())
+    }
+}
+
+fn check_examples(drafts: &[ExampleDraft], violations: &mut Vec<Violation>) -> Option<Vec<FewShotExample>> {
+    let before = violations.len();
+    if drafts.len() > MAX_FEW_SHOT_EXAMPLES {
+        violations.push(Violation::invalid(
+            "fewShotExamples",
+            format!("{} examples given; the limit is {MAX_FEW_SHOT_EXAMPLES}", drafts.len()),
+        ));
+        return None;
+    }
+    let mut examples = Vec::with_capacity(drafts.len());
+    for (i, draft) in drafts.iter().enumerate() {
+        let mut text = |name: &str, value: &Option<String>| match value {
+            None => {
+                violations.push(Violation::invalid(format!("fewShotExamples[{i}].{name}"), format!("{name} is required")));
+                String::new()
+            }
+            Some(v) if v.chars().count() > MAX_EXAMPLE_CHARS => {
+                violations.push(Violation::invalid(
+                    format!("fewShotExamples[{i}].{name}"),
+                    format!("{name} is over {MAX_EXAMPLE_CHARS} characters"),
+                ));
+                String::new()
+            }
+            Some(v) => v.clone(),
+        };
+        let input = text("input", &draft.input);
+        let output = text("output", &draft.output);
+        examples.push(FewShotExample { input, output });
+    }
+    (violations.len() == before).then_some(examples)
+}
+
+/// Checks a prompt name: 1 to [`MAX_NAME_CHARS`] characters, not blank, no control characters.
+pub fn check_name(name: Option<&str>) -> Result<String, Violation> {
+    let Some(name) = name else {
+        return Err(Violation::invalid("name", "name is required"));
+    };
+    let chars = name.chars().count();
+    if name.trim().is_empty() {
+        Err(Violation::invalid("name", "name must not be empty"))
+    } else if chars > MAX_NAME_CHARS {
+        Err(Violation::invalid("name", format!("name is {chars} characters; the limit is {MAX_NAME_CHARS}")))
+    } else if name.chars().any(char::is_control) {
+        Err(Violation::invalid("name", "name must not contain control characters"))
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+/// Parses a required version label for the field `field`.
+pub fn check_version(field: &str, text: Option<&str>) -> Result<VersionLabel, Violation> {
+    match text {
+        None => Err(Violation::invalid(field, format!("{field} is required"))),
+        Some(text) => text.parse().map_err(|e: crate::version::VersionLabelError| Violation::invalid(field, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue() -> EndpointCatalogue {
+        EndpointCatalogue::with_overrides([])
+    }
+
+    fn draft() -> SettingsDraft {
+        SettingsDraft {
+            model_endpoint_ref: Some("openai/gpt-4o".into()),
+            system_prompt: Some("You are a helpful customer support agent.".into()),
+            temperature: Some(0.2),
+            safety_guardrails: Some(GuardrailsDraft {
+                content_filtering: Some(vec!["pii".into(), "profanity".into()]),
+                max_tokens: Some(1500),
+                blocked_categories: Some(vec!["violence".into()]),
+            }),
+            few_shot_examples: None,
+        }
+    }
+
+    #[test]
+    fn valid_draft_counts_tokens() {
+        let checked = draft().check(None, &catalogue(), &TokenCounter::load()).unwrap();
+        assert_eq!(checked.tokenizer, TokenizerKind::O200kBase);
+        assert_eq!(checked.system_prompt_tokens, 8);
+        assert_eq!(checked.settings.safety_guardrails.max_tokens, Some(1500));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut d = draft();
+        d.model_endpoint_ref = Some("nope/model".into());
+        d.temperature = Some(5.0);
+        d.safety_guardrails = Some(GuardrailsDraft {
+            content_filtering: Some(vec!["pii".into(), "nonsense".into()]),
+            max_tokens: Some(0),
+            blocked_categories: Some(vec!["weather".into()]),
+        });
+        d.few_shot_examples = Some(vec![ExampleDraft { input: Some("a".into()), output: None }]);
+        let errs = d.check(None, &catalogue(), &TokenCounter::load()).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "modelEndpointRef",
+                "temperature",
+                "safetyGuardrails.contentFiltering[1]",
+                "safetyGuardrails.blockedCategories[0]",
+                "safetyGuardrails.maxTokens",
+                "fewShotExamples[0].output"
+            ]
+        );
+        assert!(errs[0].message().contains("openai/gpt-4o"), "lists known refs: {}", errs[0].message());
+    }
+
+    #[test]
+    fn budget_is_exact() {
+        let counter = TokenCounter::load();
+        let mut d = draft();
+        let tokens = counter.count(TokenizerKind::O200kBase, d.system_prompt.as_deref().unwrap()) as i64;
+        d.safety_guardrails.as_mut().unwrap().max_tokens = Some(tokens);
+        assert!(d.check(None, &catalogue(), &counter).is_ok());
+        d.safety_guardrails.as_mut().unwrap().max_tokens = Some(tokens - 1);
+        let errs = d.check(None, &catalogue(), &counter).unwrap_err();
+        assert_eq!(errs[0].code, ViolationCode::TokenBudgetExceeded);
+        assert_eq!(errs[0].params["estimated"], tokens.to_string());
+        assert_eq!(errs[0].params["limit"], (tokens - 1).to_string());
+    }
+
+    #[test]
+    fn update_takes_left_out_fields_from_base() {
+        let counter = TokenCounter::load();
+        let base = draft().check(None, &catalogue(), &counter).unwrap().settings;
+        let update = SettingsDraft {
+            system_prompt: Some("You are terse.".into()),
+            safety_guardrails: Some(GuardrailsDraft { max_tokens: Some(100), ..GuardrailsDraft::default() }),
+            ..SettingsDraft::default()
+        };
+        let checked = update.check(Some(&base), &catalogue(), &counter).unwrap().settings;
+        assert_eq!(checked.temperature, 0.2);
+        assert_eq!(checked.model_endpoint_ref, "openai/gpt-4o");
+        assert_eq!(checked.safety_guardrails.content_filtering, base.safety_guardrails.content_filtering);
+        assert_eq!(checked.safety_guardrails.max_tokens, Some(100));
+    }
+
+    #[test]
+    fn create_requires_core_fields() {
+        let errs = SettingsDraft::default().check(None, &catalogue(), &TokenCounter::load()).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["modelEndpointRef", "systemPrompt"]);
+    }
+
+    #[test]
+    fn context_window_bounds_prompts_without_budget() {
+        let small = ModelEndpoint::new("tiny/model", crate::ProviderKind::OpenAi, "", "gpt-4o", None, 3);
+        let catalogue = EndpointCatalogue::with_overrides([small]);
+        let d = SettingsDraft {
+            model_endpoint_ref: Some("tiny/model".into()),
+            system_prompt: Some("one two three four five".into()),
+            ..SettingsDraft::default()
+        };
+        let errs = d.check(None, &catalogue, &TokenCounter::load()).unwrap_err();
+        assert_eq!(errs[0].code, ViolationCode::ContextWindowExceeded);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name(Some("support_agent")).is_ok());
+        assert!(check_name(Some("  ")).is_err());
+        assert!(check_name(Some("a\u{7}b")).is_err());
+        assert!(check_name(Some(&"x".repeat(MAX_NAME_CHARS + 1))).is_err());
+        assert!(check_name(None).is_err());
+    }
+}

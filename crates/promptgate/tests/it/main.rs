@@ -1,0 +1,32 @@
+//! End-to-end tests of the `promptgate` binary.
+//!
+//! Every test starts its own gateway process on a loopback port (port 0) with its own SQLite file
+//! in its own temporary directory, and talks to it over HTTP exactly as a client would. The
+//! contract under test is `API.md` (Conventions, Errors, Authentication, Prompts, Operations) plus
+//! the choices written down in the OpenAPI document.
+
+// Test code may unwrap, panic and print: a failing assertion is how a test reports, and the
+// server's captured log is printed to stderr when a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod harness;
+
+mod cli;
+mod clients;
+mod concurrency;
+mod config;
+mod errors;
+mod model_endpoints;
+mod oauth;
+mod ops;
+mod prompts;
+mod state_unchanged;
+mod validation;
+mod versions_and_traffic;
+mod walkthrough;
