@@ -1,0 +1,339 @@
+//! The wire types of promptgate's HTTP contract (`shared/API.md`): what the server sends and
+//! accepts and what the client SDK serialises. JSON field names are camelCase as the contract
+//! says. Request types make every field optional so that the server can report every missing or
+//! invalid field at once instead of failing on the first; the SDK fills them.
+//!
+//! Architecture invariant: no logic and no dependency on the server or the store; the domain
+//! types of `promptgate-core` are converted to and from these at the edge.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The base path of the gateway API.
+pub const BASE_PATH: &str = "/api/v2/ai/llm/gateway";
+
+/// The Genesys-style error body of every non-2xx API answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// The HTTP status.
+    pub status: u16,
+    /// A stable machine-readable code such as `invalid.value`.
+    pub code: String,
+    /// A human-readable message.
+    pub message: String,
+    /// The message with `{name}` placeholders.
+    #[serde(default)]
+    pub message_with_params: String,
+    /// The values of the placeholders.
+    #[serde(default)]
+    pub message_params: BTreeMap<String, serde_json::Value>,
+    /// The request id: quote it when reporting a problem; it is in the server log.
+    #[serde(default)]
+    pub context_id: String,
+    /// One entry per problem, naming the field.
+    #[serde(default)]
+    pub details: Vec<ErrorDetail>,
+    /// One error body per problem when there are several.
+    #[serde(default)]
+    #[schema(no_recursion)]
+    pub errors: Vec<ErrorBody>,
+}
+
+/// A problem's code and the field it concerns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    /// The problem's code.
+    pub error_code: String,
+    /// The JSON path of the field, such as `safetyGuardrails.maxTokens`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_name: Option<String>,
+}
+
+/// A successful `POST /oauth/token` answer (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The bearer token.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+    /// The granted scopes, space-separated.
+    pub scope: String,
+}
+
+/// A failed `POST /oauth/token` answer (RFC 6749 §5.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OAuthErrorResponse {
+    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `invalid_scope` or
+    /// `too_many_requests`.
+    pub error: String,
+    /// What went wrong, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+/// A prompt version's guardrails.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SafetyGuardrails {
+    /// Subset of `pii`, `profanity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_filtering: Option<Vec<String>>,
+    /// The system prompt's token budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<i64>,
+    /// Subset of `violence`, `hate_speech`, `self_harm`, `sexual`, `illegal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_categories: Option<Vec<String>>,
+}
+
+/// One few-shot example.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct FewShotExample {
+    /// What the user said.
+    #[serde(default)]
+    pub input: Option<String>,
+    /// What the assistant answered.
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+/// One version's share of traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VersionWeight {
+    /// The version label.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Its share, in [0, 1].
+    #[serde(default)]
+    pub weight: Option<f64>,
+}
+
+/// How traffic is split between versions. In a request every part is optional (left-out parts
+/// keep their values); in an answer every part is present.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficDistribution {
+    /// The version that serves when `versions` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_version: Option<String>,
+    /// `sticky` (default) or `random`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_strategy: Option<String>,
+    /// The weighted versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Vec<VersionWeight>>,
+}
+
+/// `POST …/prompts`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePromptRequest {
+    /// Unique name.
+    pub name: Option<String>,
+    /// A configured model endpoint's `ref`.
+    pub model_endpoint_ref: Option<String>,
+    /// The system prompt.
+    pub system_prompt: Option<String>,
+    /// Sampling temperature in [0, 2]; default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Guardrails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_guardrails: Option<SafetyGuardrails>,
+    /// Few-shot examples, oldest first (at most 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub few_shot_examples: Option<Vec<FewShotExample>>,
+    /// The first version's label.
+    pub version: Option<String>,
+    /// The initial split; by default all traffic goes to the first version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_distribution: Option<TrafficDistribution>,
+}
+
+/// `PUT …/prompts/{id}`: a new version, a traffic change, or both, atomically.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatePromptRequest {
+    /// The version to create (or re-send).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// New model endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_endpoint_ref: Option<String>,
+    /// New system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// New temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// New guardrails (left-out parts are kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_guardrails: Option<SafetyGuardrails>,
+    /// New few-shot examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub few_shot_examples: Option<Vec<FewShotExample>>,
+    /// New split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_distribution: Option<TrafficDistribution>,
+}
+
+/// The prompt resource that GET, POST and PUT answer with. The generation fields are those of
+/// `version`: the version just written, or on GET the default version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Prompt {
+    /// Stable id.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// `ACTIVE` or `ARCHIVED`.
+    pub status: String,
+    /// The version whose fields follow.
+    pub version: String,
+    /// Its model endpoint.
+    pub model_endpoint_ref: String,
+    /// Its system prompt.
+    pub system_prompt: String,
+    /// Its temperature.
+    pub temperature: f64,
+    /// Its guardrails.
+    pub safety_guardrails: SafetyGuardrails,
+    /// Its few-shot examples.
+    pub few_shot_examples: Vec<FewShotExample>,
+    /// Its system prompt's token count.
+    pub system_prompt_tokens: u32,
+    /// The tokenizer that counted (an extension of the contract).
+    pub tokenizer: String,
+    /// False when the tokenizer is only an estimate for the model (an extension).
+    pub tokenizer_exact: bool,
+    /// The traffic split.
+    pub traffic_distribution: TrafficDistribution,
+    /// Every version label, oldest first by semver.
+    pub versions: Vec<String>,
+    /// When the prompt was created.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// One immutable version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptVersion {
+    /// The prompt.
+    pub prompt_id: String,
+    /// The label.
+    pub version: String,
+    /// Model endpoint.
+    pub model_endpoint_ref: String,
+    /// System prompt.
+    pub system_prompt: String,
+    /// Temperature.
+    pub temperature: f64,
+    /// Guardrails.
+    pub safety_guardrails: SafetyGuardrails,
+    /// Few-shot examples.
+    pub few_shot_examples: Vec<FewShotExample>,
+    /// System prompt tokens.
+    pub system_prompt_tokens: u32,
+    /// The tokenizer that counted.
+    pub tokenizer: String,
+    /// When it was created.
+    pub created_at: String,
+    /// The OAuth client that created it.
+    pub created_by: String,
+}
+
+/// A page of entities with a cursor to the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    /// The entities.
+    pub entities: Vec<T>,
+    /// The page size used.
+    pub page_size: u32,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_page_cursor: Option<String>,
+}
+
+/// A list without paging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Listing<T> {
+    /// The entities.
+    pub entities: Vec<T>,
+}
+
+/// A configured model endpoint (never its key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelEndpoint {
+    /// The name prompts use.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// `openai`, `anthropic` or `builtin`.
+    pub provider: String,
+    /// Where the provider is (empty for `builtin`).
+    pub base_url: String,
+    /// The provider's model name.
+    pub model: String,
+    /// Context window in tokens.
+    pub context_window: u32,
+    /// Tokenizer used to count.
+    pub tokenizer: String,
+    /// False when the tokenizer is an estimate for this model.
+    pub tokenizer_exact: bool,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+    /// Retries on 429/5xx.
+    pub max_retries: u32,
+    /// The environment variable holding the key, if any.
+    pub api_key_env: Option<String>,
+    /// Whether it can be called now (its key is set, or it needs none).
+    pub usable: bool,
+    /// True for the built-in offline provider, whose answers are not a model's.
+    pub offline: bool,
+}
+
+/// `POST /api/v2/oauth/clients`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateClientRequest {
+    /// Human name.
+    pub name: Option<String>,
+    /// Scopes the client may request.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// An OAuth client (never its secret after creation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthClient {
+    /// Client id.
+    pub client_id: String,
+    /// The secret: present only in the answer that created the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// Human name.
+    pub name: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// When it was created.
+    pub created_at: String,
+    /// Whether it is disabled.
+    pub disabled: bool,
+    /// When it was disabled.
+    #[serde(default)]
+    pub disabled_at: Option<String>,
+}
+
+/// `/healthz` and `/readyz` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HealthStatus {
+    /// `ok` or `ready`.
+    pub status: String,
+}

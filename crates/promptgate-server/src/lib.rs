@@ -1,0 +1,250 @@
+//! promptgate's HTTP gateway: the axum router, authentication, the error contract and the
+//! server's start-up and shutdown.
+//!
+//! Architecture invariant: handlers hold no business rules; they convert between the wire types
+//! of `promptgate-api` and the domain of `promptgate-core`, and call the `Store`.
+
+pub mod auth;
+pub mod clients;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use promptgate_api::BASE_PATH;
+use promptgate_core::TokenCounter;
+use promptgate_store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::TokenAuthority;
+use crate::clients::{ClientError, NewClient};
+use crate::config::{ConfigError, ConfigFile};
+use crate::error::ApiError;
+use crate::routes::{clients as client_routes, endpoints, oauth, ops, prompts};
+use crate::state::AppState;
+
+/// How often expired tokens are deleted from the database.
+const TOKEN_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Builds the router over `state`, with the error contract, request ids and body limit applied
+/// to every route, including unknown ones.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.max_body_bytes;
+    Router::new()
+        .route("/oauth/token", post(oauth::token))
+        .route(
+            &format!("{BASE_PATH}/prompts"),
+            get(prompts::list_prompts).post(prompts::create_prompt),
+        )
+        .route(
+            &format!("{BASE_PATH}/prompts/{{id}}"),
+            get(prompts::get_prompt)
+                .put(prompts::update_prompt)
+                .delete(prompts::archive_prompt),
+        )
+        .route(
+            &format!("{BASE_PATH}/prompts/{{id}}/versions"),
+            get(prompts::list_versions),
+        )
+        .route(
+            &format!("{BASE_PATH}/prompts/{{id}}/versions/{{version}}"),
+            get(prompts::get_version),
+        )
+        .route(
+            &format!("{BASE_PATH}/model-endpoints"),
+            get(endpoints::list_endpoints),
+        )
+        .route(
+            "/api/v2/oauth/clients",
+            get(client_routes::list_clients).post(client_routes::create_client),
+        )
+        .route(
+            "/api/v2/oauth/clients/{id}/disable",
+            post(client_routes::disable_client),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(error::finish_errors))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::Internal(format!("panic: {detail}")).into_response()
+}
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database cannot be opened or migrated.
+    #[error("cannot open the database {url}")]
+    Store {
+        /// The database URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: StoreError,
+    },
+    /// The admin client cannot be created.
+    #[error("cannot create the admin client")]
+    Bootstrap(#[source] ClientError),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("the server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// What `serve` needs to start.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: String,
+    /// Database URL.
+    pub database_url: String,
+    /// The parsed configuration file (defaults when none was given).
+    pub config: ConfigFile,
+    /// The admin client's id and secret to create on an empty database, if supplied.
+    pub admin_credentials: Option<(String, String)>,
+}
+
+/// A gateway bound to its address and ready to serve.
+pub struct Gateway {
+    listener: TcpListener,
+    router: Router,
+    store: Arc<dyn Store>,
+    auth: Arc<TokenAuthority>,
+    /// The address it listens on (the real port when 0 was asked for).
+    pub local_addr: SocketAddr,
+    /// The admin client created on this start, whose secret must be shown once.
+    pub bootstrapped_admin: Option<NewClient>,
+}
+
+impl Gateway {
+    /// Opens the database, creates the admin client on an empty one, loads the tokenizers and
+    /// binds the listener.
+    pub async fn bind(options: ServeOptions) -> Result<Self, StartError> {
+        let catalogue = options.config.catalogue()?;
+        let store = promptgate_store::open(&options.database_url)
+            .await
+            .map_err(|source| StartError::Store {
+                url: options.database_url.clone(),
+                source,
+            })?;
+        let supplied = options
+            .admin_credentials
+            .as_ref()
+            .map(|(id, secret)| (id.as_str(), secret.as_str()));
+        let bootstrapped_admin = clients::bootstrap_admin(store.as_ref(), supplied)
+            .await
+            .map_err(StartError::Bootstrap)?;
+        let auth = Arc::new(
+            TokenAuthority::new(
+                store.clone(),
+                Duration::from_secs(options.config.auth.token_ttl_seconds),
+                options.config.auth.failed_logins_per_minute,
+            )
+            .await
+            .map_err(|source| StartError::Store {
+                url: options.database_url.clone(),
+                source,
+            })?,
+        );
+        let state = AppState {
+            store: store.clone(),
+            catalogue: Arc::new(catalogue),
+            counter: TokenCounter::load(),
+            auth: auth.clone(),
+            max_body_bytes: options.config.server.max_body_bytes,
+        };
+        let listener = TcpListener::bind(&options.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: options.listen.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: options.listen.clone(),
+            source,
+        })?;
+        Ok(Gateway {
+            listener,
+            router: app(state),
+            store,
+            auth,
+            local_addr,
+            bootstrapped_admin,
+        })
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish and closes the
+    /// database.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let refresher = tokio::spawn(refresh_loop(self.auth.clone(), self.store.clone()));
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        refresher.abort();
+        self.store.close().await;
+        served.map_err(StartError::Serve)
+    }
+}
+
+/// Keeps the token cache's view of disabled clients fresh and sweeps expired tokens.
+async fn refresh_loop(auth: Arc<TokenAuthority>, store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(auth::REVOCATION_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        if let Err(err) = auth.refresh().await {
+            tracing::warn!(error = ?err, "cannot refresh the disabled clients");
+        }
+        if last_sweep.elapsed() >= TOKEN_SWEEP_INTERVAL {
+            last_sweep = tokio::time::Instant::now();
+            match store.delete_expired_tokens(time::OffsetDateTime::now_utc()).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted expired access tokens"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = ?err, "cannot delete expired tokens"),
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! promptgate's storage: the [`Store`] trait that the server talks to, and its implementations
+//! (SQLite, the embedded default; PostgreSQL arrives for multi-replica deployments).
+//!
+//! Architecture invariant: the store keeps what it is given. Ids, timestamps, revisions and every
+//! rule are decided by the caller; the store only guarantees atomicity (a change and its checks
+//! commit together or not at all) and reports conflicts it detects with constraints.
+
+mod codec;
+mod sqlite;
+
+use async_trait::async_trait;
+use promptgate_core::{Prompt, PromptStatus, PromptVersion, ScopeSet, TrafficSplit, VersionLabel};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use sqlite::SqliteStore;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A prompt with this name exists (the name is unique).
+    #[error("a prompt named {name:?} already exists")]
+    DuplicateName {
+        /// The name.
+        name: String,
+    },
+    /// The version exists already for this prompt.
+    #[error("version {version} already exists")]
+    DuplicateVersion {
+        /// The version label.
+        version: String,
+    },
+    /// A client with this id exists.
+    #[error("a client with id {id:?} already exists")]
+    DuplicateClient {
+        /// The client id.
+        id: String,
+    },
+    /// The prompt's revision is not the one the change was based on.
+    #[error("the prompt changed since it was read")]
+    StaleRevision,
+    /// The row to change does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The database URL names a database this build cannot open.
+    #[error("unsupported database url {0:?}; use sqlite://PATH")]
+    UnsupportedUrl(String),
+    /// The database cannot be reached or is busy beyond the timeout.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database failure.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration failed")]
+    Migration(#[source] sqlx::migrate::MigrateError),
+    /// A stored value cannot be read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// An OAuth client as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    /// Client id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// SHA-256 hex of the secret.
+    pub secret_hash: String,
+    /// Scopes it may request.
+    pub scopes: ScopeSet,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it was disabled, if it was.
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+/// An issued access token as stored (by hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessToken {
+    /// SHA-256 hex of the token.
+    pub token_hash: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The scopes it grants.
+    pub scopes: ScopeSet,
+    /// When it was issued.
+    pub issued_at: OffsetDateTime,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Which prompts a listing returns.
+#[derive(Debug, Clone, Default)]
+pub struct PromptFilter {
+    /// Exact name, or a pattern where `*` matches any run of characters.
+    pub name: Option<String>,
+    /// Only prompts with this status.
+    pub status: Option<PromptStatus>,
+}
+
+/// An atomic change to a prompt, applied only if its revision is still `expected_revision`.
+#[derive(Debug, Clone)]
+pub struct PromptUpdate {
+    /// The prompt.
+    pub id: Uuid,
+    /// The revision the change was computed from.
+    pub expected_revision: i64,
+    /// The revision after the change.
+    pub new_revision: i64,
+    /// The time of the change.
+    pub updated_at: OffsetDateTime,
+    /// A version to add.
+    pub new_version: Option<PromptVersion>,
+    /// A new traffic split.
+    pub traffic: Option<TrafficSplit>,
+    /// A new status.
+    pub status: Option<PromptStatus>,
+}
+
+/// Storage for everything the gateway keeps. Implementations must be safe to share between
+/// request handlers and between processes on the same database.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Closes every connection after the last request, on graceful shutdown.
+    async fn close(&self);
+
+    /// How many clients exist (zero on a fresh database).
+    async fn count_clients(&self) -> Result<i64, StoreError>;
+    /// Adds a client.
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// One client.
+    async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError>;
+    /// Every client, oldest first.
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
+    /// Disables a client (keeping the first disable time); `None` when it does not exist.
+    async fn disable_client(&self, id: &str, at: OffsetDateTime) -> Result<Option<Client>, StoreError>;
+    /// The ids of every disabled client, for the token cache's revocation check.
+    async fn disabled_client_ids(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Records an issued token.
+    async fn insert_token(&self, token: &AccessToken) -> Result<(), StoreError>;
+    /// Looks a token up by hash.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<AccessToken>, StoreError>;
+    /// Forgets tokens that expired before `now`; returns how many.
+    async fn delete_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Adds a prompt and its first version; [`StoreError::DuplicateName`] if the name is taken.
+    async fn create_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<(), StoreError>;
+    /// One prompt.
+    async fn get_prompt(&self, id: Uuid) -> Result<Option<Prompt>, StoreError>;
+    /// Prompts in id order (ids are time-ordered UUIDv7), after `after`, at most `limit`.
+    async fn list_prompts(
+        &self,
+        filter: &PromptFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Prompt>, StoreError>;
+    /// Every version label of a prompt (unordered: the caller orders by semver).
+    async fn version_labels(&self, prompt_id: Uuid) -> Result<Vec<VersionLabel>, StoreError>;
+    /// One version.
+    async fn get_version(
+        &self,
+        prompt_id: Uuid,
+        version: &VersionLabel,
+    ) -> Result<Option<PromptVersion>, StoreError>;
+    /// Applies an update atomically: [`StoreError::StaleRevision`] when the prompt changed,
+    /// [`StoreError::DuplicateVersion`] when the version exists, [`StoreError::NotFound`] when
+    /// the prompt does not exist. Nothing is written unless everything is.
+    async fn update_prompt(&self, update: &PromptUpdate) -> Result<(), StoreError>;
+}
+
+/// Opens the store a database URL names, creating and migrating it as needed.
+pub async fn open(database_url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if database_url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::open(database_url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(database_url.to_owned()))
+    }
+}

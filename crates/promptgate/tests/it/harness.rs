@@ -723,12 +723,8 @@ pub async fn dump_database(path: &Path) -> String {
             .map(|row| row.get::<String, _>("name"))
             .collect();
         let rendered = columns.iter().map(|c| format!("quote({})", quote_ident(c))).collect::<Vec<_>>().join(" || ' | ' || ");
-        let order = (1..=columns.len()).map(|i| i.to_string()).collect::<Vec<_>>();
-        let select_cols = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT {rendered} FROM (SELECT {select_cols} FROM {quoted_table} ORDER BY {})",
-            order.join(", ")
-        );
+        let order = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {rendered} FROM {quoted_table} ORDER BY {order}");
         let rows = sqlx::query(&sql).fetch_all(&mut conn).await.unwrap();
         out.push_str(&format!("== {table} ({}) {} rows\n", columns.join(", "), rows.len()));
         for row in rows {

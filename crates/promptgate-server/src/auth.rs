@@ -1,0 +1,314 @@
+//! OAuth client credentials: issuing access tokens and checking them on every request.
+//!
+//! Tokens are checked from memory. A token seen once is cached with its client and scopes; a
+//! background task reloads the set of disabled clients every second, so a client disabled from
+//! another process (the CLI, another replica) loses access within about a second, and one
+//! disabled through this process loses it at once. Only a token this process has never seen
+//! costs a database read.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use promptgate_core::credentials::{generate_secret, hash_secret, secret_matches};
+use promptgate_core::{Scope, ScopeSet};
+use promptgate_store::{AccessToken, Store, StoreError};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How often the disabled-client set is reloaded from the database.
+pub const REVOCATION_REFRESH: Duration = Duration::from_secs(1);
+/// The most tokens kept in memory; beyond it, unseen tokens are checked in the database.
+const MAX_CACHED_TOKENS: usize = 100_000;
+/// The window over which failed logins are counted.
+const FAILED_LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// Who is calling, as proven by their bearer token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The token's scopes.
+    pub scopes: ScopeSet,
+}
+
+impl Caller {
+    /// Refuses with 403 `missing.scope` unless the token holds `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::MissingScope(scope))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CachedToken {
+    client_id: String,
+    scopes: ScopeSet,
+    expires_at: OffsetDateTime,
+}
+
+/// Why a token request failed; each maps to an RFC 6749 §5.2 error.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Unknown client, wrong secret or disabled client.
+    #[error("invalid_client")]
+    InvalidClient,
+    /// A requested scope is unknown or not granted to the client.
+    #[error("invalid_scope: {0}")]
+    InvalidScope(String),
+    /// Too many failed attempts for this client id.
+    #[error("too many failed attempts")]
+    TooManyAttempts {
+        /// Seconds until an attempt is allowed again.
+        retry_after: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A newly issued access token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The bearer token (shown once, stored only as a hash).
+    pub token: String,
+    /// The granted scopes.
+    pub scopes: ScopeSet,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+}
+
+/// Issues and checks access tokens.
+pub struct TokenAuthority {
+    store: Arc<dyn Store>,
+    token_ttl: Duration,
+    max_failed_logins: u32,
+    cache: RwLock<HashMap<String, CachedToken>>,
+    disabled: RwLock<HashSet<String>>,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl TokenAuthority {
+    /// An authority over `store`, loading the current disabled clients.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        token_ttl: Duration,
+        max_failed_logins: u32,
+    ) -> Result<Self, StoreError> {
+        let disabled = store.disabled_client_ids().await?.into_iter().collect();
+        Ok(TokenAuthority {
+            store,
+            token_ttl,
+            max_failed_logins,
+            cache: RwLock::new(HashMap::new()),
+            disabled: RwLock::new(disabled),
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Reloads the disabled clients and drops expired tokens from memory; run every
+    /// [`REVOCATION_REFRESH`].
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        let disabled: HashSet<String> = self.store.disabled_client_ids().await?.into_iter().collect();
+        if let Ok(mut set) = self.disabled.write() {
+            *set = disabled;
+        }
+        let now = OffsetDateTime::now_utc();
+        if let Ok(mut cache) = self.cache.write() {
+            cache.retain(|_, t| t.expires_at > now);
+        }
+        if let Ok(mut failures) = self.failures.lock() {
+            let horizon = Instant::now().checked_sub(FAILED_LOGIN_WINDOW);
+            failures.retain(|_, times| {
+                while let (Some(first), Some(horizon)) = (times.front(), horizon) {
+                    if *first < horizon {
+                        times.pop_front();
+                    } else {
+                        break;
+                    }
+                }
+                !times.is_empty()
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks a client disabled in this process at once (the database is already updated).
+    pub fn revoke_client(&self, client_id: &str) {
+        if let Ok(mut set) = self.disabled.write() {
+            set.insert(client_id.to_owned());
+        }
+    }
+
+    fn is_disabled(&self, client_id: &str) -> bool {
+        self.disabled.read().map_or(true, |set| set.contains(client_id))
+    }
+
+    /// Checks a bearer token.
+    pub async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let hash = hash_secret(token);
+        let now = OffsetDateTime::now_utc();
+        let cached = self.cache.read().ok().and_then(|c| c.get(&hash).cloned());
+        let entry = match cached {
+            Some(entry) => entry,
+            None => {
+                let stored = self.store.find_token(&hash).await?;
+                let Some(stored) = stored else {
+                    return Err(invalid_token("the access token is not valid"));
+                };
+                let entry = CachedToken {
+                    client_id: stored.client_id,
+                    scopes: stored.scopes,
+                    expires_at: stored.expires_at,
+                };
+                if let Ok(mut cache) = self.cache.write()
+                    && cache.len() < MAX_CACHED_TOKENS
+                {
+                    cache.insert(hash, entry.clone());
+                }
+                entry
+            }
+        };
+        if entry.expires_at <= now {
+            return Err(invalid_token("the access token has expired; request a new one"));
+        }
+        if self.is_disabled(&entry.client_id) {
+            return Err(invalid_token("the access token's client is disabled"));
+        }
+        Ok(Caller {
+            client_id: entry.client_id,
+            scopes: entry.scopes,
+        })
+    }
+
+    /// Seconds until `client_id` may try again, if it has used up its failed attempts.
+    fn locked_for(&self, client_id: &str) -> Option<u64> {
+        let failures = self.failures.lock().ok()?;
+        let times = failures.get(client_id)?;
+        let now = Instant::now();
+        let recent: Vec<&Instant> = times
+            .iter()
+            .filter(|t| now.duration_since(**t) < FAILED_LOGIN_WINDOW)
+            .collect();
+        if recent.len() < self.max_failed_logins as usize {
+            return None;
+        }
+        let oldest = recent.first()?;
+        let wait = FAILED_LOGIN_WINDOW.saturating_sub(now.duration_since(**oldest));
+        Some(wait.as_secs().max(1))
+    }
+
+    fn record_failure(&self, client_id: &str) {
+        tracing::warn!(client_id = %client_id, "failed client authentication at /oauth/token");
+        if let Ok(mut failures) = self.failures.lock() {
+            let times = failures.entry(client_id.to_owned()).or_default();
+            times.push_back(Instant::now());
+            // Only the last `max` attempts matter for the lockout.
+            while times.len() > self.max_failed_logins as usize {
+                times.pop_front();
+            }
+        }
+    }
+
+    /// Authenticates a client and issues a token for `requested` scopes (all of the client's
+    /// scopes when none are asked for).
+    pub async fn issue(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        requested: Option<&str>,
+    ) -> Result<IssuedToken, TokenError> {
+        if let Some(retry_after) = self.locked_for(client_id) {
+            return Err(TokenError::TooManyAttempts { retry_after });
+        }
+        let client = self.store.get_client(client_id).await?;
+        let client = match client {
+            Some(c) if c.disabled_at.is_none() && secret_matches(&c.secret_hash, client_secret) => c,
+            _ => {
+                self.record_failure(client_id);
+                return Err(TokenError::InvalidClient);
+            }
+        };
+        let scopes = match requested.map(str::trim).filter(|s| !s.is_empty()) {
+            None => client.scopes.clone(),
+            Some(text) => {
+                let asked = ScopeSet::parse_space_separated(text)
+                    .map_err(|e| TokenError::InvalidScope(e.to_string()))?;
+                if !client.scopes.is_superset_of(&asked) {
+                    return Err(TokenError::InvalidScope(format!(
+                        "the client may request only: {}",
+                        client.scopes
+                    )));
+                }
+                asked
+            }
+        };
+        let token = generate_secret();
+        let issued_at = OffsetDateTime::now_utc();
+        let expires_at = issued_at + self.token_ttl;
+        let record = AccessToken {
+            token_hash: hash_secret(&token),
+            client_id: client.id.clone(),
+            scopes: scopes.clone(),
+            issued_at,
+            expires_at,
+        };
+        self.store.insert_token(&record).await?;
+        if let Ok(mut cache) = self.cache.write()
+            && cache.len() < MAX_CACHED_TOKENS
+        {
+            cache.insert(
+                record.token_hash,
+                CachedToken {
+                    client_id: client.id,
+                    scopes: scopes.clone(),
+                    expires_at,
+                },
+            );
+        }
+        Ok(IssuedToken {
+            token,
+            scopes,
+            expires_in: self.token_ttl.as_secs(),
+        })
+    }
+}
+
+fn invalid_token(message: &str) -> ApiError {
+    ApiError::Unauthorized {
+        token_sent: true,
+        message: message.to_owned(),
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::Unauthorized {
+                token_sent: false,
+                message: "send an access token from /oauth/token as Authorization: Bearer <token>"
+                    .to_owned(),
+            });
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, rest) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| invalid_token("the Authorization header must be Bearer <token>"))?;
+        state.auth.verify(token).await
+    }
+}

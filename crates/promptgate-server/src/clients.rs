@@ -1,0 +1,102 @@
+//! OAuth client management shared by the admin HTTP API, the `promptgate clients` commands and
+//! the first start's bootstrap, so that all three create clients the same way.
+
+use promptgate_core::credentials::{generate_secret, hash_secret};
+use promptgate_core::scope::UnknownScope;
+use promptgate_core::ScopeSet;
+use promptgate_store::{Client, Store, StoreError};
+
+use crate::state::now;
+
+/// The longest client name.
+pub const MAX_CLIENT_NAME_CHARS: usize = 200;
+/// The longest client id accepted from `PROMPTGATE_ADMIN_CLIENT_ID`.
+pub const MAX_CLIENT_ID_CHARS: usize = 128;
+
+/// Why a client cannot be created.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The name is empty or too long.
+    #[error("name must be 1 to {MAX_CLIENT_NAME_CHARS} characters")]
+    InvalidName,
+    /// No scopes were given.
+    #[error("a client needs at least one scope")]
+    NoScopes,
+    /// A scope is not known.
+    #[error(transparent)]
+    UnknownScope(#[from] UnknownScope),
+    /// A supplied id or secret is unusable.
+    #[error("{0}")]
+    InvalidCredentials(String),
+    /// Storage failed (including a duplicate id).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new client with its secret, which is shown only this once.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    /// The stored client.
+    pub client: Client,
+    /// The secret in clear.
+    pub secret: String,
+}
+
+/// Creates a client with a fresh id and secret unless both are supplied.
+pub async fn create_client(
+    store: &dyn Store,
+    name: &str,
+    scopes: ScopeSet,
+    supplied: Option<(&str, &str)>,
+) -> Result<NewClient, ClientError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_CLIENT_NAME_CHARS {
+        return Err(ClientError::InvalidName);
+    }
+    if scopes.is_empty() {
+        return Err(ClientError::NoScopes);
+    }
+    let (id, secret) = match supplied {
+        Some((id, secret)) => {
+            if id.is_empty() || id.chars().count() > MAX_CLIENT_ID_CHARS || id.chars().any(|c| c.is_control() || c == ':') {
+                return Err(ClientError::InvalidCredentials(format!(
+                    "a client id is 1 to {MAX_CLIENT_ID_CHARS} characters without ':' or control characters"
+                )));
+            }
+            if secret.len() < 16 {
+                return Err(ClientError::InvalidCredentials(
+                    "a client secret must be at least 16 characters; 32 random bytes are best".to_owned(),
+                ));
+            }
+            (id.to_owned(), secret.to_owned())
+        }
+        None => (uuid::Uuid::new_v4().to_string(), generate_secret()),
+    };
+    let client = Client {
+        id,
+        name: name.to_owned(),
+        secret_hash: hash_secret(&secret),
+        scopes,
+        created_at: now(),
+        disabled_at: None,
+    };
+    store.insert_client(&client).await?;
+    Ok(NewClient { client, secret })
+}
+
+/// On an empty database, creates the admin client with every scope: from the supplied id and
+/// secret when given, else fresh ones. Returns the new client, or `None` when clients exist.
+pub async fn bootstrap_admin(
+    store: &dyn Store,
+    supplied: Option<(&str, &str)>,
+) -> Result<Option<NewClient>, ClientError> {
+    if store.count_clients().await? > 0 {
+        return Ok(None);
+    }
+    match create_client(store, "admin", ScopeSet::all(), supplied).await {
+        Ok(created) => Ok(Some(created)),
+        // Another replica or process bootstrapped the same id first.
+        Err(ClientError::Store(StoreError::DuplicateClient { .. })) => Ok(None),
+        Err(other) => Err(other),
+    }
+}

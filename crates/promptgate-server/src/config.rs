@@ -1,0 +1,447 @@
+//! The server's TOML configuration (`--config`). Every key has a safe default and an unknown key
+//! is an error that names it, so a typo never silently falls back to a default.
+//!
+//! Sections that later features consume (`rate_limits`, `exporters`, `telemetry`, `audit`) are
+//! parsed and checked now so that a configuration written for the contract loads; until those
+//! features land the server warns when they are set.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use promptgate_core::endpoint::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS};
+use promptgate_core::{EndpointCatalogue, ModelEndpoint, ProviderKind, TokenizerKind};
+use serde::Deserialize;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default database.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://promptgate.db";
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read the configuration file {path}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key or a value of the wrong type.
+    #[error("invalid configuration in {path}: {message}")]
+    Parse {
+        /// The path.
+        path: String,
+        /// The parser's message, which names the key and the line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// `[auth]`.
+    #[serde(default)]
+    pub auth: AuthSection,
+    /// `[[model_endpoints]]`.
+    #[serde(default)]
+    pub model_endpoints: Vec<EndpointEntry>,
+    /// `[rate_limits]`.
+    #[serde(default)]
+    pub rate_limits: Option<RateLimitsSection>,
+    /// `[exporters]`.
+    #[serde(default)]
+    pub exporters: Option<ExportersSection>,
+    /// `[telemetry]`.
+    #[serde(default)]
+    pub telemetry: Option<TelemetrySection>,
+    /// `[audit]`.
+    #[serde(default)]
+    pub audit: Option<AuditSection>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Listen address, below `--listen`.
+    pub listen: Option<String>,
+    /// Database URL, below `--database-url`.
+    pub database_url: Option<String>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Longest time a request may take.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: None,
+            database_url: None,
+            max_body_bytes: 1024 * 1024,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Access token lifetime.
+    pub token_ttl_seconds: u64,
+    /// Failed `/oauth/token` attempts per client id per minute before 429.
+    pub failed_logins_per_minute: u32,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            token_ttl_seconds: 86_400,
+            failed_logins_per_minute: 10,
+        }
+    }
+}
+
+/// One `[[model_endpoints]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointEntry {
+    /// The name prompts use.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// `openai`, `anthropic` or `builtin`.
+    pub provider: String,
+    /// Provider URL.
+    #[serde(default)]
+    pub base_url: String,
+    /// Provider model name.
+    pub model: String,
+    /// The variable that holds the key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Context window; default 128000.
+    #[serde(default)]
+    pub context_window: Option<u32>,
+    /// `o200k_base` or `cl100k_base`; default from the model.
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    /// Per-request timeout.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Retries on 429/5xx.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+}
+
+/// `[rate_limits]` (consumed by the hardening work).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsSection {
+    /// Sustained rate per client.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Burst per client.
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Per-client overrides.
+    #[serde(default)]
+    pub clients: BTreeMap<String, ClientRateLimit>,
+}
+
+/// `[rate_limits.clients."<id>"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRateLimit {
+    /// Sustained rate.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Burst.
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+/// `[exporters]` (consumed by the telemetry work).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportersSection {
+    /// `[exporters.webhook]`.
+    #[serde(default)]
+    pub webhook: Option<WebhookExporter>,
+    /// `[exporters.otlp]`.
+    #[serde(default)]
+    pub otlp: Option<OtlpExporter>,
+    /// `[exporters.prometheus]`.
+    #[serde(default)]
+    pub prometheus: Option<PrometheusExporter>,
+}
+
+/// `[exporters.webhook]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookExporter {
+    /// Target URL.
+    pub url: String,
+    /// Extra headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Records per POST.
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    /// Longest wait before a partial batch is sent.
+    #[serde(default)]
+    pub flush_interval_ms: Option<u64>,
+    /// Most undelivered records kept.
+    #[serde(default)]
+    pub max_backlog: Option<u64>,
+}
+
+/// `[exporters.otlp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpExporter {
+    /// Collector URL.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Extra headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Whether message content is exported.
+    #[serde(default)]
+    pub include_content: Option<bool>,
+}
+
+/// `[exporters.prometheus]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusExporter {
+    /// Whether `/metrics` is served.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Whether `/metrics` needs a token.
+    #[serde(default)]
+    pub require_token: Option<bool>,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// Days records are kept.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    /// Records queued before they are written.
+    #[serde(default)]
+    pub queue_capacity: Option<u32>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Ed25519 signing key file.
+    #[serde(default)]
+    pub signing_key_file: Option<String>,
+    /// Store the system prompt's hash instead of its text in audit entries.
+    #[serde(default)]
+    pub hash_system_prompts: Option<bool>,
+}
+
+impl ConfigFile {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        file.catalogue()?;
+        if file.server.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid("server.max_body_bytes must be at least 1".into()));
+        }
+        if file.auth.token_ttl_seconds == 0 {
+            return Err(ConfigError::Invalid("auth.token_ttl_seconds must be at least 1".into()));
+        }
+        if file.auth.failed_logins_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.failed_logins_per_minute must be at least 1".into(),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// The sections that are accepted but not acted on yet, for a start-up warning.
+    pub fn not_yet_active_sections(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.rate_limits.is_some() {
+            out.push("rate_limits");
+        }
+        if self.exporters.is_some() {
+            out.push("exporters");
+        }
+        if self.telemetry.is_some() {
+            out.push("telemetry");
+        }
+        if self.audit.is_some() {
+            out.push("audit");
+        }
+        out
+    }
+
+    /// The built-in catalogue with this file's endpoints added or overriding by `ref`.
+    pub fn catalogue(&self) -> Result<EndpointCatalogue, ConfigError> {
+        let entries = self
+            .model_endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.to_endpoint(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EndpointCatalogue::with_overrides(entries))
+    }
+}
+
+impl EndpointEntry {
+    fn to_endpoint(&self, index: usize) -> Result<ModelEndpoint, ConfigError> {
+        let at = |key: &str| format!("model_endpoints[{index}].{key} (ref {:?})", self.reference);
+        let provider = ProviderKind::parse(&self.provider).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "{} is {:?}; use openai, anthropic or builtin",
+                at("provider"),
+                self.provider
+            ))
+        })?;
+        if self.reference.trim().is_empty() {
+            return Err(ConfigError::Invalid(format!("model_endpoints[{index}].ref must not be empty")));
+        }
+        if provider != ProviderKind::Builtin
+            && !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "{} must be an http:// or https:// URL",
+                at("base_url")
+            )));
+        }
+        if let Some(var) = &self.api_key_env
+            && (var.is_empty()
+                || !var
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        {
+            // Refuse anything that does not look like a variable name: it may be a pasted key,
+            // and the value must not be echoed back.
+            return Err(ConfigError::Invalid(format!(
+                "{} must name an environment variable (A-Z, 0-9, _); never put a key in the file",
+                at("api_key_env")
+            )));
+        }
+        let context_window = self.context_window.unwrap_or(128_000);
+        if context_window == 0 {
+            return Err(ConfigError::Invalid(format!("{} must be at least 1", at("context_window"))));
+        }
+        let mut endpoint = ModelEndpoint::new(
+            &self.reference,
+            provider,
+            self.base_url.trim_end_matches('/'),
+            &self.model,
+            self.api_key_env.as_deref(),
+            context_window,
+        );
+        if let Some(name) = &self.tokenizer {
+            let kind: TokenizerKind = name
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", at("tokenizer"))))?;
+            endpoint = endpoint.with_tokenizer(kind);
+        }
+        endpoint.timeout_ms = self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        endpoint.max_retries = self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);
+        if endpoint.timeout_ms == 0 {
+            return Err(ConfigError::Invalid(format!("{} must be at least 1", at("timeout_ms"))));
+        }
+        Ok(endpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = ConfigFile::parse("").unwrap();
+        assert_eq!(c.server.max_body_bytes, 1_048_576);
+        assert_eq!(c.auth.token_ttl_seconds, 86_400);
+        assert!(c.catalogue().unwrap().get("builtin/echo").is_some());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = ConfigFile::parse("[server]\nbogus_key = 1\n").unwrap_err();
+        assert!(err.to_string().contains("bogus_key"), "{err}");
+        let err = ConfigFile::parse("bogus_section = 1\n").unwrap_err();
+        assert!(err.to_string().contains("bogus_section"), "{err}");
+    }
+
+    #[test]
+    fn endpoints_override_by_ref_and_are_checked() {
+        let c = ConfigFile::parse(
+            r#"
+            [[model_endpoints]]
+            ref = "openai/gpt-4o-mini"
+            provider = "openai"
+            base_url = "http://127.0.0.1:9999/v1/"
+            model = "gpt-4o-mini"
+            api_key_env = "LOCAL_KEY"
+            context_window = 4096
+            "#,
+        )
+        .unwrap();
+        let catalogue = c.catalogue().unwrap();
+        let e = catalogue.get("openai/gpt-4o-mini").unwrap();
+        assert_eq!(e.base_url, "http://127.0.0.1:9999/v1");
+        assert_eq!(e.context_window, 4096);
+        assert_eq!(e.tokenizer, TokenizerKind::O200kBase);
+
+        let err = ConfigFile::parse(
+            "[[model_endpoints]]\nref = \"x/y\"\nprovider = \"openai\"\nbase_url = \"http://h\"\nmodel = \"m\"\napi_key_env = \"sk-live-123\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("api_key_env"), "{err}");
+        assert!(!err.to_string().contains("sk-live-123"), "{err}");
+
+        let err = ConfigFile::parse(
+            "[[model_endpoints]]\nref = \"x/y\"\nprovider = \"cohere\"\nmodel = \"m\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("provider"), "{err}");
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        assert!(ConfigFile::parse("[server]\nmax_body_bytes = 0\n").is_err());
+        assert!(ConfigFile::parse("[auth]\ntoken_ttl_seconds = 0\n").is_err());
+    }
+}

@@ -1,0 +1,344 @@
+//! The error contract: every failure of the API becomes a Genesys-style `ErrorBody` with the
+//! request's id as `contextId`.
+//!
+//! Handlers and extractors return [`ApiError`]. Its response carries the body in an extension
+//! rather than serialised, because only the outer [`finish_errors`] middleware knows the request
+//! id; it fills `contextId`, writes the log line and serialises. Internal details are logged
+//! with the context id and never sent.
+
+use std::collections::BTreeMap;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use promptgate_api::{ErrorBody, ErrorDetail};
+use promptgate_core::{Scope, Violation, ViolationCode};
+use serde_json::Value;
+
+/// A failure of an API request, with the status and code the contract gives it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// One or more fields are invalid (400).
+    #[error("invalid request")]
+    Invalid(Vec<Violation>),
+    /// The body is not valid JSON or the query is malformed (400 `bad.request`).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// No usable bearer token (401).
+    #[error("unauthorized: {message}")]
+    Unauthorized {
+        /// Whether a token was sent (it is then invalid, expired or revoked).
+        token_sent: bool,
+        /// What was wrong.
+        message: String,
+    },
+    /// The token lacks a scope (403).
+    #[error("missing scope {0}")]
+    MissingScope(Scope),
+    /// An unknown id, version or route (404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A known path with another method (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A duplicate name or a conflicting version (409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// `If-Match` does not match (412).
+    #[error("precondition failed")]
+    PreconditionFailed {
+        /// The prompt's current ETag, so the caller can re-read and retry.
+        current_etag: String,
+    },
+    /// The body is over the limit (413).
+    #[error("payload too large")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body is not JSON (415).
+    #[error("unsupported media type")]
+    UnsupportedMediaType {
+        /// The content type that was sent.
+        got: String,
+    },
+    /// Storage is unreachable (503).
+    #[error("service unavailable")]
+    Unavailable(String),
+    /// A bug or an unexpected failure (500); the text is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The log detail of a 500, carried from the handler to the middleware that logs it.
+#[derive(Clone)]
+struct InternalDetail(String);
+
+/// An error body waiting for its `contextId`.
+#[derive(Clone)]
+struct PendingErrorBody(ErrorBody);
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::MissingScope(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        let status = self.status().as_u16();
+        match self {
+            ApiError::Invalid(violations) => invalid_body(violations),
+            ApiError::BadRequest(message) => simple(status, "bad.request", message),
+            ApiError::Unauthorized { message, .. } => simple(status, "unauthorized", message),
+            ApiError::MissingScope(scope) => ErrorBody {
+                message_with_params: "this request needs the scope {requiredScopes}".into(),
+                message_params: params(&[("requiredScopes", Value::from(vec![scope.as_str()]))]),
+                ..simple(
+                    status,
+                    "missing.scope",
+                    &format!("this request needs the scope {scope}"),
+                )
+            },
+            ApiError::NotFound(message) => simple(status, "not.found", message),
+            ApiError::MethodNotAllowed => simple(
+                status,
+                "method.not.allowed",
+                "this path does not support that method",
+            ),
+            ApiError::Conflict(message) => simple(status, "conflict", message),
+            ApiError::PreconditionFailed { current_etag } => ErrorBody {
+                message_with_params:
+                    "If-Match does not match the current ETag {currentEtag}; read the prompt again and retry"
+                        .into(),
+                message_params: params(&[("currentEtag", Value::from(current_etag.clone()))]),
+                ..simple(
+                    status,
+                    "precondition.failed",
+                    &format!(
+                        "If-Match does not match the current ETag {current_etag}; read the prompt again and retry"
+                    ),
+                )
+            },
+            ApiError::PayloadTooLarge { limit } => ErrorBody {
+                message_with_params: "the request body is over the limit of {limit} bytes".into(),
+                message_params: params(&[("limit", Value::from(limit.to_string()))]),
+                ..simple(
+                    status,
+                    "payload.too.large",
+                    &format!("the request body is over the limit of {limit} bytes"),
+                )
+            },
+            ApiError::UnsupportedMediaType { got } => simple(
+                status,
+                "unsupported.media.type",
+                &format!("the body must be application/json, not {got:?}"),
+            ),
+            ApiError::Unavailable(message) => simple(status, "service.unavailable", message),
+            ApiError::Internal(_) => simple(
+                status,
+                "internal.server.error",
+                "the gateway failed; quote the contextId when reporting it",
+            ),
+        }
+    }
+}
+
+fn params(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+fn simple(status: u16, code: &str, message: &str) -> ErrorBody {
+    ErrorBody {
+        status,
+        code: code.to_owned(),
+        message: message.to_owned(),
+        message_with_params: message.to_owned(),
+        message_params: BTreeMap::new(),
+        context_id: String::new(),
+        details: Vec::new(),
+        errors: Vec::new(),
+    }
+}
+
+fn violation_body(v: &Violation) -> ErrorBody {
+    ErrorBody {
+        status: 400,
+        code: v.code.as_str().to_owned(),
+        message: v.message(),
+        message_with_params: v.template.clone(),
+        message_params: v
+            .params
+            .iter()
+            .map(|(k, val)| (k.clone(), Value::from(val.clone())))
+            .collect(),
+        context_id: String::new(),
+        details: vec![ErrorDetail {
+            error_code: v.code.as_str().to_owned(),
+            field_name: Some(v.field.clone()),
+        }],
+        errors: Vec::new(),
+    }
+}
+
+fn invalid_body(violations: &[Violation]) -> ErrorBody {
+    match violations {
+        [] => simple(400, "invalid.value", "the request is invalid"),
+        [one] => violation_body(one),
+        many => {
+            let first_code = many[0].code;
+            let code = if many.iter().all(|v| v.code == first_code) {
+                first_code
+            } else {
+                ViolationCode::InvalidValue
+            };
+            let message = format!(
+                "{} problems: {}",
+                many.len(),
+                many.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            ErrorBody {
+                code: code.as_str().to_owned(),
+                details: many
+                    .iter()
+                    .map(|v| ErrorDetail {
+                        error_code: v.code.as_str().to_owned(),
+                        field_name: Some(v.field.clone()),
+                    })
+                    .collect(),
+                errors: many.iter().map(violation_body).collect(),
+                ..simple(400, code.as_str(), &message)
+            }
+        }
+    }
+}
+
+impl From<promptgate_store::StoreError> for ApiError {
+    fn from(err: promptgate_store::StoreError) -> Self {
+        use promptgate_store::StoreError;
+        match err {
+            StoreError::Unavailable(_) => ApiError::Unavailable(
+                "the database is unavailable; retry shortly".to_owned(),
+            ),
+            StoreError::NotFound => ApiError::NotFound("not found".to_owned()),
+            other => ApiError::Internal(format!("{other}: {:?}", other)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status().into_response();
+        if let ApiError::Unauthorized { token_sent, .. } = &self {
+            let challenge = if *token_sent {
+                r#"Bearer realm="promptgate", error="invalid_token""#
+            } else {
+                r#"Bearer realm="promptgate""#
+            };
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let ApiError::PreconditionFailed { current_etag } = &self
+            && let Ok(value) = HeaderValue::from_str(current_etag)
+        {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        if let ApiError::Internal(detail) = &self {
+            response
+                .extensions_mut()
+                .insert(InternalDetail(detail.clone()));
+        }
+        response
+            .extensions_mut()
+            .insert(PendingErrorBody(self.body()));
+        response
+    }
+}
+
+/// Serialises pending error bodies with the request id as `contextId` and logs them: 5xx at
+/// error level with the internal detail, 4xx at debug level.
+pub async fn finish_errors(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let Some(PendingErrorBody(mut body)) = response.extensions_mut().remove::<PendingErrorBody>()
+    else {
+        return response;
+    };
+    body.context_id.clone_from(&request_id);
+    for inner in &mut body.errors {
+        inner.context_id.clone_from(&request_id);
+    }
+    if let Some(InternalDetail(detail)) = response.extensions_mut().remove::<InternalDetail>() {
+        tracing::error!(context_id = %request_id, %method, %path, error = %detail, "request failed");
+    } else {
+        tracing::debug!(context_id = %request_id, %method, %path, status = body.status, code = %body.code, "request refused");
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_violations_become_details_and_errors() {
+        let err = ApiError::Invalid(vec![
+            Violation::invalid("name", "name must not be empty"),
+            Violation::invalid("temperature", "temperature is 5; it must be between 0 and 2"),
+        ]);
+        let body = err.body();
+        assert_eq!(body.status, 400);
+        assert_eq!(body.code, "invalid.value");
+        assert_eq!(body.details.len(), 2);
+        assert_eq!(body.errors.len(), 2);
+        assert_eq!(body.errors[1].details[0].field_name.as_deref(), Some("temperature"));
+    }
+
+    #[test]
+    fn one_violation_keeps_its_code_and_params() {
+        let err = ApiError::Invalid(vec![Violation::with_params(
+            ViolationCode::TokenBudgetExceeded,
+            "systemPrompt",
+            "system prompt is {estimated} tokens ({tokenizer}); the budget is {limit}",
+            &[("estimated", "12".into()), ("tokenizer", "o200k_base".into()), ("limit", "10".into())],
+        )]);
+        let body = err.body();
+        assert_eq!(body.code, "token.budget.exceeded");
+        assert_eq!(body.message, "system prompt is 12 tokens (o200k_base); the budget is 10");
+        assert_eq!(body.message_params["limit"], "10");
+        assert!(body.errors.is_empty());
+    }
+}

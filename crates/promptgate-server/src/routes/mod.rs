@@ -1,0 +1,8 @@
+//! The HTTP routes, one module per area of the contract. Handlers are thin: they check scopes,
+//! convert wire types to domain drafts, call the core and the store, and convert back.
+
+pub mod clients;
+pub mod endpoints;
+pub mod oauth;
+pub mod ops;
+pub mod prompts;

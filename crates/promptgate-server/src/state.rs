@@ -1,0 +1,43 @@
+//! What every handler shares: the store, the endpoint catalogue, the token counter and the
+//! token authority. Built once at start-up; nothing here is loaded per request.
+
+use std::sync::Arc;
+
+use promptgate_core::{EndpointCatalogue, TokenCounter};
+use promptgate_store::Store;
+use time::OffsetDateTime;
+
+use crate::auth::TokenAuthority;
+
+/// Shared state of the router.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Model endpoints by `ref`.
+    pub catalogue: Arc<EndpointCatalogue>,
+    /// The tokenizers, loaded once.
+    pub counter: TokenCounter,
+    /// Token issuing and checking.
+    pub auth: Arc<TokenAuthority>,
+    /// The largest request body, for the 413 message.
+    pub max_body_bytes: usize,
+}
+
+/// The current time, truncated to the millisecond that is stored, so that an answer written
+/// from memory and one read back from the database show the same instant.
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(now)
+}
+
+/// RFC 3339 in UTC with milliseconds, as every answer shows times.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}

@@ -1,0 +1,120 @@
+//! Conversions between domain values and their stored columns. The JSON columns use the
+//! contract's field names so that a database is readable by people with `sqlite3`.
+
+use promptgate_core::prompt::{BlockedCategory, ContentFilter, FewShotExample, SafetyGuardrails};
+use promptgate_core::{ScopeSet, SplitStrategy, TrafficSplit, VersionLabel};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::StoreError;
+
+pub(crate) fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {ms}: {e}")))
+}
+
+pub(crate) fn scopes(text: &str) -> Result<ScopeSet, StoreError> {
+    ScopeSet::parse_space_separated(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn version(text: &str) -> Result<VersionLabel, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("version {text:?}: {e}")))
+}
+
+pub(crate) fn traffic_json(split: &TrafficSplit) -> String {
+    json!({
+        "defaultVersion": split.default_version().to_string(),
+        "splitStrategy": split.strategy().as_str(),
+        "versions": split.weights().iter()
+            .map(|w| json!({"version": w.version.to_string(), "weight": w.weight}))
+            .collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+pub(crate) fn traffic_from_json(text: &str) -> Result<TrafficSplit, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("traffic {what}: {text}"));
+    let value: Value = serde_json::from_str(text).map_err(|_| corrupt("json"))?;
+    let default = version(value["defaultVersion"].as_str().ok_or_else(|| corrupt("defaultVersion"))?)?;
+    let strategy = value["splitStrategy"]
+        .as_str()
+        .and_then(SplitStrategy::parse)
+        .ok_or_else(|| corrupt("splitStrategy"))?;
+    let mut weights = Vec::new();
+    for entry in value["versions"].as_array().ok_or_else(|| corrupt("versions"))? {
+        let label = version(entry["version"].as_str().ok_or_else(|| corrupt("version"))?)?;
+        let weight = entry["weight"].as_f64().ok_or_else(|| corrupt("weight"))?;
+        weights.push((label, weight));
+    }
+    TrafficSplit::new(default, strategy, weights).map_err(|_| corrupt("weights"))
+}
+
+pub(crate) fn guardrails_json(g: &SafetyGuardrails) -> String {
+    json!({
+        "contentFiltering": g.content_filtering.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+        "maxTokens": g.max_tokens,
+        "blockedCategories": g.blocked_categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+pub(crate) fn guardrails_from_json(text: &str) -> Result<SafetyGuardrails, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("safety guardrails: {text}"));
+    let value: Value = serde_json::from_str(text).map_err(|_| corrupt())?;
+    let names = |key: &str| -> Result<Vec<String>, StoreError> {
+        value[key]
+            .as_array()
+            .ok_or_else(corrupt)?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(corrupt))
+            .collect()
+    };
+    let content_filtering = names("contentFiltering")?
+        .iter()
+        .map(|n| ContentFilter::ALL.into_iter().find(|f| f.as_str() == n).ok_or_else(corrupt))
+        .collect::<Result<_, _>>()?;
+    let blocked_categories = names("blockedCategories")?
+        .iter()
+        .map(|n| BlockedCategory::ALL.into_iter().find(|c| c.as_str() == n).ok_or_else(corrupt))
+        .collect::<Result<_, _>>()?;
+    let max_tokens = match &value["maxTokens"] {
+        Value::Null => None,
+        v => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(corrupt)?),
+    };
+    Ok(SafetyGuardrails {
+        content_filtering,
+        max_tokens,
+        blocked_categories,
+    })
+}
+
+pub(crate) fn examples_json(examples: &[FewShotExample]) -> String {
+    Value::Array(
+        examples
+            .iter()
+            .map(|e| json!({"input": e.input, "output": e.output}))
+            .collect(),
+    )
+    .to_string()
+}
+
+pub(crate) fn examples_from_json(text: &str) -> Result<Vec<FewShotExample>, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("few-shot examples: {text}"));
+    let value: Value = serde_json::from_str(text).map_err(|_| corrupt())?;
+    value
+        .as_array()
+        .ok_or_else(corrupt)?
+        .iter()
+        .map(|e| {
+            Ok(FewShotExample {
+                input: e["input"].as_str().ok_or_else(corrupt)?.to_owned(),
+                output: e["output"].as_str().ok_or_else(corrupt)?.to_owned(),
+            })
+        })
+        .collect()
+}

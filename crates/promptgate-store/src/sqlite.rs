@@ -1,0 +1,464 @@
+//! The SQLite store: one file in WAL mode, the embedded default.
+//!
+//! Every write runs in a `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock up front;
+//! a deferred transaction that reads and then writes could fail with `SQLITE_BUSY` instead of
+//! waiting when another process (the CLI beside a running server) writes at the same time.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use promptgate_core::{Prompt, PromptStatus, PromptVersion, VersionLabel};
+use promptgate_core::prompt::VersionSettings;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::codec::{self, from_millis, millis};
+use crate::{AccessToken, Client, PromptFilter, PromptUpdate, Store, StoreError};
+
+/// How long a statement waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or `sqlite::memory:`),
+    /// switches it to WAL with full fsync, and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(StoreError::Migration)?;
+        Ok(SqliteStore { pool })
+    }
+
+}
+
+fn db_error(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(err)
+        }
+        other => StoreError::Database(other),
+    }
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
+    Ok(Client {
+        id: row.try_get("id").map_err(db_error)?,
+        name: row.try_get("name").map_err(db_error)?,
+        secret_hash: row.try_get("secret_hash").map_err(db_error)?,
+        scopes: codec::scopes(row.try_get("scopes").map_err(db_error)?)?,
+        created_at: from_millis(row.try_get("created_at").map_err(db_error)?)?,
+        disabled_at: row
+            .try_get::<Option<i64>, _>("disabled_at")
+            .map_err(db_error)?
+            .map(from_millis)
+            .transpose()?,
+    })
+}
+
+fn prompt_from_row(row: &SqliteRow) -> Result<Prompt, StoreError> {
+    let id: String = row.try_get("id").map_err(db_error)?;
+    let status: String = row.try_get("status").map_err(db_error)?;
+    Ok(Prompt {
+        id: Uuid::parse_str(&id).map_err(|_| StoreError::Corrupt(format!("prompt id {id:?}")))?,
+        name: row.try_get("name").map_err(db_error)?,
+        status: PromptStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("prompt status {status:?}")))?,
+        traffic: codec::traffic_from_json(row.try_get("traffic").map_err(db_error)?)?,
+        revision: row.try_get("revision").map_err(db_error)?,
+        created_at: from_millis(row.try_get("created_at").map_err(db_error)?)?,
+        updated_at: from_millis(row.try_get("updated_at").map_err(db_error)?)?,
+        created_by: row.try_get("created_by").map_err(db_error)?,
+    })
+}
+
+fn version_from_row(row: &SqliteRow) -> Result<PromptVersion, StoreError> {
+    let prompt_id: String = row.try_get("prompt_id").map_err(db_error)?;
+    let tokenizer: String = row.try_get("tokenizer").map_err(db_error)?;
+    let tokens: i64 = row.try_get("system_prompt_tokens").map_err(db_error)?;
+    Ok(PromptVersion {
+        prompt_id: Uuid::parse_str(&prompt_id)
+            .map_err(|_| StoreError::Corrupt(format!("prompt id {prompt_id:?}")))?,
+        version: codec::version(row.try_get("version").map_err(db_error)?)?,
+        settings: VersionSettings {
+            model_endpoint_ref: row.try_get("model_endpoint_ref").map_err(db_error)?,
+            system_prompt: row.try_get("system_prompt").map_err(db_error)?,
+            temperature: row.try_get("temperature").map_err(db_error)?,
+            safety_guardrails: codec::guardrails_from_json(
+                row.try_get("safety_guardrails").map_err(db_error)?,
+            )?,
+            few_shot_examples: codec::examples_from_json(
+                row.try_get("few_shot_examples").map_err(db_error)?,
+            )?,
+        },
+        system_prompt_tokens: u32::try_from(tokens)
+            .map_err(|_| StoreError::Corrupt(format!("token count {tokens}")))?,
+        tokenizer: tokenizer
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("tokenizer {tokenizer:?}")))?,
+        created_at: from_millis(row.try_get("created_at").map_err(db_error)?)?,
+        created_by: row.try_get("created_by").map_err(db_error)?,
+    })
+}
+
+async fn insert_version(
+    conn: &mut sqlx::SqliteConnection,
+    v: &PromptVersion,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO prompt_versions (prompt_id, version, model_endpoint_ref, system_prompt, \
+         temperature, safety_guardrails, few_shot_examples, system_prompt_tokens, tokenizer, \
+         created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(v.prompt_id.to_string())
+    .bind(v.version.to_string())
+    .bind(&v.settings.model_endpoint_ref)
+    .bind(&v.settings.system_prompt)
+    .bind(v.settings.temperature)
+    .bind(codec::guardrails_json(&v.settings.safety_guardrails))
+    .bind(codec::examples_json(&v.settings.few_shot_examples))
+    .bind(i64::from(v.system_prompt_tokens))
+    .bind(v.tokenizer.as_str())
+    .bind(millis(v.created_at))
+    .bind(&v.created_by)
+    .execute(conn)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::DuplicateVersion {
+                version: v.version.to_string(),
+            }
+        } else {
+            db_error(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// Turns a name filter into a `LIKE` pattern: `*` is the wildcard, and the pattern characters
+/// `%`, `_` and `\` match themselves.
+fn like_pattern(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '*' => out.push('%'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn count_clients(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM clients")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_hash, scopes, created_at, disabled_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&client.id)
+        .bind(&client.name)
+        .bind(&client.secret_hash)
+        .bind(client.scopes.to_string())
+        .bind(millis(client.created_at))
+        .bind(client.disabled_at.map(millis))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::DuplicateClient {
+                    id: client.id.clone(),
+                }
+            } else {
+                db_error(e)
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        sqlx::query("SELECT * FROM clients WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(client_from_row)
+            .transpose()
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        sqlx::query("SELECT * FROM clients ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(client_from_row)
+            .collect()
+    }
+
+    async fn disable_client(
+        &self,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<Client>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        sqlx::query("UPDATE clients SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
+            .bind(millis(at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let client = sqlx::query("SELECT * FROM clients WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(client_from_row)
+            .transpose()?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(client)
+    }
+
+    async fn disabled_client_ids(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT id FROM clients WHERE disabled_at IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn insert_token(&self, token: &AccessToken) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, client_id, scopes, issued_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&token.token_hash)
+        .bind(&token.client_id)
+        .bind(token.scopes.to_string())
+        .bind(millis(token.issued_at))
+        .bind(millis(token.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<AccessToken>, StoreError> {
+        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(AccessToken {
+            token_hash: row.try_get("token_hash").map_err(db_error)?,
+            client_id: row.try_get("client_id").map_err(db_error)?,
+            scopes: codec::scopes(row.try_get("scopes").map_err(db_error)?)?,
+            issued_at: from_millis(row.try_get("issued_at").map_err(db_error)?)?,
+            expires_at: from_millis(row.try_get("expires_at").map_err(db_error)?)?,
+        }))
+    }
+
+    async fn delete_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM access_tokens WHERE expires_at < ?")
+            .bind(millis(now))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn create_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO prompts (id, name, status, traffic, revision, created_at, updated_at, \
+             created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(prompt.id.to_string())
+        .bind(&prompt.name)
+        .bind(prompt.status.as_str())
+        .bind(codec::traffic_json(&prompt.traffic))
+        .bind(prompt.revision)
+        .bind(millis(prompt.created_at))
+        .bind(millis(prompt.updated_at))
+        .bind(&prompt.created_by)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::DuplicateName {
+                    name: prompt.name.clone(),
+                }
+            } else {
+                db_error(e)
+            }
+        })?;
+        insert_version(&mut tx, first).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_prompt(&self, id: Uuid) -> Result<Option<Prompt>, StoreError> {
+        sqlx::query("SELECT * FROM prompts WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(prompt_from_row)
+            .transpose()
+    }
+
+    async fn list_prompts(
+        &self,
+        filter: &PromptFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Prompt>, StoreError> {
+        // Each filter is bound as a parameter; a NULL parameter switches its condition off.
+        let (exact, pattern) = match &filter.name {
+            Some(name) if name.contains('*') => (None, Some(like_pattern(name))),
+            Some(name) => (Some(name.clone()), None),
+            None => (None, None),
+        };
+        sqlx::query(
+            "SELECT * FROM prompts \
+             WHERE (?1 IS NULL OR name = ?1) \
+               AND (?2 IS NULL OR name LIKE ?2 ESCAPE '\\') \
+               AND (?3 IS NULL OR status = ?3) \
+               AND (?4 IS NULL OR id > ?4) \
+             ORDER BY id LIMIT ?5",
+        )
+        .bind(exact)
+        .bind(pattern)
+        .bind(filter.status.map(PromptStatus::as_str))
+        .bind(after.map(|id| id.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(prompt_from_row)
+        .collect()
+    }
+
+    async fn version_labels(&self, prompt_id: Uuid) -> Result<Vec<VersionLabel>, StoreError> {
+        let labels: Vec<String> =
+            sqlx::query_scalar("SELECT version FROM prompt_versions WHERE prompt_id = ?")
+                .bind(prompt_id.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        labels.iter().map(|l| codec::version(l)).collect()
+    }
+
+    async fn get_version(
+        &self,
+        prompt_id: Uuid,
+        version: &VersionLabel,
+    ) -> Result<Option<PromptVersion>, StoreError> {
+        sqlx::query("SELECT * FROM prompt_versions WHERE prompt_id = ? AND version = ?")
+            .bind(prompt_id.to_string())
+            .bind(version.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(version_from_row)
+            .transpose()
+    }
+
+    async fn update_prompt(&self, update: &PromptUpdate) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        let changed = sqlx::query(
+            "UPDATE prompts SET revision = ?, updated_at = ?, \
+             traffic = COALESCE(?, traffic), status = COALESCE(?, status) \
+             WHERE id = ? AND revision = ?",
+        )
+        .bind(update.new_revision)
+        .bind(millis(update.updated_at))
+        .bind(update.traffic.as_ref().map(codec::traffic_json))
+        .bind(update.status.map(PromptStatus::as_str))
+        .bind(update.id.to_string())
+        .bind(update.expected_revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if changed == 0 {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT revision FROM prompts WHERE id = ?")
+                .bind(update.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            return Err(match exists {
+                Some(_) => StoreError::StaleRevision,
+                None => StoreError::NotFound,
+            });
+        }
+        if let Some(version) = &update.new_version {
+            insert_version(&mut tx, version).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_pattern_escapes_sql_wildcards() {
+        assert_eq!(like_pattern("support*"), "support%");
+        assert_eq!(like_pattern("50%_off\\*"), "50\\%\\_off\\\\%");
+    }
+}

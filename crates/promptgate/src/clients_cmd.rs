@@ -1,0 +1,116 @@
+//! `promptgate clients`: create, list and disable OAuth clients directly in the database.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use promptgate_core::ScopeSet;
+use promptgate_server::clients::create_client;
+use promptgate_server::config::DEFAULT_DATABASE_URL;
+use promptgate_server::routes::clients::wire_client;
+use serde_json::json;
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Create a client and print its id and secret (the secret is shown only now).
+    #[command(after_help = "Example:\n  promptgate clients create --name support-bot --scopes \"ai:prompt:read ai:gateway:write\" --json")]
+    Create {
+        /// Database URL.
+        #[arg(long, env = "PROMPTGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes: ai:prompt:read ai:prompt:write ai:gateway:write
+        /// ai:telemetry:read ai:audit:read admin.
+        #[arg(long)]
+        scopes: String,
+        /// Print {"clientId", "clientSecret", "scopes"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients (never their secrets).
+    List {
+        /// Database URL.
+        #[arg(long, env = "PROMPTGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a client: its tokens stop working within seconds on every gateway.
+    Disable {
+        /// The client id.
+        id: String,
+        /// Database URL.
+        #[arg(long, env = "PROMPTGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
+}
+
+#[allow(clippy::print_stdout)]
+pub async fn run(command: ClientsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ClientsCommand::Create { database_url, name, scopes, json } => {
+            let scopes = ScopeSet::parse_space_separated(&scopes)?;
+            let store = open(&database_url).await?;
+            let created = create_client(store.as_ref(), &name, scopes, None).await?;
+            store.close().await;
+            let scopes: Vec<&str> = created.client.scopes.names();
+            if json {
+                println!(
+                    "{}",
+                    json!({"clientId": created.client.id, "clientSecret": created.secret, "scopes": scopes})
+                );
+            } else {
+                println!("created client {:?}", created.client.name);
+                println!("  client id:     {}", created.client.id);
+                println!("  client secret: {}", created.secret);
+                println!("  scopes:        {}", scopes.join(" "));
+                println!("The secret is shown only now; store it safely.");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClientsCommand::List { database_url, json } => {
+            let store = open(&database_url).await?;
+            let clients = store.list_clients().await?;
+            store.close().await;
+            if json {
+                let list: Vec<serde_json::Value> = clients
+                    .iter()
+                    .map(|c| {
+                        let w = wire_client(c);
+                        json!({"clientId": w.client_id, "name": w.name, "scopes": w.scopes,
+                               "createdAt": w.created_at, "disabled": w.disabled, "disabledAt": w.disabled_at})
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                println!("{:<38} {:<9} {:<24} SCOPES", "CLIENT ID", "STATE", "NAME");
+                for c in &clients {
+                    let state = if c.disabled_at.is_some() { "disabled" } else { "active" };
+                    println!("{:<38} {:<9} {:<24} {}", c.id, state, c.name, c.scopes);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClientsCommand::Disable { id, database_url } => {
+            let store = open(&database_url).await?;
+            let disabled = store.disable_client(&id, time::OffsetDateTime::now_utc()).await?;
+            store.close().await;
+            match disabled {
+                Some(client) => {
+                    println!("disabled client {} ({})", client.id, client.name);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => anyhow::bail!("no client with id {id}"),
+            }
+        }
+    }
+}
+
+async fn open(database_url: &str) -> anyhow::Result<std::sync::Arc<dyn promptgate_store::Store>> {
+    promptgate_store::open(database_url)
+        .await
+        .with_context(|| format!("cannot open the database {database_url}"))
+}
