@@ -24,7 +24,10 @@ pub fn hash_secret(secret: &str) -> String {
 /// Whether `presented` hashes to `stored_hash`, compared in constant time.
 pub fn secret_matches(stored_hash: &str, presented: &str) -> bool {
     let presented_hash = hash_secret(presented);
-    presented_hash.as_bytes().ct_eq(stored_hash.as_bytes()).into()
+    presented_hash
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
 }
 
 fn hex_lower(bytes: &[u8]) -> String {

@@ -128,13 +128,34 @@ pub fn builtin_catalogue() -> Vec<ModelEndpoint> {
     const OPENAI: &str = "https://api.openai.com/v1";
     const ANTHROPIC: &str = "https://api.anthropic.com";
     let openai = |r: &str, m: &str, window: u32| {
-        ModelEndpoint::new(r, ProviderKind::OpenAi, OPENAI, m, Some("OPENAI_API_KEY"), window)
+        ModelEndpoint::new(
+            r,
+            ProviderKind::OpenAi,
+            OPENAI,
+            m,
+            Some("OPENAI_API_KEY"),
+            window,
+        )
     };
     let anthropic = |r: &str, m: &str| {
-        ModelEndpoint::new(r, ProviderKind::Anthropic, ANTHROPIC, m, Some("ANTHROPIC_API_KEY"), 200_000)
+        ModelEndpoint::new(
+            r,
+            ProviderKind::Anthropic,
+            ANTHROPIC,
+            m,
+            Some("ANTHROPIC_API_KEY"),
+            200_000,
+        )
     };
     vec![
-        ModelEndpoint::new("builtin/echo", ProviderKind::Builtin, "", "echo", None, 128_000),
+        ModelEndpoint::new(
+            "builtin/echo",
+            ProviderKind::Builtin,
+            "",
+            "echo",
+            None,
+            128_000,
+        ),
         openai("openai/gpt-4o", "gpt-4o", 128_000),
         openai("openai/gpt-4o-mini", "gpt-4o-mini", 128_000),
         openai("openai/gpt-4.1", "gpt-4.1", 1_047_576),
@@ -195,9 +216,15 @@ mod tests {
     fn builtin_catalogue_tokenizers() {
         let catalogue = EndpointCatalogue::with_overrides([]);
         let gpt = catalogue.get("openai/gpt-4o").unwrap();
-        assert_eq!((gpt.tokenizer, gpt.tokenizer_exact), (TokenizerKind::O200kBase, true));
+        assert_eq!(
+            (gpt.tokenizer, gpt.tokenizer_exact),
+            (TokenizerKind::O200kBase, true)
+        );
         let claude = catalogue.get("anthropic/claude-3-sonnet").unwrap();
-        assert_eq!((claude.tokenizer, claude.tokenizer_exact), (TokenizerKind::Cl100kBase, false));
+        assert_eq!(
+            (claude.tokenizer, claude.tokenizer_exact),
+            (TokenizerKind::Cl100kBase, false)
+        );
         let echo = catalogue.get("builtin/echo").unwrap();
         assert_eq!(echo.provider, ProviderKind::Builtin);
         assert!(echo.api_key_env.is_none());
@@ -205,14 +232,25 @@ mod tests {
 
     #[test]
     fn overrides_replace_by_ref() {
-        let local = ModelEndpoint::new("openai/gpt-4o", ProviderKind::OpenAi, "http://127.0.0.1:9/v1", "gpt-4o", None, 8_000);
+        let local = ModelEndpoint::new(
+            "openai/gpt-4o",
+            ProviderKind::OpenAi,
+            "http://127.0.0.1:9/v1",
+            "gpt-4o",
+            None,
+            8_000,
+        );
         let catalogue = EndpointCatalogue::with_overrides([local]);
-        assert_eq!(catalogue.get("openai/gpt-4o").unwrap().context_window, 8_000);
+        assert_eq!(
+            catalogue.get("openai/gpt-4o").unwrap().context_window,
+            8_000
+        );
     }
 
     #[test]
     fn explicit_tokenizer_is_exact_only_when_published() {
-        let e = ModelEndpoint::new("x/gpt-4o", ProviderKind::OpenAi, "", "gpt-4o", None, 1).with_tokenizer(TokenizerKind::Cl100kBase);
+        let e = ModelEndpoint::new("x/gpt-4o", ProviderKind::OpenAi, "", "gpt-4o", None, 1)
+            .with_tokenizer(TokenizerKind::Cl100kBase);
         assert!(!e.tokenizer_exact);
         let e = e.with_tokenizer(TokenizerKind::O200kBase);
         assert!(e.tokenizer_exact);

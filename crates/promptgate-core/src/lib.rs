@@ -11,8 +11,8 @@ pub mod prompt;
 pub mod scope;
 pub mod tokenizer;
 pub mod traffic;
-pub mod violation;
 pub mod version;
+pub mod violation;
 
 pub use endpoint::{EndpointCatalogue, ModelEndpoint, ProviderKind};
 pub use prompt::{

@@ -290,7 +290,10 @@ impl SettingsDraft {
             (Some(text), _) => check_system_prompt(text, &mut violations),
             (None, Some(base)) => Some(base.system_prompt.clone()),
             (None, None) => {
-                violations.push(Violation::invalid("systemPrompt", "systemPrompt is required"));
+                violations.push(Violation::invalid(
+                    "systemPrompt",
+                    "systemPrompt is required",
+                ));
                 None
             }
         };
@@ -315,11 +318,19 @@ impl SettingsDraft {
 
         let examples = match &self.few_shot_examples {
             Some(drafts) => check_examples(drafts, &mut violations),
-            None => Some(base.map(|b| b.few_shot_examples.clone()).unwrap_or_default()),
+            None => Some(
+                base.map(|b| b.few_shot_examples.clone())
+                    .unwrap_or_default(),
+            ),
         };
 
-        let (Some(endpoint), Some(system_prompt), Some(temperature), Some(guardrails), Some(examples)) =
-            (endpoint, system_prompt, temperature, guardrails, examples)
+        let (
+            Some(endpoint),
+            Some(system_prompt),
+            Some(temperature),
+            Some(guardrails),
+            Some(examples),
+        ) = (endpoint, system_prompt, temperature, guardrails, examples)
         else {
             return Err(violations);
         };
@@ -390,7 +401,9 @@ impl GuardrailsDraft {
                 ContentFilter::as_str,
                 violations,
             ),
-            None => base.map(|b| b.content_filtering.clone()).unwrap_or_default(),
+            None => base
+                .map(|b| b.content_filtering.clone())
+                .unwrap_or_default(),
         };
         let blocked_categories = match &self.blocked_categories {
             Some(names) => parse_names(
@@ -400,7 +413,9 @@ impl GuardrailsDraft {
                 BlockedCategory::as_str,
                 violations,
             ),
-            None => base.map(|b| b.blocked_categories.clone()).unwrap_or_default(),
+            None => base
+                .map(|b| b.blocked_categories.clone())
+                .unwrap_or_default(),
         };
         let max_tokens = match self.max_tokens {
             Some(n) => match u32::try_from(n) {
@@ -408,7 +423,10 @@ impl GuardrailsDraft {
                 _ => {
                     violations.push(Violation::invalid(
                         "safetyGuardrails.maxTokens",
-                        format!("maxTokens is {n}; it must be a whole number from 1 to {}", u32::MAX),
+                        format!(
+                            "maxTokens is {n}; it must be a whole number from 1 to {}",
+                            u32::MAX
+                        ),
                     ));
                     None
                 }
@@ -439,7 +457,10 @@ fn parse_names<T: Copy + PartialEq>(
                 format!("{field}[{i}]"),
                 format!(
                     "{name:?} is not supported; use {}",
-                    all.iter().map(|v| name_of(*v)).collect::<Vec<_>>().join(", ")
+                    all.iter()
+                        .map(|v| name_of(*v))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }
@@ -450,7 +471,10 @@ fn parse_names<T: Copy + PartialEq>(
 fn check_system_prompt(text: &str, violations: &mut Vec<Violation>) -> Option<String> {
     let chars = text.chars().count();
     if text.trim().is_empty() {
-        violations.push(Violation::invalid("systemPrompt", "systemPrompt must not be empty"));
+        violations.push(Violation::invalid(
+            "systemPrompt",
+            "systemPrompt must not be empty",
+        ));
         None
     } else if chars > MAX_SYSTEM_PROMPT_CHARS {
         violations.push(Violation::invalid(
@@ -463,12 +487,18 @@ fn check_system_prompt(text: &str, violations: &mut Vec<Violation>) -> Option<St
     }
 }
 
-fn check_examples(drafts: &[ExampleDraft], violations: &mut Vec<Violation>) -> Option<Vec<FewShotExample>> {
+fn check_examples(
+    drafts: &[ExampleDraft],
+    violations: &mut Vec<Violation>,
+) -> Option<Vec<FewShotExample>> {
     let before = violations.len();
     if drafts.len() > MAX_FEW_SHOT_EXAMPLES {
         violations.push(Violation::invalid(
             "fewShotExamples",
-            format!("{} examples given; the limit is {MAX_FEW_SHOT_EXAMPLES}", drafts.len()),
+            format!(
+                "{} examples given; the limit is {MAX_FEW_SHOT_EXAMPLES}",
+                drafts.len()
+            ),
         ));
         return None;
     }
@@ -476,7 +506,10 @@ fn check_examples(drafts: &[ExampleDraft], violations: &mut Vec<Violation>) -> O
     for (i, draft) in drafts.iter().enumerate() {
         let mut text = |name: &str, value: &Option<String>| match value {
             None => {
-                violations.push(Violation::invalid(format!("fewShotExamples[{i}].{name}"), format!("{name} is required")));
+                violations.push(Violation::invalid(
+                    format!("fewShotExamples[{i}].{name}"),
+                    format!("{name} is required"),
+                ));
                 String::new()
             }
             Some(v) if v.chars().count() > MAX_EXAMPLE_CHARS => {
@@ -504,9 +537,15 @@ pub fn check_name(name: Option<&str>) -> Result<String, Violation> {
     if name.trim().is_empty() {
         Err(Violation::invalid("name", "name must not be empty"))
     } else if chars > MAX_NAME_CHARS {
-        Err(Violation::invalid("name", format!("name is {chars} characters; the limit is {MAX_NAME_CHARS}")))
+        Err(Violation::invalid(
+            "name",
+            format!("name is {chars} characters; the limit is {MAX_NAME_CHARS}"),
+        ))
     } else if name.chars().any(char::is_control) {
-        Err(Violation::invalid("name", "name must not contain control characters"))
+        Err(Violation::invalid(
+            "name",
+            "name must not contain control characters",
+        ))
     } else {
         Ok(name.to_owned())
     }
@@ -516,7 +555,11 @@ pub fn check_name(name: Option<&str>) -> Result<String, Violation> {
 pub fn check_version(field: &str, text: Option<&str>) -> Result<VersionLabel, Violation> {
     match text {
         None => Err(Violation::invalid(field, format!("{field} is required"))),
-        Some(text) => text.parse().map_err(|e: crate::version::VersionLabelError| Violation::invalid(field, e.to_string())),
+        Some(text) => text
+            .parse()
+            .map_err(|e: crate::version::VersionLabelError| {
+                Violation::invalid(field, e.to_string())
+            }),
     }
 }
 
@@ -544,7 +587,9 @@ mod tests {
 
     #[test]
     fn valid_draft_counts_tokens() {
-        let checked = draft().check(None, &catalogue(), &TokenCounter::load()).unwrap();
+        let checked = draft()
+            .check(None, &catalogue(), &TokenCounter::load())
+            .unwrap();
         assert_eq!(checked.tokenizer, TokenizerKind::O200kBase);
         assert_eq!(checked.system_prompt_tokens, 8);
         assert_eq!(checked.settings.safety_guardrails.max_tokens, Some(1500));
@@ -560,8 +605,13 @@ mod tests {
             max_tokens: Some(0),
             blocked_categories: Some(vec!["weather".into()]),
         });
-        d.few_shot_examples = Some(vec![ExampleDraft { input: Some("a".into()), output: None }]);
-        let errs = d.check(None, &catalogue(), &TokenCounter::load()).unwrap_err();
+        d.few_shot_examples = Some(vec![ExampleDraft {
+            input: Some("a".into()),
+            output: None,
+        }]);
+        let errs = d
+            .check(None, &catalogue(), &TokenCounter::load())
+            .unwrap_err();
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -574,14 +624,21 @@ mod tests {
                 "fewShotExamples[0].output"
             ]
         );
-        assert!(errs[0].message().contains("openai/gpt-4o"), "lists known refs: {}", errs[0].message());
+        assert!(
+            errs[0].message().contains("openai/gpt-4o"),
+            "lists known refs: {}",
+            errs[0].message()
+        );
     }
 
     #[test]
     fn budget_is_exact() {
         let counter = TokenCounter::load();
         let mut d = draft();
-        let tokens = counter.count(TokenizerKind::O200kBase, d.system_prompt.as_deref().unwrap()) as i64;
+        let tokens = counter.count(
+            TokenizerKind::O200kBase,
+            d.system_prompt.as_deref().unwrap(),
+        ) as i64;
         d.safety_guardrails.as_mut().unwrap().max_tokens = Some(tokens);
         assert!(d.check(None, &catalogue(), &counter).is_ok());
         d.safety_guardrails.as_mut().unwrap().max_tokens = Some(tokens - 1);
@@ -594,36 +651,59 @@ mod tests {
     #[test]
     fn update_takes_left_out_fields_from_base() {
         let counter = TokenCounter::load();
-        let base = draft().check(None, &catalogue(), &counter).unwrap().settings;
+        let base = draft()
+            .check(None, &catalogue(), &counter)
+            .unwrap()
+            .settings;
         let update = SettingsDraft {
             system_prompt: Some("You are terse.".into()),
-            safety_guardrails: Some(GuardrailsDraft { max_tokens: Some(100), ..GuardrailsDraft::default() }),
+            safety_guardrails: Some(GuardrailsDraft {
+                max_tokens: Some(100),
+                ..GuardrailsDraft::default()
+            }),
             ..SettingsDraft::default()
         };
-        let checked = update.check(Some(&base), &catalogue(), &counter).unwrap().settings;
+        let checked = update
+            .check(Some(&base), &catalogue(), &counter)
+            .unwrap()
+            .settings;
         assert_eq!(checked.temperature, 0.2);
         assert_eq!(checked.model_endpoint_ref, "openai/gpt-4o");
-        assert_eq!(checked.safety_guardrails.content_filtering, base.safety_guardrails.content_filtering);
+        assert_eq!(
+            checked.safety_guardrails.content_filtering,
+            base.safety_guardrails.content_filtering
+        );
         assert_eq!(checked.safety_guardrails.max_tokens, Some(100));
     }
 
     #[test]
     fn create_requires_core_fields() {
-        let errs = SettingsDraft::default().check(None, &catalogue(), &TokenCounter::load()).unwrap_err();
+        let errs = SettingsDraft::default()
+            .check(None, &catalogue(), &TokenCounter::load())
+            .unwrap_err();
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["modelEndpointRef", "systemPrompt"]);
     }
 
     #[test]
     fn context_window_bounds_prompts_without_budget() {
-        let small = ModelEndpoint::new("tiny/model", crate::ProviderKind::OpenAi, "", "gpt-4o", None, 3);
+        let small = ModelEndpoint::new(
+            "tiny/model",
+            crate::ProviderKind::OpenAi,
+            "",
+            "gpt-4o",
+            None,
+            3,
+        );
         let catalogue = EndpointCatalogue::with_overrides([small]);
         let d = SettingsDraft {
             model_endpoint_ref: Some("tiny/model".into()),
             system_prompt: Some("one two three four five".into()),
             ..SettingsDraft::default()
         };
-        let errs = d.check(None, &catalogue, &TokenCounter::load()).unwrap_err();
+        let errs = d
+            .check(None, &catalogue, &TokenCounter::load())
+            .unwrap_err();
         assert_eq!(errs[0].code, ViolationCode::ContextWindowExceeded);
     }
 

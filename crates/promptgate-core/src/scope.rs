@@ -53,7 +53,9 @@ impl fmt::Display for Scope {
 
 /// A scope name that is not in the contract.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?}; known scopes are ai:prompt:read, ai:prompt:write, ai:gateway:write, ai:telemetry:read, ai:audit:read, admin")]
+#[error(
+    "unknown scope {0:?}; known scopes are ai:prompt:read, ai:prompt:write, ai:gateway:write, ai:telemetry:read, ai:audit:read, admin"
+)]
 pub struct UnknownScope(pub String);
 
 impl FromStr for Scope {

@@ -107,8 +107,17 @@ mod tests {
 
     #[test]
     fn knows_openai_models() {
-        assert_eq!(TokenizerKind::published_for_model("gpt-4o-mini"), Some(TokenizerKind::O200kBase));
-        assert_eq!(TokenizerKind::published_for_model("gpt-4"), Some(TokenizerKind::Cl100kBase));
-        assert_eq!(TokenizerKind::published_for_model("claude-3-sonnet-20240229"), None);
+        assert_eq!(
+            TokenizerKind::published_for_model("gpt-4o-mini"),
+            Some(TokenizerKind::O200kBase)
+        );
+        assert_eq!(
+            TokenizerKind::published_for_model("gpt-4"),
+            Some(TokenizerKind::Cl100kBase)
+        );
+        assert_eq!(
+            TokenizerKind::published_for_model("claude-3-sonnet-20240229"),
+            None
+        );
     }
 }

@@ -146,7 +146,12 @@ impl TrafficSplit {
     ) -> Result<Self, Vec<Violation>> {
         let mut violations = Vec::new();
         let default_version = match &draft.default_version {
-            Some(text) => parse_known("trafficDistribution.defaultVersion".to_owned(), text, known, &mut violations),
+            Some(text) => parse_known(
+                "trafficDistribution.defaultVersion".to_owned(),
+                text,
+                known,
+                &mut violations,
+            ),
             None => Some(current.default_version.clone()),
         };
         let mut weights = Vec::new();
@@ -273,7 +278,10 @@ fn parse_known(
         Ok(label) => {
             violations.push(Violation::invalid(
                 field,
-                format!("version {label} does not exist; known versions: {}", list(known)),
+                format!(
+                    "version {label} does not exist; known versions: {}",
+                    list(known)
+                ),
             ));
             None
         }
@@ -369,9 +377,12 @@ mod tests {
 
     #[test]
     fn duplicate_versions_are_refused() {
-        let errs =
-            TrafficSplit::new(v("1.0.0"), SplitStrategy::Sticky, vec![(v("1.0.0"), 0.5), (v("1.0.0"), 0.5)])
-                .unwrap_err();
+        let errs = TrafficSplit::new(
+            v("1.0.0"),
+            SplitStrategy::Sticky,
+            vec![(v("1.0.0"), 0.5), (v("1.0.0"), 0.5)],
+        )
+        .unwrap_err();
         assert_eq!(errs[0].field, "trafficDistribution.versions[1].version");
     }
 
@@ -441,11 +452,19 @@ mod tests {
     #[test]
     fn sticky_shares_match_weights_over_many_sessions() {
         let id = Uuid::from_u128(7);
-        let split = TrafficSplit::new(v("1.0.0"), SplitStrategy::Sticky, vec![(v("1.0.0"), 0.9), (v("1.1.0"), 0.1)]).unwrap();
+        let split = TrafficSplit::new(
+            v("1.0.0"),
+            SplitStrategy::Sticky,
+            vec![(v("1.0.0"), 0.9), (v("1.1.0"), 0.1)],
+        )
+        .unwrap();
         let to_b = (0..20_000)
             .filter(|i| split.choose_sticky(id, &format!("session-{i}")) == &v("1.1.0"))
             .count();
         // 10% of 20,000 is 2,000; the standard deviation is about 42.
-        assert!((1800..2200).contains(&to_b), "{to_b} sessions went to 1.1.0");
+        assert!(
+            (1800..2200).contains(&to_b),
+            "{to_b} sessions went to 1.1.0"
+        );
     }
 }

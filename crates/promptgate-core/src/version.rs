@@ -45,7 +45,9 @@ impl fmt::Display for VersionLabel {
 
 impl Ord for VersionLabel {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.cmp_precedence(&other.0).then_with(|| self.0.cmp(&other.0))
+        self.0
+            .cmp_precedence(&other.0)
+            .then_with(|| self.0.cmp(&other.0))
     }
 }
 
@@ -66,7 +68,13 @@ mod tests {
 
     #[test]
     fn orders_by_semver_not_text() {
-        let mut labels = vec![v("1.0.0"), v("1.10.0"), v("1.2.0"), v("1.1.0-beta.1"), v("1.1.0")];
+        let mut labels = [
+            v("1.0.0"),
+            v("1.10.0"),
+            v("1.2.0"),
+            v("1.1.0-beta.1"),
+            v("1.1.0"),
+        ];
         labels.sort();
         let text: Vec<String> = labels.iter().map(ToString::to_string).collect();
         assert_eq!(text, ["1.0.0", "1.1.0-beta.1", "1.1.0", "1.2.0", "1.10.0"]);
@@ -74,10 +82,19 @@ mod tests {
 
     #[test]
     fn rejects_non_semver_and_overlong() {
-        assert!(matches!("1.0".parse::<VersionLabel>(), Err(VersionLabelError::NotSemver(_))));
-        assert!(matches!("v1.0.0".parse::<VersionLabel>(), Err(VersionLabelError::NotSemver(_))));
+        assert!(matches!(
+            "1.0".parse::<VersionLabel>(),
+            Err(VersionLabelError::NotSemver(_))
+        ));
+        assert!(matches!(
+            "v1.0.0".parse::<VersionLabel>(),
+            Err(VersionLabelError::NotSemver(_))
+        ));
         let long = format!("1.0.0-{}", "a".repeat(MAX_VERSION_LEN));
-        assert_eq!(long.parse::<VersionLabel>(), Err(VersionLabelError::TooLong));
+        assert_eq!(
+            long.parse::<VersionLabel>(),
+            Err(VersionLabelError::TooLong)
+        );
     }
 
     proptest! {

@@ -117,7 +117,12 @@ impl TokenAuthority {
     /// Reloads the disabled clients and drops expired tokens from memory; run every
     /// [`REVOCATION_REFRESH`].
     pub async fn refresh(&self) -> Result<(), StoreError> {
-        let disabled: HashSet<String> = self.store.disabled_client_ids().await?.into_iter().collect();
+        let disabled: HashSet<String> = self
+            .store
+            .disabled_client_ids()
+            .await?
+            .into_iter()
+            .collect();
         if let Ok(mut set) = self.disabled.write() {
             *set = disabled;
         }
@@ -149,7 +154,9 @@ impl TokenAuthority {
     }
 
     fn is_disabled(&self, client_id: &str) -> bool {
-        self.disabled.read().map_or(true, |set| set.contains(client_id))
+        self.disabled
+            .read()
+            .map_or(true, |set| set.contains(client_id))
     }
 
     /// Checks a bearer token.
@@ -178,7 +185,9 @@ impl TokenAuthority {
             }
         };
         if entry.expires_at <= now {
-            return Err(invalid_token("the access token has expired; request a new one"));
+            return Err(invalid_token(
+                "the access token has expired; request a new one",
+            ));
         }
         if self.is_disabled(&entry.client_id) {
             return Err(invalid_token("the access token's client is disabled"));
@@ -231,7 +240,9 @@ impl TokenAuthority {
         }
         let client = self.store.get_client(client_id).await?;
         let client = match client {
-            Some(c) if c.disabled_at.is_none() && secret_matches(&c.secret_hash, client_secret) => c,
+            Some(c) if c.disabled_at.is_none() && secret_matches(&c.secret_hash, client_secret) => {
+                c
+            }
             _ => {
                 self.record_failure(client_id);
                 return Err(TokenError::InvalidClient);
@@ -292,7 +303,10 @@ fn invalid_token(message: &str) -> ApiError {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::Unauthorized {
                 token_sent: false,

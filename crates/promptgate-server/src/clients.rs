@@ -1,9 +1,9 @@
 //! OAuth client management shared by the admin HTTP API, the `promptgate clients` commands and
 //! the first start's bootstrap, so that all three create clients the same way.
 
+use promptgate_core::ScopeSet;
 use promptgate_core::credentials::{generate_secret, hash_secret};
 use promptgate_core::scope::UnknownScope;
-use promptgate_core::ScopeSet;
 use promptgate_store::{Client, Store, StoreError};
 
 use crate::state::now;
@@ -58,14 +58,18 @@ pub async fn create_client(
     }
     let (id, secret) = match supplied {
         Some((id, secret)) => {
-            if id.is_empty() || id.chars().count() > MAX_CLIENT_ID_CHARS || id.chars().any(|c| c.is_control() || c == ':') {
+            if id.is_empty()
+                || id.chars().count() > MAX_CLIENT_ID_CHARS
+                || id.chars().any(|c| c.is_control() || c == ':')
+            {
                 return Err(ClientError::InvalidCredentials(format!(
                     "a client id is 1 to {MAX_CLIENT_ID_CHARS} characters without ':' or control characters"
                 )));
             }
             if secret.len() < 16 {
                 return Err(ClientError::InvalidCredentials(
-                    "a client secret must be at least 16 characters; 32 random bytes are best".to_owned(),
+                    "a client secret must be at least 16 characters; 32 random bytes are best"
+                        .to_owned(),
                 ));
             }
             (id.to_owned(), secret.to_owned())

@@ -281,10 +281,14 @@ impl ConfigFile {
         })?;
         file.catalogue()?;
         if file.server.max_body_bytes == 0 {
-            return Err(ConfigError::Invalid("server.max_body_bytes must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "server.max_body_bytes must be at least 1".into(),
+            ));
         }
         if file.auth.token_ttl_seconds == 0 {
-            return Err(ConfigError::Invalid("auth.token_ttl_seconds must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "auth.token_ttl_seconds must be at least 1".into(),
+            ));
         }
         if file.auth.failed_logins_per_minute == 0 {
             return Err(ConfigError::Invalid(
@@ -335,7 +339,9 @@ impl EndpointEntry {
             ))
         })?;
         if self.reference.trim().is_empty() {
-            return Err(ConfigError::Invalid(format!("model_endpoints[{index}].ref must not be empty")));
+            return Err(ConfigError::Invalid(format!(
+                "model_endpoints[{index}].ref must not be empty"
+            )));
         }
         if provider != ProviderKind::Builtin
             && !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://"))
@@ -360,7 +366,10 @@ impl EndpointEntry {
         }
         let context_window = self.context_window.unwrap_or(128_000);
         if context_window == 0 {
-            return Err(ConfigError::Invalid(format!("{} must be at least 1", at("context_window"))));
+            return Err(ConfigError::Invalid(format!(
+                "{} must be at least 1",
+                at("context_window")
+            )));
         }
         let mut endpoint = ModelEndpoint::new(
             &self.reference,
@@ -379,7 +388,10 @@ impl EndpointEntry {
         endpoint.timeout_ms = self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         endpoint.max_retries = self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);
         if endpoint.timeout_ms == 0 {
-            return Err(ConfigError::Invalid(format!("{} must be at least 1", at("timeout_ms"))));
+            return Err(ConfigError::Invalid(format!(
+                "{} must be at least 1",
+                at("timeout_ms")
+            )));
         }
         Ok(endpoint)
     }

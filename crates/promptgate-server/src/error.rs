@@ -235,9 +235,9 @@ impl From<promptgate_store::StoreError> for ApiError {
     fn from(err: promptgate_store::StoreError) -> Self {
         use promptgate_store::StoreError;
         match err {
-            StoreError::Unavailable(_) => ApiError::Unavailable(
-                "the database is unavailable; retry shortly".to_owned(),
-            ),
+            StoreError::Unavailable(_) => {
+                ApiError::Unavailable("the database is unavailable; retry shortly".to_owned())
+            }
             StoreError::NotFound => ApiError::NotFound("not found".to_owned()),
             other => ApiError::Internal(format!("{other}: {:?}", other)),
         }
@@ -253,9 +253,10 @@ impl IntoResponse for ApiError {
             } else {
                 r#"Bearer realm="promptgate""#
             };
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         if let ApiError::PreconditionFailed { current_etag } = &self
             && let Ok(value) = HeaderValue::from_str(current_etag)
@@ -317,14 +318,20 @@ mod tests {
     fn several_violations_become_details_and_errors() {
         let err = ApiError::Invalid(vec![
             Violation::invalid("name", "name must not be empty"),
-            Violation::invalid("temperature", "temperature is 5; it must be between 0 and 2"),
+            Violation::invalid(
+                "temperature",
+                "temperature is 5; it must be between 0 and 2",
+            ),
         ]);
         let body = err.body();
         assert_eq!(body.status, 400);
         assert_eq!(body.code, "invalid.value");
         assert_eq!(body.details.len(), 2);
         assert_eq!(body.errors.len(), 2);
-        assert_eq!(body.errors[1].details[0].field_name.as_deref(), Some("temperature"));
+        assert_eq!(
+            body.errors[1].details[0].field_name.as_deref(),
+            Some("temperature")
+        );
     }
 
     #[test]
@@ -333,11 +340,18 @@ mod tests {
             ViolationCode::TokenBudgetExceeded,
             "systemPrompt",
             "system prompt is {estimated} tokens ({tokenizer}); the budget is {limit}",
-            &[("estimated", "12".into()), ("tokenizer", "o200k_base".into()), ("limit", "10".into())],
+            &[
+                ("estimated", "12".into()),
+                ("tokenizer", "o200k_base".into()),
+                ("limit", "10".into()),
+            ],
         )]);
         let body = err.body();
         assert_eq!(body.code, "token.budget.exceeded");
-        assert_eq!(body.message, "system prompt is 12 tokens (o200k_base); the budget is 10");
+        assert_eq!(
+            body.message,
+            "system prompt is 12 tokens (o200k_base); the budget is 10"
+        );
         assert_eq!(body.message_params["limit"], "10");
         assert!(body.errors.is_empty());
     }

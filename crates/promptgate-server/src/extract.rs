@@ -33,7 +33,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if !(essence == "application/json" || essence.ends_with("+json")) {
             return Err(ApiError::UnsupportedMediaType { got: content_type });
         }
@@ -43,13 +48,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                     limit: state.max_body_bytes,
                 }
             } else {
-                ApiError::BadRequest(format!("the body could not be read: {}", rejection.body_text()))
+                ApiError::BadRequest(format!(
+                    "the body could not be read: {}",
+                    rejection.body_text()
+                ))
             }
         })?;
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
         if !value.is_object() {
-            return Err(ApiError::BadRequest("the body must be a JSON object".to_owned()));
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".to_owned(),
+            ));
         }
         serde_path_to_error::deserialize(value)
             .map(JsonBody)
@@ -138,7 +148,10 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let c = encode_cursor("0190a1b2-0000-7000-8000-000000000001");
-        assert_eq!(decode_cursor(&c).as_deref(), Some("0190a1b2-0000-7000-8000-000000000001"));
+        assert_eq!(
+            decode_cursor(&c).as_deref(),
+            Some("0190a1b2-0000-7000-8000-000000000001")
+        );
         assert_eq!(decode_cursor("not-a-cursor"), None);
         assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("other")), None);
     }

@@ -192,12 +192,13 @@ impl Gateway {
             auth: auth.clone(),
             max_body_bytes: options.config.server.max_body_bytes,
         };
-        let listener = TcpListener::bind(&options.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: options.listen.clone(),
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(&options.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: options.listen.clone(),
+                    source,
+                })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: options.listen.clone(),
             source,
@@ -240,7 +241,10 @@ async fn refresh_loop(auth: Arc<TokenAuthority>, store: Arc<dyn Store>) {
         }
         if last_sweep.elapsed() >= TOKEN_SWEEP_INTERVAL {
             last_sweep = tokio::time::Instant::now();
-            match store.delete_expired_tokens(time::OffsetDateTime::now_utc()).await {
+            match store
+                .delete_expired_tokens(time::OffsetDateTime::now_utc())
+                .await
+            {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted expired access tokens"),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = ?err, "cannot delete expired tokens"),

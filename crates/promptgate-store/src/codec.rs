@@ -40,14 +40,25 @@ pub(crate) fn traffic_json(split: &TrafficSplit) -> String {
 pub(crate) fn traffic_from_json(text: &str) -> Result<TrafficSplit, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("traffic {what}: {text}"));
     let value: Value = serde_json::from_str(text).map_err(|_| corrupt("json"))?;
-    let default = version(value["defaultVersion"].as_str().ok_or_else(|| corrupt("defaultVersion"))?)?;
+    let default = version(
+        value["defaultVersion"]
+            .as_str()
+            .ok_or_else(|| corrupt("defaultVersion"))?,
+    )?;
     let strategy = value["splitStrategy"]
         .as_str()
         .and_then(SplitStrategy::parse)
         .ok_or_else(|| corrupt("splitStrategy"))?;
     let mut weights = Vec::new();
-    for entry in value["versions"].as_array().ok_or_else(|| corrupt("versions"))? {
-        let label = version(entry["version"].as_str().ok_or_else(|| corrupt("version"))?)?;
+    for entry in value["versions"]
+        .as_array()
+        .ok_or_else(|| corrupt("versions"))?
+    {
+        let label = version(
+            entry["version"]
+                .as_str()
+                .ok_or_else(|| corrupt("version"))?,
+        )?;
         let weight = entry["weight"].as_f64().ok_or_else(|| corrupt("weight"))?;
         weights.push((label, weight));
     }
@@ -76,15 +87,29 @@ pub(crate) fn guardrails_from_json(text: &str) -> Result<SafetyGuardrails, Store
     };
     let content_filtering = names("contentFiltering")?
         .iter()
-        .map(|n| ContentFilter::ALL.into_iter().find(|f| f.as_str() == n).ok_or_else(corrupt))
+        .map(|n| {
+            ContentFilter::ALL
+                .into_iter()
+                .find(|f| f.as_str() == n)
+                .ok_or_else(corrupt)
+        })
         .collect::<Result<_, _>>()?;
     let blocked_categories = names("blockedCategories")?
         .iter()
-        .map(|n| BlockedCategory::ALL.into_iter().find(|c| c.as_str() == n).ok_or_else(corrupt))
+        .map(|n| {
+            BlockedCategory::ALL
+                .into_iter()
+                .find(|c| c.as_str() == n)
+                .ok_or_else(corrupt)
+        })
         .collect::<Result<_, _>>()?;
     let max_tokens = match &value["maxTokens"] {
         Value::Null => None,
-        v => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(corrupt)?),
+        v => Some(
+            v.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(corrupt)?,
+        ),
     };
     Ok(SafetyGuardrails {
         content_filtering,

@@ -137,7 +137,11 @@ pub trait Store: Send + Sync + 'static {
     /// Every client, oldest first.
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
     /// Disables a client (keeping the first disable time); `None` when it does not exist.
-    async fn disable_client(&self, id: &str, at: OffsetDateTime) -> Result<Option<Client>, StoreError>;
+    async fn disable_client(
+        &self,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<Client>, StoreError>;
     /// The ids of every disabled client, for the token cache's revocation check.
     async fn disabled_client_ids(&self) -> Result<Vec<String>, StoreError>;
 
@@ -149,7 +153,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Adds a prompt and its first version; [`StoreError::DuplicateName`] if the name is taken.
-    async fn create_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<(), StoreError>;
+    async fn create_prompt(&self, prompt: &Prompt, first: &PromptVersion)
+    -> Result<(), StoreError>;
     /// One prompt.
     async fn get_prompt(&self, id: Uuid) -> Result<Option<Prompt>, StoreError>;
     /// Prompts in id order (ids are time-ordered UUIDv7), after `after`, at most `limit`.

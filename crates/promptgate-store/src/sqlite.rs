@@ -8,9 +8,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use promptgate_core::{Prompt, PromptStatus, PromptVersion, VersionLabel};
 use promptgate_core::prompt::VersionSettings;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use promptgate_core::{Prompt, PromptStatus, PromptVersion, VersionLabel};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -50,7 +52,6 @@ impl SqliteStore {
             .map_err(StoreError::Migration)?;
         Ok(SqliteStore { pool })
     }
-
 }
 
 fn db_error(err: sqlx::Error) -> StoreError {
@@ -249,7 +250,11 @@ impl Store for SqliteStore {
         id: &str,
         at: OffsetDateTime,
     ) -> Result<Option<Client>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
         sqlx::query("UPDATE clients SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
             .bind(millis(at))
             .bind(id)
@@ -316,8 +321,16 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn create_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+    async fn create_prompt(
+        &self,
+        prompt: &Prompt,
+        first: &PromptVersion,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
         sqlx::query(
             "INSERT INTO prompts (id, name, status, traffic, revision, created_at, updated_at, \
              created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -417,7 +430,11 @@ impl Store for SqliteStore {
     }
 
     async fn update_prompt(&self, update: &PromptUpdate) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
         let changed = sqlx::query(
             "UPDATE prompts SET revision = ?, updated_at = ?, \
              traffic = COALESCE(?, traffic), status = COALESCE(?, status) \
@@ -434,11 +451,12 @@ impl Store for SqliteStore {
         .map_err(db_error)?
         .rows_affected();
         if changed == 0 {
-            let exists: Option<i64> = sqlx::query_scalar("SELECT revision FROM prompts WHERE id = ?")
-                .bind(update.id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            let exists: Option<i64> =
+                sqlx::query_scalar("SELECT revision FROM prompts WHERE id = ?")
+                    .bind(update.id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
             return Err(match exists {
                 Some(_) => StoreError::StaleRevision,
                 None => StoreError::NotFound,

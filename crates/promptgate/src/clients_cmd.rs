@@ -13,7 +13,9 @@ use serde_json::json;
 #[derive(Debug, Subcommand)]
 pub enum ClientsCommand {
     /// Create a client and print its id and secret (the secret is shown only now).
-    #[command(after_help = "Example:\n  promptgate clients create --name support-bot --scopes \"ai:prompt:read ai:gateway:write\" --json")]
+    #[command(
+        after_help = "Example:\n  promptgate clients create --name support-bot --scopes \"ai:prompt:read ai:gateway:write\" --json"
+    )]
     Create {
         /// Database URL.
         #[arg(long, env = "PROMPTGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
@@ -51,7 +53,12 @@ pub enum ClientsCommand {
 #[allow(clippy::print_stdout)]
 pub async fn run(command: ClientsCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ClientsCommand::Create { database_url, name, scopes, json } => {
+        ClientsCommand::Create {
+            database_url,
+            name,
+            scopes,
+            json,
+        } => {
             let scopes = ScopeSet::parse_space_separated(&scopes)?;
             let store = open(&database_url).await?;
             let created = create_client(store.as_ref(), &name, scopes, None).await?;
@@ -88,7 +95,11 @@ pub async fn run(command: ClientsCommand) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{:<38} {:<9} {:<24} SCOPES", "CLIENT ID", "STATE", "NAME");
                 for c in &clients {
-                    let state = if c.disabled_at.is_some() { "disabled" } else { "active" };
+                    let state = if c.disabled_at.is_some() {
+                        "disabled"
+                    } else {
+                        "active"
+                    };
                     println!("{:<38} {:<9} {:<24} {}", c.id, state, c.name, c.scopes);
                 }
             }
@@ -96,7 +107,9 @@ pub async fn run(command: ClientsCommand) -> anyhow::Result<ExitCode> {
         }
         ClientsCommand::Disable { id, database_url } => {
             let store = open(&database_url).await?;
-            let disabled = store.disable_client(&id, time::OffsetDateTime::now_utc()).await?;
+            let disabled = store
+                .disable_client(&id, time::OffsetDateTime::now_utc())
+                .await?;
             store.close().await;
             match disabled {
                 Some(client) => {

@@ -22,7 +22,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway.
-    #[command(after_help = "Examples:\n  promptgate serve\n  promptgate serve --listen 0.0.0.0:8080 --database-url sqlite:///var/lib/promptgate/promptgate.db --config promptgate.toml")]
+    #[command(
+        after_help = "Examples:\n  promptgate serve\n  promptgate serve --listen 0.0.0.0:8080 --database-url sqlite:///var/lib/promptgate/promptgate.db --config promptgate.toml"
+    )]
     Serve(ServeArgs),
     /// Manage OAuth clients directly in the database (works while a server runs on it).
     #[command(subcommand)]
@@ -105,8 +107,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| config.server.database_url.clone())
         .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
     let admin_credentials = match (
-        std::env::var("PROMPTGATE_ADMIN_CLIENT_ID").ok().filter(|v| !v.is_empty()),
-        std::env::var("PROMPTGATE_ADMIN_CLIENT_SECRET").ok().filter(|v| !v.is_empty()),
+        std::env::var("PROMPTGATE_ADMIN_CLIENT_ID")
+            .ok()
+            .filter(|v| !v.is_empty()),
+        std::env::var("PROMPTGATE_ADMIN_CLIENT_SECRET")
+            .ok()
+            .filter(|v| !v.is_empty()),
     ) {
         (Some(id), Some(secret)) => Some((id, secret)),
         (None, None) => None,

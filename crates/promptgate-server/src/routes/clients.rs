@@ -31,13 +31,18 @@ pub async fn create_client(
     match &body.scopes {
         None => violations.push(Violation::invalid("scopes", "scopes is required")),
         Some(list) if list.is_empty() => {
-            violations.push(Violation::invalid("scopes", "a client needs at least one scope"));
+            violations.push(Violation::invalid(
+                "scopes",
+                "a client needs at least one scope",
+            ));
         }
         Some(list) => {
             for (i, name) in list.iter().enumerate() {
                 match name.parse::<Scope>() {
                     Ok(scope) => scopes.push(scope),
-                    Err(e) => violations.push(Violation::invalid(format!("scopes[{i}]"), e.to_string())),
+                    Err(e) => {
+                        violations.push(Violation::invalid(format!("scopes[{i}]"), e.to_string()))
+                    }
                 }
             }
         }
@@ -46,18 +51,26 @@ pub async fn create_client(
     if name.trim().is_empty() || name.chars().count() > crate::clients::MAX_CLIENT_NAME_CHARS {
         violations.push(Violation::invalid(
             "name",
-            format!("name must be 1 to {} characters", crate::clients::MAX_CLIENT_NAME_CHARS),
+            format!(
+                "name must be 1 to {} characters",
+                crate::clients::MAX_CLIENT_NAME_CHARS
+            ),
         ));
     }
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
     }
-    let created = create(state.store.as_ref(), &name, ScopeSet::from_scopes(scopes), None)
-        .await
-        .map_err(|e| match e {
-            ClientError::Store(store) => ApiError::from(store),
-            other => ApiError::Invalid(vec![Violation::invalid("name", other.to_string())]),
-        })?;
+    let created = create(
+        state.store.as_ref(),
+        &name,
+        ScopeSet::from_scopes(scopes),
+        None,
+    )
+    .await
+    .map_err(|e| match e {
+        ClientError::Store(store) => ApiError::from(store),
+        other => ApiError::Invalid(vec![Violation::invalid("name", other.to_string())]),
+    })?;
     let mut wire = wire_client(&created.client);
     wire.client_secret = Some(created.secret);
     Ok((StatusCode::CREATED, Json(wire)))
@@ -107,7 +120,12 @@ pub fn wire_client(client: &Client) -> api::OAuthClient {
         client_id: client.id.clone(),
         client_secret: None,
         name: client.name.clone(),
-        scopes: client.scopes.names().into_iter().map(str::to_owned).collect(),
+        scopes: client
+            .scopes
+            .names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         created_at: rfc3339(client.created_at),
         disabled: client.disabled_at.is_some(),
         disabled_at: client.disabled_at.map(rfc3339),

@@ -25,7 +25,11 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let form: Vec<(String, String)> = form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
 
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -43,7 +47,11 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
     match field("grant_type") {
         None => {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required");
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "grant_type is required",
+            );
         }
         Some("client_credentials") => {}
         Some(_) => {
@@ -56,11 +64,20 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
     let basic = basic_credentials(&headers);
     let used_basic = basic.is_some();
-    let credentials = basic.or_else(|| Some((field("client_id")?.to_owned(), field("client_secret")?.to_owned())));
+    let credentials = basic.or_else(|| {
+        Some((
+            field("client_id")?.to_owned(),
+            field("client_secret")?.to_owned(),
+        ))
+    });
     let Some((client_id, client_secret)) = credentials else {
         return invalid_client(false);
     };
-    match state.auth.issue(&client_id, &client_secret, field("scope")).await {
+    match state
+        .auth
+        .issue(&client_id, &client_secret, field("scope"))
+        .await
+    {
         Ok(issued) => {
             let body = api::TokenResponse {
                 access_token: issued.token,

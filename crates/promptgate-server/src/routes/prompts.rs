@@ -45,7 +45,9 @@ pub async fn create_prompt(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::PromptWrite)?;
     let mut violations = Vec::new();
-    let name = check_name(body.name.as_deref()).map_err(|v| violations.push(v)).ok();
+    let name = check_name(body.name.as_deref())
+        .map_err(|v| violations.push(v))
+        .ok();
     let version = check_version("version", body.version.as_deref())
         .map_err(|v| violations.push(v))
         .ok();
@@ -71,7 +73,8 @@ pub async fn create_prompt(
         (Some(v), None) => Some(TrafficSplit::single(v.clone())),
         (None, _) => None,
     };
-    let (Some(name), Some(version), Some(checked), Some(traffic)) = (name, version, checked, traffic)
+    let (Some(name), Some(version), Some(checked), Some(traffic)) =
+        (name, version, checked, traffic)
     else {
         return Err(ApiError::Invalid(violations));
     };
@@ -91,13 +94,17 @@ pub async fn create_prompt(
     match state.store.create_prompt(&prompt, &first).await {
         Ok(()) => {}
         Err(StoreError::DuplicateName { name }) => {
-            return Err(ApiError::Conflict(format!("a prompt named {name:?} already exists")));
+            return Err(ApiError::Conflict(format!(
+                "a prompt named {name:?} already exists"
+            )));
         }
         Err(other) => return Err(other.into()),
     }
     let labels = vec![first.version.clone()];
     let mut response = prompt_response(&state, &prompt, &labels, &first, StatusCode::CREATED);
-    if let Ok(location) = HeaderValue::from_str(&format!("{}/prompts/{}", api::BASE_PATH, prompt.id)) {
+    if let Ok(location) =
+        HeaderValue::from_str(&format!("{}/prompts/{}", api::BASE_PATH, prompt.id))
+    {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
@@ -119,7 +126,13 @@ pub async fn get_prompt(
     let prompt = load_prompt(&state, &id).await?;
     let labels = sorted_labels(&state, prompt.id).await?;
     let shown = load_version(&state, prompt.id, prompt.traffic.default_version()).await?;
-    Ok(prompt_response(&state, &prompt, &labels, &shown, StatusCode::OK))
+    Ok(prompt_response(
+        &state,
+        &prompt,
+        &labels,
+        &shown,
+        StatusCode::OK,
+    ))
 }
 
 /// Lists prompts by id (creation order).
@@ -139,13 +152,18 @@ pub async fn list_prompts(
     caller.require(Scope::PromptRead)?;
     let mut violations = Vec::new();
     let page_size = query.page_size(25, &mut violations);
-    let after = query.cursor(&mut violations).and_then(|c| match Uuid::parse_str(&c) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            violations.push(Violation::invalid("cursor", "cursor is not one this server issued"));
-            None
-        }
-    });
+    let after = query
+        .cursor(&mut violations)
+        .and_then(|c| match Uuid::parse_str(&c) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                violations.push(Violation::invalid(
+                    "cursor",
+                    "cursor is not one this server issued",
+                ));
+                None
+            }
+        });
     let status = query.get("status").and_then(|s| {
         PromptStatus::parse(s).or_else(|| {
             violations.push(Violation::invalid(
@@ -162,7 +180,10 @@ pub async fn list_prompts(
         name: query.get("name").map(str::to_owned),
         status,
     };
-    let mut prompts = state.store.list_prompts(&filter, after, page_size + 1).await?;
+    let mut prompts = state
+        .store
+        .list_prompts(&filter, after, page_size + 1)
+        .await?;
     let more = prompts.len() > page_size as usize;
     prompts.truncate(page_size as usize);
     let mut entities = Vec::with_capacity(prompts.len());
@@ -201,7 +222,12 @@ pub async fn list_versions(
     let page_size = query.page_size(25, &mut violations);
     let after = query.cursor(&mut violations).and_then(|c| {
         c.parse::<VersionLabel>()
-            .map_err(|_| violations.push(Violation::invalid("cursor", "cursor is not one this server issued")))
+            .map_err(|_| {
+                violations.push(Violation::invalid(
+                    "cursor",
+                    "cursor is not one this server issued",
+                ))
+            })
             .ok()
     });
     if !violations.is_empty() {
@@ -243,7 +269,9 @@ pub async fn get_version(
     let label: VersionLabel = version
         .parse()
         .map_err(|_| ApiError::NotFound(format!("prompt {id} has no version {version:?}")))?;
-    Ok(Json(wire_version(&load_version(&state, prompt.id, &label).await?)))
+    Ok(Json(wire_version(
+        &load_version(&state, prompt.id, &label).await?,
+    )))
 }
 
 /// Adds a version, changes the traffic split, or both, atomically.
@@ -292,7 +320,13 @@ pub async fn update_prompt(
                 Some(v) => v,
                 None => load_version(&state, prompt.id, prompt.traffic.default_version()).await?,
             };
-            return Ok(prompt_response(&state, &prompt, &labels, &shown, StatusCode::OK));
+            return Ok(prompt_response(
+                &state,
+                &prompt,
+                &labels,
+                &shown,
+                StatusCode::OK,
+            ));
         }
         let update = PromptUpdate {
             id: prompt.id,
@@ -322,7 +356,13 @@ pub async fn update_prompt(
                         load_version(&state, updated.id, updated.traffic.default_version()).await?
                     }
                 };
-                return Ok(prompt_response(&state, &updated, &labels, &shown, StatusCode::OK));
+                return Ok(prompt_response(
+                    &state,
+                    &updated,
+                    &labels,
+                    &shown,
+                    StatusCode::OK,
+                ));
             }
             Err(StoreError::StaleRevision) if if_match.is_some() => {
                 let current = load_prompt(&state, &id).await?;
@@ -362,7 +402,13 @@ pub async fn archive_prompt(
         let labels = sorted_labels(&state, prompt.id).await?;
         let shown = load_version(&state, prompt.id, prompt.traffic.default_version()).await?;
         if prompt.status == PromptStatus::Archived {
-            return Ok(prompt_response(&state, &prompt, &labels, &shown, StatusCode::OK));
+            return Ok(prompt_response(
+                &state,
+                &prompt,
+                &labels,
+                &shown,
+                StatusCode::OK,
+            ));
         }
         let update = PromptUpdate {
             id: prompt.id,
@@ -381,7 +427,13 @@ pub async fn archive_prompt(
                     updated_at: update.updated_at,
                     ..prompt
                 };
-                return Ok(prompt_response(&state, &archived, &labels, &shown, StatusCode::OK));
+                return Ok(prompt_response(
+                    &state,
+                    &archived,
+                    &labels,
+                    &shown,
+                    StatusCode::OK,
+                ));
             }
             Err(StoreError::StaleRevision) if if_match.is_some() => {
                 let current = load_prompt(&state, &id).await?;
@@ -448,10 +500,9 @@ async fn plan_update(
                 Err(v) => violations.extend(v),
             }
         } else {
-            let newest = labels
-                .iter()
-                .max()
-                .ok_or_else(|| ApiError::Internal(format!("prompt {} has no versions", prompt.id)))?;
+            let newest = labels.iter().max().ok_or_else(|| {
+                ApiError::Internal(format!("prompt {} has no versions", prompt.id))
+            })?;
             let base = load_version(state, prompt.id, newest).await?;
             match draft.check(Some(&base.settings), &state.catalogue, &state.counter) {
                 Ok(checked) => {
@@ -618,9 +669,19 @@ fn wire_traffic(split: &TrafficSplit) -> api::TrafficDistribution {
 
 fn wire_guardrails(g: &promptgate_core::SafetyGuardrails) -> api::SafetyGuardrails {
     api::SafetyGuardrails {
-        content_filtering: Some(g.content_filtering.iter().map(|f| f.as_str().to_owned()).collect()),
+        content_filtering: Some(
+            g.content_filtering
+                .iter()
+                .map(|f| f.as_str().to_owned())
+                .collect(),
+        ),
         max_tokens: g.max_tokens.map(i64::from),
-        blocked_categories: Some(g.blocked_categories.iter().map(|c| c.as_str().to_owned()).collect()),
+        blocked_categories: Some(
+            g.blocked_categories
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+        ),
     }
 }
 
