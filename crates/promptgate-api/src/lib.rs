@@ -27,9 +27,9 @@ pub struct ErrorBody {
     /// The message with `{name}` placeholders.
     #[serde(default)]
     pub message_with_params: String,
-    /// The values of the placeholders.
+    /// The values of the placeholders, as strings (Genesys Cloud's `messageParams` shape).
     #[serde(default)]
-    pub message_params: BTreeMap<String, serde_json::Value>,
+    pub message_params: BTreeMap<String, String>,
     /// The request id: quote it when reporting a problem; it is in the server log.
     #[serde(default)]
     pub context_id: String,

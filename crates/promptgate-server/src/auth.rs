@@ -69,6 +69,10 @@ pub enum TokenError {
     TooManyAttempts {
         /// Seconds until an attempt is allowed again.
         retry_after: u64,
+        /// Failed attempts in the window.
+        failures: u32,
+        /// Failed attempts allowed per window.
+        allowed: u32,
     },
     /// The store failed.
     #[error(transparent)]
@@ -198,8 +202,9 @@ impl TokenAuthority {
         })
     }
 
-    /// Seconds until `client_id` may try again, if it has used up its failed attempts.
-    fn locked_for(&self, client_id: &str) -> Option<u64> {
+    /// Seconds until `client_id` may try again, and its failure count, if it has used up its
+    /// failed attempts.
+    fn locked_for(&self, client_id: &str) -> Option<(u64, u32)> {
         let failures = self.failures.lock().ok()?;
         let times = failures.get(client_id)?;
         let now = Instant::now();
@@ -212,7 +217,11 @@ impl TokenAuthority {
         }
         let oldest = recent.first()?;
         let wait = FAILED_LOGIN_WINDOW.saturating_sub(now.duration_since(**oldest));
-        Some(wait.as_secs().max(1))
+        let seconds = wait.as_millis().div_ceil(1000).max(1);
+        Some((
+            u64::try_from(seconds).unwrap_or(60),
+            u32::try_from(recent.len()).unwrap_or(u32::MAX),
+        ))
     }
 
     fn record_failure(&self, client_id: &str) {
@@ -235,8 +244,12 @@ impl TokenAuthority {
         client_secret: &str,
         requested: Option<&str>,
     ) -> Result<IssuedToken, TokenError> {
-        if let Some(retry_after) = self.locked_for(client_id) {
-            return Err(TokenError::TooManyAttempts { retry_after });
+        if let Some((retry_after, failures)) = self.locked_for(client_id) {
+            return Err(TokenError::TooManyAttempts {
+                retry_after,
+                failures,
+                allowed: self.max_failed_logins,
+            });
         }
         let client = self.store.get_client(client_id).await?;
         let client = match client {

@@ -14,7 +14,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use promptgate_api::{ErrorBody, ErrorDetail};
 use promptgate_core::{Scope, Violation, ViolationCode};
-use serde_json::Value;
 
 /// A failure of an API request, with the status and code the contract gives it.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +104,7 @@ impl ApiError {
             ApiError::Unauthorized { message, .. } => simple(status, "unauthorized", message),
             ApiError::MissingScope(scope) => ErrorBody {
                 message_with_params: "this request needs the scope {requiredScopes}".into(),
-                message_params: params(&[("requiredScopes", Value::from(vec![scope.as_str()]))]),
+                message_params: params(&[("requiredScopes", scope.as_str().to_owned())]),
                 ..simple(
                     status,
                     "missing.scope",
@@ -123,7 +122,7 @@ impl ApiError {
                 message_with_params:
                     "If-Match does not match the current ETag {currentEtag}; read the prompt again and retry"
                         .into(),
-                message_params: params(&[("currentEtag", Value::from(current_etag.clone()))]),
+                message_params: params(&[("currentEtag", current_etag.clone())]),
                 ..simple(
                     status,
                     "precondition.failed",
@@ -134,7 +133,7 @@ impl ApiError {
             },
             ApiError::PayloadTooLarge { limit } => ErrorBody {
                 message_with_params: "the request body is over the limit of {limit} bytes".into(),
-                message_params: params(&[("limit", Value::from(limit.to_string()))]),
+                message_params: params(&[("limit", limit.to_string())]),
                 ..simple(
                     status,
                     "payload.too.large",
@@ -156,7 +155,7 @@ impl ApiError {
     }
 }
 
-fn params(pairs: &[(&str, Value)]) -> BTreeMap<String, Value> {
+fn params(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
@@ -182,11 +181,7 @@ fn violation_body(v: &Violation) -> ErrorBody {
         code: v.code.as_str().to_owned(),
         message: v.message(),
         message_with_params: v.template.clone(),
-        message_params: v
-            .params
-            .iter()
-            .map(|(k, val)| (k.clone(), Value::from(val.clone())))
-            .collect(),
+        message_params: v.params.clone(),
         context_id: String::new(),
         details: vec![ErrorDetail {
             error_code: v.code.as_str().to_owned(),

@@ -91,15 +91,21 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         Err(TokenError::InvalidScope(message)) => {
             oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &message)
         }
-        Err(TokenError::TooManyAttempts { retry_after }) => {
+        Err(TokenError::TooManyAttempts {
+            retry_after,
+            failures,
+            allowed,
+        }) => {
             let mut response = oauth_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 &format!("too many failed attempts for this client id; retry in {retry_after} s"),
             );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            headers.insert("inin-ratelimit-count", HeaderValue::from(failures));
+            headers.insert("inin-ratelimit-allowed", HeaderValue::from(allowed));
+            headers.insert("inin-ratelimit-reset", HeaderValue::from(retry_after));
             response
         }
         Err(TokenError::Store(err)) => {
