@@ -7,6 +7,7 @@
 
 pub mod credentials;
 pub mod endpoint;
+pub mod fewshot;
 pub mod prompt;
 pub mod scope;
 pub mod tokenizer;

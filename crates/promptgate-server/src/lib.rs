@@ -191,6 +191,7 @@ impl Gateway {
             counter: TokenCounter::load(),
             auth: auth.clone(),
             max_body_bytes: options.config.server.max_body_bytes,
+            prompt_locks: Arc::default(),
         };
         let listener =
             TcpListener::bind(&options.listen)

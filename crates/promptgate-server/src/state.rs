@@ -22,6 +22,39 @@ pub struct AppState {
     pub auth: Arc<TokenAuthority>,
     /// The largest request body, for the 413 message.
     pub max_body_bytes: usize,
+    /// Serialises changes to one prompt within this process.
+    pub prompt_locks: Arc<PromptLocks>,
+}
+
+/// Striped locks that make concurrent changes to one prompt take turns inside this process,
+/// so an unconditional update never loses a race to its neighbours and gives up. Changes from
+/// other processes are still caught by the store's revision check and retried.
+#[derive(Debug)]
+pub struct PromptLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl PromptLocks {
+    /// A set of `stripes` locks; prompts whose ids hash alike share one.
+    pub fn new(stripes: usize) -> Self {
+        PromptLocks {
+            stripes: (0..stripes.max(1))
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    /// Waits for the lock of `prompt_id`'s stripe.
+    pub async fn lock(&self, prompt_id: uuid::Uuid) -> tokio::sync::MutexGuard<'_, ()> {
+        let index = (prompt_id.as_u128() % self.stripes.len() as u128) as usize;
+        self.stripes[index].lock().await
+    }
+}
+
+impl Default for PromptLocks {
+    fn default() -> Self {
+        PromptLocks::new(64)
+    }
 }
 
 /// The current time, truncated to the millisecond that is stored, so that an answer written

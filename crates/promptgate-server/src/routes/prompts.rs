@@ -25,8 +25,9 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, encode_cursor};
 use crate::state::{AppState, now, rfc3339};
 
-/// How many times an unconditional update re-reads after losing a race before giving up.
-const MAX_UPDATE_ATTEMPTS: usize = 8;
+/// How many times an unconditional update re-reads after losing a race to another process
+/// (changes within this process take turns on a lock) before answering 503.
+const MAX_UPDATE_ATTEMPTS: usize = 32;
 
 /// Creates a prompt with its first version.
 #[utoipa::path(post, path = "/api/v2/ai/llm/gateway/prompts", tag = "prompts",
@@ -302,6 +303,7 @@ pub async fn update_prompt(
         &body.safety_guardrails,
         &body.few_shot_examples,
     );
+    let _turn = lock_prompt(&state, &id).await;
     for _ in 0..MAX_UPDATE_ATTEMPTS {
         let prompt = load_prompt(&state, &id).await?;
         check_if_match(if_match.as_deref(), &prompt)?;
@@ -396,6 +398,7 @@ pub async fn archive_prompt(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::PromptWrite)?;
     let if_match = if_match(&headers);
+    let _turn = lock_prompt(&state, &id).await;
     for _ in 0..MAX_UPDATE_ATTEMPTS {
         let prompt = load_prompt(&state, &id).await?;
         check_if_match(if_match.as_deref(), &prompt)?;
@@ -566,6 +569,14 @@ fn check_if_match(if_match: Option<&str>, prompt: &Prompt) -> Result<(), ApiErro
         Ok(())
     } else {
         Err(ApiError::PreconditionFailed { current_etag: etag })
+    }
+}
+
+/// Takes this process's turn on the prompt (a malformed id needs no lock: it will be a 404).
+async fn lock_prompt<'a>(state: &'a AppState, id: &str) -> Option<tokio::sync::MutexGuard<'a, ()>> {
+    match Uuid::parse_str(id) {
+        Ok(uuid) => Some(state.prompt_locks.lock(uuid).await),
+        Err(_) => None,
     }
 }
 

@@ -66,7 +66,10 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            admin: Admin::Env { id: uuid::Uuid::new_v4().to_string(), secret: random_secret() },
+            admin: Admin::Env {
+                id: uuid::Uuid::new_v4().to_string(),
+                secret: random_secret(),
+            },
             config: None,
             env: Vec::new(),
             settings_from_env: false,
@@ -76,7 +79,10 @@ impl Default for Options {
 
 impl Options {
     pub fn with_config(config: &str) -> Self {
-        Options { config: Some(config.to_owned()), ..Options::default() }
+        Options {
+            config: Some(config.to_owned()),
+            ..Options::default()
+        }
     }
 }
 
@@ -145,7 +151,8 @@ impl Server {
             path
         });
         if options.settings_from_env {
-            cmd.env("PROMPTGATE_LISTEN", "127.0.0.1:0").env("PROMPTGATE_DATABASE_URL", &db_url);
+            cmd.env("PROMPTGATE_LISTEN", "127.0.0.1:0")
+                .env("PROMPTGATE_DATABASE_URL", &db_url);
             if let Some(path) = &config_path {
                 cmd.env("PROMPTGATE_CONFIG", path);
             }
@@ -156,12 +163,15 @@ impl Server {
             }
         }
         if let Admin::Env { id, secret } = &options.admin {
-            cmd.env("PROMPTGATE_ADMIN_CLIENT_ID", id).env("PROMPTGATE_ADMIN_CLIENT_SECRET", secret);
+            cmd.env("PROMPTGATE_ADMIN_CLIENT_ID", id)
+                .env("PROMPTGATE_ADMIN_CLIENT_SECRET", secret);
         }
         for (k, v) in &options.env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
 
         let log = Arc::new(Mutex::new(String::new()));
@@ -299,7 +309,10 @@ impl Server {
     /// Sends a signal (`TERM`, `INT`) and waits (bounded) for the process to exit.
     pub fn signal_and_wait(&mut self, signal: &str) -> ExitStatus {
         let pid = self.pid();
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status();
         assert!(status.unwrap().success(), "kill -{signal} {pid} failed");
         let mut child = self.child.take().unwrap();
         match wait_bounded(&mut child) {
@@ -319,14 +332,25 @@ impl Server {
     /// directory and database.
     pub fn restart(mut self) -> Server {
         let status = self.signal_and_wait("TERM");
-        assert!(status.success(), "SIGTERM: exit status {status:?}; output:\n{}", self.log());
+        assert!(
+            status.success(),
+            "SIGTERM: exit status {status:?}; output:\n{}",
+            self.log()
+        );
         let admin = match &self.options.admin {
-            Admin::Env { id, secret } => Admin::Env { id: id.clone(), secret: secret.clone() },
-            Admin::Printed | Admin::Existing { .. } => {
-                Admin::Existing { id: self.admin_id.clone(), secret: self.admin_secret.clone() }
-            }
+            Admin::Env { id, secret } => Admin::Env {
+                id: id.clone(),
+                secret: secret.clone(),
+            },
+            Admin::Printed | Admin::Existing { .. } => Admin::Existing {
+                id: self.admin_id.clone(),
+                secret: self.admin_secret.clone(),
+            },
         };
-        let options = Options { admin, ..self.options.clone() };
+        let options = Options {
+            admin,
+            ..self.options.clone()
+        };
         Server::start_in(self.dir.clone(), options)
     }
 
@@ -345,23 +369,38 @@ impl Server {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
-        Resp { status, headers, text, what }
+        Resp {
+            status,
+            headers,
+            text,
+            what,
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
-        self.send(auth(self.request(Method::GET, path), token)).await
+        self.send(auth(self.request(Method::GET, path), token))
+            .await
     }
 
     pub async fn get_query(&self, path: &str, token: &str, query: &[(&str, &str)]) -> Resp {
-        self.send(self.request(Method::GET, path).bearer_auth(token).query(query)).await
+        self.send(
+            self.request(Method::GET, path)
+                .bearer_auth(token)
+                .query(query),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
-        self.send(auth(self.request(Method::POST, path), token).json(body)).await
+        self.send(auth(self.request(Method::POST, path), token).json(body))
+            .await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: &Value, if_match: Option<&str>) -> Resp {
-        let mut builder = self.request(Method::PUT, path).bearer_auth(token).json(body);
+        let mut builder = self
+            .request(Method::PUT, path)
+            .bearer_auth(token)
+            .json(body);
         if let Some(etag) = if_match {
             builder = builder.header("If-Match", etag);
         }
@@ -369,7 +408,8 @@ impl Server {
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
-        self.send(auth(self.request(Method::DELETE, path), token)).await
+        self.send(auth(self.request(Method::DELETE, path), token))
+            .await
     }
 
     /// `POST /oauth/token` with a form body and, optionally, HTTP Basic credentials.
@@ -389,7 +429,10 @@ impl Server {
         }
         let resp = self.token_request(&form, Some((id, secret))).await;
         let body = resp.ok(200);
-        body["access_token"].as_str().unwrap_or_else(|| panic!("no access_token: {resp}")).to_owned()
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access_token: {resp}"))
+            .to_owned()
     }
 
     pub async fn admin_token(&self) -> String {
@@ -398,14 +441,29 @@ impl Server {
 
     /// An admin token narrowed to the given scopes.
     pub async fn scoped_token(&self, scope: &str) -> String {
-        self.token(&self.admin_id, &self.admin_secret, Some(scope)).await
+        self.token(&self.admin_id, &self.admin_secret, Some(scope))
+            .await
     }
 
     /// Creates an OAuth client over the admin API and answers `(id, secret)`.
-    pub async fn create_client(&self, admin_token: &str, name: &str, scopes: &[&str]) -> (String, String) {
-        let resp = self.post(CLIENTS, Some(admin_token), &json!({"name": name, "scopes": scopes})).await;
+    pub async fn create_client(
+        &self,
+        admin_token: &str,
+        name: &str,
+        scopes: &[&str],
+    ) -> (String, String) {
+        let resp = self
+            .post(
+                CLIENTS,
+                Some(admin_token),
+                &json!({"name": name, "scopes": scopes}),
+            )
+            .await;
         let body = resp.ok(201);
-        (str_field(&body, "clientId"), str_field(&body, "clientSecret"))
+        (
+            str_field(&body, "clientId"),
+            str_field(&body, "clientSecret"),
+        )
     }
 
     /// Creates a prompt, asserting 201, and answers the body and the ETag.
@@ -433,7 +491,11 @@ impl Drop for Server {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!("---- promptgate output ({}) ----\n{}---- end ----", self.base, self.log());
+            eprintln!(
+                "---- promptgate output ({}) ----\n{}---- end ----",
+                self.base,
+                self.log()
+            );
         }
     }
 }
@@ -457,10 +519,9 @@ pub fn parse_admin_announcement(text: &str) -> Option<(String, String)> {
     let mut id = None;
     let mut secret = None;
     for line in text.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("client id:") {
+        if let Some((_, rest)) = line.split_once("client id:") {
             id = rest.split_whitespace().next().map(str::to_owned);
-        } else if let Some(rest) = line.strip_prefix("client secret:") {
+        } else if let Some((_, rest)) = line.split_once("client secret:") {
             secret = rest.split_whitespace().next().map(str::to_owned);
         }
     }
@@ -490,7 +551,10 @@ pub fn run_bounded(mut cmd: Command) -> Output {
     match rx.recv_timeout(EXIT_TIMEOUT) {
         Ok(output) => output.unwrap(),
         Err(_) => {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
             panic!("{cmd:?} did not finish within {EXIT_TIMEOUT:?}")
         }
     }
@@ -513,7 +577,11 @@ pub struct Resp {
 
 impl std::fmt::Display for Resp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} → {} {:?} body: {}", self.what, self.status, self.headers, self.text)
+        write!(
+            f,
+            "{} → {} {:?} body: {}",
+            self.what, self.status, self.headers, self.text
+        )
     }
 }
 
@@ -525,12 +593,16 @@ impl Resp {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_owned())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
     }
 
     #[track_caller]
     pub fn etag(&self) -> String {
-        let etag = self.header("etag").unwrap_or_else(|| panic!("no ETag header: {self}"));
+        let etag = self
+            .header("etag")
+            .unwrap_or_else(|| panic!("no ETag header: {self}"));
         assert!(
             etag.ends_with('"') && (etag.starts_with('"') || etag.starts_with("W/\"")),
             "the ETag is not a quoted string: {etag:?}"
@@ -552,8 +624,14 @@ impl Resp {
         assert_eq!(self.status, status, "unexpected status: {self}");
         let body = self.json();
         assert_error_body(&body, status, code, self);
-        let request_id = self.header("x-request-id").unwrap_or_else(|| panic!("no X-Request-Id: {self}"));
-        assert_eq!(body["contextId"], json!(request_id), "contextId is not the X-Request-Id: {self}");
+        let request_id = self
+            .header("x-request-id")
+            .unwrap_or_else(|| panic!("no X-Request-Id: {self}"));
+        assert_eq!(
+            body["contextId"],
+            json!(request_id),
+            "contextId is not the X-Request-Id: {self}"
+        );
         body
     }
 
@@ -575,23 +653,47 @@ impl Resp {
 pub fn assert_error_body(body: &Value, status: u16, code: &str, resp: &Resp) {
     assert_eq!(body["status"], json!(status), "ErrorBody.status: {resp}");
     assert_eq!(body["code"], json!(code), "ErrorBody.code: {resp}");
-    let message = body["message"].as_str().unwrap_or_else(|| panic!("ErrorBody.message: {resp}"));
+    let message = body["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("ErrorBody.message: {resp}"));
     assert!(!message.is_empty(), "empty ErrorBody.message: {resp}");
     assert!(body["contextId"].is_string(), "ErrorBody.contextId: {resp}");
-    assert!(body["details"].is_array(), "ErrorBody.details must be an array: {resp}");
-    assert!(body["errors"].is_array(), "ErrorBody.errors must be an array: {resp}");
+    assert!(
+        body["details"].is_array(),
+        "ErrorBody.details must be an array: {resp}"
+    );
+    assert!(
+        body["errors"].is_array(),
+        "ErrorBody.errors must be an array: {resp}"
+    );
     if let Some(params) = body.get("messageParams").filter(|p| !p.is_null()) {
-        assert!(params.is_object(), "ErrorBody.messageParams must be an object: {resp}");
+        assert!(
+            params.is_object(),
+            "ErrorBody.messageParams must be an object: {resp}"
+        );
     }
     // No internals ever leak into a message.
-    for leak in ["SELECT ", "INSERT ", "sqlx", "sqlite://", "panicked at", "/tmp/"] {
-        assert!(!message.contains(leak), "the message leaks {leak:?}: {resp}");
+    for leak in [
+        "SELECT ",
+        "INSERT ",
+        "sqlx",
+        "sqlite://",
+        "panicked at",
+        "/tmp/",
+    ] {
+        assert!(
+            !message.contains(leak),
+            "the message leaks {leak:?}: {resp}"
+        );
     }
 }
 
 #[track_caller]
 pub fn str_field(body: &Value, field: &str) -> String {
-    body[field].as_str().unwrap_or_else(|| panic!("no string {field:?} in {body}")).to_owned()
+    body[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {field:?} in {body}"))
+        .to_owned()
 }
 
 /// A minimal valid create body.
@@ -636,13 +738,17 @@ pub fn version_path(id: &str, version: &str) -> String {
 /// The exact token count of `text` with OpenAI's o200k_base encoding.
 pub fn o200k(text: &str) -> usize {
     static BPE: OnceLock<tiktoken_rs::CoreBPE> = OnceLock::new();
-    BPE.get_or_init(|| tiktoken_rs::o200k_base().unwrap()).encode_ordinary(text).len()
+    BPE.get_or_init(|| tiktoken_rs::o200k_base().unwrap())
+        .encode_ordinary(text)
+        .len()
 }
 
 /// The exact token count of `text` with OpenAI's cl100k_base encoding.
 pub fn cl100k(text: &str) -> usize {
     static BPE: OnceLock<tiktoken_rs::CoreBPE> = OnceLock::new();
-    BPE.get_or_init(|| tiktoken_rs::cl100k_base().unwrap()).encode_ordinary(text).len()
+    BPE.get_or_init(|| tiktoken_rs::cl100k_base().unwrap())
+        .encode_ordinary(text)
+        .len()
 }
 
 /// Whether `s` looks like an RFC 3339 UTC time (`2026-11-27T04:15:39Z`, fractions allowed).
@@ -663,7 +769,8 @@ pub fn is_rfc3339_utc(s: &str) -> bool {
         && digits(14..16)
         && b[16] == b':'
         && digits(17..19)
-        && (b.len() == 20 || (b[19] == b'.' && b[20..b.len() - 1].iter().all(u8::is_ascii_digit) && b.len() > 21))
+        && (b.len() == 20
+            || (b[19] == b'.' && b[20..b.len() - 1].iter().all(u8::is_ascii_digit) && b.len() > 21))
 }
 
 pub fn is_uuid(s: &str) -> bool {
@@ -695,6 +802,9 @@ where
 
 /// Renders every row of every table of the SQLite file as text, in a stable order.
 ///
+/// Table and column names cannot be bound as parameters, so they are quoted as identifiers; they
+/// come from the database's own schema, not from input.
+///
 /// The database is opened read-only; SQLite's own `quote()` renders each value (text quoted,
 /// blobs as hex, reals in full precision), so two dumps are equal exactly when the stored values
 /// are.
@@ -715,18 +825,35 @@ pub async fn dump_database(path: &Path) -> String {
     let mut out = String::new();
     for table in tables {
         let quoted_table = quote_ident(&table);
-        let columns: Vec<String> = sqlx::query(&format!("PRAGMA table_info({quoted_table})"))
+        let columns: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA table_info({quoted_table})"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>("name"))
+        .collect();
+        let rendered = columns
+            .iter()
+            .map(|c| format!("quote({})", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" || ' | ' || ");
+        let order = columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT {rendered} FROM {quoted_table} ORDER BY {order}");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&mut conn)
             .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get::<String, _>("name"))
-            .collect();
-        let rendered = columns.iter().map(|c| format!("quote({})", quote_ident(c))).collect::<Vec<_>>().join(" || ' | ' || ");
-        let order = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
-        let sql = format!("SELECT {rendered} FROM {quoted_table} ORDER BY {order}");
-        let rows = sqlx::query(&sql).fetch_all(&mut conn).await.unwrap();
-        out.push_str(&format!("== {table} ({}) {} rows\n", columns.join(", "), rows.len()));
+            .unwrap();
+        out.push_str(&format!(
+            "== {table} ({}) {} rows\n",
+            columns.join(", "),
+            rows.len()
+        ));
         for row in rows {
             let line: Option<String> = row.get(0);
             out.push_str(&line.unwrap_or_default());

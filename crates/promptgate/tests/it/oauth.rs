@@ -15,14 +15,23 @@ fn scope_set(scope: &str) -> BTreeSet<String> {
 async fn client_credentials_with_basic_auth() {
     let server = Server::start();
     let resp = server
-        .token_request(&[("grant_type", "client_credentials")], Some((&server.admin_id, &server.admin_secret)))
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&server.admin_id, &server.admin_secret)),
+        )
         .await;
     let body = resp.ok(200);
     let token = str_field(&body, "access_token");
-    assert!(token.len() >= 32, "the token is too short to hold 256 bits: {token}");
+    assert!(
+        token.len() >= 32,
+        "the token is too short to hold 256 bits: {token}"
+    );
     assert_eq!(body["token_type"], json!("bearer"));
     assert_eq!(body["expires_in"], json!(86400));
-    assert_eq!(scope_set(&str_field(&body, "scope")), ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+    assert_eq!(
+        scope_set(&str_field(&body, "scope")),
+        ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect()
+    );
     server.get(PROMPTS, Some(&token)).await.ok(200);
     // Tokens are distinct each time.
     let other = server.admin_token().await;
@@ -54,7 +63,10 @@ async fn scope_narrows_the_token() {
     let server = Server::start();
     let resp = server
         .token_request(
-            &[("grant_type", "client_credentials"), ("scope", "ai:prompt:read")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "ai:prompt:read"),
+            ],
             Some((&server.admin_id, &server.admin_secret)),
         )
         .await;
@@ -62,40 +74,73 @@ async fn scope_narrows_the_token() {
     assert_eq!(body["scope"], json!("ai:prompt:read"));
     let read = str_field(&body, "access_token");
     server.get(PROMPTS, Some(&read)).await.ok(200);
-    let err = server.post(PROMPTS, Some(&read), &prompt_body("nope")).await.error(403, "missing.scope");
-    assert!(param(&err, "requiredScopes").to_string().contains("ai:prompt:write"), "{err}");
+    let err = server
+        .post(PROMPTS, Some(&read), &prompt_body("nope"))
+        .await
+        .error(403, "missing.scope");
+    assert!(
+        param(&err, "requiredScopes")
+            .to_string()
+            .contains("ai:prompt:write"),
+        "{err}"
+    );
 
     let resp = server
         .token_request(
-            &[("grant_type", "client_credentials"), ("scope", "ai:prompt:read ai:prompt:write")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "ai:prompt:read ai:prompt:write"),
+            ],
             Some((&server.admin_id, &server.admin_secret)),
         )
         .await;
     let body = resp.ok(200);
-    assert_eq!(scope_set(&str_field(&body, "scope")), scope_set("ai:prompt:read ai:prompt:write"));
+    assert_eq!(
+        scope_set(&str_field(&body, "scope")),
+        scope_set("ai:prompt:read ai:prompt:write")
+    );
     let rw = str_field(&body, "access_token");
-    server.post(PROMPTS, Some(&rw), &prompt_body("yes")).await.ok(201);
-    server.get(CLIENTS, Some(&rw)).await.error(403, "missing.scope");
+    server
+        .post(PROMPTS, Some(&rw), &prompt_body("yes"))
+        .await
+        .ok(201);
+    server
+        .get(CLIENTS, Some(&rw))
+        .await
+        .error(403, "missing.scope");
 }
 
 #[tokio::test]
 async fn scopes_the_client_lacks_are_invalid_scope() {
     let server = Server::start();
     let admin = server.admin_token().await;
-    let (id, secret) = server.create_client(&admin, "reader", &["ai:prompt:read"]).await;
+    let (id, secret) = server
+        .create_client(&admin, "reader", &["ai:prompt:read"])
+        .await;
 
-    let resp = server.token_request(&[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    let resp = server
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&id, &secret)),
+        )
+        .await;
     assert_eq!(resp.ok(200)["scope"], json!("ai:prompt:read"));
 
     for scope in ["ai:prompt:write", "ai:prompt:read admin", "no:such:scope"] {
         let resp = server
-            .token_request(&[("grant_type", "client_credentials"), ("scope", scope)], Some((&id, &secret)))
+            .token_request(
+                &[("grant_type", "client_credentials"), ("scope", scope)],
+                Some((&id, &secret)),
+            )
             .await;
         assert_eq!(resp.ok(400)["error"], json!("invalid_scope"), "{resp}");
     }
     let resp = server
         .token_request(
-            &[("grant_type", "client_credentials"), ("scope", "ai:prompt:read bogus")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "ai:prompt:read bogus"),
+            ],
             Some((&server.admin_id, &server.admin_secret)),
         )
         .await;
@@ -114,23 +159,59 @@ async fn bad_credentials_and_grants_get_rfc6749_errors() {
         assert_eq!(resp.status, status, "{resp}");
         assert_eq!(resp.json()["error"], json!(error), "{resp}");
     };
-    check(&server.token_request(&grant, Some((&id, "wrong"))).await, 401, "invalid_client");
-    check(&server.token_request(&grant, Some(("unknown-client", &secret))).await, 401, "invalid_client");
-    check(&server.token_request(&grant, None).await, 401, "invalid_client");
+    check(
+        &server.token_request(&grant, Some((&id, "wrong"))).await,
+        401,
+        "invalid_client",
+    );
     check(
         &server
-            .token_request(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", "wrong")], None)
+            .token_request(&grant, Some(("unknown-client", &secret)))
             .await,
         401,
         "invalid_client",
     );
-    check(&server.token_request(&[("grant_type", "password")], Some((&id, &secret))).await, 400, "unsupported_grant_type");
     check(
-        &server.token_request(&[("grant_type", "authorization_code")], Some((&id, &secret))).await,
+        &server.token_request(&grant, None).await,
+        401,
+        "invalid_client",
+    );
+    check(
+        &server
+            .token_request(
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &id),
+                    ("client_secret", "wrong"),
+                ],
+                None,
+            )
+            .await,
+        401,
+        "invalid_client",
+    );
+    check(
+        &server
+            .token_request(&[("grant_type", "password")], Some((&id, &secret)))
+            .await,
         400,
         "unsupported_grant_type",
     );
-    check(&server.token_request(&[], Some((&id, &secret))).await, 400, "invalid_request");
+    check(
+        &server
+            .token_request(
+                &[("grant_type", "authorization_code")],
+                Some((&id, &secret)),
+            )
+            .await,
+        400,
+        "unsupported_grant_type",
+    );
+    check(
+        &server.token_request(&[], Some((&id, &secret))).await,
+        400,
+        "invalid_request",
+    );
     // Fewer than 10 failures so far: the right secret still works.
     server.token(&id, &secret, None).await;
 }
@@ -139,16 +220,22 @@ async fn bad_credentials_and_grants_get_rfc6749_errors() {
 async fn ten_failed_logins_lock_the_client_out() {
     let server = Server::start();
     let admin = server.admin_token().await;
-    let (other_id, other_secret) = server.create_client(&admin, "bystander", &["ai:prompt:read"]).await;
+    let (other_id, other_secret) = server
+        .create_client(&admin, "bystander", &["ai:prompt:read"])
+        .await;
     let id = server.admin_id.clone();
     let grant = [("grant_type", "client_credentials")];
 
     for attempt in 1..=10 {
-        let resp = server.token_request(&grant, Some((&id, "wrong-secret"))).await;
+        let resp = server
+            .token_request(&grant, Some((&id, "wrong-secret")))
+            .await;
         assert_eq!(resp.status, 401, "attempt {attempt}: {resp}");
     }
     // The 11th attempt is refused even with the right secret.
-    let resp = server.token_request(&grant, Some((&id, &server.admin_secret))).await;
+    let resp = server
+        .token_request(&grant, Some((&id, &server.admin_secret)))
+        .await;
     assert_eq!(resp.status, 429, "{resp}");
     let retry_after: u64 = resp
         .header("retry-after")
@@ -159,7 +246,11 @@ async fn ten_failed_logins_lock_the_client_out() {
     // Form-field credentials are the same client id.
     let resp = server
         .token_request(
-            &[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &server.admin_secret)],
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &id),
+                ("client_secret", &server.admin_secret),
+            ],
             None,
         )
         .await;
@@ -174,11 +265,20 @@ async fn ten_failed_logins_lock_the_client_out() {
 async fn a_client_disabled_over_http_is_refused_on_its_next_request() {
     let server = Server::start();
     let admin = server.admin_token().await;
-    let (id, secret) = server.create_client(&admin, "short-lived", &["ai:prompt:read", "ai:prompt:write"]).await;
+    let (id, secret) = server
+        .create_client(
+            &admin,
+            "short-lived",
+            &["ai:prompt:read", "ai:prompt:write"],
+        )
+        .await;
     let token = server.token(&id, &secret, None).await;
     server.get(PROMPTS, Some(&token)).await.ok(200);
 
-    let disabled = server.post(&format!("{CLIENTS}/{id}/disable"), Some(&admin), &json!({})).await.ok(200);
+    let disabled = server
+        .post(&format!("{CLIENTS}/{id}/disable"), Some(&admin), &json!({}))
+        .await
+        .ok(200);
     assert_eq!(disabled["clientId"], json!(id));
     assert_eq!(disabled["disabled"], json!(true));
 
@@ -186,8 +286,16 @@ async fn a_client_disabled_over_http_is_refused_on_its_next_request() {
     resp.error(401, "unauthorized");
     let challenge = resp.header("www-authenticate").unwrap_or_default();
     assert!(challenge.contains("invalid_token"), "{resp}");
-    server.post(PROMPTS, Some(&token), &prompt_body("after-disable")).await.error(401, "unauthorized");
-    let resp = server.token_request(&[("grant_type", "client_credentials")], Some((&id, &secret))).await;
+    server
+        .post(PROMPTS, Some(&token), &prompt_body("after-disable"))
+        .await
+        .error(401, "unauthorized");
+    let resp = server
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&id, &secret)),
+        )
+        .await;
     assert_eq!(resp.status, 401, "{resp}");
     assert_eq!(resp.json()["error"], json!("invalid_client"));
     // The admin is unaffected.
@@ -198,7 +306,10 @@ async fn a_client_disabled_over_http_is_refused_on_its_next_request() {
 async fn token_lifetime_is_configurable_and_expired_tokens_are_refused() {
     let server = Server::start_with(Options::with_config("[auth]\ntoken_ttl_seconds = 1\n"));
     let resp = server
-        .token_request(&[("grant_type", "client_credentials")], Some((&server.admin_id, &server.admin_secret)))
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&server.admin_id, &server.admin_secret)),
+        )
         .await;
     let body = resp.ok(200);
     assert_eq!(body["expires_in"], json!(1));
@@ -207,45 +318,75 @@ async fn token_lifetime_is_configurable_and_expired_tokens_are_refused() {
         server.get(PROMPTS, Some(&token)).await.status == 401
     })
     .await;
-    assert!(expired, "a token with a 1 s lifetime still worked after 15 s");
+    assert!(
+        expired,
+        "a token with a 1 s lifetime still worked after 15 s"
+    );
     let resp = server.get(PROMPTS, Some(&token)).await;
     resp.error(401, "unauthorized");
-    assert!(resp.header("www-authenticate").unwrap_or_default().contains("invalid_token"), "{resp}");
+    assert!(
+        resp.header("www-authenticate")
+            .unwrap_or_default()
+            .contains("invalid_token"),
+        "{resp}"
+    );
 }
 
 #[tokio::test]
 async fn failed_login_limit_is_configurable() {
-    let server = Server::start_with(Options::with_config("[auth]\nfailed_logins_per_minute = 3\n"));
+    let server = Server::start_with(Options::with_config(
+        "[auth]\nfailed_logins_per_minute = 3\n",
+    ));
     let grant = [("grant_type", "client_credentials")];
     for attempt in 1..=3 {
-        let resp = server.token_request(&grant, Some((&server.admin_id, "nope"))).await;
+        let resp = server
+            .token_request(&grant, Some((&server.admin_id, "nope")))
+            .await;
         assert_eq!(resp.status, 401, "attempt {attempt}: {resp}");
     }
-    let resp = server.token_request(&grant, Some((&server.admin_id, &server.admin_secret))).await;
+    let resp = server
+        .token_request(&grant, Some((&server.admin_id, &server.admin_secret)))
+        .await;
     assert_eq!(resp.status, 429, "{resp}");
     assert!(resp.header("retry-after").is_some(), "{resp}");
 }
 
 #[tokio::test]
 async fn the_first_start_prints_the_admin_client_once() {
-    let server = Server::start_with(Options { admin: Admin::Printed, ..Options::default() });
+    let server = Server::start_with(Options {
+        admin: Admin::Printed,
+        ..Options::default()
+    });
     let log = server.log();
     assert_eq!(
-        log.matches("promptgate: created the admin client (shown once, store it now)").count(),
+        log.matches("promptgate: created the admin client (shown once, store it now)")
+            .count(),
         1,
         "{log}"
     );
     let token = server.admin_token().await;
     let resp = server
-        .token_request(&[("grant_type", "client_credentials")], Some((&server.admin_id, &server.admin_secret)))
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&server.admin_id, &server.admin_secret)),
+        )
         .await;
-    assert_eq!(scope_set(&str_field(&resp.ok(200), "scope")).len(), ALL_SCOPES.len());
+    assert_eq!(
+        scope_set(&str_field(&resp.ok(200), "scope")).len(),
+        ALL_SCOPES.len()
+    );
     server.create_prompt(&token, &prompt_body("first")).await;
 
     let server = server.restart();
     let log = server.log();
-    assert!(!log.contains("created the admin client"), "printed again on restart:\n{log}");
-    assert!(!log.contains(&server.admin_secret), "the secret was printed again:\n{log}");
+    assert!(
+        !log.contains("shown once") && !log.contains("client secret:"),
+        "printed again on restart:\n{log}"
+    );
+    assert!(
+        !log.contains(&server.admin_secret),
+        "the secret was printed again:\n{log}"
+    );
     let token = server.admin_token().await;
     let list = server.get(PROMPTS, Some(&token)).await.ok(200);
     assert_eq!(list["entities"].as_array().unwrap().len(), 1);
@@ -255,8 +396,14 @@ async fn the_first_start_prints_the_admin_client_once() {
 async fn env_admin_credentials_are_used_and_nothing_is_printed() {
     let server = Server::start();
     let log = server.log();
-    assert!(!log.contains("created the admin client"), "{log}");
-    assert!(!log.contains(&server.admin_secret), "the secret is in the log:\n{log}");
+    assert!(
+        !log.contains("shown once") && !log.contains("client secret:"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&server.admin_secret),
+        "the secret is in the log:\n{log}"
+    );
     let token = server.admin_token().await;
     let list = server.get(CLIENTS, Some(&token)).await.ok(200);
     let entities = list["entities"].as_array().unwrap();
@@ -264,7 +411,67 @@ async fn env_admin_credentials_are_used_and_nothing_is_printed() {
         .iter()
         .find(|c| c["clientId"] == json!(server.admin_id))
         .unwrap_or_else(|| panic!("the admin client is not listed: {list}"));
-    let scopes: BTreeSet<String> =
-        admin["scopes"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    let scopes: BTreeSet<String> = admin["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(scopes, ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+}
+
+#[tokio::test]
+async fn secrets_and_tokens_are_stored_only_as_hashes() {
+    let server = Server::start();
+    let admin = server.admin_token().await;
+    let (id, secret) = server
+        .create_client(&admin, "hashed", &["ai:prompt:read"])
+        .await;
+    let token = server.token(&id, &secret, None).await;
+    let output = server.cli(&[
+        "clients",
+        "create",
+        "--name",
+        "cli-hashed",
+        "--scopes",
+        "ai:prompt:read",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let cli_secret = str_field(&printed, "clientSecret");
+    let cli_token = server
+        .token(&str_field(&printed, "clientId"), &cli_secret, None)
+        .await;
+
+    let dump = server.dump().await;
+    assert!(
+        dump.contains(&id),
+        "the dump does not show the client; is it the right file?\n{dump}"
+    );
+    let mut raw = Vec::new();
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", server.db_path.display());
+        if let Ok(bytes) = std::fs::read(&path) {
+            raw.extend(bytes);
+        }
+    }
+    let raw = String::from_utf8_lossy(&raw);
+    for (what, value) in [
+        ("the admin secret", &server.admin_secret),
+        ("an admin token", &admin),
+        ("a client secret", &secret),
+        ("a client token", &token),
+        ("a CLI client's secret", &cli_secret),
+        ("a CLI client's token", &cli_token),
+    ] {
+        assert!(
+            !dump.contains(value.as_str()),
+            "{what} is stored in plain text:\n{dump}"
+        );
+        assert!(
+            !raw.contains(value.as_str()),
+            "{what} is in the database file in plain text"
+        );
+    }
 }

@@ -14,7 +14,11 @@ fn names(list: &[&str]) -> BTreeSet<String> {
 #[track_caller]
 fn assert_single_problem(resp: &Resp, code: &str, field: &str) -> Value {
     let body = resp.error(400, code);
-    assert_eq!(body["details"], json!([{"errorCode": code, "fieldName": field}]), "{resp}");
+    assert_eq!(
+        body["details"],
+        json!([{"errorCode": code, "fieldName": field}]),
+        "{resp}"
+    );
     assert_eq!(body["errors"], json!([]), "{resp}");
     body
 }
@@ -35,7 +39,12 @@ async fn every_invalid_field_is_reported_at_once() {
     let err = resp.error(400, "invalid.value");
     assert_eq!(
         resp.field_names(),
-        names(&["name", "modelEndpointRef", "temperature", "safetyGuardrails.contentFiltering[1]"]),
+        names(&[
+            "name",
+            "modelEndpointRef",
+            "temperature",
+            "safetyGuardrails.contentFiltering[1]"
+        ]),
         "{resp}"
     );
     let details = err["details"].as_array().unwrap();
@@ -48,7 +57,10 @@ async fn every_invalid_field_is_reported_at_once() {
     for e in errors {
         assert_eq!(e["status"], json!(400), "{resp}");
         assert_eq!(e["code"], json!("invalid.value"), "{resp}");
-        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{resp}");
+        assert!(
+            e["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{resp}"
+        );
     }
     // The unknown endpoint's message lists the known ones.
     let listing = errors
@@ -57,7 +69,10 @@ async fn every_invalid_field_is_reported_at_once() {
         .find(|m| m.contains("nowhere/nothing") || m.contains("builtin/echo"))
         .unwrap_or_else(|| panic!("no message about modelEndpointRef: {resp}"));
     for known in ["builtin/echo", "openai/gpt-4o", "anthropic/claude-3-sonnet"] {
-        assert!(listing.contains(known), "the message does not list {known}: {listing:?}");
+        assert!(
+            listing.contains(known),
+            "the message does not list {known}: {listing:?}"
+        );
     }
     // Nothing was created.
     let list = server.get(PROMPTS, Some(&token)).await.ok(200);
@@ -78,7 +93,10 @@ async fn one_invalid_field_gives_one_detail_and_no_errors() {
     let resp = server.post(PROMPTS, Some(&token), &body).await;
     let err = assert_single_problem(&resp, "invalid.value", "modelEndpointRef");
     let message = err["message"].as_str().unwrap();
-    assert!(message.contains("builtin/echo") && message.contains("openai/gpt-4o-mini"), "{message}");
+    assert!(
+        message.contains("builtin/echo") && message.contains("openai/gpt-4o-mini"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -92,7 +110,11 @@ async fn required_fields_are_all_named_when_missing() {
         assert!(fields.contains(field), "{field} not named: {resp}");
     }
     let err = resp.json();
-    assert_eq!(err["errors"].as_array().unwrap().len(), err["details"].as_array().unwrap().len(), "{resp}");
+    assert_eq!(
+        err["errors"].as_array().unwrap().len(),
+        err["details"].as_array().unwrap().len(),
+        "{resp}"
+    );
 
     // An empty system prompt is as good as none.
     let mut body = prompt_body("empty-system");
@@ -105,7 +127,9 @@ async fn required_fields_are_all_named_when_missing() {
 async fn temperature_defaults_to_one_and_accepts_its_bounds() {
     let server = Server::start();
     let token = server.admin_token().await;
-    let (created, _) = server.create_prompt(&token, &prompt_body("default-temperature")).await;
+    let (created, _) = server
+        .create_prompt(&token, &prompt_body("default-temperature"))
+        .await;
     assert_eq!(created["temperature"].as_f64(), Some(1.0), "{created}");
     for (i, t) in [0.0, 2.0, 0.7].iter().enumerate() {
         let mut body = prompt_body(&format!("t{i}"));
@@ -125,9 +149,18 @@ async fn temperature_defaults_to_one_and_accepts_its_bounds() {
 async fn name_rules() {
     let server = Server::start();
     let token = server.admin_token().await;
-    server.create_prompt(&token, &prompt_body(&"n".repeat(200))).await;
-    server.create_prompt(&token, &prompt_body("ünïcödé name ✓")).await;
-    for bad in ["n".repeat(201), "bell\u{7}".to_owned(), "new\nline".to_owned(), "tab\there".to_owned()] {
+    server
+        .create_prompt(&token, &prompt_body(&"n".repeat(200)))
+        .await;
+    server
+        .create_prompt(&token, &prompt_body("ünïcödé name ✓"))
+        .await;
+    for bad in [
+        "n".repeat(201),
+        "bell\u{7}".to_owned(),
+        "new\nline".to_owned(),
+        "tab\there".to_owned(),
+    ] {
         let resp = server.post(PROMPTS, Some(&token), &prompt_body(&bad)).await;
         assert_single_problem(&resp, "invalid.value", "name");
     }
@@ -161,7 +194,10 @@ async fn guardrail_values_are_checked_not_ignored() {
         "maxTokens": 100
     });
     let (created, _) = server.create_prompt(&token, &body).await;
-    assert_eq!(created["safetyGuardrails"]["contentFiltering"], json!(["pii", "profanity"]));
+    assert_eq!(
+        created["safetyGuardrails"]["contentFiltering"],
+        json!(["pii", "profanity"])
+    );
     assert_eq!(
         created["safetyGuardrails"]["blockedCategories"],
         json!(["violence", "hate_speech", "self_harm", "sexual", "illegal"])
@@ -169,11 +205,20 @@ async fn guardrail_values_are_checked_not_ignored() {
     assert_eq!(created["safetyGuardrails"]["maxTokens"], json!(100));
 
     let cases = [
-        (json!({"blockedCategories": ["weapons"]}), vec!["safetyGuardrails.blockedCategories[0]"]),
-        (json!({"contentFiltering": ["PII"]}), vec!["safetyGuardrails.contentFiltering[0]"]),
+        (
+            json!({"blockedCategories": ["weapons"]}),
+            vec!["safetyGuardrails.blockedCategories[0]"],
+        ),
+        (
+            json!({"contentFiltering": ["PII"]}),
+            vec!["safetyGuardrails.contentFiltering[0]"],
+        ),
         (json!({"maxTokens": 0}), vec!["safetyGuardrails.maxTokens"]),
         (json!({"maxTokens": -5}), vec!["safetyGuardrails.maxTokens"]),
-        (json!({"maxTokens": 1.5}), vec!["safetyGuardrails.maxTokens"]),
+        (
+            json!({"maxTokens": 1.5}),
+            vec!["safetyGuardrails.maxTokens"],
+        ),
         (
             json!({"contentFiltering": ["profanity", "pii", "spam"], "blockedCategories": ["violence", "gore"], "maxTokens": 0}),
             vec![
@@ -202,8 +247,15 @@ async fn few_shot_examples_are_checked() {
     body["fewShotExamples"] = json!(vec![example.clone(); 200]);
     let (created, _) = server.create_prompt(&token, &body).await;
     let id = str_field(&created, "id");
-    let version = server.get(&version_path(&id, "1.0.0"), Some(&token)).await.ok(200);
-    assert_eq!(version["fewShotExamples"].as_array().map(Vec::len), Some(200), "{version}");
+    let version = server
+        .get(&version_path(&id, "1.0.0"), Some(&token))
+        .await
+        .ok(200);
+    assert_eq!(
+        version["fewShotExamples"].as_array().map(Vec::len),
+        Some(200),
+        "{version}"
+    );
 
     let mut body = prompt_body("shots-201");
     body["fewShotExamples"] = json!(vec![example.clone(); 201]);
@@ -241,23 +293,39 @@ async fn token_budget_is_exact_with_o200k_base() {
     assert_eq!(param(&err, "limit"), json!((n - 1).to_string()), "{resp}");
     assert_eq!(param(&err, "tokenizer"), json!("o200k_base"), "{resp}");
     let message = err["message"].as_str().unwrap();
-    assert!(message.contains(&n.to_string()) && message.contains(&(n - 1).to_string()), "{message}");
-    assert!(err["messageWithParams"].as_str().is_some_and(|m| m.contains("{estimated}")), "{resp}");
+    assert!(
+        message.contains(&n.to_string()) && message.contains(&(n - 1).to_string()),
+        "{message}"
+    );
+    assert!(
+        err["messageWithParams"]
+            .as_str()
+            .is_some_and(|m| m.contains("{estimated}")),
+        "{resp}"
+    );
 
     // No maxTokens, no budget.
     let mut body = prompt_body("no-budget");
     body["systemPrompt"] = json!(system.repeat(20));
     let (created, _) = server.create_prompt(&token, &body).await;
-    assert_eq!(created["systemPromptTokens"], json!(o200k(&system.repeat(20))));
+    assert_eq!(
+        created["systemPromptTokens"],
+        json!(o200k(&system.repeat(20)))
+    );
 }
 
 #[tokio::test]
 async fn anthropic_models_count_with_cl100k_base() {
     let server = Server::start();
     let token = server.admin_token().await;
-    let system = "You are a helpful customer support agent. Réponds en français 🙂; 日本語も話せます.";
+    let system =
+        "You are a helpful customer support agent. Réponds en français 🙂; 日本語も話せます.";
     let n = cl100k(system);
-    assert_ne!(n, o200k(system), "pick a text on which the two encodings differ");
+    assert_ne!(
+        n,
+        o200k(system),
+        "pick a text on which the two encodings differ"
+    );
 
     let mut body = prompt_body("anthropic");
     body["modelEndpointRef"] = json!("anthropic/claude-3-sonnet");
@@ -265,7 +333,10 @@ async fn anthropic_models_count_with_cl100k_base() {
     let (created, _) = server.create_prompt(&token, &body).await;
     assert_eq!(created["systemPromptTokens"], json!(n), "{created}");
     let id = str_field(&created, "id");
-    let version = server.get(&version_path(&id, "1.0.0"), Some(&token)).await.ok(200);
+    let version = server
+        .get(&version_path(&id, "1.0.0"), Some(&token))
+        .await
+        .ok(200);
     assert_eq!(version["tokenizer"], json!("cl100k_base"), "{version}");
     assert_eq!(version["systemPromptTokens"], json!(n), "{version}");
 
@@ -311,23 +382,39 @@ max_retries = 0
     let resp = server.post(PROMPTS, Some(&token), &body).await;
     let err = resp.error(400, "context.window.exceeded");
     assert!(resp.field_names().contains("systemPrompt"), "{resp}");
-    assert!(err["message"].as_str().unwrap().contains("50"), "the message names the window: {resp}");
+    assert!(
+        err["message"].as_str().unwrap().contains("50"),
+        "the message names the window: {resp}"
+    );
 
     // The same check on a new version.
     let resp = server
-        .put(&prompt_path(&id), &token, &json!({"systemPrompt": too_long, "version": "1.1.0"}), None)
+        .put(
+            &prompt_path(&id),
+            &token,
+            &json!({"systemPrompt": too_long, "version": "1.1.0"}),
+            None,
+        )
         .await;
     resp.error(400, "context.window.exceeded");
     let versions = server.get(&versions_path(&id), Some(&token)).await.ok(200);
-    assert_eq!(versions["entities"].as_array().unwrap().len(), 1, "{versions}");
+    assert_eq!(
+        versions["entities"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
 }
 
 #[tokio::test]
 async fn builtin_echo_has_a_128000_token_window() {
     let server = Server::start();
     let token = server.admin_token().await;
-    let text = "word ".repeat(130_000);
-    assert!(o200k(&text) > 128_000);
+    // Text dense in tokens (rare CJK ideographs, mostly more than one token each), so that it
+    // is over the window while staying short in characters and bytes.
+    let text: String = (0..100_000u32)
+        .map(|i| char::from_u32(0x4E00 + (i * 7919) % 20_000).unwrap())
+        .collect();
+    assert!(o200k(&text) > 128_000, "{} tokens", o200k(&text));
     let mut body = prompt_body("huge");
     body["systemPrompt"] = json!(text);
     let resp = server.post(PROMPTS, Some(&token), &body).await;
@@ -358,7 +445,11 @@ async fn create_traffic_must_name_existing_versions() {
     body["trafficDistribution"] = json!({"versions": [{"version": "1.0.0", "weight": 0.5}, {"version": "3.0.0", "weight": 0.5}]});
     let resp = server.post(PROMPTS, Some(&token), &body).await;
     resp.error(400, "invalid.value");
-    assert!(resp.field_names().contains("trafficDistribution.versions[1].version"), "{resp}");
+    assert!(
+        resp.field_names()
+            .contains("trafficDistribution.versions[1].version"),
+        "{resp}"
+    );
 
     let list = server.get(PROMPTS, Some(&token)).await.ok(200);
     assert_eq!(list["entities"], json!([]));
