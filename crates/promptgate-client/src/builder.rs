@@ -1,0 +1,258 @@
+//! Values built locally and checked before any request: a prompt draft whose token budget is
+//! counted with the same tokenizer the server uses, and a traffic split whose weights must sum
+//! to one.
+
+use promptgate_api::{self as api, CreatePromptRequest};
+use promptgate_core::{SplitStrategy, TokenCounter, TokenizerKind, VersionLabel};
+
+use crate::error::Error;
+
+/// A new prompt, built step by step.
+///
+/// ```
+/// use promptgate_client::PromptDraft;
+/// let draft = PromptDraft::new("support_agent", "openai/gpt-4o-mini")
+///     .system_prompt("You are a helpful customer support agent.")
+///     .temperature(0.2)
+///     .content_filtering(&["pii", "profanity"])
+///     .max_tokens(1500)
+///     .version("1.0.0");
+/// assert!(draft.check_budget(promptgate_core::TokenizerKind::O200kBase).is_ok());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PromptDraft {
+    request: CreatePromptRequest,
+}
+
+impl PromptDraft {
+    /// A draft with a name and a model endpoint `ref`; version 1.0.0 unless set.
+    pub fn new(name: &str, model_endpoint_ref: &str) -> Self {
+        PromptDraft {
+            request: CreatePromptRequest {
+                name: Some(name.to_owned()),
+                model_endpoint_ref: Some(model_endpoint_ref.to_owned()),
+                version: Some("1.0.0".to_owned()),
+                ..CreatePromptRequest::default()
+            },
+        }
+    }
+
+    /// A draft from the contract's request body (for example read from a JSON file).
+    pub fn from_request(request: CreatePromptRequest) -> Self {
+        PromptDraft { request }
+    }
+
+    /// The system prompt.
+    pub fn system_prompt(mut self, text: impl Into<String>) -> Self {
+        self.request.system_prompt = Some(text.into());
+        self
+    }
+
+    /// The temperature, in [0, 2].
+    pub fn temperature(mut self, temperature: f64) -> Self {
+        self.request.temperature = Some(temperature);
+        self
+    }
+
+    /// The first version's label.
+    pub fn version(mut self, version: &str) -> Self {
+        self.request.version = Some(version.to_owned());
+        self
+    }
+
+    /// Content filters: `pii`, `profanity`.
+    pub fn content_filtering(mut self, filters: &[&str]) -> Self {
+        self.guardrails().content_filtering =
+            Some(filters.iter().map(|f| (*f).to_owned()).collect());
+        self
+    }
+
+    /// Blocked categories: `violence`, `hate_speech`, `self_harm`, `sexual`, `illegal`.
+    pub fn blocked_categories(mut self, categories: &[&str]) -> Self {
+        self.guardrails().blocked_categories =
+            Some(categories.iter().map(|c| (*c).to_owned()).collect());
+        self
+    }
+
+    /// The system prompt's token budget.
+    pub fn max_tokens(mut self, limit: u32) -> Self {
+        self.guardrails().max_tokens = Some(i64::from(limit));
+        self
+    }
+
+    /// Few-shot examples, oldest first.
+    pub fn few_shot_examples(mut self, examples: &[(&str, &str)]) -> Self {
+        self.request.few_shot_examples = Some(
+            examples
+                .iter()
+                .map(|(input, output)| api::FewShotExample {
+                    input: Some((*input).to_owned()),
+                    output: Some((*output).to_owned()),
+                })
+                .collect(),
+        );
+        self
+    }
+
+    /// The initial traffic split.
+    pub fn traffic(mut self, split: &TrafficSplit) -> Self {
+        self.request.traffic_distribution = Some(split.to_wire());
+        self
+    }
+
+    fn guardrails(&mut self) -> &mut api::SafetyGuardrails {
+        self.request
+            .safety_guardrails
+            .get_or_insert_with(api::SafetyGuardrails::default)
+    }
+
+    /// The model endpoint's `ref`.
+    pub fn model_endpoint_ref(&self) -> Option<&str> {
+        self.request.model_endpoint_ref.as_deref()
+    }
+
+    /// The request body this draft sends.
+    pub fn request(&self) -> &CreatePromptRequest {
+        &self.request
+    }
+
+    /// Counts the system prompt with `tokenizer` and fails with
+    /// [`Error::TokenBudgetExceeded`] when it is over `maxTokens`. Returns the count.
+    pub fn check_budget(&self, tokenizer: TokenizerKind) -> Result<usize, Error> {
+        let text = self.request.system_prompt.as_deref().unwrap_or("");
+        let tokens = TokenCounter::load().count(tokenizer, text);
+        let limit = self
+            .request
+            .safety_guardrails
+            .as_ref()
+            .and_then(|g| g.max_tokens)
+            .and_then(|n| usize::try_from(n).ok());
+        match limit {
+            Some(limit) if tokens > limit => Err(Error::TokenBudgetExceeded {
+                estimated: tokens,
+                limit,
+                tokenizer: tokenizer.as_str().to_owned(),
+            }),
+            _ => Ok(tokens),
+        }
+    }
+}
+
+/// A traffic split that cannot hold weights outside [0, 1] or weights that do not sum to 1
+/// (within 0.01; they are then normalised), checked by the same code as the server.
+///
+/// ```
+/// use promptgate_client::TrafficSplit;
+/// let split = TrafficSplit::new(&[("1.0.0", 0.9), ("1.1.0", 0.1)]).unwrap();
+/// assert!(TrafficSplit::new(&[("1.0.0", 0.9), ("1.1.0", 0.2)]).is_err());
+/// # let _ = split;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficSplit {
+    inner: promptgate_core::TrafficSplit,
+}
+
+impl TrafficSplit {
+    /// A sticky split over `weights` (version, share), the first version as default.
+    pub fn new(weights: &[(&str, f64)]) -> Result<Self, Error> {
+        Self::with_strategy(weights, SplitStrategy::Sticky)
+    }
+
+    /// A split with an explicit strategy (`sticky` keeps a session on its version).
+    pub fn with_strategy(weights: &[(&str, f64)], strategy: SplitStrategy) -> Result<Self, Error> {
+        let mut labels = Vec::with_capacity(weights.len());
+        for (i, (version, weight)) in weights.iter().enumerate() {
+            let label: VersionLabel = version.parse().map_err(|e| Error::Invalid {
+                field: format!("trafficDistribution.versions[{i}].version"),
+                message: format!("{e}"),
+            })?;
+            labels.push((label, *weight));
+        }
+        let Some(first) = labels.first().map(|(l, _)| l.clone()) else {
+            return Err(Error::Invalid {
+                field: "trafficDistribution.versions".to_owned(),
+                message: "name at least one version".to_owned(),
+            });
+        };
+        let inner = promptgate_core::TrafficSplit::new(first, strategy, labels).map_err(|v| {
+            Error::Invalid {
+                field: v.first().map(|v| v.field.clone()).unwrap_or_default(),
+                message: v.iter().map(|v| v.message()).collect::<Vec<_>>().join("; "),
+            }
+        })?;
+        Ok(TrafficSplit { inner })
+    }
+
+    /// All traffic to one version.
+    pub fn single(version: &str) -> Result<Self, Error> {
+        Self::new(&[(version, 1.0)])
+    }
+
+    /// The normalised weights, in order.
+    pub fn weights(&self) -> Vec<(String, f64)> {
+        self.inner
+            .weights()
+            .iter()
+            .map(|w| (w.version.to_string(), w.weight))
+            .collect()
+    }
+
+    /// The wire form sent in `trafficDistribution`.
+    pub fn to_wire(&self) -> api::TrafficDistribution {
+        api::TrafficDistribution {
+            default_version: Some(self.inner.default_version().to_string()),
+            split_strategy: Some(self.inner.strategy().as_str().to_owned()),
+            versions: Some(
+                self.inner
+                    .weights()
+                    .iter()
+                    .map(|w| api::VersionWeight {
+                        version: Some(w.version.to_string()),
+                        weight: Some(w.weight),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_rejects_bad_weights_and_normalises_good_ones() {
+        assert!(matches!(
+            TrafficSplit::new(&[("1.0.0", 0.5), ("1.1.0", 0.6)]),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(TrafficSplit::new(&[]), Err(Error::Invalid { .. })));
+        assert!(matches!(
+            TrafficSplit::new(&[("one", 1.0)]),
+            Err(Error::Invalid { .. })
+        ));
+        let split = TrafficSplit::new(&[("1.0.0", 0.5), ("1.1.0", 0.505)]).unwrap();
+        let total: f64 = split.weights().iter().map(|(_, w)| w).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        let wire = split.to_wire();
+        assert_eq!(wire.split_strategy.as_deref(), Some("sticky"));
+        assert_eq!(wire.default_version.as_deref(), Some("1.0.0"));
+    }
+
+    #[test]
+    fn budget_is_checked_locally() {
+        let draft = PromptDraft::new("p", "openai/gpt-4o")
+            .system_prompt("one two three four five six")
+            .max_tokens(3);
+        match draft.check_budget(TokenizerKind::O200kBase) {
+            Err(Error::TokenBudgetExceeded {
+                estimated,
+                limit,
+                tokenizer,
+            }) => {
+                assert_eq!((estimated, limit, tokenizer.as_str()), (6, 3, "o200k_base"));
+            }
+            other => panic!("expected a budget error, got {other:?}"),
+        }
+    }
+}

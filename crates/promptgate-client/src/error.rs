@@ -1,0 +1,163 @@
+//! The SDK's errors: one variant per thing a caller can act on, each saying what to do next.
+
+use std::time::Duration;
+
+use promptgate_api::ErrorBody;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The credentials were refused, or the token is invalid even after one refresh.
+    #[error(
+        "unauthorized: {message}; check the client id and secret, and that the client is not disabled"
+    )]
+    Unauthorized {
+        /// The server's explanation.
+        message: String,
+        /// The request id, to quote to the gateway's operator.
+        context_id: Option<String>,
+    },
+    /// The token lacks a scope the endpoint needs.
+    #[error("missing scope {}: ask an admin to grant it to this client (or request it with the token)", required.join(" "))]
+    MissingScope {
+        /// The scopes the endpoint needs.
+        required: Vec<String>,
+    },
+    /// The system prompt is over its token budget (found locally before sending, or by the
+    /// server).
+    #[error(
+        "system prompt is {estimated} tokens ({tokenizer}); the budget is {limit}: shorten the prompt or raise safetyGuardrails.maxTokens"
+    )]
+    TokenBudgetExceeded {
+        /// The prompt's tokens.
+        estimated: usize,
+        /// The budget.
+        limit: usize,
+        /// The tokenizer that counted.
+        tokenizer: String,
+    },
+    /// The prompt, version or route does not exist.
+    #[error("not found: {message}; check the id (list prompts to find it)")]
+    NotFound {
+        /// The server's explanation.
+        message: String,
+        /// The request id.
+        context_id: Option<String>,
+    },
+    /// A duplicate name, or a version that exists with other content.
+    #[error("conflict: {message}; pick another name or version")]
+    Conflict {
+        /// The server's explanation.
+        message: String,
+        /// The request id.
+        context_id: Option<String>,
+    },
+    /// The prompt changed since its ETag was read.
+    #[error("the prompt changed since it was read (current ETag {}): read it again and reapply the change", current_etag.as_deref().unwrap_or("unknown"))]
+    PreconditionFailed {
+        /// The prompt's current ETag, when the server sent it.
+        current_etag: Option<String>,
+    },
+    /// Rate limited and out of attempts or time to wait.
+    #[error("rate limited{}: slow down or raise the client's limit", retry_after.map(|d| format!("; retry after {} s", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        /// How long the server asked to wait.
+        retry_after: Option<Duration>,
+    },
+    /// Any other error answer of the API.
+    #[error("the gateway answered {status} {code}: {message}{}", context_id.as_deref().map(|c| format!(" (contextId {c})")).unwrap_or_default())]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The contract's error code.
+        code: String,
+        /// The message.
+        message: String,
+        /// The request id, to quote to the gateway's operator.
+        context_id: Option<String>,
+    },
+    /// The gateway could not be reached, or the connection failed, after the retries allowed.
+    #[error("cannot reach the gateway: {0}; check the URL and that the gateway is running")]
+    Transport(#[source] reqwest::Error),
+    /// The client is misconfigured (no base URL, bad credentials form, an invalid value).
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+    /// A value built locally is invalid (for example traffic weights that do not sum to 1).
+    #[error("invalid value for {field}: {message}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The gateway's answer could not be understood.
+    #[error("unexpected answer from the gateway: {0}; is the URL a promptgate gateway?")]
+    Decode(String),
+}
+
+impl Error {
+    /// The error for an API answer with an ErrorBody.
+    pub(crate) fn from_body(status: u16, body: ErrorBody, etag: Option<String>) -> Self {
+        let context_id = Some(body.context_id.clone()).filter(|c| !c.is_empty());
+        match (status, body.code.as_str()) {
+            (401, _) => Error::Unauthorized {
+                message: body.message,
+                context_id,
+            },
+            (403, "missing.scope") => Error::MissingScope {
+                required: body
+                    .message_params
+                    .get("requiredScopes")
+                    .map(|s| s.split_whitespace().map(str::to_owned).collect())
+                    .unwrap_or_default(),
+            },
+            (400, "token.budget.exceeded") => {
+                let number = |key: &str| {
+                    body.message_params
+                        .get(key)
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                };
+                Error::TokenBudgetExceeded {
+                    estimated: number("estimated"),
+                    limit: number("limit"),
+                    tokenizer: body
+                        .message_params
+                        .get("tokenizer")
+                        .cloned()
+                        .unwrap_or_default(),
+                }
+            }
+            (404, _) => Error::NotFound {
+                message: body.message,
+                context_id,
+            },
+            (409, _) => Error::Conflict {
+                message: body.message,
+                context_id,
+            },
+            (412, _) => Error::PreconditionFailed {
+                current_etag: etag.or_else(|| body.message_params.get("currentEtag").cloned()),
+            },
+            (429, _) => Error::RateLimited { retry_after: None },
+            _ => Error::Api {
+                status,
+                code: body.code,
+                message: body.message,
+                context_id,
+            },
+        }
+    }
+
+    /// The request id of the failed call, when the gateway gave one.
+    pub fn context_id(&self) -> Option<&str> {
+        match self {
+            Error::Unauthorized { context_id, .. }
+            | Error::NotFound { context_id, .. }
+            | Error::Conflict { context_id, .. }
+            | Error::Api { context_id, .. } => context_id.as_deref(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The Rust client SDK for a promptgate gateway.
+//!
+//! It authenticates with OAuth client credentials (one token shared by every clone, refreshed
+//! 60 s before expiry, one request however many tasks need it), retries what is safe to retry
+//! within a bounded number of attempts and a deadline, and turns the gateway's error bodies
+//! into typed [`Error`]s that say what to do next.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), promptgate_client::Error> {
+//! use futures_util::TryStreamExt;
+//! use promptgate_client::{Client, PromptDraft, PromptQuery, TrafficSplit};
+//!
+//! let client = Client::builder()
+//!     .base_url("http://127.0.0.1:8080")
+//!     .client_credentials("my-client-id", "my-client-secret")
+//!     .build()?;
+//! let created = client
+//!     .create_prompt(&PromptDraft::new("support_agent", "openai/gpt-4o-mini")
+//!         .system_prompt("You are a helpful customer support agent.")
+//!         .max_tokens(1500))
+//!     .await?;
+//! let split = TrafficSplit::new(&[("1.0.0", 1.0)])?;
+//! client.set_traffic(&created.value.id, &split, created.etag.as_deref()).await?;
+//! let all: Vec<_> = client.list_prompts(PromptQuery::default()).try_collect().await?;
+//! # let _ = all;
+//! # Ok(()) }
+//! ```
+//!
+//! Architecture invariant: depends on the wire types (`promptgate-api`), the domain rules it
+//! shares with the server (`promptgate-core`: tokenizers, traffic split, few-shot fitting) and
+//! reqwest; never on the server or the store.
+
+mod builder;
+mod client;
+mod error;
+mod prompts;
+
+pub use builder::{PromptDraft, TrafficSplit};
+pub use client::{Client, ClientBuilder, RetryPolicy, Tagged};
+pub use error::Error;
+pub use promptgate_api as api;
+pub use promptgate_core::fewshot::{self, FitStrategy, FittedPrompt};
+pub use promptgate_core::{FewShotExample, SplitStrategy, TokenCounter, TokenizerKind};
+pub use prompts::PromptQuery;
