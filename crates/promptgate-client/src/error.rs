@@ -78,7 +78,7 @@ pub enum Error {
         context_id: Option<String>,
     },
     /// The gateway could not be reached, or the connection failed, after the retries allowed.
-    #[error("cannot reach the gateway: {0}; check the URL and that the gateway is running")]
+    #[error("cannot reach the gateway; check the URL and that the gateway is running")]
     Transport(#[source] reqwest::Error),
     /// The client is misconfigured (no base URL, bad credentials form, an invalid value).
     #[error("invalid client configuration: {0}")]

@@ -27,18 +27,12 @@ pub enum ClientsCommand {
         /// ai:telemetry:read ai:audit:read admin.
         #[arg(long)]
         scopes: String,
-        /// Print {"clientId", "clientSecret", "scopes"} as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// List clients (never their secrets).
     List {
         /// Database URL.
         #[arg(long, env = "PROMPTGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
         database_url: String,
-        /// Print a JSON array.
-        #[arg(long)]
-        json: bool,
     },
     /// Disable a client: its tokens stop working within seconds on every gateway.
     Disable {
@@ -51,13 +45,12 @@ pub enum ClientsCommand {
 }
 
 #[allow(clippy::print_stdout)]
-pub async fn run(command: ClientsCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(command: ClientsCommand, json: bool) -> anyhow::Result<ExitCode> {
     match command {
         ClientsCommand::Create {
             database_url,
             name,
             scopes,
-            json,
         } => {
             let scopes = ScopeSet::parse_space_separated(&scopes)?;
             let store = open(&database_url).await?;
@@ -78,7 +71,7 @@ pub async fn run(command: ClientsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ClientsCommand::List { database_url, json } => {
+        ClientsCommand::List { database_url } => {
             let store = open(&database_url).await?;
             let clients = store.list_clients().await?;
             store.close().await;

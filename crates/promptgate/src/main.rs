@@ -1,20 +1,51 @@
-//! The `promptgate` binary: the gateway server (`serve`) and the command-line tools. It is glue:
-//! the logic lives in the library crates.
+//! The `promptgate` binary: the gateway server (`serve`) and the command-line client. It is
+//! glue: the logic lives in the library crates (`promptgate-server`, `promptgate-client`).
+//!
+//! Exit codes: 0 success, 1 any other failure, 2 usage error, 3 the gateway refused the request
+//! (an API error), 4 the gateway could not be reached.
 
 mod clients_cmd;
+mod output;
+mod profile;
+mod prompts_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use promptgate_client::Client;
 use promptgate_server::config::{ConfigFile, DEFAULT_DATABASE_URL, DEFAULT_LISTEN};
 use promptgate_server::{Gateway, ServeOptions};
+
+use crate::output::Output;
+
+/// Exit code for an error answer of the gateway.
+const EXIT_API_ERROR: u8 = 3;
+/// Exit code when the gateway cannot be reached.
+const EXIT_TRANSPORT_ERROR: u8 = 4;
 
 /// promptgate: a self-hosted gateway for the system prompts of LLM applications.
 #[derive(Debug, Parser)]
 #[command(name = "promptgate", version, about, long_about = None)]
 struct Cli {
+    /// The gateway's URL (or PROMPTGATE_URL, or `url` in ~/.config/promptgate/config.toml).
+    #[arg(long, global = true, env = "PROMPTGATE_URL")]
+    url: Option<String>,
+    /// OAuth client id (or PROMPTGATE_CLIENT_ID, or the profile's `client_id`).
+    #[arg(long, global = true, env = "PROMPTGATE_CLIENT_ID")]
+    client_id: Option<String>,
+    /// OAuth client secret (or PROMPTGATE_CLIENT_SECRET, or the profile's `client_secret`).
+    #[arg(
+        long,
+        global = true,
+        env = "PROMPTGATE_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    client_secret: Option<String>,
+    /// Print JSON for scripts instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,6 +60,20 @@ enum Command {
     /// Manage OAuth clients directly in the database (works while a server runs on it).
     #[command(subcommand)]
     Clients(clients_cmd::ClientsCommand),
+    /// Create, read, version, split and archive prompts on a gateway.
+    #[command(subcommand)]
+    Prompts(prompts_cmd::PromptsCommand),
+    /// List the gateway's model endpoints and whether each can be called.
+    #[command(after_help = "Example:\n  promptgate model-endpoints --url http://127.0.0.1:8080")]
+    ModelEndpoints,
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  promptgate completions bash > /etc/bash_completion.d/promptgate"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,24 +110,91 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             report(&err);
-            ExitCode::FAILURE
+            exit_code_for(&err)
         }
     }
 }
 
-/// Prints an error once, with its chain of causes.
+/// Prints an error once, with its chain of causes and the gateway's context id.
 #[allow(clippy::print_stderr)]
 fn report(err: &anyhow::Error) {
     eprintln!("promptgate: error: {err}");
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
+    if let Some(context_id) = err
+        .downcast_ref::<promptgate_client::Error>()
+        .and_then(promptgate_client::Error::context_id)
+    {
+        eprintln!("  contextId: {context_id}");
+    }
+}
+
+fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    match err.downcast_ref::<promptgate_client::Error>() {
+        Some(promptgate_client::Error::Transport(_)) => ExitCode::from(EXIT_TRANSPORT_ERROR),
+        Some(promptgate_client::Error::Config(_) | promptgate_client::Error::Invalid { .. }) => {
+            ExitCode::from(2)
+        }
+        Some(_) => ExitCode::from(EXIT_API_ERROR),
+        None => ExitCode::FAILURE,
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let out = Output { json: cli.json };
+    let connection = Connection {
+        url: cli.url,
+        client_id: cli.client_id,
+        client_secret: cli.client_secret,
+    };
     match cli.command {
         Command::Serve(args) => serve(args).await,
-        Command::Clients(command) => clients_cmd::run(command).await,
+        Command::Clients(command) => clients_cmd::run(command, cli.json).await,
+        Command::Prompts(command) => prompts_cmd::run(command, || connection.client(), &out).await,
+        Command::ModelEndpoints => prompts_cmd::model_endpoints(&connection.client()?, &out).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "promptgate",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The gateway and credentials from flags and the environment, completed by the profile.
+struct Connection {
+    url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+impl Connection {
+    fn client(self) -> anyhow::Result<Client> {
+        let needs_profile =
+            self.url.is_none() || self.client_id.is_none() || self.client_secret.is_none();
+        let profile = if needs_profile {
+            profile::load()?
+        } else {
+            profile::Profile::default()
+        };
+        let url = self.url.or(profile.url).context(
+            "no gateway URL: pass --url, set PROMPTGATE_URL, or put url in ~/.config/promptgate/config.toml",
+        )?;
+        let mut builder = Client::builder().base_url(url);
+        match (
+            self.client_id.or(profile.client_id),
+            self.client_secret.or(profile.client_secret),
+        ) {
+            (Some(id), Some(secret)) => builder = builder.client_credentials(id, secret),
+            _ => anyhow::bail!(
+                "no client credentials: pass --client-id and --client-secret, set PROMPTGATE_CLIENT_ID and PROMPTGATE_CLIENT_SECRET, or use the profile file"
+            ),
+        }
+        Ok(builder.build()?)
     }
 }
 

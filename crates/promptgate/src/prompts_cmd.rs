@@ -1,0 +1,405 @@
+//! `promptgate prompts …` and `promptgate model-endpoints`: the gateway's prompt API from a
+//! terminal or a script, on the client SDK.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use futures_util::TryStreamExt;
+use promptgate_client::api::{CreatePromptRequest, Prompt, UpdatePromptRequest};
+use promptgate_client::{
+    Client, FewShotExample, FitStrategy, PromptDraft, PromptQuery, SplitStrategy, TokenCounter,
+    TokenizerKind, TrafficSplit, fewshot,
+};
+use serde_json::json;
+
+use crate::output::Output;
+
+#[derive(Debug, Subcommand)]
+pub enum PromptsCommand {
+    /// Create a prompt from a JSON file (the contract's body) or from flags.
+    #[command(
+        after_help = "Examples:\n  promptgate prompts create --file prompt.json\n  promptgate prompts create --name support_agent --model openai/gpt-4o-mini \\\n      --system-prompt 'You are a helpful support agent.' --filters pii,profanity --max-tokens 1500"
+    )]
+    Create(CreateArgs),
+    /// Show a prompt (its default version's settings).
+    #[command(
+        after_help = "Example:\n  promptgate prompts get 01a21b90-f811-7001-9495-3ba146e3a674 --json"
+    )]
+    Get {
+        /// The prompt id.
+        id: String,
+    },
+    /// List prompts.
+    #[command(
+        after_help = "Examples:\n  promptgate prompts list\n  promptgate prompts list --name 'support*' --status ACTIVE --json"
+    )]
+    List {
+        /// Exact name, or a pattern with `*`.
+        #[arg(long)]
+        name: Option<String>,
+        /// ACTIVE or ARCHIVED.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// List a prompt's versions, newest first.
+    #[command(
+        after_help = "Example:\n  promptgate prompts versions 01a21b90-f811-7001-9495-3ba146e3a674"
+    )]
+    Versions {
+        /// The prompt id.
+        id: String,
+    },
+    /// Add a version (fields left out are taken from the newest version).
+    #[command(
+        after_help = "Examples:\n  promptgate prompts update ID --version 1.1.0 --system-prompt 'You are concise.'\n  promptgate prompts update ID --version 1.1.0 --file update.json"
+    )]
+    Update(UpdateArgs),
+    /// Split traffic between versions: VERSION=WEIGHT pairs that sum to 1.
+    #[command(
+        after_help = "Example:\n  promptgate prompts split ID 1.0.0=0.9 1.1.0=0.1 --strategy sticky"
+    )]
+    Split {
+        /// The prompt id.
+        id: String,
+        /// VERSION=WEIGHT pairs, such as 1.0.0=0.9 1.1.0=0.1.
+        #[arg(required = true)]
+        weights: Vec<String>,
+        /// sticky (a conversation keeps its version) or random.
+        #[arg(long, default_value = "sticky")]
+        strategy: String,
+        /// Only if the prompt's ETag is still this.
+        #[arg(long)]
+        if_match: Option<String>,
+    },
+    /// Archive a prompt: it stops serving; its history stays.
+    #[command(
+        after_help = "Example:\n  promptgate prompts archive 01a21b90-f811-7001-9495-3ba146e3a674"
+    )]
+    Archive {
+        /// The prompt id.
+        id: String,
+        /// Only if the prompt's ETag is still this.
+        #[arg(long)]
+        if_match: Option<String>,
+    },
+    /// Fit few-shot examples to a token limit and print the combined prompt (offline).
+    #[command(
+        after_help = "Example:\n  promptgate prompts optimize --base-file system.txt --examples examples.jsonl --limit 1500 --strategy keep-recent\n\nexamples.jsonl holds one {\"input\": \"…\", \"output\": \"…\"} per line, oldest first."
+    )]
+    Optimize(OptimizeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The contract's JSON body; `-` reads standard input.
+    #[arg(long, conflicts_with_all = ["name", "model", "system_prompt", "system_prompt_file"])]
+    file: Option<PathBuf>,
+    /// Unique name.
+    #[arg(long, required_unless_present = "file")]
+    name: Option<String>,
+    /// Model endpoint ref, such as openai/gpt-4o-mini.
+    #[arg(long, required_unless_present = "file")]
+    model: Option<String>,
+    /// The system prompt text.
+    #[arg(long, conflicts_with = "system_prompt_file")]
+    system_prompt: Option<String>,
+    /// A file holding the system prompt; `-` reads standard input.
+    #[arg(long)]
+    system_prompt_file: Option<PathBuf>,
+    /// Temperature in [0, 2].
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// The first version.
+    #[arg(long, default_value = "1.0.0")]
+    version: String,
+    /// Content filters, comma-separated: pii,profanity.
+    #[arg(long, value_delimiter = ',')]
+    filters: Vec<String>,
+    /// Blocked categories, comma-separated: violence,hate_speech,self_harm,sexual,illegal.
+    #[arg(long, value_delimiter = ',')]
+    blocked: Vec<String>,
+    /// The system prompt's token budget.
+    #[arg(long)]
+    max_tokens: Option<u32>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// The prompt id.
+    id: String,
+    /// The new version.
+    #[arg(long)]
+    version: String,
+    /// The new system prompt.
+    #[arg(long, conflicts_with_all = ["file", "system_prompt_file"])]
+    system_prompt: Option<String>,
+    /// A file holding the new system prompt; `-` reads standard input.
+    #[arg(long, conflicts_with = "file")]
+    system_prompt_file: Option<PathBuf>,
+    /// The contract's PUT body as JSON; `-` reads standard input.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// New temperature.
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// New model endpoint ref.
+    #[arg(long)]
+    model: Option<String>,
+    /// Only if the prompt's ETag is still this.
+    #[arg(long)]
+    if_match: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OptimizeArgs {
+    /// The base (system) prompt.
+    #[arg(
+        long,
+        required_unless_present = "base_file",
+        conflicts_with = "base_file"
+    )]
+    base: Option<String>,
+    /// A file holding the base prompt; `-` reads standard input.
+    #[arg(long)]
+    base_file: Option<PathBuf>,
+    /// JSON Lines of {"input", "output"}, oldest first; `-` reads standard input.
+    #[arg(long)]
+    examples: PathBuf,
+    /// The token limit for the base prompt and examples together.
+    #[arg(long)]
+    limit: usize,
+    /// drop-oldest, or keep-recent (skips any single example that is too long).
+    #[arg(long, default_value = "drop-oldest")]
+    strategy: String,
+    /// o200k_base or cl100k_base.
+    #[arg(long, default_value = "o200k_base")]
+    tokenizer: String,
+}
+
+/// Reads a file, or standard input for `-`.
+fn read_input(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read standard input")?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+pub async fn run(
+    command: PromptsCommand,
+    client: impl FnOnce() -> anyhow::Result<Client>,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        PromptsCommand::Optimize(args) => optimize(args, out),
+        other => {
+            let client = client()?;
+            online(other, &client, out).await
+        }
+    }
+}
+
+async fn online(
+    command: PromptsCommand,
+    client: &Client,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        PromptsCommand::Create(args) => {
+            let draft = match &args.file {
+                Some(path) => {
+                    let request: CreatePromptRequest = serde_json::from_str(&read_input(path)?)
+                        .with_context(|| format!("{} is not a prompt body", path.display()))?;
+                    PromptDraft::from_request(request)
+                }
+                None => {
+                    let system_prompt = match (&args.system_prompt, &args.system_prompt_file) {
+                        (Some(text), _) => text.clone(),
+                        (None, Some(path)) => read_input(path)?,
+                        (None, None) => bail!("give --system-prompt or --system-prompt-file"),
+                    };
+                    let mut draft = PromptDraft::new(
+                        args.name.as_deref().unwrap_or_default(),
+                        args.model.as_deref().unwrap_or_default(),
+                    )
+                    .system_prompt(system_prompt)
+                    .version(&args.version);
+                    if let Some(t) = args.temperature {
+                        draft = draft.temperature(t);
+                    }
+                    if !args.filters.is_empty() {
+                        draft = draft.content_filtering(
+                            &args.filters.iter().map(String::as_str).collect::<Vec<_>>(),
+                        );
+                    }
+                    if !args.blocked.is_empty() {
+                        draft = draft.blocked_categories(
+                            &args.blocked.iter().map(String::as_str).collect::<Vec<_>>(),
+                        );
+                    }
+                    if let Some(limit) = args.max_tokens {
+                        draft = draft.max_tokens(limit);
+                    }
+                    draft
+                }
+            };
+            let created = client.create_prompt(&draft).await?;
+            out.prompt("created", &created.value, created.etag.as_deref());
+        }
+        PromptsCommand::Get { id } => {
+            let prompt = client.get_prompt(&id).await?;
+            out.prompt("", &prompt.value, prompt.etag.as_deref());
+        }
+        PromptsCommand::List { name, status } => {
+            let prompts: Vec<Prompt> = client
+                .list_prompts(PromptQuery {
+                    name,
+                    status,
+                    page_size: Some(100),
+                })
+                .try_collect()
+                .await?;
+            out.prompt_table(&prompts);
+        }
+        PromptsCommand::Versions { id } => {
+            let versions: Vec<_> = client.list_versions(&id, Some(100)).try_collect().await?;
+            out.version_table(&versions);
+        }
+        PromptsCommand::Update(args) => {
+            let mut request = match &args.file {
+                Some(path) => serde_json::from_str::<UpdatePromptRequest>(&read_input(path)?)
+                    .with_context(|| format!("{} is not an update body", path.display()))?,
+                None => UpdatePromptRequest::default(),
+            };
+            request.version = Some(args.version.clone());
+            if let Some(text) = args.system_prompt {
+                request.system_prompt = Some(text);
+            } else if let Some(path) = &args.system_prompt_file {
+                request.system_prompt = Some(read_input(path)?);
+            }
+            if args.temperature.is_some() {
+                request.temperature = args.temperature;
+            }
+            if args.model.is_some() {
+                request.model_endpoint_ref = args.model;
+            }
+            let updated = client
+                .update_prompt(&args.id, &request, args.if_match.as_deref())
+                .await?;
+            out.prompt("updated", &updated.value, updated.etag.as_deref());
+        }
+        PromptsCommand::Split {
+            id,
+            weights,
+            strategy,
+            if_match,
+        } => {
+            let strategy = SplitStrategy::parse(&strategy)
+                .with_context(|| format!("--strategy is {strategy:?}; use sticky or random"))?;
+            let mut pairs = Vec::with_capacity(weights.len());
+            for pair in &weights {
+                let (version, weight) = pair
+                    .split_once('=')
+                    .with_context(|| format!("{pair:?} is not VERSION=WEIGHT"))?;
+                let weight: f64 = weight
+                    .parse()
+                    .with_context(|| format!("the weight in {pair:?} is not a number"))?;
+                pairs.push((version, weight));
+            }
+            let split = TrafficSplit::with_strategy(&pairs, strategy)?;
+            let updated = client.set_traffic(&id, &split, if_match.as_deref()).await?;
+            out.prompt(
+                "traffic updated for",
+                &updated.value,
+                updated.etag.as_deref(),
+            );
+        }
+        PromptsCommand::Archive { id, if_match } => {
+            let archived = client.archive_prompt(&id, if_match.as_deref()).await?;
+            out.prompt("archived", &archived.value, archived.etag.as_deref());
+        }
+        PromptsCommand::Optimize(args) => return optimize(args, out),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn optimize(args: OptimizeArgs, out: &Output) -> anyhow::Result<ExitCode> {
+    let base = match (&args.base, &args.base_file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => read_input(path)?,
+        (None, None) => bail!("give --base or --base-file"),
+    };
+    let strategy = FitStrategy::parse(&args.strategy).with_context(|| {
+        format!(
+            "--strategy is {:?}; use drop-oldest or keep-recent",
+            args.strategy
+        )
+    })?;
+    let tokenizer: TokenizerKind = args.tokenizer.parse()?;
+    let mut examples = Vec::new();
+    for (n, line) in read_input(&args.examples)?.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not JSON", args.examples.display(), n + 1))?;
+        let field = |key: &str| {
+            value[key].as_str().map(str::to_owned).with_context(|| {
+                format!(
+                    "{} line {}: \"{key}\" must be a string",
+                    args.examples.display(),
+                    n + 1
+                )
+            })
+        };
+        examples.push(FewShotExample {
+            input: field("input")?,
+            output: field("output")?,
+        });
+    }
+    let fitted = fewshot::fit(
+        &TokenCounter::load(),
+        tokenizer,
+        &base,
+        &examples,
+        args.limit,
+        strategy,
+    )?;
+    if out.json {
+        out.print_json(&json!({
+            "prompt": fitted.text,
+            "tokens": fitted.tokens,
+            "tokenizer": tokenizer.as_str(),
+            "limit": args.limit,
+            "kept": fitted.kept,
+            "dropped": fitted.dropped,
+            "droppedExamples": fitted.dropped.iter().map(|&i| json!({"index": i, "input": examples[i].input, "output": examples[i].output})).collect::<Vec<_>>(),
+        }));
+    } else {
+        out.print_text(&fitted.text);
+        out.note(&format!(
+            "{} tokens ({}), limit {}; kept {} of {} examples; dropped {:?}",
+            fitted.tokens,
+            tokenizer.as_str(),
+            args.limit,
+            fitted.kept.len(),
+            examples.len(),
+            fitted.dropped
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `promptgate model-endpoints`.
+pub async fn model_endpoints(client: &Client, out: &Output) -> anyhow::Result<ExitCode> {
+    let endpoints = client.model_endpoints().await?;
+    out.endpoint_table(&endpoints);
+    Ok(ExitCode::SUCCESS)
+}
