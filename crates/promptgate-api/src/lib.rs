@@ -6,6 +6,8 @@
 //! Architecture invariant: no logic and no dependency on the server or the store; the domain
 //! types of `promptgate-core` are converted to and from these at the edge.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -30,6 +30,8 @@
 //! shares with the server (`promptgate-core`: tokenizers, traffic split, few-shot fitting) and
 //! reqwest; never on the server or the store.
 
+#![warn(missing_docs)]
+
 mod builder;
 mod client;
 mod error;

@@ -5,6 +5,8 @@
 //! server and the store convert their own representations into these types, so every rule lives
 //! here once and is checked the same way whichever door a change comes through.
 
+#![warn(missing_docs)]
+
 pub mod credentials;
 pub mod endpoint;
 pub mod fewshot;

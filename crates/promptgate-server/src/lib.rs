@@ -4,6 +4,8 @@
 //! Architecture invariant: handlers hold no business rules; they convert between the wire types
 //! of `promptgate-api` and the domain of `promptgate-core`, and call the `Store`.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod clients;
 pub mod config;

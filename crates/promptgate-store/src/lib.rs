@@ -5,6 +5,8 @@
 //! rule are decided by the caller; the store only guarantees atomicity (a change and its checks
 //! commit together or not at all) and reports conflicts it detects with constraints.
 
+#![warn(missing_docs)]
+
 mod codec;
 mod sqlite;
 
