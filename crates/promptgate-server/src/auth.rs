@@ -327,13 +327,18 @@ impl FromRequestParts<AppState> for Caller {
                     .to_owned(),
             });
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, rest) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            })
+        let text = value.to_str().unwrap_or("");
+        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            // Another scheme (Basic, …) sent no bearer token: RFC 6750 §3.1 asks for a plain
+            // challenge without an error code.
+            return Err(ApiError::Unauthorized {
+                token_sent: false,
+                message: "this API takes Authorization: Bearer <token>; get one from /oauth/token"
+                    .to_owned(),
+            });
+        }
+        let token = Some(rest.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| invalid_token("the Authorization header must be Bearer <token>"))?;
         state.auth.verify(token).await

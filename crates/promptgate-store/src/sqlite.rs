@@ -40,6 +40,26 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        // Two processes opening a fresh file at once (a server and the CLI) race twice: the
+        // switch to WAL needs an exclusive lock that SQLite refuses at once rather than waiting
+        // for, and sqlx takes no lock around migrations, so both may try the first one (the
+        // loser's transaction rolls back). Opening again settles both.
+        const ATTEMPTS: u32 = 10;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::connect_and_migrate(options.clone()).await {
+                Ok(store) => return Ok(store),
+                Err(err) if attempt < ATTEMPTS => {
+                    tracing::debug!(error = ?err, attempt, "opening the database raced another process; retrying");
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn connect_and_migrate(options: SqliteConnectOptions) -> Result<Self, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(BUSY_TIMEOUT)
@@ -65,6 +85,12 @@ fn db_error(err: sqlx::Error) -> StoreError {
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// The immutability trigger refuses a duplicate version before the unique index can.
+fn is_existing_version(err: &sqlx::Error) -> bool {
+    is_unique_violation(err)
+        || matches!(err, sqlx::Error::Database(db) if db.message().contains("prompt versions are immutable"))
 }
 
 fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
@@ -150,7 +176,7 @@ async fn insert_version(
     .execute(conn)
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
+        if is_existing_version(&e) {
             StoreError::DuplicateVersion {
                 version: v.version.to_string(),
             }

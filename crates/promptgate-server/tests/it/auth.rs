@@ -1,0 +1,118 @@
+//! 401 and 403 on API routes: the ErrorBody and the RFC 6750 `WWW-Authenticate` challenge.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::harness::{BASE, TestApp, request, send};
+
+fn prompts() -> String {
+    format!("{BASE}/prompts")
+}
+
+#[tokio::test]
+async fn no_authorization_is_a_401_challenge_without_error() {
+    let app = TestApp::new().await;
+    for (method, uri) in [
+        ("GET", prompts()),
+        ("GET", format!("{BASE}/model-endpoints")),
+        ("GET", "/api/v2/oauth/clients".to_owned()),
+    ] {
+        let answer = send(&app.router, request(method, &uri, None)).await;
+        answer.expect_error(401, "unauthorized");
+        assert_eq!(
+            answer.header("www-authenticate").as_deref(),
+            Some(r#"Bearer realm="promptgate""#),
+            "{method} {uri}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_bearer_token_is_a_401_with_invalid_token() {
+    let app = TestApp::new().await;
+    // A garbage token, a token with one character changed, and an empty one.
+    let mut altered = app.token.clone();
+    let last = altered.pop().unwrap();
+    altered.push(if last == 'A' { 'B' } else { 'A' });
+    for authorization in [
+        "Bearer garbage".to_owned(),
+        format!("Bearer {altered}"),
+        "Bearer ".to_owned(),
+    ] {
+        let answer = send(
+            &app.router,
+            request("GET", &prompts(), Some(&authorization)),
+        )
+        .await;
+        answer.expect_error(401, "unauthorized");
+        let challenge = answer.header("www-authenticate").unwrap_or_default();
+        assert!(challenge.starts_with("Bearer "), "{challenge}");
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{authorization:?}: {challenge}"
+        );
+    }
+    // The real token works, and the scheme name is case-insensitive (RFC 7235).
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let authorization = format!("{scheme} {}", app.token);
+        let answer = send(
+            &app.router,
+            request("GET", &prompts(), Some(&authorization)),
+        )
+        .await;
+        assert_eq!(answer.status.as_u16(), 200, "{scheme}: {}", answer.text());
+    }
+}
+
+#[tokio::test]
+async fn basic_authorization_on_an_api_route_is_a_401() {
+    let app = TestApp::new().await;
+    // Even the client's real credentials: the API takes only bearer tokens.
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", app.client_id, app.client_secret))
+    );
+    let answer = send(&app.router, request("GET", &prompts(), Some(&basic))).await;
+    answer.expect_error(401, "unauthorized");
+    let challenge = answer.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with(r#"Bearer realm="promptgate""#),
+        "{challenge}"
+    );
+}
+
+#[tokio::test]
+async fn basic_authorization_gets_a_challenge_without_error_code() {
+    // RFC 6750 §3.1: a request that "attempted using an unsupported authentication method"
+    // lacks authentication information, and the challenge SHOULD NOT carry an error code; the
+    // contract keeps `error="invalid_token"` for a bearer token that was sent but is bad.
+    let app = TestApp::new().await;
+    let basic = format!("Basic {}", STANDARD.encode("someone:secret"));
+    let answer = send(&app.router, request("GET", &prompts(), Some(&basic))).await;
+    answer.expect_error(401, "unauthorized");
+    assert_eq!(
+        answer.header("www-authenticate").as_deref(),
+        Some(r#"Bearer realm="promptgate""#)
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_the_scope_is_a_403() {
+    let app = TestApp::new().await;
+    let reader = format!("Bearer {}", app.token_with("ai:prompt:read").await);
+    let answer = send(&app.router, request("GET", &prompts(), Some(&reader))).await;
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text());
+    let answer = send(
+        &app.router,
+        request("GET", "/api/v2/oauth/clients", Some(&reader)),
+    )
+    .await;
+    let body = answer.expect_error(403, "missing.scope");
+    assert_eq!(
+        body.message_params
+            .get("requiredScopes")
+            .map(String::as_str),
+        Some("admin")
+    );
+    assert_eq!(answer.header("www-authenticate"), None);
+}

@@ -1,0 +1,11 @@
+//! In-process tests of the router: the error contract, authentication failures, store failures
+//! and the OpenAPI document, driven with `tower::ServiceExt::oneshot`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod body;
+mod harness;
+mod openapi;
+mod routing;
+mod store_failures;

@@ -1,0 +1,204 @@
+//! `list_prompts`: name filters, status filter and keyset pagination.
+
+use std::collections::BTreeSet;
+
+use promptgate_core::PromptStatus;
+use promptgate_store::{PromptFilter, PromptUpdate, SqliteStore, Store};
+use uuid::Uuid;
+
+use crate::fixtures::{T0, TestDb, create};
+
+const NAMES: [&str; 9] = [
+    "support_agent",
+    "support-bot",
+    "sales",
+    "50%_off",
+    "50Xoff",
+    "50XXoff",
+    "a_b",
+    "aXb",
+    "back\\slash",
+];
+
+async fn seed(store: &SqliteStore) {
+    for name in NAMES {
+        create(store, name).await;
+    }
+}
+
+/// The names a filter returns, sorted.
+async fn names(
+    store: &SqliteStore,
+    name: Option<&str>,
+    status: Option<PromptStatus>,
+) -> Vec<String> {
+    let filter = PromptFilter {
+        name: name.map(str::to_owned),
+        status,
+    };
+    let mut out: Vec<String> = store
+        .list_prompts(&filter, None, 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    out.sort();
+    out
+}
+
+fn sorted(names: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn exact_name_matches_one_prompt() {
+    let db = TestDb::new().await;
+    seed(&db.store).await;
+    assert_eq!(
+        names(&db.store, Some("sales"), None).await,
+        sorted(&["sales"])
+    );
+    // Without `*` the SQL wildcards are plain characters too.
+    assert_eq!(
+        names(&db.store, Some("50%_off"), None).await,
+        sorted(&["50%_off"])
+    );
+    assert_eq!(names(&db.store, Some("a_b"), None).await, sorted(&["a_b"]));
+    assert!(names(&db.store, Some("sale"), None).await.is_empty());
+    assert!(names(&db.store, Some("50%off"), None).await.is_empty());
+}
+
+#[tokio::test]
+async fn star_is_the_only_wildcard() {
+    let db = TestDb::new().await;
+    seed(&db.store).await;
+    assert_eq!(
+        names(&db.store, Some("support*"), None).await,
+        sorted(&["support_agent", "support-bot"])
+    );
+    assert_eq!(names(&db.store, Some("*s"), None).await, sorted(&["sales"]));
+    assert_eq!(names(&db.store, Some("*"), None).await, sorted(&NAMES));
+    // `%` and `_` in a pattern match only themselves.
+    assert_eq!(
+        names(&db.store, Some("50%_off*"), None).await,
+        sorted(&["50%_off"])
+    );
+    assert_eq!(
+        names(&db.store, Some("*%_off"), None).await,
+        sorted(&["50%_off"])
+    );
+    assert_eq!(
+        names(&db.store, Some("*_off"), None).await,
+        sorted(&["50%_off"])
+    );
+    assert_eq!(names(&db.store, Some("a_b*"), None).await, sorted(&["a_b"]));
+    assert_eq!(
+        names(&db.store, Some("*_*"), None).await,
+        sorted(&["support_agent", "50%_off", "a_b"])
+    );
+    // The escape character itself is literal.
+    assert_eq!(
+        names(&db.store, Some("back\\*"), None).await,
+        sorted(&["back\\slash"])
+    );
+}
+
+#[tokio::test]
+async fn status_filter_splits_active_from_archived() {
+    let db = TestDb::new().await;
+    let (a, _) = create(&db.store, "alpha").await;
+    create(&db.store, "beta").await;
+    create(&db.store, "gamma").await;
+    db.store
+        .update_prompt(&PromptUpdate {
+            id: a.id,
+            expected_revision: 1,
+            new_revision: 2,
+            updated_at: T0,
+            new_version: None,
+            traffic: None,
+            status: Some(PromptStatus::Archived),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&db.store, None, Some(PromptStatus::Archived)).await,
+        sorted(&["alpha"])
+    );
+    assert_eq!(
+        names(&db.store, None, Some(PromptStatus::Active)).await,
+        sorted(&["beta", "gamma"])
+    );
+    assert_eq!(
+        names(&db.store, None, None).await,
+        sorted(&["alpha", "beta", "gamma"])
+    );
+    assert_eq!(
+        names(&db.store, Some("a*"), Some(PromptStatus::Active)).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(&db.store, Some("*a"), Some(PromptStatus::Active)).await,
+        sorted(&["beta", "gamma"])
+    );
+}
+
+#[tokio::test]
+async fn pages_cover_every_prompt_exactly_once_in_id_order() {
+    let db = TestDb::new().await;
+    let mut ids = Vec::new();
+    for i in 0..11 {
+        ids.push(create(&db.store, &format!("p{i:02}")).await.0.id);
+    }
+    // The order is the ids' text order, whatever order they were created in.
+    let mut expected = ids.clone();
+    expected.sort_by_key(Uuid::to_string);
+
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    let mut after = None;
+    loop {
+        let page = db
+            .store
+            .list_prompts(&PromptFilter::default(), after, 4)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        sizes.push(page.len());
+        after = page.last().map(|p| p.id);
+        seen.extend(page.into_iter().map(|p| p.id));
+        assert!(sizes.len() <= 4, "pagination does not end: {sizes:?}");
+    }
+    assert_eq!(sizes, vec![4, 4, 3]);
+    assert_eq!(seen, expected);
+    assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), 11);
+}
+
+#[tokio::test]
+async fn pagination_applies_the_filter_before_the_limit() {
+    let db = TestDb::new().await;
+    for i in 0..6 {
+        create(&db.store, &format!("keep-{i}")).await;
+        create(&db.store, &format!("skip-{i}")).await;
+    }
+    let filter = PromptFilter {
+        name: Some("keep-*".to_owned()),
+        status: None,
+    };
+    let first = db.store.list_prompts(&filter, None, 4).await.unwrap();
+    assert_eq!(first.len(), 4);
+    let rest = db
+        .store
+        .list_prompts(&filter, first.last().map(|p| p.id), 4)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 2);
+    let mut all: Vec<String> = first.iter().chain(&rest).map(|p| p.name.clone()).collect();
+    all.sort();
+    assert_eq!(all, (0..6).map(|i| format!("keep-{i}")).collect::<Vec<_>>());
+}

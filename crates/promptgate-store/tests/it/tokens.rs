@@ -1,0 +1,64 @@
+//! Access tokens, stored by hash.
+
+use promptgate_core::{Scope, ScopeSet};
+use promptgate_store::{AccessToken, Store};
+use time::Duration;
+
+use crate::fixtures::{T0, TestDb, client};
+
+fn token(hash: &str, expires_at: time::OffsetDateTime) -> AccessToken {
+    AccessToken {
+        token_hash: hash.to_owned(),
+        client_id: "app".to_owned(),
+        scopes: ScopeSet::from_scopes([Scope::PromptRead, Scope::GatewayWrite]),
+        issued_at: T0,
+        expires_at,
+    }
+}
+
+#[tokio::test]
+async fn tokens_round_trip_by_hash() {
+    let db = TestDb::new().await;
+    db.store.insert_client(&client("app")).await.unwrap();
+    let t = token(&"1f".repeat(32), T0 + Duration::hours(24));
+    db.store.insert_token(&t).await.unwrap();
+    assert_eq!(db.store.find_token(&t.token_hash).await.unwrap(), Some(t));
+    assert_eq!(db.store.find_token(&"2e".repeat(32)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_token_needs_an_existing_client() {
+    let db = TestDb::new().await;
+    let t = token(&"1f".repeat(32), T0 + Duration::hours(24));
+    assert!(db.store.insert_token(&t).await.is_err());
+    assert_eq!(db.store.find_token(&t.token_hash).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn only_expired_tokens_are_deleted() {
+    let db = TestDb::new().await;
+    db.store.insert_client(&client("app")).await.unwrap();
+    let now = T0 + Duration::hours(10);
+    let expired = [
+        token("expired-long-ago", T0 + Duration::hours(1)),
+        token("expired-just-now", now - Duration::milliseconds(1)),
+    ];
+    let live = [
+        token("live-soon", now + Duration::milliseconds(1)),
+        token("live-later", now + Duration::hours(24)),
+    ];
+    for t in expired.iter().chain(&live) {
+        db.store.insert_token(t).await.unwrap();
+    }
+    assert_eq!(db.store.delete_expired_tokens(now).await.unwrap(), 2);
+    for t in &expired {
+        assert_eq!(db.store.find_token(&t.token_hash).await.unwrap(), None);
+    }
+    for t in &live {
+        assert_eq!(
+            db.store.find_token(&t.token_hash).await.unwrap(),
+            Some(t.clone())
+        );
+    }
+    assert_eq!(db.store.delete_expired_tokens(now).await.unwrap(), 0);
+}
