@@ -339,3 +339,120 @@ pub struct HealthStatus {
     /// `ok` or `ready`.
     pub status: String,
 }
+
+/// One earlier turn of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChatTurn {
+    /// `user` or `assistant`.
+    pub role: Option<String>,
+    /// What was said.
+    pub content: Option<String>,
+}
+
+/// Options of an invocation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvokeOptions {
+    /// Answer with server-sent events (`delta`, then `done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Include `tokenUsage` in the answer (default true; telemetry records it either way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_token_usage: Option<bool>,
+    /// The most tokens the model may generate; reserved in the context window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<i64>,
+}
+
+/// `POST …/invocations`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvokeRequest {
+    /// The prompt to invoke.
+    pub prompt_id: Option<String>,
+    /// What the user said.
+    pub user_input: Option<String>,
+    /// The conversation id: sticky routing keeps a session on one version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Pin a version, bypassing the split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Earlier turns, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ChatTurn>>,
+    /// Options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<InvokeOptions>,
+    /// Free-form string metadata kept with the telemetry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// Token counts of one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct TokenUsage {
+    /// Tokens sent.
+    pub prompt: u32,
+    /// Tokens generated.
+    pub completion: u32,
+    /// Their sum.
+    pub total: u32,
+}
+
+/// What the guardrails changed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardrailReport {
+    /// Redactions in the input and earlier turns, by kind (`EMAIL`, `PHONE`, `CARD`, `SSN`, `IP`).
+    pub input_redactions: BTreeMap<String, u32>,
+    /// Redactions in the output, by kind; `PROFANITY` counts masked words.
+    pub output_redactions: BTreeMap<String, u32>,
+}
+
+/// What context fitting dropped to fit the model's window.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextReport {
+    /// Few-shot examples dropped, oldest first.
+    pub dropped_examples: u32,
+    /// Earlier turns dropped, oldest first.
+    pub dropped_turns: u32,
+}
+
+/// The answer of an invocation (and, without `output`, the `done` event of a stream).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InvokeResponse {
+    /// The invocation's id (`inv-…`), the telemetry record's id.
+    pub response_id: String,
+    /// The prompt.
+    pub prompt_id: String,
+    /// The version that served.
+    pub version: String,
+    /// The model that answered, as the provider reported it.
+    pub model: String,
+    /// The answer, after output guardrails; absent in a stream's `done` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Token counts, unless `returnTokenUsage` was false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_usage: Option<TokenUsage>,
+    /// `stop`, `length`, …
+    pub finish_reason: String,
+    /// Time in the gateway, from request to answer.
+    pub latency_ms: f64,
+    /// What the guardrails changed.
+    pub guardrails: GuardrailReport,
+    /// What context fitting dropped.
+    pub context: ContextReport,
+    /// Tokens of the few-shot examples sent.
+    pub few_shot_tokens: u32,
+}
+
+/// A `delta` event of a streamed invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StreamDelta {
+    /// The next piece of output.
+    pub text: String,
+}
