@@ -166,6 +166,10 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Prompt>, StoreError>;
+    /// Every prompt's id and revision, for the in-memory prompt cache to see what changed.
+    async fn prompt_revisions(&self) -> Result<Vec<(Uuid, i64)>, StoreError>;
+    /// Every version of a prompt (unordered), to cache a prompt whole.
+    async fn list_versions(&self, prompt_id: Uuid) -> Result<Vec<PromptVersion>, StoreError>;
     /// Every version label of a prompt (unordered: the caller orders by semver).
     async fn version_labels(&self, prompt_id: Uuid) -> Result<Vec<VersionLabel>, StoreError>;
     /// One version.

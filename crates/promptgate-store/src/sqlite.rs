@@ -429,6 +429,31 @@ impl Store for SqliteStore {
         .collect()
     }
 
+    async fn prompt_revisions(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT id, revision FROM prompts")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(id, revision)| {
+                Uuid::parse_str(&id)
+                    .map(|id| (id, revision))
+                    .map_err(|_| StoreError::Corrupt(format!("prompt id {id:?}")))
+            })
+            .collect()
+    }
+
+    async fn list_versions(&self, prompt_id: Uuid) -> Result<Vec<PromptVersion>, StoreError> {
+        sqlx::query("SELECT * FROM prompt_versions WHERE prompt_id = ?")
+            .bind(prompt_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(version_from_row)
+            .collect()
+    }
+
     async fn version_labels(&self, prompt_id: Uuid) -> Result<Vec<VersionLabel>, StoreError> {
         let labels: Vec<String> =
             sqlx::query_scalar("SELECT version FROM prompt_versions WHERE prompt_id = ?")

@@ -103,6 +103,12 @@ impl Store for FakeStore {
     ) -> Result<Vec<Prompt>, StoreError> {
         Err(self.data.error())
     }
+    async fn prompt_revisions(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn list_versions(&self, _: Uuid) -> Result<Vec<PromptVersion>, StoreError> {
+        Err(self.data.error())
+    }
     async fn version_labels(&self, _: Uuid) -> Result<Vec<VersionLabel>, StoreError> {
         Err(self.data.error())
     }
