@@ -339,6 +339,19 @@ impl Client {
 
     /// Sends a call with authentication and retries, and turns error answers into [`Error`].
     pub(crate) async fn send(&self, call: Call) -> Result<Answer, Error> {
+        let response = self.send_raw(call).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(Error::Transport)?.to_vec();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Like [`Client::send`], but hands back a successful response unread (for streams).
+    pub(crate) async fn send_raw(&self, call: Call) -> Result<reqwest::Response, Error> {
         let started = Instant::now();
         let policy = &self.inner.retry;
         let idempotent = matches!(
@@ -374,15 +387,11 @@ impl Client {
                 },
                 Ok(response) => {
                     let status = response.status();
+                    if status.is_success() {
+                        return Ok(response);
+                    }
                     let headers = response.headers().clone();
                     let body = response.bytes().await.map_err(Error::Transport)?.to_vec();
-                    if status.is_success() {
-                        return Ok(Answer {
-                            status,
-                            headers,
-                            body,
-                        });
-                    }
                     if status == StatusCode::UNAUTHORIZED && !refreshed {
                         // The token expired or was revoked under us: one fresh token, one retry.
                         refreshed = true;

@@ -35,11 +35,13 @@
 mod builder;
 mod client;
 mod error;
+mod invoke;
 mod prompts;
 
 pub use builder::{PromptDraft, TrafficSplit};
 pub use client::{Client, ClientBuilder, RetryPolicy, Tagged};
 pub use error::Error;
+pub use invoke::InvokeEvent;
 pub use promptgate_api as api;
 pub use promptgate_core::fewshot::{self, FitStrategy, FittedPrompt};
 pub use promptgate_core::{FewShotExample, SplitStrategy, TokenCounter, TokenizerKind};

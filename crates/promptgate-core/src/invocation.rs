@@ -91,23 +91,22 @@ pub fn fit_context(
     // First keep every turn and fit as many examples as the rest of the window allows.
     if let Some(room) = window.checked_sub(fixed + all_turns)
         && room >= system_tokens
-    {
-        if let Ok(fitted) = fewshot::fit(
+        && let Ok(fitted) = fewshot::fit(
             counter,
             input.tokenizer,
             input.system_prompt,
             input.examples,
             room,
             FitStrategy::DropOldest,
-        ) {
-            return Ok(FittedContext {
-                few_shot_tokens: fitted.tokens.saturating_sub(system_tokens),
-                prompt_tokens: fitted.tokens + all_turns + count(input.user_input),
-                system: fitted.text,
-                dropped_turns: 0,
-                dropped_examples: fitted.dropped.len(),
-            });
-        }
+        )
+    {
+        return Ok(FittedContext {
+            few_shot_tokens: fitted.tokens.saturating_sub(system_tokens),
+            prompt_tokens: fitted.tokens + all_turns + count(input.user_input),
+            system: fitted.text,
+            dropped_turns: 0,
+            dropped_examples: fitted.dropped.len(),
+        });
     }
     // Then drop every example and the oldest turns until the rest fits.
     let mut remaining = all_turns;

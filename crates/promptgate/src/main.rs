@@ -5,6 +5,7 @@
 //! (an API error), 4 the gateway could not be reached.
 
 mod clients_cmd;
+mod invoke_cmd;
 mod output;
 mod profile;
 mod prompts_cmd;
@@ -63,6 +64,10 @@ enum Command {
     /// Create, read, version, split and archive prompts on a gateway.
     #[command(subcommand)]
     Prompts(prompts_cmd::PromptsCommand),
+    /// Invoke a prompt: the gateway picks the version, applies guardrails and calls the model.
+    Invoke(invoke_cmd::InvokeArgs),
+    /// Chat with a prompt interactively, keeping the session and the earlier turns.
+    Chat(invoke_cmd::ChatArgs),
     /// List the gateway's model endpoints and whether each can be called.
     #[command(after_help = "Example:\n  promptgate model-endpoints --url http://127.0.0.1:8080")]
     ModelEndpoints,
@@ -153,6 +158,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clients(command) => clients_cmd::run(command, cli.json).await,
         Command::Prompts(command) => prompts_cmd::run(command, || connection.client(), &out).await,
         Command::ModelEndpoints => prompts_cmd::model_endpoints(&connection.client()?, &out).await,
+        Command::Invoke(args) => invoke_cmd::invoke(args, &connection.client()?, &out).await,
+        Command::Chat(args) => invoke_cmd::chat(args, &connection.client()?).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
