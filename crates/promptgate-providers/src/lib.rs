@@ -1,0 +1,201 @@
+//! The model providers behind promptgate's invocations: OpenAI-compatible Chat Completions,
+//! Anthropic Messages and a deterministic offline provider, all behind one [`Provider`] trait.
+//!
+//! The gateway builds one provider per model endpoint with [`provider_for`] and shares one
+//! pooled HTTP client ([`http_client`]) between them, so connections to a provider are kept
+//! alive across invocations.
+//!
+//! Every network call goes through one retry loop: each attempt has the endpoint's
+//! `timeout_ms`; a 429 (honouring `Retry-After`), a 5xx, a connection error or a timed-out
+//! attempt is retried up to `max_retries` times with exponential backoff and jitter, all within
+//! an overall deadline of `timeout_ms * (max_retries + 1)`. A stream is retried only until the
+//! provider has accepted it; once text may have reached the caller, a failure ends the stream.
+//!
+//! API keys are read from the environment variable the endpoint names at the moment of each
+//! call, so a rotated key is picked up without a restart. A key never appears in an error, a
+//! log line or a `Debug` output: it is only ever placed in a request header marked sensitive,
+//! and error text that comes back from a provider has any copy of the key masked.
+//!
+//! Architecture invariant: this crate speaks the providers' wire formats and nothing else; it
+//! knows nothing of prompts, guardrails or the gateway's own API. Its serde types stay private.
+
+#![warn(missing_docs)]
+
+mod anthropic;
+mod builtin;
+mod error;
+mod openai;
+mod relay;
+mod sse;
+mod transport;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use promptgate_core::{ModelEndpoint, ProviderKind, TokenCounter};
+
+pub use builtin::OFFLINE_LABEL;
+pub use error::ProviderError;
+
+/// Who wrote a turn of the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The person talking to the model.
+    User,
+    /// The model.
+    Assistant,
+}
+
+/// One turn of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Who wrote it.
+    pub role: Role,
+    /// What was written.
+    pub content: String,
+}
+
+/// One generation request, provider-neutral.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The system prompt; empty for none.
+    pub system: String,
+    /// Earlier turns then the user input, oldest first.
+    pub messages: Vec<ChatMessage>,
+    /// Sampling temperature, passed to the provider as it is.
+    pub temperature: f64,
+    /// The most tokens the answer may have; `None` leaves it to the provider (Anthropic, which
+    /// requires a limit, gets [`ANTHROPIC_DEFAULT_MAX_TOKENS`]).
+    pub max_output_tokens: Option<u32>,
+}
+
+/// Token counts of one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Tokens the model read.
+    pub prompt_tokens: u32,
+    /// Tokens the model wrote.
+    pub completion_tokens: u32,
+}
+
+/// A finished generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatResponse {
+    /// The answer.
+    pub text: String,
+    /// Token counts, as the provider reported them (or counted locally when it reported none).
+    pub usage: Usage,
+    /// Why generation stopped, normalised to OpenAI's names: `stop`, `length`, `tool_calls`,
+    /// `content_filter`; other reasons are passed through.
+    pub finish_reason: String,
+    /// The model, as the provider reported it.
+    pub model: String,
+}
+
+/// One event of a streamed generation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// The next piece of the answer.
+    Delta(String),
+    /// The generation finished; always the last event of a successful stream.
+    Done {
+        /// Token counts of the whole generation.
+        usage: Usage,
+        /// Why generation stopped, normalised as in [`ChatResponse::finish_reason`].
+        finish_reason: String,
+        /// The model, as the provider reported it.
+        model: String,
+    },
+}
+
+/// A streamed generation: deltas, then `Done`, or an error that ends it.
+pub type EventStream = futures_util::stream::BoxStream<'static, Result<StreamEvent, ProviderError>>;
+
+/// The `max_tokens` sent to Anthropic when the request sets no limit: Anthropic requires one.
+pub const ANTHROPIC_DEFAULT_MAX_TOKENS: u32 = 1024;
+
+/// A model provider.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// Generates the whole answer.
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError>;
+
+    /// Streams deltas as they arrive from upstream (never buffers the whole answer). Dropping
+    /// the stream cancels the upstream request (closes the connection).
+    async fn stream(&self, request: &ChatRequest) -> Result<EventStream, ProviderError>;
+}
+
+/// Where providers find API keys, by the variable name an endpoint configures.
+///
+/// The gateway uses [`EnvKeys`]; an embedder that keeps keys in a secret store, or a test that
+/// must not change the process environment, supplies its own.
+pub trait KeySource: Send + Sync {
+    /// The key stored under `variable`, or `None` when there is none.
+    fn key(&self, variable: &str) -> Option<String>;
+}
+
+/// Keys from the process environment, read at each call so that a rotated key takes effect
+/// without a restart. An empty variable counts as unset.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvKeys;
+
+impl KeySource for EnvKeys {
+    fn key(&self, variable: &str) -> Option<String> {
+        std::env::var(variable).ok().filter(|key| !key.is_empty())
+    }
+}
+
+/// Builds the provider for an endpoint, with keys from the process environment. `http` is
+/// shared (one pool, keep-alive) by all providers.
+pub fn provider_for(
+    endpoint: &ModelEndpoint,
+    http: reqwest::Client,
+    counter: TokenCounter,
+) -> Arc<dyn Provider> {
+    provider_with_keys(endpoint, http, counter, Arc::new(EnvKeys))
+}
+
+/// Builds the provider for an endpoint, with keys from `keys`.
+pub fn provider_with_keys(
+    endpoint: &ModelEndpoint,
+    http: reqwest::Client,
+    counter: TokenCounter,
+    keys: Arc<dyn KeySource>,
+) -> Arc<dyn Provider> {
+    match endpoint.provider {
+        ProviderKind::OpenAi => Arc::new(openai::OpenAiProvider::new(
+            transport::Transport::new(endpoint, http, keys),
+            counter,
+        )),
+        ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(
+            transport::Transport::new(endpoint, http, keys),
+        )),
+        ProviderKind::Builtin => Arc::new(builtin::BuiltinProvider::new(endpoint, counter)),
+    }
+}
+
+/// How long establishing a connection (TCP and TLS) may take. Kept short and separate from the
+/// endpoint's timeout so that an unreachable host fails fast and leaves time for a retry.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an idle pooled connection is kept; shorter than the idle timeouts providers' load
+/// balancers apply, so the pool rarely hands out a connection the far end has already closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// A reqwest client suited to providers: rustls, pooled, keep-alive, connect timeout; no
+/// overall timeout (each endpoint sets its own per request, and a stream may outlive any fixed
+/// limit).
+pub fn http_client() -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_keepalive(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .user_agent(concat!("promptgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| ProviderError::Upstream {
+            status: None,
+            message: format!("could not build the HTTP client: {}", err.without_url()),
+        })
+}

@@ -1,0 +1,150 @@
+//! No API key in an error, a log line or a `Debug` output, even when the upstream echoes it.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use promptgate_core::{EndpointCatalogue, TokenCounter};
+use promptgate_providers::{ProviderError, http_client, provider_for, provider_with_keys};
+
+use crate::common::{FLAVORS, KEY_VAR, keys, request};
+use crate::fake::{Fake, Reply};
+
+const MARKER: &str = "sk-MARKER-d41d8cd98f00b204";
+
+/// Collects formatted log output.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_key_appears_in_no_error_log_line_or_debug_output() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // `#[tokio::test]` runs everything on this thread, so this catches every log line.
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let mut seen: Vec<String> = Vec::new();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for flavor in FLAVORS {
+        let (stream_reply, mut feed) = Reply::stream();
+        let fake = Fake::start(vec![
+            // A retried error (logged), then a final one, both quoting the key back.
+            Reply::EchoKey { status: 500 },
+            Reply::EchoKey { status: 401 },
+            Reply::json(200, &format!("{{\"not an answer\": \"{MARKER}\"}}")),
+            stream_reply,
+            Reply::Hang,
+            Reply::Hang,
+        ])
+        .await;
+        let mut endpoint = flavor.endpoint(&fake.url);
+        endpoint.timeout_ms = 500;
+        endpoint.max_retries = 1;
+        let provider = provider_with_keys(
+            &endpoint,
+            http_client().unwrap(),
+            TokenCounter::load(),
+            keys(MARKER),
+        );
+        seen.push(format!("{provider:?}"));
+
+        let echoed = provider.complete(&request()).await.unwrap_err();
+        assert!(
+            matches!(&echoed, ProviderError::Upstream { status: Some(401), message } if message.contains("[redacted]")),
+            "{flavor:?}: {echoed:?}"
+        );
+        let invalid = provider.complete(&request()).await.unwrap_err();
+        assert!(matches!(invalid, ProviderError::Invalid(_)), "{invalid:?}");
+
+        let error_event = match flavor {
+            crate::common::Flavor::OpenAi => {
+                format!("data: {{\"error\":{{\"message\":\"bad key {MARKER}\"}}}}\n\n")
+            }
+            crate::common::Flavor::Anthropic => format!(
+                "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"authentication_error\",\"message\":\"bad key {MARKER}\"}}}}\n\n"
+            ),
+        };
+        feed.send(&error_event);
+        feed.finish();
+        let events = crate::common::collect(provider.stream(&request()).await.unwrap()).await;
+        let streamed = events.into_iter().find_map(Result::err).unwrap();
+        assert!(
+            matches!(&streamed, ProviderError::Upstream { status: None, message } if message.contains("[redacted]")),
+            "{flavor:?}: {streamed:?}"
+        );
+
+        let timeout = provider.complete(&request()).await.unwrap_err();
+        assert_eq!(timeout, ProviderError::Timeout);
+
+        // The key really was sent, so its absence below means something.
+        let sent = fake.requests();
+        assert!(
+            sent.iter().all(|r| {
+                r.header("authorization")
+                    .or_else(|| r.header("x-api-key"))
+                    .is_some_and(|value| value.contains(MARKER))
+            }),
+            "{flavor:?}"
+        );
+
+        let mut unreachable = flavor.endpoint(&format!("http://127.0.0.1:{closed_port}"));
+        unreachable.max_retries = 0;
+        let provider = provider_with_keys(
+            &unreachable,
+            http_client().unwrap(),
+            TokenCounter::load(),
+            keys(MARKER),
+        );
+        let refused = provider.complete(&request()).await.unwrap_err();
+        assert!(matches!(
+            refused,
+            ProviderError::Upstream { status: None, .. }
+        ));
+
+        for error in [echoed, invalid, streamed, timeout, refused] {
+            seen.push(format!("{error}"));
+            seen.push(format!("{error:?}"));
+        }
+    }
+    let missing = ProviderError::MissingKey {
+        variable: KEY_VAR.to_owned(),
+    };
+    seen.push(format!("{missing} {missing:?}"));
+    let builtin = EndpointCatalogue::with_overrides([])
+        .get("builtin/echo")
+        .unwrap()
+        .clone();
+    seen.push(format!(
+        "{:?}",
+        provider_for(&builtin, http_client().unwrap(), TokenCounter::load())
+    ));
+
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("retrying the model provider"),
+        "no retry was logged: {logged}"
+    );
+    for text in seen.iter().chain([&logged]) {
+        assert!(!text.contains(MARKER), "the key leaked: {text}");
+        assert!(!text.contains("MARKER"), "part of the key leaked: {text}");
+    }
+}
