@@ -334,6 +334,15 @@ impl SettingsDraft {
         else {
             return Err(violations);
         };
+        if endpoint.provider == crate::ProviderKind::Anthropic && temperature > 1.0 {
+            violations.push(Violation::invalid(
+                "temperature",
+                format!(
+                    "temperature is {temperature}; Anthropic models ({}) take 0 to 1",
+                    endpoint.reference
+                ),
+            ));
+        }
         if !violations.is_empty() {
             return Err(violations);
         }
@@ -705,6 +714,17 @@ mod tests {
             .check(None, &catalogue, &TokenCounter::load())
             .unwrap_err();
         assert_eq!(errs[0].code, ViolationCode::ContextWindowExceeded);
+    }
+
+    #[test]
+    fn anthropic_temperature_is_at_most_one() {
+        let mut d = draft();
+        d.model_endpoint_ref = Some("anthropic/claude-3-haiku".into());
+        d.temperature = Some(1.5);
+        let errs = d.check(None, &catalogue(), &TokenCounter::load()).unwrap_err();
+        assert_eq!(errs[0].field, "temperature");
+        d.temperature = Some(1.0);
+        assert!(d.check(None, &catalogue(), &TokenCounter::load()).is_ok());
     }
 
     #[test]
