@@ -104,8 +104,9 @@ impl ClientBuilder {
                 "the base URL must start with http:// or https://, not {base_url:?}"
             )));
         }
+        let request_timeout = self.request_timeout.unwrap_or(Duration::from_secs(30));
         let http = reqwest::Client::builder()
-            .timeout(self.request_timeout.unwrap_or(Duration::from_secs(30)))
+            .read_timeout(request_timeout)
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("promptgate-client/", env!("CARGO_PKG_VERSION")))
@@ -117,6 +118,7 @@ impl ClientBuilder {
                 base_url,
                 credentials: self.credentials,
                 retry: self.retry,
+                request_timeout,
                 token: tokio::sync::Mutex::new(None),
             }),
         })
@@ -135,6 +137,7 @@ struct Inner {
     base_url: String,
     credentials: Option<(String, String)>,
     retry: RetryPolicy,
+    request_timeout: Duration,
     token: tokio::sync::Mutex<Option<CachedToken>>,
 }
 
@@ -161,6 +164,7 @@ pub(crate) struct Call {
     pub query: Vec<(String, String)>,
     pub body: Option<serde_json::Value>,
     pub if_match: Option<String>,
+    pub streaming: bool,
 }
 
 impl Call {
@@ -171,6 +175,7 @@ impl Call {
             query: Vec::new(),
             body: None,
             if_match: None,
+            streaming: false,
         }
     }
 
@@ -181,6 +186,7 @@ impl Call {
             query: Vec::new(),
             body,
             if_match: None,
+            streaming: false,
         }
     }
 }
@@ -284,6 +290,7 @@ impl Client {
                 .post(&url)
                 .basic_auth(id, Some(secret))
                 .form(&[("grant_type", "client_credentials")])
+                .timeout(self.attempt_timeout(started))
                 .send()
                 .await;
             let wait = match sent {
@@ -301,7 +308,7 @@ impl Client {
                         })?;
                         return Ok(CachedToken {
                             value: token.access_token,
-                            expires_at: Instant::now() + Duration::from_secs(token.expires_in),
+                            expires_at: expiry(token.expires_in),
                         });
                     }
                     let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
@@ -334,7 +341,21 @@ impl Client {
             let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
             Duration::from_millis(rand::random_range(0..=millis))
         });
-        (started.elapsed() + wait <= policy.deadline).then_some(wait)
+        started
+            .elapsed()
+            .checked_add(wait)
+            .is_some_and(|end| end <= policy.deadline)
+            .then_some(wait)
+    }
+
+    /// The time one attempt may take: the request timeout, cut to what is left of the deadline
+    /// so that the deadline bounds an attempt already in flight too.
+    fn attempt_timeout(&self, started: Instant) -> Duration {
+        let left = self.inner.retry.deadline.saturating_sub(started.elapsed());
+        self.inner
+            .request_timeout
+            .min(left)
+            .max(Duration::from_millis(1))
     }
 
     /// Sends a call with authentication and retries, and turns error answers into [`Error`].
@@ -380,6 +401,11 @@ impl Client {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.to_string());
             }
+            if !call.streaming {
+                // A stream may run longer than any request timeout; its reads are bounded by
+                // the client's read timeout instead.
+                request = request.timeout(self.attempt_timeout(started));
+            }
             let wait = match request.send().await {
                 Err(err) => match self.backoff(attempt, started, None) {
                     Some(wait) if idempotent && is_retryable_transport(&err) => wait,
@@ -424,6 +450,7 @@ impl Client {
             .inner
             .http
             .get(format!("{}{}", self.inner.base_url, path))
+            .timeout(self.inner.request_timeout)
             .send()
             .await
             .map_err(Error::Transport)?;
@@ -440,6 +467,14 @@ impl Client {
             Err(api_error(status, &headers, &body))
         }
     }
+}
+
+/// When a token that lives `expires_in` seconds expires; absurd lifetimes are capped at a year.
+fn expiry(expires_in: u64) -> Instant {
+    let year = Duration::from_secs(365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(expires_in).min(year))
+        .unwrap_or(now)
 }
 
 fn is_retryable_transport(err: &reqwest::Error) -> bool {

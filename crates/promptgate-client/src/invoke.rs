@@ -38,7 +38,9 @@ impl Client {
         let mut options = request.options.take().unwrap_or_default();
         options.stream = Some(true);
         request.options = Some(options);
-        let response = self.send_raw(invoke_call(&request)?).await?;
+        let mut call = invoke_call(&request)?;
+        call.streaming = true;
+        let response = self.send_raw(call).await?;
         let bytes = response.bytes_stream();
         let parser = SseParser::default();
         Ok(stream::unfold(

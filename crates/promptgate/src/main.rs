@@ -21,6 +21,13 @@ use promptgate_server::{Gateway, ServeOptions};
 
 use crate::output::Output;
 
+/// A mistake in how the command was called (exit code 2, like clap's own usage errors).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Exit code for a usage error.
+const EXIT_USAGE: u8 = 2;
 /// Exit code for an error answer of the gateway.
 const EXIT_API_ERROR: u8 = 3;
 /// Exit code when the gateway cannot be reached.
@@ -136,10 +143,13 @@ fn report(err: &anyhow::Error) {
 }
 
 fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    if err.downcast_ref::<UsageError>().is_some() {
+        return ExitCode::from(EXIT_USAGE);
+    }
     match err.downcast_ref::<promptgate_client::Error>() {
         Some(promptgate_client::Error::Transport(_)) => ExitCode::from(EXIT_TRANSPORT_ERROR),
         Some(promptgate_client::Error::Config(_) | promptgate_client::Error::Invalid { .. }) => {
-            ExitCode::from(2)
+            ExitCode::from(EXIT_USAGE)
         }
         Some(_) => ExitCode::from(EXIT_API_ERROR),
         None => ExitCode::FAILURE,
@@ -188,18 +198,25 @@ impl Connection {
         } else {
             profile::Profile::default()
         };
-        let url = self.url.or(profile.url).context(
-            "no gateway URL: pass --url, set PROMPTGATE_URL, or put url in ~/.config/promptgate/config.toml",
-        )?;
+        let url = self.url.or(profile.url).ok_or_else(|| {
+            UsageError(
+                "no gateway URL: pass --url, set PROMPTGATE_URL, or put url in ~/.config/promptgate/config.toml"
+                    .to_owned(),
+            )
+        })?;
         let mut builder = Client::builder().base_url(url);
         match (
             self.client_id.or(profile.client_id),
             self.client_secret.or(profile.client_secret),
         ) {
             (Some(id), Some(secret)) => builder = builder.client_credentials(id, secret),
-            _ => anyhow::bail!(
-                "no client credentials: pass --client-id and --client-secret, set PROMPTGATE_CLIENT_ID and PROMPTGATE_CLIENT_SECRET, or use the profile file"
-            ),
+            _ => {
+                return Err(UsageError(
+                    "no client credentials: pass --client-id and --client-secret, set PROMPTGATE_CLIENT_ID and PROMPTGATE_CLIENT_SECRET, or use the profile file"
+                        .to_owned(),
+                )
+                .into());
+            }
         }
         Ok(builder.build()?)
     }

@@ -15,6 +15,7 @@ use promptgate_client::{
 };
 use serde_json::json;
 
+use crate::UsageError;
 use crate::output::Output;
 
 #[derive(Debug, Subcommand)]
@@ -95,7 +96,10 @@ pub enum PromptsCommand {
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     /// The contract's JSON body; `-` reads standard input.
-    #[arg(long, conflicts_with_all = ["name", "model", "system_prompt", "system_prompt_file"])]
+    #[arg(long, conflicts_with_all = [
+        "name", "model", "system_prompt", "system_prompt_file", "temperature", "version",
+        "filters", "blocked", "max_tokens",
+    ])]
     file: Option<PathBuf>,
     /// Unique name.
     #[arg(long, required_unless_present = "file")]
@@ -301,16 +305,17 @@ async fn online(
             strategy,
             if_match,
         } => {
-            let strategy = SplitStrategy::parse(&strategy)
-                .with_context(|| format!("--strategy is {strategy:?}; use sticky or random"))?;
+            let strategy = SplitStrategy::parse(&strategy).ok_or_else(|| {
+                UsageError(format!("--strategy is {strategy:?}; use sticky or random"))
+            })?;
             let mut pairs = Vec::with_capacity(weights.len());
             for pair in &weights {
                 let (version, weight) = pair
                     .split_once('=')
-                    .with_context(|| format!("{pair:?} is not VERSION=WEIGHT"))?;
+                    .ok_or_else(|| UsageError(format!("{pair:?} is not VERSION=WEIGHT")))?;
                 let weight: f64 = weight
                     .parse()
-                    .with_context(|| format!("the weight in {pair:?} is not a number"))?;
+                    .map_err(|_| UsageError(format!("the weight in {pair:?} is not a number")))?;
                 pairs.push((version, weight));
             }
             let split = TrafficSplit::with_strategy(&pairs, strategy)?;
@@ -336,13 +341,16 @@ fn optimize(args: OptimizeArgs, out: &Output) -> anyhow::Result<ExitCode> {
         (None, Some(path)) => read_input(path)?,
         (None, None) => bail!("give --base or --base-file"),
     };
-    let strategy = FitStrategy::parse(&args.strategy).with_context(|| {
-        format!(
+    let strategy = FitStrategy::parse(&args.strategy).ok_or_else(|| {
+        UsageError(format!(
             "--strategy is {:?}; use drop-oldest or keep-recent",
             args.strategy
-        )
+        ))
     })?;
-    let tokenizer: TokenizerKind = args.tokenizer.parse()?;
+    let tokenizer: TokenizerKind = args
+        .tokenizer
+        .parse()
+        .map_err(|e: promptgate_core::tokenizer::UnknownTokenizer| UsageError(e.to_string()))?;
     let mut examples = Vec::new();
     for (n, line) in read_input(&args.examples)?.lines().enumerate() {
         if line.trim().is_empty() {

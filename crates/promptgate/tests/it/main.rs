@@ -18,6 +18,7 @@
 mod harness;
 
 mod cli;
+mod cli_prompts;
 mod clients;
 mod concurrency;
 mod config;
