@@ -62,6 +62,18 @@ pub enum ApiError {
         /// The content type that was sent.
         got: String,
     },
+    /// A blocked category was detected (422).
+    #[error("guardrail blocked: {category}")]
+    GuardrailBlocked {
+        /// The category's wire name.
+        category: String,
+    },
+    /// The model provider failed after the gateway's retries (502).
+    #[error("upstream error: {0}")]
+    UpstreamError(String),
+    /// The model provider did not answer in time after the gateway's retries (504).
+    #[error("upstream timeout: {0}")]
+    UpstreamTimeout(String),
     /// Storage is unreachable (503).
     #[error("service unavailable")]
     Unavailable(String),
@@ -91,9 +103,17 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::GuardrailBlocked { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UpstreamError(_) => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// The contract's error code, as telemetry records it.
+    pub fn code(&self) -> String {
+        self.body().code
     }
 
     fn body(&self) -> ErrorBody {
@@ -145,6 +165,18 @@ impl ApiError {
                 "unsupported.media.type",
                 &format!("the body must be application/json, not {got:?}"),
             ),
+            ApiError::GuardrailBlocked { category } => ErrorBody {
+                message_with_params:
+                    "the request was refused: it matches the blocked category {category}".into(),
+                message_params: params(&[("category", category.clone())]),
+                ..simple(
+                    status,
+                    "guardrail.blocked",
+                    &format!("the request was refused: it matches the blocked category {category}"),
+                )
+            },
+            ApiError::UpstreamError(message) => simple(status, "upstream.error", message),
+            ApiError::UpstreamTimeout(message) => simple(status, "upstream.timeout", message),
             ApiError::Unavailable(message) => simple(status, "service.unavailable", message),
             ApiError::Internal(_) => simple(
                 status,

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod cache;
 pub mod clients;
 pub mod config;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod extract;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use promptgate_api::BASE_PATH;
-use promptgate_core::TokenCounter;
+use promptgate_core::invocation::InvocationRecord;
 use promptgate_store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -32,11 +34,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenAuthority;
+use crate::cache::PromptCache;
 use crate::clients::{ClientError, NewClient};
 use crate::config::{ConfigError, ConfigFile};
 use crate::error::ApiError;
-use crate::routes::{clients as client_routes, endpoints, oauth, ops, prompts};
+use crate::routes::{clients as client_routes, endpoints, invocations, oauth, ops, prompts};
 use crate::state::AppState;
+use crate::telemetry::TelemetrySink;
 
 /// How often expired tokens are deleted from the database.
 const TOKEN_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
@@ -64,6 +68,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             &format!("{BASE_PATH}/prompts/{{id}}/versions/{{version}}"),
             get(prompts::get_version),
+        )
+        .route(
+            &format!("{BASE_PATH}/invocations"),
+            post(invocations::invoke),
         )
         .route(
             &format!("{BASE_PATH}/model-endpoints"),
@@ -127,6 +135,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The providers' HTTP client cannot be built.
+    #[error("cannot set up the model providers")]
+    Providers(#[source] promptgate_providers::ProviderError),
     /// The server failed while running.
     #[error("the server failed")]
     Serve(#[source] std::io::Error),
@@ -151,6 +162,8 @@ pub struct Gateway {
     router: Router,
     store: Arc<dyn Store>,
     auth: Arc<TokenAuthority>,
+    prompts: Arc<PromptCache>,
+    records: tokio::sync::mpsc::Receiver<InvocationRecord>,
     /// The address it listens on (the real port when 0 was asked for).
     pub local_addr: SocketAddr,
     /// The admin client created on this start, whose secret must be shown once.
@@ -187,14 +200,23 @@ impl Gateway {
                 source,
             })?,
         );
-        let state = AppState {
-            store: store.clone(),
-            catalogue: Arc::new(catalogue),
-            counter: TokenCounter::load(),
-            auth: auth.clone(),
-            max_body_bytes: options.config.server.max_body_bytes,
-            prompt_locks: Arc::default(),
-        };
+        let (telemetry, records) = TelemetrySink::new(
+            options
+                .config
+                .telemetry
+                .as_ref()
+                .and_then(|t| t.queue_capacity)
+                .map_or(telemetry::DEFAULT_QUEUE_CAPACITY, |c| c as usize),
+        );
+        let state = AppState::new(
+            store.clone(),
+            catalogue,
+            auth.clone(),
+            options.config.server.max_body_bytes,
+            telemetry,
+        )
+        .map_err(StartError::Providers)?;
+        let prompts = state.prompts.clone();
         let listener =
             TcpListener::bind(&options.listen)
                 .await
@@ -211,6 +233,8 @@ impl Gateway {
             router: app(state),
             store,
             auth,
+            prompts,
+            records,
             local_addr,
             bootstrapped_admin,
         })
@@ -222,18 +246,40 @@ impl Gateway {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let refresher = tokio::spawn(refresh_loop(self.auth.clone(), self.store.clone()));
+        let refresher = tokio::spawn(refresh_loop(
+            self.auth.clone(),
+            self.prompts.clone(),
+            self.store.clone(),
+        ));
+        let drain = tokio::spawn(drain_records(self.records));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
         refresher.abort();
+        drain.abort();
         self.store.close().await;
         served.map_err(StartError::Serve)
     }
 }
 
-/// Keeps the token cache's view of disabled clients fresh and sweeps expired tokens.
-async fn refresh_loop(auth: Arc<TokenAuthority>, store: Arc<dyn Store>) {
+/// Until the telemetry pipeline stores them, records are logged at debug level and counted by
+/// the sink; nothing else reads them yet.
+async fn drain_records(mut records: tokio::sync::mpsc::Receiver<InvocationRecord>) {
+    while let Some(record) = records.recv().await {
+        tracing::debug!(
+            id = %record.id,
+            prompt_id = %record.prompt_id,
+            version = %record.version,
+            status = record.status.as_str(),
+            latency_ms = record.latency_ms,
+            "invocation record"
+        );
+    }
+}
+
+/// Keeps the token cache's view of disabled clients and the prompt cache fresh, and sweeps
+/// expired tokens.
+async fn refresh_loop(auth: Arc<TokenAuthority>, prompts: Arc<PromptCache>, store: Arc<dyn Store>) {
     let mut tick = tokio::time::interval(auth::REVOCATION_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep = tokio::time::Instant::now();
@@ -241,6 +287,9 @@ async fn refresh_loop(auth: Arc<TokenAuthority>, store: Arc<dyn Store>) {
         tick.tick().await;
         if let Err(err) = auth.refresh().await {
             tracing::warn!(error = ?err, "cannot refresh the disabled clients");
+        }
+        if let Err(err) = prompts.refresh().await {
+            tracing::warn!(error = ?err, "cannot refresh the prompt cache");
         }
         if last_sweep.elapsed() >= TOKEN_SWEEP_INTERVAL {
             last_sweep = tokio::time::Instant::now();

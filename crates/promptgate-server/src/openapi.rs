@@ -23,6 +23,7 @@ use promptgate_api as api;
         routes::prompts::archive_prompt,
         routes::prompts::list_versions,
         routes::prompts::get_version,
+        routes::invocations::invoke,
         routes::endpoints::list_endpoints,
         routes::clients::create_client,
         routes::clients::list_clients,
@@ -36,6 +37,8 @@ use promptgate_api as api;
         api::CreatePromptRequest, api::UpdatePromptRequest, api::Prompt, api::PromptVersion,
         api::SafetyGuardrails, api::FewShotExample, api::TrafficDistribution, api::VersionWeight,
         api::ModelEndpoint, api::CreateClientRequest, api::OAuthClient, api::HealthStatus,
+        api::InvokeRequest, api::InvokeOptions, api::ChatTurn, api::InvokeResponse, api::TokenUsage,
+        api::GuardrailReport, api::ContextReport, api::StreamDelta,
     )),
     modifiers(&BearerAuth),
 )]

@@ -1,13 +1,18 @@
-//! What every handler shares: the store, the endpoint catalogue, the token counter and the
-//! token authority. Built once at start-up; nothing here is loaded per request.
+//! What every handler shares: the store, the endpoint catalogue, the token counter, the token
+//! authority, the prompt cache, the providers and the telemetry sink. Built once at start-up;
+//! nothing here is loaded per request.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use promptgate_core::{EndpointCatalogue, TokenCounter};
+use promptgate_providers::Provider;
 use promptgate_store::Store;
 use time::OffsetDateTime;
 
 use crate::auth::TokenAuthority;
+use crate::cache::PromptCache;
+use crate::telemetry::TelemetrySink;
 
 /// Shared state of the router.
 #[derive(Clone)]
@@ -24,6 +29,47 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Serialises changes to one prompt within this process.
     pub prompt_locks: Arc<PromptLocks>,
+    /// Prompts as invocations read them, from memory.
+    pub prompts: Arc<PromptCache>,
+    /// One provider per model endpoint, sharing one connection pool.
+    pub providers: Arc<HashMap<String, Arc<dyn Provider>>>,
+    /// Where invocations leave their telemetry records.
+    pub telemetry: Arc<TelemetrySink>,
+}
+
+impl AppState {
+    /// State over `store` and `catalogue` with a provider for every endpoint; records go to
+    /// `telemetry`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalogue: EndpointCatalogue,
+        auth: Arc<TokenAuthority>,
+        max_body_bytes: usize,
+        telemetry: TelemetrySink,
+    ) -> Result<Self, promptgate_providers::ProviderError> {
+        let counter = TokenCounter::load();
+        let http = promptgate_providers::http_client()?;
+        let providers = catalogue
+            .iter()
+            .map(|e| {
+                (
+                    e.reference.clone(),
+                    promptgate_providers::provider_for(e, http.clone(), counter),
+                )
+            })
+            .collect();
+        Ok(AppState {
+            prompts: Arc::new(PromptCache::new(store.clone())),
+            store,
+            catalogue: Arc::new(catalogue),
+            counter,
+            auth,
+            max_body_bytes,
+            prompt_locks: Arc::default(),
+            providers: Arc::new(providers),
+            telemetry: Arc::new(telemetry),
+        })
+    }
 }
 
 /// Striped locks that make concurrent changes to one prompt take turns inside this process,

@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod endpoints;
+pub mod invocations;
 pub mod oauth;
 pub mod ops;
 pub mod prompts;

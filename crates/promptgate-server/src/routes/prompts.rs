@@ -341,6 +341,7 @@ pub async fn update_prompt(
         };
         match state.store.update_prompt(&update).await {
             Ok(()) => {
+                state.prompts.invalidate(prompt.id);
                 let updated = Prompt {
                     revision: update.new_revision,
                     updated_at: update.updated_at,
@@ -424,6 +425,7 @@ pub async fn archive_prompt(
         };
         match state.store.update_prompt(&update).await {
             Ok(()) => {
+                state.prompts.invalidate(prompt.id);
                 let archived = Prompt {
                     status: PromptStatus::Archived,
                     revision: update.new_revision,

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use promptgate_api::ErrorBody;
-use promptgate_core::{EndpointCatalogue, ScopeSet, TokenCounter};
+use promptgate_core::{EndpointCatalogue, ScopeSet};
 use promptgate_server::auth::TokenAuthority;
 use promptgate_server::state::AppState;
 use promptgate_store::{SqliteStore, Store};
@@ -25,14 +25,15 @@ pub async fn state(store: Arc<dyn Store>, max_body_bytes: usize) -> AppState {
     let auth = TokenAuthority::new(store.clone(), Duration::from_secs(3600), 10)
         .await
         .unwrap();
-    AppState {
+    let (telemetry, _records) = promptgate_server::telemetry::TelemetrySink::new(1024);
+    AppState::new(
         store,
-        catalogue: Arc::new(EndpointCatalogue::with_overrides([])),
-        counter: TokenCounter::load(),
-        auth: Arc::new(auth),
+        EndpointCatalogue::with_overrides([]),
+        Arc::new(auth),
         max_body_bytes,
-        prompt_locks: Arc::default(),
-    }
+        telemetry,
+    )
+    .unwrap()
 }
 
 /// A router over a real SQLite file in its own temp dir, with an admin client and a token.

@@ -1,0 +1,83 @@
+//! The in-memory prompt cache of the invocation path: a prompt and all its versions, loaded
+//! once and kept until they change, so an invocation reads no database.
+//!
+//! Changes made through this process evict the entry at once; a background task compares every
+//! prompt's revision with the database each second to see changes made elsewhere (the CLI,
+//! another replica).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use promptgate_core::{Prompt, PromptVersion, VersionLabel};
+use promptgate_store::{Store, StoreError};
+use uuid::Uuid;
+
+/// A prompt with every version, as invocations need it.
+#[derive(Debug)]
+pub struct CachedPrompt {
+    /// The prompt (status, traffic, revision).
+    pub prompt: Prompt,
+    /// Its versions by label.
+    pub versions: HashMap<VersionLabel, PromptVersion>,
+}
+
+/// Prompts by id.
+pub struct PromptCache {
+    store: Arc<dyn Store>,
+    entries: RwLock<HashMap<Uuid, Arc<CachedPrompt>>>,
+}
+
+impl PromptCache {
+    /// An empty cache over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        PromptCache {
+            store,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The prompt, from memory when cached; `None` when it does not exist.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Arc<CachedPrompt>>, StoreError> {
+        if let Some(hit) = self.entries.read().ok().and_then(|e| e.get(&id).cloned()) {
+            return Ok(Some(hit));
+        }
+        let Some(prompt) = self.store.get_prompt(id).await? else {
+            return Ok(None);
+        };
+        let versions = self
+            .store
+            .list_versions(id)
+            .await?
+            .into_iter()
+            .map(|v| (v.version.clone(), v))
+            .collect();
+        let entry = Arc::new(CachedPrompt { prompt, versions });
+        if let Ok(mut entries) = self.entries.write() {
+            // A concurrent writer may have cached a newer revision meanwhile; keep the newer.
+            let newer = entries
+                .get(&id)
+                .is_some_and(|e| e.prompt.revision > entry.prompt.revision);
+            if !newer {
+                entries.insert(id, entry.clone());
+            }
+        }
+        Ok(Some(entry))
+    }
+
+    /// Forgets a prompt this process just changed.
+    pub fn invalidate(&self, id: Uuid) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(&id);
+        }
+    }
+
+    /// Forgets every cached prompt whose revision in the database differs (or that is gone).
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        let current: HashMap<Uuid, i64> =
+            self.store.prompt_revisions().await?.into_iter().collect();
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|id, entry| current.get(id) == Some(&entry.prompt.revision));
+        }
+        Ok(())
+    }
+}
