@@ -10,6 +10,7 @@
 pub mod credentials;
 pub mod endpoint;
 pub mod fewshot;
+pub mod guardrails;
 pub mod invocation;
 pub mod prompt;
 pub mod scope;
