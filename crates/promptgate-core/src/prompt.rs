@@ -721,7 +721,9 @@ mod tests {
         let mut d = draft();
         d.model_endpoint_ref = Some("anthropic/claude-3-haiku".into());
         d.temperature = Some(1.5);
-        let errs = d.check(None, &catalogue(), &TokenCounter::load()).unwrap_err();
+        let errs = d
+            .check(None, &catalogue(), &TokenCounter::load())
+            .unwrap_err();
         assert_eq!(errs[0].field, "temperature");
         d.temperature = Some(1.0);
         assert!(d.check(None, &catalogue(), &TokenCounter::load()).is_ok());
