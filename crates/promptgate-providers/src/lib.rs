@@ -24,6 +24,7 @@
 mod anthropic;
 mod builtin;
 mod error;
+mod moderation;
 mod openai;
 mod relay;
 mod sse;
@@ -37,6 +38,7 @@ use promptgate_core::{ModelEndpoint, ProviderKind, TokenCounter};
 
 pub use builtin::OFFLINE_LABEL;
 pub use error::ProviderError;
+pub use moderation::{DEFAULT_MODERATION_MODEL, Moderation, ModerationConfig};
 
 /// Who wrote a turn of the conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -67,6 +67,32 @@ pub struct ConfigFile {
     /// `[audit]`.
     #[serde(default)]
     pub audit: Option<AuditSection>,
+    /// `[moderation]`: an optional model-based check for blocked categories.
+    #[serde(default)]
+    pub moderation: Option<ModerationSection>,
+}
+
+/// `[moderation]`: an endpoint with OpenAI's moderation API shape.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationSection {
+    /// Base URL including the version path; the gateway appends `/moderations`.
+    pub url: String,
+    /// The moderation model (default `omni-moderation-latest`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The variable holding the key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Timeout of one attempt (default 5000).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Retries on 429/5xx (default 1).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// When the endpoint fails: serve anyway (true) or refuse with 502 (false, the default).
+    #[serde(default)]
+    pub fail_open: bool,
 }
 
 /// `[server]`.
@@ -280,6 +306,20 @@ impl ConfigFile {
             message: e.to_string(),
         })?;
         file.catalogue()?;
+        if let Some(m) = &file.moderation {
+            if !(m.url.starts_with("http://") || m.url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(
+                    "moderation.url must be an http:// or https:// URL".into(),
+                ));
+            }
+            if let Some(var) = &m.api_key_env
+                && !is_variable_name(var)
+            {
+                return Err(ConfigError::Invalid(
+                    "moderation.api_key_env must name an environment variable (A-Z, 0-9, _); never put a key in the file".into(),
+                ));
+            }
+        }
         if file.server.max_body_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "server.max_body_bytes must be at least 1".into(),
@@ -328,6 +368,30 @@ impl ConfigFile {
     }
 }
 
+/// Whether `name` looks like an environment variable's name (and not like a pasted key).
+fn is_variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl ModerationSection {
+    /// The client configuration.
+    pub fn client_config(&self) -> promptgate_providers::ModerationConfig {
+        promptgate_providers::ModerationConfig {
+            base_url: self.url.trim_end_matches('/').to_owned(),
+            model: self
+                .model
+                .clone()
+                .unwrap_or_else(|| promptgate_providers::DEFAULT_MODERATION_MODEL.to_owned()),
+            api_key_env: self.api_key_env.clone(),
+            timeout_ms: self.timeout_ms.unwrap_or(5_000).max(1),
+            max_retries: self.max_retries.unwrap_or(1),
+        }
+    }
+}
+
 impl EndpointEntry {
     fn to_endpoint(&self, index: usize) -> Result<ModelEndpoint, ConfigError> {
         let at = |key: &str| format!("model_endpoints[{index}].{key} (ref {:?})", self.reference);
@@ -352,10 +416,7 @@ impl EndpointEntry {
             )));
         }
         if let Some(var) = &self.api_key_env
-            && (var.is_empty()
-                || !var
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            && !is_variable_name(var)
         {
             // Refuse anything that does not look like a variable name: it may be a pasted key,
             // and the value must not be echoed back.

@@ -216,6 +216,12 @@ impl Gateway {
             telemetry,
         )
         .map_err(StartError::Providers)?;
+        let state = match &options.config.moderation {
+            Some(section) => state
+                .with_moderation(section)
+                .map_err(StartError::Providers)?,
+            None => state,
+        };
         let prompts = state.prompts.clone();
         let listener =
             TcpListener::bind(&options.listen)

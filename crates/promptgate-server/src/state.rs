@@ -35,6 +35,17 @@ pub struct AppState {
     pub providers: Arc<HashMap<String, Arc<dyn Provider>>>,
     /// Where invocations leave their telemetry records.
     pub telemetry: Arc<TelemetrySink>,
+    /// The optional model-based check for blocked categories.
+    pub moderation: Option<Arc<ModerationCheck>>,
+}
+
+/// A moderation endpoint and what to do when it fails.
+#[derive(Debug)]
+pub struct ModerationCheck {
+    /// The client.
+    pub client: promptgate_providers::Moderation,
+    /// Serve anyway when the endpoint fails (else refuse with 502).
+    pub fail_open: bool,
 }
 
 impl AppState {
@@ -68,7 +79,21 @@ impl AppState {
             prompt_locks: Arc::default(),
             providers: Arc::new(providers),
             telemetry: Arc::new(telemetry),
+            moderation: None,
         })
+    }
+
+    /// Adds the model-based moderation check.
+    pub fn with_moderation(
+        mut self,
+        section: &crate::config::ModerationSection,
+    ) -> Result<Self, promptgate_providers::ProviderError> {
+        let http = promptgate_providers::http_client()?;
+        self.moderation = Some(Arc::new(ModerationCheck {
+            client: promptgate_providers::Moderation::new(&section.client_config(), http),
+            fail_open: section.fail_open,
+        }));
+        Ok(self)
     }
 }
 

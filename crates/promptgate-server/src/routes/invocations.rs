@@ -128,7 +128,11 @@ pub async fn invoke(
         },
         started,
     };
-    match prepare(&state, &request, version, endpoint) {
+    let prepared = match prepare(&state, &request, version, endpoint) {
+        Ok(prepared) => moderate(&state, prepared, version).await,
+        Err(err) => Err(err),
+    };
+    match prepared {
         Ok(prepared) => {
             if request.stream {
                 stream_answer(&state, prepared, request, record, &label).await
@@ -379,6 +383,40 @@ fn prepare(
             .content_filtering
             .contains(&ContentFilter::Profanity),
     })
+}
+
+/// The model-based check for blocked categories, when configured and the version blocks any:
+/// it sees the text after PII redaction, as the provider would.
+async fn moderate(
+    state: &AppState,
+    prepared: Prepared,
+    version: &PromptVersion,
+) -> Result<Prepared, ApiError> {
+    let blocked = &version.settings.safety_guardrails.blocked_categories;
+    let Some(check) = state.moderation.as_ref().filter(|_| !blocked.is_empty()) else {
+        return Ok(prepared);
+    };
+    let inputs: Vec<&str> = prepared
+        .chat
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect();
+    match check.client.categories(&inputs).await {
+        Ok(found) => match found.into_iter().find(|c| blocked.contains(c)) {
+            Some(category) => Err(ApiError::GuardrailBlocked {
+                category: category.as_str().to_owned(),
+            }),
+            None => Ok(prepared),
+        },
+        Err(err) if check.fail_open => {
+            tracing::warn!(error = %err, "the moderation endpoint failed; serving anyway (fail_open)");
+            Ok(prepared)
+        }
+        Err(err) => Err(ApiError::UpstreamError(format!(
+            "the moderation endpoint failed, so the request was not served: {err}"
+        ))),
+    }
 }
 
 fn provider_error(err: ProviderError, endpoint_ref: &str) -> ApiError {

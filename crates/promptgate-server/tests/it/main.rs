@@ -5,6 +5,7 @@
 
 mod auth;
 mod body;
+mod moderation;
 mod harness;
 mod openapi;
 mod routing;
