@@ -331,51 +331,35 @@ pub async fn update_prompt(
             ));
         }
         let update = PromptUpdate {
-            id: prompt.id,
-            expected_revision: prompt.revision,
-            new_revision: prompt.revision + 1,
-            updated_at: now(),
             new_version: plan.new_version.clone(),
             traffic: plan.traffic.filter(|_| traffic_changes),
-            status: None,
+            ..next_revision(&prompt)
         };
-        match state.store.update_prompt(&update).await {
-            Ok(()) => {
-                state.prompts.invalidate(prompt.id);
-                let updated = Prompt {
-                    revision: update.new_revision,
-                    updated_at: update.updated_at,
-                    traffic: update.traffic.clone().unwrap_or(prompt.traffic),
-                    ..prompt
-                };
-                let mut labels = labels;
-                if let Some(v) = &update.new_version {
-                    labels.push(v.version.clone());
-                    labels.sort();
+        if apply(&state, &update, if_match.as_deref()).await? {
+            let updated = Prompt {
+                revision: update.new_revision,
+                updated_at: update.updated_at,
+                traffic: update.traffic.clone().unwrap_or(prompt.traffic),
+                ..prompt
+            };
+            let mut labels = labels;
+            if let Some(v) = &update.new_version {
+                labels.push(v.version.clone());
+                labels.sort();
+            }
+            let shown = match (update.new_version, plan.shown) {
+                (Some(v), _) | (None, Some(v)) => v,
+                (None, None) => {
+                    load_version(&state, updated.id, updated.traffic.default_version()).await?
                 }
-                let shown = match (update.new_version, plan.shown) {
-                    (Some(v), _) | (None, Some(v)) => v,
-                    (None, None) => {
-                        load_version(&state, updated.id, updated.traffic.default_version()).await?
-                    }
-                };
-                return Ok(prompt_response(
-                    &state,
-                    &updated,
-                    &labels,
-                    &shown,
-                    StatusCode::OK,
-                ));
-            }
-            Err(StoreError::StaleRevision) if if_match.is_some() => {
-                let current = load_prompt(&state, &id).await?;
-                return Err(ApiError::PreconditionFailed {
-                    current_etag: current.etag(),
-                });
-            }
-            // Lost a race with another writer: decide again on the new state.
-            Err(StoreError::StaleRevision | StoreError::DuplicateVersion { .. }) => continue,
-            Err(other) => return Err(other.into()),
+            };
+            return Ok(prompt_response(
+                &state,
+                &updated,
+                &labels,
+                &shown,
+                StatusCode::OK,
+            ));
         }
     }
     Err(ApiError::Unavailable(
@@ -415,44 +399,68 @@ pub async fn archive_prompt(
             ));
         }
         let update = PromptUpdate {
-            id: prompt.id,
-            expected_revision: prompt.revision,
-            new_revision: prompt.revision + 1,
-            updated_at: now(),
-            new_version: None,
-            traffic: None,
             status: Some(PromptStatus::Archived),
+            ..next_revision(&prompt)
         };
-        match state.store.update_prompt(&update).await {
-            Ok(()) => {
-                state.prompts.invalidate(prompt.id);
-                let archived = Prompt {
-                    status: PromptStatus::Archived,
-                    revision: update.new_revision,
-                    updated_at: update.updated_at,
-                    ..prompt
-                };
-                return Ok(prompt_response(
-                    &state,
-                    &archived,
-                    &labels,
-                    &shown,
-                    StatusCode::OK,
-                ));
-            }
-            Err(StoreError::StaleRevision) if if_match.is_some() => {
-                let current = load_prompt(&state, &id).await?;
-                return Err(ApiError::PreconditionFailed {
-                    current_etag: current.etag(),
-                });
-            }
-            Err(StoreError::StaleRevision) => continue,
-            Err(other) => return Err(other.into()),
+        if apply(&state, &update, if_match.as_deref()).await? {
+            let archived = Prompt {
+                status: PromptStatus::Archived,
+                revision: update.new_revision,
+                updated_at: update.updated_at,
+                ..prompt
+            };
+            return Ok(prompt_response(
+                &state,
+                &archived,
+                &labels,
+                &shown,
+                StatusCode::OK,
+            ));
         }
     }
     Err(ApiError::Unavailable(
         "the prompt is changing too fast to archive; retry".to_owned(),
     ))
+}
+
+/// An update of `prompt` to its next revision that changes nothing yet.
+fn next_revision(prompt: &Prompt) -> PromptUpdate {
+    PromptUpdate {
+        id: prompt.id,
+        expected_revision: prompt.revision,
+        new_revision: prompt.revision + 1,
+        updated_at: now(),
+        new_version: None,
+        traffic: None,
+        status: None,
+    }
+}
+
+/// Applies an update decided on the prompt as read. `Ok(true)`: done (and the prompt cache
+/// told). `Ok(false)`: another process changed the prompt first (or added the same version), so
+/// the caller decides again on the new state. With `If-Match` a lost race is a 412 instead.
+async fn apply(
+    state: &AppState,
+    update: &PromptUpdate,
+    if_match: Option<&str>,
+) -> Result<bool, ApiError> {
+    match state.store.update_prompt(update).await {
+        Ok(()) => {
+            state.prompts.invalidate(update.id);
+            Ok(true)
+        }
+        Err(StoreError::StaleRevision) if if_match.is_some() => {
+            let current =
+                state.store.get_prompt(update.id).await?.ok_or_else(|| {
+                    ApiError::NotFound(format!("no prompt with id {}", update.id))
+                })?;
+            Err(ApiError::PreconditionFailed {
+                current_etag: current.etag(),
+            })
+        }
+        Err(StoreError::StaleRevision | StoreError::DuplicateVersion { .. }) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// What an update will do, decided from the prompt as read.
