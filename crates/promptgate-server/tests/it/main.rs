@@ -5,8 +5,8 @@
 
 mod auth;
 mod body;
-mod moderation;
 mod harness;
+mod moderation;
 mod openapi;
 mod routing;
 mod store_failures;
