@@ -52,11 +52,18 @@ pub async fn run(command: ClientsCommand, json: bool) -> anyhow::Result<ExitCode
             name,
             scopes,
         } => {
-            let scopes = ScopeSet::parse_space_separated(&scopes)?;
+            let requested = scopes;
+            let scopes = ScopeSet::parse_space_separated(&requested)?;
             let store = open(&database_url).await?;
             let created = create_client(store.as_ref(), &name, scopes, None).await?;
             store.close().await;
-            let scopes: Vec<&str> = created.client.scopes.names();
+            // Printed in the order given (without repeats), so a script reads back what it sent.
+            let mut scopes: Vec<&str> = Vec::new();
+            for scope in requested.split_whitespace() {
+                if !scopes.contains(&scope) {
+                    scopes.push(scope);
+                }
+            }
             if json {
                 println!(
                     "{}",

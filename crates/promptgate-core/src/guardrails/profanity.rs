@@ -179,17 +179,23 @@ fn mask_segment(segment: &str, out: &mut String) -> u32 {
         out.push_str(segment);
         return 0;
     };
-    let mut count = 0;
+    // A character rustrict drops (a combining accent, a direction override) goes with the
+    // letter before it.
+    let mut resolved = Vec::with_capacity(chars.len());
     let mut previous = Mark::Keep;
-    let mut run_masked = false;
-    for (&c, mark) in chars.iter().zip(marks) {
-        // A character rustrict drops (a combining accent, a direction override) goes with the
-        // letter before it.
+    for mark in marks {
         let mark = mark.unwrap_or(if previous == Mark::Masked {
             Mark::Masked
         } else {
             Mark::Keep
         });
+        resolved.push(mark);
+        previous = mark;
+    }
+    trim_to_words(&chars, &mut resolved);
+    let mut count = 0;
+    let mut run_masked = false;
+    for (&c, mark) in chars.iter().zip(resolved) {
         match mark {
             Mark::Keep => {
                 count += u32::from(run_masked);
@@ -202,9 +208,48 @@ fn mask_segment(segment: &str, out: &mut String) -> u32 {
                 out.push('*');
             }
         }
-        previous = mark;
     }
     count + u32::from(run_masked)
+}
+
+/// rustrict reads through separators (to catch "f u c k") and, when the next word could begin
+/// a longer match, marks the separator and that word's first letters too ("fuck, hello" would
+/// become "*******ello"). Only profane words are masked: a word whose masked part is a prefix
+/// reached across a masked separator is unmasked, and so is a masked separator that does not
+/// lead to a masked letter.
+fn trim_to_words(chars: &[char], marks: &mut [Mark]) {
+    let is_letter = |c: char| c.is_alphanumeric() || c == '*';
+    let mut start = 0;
+    while start < chars.len() {
+        if !is_letter(chars[start]) {
+            start += 1;
+            continue;
+        }
+        let end = (start..chars.len())
+            .find(|&i| !is_letter(chars[i]))
+            .unwrap_or(chars.len());
+        let masked_prefix = (start..end)
+            .take_while(|&i| marks[i] == Mark::Masked)
+            .count();
+        let reached_across = start > 0 && marks[start - 1] == Mark::Masked;
+        let partial = masked_prefix > 0 && start + masked_prefix < end;
+        let rest_unmasked = (start + masked_prefix..end).all(|i| marks[i] != Mark::Masked);
+        if reached_across && partial && rest_unmasked {
+            for mark in &mut marks[start..start + masked_prefix] {
+                *mark = Mark::Keep;
+            }
+        }
+        start = end;
+    }
+    // Right to left, so that a run of separators sees whether it leads to a masked letter.
+    let mut leads_to_masked = false;
+    for i in (0..chars.len()).rev() {
+        if is_letter(chars[i]) {
+            leads_to_masked = marks[i] == Mark::Masked;
+        } else if marks[i] == Mark::Masked && !leads_to_masked {
+            marks[i] = Mark::Keep;
+        }
+    }
 }
 
 /// The text rustrict reads: one character per input character it keeps, and for each the index

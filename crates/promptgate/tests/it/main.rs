@@ -15,14 +15,19 @@
     clippy::print_stderr
 )]
 
+mod fake_upstream;
 mod harness;
 
 mod cli;
+mod cli_invoke;
 mod cli_prompts;
 mod clients;
 mod concurrency;
 mod config;
+mod context_fitting;
 mod errors;
+mod invocation_providers;
+mod invocations;
 mod model_endpoints;
 mod oauth;
 mod ops;

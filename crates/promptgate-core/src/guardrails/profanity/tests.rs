@@ -240,3 +240,19 @@ proptest! {
         }
     }
 }
+
+/// Regression: rustrict reads across separators into the next word when that word could start
+/// a longer match; only the profane word itself may be masked.
+#[test]
+fn neighbouring_words_and_punctuation_stay_intact() {
+    for (input, expected) in [
+        ("fuck, hello", "****, hello"),
+        ("what the fuck, holy shit", "what the ****, holy ****"),
+        ("oh fuck haha", "oh **** haha"),
+        ("fuck all of this", "**** all of this"),
+        ("well fuck. Anyway", "well ****. Anyway"),
+    ] {
+        assert_eq!(mask(input).text, expected, "input {input:?}");
+    }
+    assert_eq!(mask("fuck, hello").count, 1);
+}
