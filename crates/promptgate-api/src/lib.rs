@@ -456,3 +456,79 @@ pub struct StreamDelta {
     /// The next piece of output.
     pub text: String,
 }
+
+/// One invocation record as `GET …/telemetry` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetryEntity {
+    /// The invocation's `responseId`.
+    pub id: String,
+    /// When the gateway received the invocation.
+    pub timestamp: String,
+    /// The prompt.
+    pub prompt_id: String,
+    /// The version that served.
+    pub version: String,
+    /// The model.
+    pub model: String,
+    /// `SUCCESS`, `ERROR` or `BLOCKED`.
+    pub status: String,
+    /// The error code of an ERROR or BLOCKED invocation.
+    pub error_code: Option<String>,
+    /// Time in the gateway.
+    pub latency_ms: f64,
+    /// Time waiting on the provider.
+    pub upstream_latency_ms: Option<f64>,
+    /// Time to the first streamed token.
+    pub time_to_first_token_ms: Option<f64>,
+    /// Token counts.
+    pub token_usage: TokenUsage,
+    /// The session, if given (an extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The caller's metadata (an extension).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// The feedback, if any (an extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackEntity>,
+}
+
+/// Feedback as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedbackEntity {
+    /// The score in [0, 1].
+    pub score: f64,
+    /// The comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// When it was given.
+    pub created_at: String,
+}
+
+/// `POST …/invocations/{responseId}/feedback`: a score in [0, 1] or a boolean.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct FeedbackRequest {
+    /// 0.0–1.0, or true (= 1) / false (= 0).
+    #[schema(value_type = Object)]
+    pub score: Option<serde_json::Value>,
+    /// An optional comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The stored feedback, with the invocation it belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedbackResponse {
+    /// The invocation.
+    pub response_id: String,
+    /// The score in [0, 1].
+    pub score: f64,
+    /// The comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// When it was given.
+    pub created_at: String,
+}

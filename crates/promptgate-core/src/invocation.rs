@@ -149,6 +149,16 @@ impl InvocationStatus {
             InvocationStatus::Blocked => "BLOCKED",
         }
     }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "SUCCESS" => Some(InvocationStatus::Success),
+            "ERROR" => Some(InvocationStatus::Error),
+            "BLOCKED" => Some(InvocationStatus::Blocked),
+            _ => None,
+        }
+    }
 }
 
 /// The record every invocation leaves, whatever its outcome.

@@ -260,7 +260,7 @@ pub struct PrometheusExporter {
 }
 
 /// `[telemetry]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetrySection {
     /// Days records are kept.
@@ -346,9 +346,6 @@ impl ConfigFile {
         }
         if self.exporters.is_some() {
             out.push("exporters");
-        }
-        if self.telemetry.is_some() {
-            out.push("telemetry");
         }
         if self.audit.is_some() {
             out.push("audit");

@@ -92,6 +92,30 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 }
 
 impl QueryParams {
+    /// Adds the members of a JSON object body (some clients send a GET's filters that way);
+    /// the query string wins where both give a key. An empty body changes nothing.
+    pub fn with_json_body(mut self, body: &[u8]) -> Result<Self, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(self);
+        }
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let serde_json::Value::Object(members) = value else {
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".to_owned(),
+            ));
+        };
+        for (key, value) in members {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => continue,
+                other => other.to_string(),
+            };
+            self.0.entry(key).or_insert(text);
+        }
+        Ok(self)
+    }
+
     /// One parameter.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)

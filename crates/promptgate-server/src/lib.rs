@@ -26,7 +26,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use promptgate_api::BASE_PATH;
-use promptgate_core::invocation::InvocationRecord;
 use promptgate_store::{Store, StoreError};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -38,12 +37,17 @@ use crate::cache::PromptCache;
 use crate::clients::{ClientError, NewClient};
 use crate::config::{ConfigError, ConfigFile};
 use crate::error::ApiError;
-use crate::routes::{clients as client_routes, endpoints, invocations, oauth, ops, prompts};
+use crate::routes::{
+    clients as client_routes, endpoints, invocations, oauth, ops, prompts,
+    telemetry as telemetry_routes,
+};
 use crate::state::AppState;
 use crate::telemetry::TelemetrySink;
 
 /// How often expired tokens are deleted from the database.
 const TOKEN_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
+/// How long invocation records are kept (`[telemetry] retention_days`).
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 /// Builds the router over `state`, with the error contract, request ids and body limit applied
 /// to every route, including unknown ones.
@@ -72,6 +76,14 @@ pub fn app(state: AppState) -> Router {
         .route(
             &format!("{BASE_PATH}/invocations"),
             post(invocations::invoke),
+        )
+        .route(
+            &format!("{BASE_PATH}/invocations/{{responseId}}/feedback"),
+            post(telemetry_routes::post_feedback),
+        )
+        .route(
+            &format!("{BASE_PATH}/telemetry"),
+            get(telemetry_routes::list_telemetry),
         )
         .route(
             &format!("{BASE_PATH}/model-endpoints"),
@@ -163,7 +175,8 @@ pub struct Gateway {
     store: Arc<dyn Store>,
     auth: Arc<TokenAuthority>,
     prompts: Arc<PromptCache>,
-    records: tokio::sync::mpsc::Receiver<InvocationRecord>,
+    telemetry_writer: tokio::task::JoinHandle<()>,
+    retention_days: u32,
     /// The address it listens on (the real port when 0 was asked for).
     pub local_addr: SocketAddr,
     /// The admin client created on this start, whose secret must be shown once.
@@ -200,13 +213,12 @@ impl Gateway {
                 source,
             })?,
         );
-        let (telemetry, records) = TelemetrySink::new(
-            options
-                .config
-                .telemetry
-                .as_ref()
-                .and_then(|t| t.queue_capacity)
+        let telemetry_config = options.config.telemetry.clone().unwrap_or_default();
+        let (telemetry, telemetry_writer) = TelemetrySink::with_writer(
+            telemetry_config
+                .queue_capacity
                 .map_or(telemetry::DEFAULT_QUEUE_CAPACITY, |c| c as usize),
+            store.clone(),
         );
         let state = AppState::new(
             store.clone(),
@@ -240,7 +252,10 @@ impl Gateway {
             store,
             auth,
             prompts,
-            records,
+            telemetry_writer,
+            retention_days: telemetry_config
+                .retention_days
+                .unwrap_or(DEFAULT_RETENTION_DAYS),
             local_addr,
             bootstrapped_admin,
         })
@@ -256,36 +271,30 @@ impl Gateway {
             self.auth.clone(),
             self.prompts.clone(),
             self.store.clone(),
+            self.retention_days,
         ));
-        let drain = tokio::spawn(drain_records(self.records));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
         refresher.abort();
-        drain.abort();
+        // The router, and with it every telemetry sink, is gone: the writer stores what is
+        // still queued and ends.
+        if let Err(err) = self.telemetry_writer.await {
+            tracing::error!(error = %err, "the telemetry writer failed");
+        }
         self.store.close().await;
         served.map_err(StartError::Serve)
     }
 }
 
-/// Until the telemetry pipeline stores them, records are logged at debug level and counted by
-/// the sink; nothing else reads them yet.
-async fn drain_records(mut records: tokio::sync::mpsc::Receiver<InvocationRecord>) {
-    while let Some(record) = records.recv().await {
-        tracing::debug!(
-            id = %record.id,
-            prompt_id = %record.prompt_id,
-            version = %record.version,
-            status = record.status.as_str(),
-            latency_ms = record.latency_ms,
-            "invocation record"
-        );
-    }
-}
-
 /// Keeps the token cache's view of disabled clients and the prompt cache fresh, and sweeps
 /// expired tokens.
-async fn refresh_loop(auth: Arc<TokenAuthority>, prompts: Arc<PromptCache>, store: Arc<dyn Store>) {
+async fn refresh_loop(
+    auth: Arc<TokenAuthority>,
+    prompts: Arc<PromptCache>,
+    store: Arc<dyn Store>,
+    retention_days: u32,
+) {
     let mut tick = tokio::time::interval(auth::REVOCATION_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep = tokio::time::Instant::now();
@@ -299,13 +308,19 @@ async fn refresh_loop(auth: Arc<TokenAuthority>, prompts: Arc<PromptCache>, stor
         }
         if last_sweep.elapsed() >= TOKEN_SWEEP_INTERVAL {
             last_sweep = tokio::time::Instant::now();
-            match store
-                .delete_expired_tokens(time::OffsetDateTime::now_utc())
-                .await
-            {
+            let now = time::OffsetDateTime::now_utc();
+            match store.delete_expired_tokens(now).await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted expired access tokens"),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = ?err, "cannot delete expired tokens"),
+            }
+            let horizon = now - time::Duration::days(i64::from(retention_days));
+            match store.prune_invocations(horizon).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(deleted = n, retention_days, "pruned old invocation records");
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = ?err, "cannot prune invocation records"),
             }
         }
     }

@@ -24,6 +24,8 @@ use promptgate_api as api;
         routes::prompts::list_versions,
         routes::prompts::get_version,
         routes::invocations::invoke,
+        routes::telemetry::list_telemetry,
+        routes::telemetry::post_feedback,
         routes::endpoints::list_endpoints,
         routes::clients::create_client,
         routes::clients::list_clients,
@@ -39,6 +41,7 @@ use promptgate_api as api;
         api::ModelEndpoint, api::CreateClientRequest, api::OAuthClient, api::HealthStatus,
         api::InvokeRequest, api::InvokeOptions, api::ChatTurn, api::InvokeResponse, api::TokenUsage,
         api::GuardrailReport, api::ContextReport, api::StreamDelta,
+        api::TelemetryEntity, api::FeedbackEntity, api::FeedbackRequest, api::FeedbackResponse,
     )),
     modifiers(&BearerAuth),
 )]

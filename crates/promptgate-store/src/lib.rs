@@ -11,6 +11,7 @@ mod codec;
 mod sqlite;
 
 use async_trait::async_trait;
+use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
 use promptgate_core::{Prompt, PromptStatus, PromptVersion, ScopeSet, TrafficSplit, VersionLabel};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -102,6 +103,43 @@ pub struct PromptFilter {
     pub status: Option<PromptStatus>,
 }
 
+/// Which invocation records a telemetry query covers. Every part is optional.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryFilter {
+    /// Only this prompt.
+    pub prompt_id: Option<Uuid>,
+    /// Only this version.
+    pub version: Option<String>,
+    /// Received at or after.
+    pub start: Option<OffsetDateTime>,
+    /// Received before.
+    pub end: Option<OffsetDateTime>,
+    /// Only this outcome.
+    pub status: Option<InvocationStatus>,
+}
+
+/// A stored invocation record with its storage sequence and feedback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInvocation {
+    /// Storage order; the keyset cursor of telemetry pages.
+    pub seq: i64,
+    /// The record.
+    pub record: InvocationRecord,
+    /// The caller's feedback, if any.
+    pub feedback: Option<Feedback>,
+}
+
+/// Feedback on one invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feedback {
+    /// The score in [0, 1] (true = 1, false = 0).
+    pub score: f64,
+    /// An optional comment.
+    pub comment: Option<String>,
+    /// When it was given.
+    pub at: OffsetDateTime,
+}
+
 /// An atomic change to a prompt, applied only if its revision is still `expected_revision`.
 #[derive(Debug, Clone)]
 pub struct PromptUpdate {
@@ -178,6 +216,20 @@ pub trait Store: Send + Sync + 'static {
         prompt_id: Uuid,
         version: &VersionLabel,
     ) -> Result<Option<PromptVersion>, StoreError>;
+    /// Stores a batch of invocation records in one transaction; a record whose id is stored
+    /// already is skipped (a batch written twice after a crash stays one copy).
+    async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError>;
+    /// Records matching `filter` in storage order, after sequence `after`, at most `limit`.
+    async fn list_invocations(
+        &self,
+        filter: &TelemetryFilter,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredInvocation>, StoreError>;
+    /// Sets the feedback of invocation `id`; false when no such record is stored.
+    async fn set_feedback(&self, id: &str, feedback: &Feedback) -> Result<bool, StoreError>;
+    /// Deletes records received before `before`; returns how many.
+    async fn prune_invocations(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
     /// Applies an update atomically: [`StoreError::StaleRevision`] when the prompt changed,
     /// [`StoreError::DuplicateVersion`] when the version exists, [`StoreError::NotFound`] when
     /// the prompt does not exist. Nothing is written unless everything is.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use promptgate_core::prompt::VersionSettings;
+use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
 use promptgate_core::{Prompt, PromptStatus, PromptVersion, VersionLabel};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -18,7 +19,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::codec::{self, from_millis, millis};
-use crate::{AccessToken, Client, PromptFilter, PromptUpdate, Store, StoreError};
+use crate::{
+    AccessToken, Client, Feedback, PromptFilter, PromptUpdate, Store, StoreError,
+    StoredInvocation, TelemetryFilter,
+};
 
 /// How long a statement waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -150,6 +154,55 @@ fn version_from_row(row: &SqliteRow) -> Result<PromptVersion, StoreError> {
             .map_err(|_| StoreError::Corrupt(format!("tokenizer {tokenizer:?}")))?,
         created_at: from_millis(row.try_get("created_at").map_err(db_error)?)?,
         created_by: row.try_get("created_by").map_err(db_error)?,
+    })
+}
+
+fn invocation_from_row(row: &SqliteRow) -> Result<StoredInvocation, StoreError> {
+    let prompt_id: String = row.try_get("prompt_id").map_err(db_error)?;
+    let status: String = row.try_get("status").map_err(db_error)?;
+    let metadata: String = row.try_get("metadata").map_err(db_error)?;
+    let count = |name: &str| -> Result<u32, StoreError> {
+        let n: i64 = row.try_get(name).map_err(db_error)?;
+        u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("{name} {n}")))
+    };
+    let feedback = match row
+        .try_get::<Option<f64>, _>("feedback_score")
+        .map_err(db_error)?
+    {
+        None => None,
+        Some(score) => Some(Feedback {
+            score,
+            comment: row.try_get("feedback_comment").map_err(db_error)?,
+            at: from_millis(
+                row.try_get::<Option<i64>, _>("feedback_at")
+                    .map_err(db_error)?
+                    .unwrap_or_default(),
+            )?,
+        }),
+    };
+    Ok(StoredInvocation {
+        seq: row.try_get("seq").map_err(db_error)?,
+        record: InvocationRecord {
+            id: row.try_get("id").map_err(db_error)?,
+            timestamp: from_millis(row.try_get("timestamp").map_err(db_error)?)?,
+            prompt_id: Uuid::parse_str(&prompt_id)
+                .map_err(|_| StoreError::Corrupt(format!("prompt id {prompt_id:?}")))?,
+            version: row.try_get("version").map_err(db_error)?,
+            model: row.try_get("model").map_err(db_error)?,
+            status: InvocationStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+            error_code: row.try_get("error_code").map_err(db_error)?,
+            latency_ms: row.try_get("latency_ms").map_err(db_error)?,
+            upstream_latency_ms: row.try_get("upstream_latency_ms").map_err(db_error)?,
+            time_to_first_token_ms: row.try_get("time_to_first_token_ms").map_err(db_error)?,
+            prompt_tokens: count("prompt_tokens")?,
+            completion_tokens: count("completion_tokens")?,
+            session_id: row.try_get("session_id").map_err(db_error)?,
+            client_id: row.try_get("client_id").map_err(db_error)?,
+            metadata: serde_json::from_str(&metadata)
+                .map_err(|_| StoreError::Corrupt(format!("metadata {metadata:?}")))?,
+        },
+        feedback,
     })
 }
 
@@ -478,6 +531,98 @@ impl Store for SqliteStore {
             .as_ref()
             .map(version_from_row)
             .transpose()
+    }
+
+    async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        for r in records {
+            sqlx::query(
+                "INSERT OR IGNORE INTO invocations (id, timestamp, prompt_id, version, model, \
+                 status, error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
+                 prompt_tokens, completion_tokens, session_id, client_id, metadata) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.id)
+            .bind(millis(r.timestamp))
+            .bind(r.prompt_id.to_string())
+            .bind(&r.version)
+            .bind(&r.model)
+            .bind(r.status.as_str())
+            .bind(&r.error_code)
+            .bind(r.latency_ms)
+            .bind(r.upstream_latency_ms)
+            .bind(r.time_to_first_token_ms)
+            .bind(i64::from(r.prompt_tokens))
+            .bind(i64::from(r.completion_tokens))
+            .bind(&r.session_id)
+            .bind(&r.client_id)
+            .bind(serde_json::to_string(&r.metadata).unwrap_or_else(|_| "{}".to_owned()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn list_invocations(
+        &self,
+        filter: &TelemetryFilter,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredInvocation>, StoreError> {
+        // Each filter is bound as a parameter; a NULL parameter switches its condition off.
+        sqlx::query(
+            "SELECT * FROM invocations \
+             WHERE (?1 IS NULL OR prompt_id = ?1) \
+               AND (?2 IS NULL OR version = ?2) \
+               AND (?3 IS NULL OR timestamp >= ?3) \
+               AND (?4 IS NULL OR timestamp < ?4) \
+               AND (?5 IS NULL OR status = ?5) \
+               AND (?6 IS NULL OR seq > ?6) \
+             ORDER BY seq LIMIT ?7",
+        )
+        .bind(filter.prompt_id.map(|id| id.to_string()))
+        .bind(&filter.version)
+        .bind(filter.start.map(millis))
+        .bind(filter.end.map(millis))
+        .bind(filter.status.map(InvocationStatus::as_str))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(invocation_from_row)
+        .collect()
+    }
+
+    async fn set_feedback(&self, id: &str, feedback: &Feedback) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE invocations SET feedback_score = ?, feedback_comment = ?, feedback_at = ? \
+             WHERE id = ?",
+        )
+        .bind(feedback.score)
+        .bind(&feedback.comment)
+        .bind(millis(feedback.at))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn prune_invocations(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM invocations WHERE timestamp < ?")
+            .bind(millis(before))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
     }
 
     async fn update_prompt(&self, update: &PromptUpdate) -> Result<(), StoreError> {

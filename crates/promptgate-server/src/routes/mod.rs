@@ -7,3 +7,4 @@ pub mod invocations;
 pub mod oauth;
 pub mod ops;
 pub mod prompts;
+pub mod telemetry;

@@ -119,6 +119,30 @@ impl Store for FakeStore {
     ) -> Result<Option<PromptVersion>, StoreError> {
         Err(self.data.error())
     }
+    async fn insert_invocations(
+        &self,
+        _: &[promptgate_core::invocation::InvocationRecord],
+    ) -> Result<(), StoreError> {
+        Err(self.data.error())
+    }
+    async fn list_invocations(
+        &self,
+        _: &promptgate_store::TelemetryFilter,
+        _: Option<i64>,
+        _: u32,
+    ) -> Result<Vec<promptgate_store::StoredInvocation>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn set_feedback(
+        &self,
+        _: &str,
+        _: &promptgate_store::Feedback,
+    ) -> Result<bool, StoreError> {
+        Err(self.data.error())
+    }
+    async fn prune_invocations(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
+        Err(self.data.error())
+    }
     async fn update_prompt(&self, _: &PromptUpdate) -> Result<(), StoreError> {
         Err(self.data.error())
     }

@@ -1,0 +1,232 @@
+//! `…/telemetry`: the stored invocation records, page by page, and feedback on one of them.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use promptgate_api as api;
+use promptgate_core::Scope;
+use promptgate_core::Violation;
+use promptgate_core::invocation::InvocationStatus;
+use promptgate_store::{Feedback, StoredInvocation, TelemetryFilter};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryParams, encode_cursor};
+use crate::state::{AppState, now, rfc3339};
+
+/// The longest feedback comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2_000;
+
+/// Reads the contract's filters (`promptId`, `version`, `startTime`, `endTime`, `status`),
+/// reporting every invalid one at once.
+pub fn read_filter(query: &QueryParams, violations: &mut Vec<Violation>) -> TelemetryFilter {
+    let time = |key: &str, violations: &mut Vec<Violation>| {
+        query.get(key).and_then(|text| {
+            OffsetDateTime::parse(text, &Rfc3339)
+                .map_err(|_| {
+                    violations.push(Violation::invalid(
+                        key,
+                        format!(
+                            "{key} is {text:?}; use an RFC 3339 time such as 2026-11-27T04:15:39Z"
+                        ),
+                    ));
+                })
+                .ok()
+        })
+    };
+    let start = time("startTime", violations);
+    let end = time("endTime", violations);
+    if let (Some(start), Some(end)) = (start, end)
+        && end < start
+    {
+        violations.push(Violation::invalid("endTime", "endTime is before startTime"));
+    }
+    TelemetryFilter {
+        prompt_id: query.get("promptId").and_then(|text| {
+            Uuid::parse_str(text)
+                .map_err(|_| {
+                    violations.push(Violation::invalid(
+                        "promptId",
+                        format!("promptId {text:?} is not a UUID"),
+                    ));
+                })
+                .ok()
+        }),
+        version: query.get("version").map(str::to_owned),
+        start,
+        end,
+        status: query.get("status").and_then(|text| {
+            InvocationStatus::parse(text).or_else(|| {
+                violations.push(Violation::invalid(
+                    "status",
+                    format!("status is {text:?}; use SUCCESS, ERROR or BLOCKED"),
+                ));
+                None
+            })
+        }),
+    }
+}
+
+/// Lists invocation records, oldest first, with a cursor that is stable while records arrive.
+#[utoipa::path(get, path = "/api/v2/ai/llm/gateway/telemetry", tag = "telemetry",
+    params(("promptId" = Option<String>, Query, description = "only this prompt"),
+        ("version" = Option<String>, Query, description = "only this version"),
+        ("startTime" = Option<String>, Query, description = "received at or after (RFC 3339)"),
+        ("endTime" = Option<String>, Query, description = "received before (RFC 3339)"),
+        ("status" = Option<String>, Query, description = "SUCCESS, ERROR or BLOCKED"),
+        ("pageSize" = Option<u32>, Query, description = "1–500, default 50"),
+        ("cursor" = Option<String>, Query, description = "nextPageCursor of the previous page")),
+    responses((status = 200, description = "records in storage order (the filters may also come as a JSON body)", body = api::Page<api::TelemetryEntity>),
+        (status = 400, body = api::ErrorBody), (status = 401, body = api::ErrorBody),
+        (status = 403, body = api::ErrorBody)),
+    security(("bearer" = ["ai:telemetry:read"])))]
+pub async fn list_telemetry(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: QueryParams,
+    body: Bytes,
+) -> Result<Json<api::Page<api::TelemetryEntity>>, ApiError> {
+    caller.require(Scope::TelemetryRead)?;
+    let query = query.with_json_body(&body)?;
+    let mut violations = Vec::new();
+    let filter = read_filter(&query, &mut violations);
+    let page_size = query.page_size(50, &mut violations);
+    let after = query.cursor(&mut violations).and_then(|c| {
+        c.parse::<i64>()
+            .map_err(|_| {
+                violations.push(Violation::invalid(
+                    "cursor",
+                    "cursor is not one this server issued",
+                ))
+            })
+            .ok()
+    });
+    if !violations.is_empty() {
+        return Err(ApiError::Invalid(violations));
+    }
+    let mut rows = state
+        .store
+        .list_invocations(&filter, after, page_size + 1)
+        .await?;
+    let more = rows.len() > page_size as usize;
+    rows.truncate(page_size as usize);
+    let next_page_cursor = more
+        .then(|| rows.last().map(|r| encode_cursor(&r.seq.to_string())))
+        .flatten();
+    Ok(Json(api::Page {
+        entities: rows.iter().map(wire_entity).collect(),
+        page_size,
+        next_page_cursor,
+    }))
+}
+
+/// Records feedback on an invocation (a later call replaces it).
+#[utoipa::path(post, path = "/api/v2/ai/llm/gateway/invocations/{responseId}/feedback", tag = "telemetry",
+    params(("responseId" = String, Path, description = "the invocation's responseId")),
+    request_body = api::FeedbackRequest,
+    responses((status = 201, body = api::FeedbackResponse), (status = 400, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody)),
+    security(("bearer" = ["ai:gateway:write"])))]
+pub async fn post_feedback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(response_id): Path<String>,
+    JsonBody(body): JsonBody<api::FeedbackRequest>,
+) -> Result<(StatusCode, Json<api::FeedbackResponse>), ApiError> {
+    caller.require(Scope::GatewayWrite)?;
+    let mut violations = Vec::new();
+    let score = match &body.score {
+        Some(serde_json::Value::Bool(b)) => Some(if *b { 1.0 } else { 0.0 }),
+        Some(serde_json::Value::Number(n)) => match n.as_f64() {
+            Some(x) if (0.0..=1.0).contains(&x) => Some(x),
+            _ => {
+                violations.push(Violation::invalid(
+                    "score",
+                    format!("score is {n}; it must be between 0 and 1"),
+                ));
+                None
+            }
+        },
+        Some(other) => {
+            violations.push(Violation::invalid(
+                "score",
+                format!("score is {other}; send a number from 0 to 1, or true or false"),
+            ));
+            None
+        }
+        None => {
+            violations.push(Violation::invalid("score", "score is required"));
+            None
+        }
+    };
+    if let Some(comment) = &body.comment
+        && comment.chars().count() > MAX_COMMENT_CHARS
+    {
+        violations.push(Violation::invalid(
+            "comment",
+            format!("comment is over the limit of {MAX_COMMENT_CHARS} characters"),
+        ));
+    }
+    let Some(score) = score.filter(|_| violations.is_empty()) else {
+        return Err(ApiError::Invalid(violations));
+    };
+    let feedback = Feedback {
+        score,
+        comment: body.comment.clone(),
+        at: now(),
+    };
+    let mut found = state.store.set_feedback(&response_id, &feedback).await?;
+    if !found {
+        // The record may still be queued for the batch writer: store the queue and look again.
+        state.telemetry.flush().await;
+        found = state.store.set_feedback(&response_id, &feedback).await?;
+    }
+    if !found {
+        return Err(ApiError::NotFound(format!(
+            "no invocation with responseId {response_id}"
+        )));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(api::FeedbackResponse {
+            response_id,
+            score,
+            comment: feedback.comment,
+            created_at: rfc3339(feedback.at),
+        }),
+    ))
+}
+
+/// The wire form of a stored record.
+pub fn wire_entity(stored: &StoredInvocation) -> api::TelemetryEntity {
+    let r = &stored.record;
+    api::TelemetryEntity {
+        id: r.id.clone(),
+        timestamp: rfc3339(r.timestamp),
+        prompt_id: r.prompt_id.to_string(),
+        version: r.version.clone(),
+        model: r.model.clone(),
+        status: r.status.as_str().to_owned(),
+        error_code: r.error_code.clone(),
+        latency_ms: r.latency_ms,
+        upstream_latency_ms: r.upstream_latency_ms,
+        time_to_first_token_ms: r.time_to_first_token_ms,
+        token_usage: api::TokenUsage {
+            prompt: r.prompt_tokens,
+            completion: r.completion_tokens,
+            total: r.prompt_tokens.saturating_add(r.completion_tokens),
+        },
+        session_id: r.session_id.clone(),
+        metadata: r.metadata.clone(),
+        feedback: stored.feedback.as_ref().map(|f| api::FeedbackEntity {
+            score: f.score,
+            comment: f.comment.clone(),
+            created_at: rfc3339(f.at),
+        }),
+    }
+}
