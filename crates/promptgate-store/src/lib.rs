@@ -129,6 +129,23 @@ pub struct StoredInvocation {
     pub feedback: Option<Feedback>,
 }
 
+/// What a summary needs of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryRow {
+    /// The version.
+    pub version: String,
+    /// How it ended.
+    pub status: InvocationStatus,
+    /// Time in the gateway.
+    pub latency_ms: f64,
+    /// Tokens sent.
+    pub prompt_tokens: u32,
+    /// Tokens generated.
+    pub completion_tokens: u32,
+    /// The feedback score, if any.
+    pub feedback: Option<f64>,
+}
+
 /// Feedback on one invocation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Feedback {
@@ -226,6 +243,8 @@ pub trait Store: Send + Sync + 'static {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<StoredInvocation>, StoreError>;
+    /// The fields a summary needs of every record matching `filter`, in storage order.
+    async fn summary_rows(&self, filter: &TelemetryFilter) -> Result<Vec<SummaryRow>, StoreError>;
     /// Sets the feedback of invocation `id`; false when no such record is stored.
     async fn set_feedback(&self, id: &str, feedback: &Feedback) -> Result<bool, StoreError>;
     /// Deletes records received before `before`; returns how many.

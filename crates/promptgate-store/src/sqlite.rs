@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::codec::{self, from_millis, millis};
 use crate::{
     AccessToken, Client, Feedback, PromptFilter, PromptUpdate, Store, StoreError,
-    StoredInvocation, TelemetryFilter,
+    StoredInvocation, SummaryRow, TelemetryFilter,
 };
 
 /// How long a statement waits for another writer before giving up.
@@ -599,6 +599,40 @@ impl Store for SqliteStore {
         .iter()
         .map(invocation_from_row)
         .collect()
+    }
+
+    async fn summary_rows(&self, filter: &TelemetryFilter) -> Result<Vec<SummaryRow>, StoreError> {
+        let rows: Vec<(String, String, f64, i64, i64, Option<f64>)> = sqlx::query_as(
+            "SELECT version, status, latency_ms, prompt_tokens, completion_tokens, feedback_score \
+             FROM invocations \
+             WHERE (?1 IS NULL OR prompt_id = ?1) \
+               AND (?2 IS NULL OR version = ?2) \
+               AND (?3 IS NULL OR timestamp >= ?3) \
+               AND (?4 IS NULL OR timestamp < ?4) \
+               AND (?5 IS NULL OR status = ?5) \
+             ORDER BY seq",
+        )
+        .bind(filter.prompt_id.map(|id| id.to_string()))
+        .bind(&filter.version)
+        .bind(filter.start.map(millis))
+        .bind(filter.end.map(millis))
+        .bind(filter.status.map(InvocationStatus::as_str))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(version, status, latency_ms, prompt, completion, feedback)| {
+                Ok(SummaryRow {
+                    version,
+                    status: InvocationStatus::parse(&status)
+                        .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+                    latency_ms,
+                    prompt_tokens: u32::try_from(prompt).unwrap_or(u32::MAX),
+                    completion_tokens: u32::try_from(completion).unwrap_or(u32::MAX),
+                    feedback,
+                })
+            })
+            .collect()
     }
 
     async fn set_feedback(&self, id: &str, feedback: &Feedback) -> Result<bool, StoreError> {

@@ -9,4 +9,5 @@ mod immutability;
 mod listing;
 mod migrations;
 mod prompts;
+mod telemetry;
 mod tokens;
