@@ -532,3 +532,104 @@ pub struct FeedbackResponse {
     /// When it was given.
     pub created_at: String,
 }
+
+/// `GET …/telemetry/summary`: one entity per version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TelemetrySummary {
+    /// Per-version summaries.
+    pub entities: Vec<VersionSummary>,
+}
+
+/// The numbers of one version over the filtered records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionSummary {
+    /// The version.
+    pub version: String,
+    /// Invocations, blocked ones included.
+    pub count: u64,
+    /// Invocations that failed.
+    pub error_count: u64,
+    /// Invocations a guardrail refused (not errors).
+    pub blocked_count: u64,
+    /// errorCount / count.
+    pub error_rate: f64,
+    /// Latency percentiles and mean; null when there is no latency to summarise.
+    pub latency_ms: Option<LatencyStats>,
+    /// Token sums.
+    pub token_usage: TokenSums,
+    /// Feedback count and mean.
+    pub feedback: FeedbackStats,
+    /// The comparison with `compareTo`, when asked for (absent for that version itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<VersionComparison>,
+}
+
+/// Latency percentiles and mean.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LatencyStats {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// Token sums over many invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct TokenSums {
+    /// Tokens sent.
+    pub prompt: u64,
+    /// Tokens generated.
+    pub completion: u64,
+    /// Their sum.
+    pub total: u64,
+}
+
+/// Feedback count and mean score.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct FeedbackStats {
+    /// Invocations with feedback.
+    pub count: u64,
+    /// Their mean score; null without feedback.
+    pub mean: Option<f64>,
+}
+
+/// This version against the `compareTo` version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionComparison {
+    /// The reference version.
+    pub against: String,
+    /// Error rate difference (this − reference); null with too little data.
+    pub error_rate_diff: Option<DiffEstimate>,
+    /// Mean latency difference in ms (this − reference); null with too little data.
+    pub mean_latency_ms_diff: Option<DiffEstimate>,
+    /// Mean feedback difference (this − reference; an extension); null with too little data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback_mean_diff: Option<DiffEstimate>,
+}
+
+/// A difference with its 95% confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DiffEstimate {
+    /// The point estimate.
+    pub estimate: f64,
+    /// The 95% confidence interval, low then high.
+    pub ci95: [f64; 2],
+    /// Whether the interval excludes zero.
+    pub significant: bool,
+}
+
+/// The payload an export POSTs (the tutorial's shape, also the webhook's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportPayload {
+    /// The records.
+    pub metrics: Vec<TelemetryEntity>,
+    /// When the export was made.
+    pub export_timestamp: String,
+}

@@ -249,6 +249,11 @@ impl Client {
         &self.inner.base_url
     }
 
+    /// The pooled HTTP client, for requests to other targets (exports).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
     /// A valid access token: the cached one until 60 s before it expires, else a new one. When
     /// many tasks ask at once, one request is made and the rest wait for its answer.
     pub async fn access_token(&self) -> Result<String, Error> {

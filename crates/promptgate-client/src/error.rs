@@ -77,6 +77,16 @@ pub enum Error {
         /// The request id, to quote to the gateway's operator.
         context_id: Option<String>,
     },
+    /// An export target (not the gateway) refused the payload.
+    #[error(
+        "the export target {url} answered {status}; check the URL and that it accepts a JSON POST"
+    )]
+    ExportRefused {
+        /// The target.
+        url: String,
+        /// Its HTTP status.
+        status: u16,
+    },
     /// The gateway could not be reached, or the connection failed, after the retries allowed.
     #[error("cannot reach the gateway; check the URL and that the gateway is running")]
     Transport(#[source] reqwest::Error),

@@ -37,6 +37,7 @@ mod client;
 mod error;
 mod invoke;
 mod prompts;
+mod telemetry;
 
 pub use builder::{PromptDraft, TrafficSplit};
 pub use client::{Client, ClientBuilder, RetryPolicy, Tagged};
@@ -46,3 +47,4 @@ pub use promptgate_api as api;
 pub use promptgate_core::fewshot::{self, FitStrategy, FittedPrompt};
 pub use promptgate_core::{FewShotExample, SplitStrategy, TokenCounter, TokenizerKind};
 pub use prompts::PromptQuery;
+pub use telemetry::{Score, TelemetryQuery};

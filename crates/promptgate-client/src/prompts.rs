@@ -215,7 +215,7 @@ impl Client {
         }))
     }
 
-    fn paginate<T: DeserializeOwned + Send + 'static>(
+    pub(crate) fn paginate<T: DeserializeOwned + Send + 'static>(
         &self,
         path: String,
         params: Vec<(String, String)>,
@@ -255,7 +255,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, Error> {
 }
 
 /// Percent-encodes a path segment so ids and versions cannot change the path.
-fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~+".contains(&byte) {

@@ -14,6 +14,7 @@ pub mod guardrails;
 pub mod invocation;
 pub mod prompt;
 pub mod scope;
+pub mod stats;
 pub mod tokenizer;
 pub mod traffic;
 pub mod version;

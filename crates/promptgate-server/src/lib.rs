@@ -86,6 +86,10 @@ pub fn app(state: AppState) -> Router {
             get(telemetry_routes::list_telemetry),
         )
         .route(
+            &format!("{BASE_PATH}/telemetry/summary"),
+            get(telemetry_routes::summary),
+        )
+        .route(
             &format!("{BASE_PATH}/model-endpoints"),
             get(endpoints::list_endpoints),
         )

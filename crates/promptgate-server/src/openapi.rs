@@ -26,6 +26,7 @@ use promptgate_api as api;
         routes::invocations::invoke,
         routes::telemetry::list_telemetry,
         routes::telemetry::post_feedback,
+        routes::telemetry::summary,
         routes::endpoints::list_endpoints,
         routes::clients::create_client,
         routes::clients::list_clients,
@@ -42,6 +43,8 @@ use promptgate_api as api;
         api::InvokeRequest, api::InvokeOptions, api::ChatTurn, api::InvokeResponse, api::TokenUsage,
         api::GuardrailReport, api::ContextReport, api::StreamDelta,
         api::TelemetryEntity, api::FeedbackEntity, api::FeedbackRequest, api::FeedbackResponse,
+        api::TelemetrySummary, api::VersionSummary, api::LatencyStats, api::TokenSums,
+        api::FeedbackStats, api::VersionComparison, api::DiffEstimate, api::ExportPayload,
     )),
     modifiers(&BearerAuth),
 )]

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use promptgate_core::prompt::VersionSettings;
 use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
+use promptgate_core::prompt::VersionSettings;
 use promptgate_core::{Prompt, PromptStatus, PromptVersion, VersionLabel};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use crate::codec::{self, from_millis, millis};
 use crate::{
-    AccessToken, Client, Feedback, PromptFilter, PromptUpdate, Store, StoreError,
-    StoredInvocation, SummaryRow, TelemetryFilter,
+    AccessToken, Client, Feedback, PromptFilter, PromptUpdate, Store, StoreError, StoredInvocation,
+    SummaryRow, TelemetryFilter,
 };
 
 /// How long a statement waits for another writer before giving up.
@@ -621,17 +621,19 @@ impl Store for SqliteStore {
         .await
         .map_err(db_error)?;
         rows.into_iter()
-            .map(|(version, status, latency_ms, prompt, completion, feedback)| {
-                Ok(SummaryRow {
-                    version,
-                    status: InvocationStatus::parse(&status)
-                        .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
-                    latency_ms,
-                    prompt_tokens: u32::try_from(prompt).unwrap_or(u32::MAX),
-                    completion_tokens: u32::try_from(completion).unwrap_or(u32::MAX),
-                    feedback,
-                })
-            })
+            .map(
+                |(version, status, latency_ms, prompt, completion, feedback)| {
+                    Ok(SummaryRow {
+                        version,
+                        status: InvocationStatus::parse(&status)
+                            .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+                        latency_ms,
+                        prompt_tokens: u32::try_from(prompt).unwrap_or(u32::MAX),
+                        completion_tokens: u32::try_from(completion).unwrap_or(u32::MAX),
+                        feedback,
+                    })
+                },
+            )
             .collect()
     }
 

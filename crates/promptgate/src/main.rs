@@ -9,6 +9,7 @@ mod invoke_cmd;
 mod output;
 mod profile;
 mod prompts_cmd;
+mod telemetry_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,11 @@ enum Command {
     Invoke(invoke_cmd::InvokeArgs),
     /// Chat with a prompt interactively, keeping the session and the earlier turns.
     Chat(invoke_cmd::ChatArgs),
+    /// Telemetry: records, per-version summaries and comparisons, export.
+    #[command(subcommand)]
+    Telemetry(telemetry_cmd::TelemetryCommand),
+    /// Give feedback on an invocation (a score from 0 to 1, or thumbs up/down).
+    Feedback(telemetry_cmd::FeedbackArgs),
     /// List the gateway's model endpoints and whether each can be called.
     #[command(after_help = "Example:\n  promptgate model-endpoints --url http://127.0.0.1:8080")]
     ModelEndpoints,
@@ -102,6 +108,7 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -125,6 +132,24 @@ fn main() -> ExitCode {
             exit_code_for(&err)
         }
     }
+}
+
+/// A closed standard output (`promptgate prompts list | head`) is not an error: Rust ignores
+/// SIGPIPE, so writing to stdout panics instead; this ends the process quietly in that case.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("Broken pipe") || message.contains("BrokenPipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// Prints an error once, with its chain of causes and the gateway's context id.
@@ -169,6 +194,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prompts(command) => prompts_cmd::run(command, || connection.client(), &out).await,
         Command::ModelEndpoints => prompts_cmd::model_endpoints(&connection.client()?, &out).await,
         Command::Invoke(args) => invoke_cmd::invoke(args, &connection.client()?, &out).await,
+        Command::Telemetry(command) => {
+            telemetry_cmd::run(command, &connection.client()?, &out).await
+        }
+        Command::Feedback(args) => telemetry_cmd::feedback(args, &connection.client()?, &out).await,
         Command::Chat(args) => invoke_cmd::chat(args, &connection.client()?).await,
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -108,6 +108,8 @@ pub async fn list_telemetry(
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
     }
+    // Everything queued before this request is listed (a caller reads its own invocations).
+    state.telemetry.flush().await;
     let mut rows = state
         .store
         .list_invocations(&filter, after, page_size + 1)
@@ -228,5 +230,122 @@ pub fn wire_entity(stored: &StoredInvocation) -> api::TelemetryEntity {
             comment: f.comment.clone(),
             created_at: rfc3339(f.at),
         }),
+    }
+}
+
+/// Per-version numbers over the filtered records and, with `compareTo`, each version's
+/// differences from the reference with 95% confidence intervals (`docs/statistics.md`).
+#[utoipa::path(get, path = "/api/v2/ai/llm/gateway/telemetry/summary", tag = "telemetry",
+    params(("promptId" = Option<String>, Query, description = "only this prompt"),
+        ("version" = Option<String>, Query, description = "only this version"),
+        ("startTime" = Option<String>, Query, description = "received at or after (RFC 3339)"),
+        ("endTime" = Option<String>, Query, description = "received before (RFC 3339)"),
+        ("status" = Option<String>, Query, description = "SUCCESS, ERROR or BLOCKED"),
+        ("groupBy" = Option<String>, Query, description = "version (the default and only grouping)"),
+        ("compareTo" = Option<String>, Query, description = "a version to compare every other version with")),
+    responses((status = 200, body = api::TelemetrySummary), (status = 400, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody)),
+    security(("bearer" = ["ai:telemetry:read"])))]
+pub async fn summary(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: QueryParams,
+    body: Bytes,
+) -> Result<Json<api::TelemetrySummary>, ApiError> {
+    use promptgate_core::stats::{self, Sample};
+
+    caller.require(Scope::TelemetryRead)?;
+    let query = query.with_json_body(&body)?;
+    let mut violations = Vec::new();
+    let filter = read_filter(&query, &mut violations);
+    if let Some(group) = query.get("groupBy")
+        && group != "version"
+    {
+        violations.push(Violation::invalid(
+            "groupBy",
+            format!("groupBy is {group:?}; only version is supported"),
+        ));
+    }
+    if !violations.is_empty() {
+        return Err(ApiError::Invalid(violations));
+    }
+    let compare_to = query.get("compareTo").map(str::to_owned);
+    // Everything queued before this request is counted.
+    state.telemetry.flush().await;
+    let rows = state.store.summary_rows(&filter).await?;
+    let mut groups: std::collections::BTreeMap<String, Vec<Sample>> =
+        std::collections::BTreeMap::new();
+    for row in rows {
+        groups.entry(row.version).or_default().push(Sample {
+            latency_ms: row.latency_ms,
+            status: row.status,
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
+            feedback: row.feedback,
+        });
+    }
+    // Versions newest first by semver when they parse, else by text.
+    let mut versions: Vec<&String> = groups.keys().collect();
+    versions.sort_by(|a, b| {
+        match (
+            a.parse::<promptgate_core::VersionLabel>(),
+            b.parse::<promptgate_core::VersionLabel>(),
+        ) {
+            (Ok(x), Ok(y)) => y.cmp(&x),
+            _ => b.cmp(a),
+        }
+    });
+    let empty = Vec::new();
+    let reference = compare_to.as_ref().map(|v| groups.get(v).unwrap_or(&empty));
+    let entities = versions
+        .into_iter()
+        .map(|version| {
+            let samples = &groups[version];
+            let group = stats::summarize(samples);
+            let comparison = match (&compare_to, reference) {
+                (Some(against), Some(reference)) if against != version => {
+                    let c = stats::compare(samples, reference);
+                    Some(api::VersionComparison {
+                        against: against.clone(),
+                        error_rate_diff: c.error_rate_diff.map(wire_diff),
+                        mean_latency_ms_diff: c.mean_latency_ms_diff.map(wire_diff),
+                        feedback_mean_diff: c.feedback_mean_diff.map(wire_diff),
+                    })
+                }
+                _ => None,
+            };
+            api::VersionSummary {
+                version: version.clone(),
+                count: group.count,
+                error_count: group.error_count,
+                blocked_count: group.blocked_count,
+                error_rate: group.error_rate,
+                latency_ms: group.latency_ms.map(|l| api::LatencyStats {
+                    p50: l.p50,
+                    p95: l.p95,
+                    p99: l.p99,
+                    mean: l.mean,
+                }),
+                token_usage: api::TokenSums {
+                    prompt: group.token_usage.prompt,
+                    completion: group.token_usage.completion,
+                    total: group.token_usage.total,
+                },
+                feedback: api::FeedbackStats {
+                    count: group.feedback.count,
+                    mean: group.feedback.mean,
+                },
+                comparison,
+            }
+        })
+        .collect();
+    Ok(Json(api::TelemetrySummary { entities }))
+}
+
+fn wire_diff(d: promptgate_core::stats::DiffEstimate) -> api::DiffEstimate {
+    api::DiffEstimate {
+        estimate: d.estimate,
+        ci95: [d.ci95.0, d.ci95.1],
+        significant: d.significant,
     }
 }

@@ -9,7 +9,7 @@ use crate::harness::{TestApp, request, send};
 /// Every route of the router and its methods, written out by hand so that a route added to the
 /// router without its annotation (or the reverse) fails here.
 fn expected_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    let routes: [(&str, &[&str]); 14] = [
+    let routes: [(&str, &[&str]); 15] = [
         ("/oauth/token", &["post"]),
         ("/api/v2/ai/llm/gateway/prompts", &["get", "post"]),
         (
@@ -27,6 +27,7 @@ fn expected_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             &["post"],
         ),
         ("/api/v2/ai/llm/gateway/telemetry", &["get"]),
+        ("/api/v2/ai/llm/gateway/telemetry/summary", &["get"]),
         ("/api/v2/ai/llm/gateway/model-endpoints", &["get"]),
         ("/api/v2/oauth/clients", &["get", "post"]),
         ("/api/v2/oauth/clients/{id}/disable", &["post"]),

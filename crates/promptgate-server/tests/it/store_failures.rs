@@ -133,6 +133,12 @@ impl Store for FakeStore {
     ) -> Result<Vec<promptgate_store::StoredInvocation>, StoreError> {
         Err(self.data.error())
     }
+    async fn summary_rows(
+        &self,
+        _: &promptgate_store::TelemetryFilter,
+    ) -> Result<Vec<promptgate_store::SummaryRow>, StoreError> {
+        Err(self.data.error())
+    }
     async fn set_feedback(
         &self,
         _: &str,

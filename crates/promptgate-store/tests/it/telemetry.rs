@@ -16,7 +16,12 @@ fn record(n: usize, prompt_id: Uuid, status: InvocationStatus) -> InvocationReco
         id: format!("inv-{n:06}"),
         timestamp: T0 + Duration::milliseconds(n as i64),
         prompt_id,
-        version: if n % 2 == 0 { "1.0.0" } else { "1.1.0" }.to_owned(),
+        version: if n.is_multiple_of(2) {
+            "1.0.0"
+        } else {
+            "1.1.0"
+        }
+        .to_owned(),
         model: "echo".to_owned(),
         status,
         error_code: (status != InvocationStatus::Success).then(|| "upstream.error".to_owned()),

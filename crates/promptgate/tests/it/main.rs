@@ -33,6 +33,7 @@ mod oauth;
 mod ops;
 mod prompts;
 mod state_unchanged;
+mod telemetry;
 mod validation;
 mod versions_and_traffic;
 mod walkthrough;

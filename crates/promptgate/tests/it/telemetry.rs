@@ -1,0 +1,421 @@
+//! Telemetry through the real binary: stored records, filters (query or JSON body), feedback,
+//! the per-version summary and comparison, durability across a graceful restart, and the CLI's
+//! telemetry, feedback and export commands.
+
+use std::sync::{Arc, Mutex};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{BIN, GW, Server, prompt_body, run_bounded};
+
+const TELEMETRY: &str = "/api/v2/ai/llm/gateway/telemetry";
+const SUMMARY: &str = "/api/v2/ai/llm/gateway/telemetry/summary";
+
+/// Creates a prompt with versions 1.0.0 and 1.1.0 and invokes each version `per_version`
+/// times (pinned); returns the prompt id and the responseIds in order.
+async fn invoked(
+    server: &Server,
+    token: &str,
+    name: &str,
+    per_version: usize,
+) -> (String, Vec<String>) {
+    let (created, _) = server.create_prompt(token, &prompt_body(name)).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    server
+        .put(
+            &format!("{GW}/prompts/{id}"),
+            token,
+            &json!({"version": "1.1.0", "systemPrompt": "Be brief."}),
+            None,
+        )
+        .await
+        .ok(200);
+    let mut ids = Vec::new();
+    for version in ["1.0.0", "1.1.0"] {
+        for i in 0..per_version {
+            let body = json!({"promptId": id, "userInput": format!("hello {i}"), "version": version,
+                              "sessionId": format!("s-{i}"), "metadata": {"channel": "web"}});
+            let answer = server
+                .post(&format!("{GW}/invocations"), Some(token), &body)
+                .await
+                .ok(200);
+            ids.push(answer["responseId"].as_str().unwrap().to_owned());
+        }
+    }
+    (id, ids)
+}
+
+#[tokio::test]
+async fn records_are_listed_with_filters_from_query_or_body_and_stable_pages() {
+    let server = Server::start();
+    let token = server.admin_token().await;
+    let (prompt_id, ids) = invoked(&server, &token, "telemetry_list", 3).await;
+
+    // Paging with pageSize 2 covers every record once, oldest first.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![("promptId", prompt_id.as_str()), ("pageSize", "2")];
+        if let Some(c) = &cursor {
+            query.push(("cursor", c.as_str()));
+        }
+        let page = server.get_query(TELEMETRY, &token, &query).await.ok(200);
+        assert_eq!(page["pageSize"], 2);
+        for entity in page["entities"].as_array().unwrap() {
+            seen.push(entity["id"].as_str().unwrap().to_owned());
+        }
+        match page["nextPageCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every record once, in order");
+
+    let first = server
+        .get_query(
+            TELEMETRY,
+            &token,
+            &[("promptId", &prompt_id), ("pageSize", "1")],
+        )
+        .await
+        .ok(200);
+    let entity = &first["entities"][0];
+    for field in [
+        "id",
+        "timestamp",
+        "promptId",
+        "version",
+        "model",
+        "status",
+        "latencyMs",
+        "tokenUsage",
+    ] {
+        assert!(entity.get(field).is_some(), "{field} missing in {entity}");
+    }
+    assert_eq!(entity["status"], "SUCCESS");
+    assert!(entity["errorCode"].is_null());
+    assert_eq!(entity["metadata"]["channel"], "web");
+    assert!(entity["tokenUsage"]["total"].as_u64().unwrap() > 0);
+
+    let by_version = server
+        .get_query(
+            TELEMETRY,
+            &token,
+            &[("promptId", &prompt_id), ("version", "1.1.0")],
+        )
+        .await
+        .ok(200);
+    assert_eq!(by_version["entities"].as_array().unwrap().len(), 3);
+
+    // The same filters as a JSON body on GET.
+    let resp = server
+        .send(
+            server
+                .request(Method::GET, TELEMETRY)
+                .bearer_auth(&token)
+                .json(&json!({"promptId": prompt_id, "version": "1.0.0"})),
+        )
+        .await;
+    let from_body = resp.ok(200);
+    assert_eq!(from_body["entities"].as_array().unwrap().len(), 3);
+    assert!(
+        from_body["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["version"] == "1.0.0")
+    );
+
+    // Bad filters are all reported at once.
+    let bad = server
+        .get_query(
+            TELEMETRY,
+            &token,
+            &[
+                ("pageSize", "501"),
+                ("status", "MAYBE"),
+                ("startTime", "yesterday"),
+                ("cursor", "zzz"),
+            ],
+        )
+        .await;
+    let body = bad.error(400, "invalid.value");
+    let fields: Vec<&str> = body["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["fieldName"].as_str().unwrap())
+        .collect();
+    for field in ["pageSize", "status", "startTime", "cursor"] {
+        assert!(
+            fields.contains(&field),
+            "{field} not reported in {fields:?}"
+        );
+    }
+
+    // Scope.
+    let narrow = server.scoped_token("ai:prompt:read").await;
+    server
+        .get(TELEMETRY, Some(&narrow))
+        .await
+        .error(403, "missing.scope");
+}
+
+#[tokio::test]
+async fn feedback_is_stored_and_summarised_with_a_comparison() {
+    let server = Server::start();
+    let token = server.admin_token().await;
+    let (prompt_id, ids) = invoked(&server, &token, "telemetry_summary", 4).await;
+    let feedback = |id: &str| format!("{GW}/invocations/{id}/feedback");
+
+    let stored = server
+        .post(
+            &feedback(&ids[0]),
+            Some(&token),
+            &json!({"score": 0.5, "comment": "ok"}),
+        )
+        .await
+        .ok(201);
+    assert_eq!(stored["score"], 0.5);
+    server
+        .post(&feedback(&ids[1]), Some(&token), &json!({"score": true}))
+        .await
+        .ok(201);
+    server
+        .post(&feedback(&ids[4]), Some(&token), &json!({"score": false}))
+        .await
+        .ok(201);
+    server
+        .post(&feedback("inv-unknown"), Some(&token), &json!({"score": 1}))
+        .await
+        .error(404, "not.found");
+    server
+        .post(&feedback(&ids[2]), Some(&token), &json!({"score": 1.5}))
+        .await
+        .error(400, "invalid.value");
+    server
+        .post(
+            &feedback(&ids[2]),
+            Some(&token),
+            &json!({"comment": "no score"}),
+        )
+        .await
+        .error(400, "invalid.value");
+
+    let summary = server
+        .get_query(
+            SUMMARY,
+            &token,
+            &[
+                ("promptId", &prompt_id),
+                ("groupBy", "version"),
+                ("compareTo", "1.0.0"),
+            ],
+        )
+        .await
+        .ok(200);
+    let entities = summary["entities"].as_array().unwrap();
+    assert_eq!(entities.len(), 2);
+    let find = |v: &str| entities.iter().find(|e| e["version"] == v).unwrap().clone();
+    let old = find("1.0.0");
+    let new = find("1.1.0");
+    assert_eq!(old["count"], 4);
+    assert_eq!(old["errorCount"], 0);
+    assert_eq!(old["errorRate"], 0.0);
+    assert_eq!(old["feedback"]["count"], 2);
+    assert_eq!(old["feedback"]["mean"], 0.75);
+    assert_eq!(new["feedback"]["count"], 1);
+    let latency = &old["latencyMs"];
+    assert!(latency["p50"].as_f64().unwrap() <= latency["p95"].as_f64().unwrap());
+    assert!(latency["p95"].as_f64().unwrap() <= latency["p99"].as_f64().unwrap());
+    assert!(
+        old.get("comparison").is_none(),
+        "the reference has no comparison with itself"
+    );
+    let comparison = &new["comparison"];
+    assert_eq!(comparison["against"], "1.0.0");
+    let diff = &comparison["meanLatencyMsDiff"];
+    let (low, high) = (
+        diff["ci95"][0].as_f64().unwrap(),
+        diff["ci95"][1].as_f64().unwrap(),
+    );
+    let estimate = diff["estimate"].as_f64().unwrap();
+    assert!(low <= estimate && estimate <= high, "{diff}");
+    assert_eq!(
+        diff["significant"].as_bool().unwrap(),
+        low > 0.0 || high < 0.0
+    );
+    assert_eq!(comparison["errorRateDiff"]["estimate"], 0.0);
+
+    server
+        .get_query(SUMMARY, &token, &[("groupBy", "prompt")])
+        .await
+        .error(400, "invalid.value");
+}
+
+#[tokio::test]
+async fn queued_records_survive_a_graceful_restart() {
+    let server = Server::start();
+    let token = server.admin_token().await;
+    let (prompt_id, ids) = invoked(&server, &token, "telemetry_restart", 5).await;
+    let server = server.restart();
+    let token = server.admin_token().await;
+    let listed = server
+        .get_query(
+            TELEMETRY,
+            &token,
+            &[("promptId", &prompt_id), ("pageSize", "100")],
+        )
+        .await
+        .ok(200);
+    let stored: Vec<&str> = listed["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored, ids.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// Each export a receiver got: its X-Source header and its body.
+type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+/// A receiver for exports that records each body and its X-Source header.
+async fn export_receiver() -> (Received, String) {
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/ingest",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::Json<Value>| {
+                let sink = sink.clone();
+                async move {
+                    let source = headers
+                        .get("x-source")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    sink.lock().unwrap().push((source, body.0));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (received, format!("http://{addr}/ingest"))
+}
+
+#[tokio::test]
+async fn cli_lists_summarises_gives_feedback_and_exports() {
+    let server = Server::start();
+    let token = server.admin_token().await;
+    let (prompt_id, ids) = invoked(&server, &token, "telemetry_cli", 2).await;
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args([
+            "--url",
+            &server.base,
+            "--client-id",
+            &server.admin_id,
+            "--client-secret",
+            &server.admin_secret,
+        ]);
+        cmd.args(args);
+        run_bounded(cmd)
+    };
+    let ok = |output: std::process::Output| {
+        assert!(
+            output.status.success(),
+            "exit {:?}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    let listed: Value = serde_json::from_str(&ok(cli(&[
+        "--json",
+        "telemetry",
+        "list",
+        "--prompt",
+        &prompt_id,
+    ])))
+    .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 4);
+    let text = ok(cli(&["telemetry", "summary", "--prompt", &prompt_id]));
+    assert!(text.contains("1.0.0") && text.contains("1.1.0"), "{text}");
+    let compared: Value = serde_json::from_str(&ok(cli(&[
+        "--json",
+        "telemetry",
+        "compare",
+        "1.0.0",
+        "--prompt",
+        &prompt_id,
+    ])))
+    .unwrap();
+    let new = compared["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["version"] == "1.1.0")
+        .unwrap()
+        .clone();
+    assert_eq!(new["comparison"]["against"], "1.0.0");
+
+    ok(cli(&["feedback", &ids[0], "--up", "--comment", "solved"]));
+    let stored: Value = serde_json::from_str(&ok(cli(&[
+        "--json", "feedback", &ids[1], "--score", "0.25",
+    ])))
+    .unwrap();
+    assert_eq!(stored["score"], 0.25);
+    let bad = cli(&["feedback", &ids[1], "--score", "3"]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    let (received, url) = export_receiver().await;
+    let url_for_cli = url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args([
+            "--url",
+            &server.base,
+            "--client-id",
+            &server.admin_id,
+            "--client-secret",
+            &server.admin_secret,
+        ]);
+        cmd.args([
+            "telemetry",
+            "export",
+            "--to",
+            &url_for_cli,
+            "--prompt",
+            &prompt_id,
+        ]);
+        (run_bounded(cmd), server)
+    })
+    .await
+    .unwrap();
+    let (output, _server) = out;
+    let text = ok(output);
+    assert!(text.contains("exported 4 records"), "{text}");
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), 1, "one payload");
+    let (source, payload) = &received[0];
+    assert_eq!(source.as_deref(), Some("promptgate"));
+    assert_eq!(payload["metrics"].as_array().unwrap().len(), 4);
+    assert!(payload["exportTimestamp"].is_string());
+    let with_feedback = payload["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == ids[0].as_str())
+        .unwrap();
+    assert_eq!(with_feedback["feedback"]["score"], 1.0);
+    assert_eq!(with_feedback["feedback"]["comment"], "solved");
+}
