@@ -230,6 +230,28 @@ pub struct WebhookExporter {
     /// Most undelivered records kept.
     #[serde(default)]
     pub max_backlog: Option<u64>,
+    /// Undelivered records older than this many hours are skipped (default 168, a week).
+    #[serde(default)]
+    pub max_age_hours: Option<u64>,
+}
+
+impl WebhookExporter {
+    /// The outbox settings, with defaults for what is not set.
+    pub fn outbox(&self) -> crate::exporters::OutboxConfig {
+        let defaults = crate::exporters::OutboxConfig::default();
+        crate::exporters::OutboxConfig {
+            batch_size: self.batch_size.unwrap_or(defaults.batch_size).max(1),
+            flush_interval: self
+                .flush_interval_ms
+                .map_or(defaults.flush_interval, |ms| {
+                    std::time::Duration::from_millis(ms.max(10))
+                }),
+            max_backlog: self.max_backlog.unwrap_or(defaults.max_backlog),
+            max_age: self.max_age_hours.map_or(defaults.max_age, |h| {
+                std::time::Duration::from_secs(h * 3600)
+            }),
+        }
+    }
 }
 
 /// `[exporters.otlp]`.
@@ -306,6 +328,13 @@ impl ConfigFile {
             message: e.to_string(),
         })?;
         file.catalogue()?;
+        if let Some(webhook) = file.exporters.as_ref().and_then(|e| e.webhook.as_ref())
+            && !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(
+                "exporters.webhook.url must be an http:// or https:// URL".into(),
+            ));
+        }
         if let Some(m) = &file.moderation {
             if !(m.url.starts_with("http://") || m.url.starts_with("https://")) {
                 return Err(ConfigError::Invalid(
@@ -344,8 +373,13 @@ impl ConfigFile {
         if self.rate_limits.is_some() {
             out.push("rate_limits");
         }
-        if self.exporters.is_some() {
-            out.push("exporters");
+        if let Some(exporters) = &self.exporters {
+            if exporters.otlp.is_some() {
+                out.push("exporters.otlp");
+            }
+            if exporters.prometheus.is_some() {
+                out.push("exporters.prometheus");
+            }
         }
         if self.audit.is_some() {
             out.push("audit");

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod clients;
 pub mod config;
 pub mod error;
+pub mod exporters;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
@@ -179,6 +180,7 @@ pub struct Gateway {
     store: Arc<dyn Store>,
     auth: Arc<TokenAuthority>,
     prompts: Arc<PromptCache>,
+    exporters: Vec<(Arc<dyn exporters::Target>, exporters::OutboxConfig)>,
     telemetry_writer: tokio::task::JoinHandle<()>,
     retention_days: u32,
     /// The address it listens on (the real port when 0 was asked for).
@@ -239,6 +241,20 @@ impl Gateway {
             None => state,
         };
         let prompts = state.prompts.clone();
+        let mut exporters = Vec::new();
+        if let Some(webhook) = options
+            .config
+            .exporters
+            .as_ref()
+            .and_then(|e| e.webhook.as_ref())
+        {
+            let target = exporters::webhook::Webhook::new(&webhook.url, webhook.headers.clone())
+                .map_err(|e| StartError::Config(ConfigError::Invalid(e)))?;
+            exporters.push((
+                Arc::new(target) as Arc<dyn exporters::Target>,
+                webhook.outbox(),
+            ));
+        }
         let listener =
             TcpListener::bind(&options.listen)
                 .await
@@ -256,6 +272,7 @@ impl Gateway {
             store,
             auth,
             prompts,
+            exporters,
             telemetry_writer,
             retention_days: telemetry_config
                 .retention_days
@@ -277,6 +294,20 @@ impl Gateway {
             self.store.clone(),
             self.retention_days,
         ));
+        let (stop_exporters, stop) = tokio::sync::watch::channel(false);
+        let outboxes: Vec<_> = self
+            .exporters
+            .into_iter()
+            .map(|(target, config)| {
+                tokio::spawn(exporters::run_outbox(
+                    self.store.clone(),
+                    target,
+                    config,
+                    Arc::default(),
+                    stop.clone(),
+                ))
+            })
+            .collect();
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
@@ -285,6 +316,12 @@ impl Gateway {
         // still queued and ends.
         if let Err(err) = self.telemetry_writer.await {
             tracing::error!(error = %err, "the telemetry writer failed");
+        }
+        // Exporters stop after their current pass; what they have not delivered stays in the
+        // outbox for the next start.
+        let _ = stop_exporters.send(true);
+        for outbox in outboxes {
+            let _ = outbox.await;
         }
         self.store.close().await;
         served.map_err(StartError::Serve)

@@ -245,6 +245,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<StoredInvocation>, StoreError>;
     /// The fields a summary needs of every record matching `filter`, in storage order.
     async fn summary_rows(&self, filter: &TelemetryFilter) -> Result<Vec<SummaryRow>, StoreError>;
+    /// The sequence of the last record `exporter` delivered (0 when it has delivered none).
+    async fn exporter_cursor(&self, exporter: &str) -> Result<i64, StoreError>;
+    /// Moves `exporter`'s cursor from `from` to `to`; false (and no change) when the cursor is
+    /// no longer at `from` (another replica delivered meanwhile).
+    async fn advance_exporter_cursor(
+        &self,
+        exporter: &str,
+        from: i64,
+        to: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// The sequence of the newest stored record (0 when there is none).
+    async fn last_invocation_seq(&self) -> Result<i64, StoreError>;
     /// Sets the feedback of invocation `id`; false when no such record is stored.
     async fn set_feedback(&self, id: &str, feedback: &Feedback) -> Result<bool, StoreError>;
     /// Deletes records received before `before`; returns how many.

@@ -637,6 +637,60 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn exporter_cursor(&self, exporter: &str) -> Result<i64, StoreError> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM exporter_cursors WHERE exporter = ?")
+                .bind(exporter)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn advance_exporter_cursor(
+        &self,
+        exporter: &str,
+        from: i64,
+        to: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM exporter_cursors WHERE exporter = ?")
+                .bind(exporter)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if current.unwrap_or(0) != from {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO exporter_cursors (exporter, last_seq, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (exporter) DO UPDATE SET last_seq = excluded.last_seq, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(exporter)
+        .bind(to)
+        .bind(millis(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    async fn last_invocation_seq(&self) -> Result<i64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM invocations")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(seq.unwrap_or(0))
+    }
+
     async fn set_feedback(&self, id: &str, feedback: &Feedback) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE invocations SET feedback_score = ?, feedback_comment = ?, feedback_at = ? \

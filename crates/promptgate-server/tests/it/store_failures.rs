@@ -139,6 +139,21 @@ impl Store for FakeStore {
     ) -> Result<Vec<promptgate_store::SummaryRow>, StoreError> {
         Err(self.data.error())
     }
+    async fn exporter_cursor(&self, _: &str) -> Result<i64, StoreError> {
+        Err(self.data.error())
+    }
+    async fn advance_exporter_cursor(
+        &self,
+        _: &str,
+        _: i64,
+        _: i64,
+        _: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Err(self.data.error())
+    }
+    async fn last_invocation_seq(&self) -> Result<i64, StoreError> {
+        Err(self.data.error())
+    }
     async fn set_feedback(
         &self,
         _: &str,

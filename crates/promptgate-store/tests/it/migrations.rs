@@ -45,7 +45,7 @@ async fn reopening_keeps_data_and_applies_migrations_once() {
         .await
         .unwrap();
     raw.close().await.unwrap();
-    assert_eq!(applied, vec![(1, true), (2, true), (3, true)]);
+    assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
     assert_eq!(triggers, 3);
     assert_eq!(journal, "wal");
 }

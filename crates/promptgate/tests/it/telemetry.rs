@@ -419,3 +419,99 @@ async fn cli_lists_summarises_gives_feedback_and_exports() {
     assert_eq!(with_feedback["feedback"]["score"], 1.0);
     assert_eq!(with_feedback["feedback"]["comment"], "solved");
 }
+
+/// A webhook receiver on a fixed address that records every payload.
+async fn webhook_receiver(listener: tokio::net::TcpListener) -> Received {
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::Json<Value>| {
+                let sink = sink.clone();
+                async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    assert_eq!(headers.get("x-source").unwrap(), "promptgate");
+                    assert_eq!(headers.get("x-team").unwrap(), "support");
+                    sink.lock().unwrap().push((key, body.0));
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    received
+}
+
+#[tokio::test]
+async fn a_webhook_down_across_a_restart_receives_every_record_once_back() {
+    // Reserve a port, then free it: the webhook is down while records are made.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let config = format!(
+        "[exporters.webhook]\nurl = \"http://127.0.0.1:{port}/hook\"\nheaders = {{ \"X-Team\" = \"support\" }}\nbatch_size = 4\nflush_interval_ms = 50\n"
+    );
+    let server = Server::start_with(crate::harness::Options::with_config(&config));
+    let token = server.admin_token().await;
+    let (_, ids) = invoked(&server, &token, "telemetry_webhook", 5).await;
+    // Every record is stored (the listing flushes the queue) before the restart.
+    server
+        .get_query(TELEMETRY, &token, &[("pageSize", "100")])
+        .await
+        .ok(200);
+    let server = server.restart();
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let received = webhook_receiver(listener).await;
+    let mut delivered = std::collections::BTreeMap::<String, Value>::new();
+    for _ in 0..300 {
+        delivered.clear();
+        for (key, payload) in received.lock().unwrap().iter() {
+            let key = key.clone().expect("every batch carries an Idempotency-Key");
+            assert_eq!(payload["batchId"], key.as_str());
+            // A repeated batch must be the same batch.
+            if let Some(earlier) = delivered.get(&key) {
+                assert_eq!(earlier["metrics"], payload["metrics"]);
+            }
+            delivered.insert(key, payload.clone());
+        }
+        let count: usize = delivered
+            .values()
+            .map(|p| p["metrics"].as_array().unwrap().len())
+            .sum();
+        if count >= ids.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut got: Vec<String> = delivered
+        .values()
+        .flat_map(|p| {
+            p["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    got.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(
+        got,
+        want,
+        "every record arrives exactly once after de-duplication; log:\n{}",
+        server.log()
+    );
+    assert!(
+        delivered.len() >= 3,
+        "batches of at most 4: {}",
+        delivered.len()
+    );
+}
