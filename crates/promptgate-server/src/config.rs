@@ -377,9 +377,6 @@ impl ConfigFile {
             if exporters.otlp.is_some() {
                 out.push("exporters.otlp");
             }
-            if exporters.prometheus.is_some() {
-                out.push("exporters.prometheus");
-            }
         }
         if self.audit.is_some() {
             out.push("audit");

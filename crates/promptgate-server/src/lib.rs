@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod exporters;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -105,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))
+        .route("/metrics", get(ops::metrics))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(state)
@@ -180,7 +182,11 @@ pub struct Gateway {
     store: Arc<dyn Store>,
     auth: Arc<TokenAuthority>,
     prompts: Arc<PromptCache>,
-    exporters: Vec<(Arc<dyn exporters::Target>, exporters::OutboxConfig)>,
+    exporters: Vec<(
+        Arc<dyn exporters::Target>,
+        exporters::OutboxConfig,
+        Arc<exporters::ExporterHealth>,
+    )>,
     telemetry_writer: tokio::task::JoinHandle<()>,
     retention_days: u32,
     /// The address it listens on (the real port when 0 was asked for).
@@ -240,6 +246,18 @@ impl Gateway {
                 .map_err(StartError::Providers)?,
             None => state,
         };
+        let mut state = state;
+        if let Some(p) = options
+            .config
+            .exporters
+            .as_ref()
+            .and_then(|e| e.prometheus.as_ref())
+        {
+            state.prometheus = state::PrometheusSettings {
+                enabled: p.enabled.unwrap_or(true),
+                require_token: p.require_token.unwrap_or(false),
+            };
+        }
         let prompts = state.prompts.clone();
         let mut exporters = Vec::new();
         if let Some(webhook) = options
@@ -253,8 +271,15 @@ impl Gateway {
             exporters.push((
                 Arc::new(target) as Arc<dyn exporters::Target>,
                 webhook.outbox(),
+                Arc::new(exporters::ExporterHealth::default()),
             ));
         }
+        state.exporter_health = Arc::new(
+            exporters
+                .iter()
+                .map(|(target, _, health)| (target.name().to_owned(), health.clone()))
+                .collect(),
+        );
         let listener =
             TcpListener::bind(&options.listen)
                 .await
@@ -298,12 +323,12 @@ impl Gateway {
         let outboxes: Vec<_> = self
             .exporters
             .into_iter()
-            .map(|(target, config)| {
+            .map(|(target, config, health)| {
                 tokio::spawn(exporters::run_outbox(
                     self.store.clone(),
                     target,
                     config,
-                    Arc::default(),
+                    health,
                     stop.clone(),
                 ))
             })

@@ -34,6 +34,7 @@ use promptgate_api as api;
         routes::ops::healthz,
         routes::ops::readyz,
         routes::ops::openapi,
+        routes::ops::metrics,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::TokenResponse, api::OAuthErrorResponse,

@@ -37,6 +37,30 @@ pub struct AppState {
     pub telemetry: Arc<TelemetrySink>,
     /// The optional model-based check for blocked categories.
     pub moderation: Option<Arc<ModerationCheck>>,
+    /// Invocation metrics for `/metrics`.
+    pub metrics: Arc<crate::metrics::GatewayMetrics>,
+    /// Each exporter's health, by name, for `/metrics`.
+    pub exporter_health: Arc<Vec<(String, Arc<crate::exporters::ExporterHealth>)>>,
+    /// Whether `/metrics` is served, and whether it needs a token.
+    pub prometheus: PrometheusSettings,
+}
+
+/// `[exporters.prometheus]`.
+#[derive(Debug, Clone, Copy)]
+pub struct PrometheusSettings {
+    /// Serve `/metrics` (default true).
+    pub enabled: bool,
+    /// Require a bearer token with `ai:telemetry:read` (default false).
+    pub require_token: bool,
+}
+
+impl Default for PrometheusSettings {
+    fn default() -> Self {
+        PrometheusSettings {
+            enabled: true,
+            require_token: false,
+        }
+    }
 }
 
 /// A moderation endpoint and what to do when it fails.
@@ -80,6 +104,9 @@ impl AppState {
             providers: Arc::new(providers),
             telemetry: Arc::new(telemetry),
             moderation: None,
+            metrics: Arc::default(),
+            exporter_health: Arc::default(),
+            prometheus: PrometheusSettings::default(),
         })
     }
 

@@ -109,6 +109,8 @@ pub async fn invoke(
 
     let mut record = RecordDraft {
         sink: state.telemetry.clone(),
+        metrics: state.metrics.clone(),
+        prompt_name: cached.prompt.name.clone(),
         base: InvocationRecord {
             id: format!("inv-{}", Uuid::now_v7()),
             timestamp: received_at,
@@ -725,6 +727,8 @@ fn millis(since: Instant) -> f64 {
 /// (the client disconnected mid-stream), left as an ERROR with code `invocation.aborted`.
 struct RecordDraft {
     sink: Arc<TelemetrySink>,
+    metrics: Arc<crate::metrics::GatewayMetrics>,
+    prompt_name: String,
     base: InvocationRecord,
     started: Instant,
 }
@@ -735,6 +739,7 @@ impl RecordDraft {
         self.base.error_code = error_code;
         self.base.latency_ms = millis(self.started);
         let record = self.base.clone();
+        self.metrics.observe(&self.prompt_name, &record);
         self.sink.emit(record.clone());
         // Mark as emitted so Drop does not emit again.
         self.base.id.clear();

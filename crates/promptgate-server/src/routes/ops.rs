@@ -39,6 +39,53 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::openapi::ApiDoc::openapi())
 }
 
+/// Prometheus metrics: invocation counts, latency and token histograms by prompt, version,
+/// model and status, and the telemetry queue's and exporters' health.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
+        (status = 401, description = "when [exporters.prometheus] require_token is set", body = api::ErrorBody),
+        (status = 404, description = "when [exporters.prometheus] enabled = false", body = api::ErrorBody)))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if !state.prometheus.enabled {
+        return Err(ApiError::NotFound(
+            "no route /metrics (the Prometheus exporter is disabled)".to_owned(),
+        ));
+    }
+    if state.prometheus.require_token {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or(ApiError::Unauthorized {
+                token_sent: false,
+                message: "/metrics needs a bearer token with ai:telemetry:read".to_owned(),
+            })?;
+        state
+            .auth
+            .verify(token.trim())
+            .await?
+            .require(promptgate_core::Scope::TelemetryRead)?;
+    }
+    let text = state
+        .metrics
+        .render(state.telemetry.counters(), &state.exporter_health);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
 /// Unknown routes are a 404 whether or not a token was sent.
 pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route {}", uri.path()))

@@ -515,3 +515,97 @@ async fn a_webhook_down_across_a_restart_receives_every_record_once_back() {
         delivered.len()
     );
 }
+
+/// Runs `promptgate check metrics`'s reference checker, Prometheus's `promtool`, on `text`.
+/// CI installs it (`.ci/run`) and sets CI, which makes it required; elsewhere the structural
+/// assertions of the test still run when it is missing.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let spawned = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "promtool not found ({err}); install the Debian package prometheus to run this check"
+            );
+            return;
+        }
+        Err(err) => panic!("promtool is required in CI: {err}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- metrics ---\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_invocations_by_labels_and_pass_promtool() {
+    let server = Server::start();
+    let token = server.admin_token().await;
+    let (_, ids) = invoked(&server, &token, "metrics \"quoted\"", 3).await;
+    let resp = server.get("/metrics", None).await;
+    assert_eq!(resp.status, 200, "{resp}");
+    assert!(
+        resp.header("content-type")
+            .unwrap()
+            .starts_with("text/plain"),
+        "{resp}"
+    );
+    let text = resp.text.clone();
+    for version in ["1.0.0", "1.1.0"] {
+        let line = format!(
+            "promptgate_invocations_total{{prompt=\"metrics \\\"quoted\\\"\",version=\"{version}\",model=\"echo\",status=\"SUCCESS\"}} 3"
+        );
+        assert!(text.contains(&line), "missing {line} in\n{text}");
+    }
+    assert!(
+        text.contains("promptgate_invocation_duration_seconds_bucket{"),
+        "{text}"
+    );
+    assert!(text.contains("type=\"input\""), "{text}");
+    assert!(
+        text.contains(&format!(
+            "promptgate_telemetry_records_queued_total {}",
+            ids.len()
+        )),
+        "{text}"
+    );
+    promtool_check(&text);
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_token_or_be_disabled() {
+    let guarded = Server::start_with(crate::harness::Options::with_config(
+        "[exporters.prometheus]\nrequire_token = true\n",
+    ));
+    guarded
+        .get("/metrics", None)
+        .await
+        .error(401, "unauthorized");
+    let narrow = guarded.scoped_token("ai:prompt:read").await;
+    guarded
+        .get("/metrics", Some(&narrow))
+        .await
+        .error(403, "missing.scope");
+    let reader = guarded.scoped_token("ai:telemetry:read").await;
+    assert_eq!(guarded.get("/metrics", Some(&reader)).await.status, 200);
+
+    let off = Server::start_with(crate::harness::Options::with_config(
+        "[exporters.prometheus]\nenabled = false\n",
+    ));
+    off.get("/metrics", None).await.error(404, "not.found");
+}

@@ -1,0 +1,303 @@
+//! The Prometheus scrape endpoint's numbers: invocation counts, latency and token histograms by
+//! prompt name, version, model and status, and the health of the telemetry queue and exporters.
+//!
+//! Written by hand in the text exposition format (version 0.0.4): the set of series is small
+//! and a registry crate would add more than it saves. Observing an invocation is a few
+//! additions under one short lock; rendering happens only when `/metrics` is scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use promptgate_core::invocation::InvocationRecord;
+
+use crate::exporters::ExporterHealth;
+use crate::telemetry::Counters;
+
+/// Latency buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+/// Token-count buckets.
+pub const TOKEN_BUCKETS: [f64; 9] = [
+    16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Labels {
+    prompt: String,
+    version: String,
+    model: String,
+    status: &'static str,
+}
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: usize) -> Self {
+        Histogram {
+            counts: vec![0; bounds],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, bounds: &[f64], value: f64) {
+        for (slot, bound) in self.counts.iter_mut().zip(bounds) {
+            if value <= *bound {
+                *slot += 1;
+            }
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    latency: Histogram,
+    input_tokens: Histogram,
+    output_tokens: Histogram,
+}
+
+/// The gateway's invocation metrics.
+#[derive(Debug, Default)]
+pub struct GatewayMetrics {
+    series: Mutex<BTreeMap<Labels, Series>>,
+}
+
+impl GatewayMetrics {
+    /// Counts one finished invocation of the prompt named `prompt_name`.
+    pub fn observe(&self, prompt_name: &str, record: &InvocationRecord) {
+        let labels = Labels {
+            prompt: prompt_name.to_owned(),
+            version: record.version.clone(),
+            model: record.model.clone(),
+            status: record.status.as_str(),
+        };
+        let Ok(mut series) = self.series.lock() else {
+            return;
+        };
+        let entry = series.entry(labels).or_insert_with(|| Series {
+            latency: Histogram::new(LATENCY_BUCKETS.len()),
+            input_tokens: Histogram::new(TOKEN_BUCKETS.len()),
+            output_tokens: Histogram::new(TOKEN_BUCKETS.len()),
+        });
+        entry
+            .latency
+            .observe(&LATENCY_BUCKETS, record.latency_ms / 1000.0);
+        entry
+            .input_tokens
+            .observe(&TOKEN_BUCKETS, f64::from(record.prompt_tokens));
+        entry
+            .output_tokens
+            .observe(&TOKEN_BUCKETS, f64::from(record.completion_tokens));
+    }
+
+    /// The exposition text: invocation series, the telemetry queue and each exporter's health.
+    pub fn render(
+        &self,
+        queue: &Counters,
+        exporters: &[(String, std::sync::Arc<ExporterHealth>)],
+    ) -> String {
+        let series = self.series.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut out = String::with_capacity(4096);
+        header(
+            &mut out,
+            "promptgate_invocations_total",
+            "counter",
+            "Invocations by prompt, version, model and status.",
+        );
+        for (labels, s) in &series {
+            let _ = writeln!(
+                out,
+                "promptgate_invocations_total{{{}}} {}",
+                label_text(labels, &[]),
+                s.latency.count
+            );
+        }
+        header(
+            &mut out,
+            "promptgate_invocation_duration_seconds",
+            "histogram",
+            "Time in the gateway per invocation.",
+        );
+        for (labels, s) in &series {
+            histogram(
+                &mut out,
+                "promptgate_invocation_duration_seconds",
+                &label_text(labels, &[]),
+                &LATENCY_BUCKETS,
+                &s.latency,
+            );
+        }
+        header(
+            &mut out,
+            "promptgate_tokens",
+            "histogram",
+            "Tokens per invocation, by type (input or output).",
+        );
+        for (labels, s) in &series {
+            histogram(
+                &mut out,
+                "promptgate_tokens",
+                &label_text(labels, &[("type", "input")]),
+                &TOKEN_BUCKETS,
+                &s.input_tokens,
+            );
+            histogram(
+                &mut out,
+                "promptgate_tokens",
+                &label_text(labels, &[("type", "output")]),
+                &TOKEN_BUCKETS,
+                &s.output_tokens,
+            );
+        }
+        for (name, help, value) in [
+            (
+                "promptgate_telemetry_records_queued_total",
+                "Telemetry records queued for storage.",
+                queue.emitted(),
+            ),
+            (
+                "promptgate_telemetry_records_dropped_total",
+                "Telemetry records dropped because the queue was full (normally zero).",
+                queue.dropped(),
+            ),
+            (
+                "promptgate_telemetry_records_stored_total",
+                "Telemetry records stored in the database.",
+                queue.stored(),
+            ),
+            (
+                "promptgate_telemetry_store_failures_total",
+                "Telemetry batches the database refused (retried).",
+                queue.store_failures(),
+            ),
+        ] {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        let exporter_series: [(&str, &str, &str, fn(&ExporterHealth) -> u64); 4] = [
+            (
+                "promptgate_exporter_queued_records",
+                "gauge",
+                "Stored records an exporter has not delivered yet.",
+                |h| h.queued.load(Ordering::Relaxed),
+            ),
+            (
+                "promptgate_exporter_delivered_records_total",
+                "counter",
+                "Records an exporter delivered.",
+                |h| h.delivered.load(Ordering::Relaxed),
+            ),
+            (
+                "promptgate_exporter_failures_total",
+                "counter",
+                "Failed delivery attempts (each retried).",
+                |h| h.failed.load(Ordering::Relaxed),
+            ),
+            (
+                "promptgate_exporter_skipped_records_total",
+                "counter",
+                "Records skipped because the backlog was over its bounds.",
+                |h| h.skipped.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, read) in exporter_series {
+            header(&mut out, name, kind, help);
+            for (exporter, health) in exporters {
+                let _ = writeln!(
+                    out,
+                    "{name}{{exporter=\"{}\"}} {}",
+                    escape(exporter),
+                    read(health)
+                );
+            }
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, bounds: &[f64], h: &Histogram) {
+    for (bound, count) in bounds.iter().zip(&h.counts) {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
+fn label_text(labels: &Labels, extra: &[(&str, &str)]) -> String {
+    let mut text = format!(
+        "prompt=\"{}\",version=\"{}\",model=\"{}\",status=\"{}\"",
+        escape(&labels.prompt),
+        escape(&labels.version),
+        escape(&labels.model),
+        labels.status
+    );
+    for (name, value) in extra {
+        let _ = write!(text, ",{name}=\"{}\"", escape(value));
+    }
+    text
+}
+
+/// Escapes a label value as the exposition format requires.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use promptgate_core::invocation::InvocationStatus;
+
+    fn record(latency_ms: f64, status: InvocationStatus) -> InvocationRecord {
+        InvocationRecord {
+            id: "inv-1".into(),
+            timestamp: time::OffsetDateTime::UNIX_EPOCH,
+            prompt_id: uuid::Uuid::nil(),
+            version: "1.0.0".into(),
+            model: "echo".into(),
+            status,
+            error_code: None,
+            latency_ms,
+            upstream_latency_ms: None,
+            time_to_first_token_ms: None,
+            prompt_tokens: 20,
+            completion_tokens: 300,
+            session_id: None,
+            client_id: "c".into(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn histograms_are_cumulative_and_labels_escaped() {
+        let metrics = GatewayMetrics::default();
+        metrics.observe("say \"hi\"\\", &record(3.0, InvocationStatus::Success));
+        metrics.observe("say \"hi\"\\", &record(700.0, InvocationStatus::Success));
+        let text = metrics.render(&Counters::default(), &[]);
+        assert!(text.contains(r#"prompt="say \"hi\"\\""#), "{text}");
+        assert!(text.contains(r#"le="0.005"} 1"#), "{text}");
+        assert!(text.contains(r#"le="1"} 2"#), "{text}");
+        assert!(text.contains(r#"le="+Inf"} 2"#), "{text}");
+        assert!(text.contains("promptgate_invocations_total{"), "{text}");
+        assert!(text.contains(r#"type="output",le="256"} 0"#), "{text}");
+        assert!(text.contains(r#"type="output",le="1024"} 2"#), "{text}");
+    }
+}
