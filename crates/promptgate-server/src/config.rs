@@ -373,11 +373,6 @@ impl ConfigFile {
         if self.rate_limits.is_some() {
             out.push("rate_limits");
         }
-        if let Some(exporters) = &self.exporters {
-            if exporters.otlp.is_some() {
-                out.push("exporters.otlp");
-            }
-        }
         if self.audit.is_some() {
             out.push("audit");
         }

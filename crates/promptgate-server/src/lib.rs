@@ -274,6 +274,30 @@ impl Gateway {
                 Arc::new(exporters::ExporterHealth::default()),
             ));
         }
+        if let Some(otlp) = options
+            .config
+            .exporters
+            .as_ref()
+            .and_then(|e| e.otlp.as_ref())
+        {
+            let endpoint = otlp
+                .endpoint
+                .as_deref()
+                .unwrap_or(exporters::otlp::DEFAULT_ENDPOINT);
+            let target = exporters::otlp::Otlp::new(
+                endpoint,
+                otlp.headers.clone(),
+                otlp.include_content.unwrap_or(false),
+            )
+            .map_err(|e| {
+                StartError::Config(ConfigError::Invalid(format!("exporters.otlp: {e}")))
+            })?;
+            exporters.push((
+                Arc::new(target) as Arc<dyn exporters::Target>,
+                exporters::OutboxConfig::default(),
+                Arc::new(exporters::ExporterHealth::default()),
+            ));
+        }
         state.exporter_health = Arc::new(
             exporters
                 .iter()

@@ -184,7 +184,7 @@ impl GatewayMetrics {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {value}");
         }
-        let exporter_series: [(&str, &str, &str, fn(&ExporterHealth) -> u64); 4] = [
+        let exporter_series: [ExporterSeries; 4] = [
             (
                 "promptgate_exporter_queued_records",
                 "gauge",
@@ -224,6 +224,14 @@ impl GatewayMetrics {
         out
     }
 }
+
+/// One exporter metric: name, type, help, and how to read it from an exporter's health.
+type ExporterSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ExporterHealth) -> u64,
+);
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");

@@ -5,6 +5,7 @@
 //! again, with the same batch id, so receivers can drop the repeat. A target that is down keeps
 //! its records until it is back, across restarts, within the backlog bounds.
 
+pub mod otlp;
 pub mod webhook;
 
 use std::sync::Arc;

@@ -8,5 +8,6 @@ mod body;
 mod harness;
 mod moderation;
 mod openapi;
+mod otlp;
 mod routing;
 mod store_failures;

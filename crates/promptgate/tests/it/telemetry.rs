@@ -609,3 +609,90 @@ async fn metrics_can_require_a_token_or_be_disabled() {
     ));
     off.get("/metrics", None).await.error(404, "not.found");
 }
+
+/// A path and the body posted to it.
+type Posted = (String, Vec<u8>);
+
+#[tokio::test]
+async fn the_otlp_exporter_sends_spans_and_metrics_for_invocations() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    let bodies: Arc<Mutex<Vec<Posted>>> = Arc::default();
+    let sink = bodies.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+        let sink = sink.clone();
+        async move {
+            sink.lock()
+                .unwrap()
+                .push((uri.path().to_owned(), body.to_vec()));
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let config = format!("[exporters.otlp]\nendpoint = \"http://{addr}\"\n");
+    let server = Server::start_with(crate::harness::Options::with_config(&config));
+    let token = server.admin_token().await;
+    let (prompt_id, ids) = invoked(&server, &token, "telemetry_otlp", 2).await;
+    server
+        .get_query(TELEMETRY, &token, &[("pageSize", "1")])
+        .await
+        .ok(200);
+
+    let mut spans = Vec::new();
+    for _ in 0..300 {
+        spans = bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(path, _)| path == "/v1/traces")
+            .flat_map(|(_, body)| {
+                let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+                request
+                    .resource_spans
+                    .into_iter()
+                    .flat_map(|r| r.scope_spans)
+                    .flat_map(|s| s.spans)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if spans.len() >= ids.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        spans.len(),
+        ids.len(),
+        "one span per invocation; log:\n{}",
+        server.log()
+    );
+    let span = &spans[0];
+    assert_eq!(span.name, "chat echo");
+    let attribute = |name: &str| {
+        span.attributes
+            .iter()
+            .find(|a| a.key == name)
+            .unwrap_or_else(|| panic!("no attribute {name}"))
+            .value
+            .clone()
+    };
+    let text = |name: &str| match attribute(name).and_then(|v| v.value) {
+        Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) => s,
+        other => panic!("{name} is {other:?}"),
+    };
+    assert_eq!(text("promptgate.prompt.id"), prompt_id);
+    assert_eq!(text("promptgate.prompt.version"), "1.0.0");
+    assert_eq!(text("gen_ai.request.model"), "echo");
+    assert!(attribute("gen_ai.usage.input_tokens").is_some());
+    assert!(
+        bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(path, _)| path == "/v1/metrics")
+    );
+}
