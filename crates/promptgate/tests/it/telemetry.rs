@@ -696,3 +696,106 @@ async fn the_otlp_exporter_sends_spans_and_metrics_for_invocations() {
             .any(|(path, _)| path == "/v1/metrics")
     );
 }
+
+#[tokio::test]
+async fn out_of_order_times_and_long_comments_are_refused() {
+    let server = Server::start();
+    let token = server.admin_token().await;
+    let (_, ids) = invoked(&server, &token, "telemetry_refusals", 1).await;
+    let body = server
+        .get_query(
+            TELEMETRY,
+            &token,
+            &[
+                ("startTime", "2026-11-27T10:00:00Z"),
+                ("endTime", "2026-11-27T09:00:00Z"),
+            ],
+        )
+        .await
+        .error(400, "invalid.value");
+    assert_eq!(body["details"][0]["fieldName"], "endTime");
+    let long = "x".repeat(2_001);
+    let body = server
+        .post(
+            &format!("{GW}/invocations/{}/feedback", ids[0]),
+            Some(&token),
+            &json!({"score": 1, "comment": long}),
+        )
+        .await
+        .error(400, "invalid.value");
+    assert_eq!(body["details"][0]["fieldName"], "comment");
+}
+
+#[tokio::test]
+async fn an_export_target_that_refuses_is_an_api_error_exit() {
+    let server = Server::start();
+    let token = server.admin_token().await;
+    invoked(&server, &token, "telemetry_refused_export", 1).await;
+    let app =
+        axum::Router::new().fallback(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let to = format!("http://{addr}/ingest");
+    let output = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["--url", &server.base, "--client-id", &server.admin_id]);
+        cmd.args([
+            "--client-secret",
+            &server.admin_secret,
+            "telemetry",
+            "export",
+            "--to",
+            &to,
+        ]);
+        run_bounded(cmd)
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("export target") && stderr.contains("500"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_version_whose_endpoint_left_the_configuration_is_a_502_naming_it() {
+    let config =
+        "[[model_endpoints]]\nref = \"local/echo\"\nprovider = \"builtin\"\nmodel = \"echo\"\n";
+    let mut first = Server::start_with(crate::harness::Options::with_config(config));
+    let token = first.admin_token().await;
+    let mut body = prompt_body("orphaned_endpoint");
+    body["modelEndpointRef"] = json!("local/echo");
+    let (created, _) = first.create_prompt(&token, &body).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(first.signal_and_wait("TERM").success());
+
+    // The same database, now without the endpoint in the configuration.
+    let second = Server::start_in(
+        first.dir.clone(),
+        crate::harness::Options {
+            admin: crate::harness::Admin::Existing {
+                id: first.admin_id.clone(),
+                secret: first.admin_secret.clone(),
+            },
+            ..crate::harness::Options::default()
+        },
+    );
+    let token = second.admin_token().await;
+    let invoke = json!({"promptId": id, "userInput": "hello"});
+    let body = second
+        .post(&format!("{GW}/invocations"), Some(&token), &invoke)
+        .await
+        .error(502, "upstream.error");
+    assert!(
+        body["message"].as_str().unwrap().contains("local/echo"),
+        "{body}"
+    );
+    // The prompt itself is still readable.
+    second
+        .get(&format!("{GW}/prompts/{id}"), Some(&token))
+        .await
+        .ok(200);
+}
