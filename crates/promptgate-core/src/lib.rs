@@ -7,7 +7,6 @@
 
 #![warn(missing_docs)]
 
-pub mod audit;
 pub mod credentials;
 pub mod endpoint;
 pub mod fewshot;
