@@ -633,3 +633,154 @@ pub struct ExportPayload {
     /// When the export was made.
     pub export_timestamp: String,
 }
+
+/// `POST …/audit-logs`: a client's own audit entry. The server adds its time, the caller as
+/// `actor`, the sequence and the hashes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntryRequest {
+    /// The prompt the entry concerns (optional; must exist when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_id: Option<String>,
+    /// What happened, in the client's words (required; the gateway's own action names are
+    /// reserved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The client's own time (RFC 3339), kept as `clientTimestamp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// Any JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub details: Option<serde_json::Value>,
+    /// The client's compliance status, e.g. `VALIDATED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_status: Option<String>,
+    /// Any JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// One stored audit entry. The hashed object is exactly this object without `hash`, so every
+/// member is always present (`null` when empty) and any member a later version adds is kept in
+/// `extra`, so that re-serialising an entry never changes what it hashes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// The entry's id.
+    pub id: String,
+    /// 1-based position in the log; also the Merkle leaf index + 1.
+    pub sequence: u64,
+    /// When the gateway recorded it.
+    pub timestamp: String,
+    /// The OAuth client id, or `system`.
+    pub actor: String,
+    /// What happened.
+    pub action: String,
+    /// The prompt, if the entry concerns one.
+    pub prompt_id: Option<String>,
+    /// The change (`before`, `after`, `diff` for the gateway's own entries).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    /// A client entry's own time.
+    pub client_timestamp: Option<String>,
+    /// A client entry's compliance status.
+    pub compliance_status: Option<String>,
+    /// A client entry's metadata.
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+    /// The previous entry's hash (64 zeros for the first).
+    pub prev_hash: String,
+    /// `SHA-256(prevHash ‖ canonical JSON of this entry without hash)`, lowercase hex.
+    pub hash: String,
+    /// Members this build does not know (kept so that verification still works).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// `GET …/audit-logs/verify`: the chain and the tree recomputed from the stored entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditVerification {
+    /// Whether every entry verified and every stored signed head matches the log.
+    pub valid: bool,
+    /// How many entries were read.
+    pub entries: u64,
+    /// The last entry's sequence.
+    pub head_sequence: u64,
+    /// The last entry's hash.
+    pub head_hash: String,
+    /// The Merkle root over all entries.
+    pub root_hash: String,
+    /// The first entry that does not verify.
+    pub first_invalid_sequence: Option<u64>,
+    /// Why the log is invalid (an extension).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// How many stored signed tree heads were checked against the log (an extension).
+    #[serde(default)]
+    pub signed_heads_checked: u64,
+}
+
+/// A signed tree head (`GET …/audit-logs/checkpoint`). The signature is Ed25519 over the
+/// canonical JSON of `{"treeSize", "rootHash", "timestamp"}`, base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedTreeHead {
+    /// How many entries the tree covers.
+    pub tree_size: u64,
+    /// Its Merkle root, lowercase hex.
+    pub root_hash: String,
+    /// When it was signed.
+    pub timestamp: String,
+    /// The signing key's id (see `…/audit-logs/public-key`).
+    pub key_id: String,
+    /// Base64 of the 64-byte signature.
+    pub signature: String,
+}
+
+/// `GET …/audit-logs/public-key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPublicKey {
+    /// The first 16 hex digits of the SHA-256 of the raw key.
+    pub key_id: String,
+    /// Base64 of the 32 raw Ed25519 public-key bytes.
+    pub public_key: String,
+}
+
+/// `GET …/audit-logs/{sequence}/proof?treeSize=N`: RFC 9162 inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InclusionProof {
+    /// The entry.
+    pub sequence: u64,
+    /// `sequence - 1`.
+    pub leaf_index: u64,
+    /// The tree the proof is for.
+    pub tree_size: u64,
+    /// `SHA-256(0x00 ‖ canonical entry)`, hex.
+    pub leaf_hash: String,
+    /// Sibling hashes from the leaf up, hex.
+    pub audit_path: Vec<String>,
+    /// The root of the tree of `treeSize`, hex.
+    pub root_hash: String,
+}
+
+/// `GET …/audit-logs/consistency?from=N&to=M`: RFC 9162 consistency proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsistencyProof {
+    /// The older tree size.
+    pub from: u64,
+    /// The newer tree size.
+    pub to: u64,
+    /// The older tree's root, hex.
+    pub from_root: String,
+    /// The newer tree's root, hex.
+    pub to_root: String,
+    /// The proof hashes, hex.
+    pub proof: Vec<String>,
+}

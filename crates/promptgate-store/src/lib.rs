@@ -11,6 +11,7 @@ mod codec;
 mod sqlite;
 
 use async_trait::async_trait;
+use promptgate_audit::{AuditDraft, Hash, SealedEntry, SignedTreeHead};
 use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
 use promptgate_core::{Prompt, PromptStatus, PromptVersion, ScopeSet, TrafficSplit, VersionLabel};
 use time::OffsetDateTime;
@@ -174,6 +175,43 @@ pub struct PromptUpdate {
     pub traffic: Option<TrafficSplit>,
     /// A new status.
     pub status: Option<PromptStatus>,
+    /// The audit entries that record this change, appended in the same transaction.
+    pub audit: Vec<AuditDraft>,
+}
+
+/// Which audit entries a listing returns. Every part is optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only entries about this prompt.
+    pub prompt_id: Option<Uuid>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Recorded at or after.
+    pub start: Option<OffsetDateTime>,
+    /// Recorded before.
+    pub end: Option<OffsetDateTime>,
+}
+
+/// An audit entry as stored: its canonical body (the hashed bytes) and its hashes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAuditEntry {
+    /// 1-based position in the log.
+    pub sequence: u64,
+    /// The canonical JSON of the entry without `hash`.
+    pub body: String,
+    /// The chain hash.
+    pub hash: Hash,
+    /// The Merkle leaf hash.
+    pub leaf_hash: Hash,
+}
+
+impl StoredAuditEntry {
+    /// The entry as the API serves it (the body plus `hash`).
+    pub fn to_value(&self) -> serde_json::Value {
+        promptgate_audit::entry::served_entry(&self.body, &self.hash)
+    }
 }
 
 /// Storage for everything the gateway keeps. Implementations must be safe to share between
@@ -187,17 +225,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many clients exist (zero on a fresh database).
     async fn count_clients(&self) -> Result<i64, StoreError>;
-    /// Adds a client.
-    async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
+    /// Adds a client, with the audit entry that records it.
+    async fn insert_client(&self, client: &Client, audit: &AuditDraft) -> Result<(), StoreError>;
     /// One client.
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError>;
     /// Every client, oldest first.
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError>;
     /// Disables a client (keeping the first disable time); `None` when it does not exist.
+    /// `audit` is appended only when the client was active (a repeated disable changes nothing).
     async fn disable_client(
         &self,
         id: &str,
         at: OffsetDateTime,
+        audit: &AuditDraft,
     ) -> Result<Option<Client>, StoreError>;
     /// The ids of every disabled client, for the token cache's revocation check.
     async fn disabled_client_ids(&self) -> Result<Vec<String>, StoreError>;
@@ -209,9 +249,14 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets tokens that expired before `now`; returns how many.
     async fn delete_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 
-    /// Adds a prompt and its first version; [`StoreError::DuplicateName`] if the name is taken.
-    async fn create_prompt(&self, prompt: &Prompt, first: &PromptVersion)
-    -> Result<(), StoreError>;
+    /// Adds a prompt and its first version with the audit entries that record them;
+    /// [`StoreError::DuplicateName`] if the name is taken.
+    async fn create_prompt(
+        &self,
+        prompt: &Prompt,
+        first: &PromptVersion,
+        audit: &[AuditDraft],
+    ) -> Result<(), StoreError>;
     /// One prompt.
     async fn get_prompt(&self, id: Uuid) -> Result<Option<Prompt>, StoreError>;
     /// Prompts in id order (ids are time-ordered UUIDv7), after `after`, at most `limit`.
@@ -264,8 +309,37 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_invocations(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
     /// Applies an update atomically: [`StoreError::StaleRevision`] when the prompt changed,
     /// [`StoreError::DuplicateVersion`] when the version exists, [`StoreError::NotFound`] when
-    /// the prompt does not exist. Nothing is written unless everything is.
+    /// the prompt does not exist. Nothing is written unless everything is, audit entries
+    /// included.
     async fn update_prompt(&self, update: &PromptUpdate) -> Result<(), StoreError>;
+
+    /// Appends entries to the audit log in one transaction, in order, each sealed onto the
+    /// chain as it stands inside that transaction (so concurrent appends form one sequence).
+    async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<SealedEntry>, StoreError>;
+    /// Entries matching `filter` in sequence order, after sequence `after`, at most `limit`.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredAuditEntry>, StoreError>;
+    /// One entry.
+    async fn get_audit(&self, sequence: u64) -> Result<Option<StoredAuditEntry>, StoreError>;
+    /// The newest entry with this action.
+    async fn last_audit_with_action(
+        &self,
+        action: &str,
+    ) -> Result<Option<StoredAuditEntry>, StoreError>;
+    /// How many entries the log holds (its last sequence).
+    async fn audit_size(&self) -> Result<u64, StoreError>;
+    /// The stored leaf hashes of entries `after + 1 ..= up_to`, in order.
+    async fn audit_leaf_hashes(&self, after: u64, up_to: u64) -> Result<Vec<Hash>, StoreError>;
+    /// Keeps a signed tree head (a head already stored for the same size and key is kept as is).
+    async fn insert_tree_head(&self, head: &SignedTreeHead) -> Result<(), StoreError>;
+    /// The signed head of the largest tree.
+    async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>, StoreError>;
+    /// Every stored signed head, smallest tree first.
+    async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError>;
 }
 
 /// Opens the store a database URL names, creating and migrating it as needed.

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use promptgate_audit::merkle::{from_hex, to_hex};
+use promptgate_audit::{AuditDraft, GENESIS_HASH, Hash, SealedEntry, SignedTreeHead, TreeHead};
 use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
 use promptgate_core::prompt::VersionSettings;
 use promptgate_core::{Prompt, PromptStatus, PromptVersion, VersionLabel};
@@ -20,8 +22,8 @@ use uuid::Uuid;
 
 use crate::codec::{self, from_millis, millis};
 use crate::{
-    AccessToken, Client, Feedback, PromptFilter, PromptUpdate, Store, StoreError, StoredInvocation,
-    SummaryRow, TelemetryFilter,
+    AccessToken, AuditFilter, Client, Feedback, PromptFilter, PromptUpdate, Store, StoreError,
+    StoredAuditEntry, StoredInvocation, SummaryRow, TelemetryFilter,
 };
 
 /// How long a statement waits for another writer before giving up.
@@ -240,6 +242,91 @@ async fn insert_version(
     Ok(())
 }
 
+/// Seals `drafts` onto the chain as it stands in this transaction and inserts them. The caller's
+/// `BEGIN IMMEDIATE` holds the write lock, so no other writer can take the same sequence.
+async fn append_audit_in(
+    conn: &mut sqlx::SqliteConnection,
+    drafts: &[AuditDraft],
+) -> Result<Vec<SealedEntry>, StoreError> {
+    if drafts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT sequence, hash FROM audit_entries ORDER BY sequence DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    let (mut sequence, mut prev_hash) = match last {
+        Some((sequence, hash)) => (
+            u64::try_from(sequence)
+                .map_err(|_| StoreError::Corrupt(format!("audit sequence {sequence}")))?,
+            stored_hash(&hash)?,
+        ),
+        None => (0, GENESIS_HASH),
+    };
+    let mut sealed_entries = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        sequence += 1;
+        let sealed = draft.seal(sequence, &prev_hash);
+        sqlx::query(
+            "INSERT INTO audit_entries (sequence, id, recorded_at, actor, action, prompt_id, \
+             body, prev_hash, hash, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(sql_sequence(sequence))
+        .bind(draft.id.to_string())
+        .bind(millis(draft.timestamp))
+        .bind(&draft.actor)
+        .bind(&draft.action)
+        .bind(draft.prompt_id.map(|id| id.to_string()))
+        .bind(&sealed.body)
+        .bind(to_hex(&sealed.prev_hash))
+        .bind(to_hex(&sealed.hash))
+        .bind(to_hex(&sealed.leaf_hash))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        prev_hash = sealed.hash;
+        sealed_entries.push(sealed);
+    }
+    Ok(sealed_entries)
+}
+
+fn stored_hash(hex: &str) -> Result<Hash, StoreError> {
+    from_hex(hex).map_err(|_| StoreError::Corrupt(format!("audit hash {hex:?}")))
+}
+
+fn sql_sequence(sequence: u64) -> i64 {
+    i64::try_from(sequence).unwrap_or(i64::MAX)
+}
+
+fn audit_from_row(row: &SqliteRow) -> Result<StoredAuditEntry, StoreError> {
+    let sequence: i64 = row.try_get("sequence").map_err(db_error)?;
+    let hash: String = row.try_get("hash").map_err(db_error)?;
+    let leaf_hash: String = row.try_get("leaf_hash").map_err(db_error)?;
+    Ok(StoredAuditEntry {
+        sequence: u64::try_from(sequence)
+            .map_err(|_| StoreError::Corrupt(format!("audit sequence {sequence}")))?,
+        body: row.try_get("body").map_err(db_error)?,
+        hash: stored_hash(&hash)?,
+        leaf_hash: stored_hash(&leaf_hash)?,
+    })
+}
+
+fn tree_head_from_row(row: &SqliteRow) -> Result<SignedTreeHead, StoreError> {
+    let tree_size: i64 = row.try_get("tree_size").map_err(db_error)?;
+    let root_hash: String = row.try_get("root_hash").map_err(db_error)?;
+    Ok(SignedTreeHead {
+        head: TreeHead {
+            tree_size: u64::try_from(tree_size)
+                .map_err(|_| StoreError::Corrupt(format!("tree size {tree_size}")))?,
+            root_hash: stored_hash(&root_hash)?,
+            timestamp: row.try_get("signed_at").map_err(db_error)?,
+        },
+        key_id: row.try_get("key_id").map_err(db_error)?,
+        signature: row.try_get("signature").map_err(db_error)?,
+    })
+}
+
 /// Turns a name filter into a `LIKE` pattern: `*` is the wildcard, and the pattern characters
 /// `%`, `_` and `\` match themselves.
 fn like_pattern(name: &str) -> String {
@@ -278,7 +365,12 @@ impl Store for SqliteStore {
             .map_err(db_error)
     }
 
-    async fn insert_client(&self, client: &Client) -> Result<(), StoreError> {
+    async fn insert_client(&self, client: &Client, audit: &AuditDraft) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
         sqlx::query(
             "INSERT INTO clients (id, name, secret_hash, scopes, created_at, disabled_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -289,7 +381,7 @@ impl Store for SqliteStore {
         .bind(client.scopes.to_string())
         .bind(millis(client.created_at))
         .bind(client.disabled_at.map(millis))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -300,6 +392,8 @@ impl Store for SqliteStore {
                 db_error(e)
             }
         })?;
+        append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(db_error)?;
         Ok(())
     }
 
@@ -328,18 +422,24 @@ impl Store for SqliteStore {
         &self,
         id: &str,
         at: OffsetDateTime,
+        audit: &AuditDraft,
     ) -> Result<Option<Client>, StoreError> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_error)?;
-        sqlx::query("UPDATE clients SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
-            .bind(millis(at))
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let disabled_now =
+            sqlx::query("UPDATE clients SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
+                .bind(millis(at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?
+                .rows_affected();
+        if disabled_now > 0 {
+            append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
+        }
         let client = sqlx::query("SELECT * FROM clients WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -404,6 +504,7 @@ impl Store for SqliteStore {
         &self,
         prompt: &Prompt,
         first: &PromptVersion,
+        audit: &[AuditDraft],
     ) -> Result<(), StoreError> {
         let mut tx = self
             .pool
@@ -434,6 +535,7 @@ impl Store for SqliteStore {
             }
         })?;
         insert_version(&mut tx, first).await?;
+        append_audit_in(&mut tx, audit).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(())
     }
@@ -751,8 +853,138 @@ impl Store for SqliteStore {
         if let Some(version) = &update.new_version {
             insert_version(&mut tx, version).await?;
         }
+        append_audit_in(&mut tx, &update.audit).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(())
+    }
+
+    async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<SealedEntry>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        let sealed = append_audit_in(&mut tx, drafts).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(sealed)
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<StoredAuditEntry>, StoreError> {
+        sqlx::query(
+            "SELECT sequence, body, hash, leaf_hash FROM audit_entries \
+             WHERE (?1 IS NULL OR prompt_id = ?1) \
+               AND (?2 IS NULL OR action = ?2) \
+               AND (?3 IS NULL OR actor = ?3) \
+               AND (?4 IS NULL OR recorded_at >= ?4) \
+               AND (?5 IS NULL OR recorded_at < ?5) \
+               AND (?6 IS NULL OR sequence > ?6) \
+             ORDER BY sequence LIMIT ?7",
+        )
+        .bind(filter.prompt_id.map(|id| id.to_string()))
+        .bind(&filter.action)
+        .bind(&filter.actor)
+        .bind(filter.start.map(millis))
+        .bind(filter.end.map(millis))
+        .bind(after.map(sql_sequence))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(audit_from_row)
+        .collect()
+    }
+
+    async fn get_audit(&self, sequence: u64) -> Result<Option<StoredAuditEntry>, StoreError> {
+        sqlx::query("SELECT sequence, body, hash, leaf_hash FROM audit_entries WHERE sequence = ?")
+            .bind(sql_sequence(sequence))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(audit_from_row)
+            .transpose()
+    }
+
+    async fn last_audit_with_action(
+        &self,
+        action: &str,
+    ) -> Result<Option<StoredAuditEntry>, StoreError> {
+        sqlx::query(
+            "SELECT sequence, body, hash, leaf_hash FROM audit_entries WHERE action = ? \
+             ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(action)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .as_ref()
+        .map(audit_from_row)
+        .transpose()
+    }
+
+    async fn audit_size(&self) -> Result<u64, StoreError> {
+        let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(sequence), 0) FROM audit_entries")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        u64::try_from(size).map_err(|_| StoreError::Corrupt(format!("audit sequence {size}")))
+    }
+
+    async fn audit_leaf_hashes(&self, after: u64, up_to: u64) -> Result<Vec<Hash>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT leaf_hash FROM audit_entries WHERE sequence > ? AND sequence <= ? \
+             ORDER BY sequence",
+        )
+        .bind(sql_sequence(after))
+        .bind(sql_sequence(up_to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(|hex| stored_hash(hex)).collect()
+    }
+
+    async fn insert_tree_head(&self, head: &SignedTreeHead) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_tree_heads (tree_size, key_id, root_hash, signed_at, signature) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (tree_size, key_id) DO NOTHING",
+        )
+        .bind(sql_sequence(head.head.tree_size))
+        .bind(&head.key_id)
+        .bind(to_hex(&head.head.root_hash))
+        .bind(&head.head.timestamp)
+        .bind(&head.signature)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM audit_tree_heads ORDER BY tree_size DESC, signed_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .as_ref()
+        .map(tree_head_from_row)
+        .transpose()
+    }
+
+    async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError> {
+        sqlx::query("SELECT * FROM audit_tree_heads ORDER BY tree_size, signed_at")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(tree_head_from_row)
+            .collect()
     }
 }
 

@@ -4,6 +4,7 @@ use promptgate_core::{Scope, ScopeSet};
 use promptgate_store::{Store, StoreError};
 use time::Duration;
 
+use crate::fixtures::audit_draft;
 use crate::fixtures::{T0, TestDb, client};
 
 #[tokio::test]
@@ -13,8 +14,14 @@ async fn clients_round_trip_and_count() {
     let mut reader = client("reader");
     reader.scopes = ScopeSet::from_scopes([Scope::PromptRead]);
     reader.created_at = T0 + Duration::seconds(1);
-    db.store.insert_client(&client("admin")).await.unwrap();
-    db.store.insert_client(&reader).await.unwrap();
+    db.store
+        .insert_client(&client("admin"), &audit_draft())
+        .await
+        .unwrap();
+    db.store
+        .insert_client(&reader, &audit_draft())
+        .await
+        .unwrap();
     assert_eq!(db.store.count_clients().await.unwrap(), 2);
     assert_eq!(
         db.store.get_client("reader").await.unwrap(),
@@ -25,7 +32,11 @@ async fn clients_round_trip_and_count() {
         db.store.list_clients().await.unwrap(),
         vec![client("admin"), reader]
     );
-    let err = db.store.insert_client(&client("admin")).await.unwrap_err();
+    let err = db
+        .store
+        .insert_client(&client("admin"), &audit_draft())
+        .await
+        .unwrap_err();
     match err {
         StoreError::DuplicateClient { id } => assert_eq!(id, "admin"),
         other => panic!("expected DuplicateClient, got {other:?}"),
@@ -35,12 +46,23 @@ async fn clients_round_trip_and_count() {
 #[tokio::test]
 async fn disable_keeps_the_first_time_and_lists_the_client() {
     let db = TestDb::new().await;
-    db.store.insert_client(&client("ci")).await.unwrap();
-    db.store.insert_client(&client("other")).await.unwrap();
+    db.store
+        .insert_client(&client("ci"), &audit_draft())
+        .await
+        .unwrap();
+    db.store
+        .insert_client(&client("other"), &audit_draft())
+        .await
+        .unwrap();
     assert!(db.store.disabled_client_ids().await.unwrap().is_empty());
 
     let first = T0 + Duration::minutes(5);
-    let disabled = db.store.disable_client("ci", first).await.unwrap().unwrap();
+    let disabled = db
+        .store
+        .disable_client("ci", first, &audit_draft())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(disabled.id, "ci");
     assert_eq!(disabled.disabled_at, Some(first));
     assert_eq!(
@@ -53,7 +75,7 @@ async fn disable_keeps_the_first_time_and_lists_the_client() {
 
     let again = db
         .store
-        .disable_client("ci", first + Duration::hours(1))
+        .disable_client("ci", first + Duration::hours(1), &audit_draft())
         .await
         .unwrap()
         .unwrap();
@@ -69,7 +91,10 @@ async fn disable_keeps_the_first_time_and_lists_the_client() {
     );
 
     assert_eq!(
-        db.store.disable_client("nobody", first).await.unwrap(),
+        db.store
+            .disable_client("nobody", first, &audit_draft())
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(db.store.get_client("nobody").await.unwrap(), None);

@@ -6,6 +6,7 @@ use promptgate_core::PromptStatus;
 use promptgate_store::{PromptFilter, PromptUpdate, SqliteStore, Store};
 use tokio::task::JoinSet;
 
+use crate::fixtures::audit_draft;
 use crate::fixtures::{T0, TestDb, client, create};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -18,7 +19,10 @@ async fn two_stores_insert_concurrently_without_busy_errors() {
             let store = Arc::clone(store);
             tasks.spawn(async move {
                 let id = format!("s{s}-c{i}");
-                store.insert_client(&client(&id)).await.map_err(|e| (id, e))
+                store
+                    .insert_client(&client(&id), &audit_draft())
+                    .await
+                    .map_err(|e| (id, e))
             });
         }
     }
@@ -40,7 +44,7 @@ async fn two_stores_run_write_transactions_concurrently() {
     let db = TestDb::new().await;
     for i in 0..20 {
         db.store
-            .insert_client(&client(&format!("c{i}")))
+            .insert_client(&client(&format!("c{i}")), &audit_draft())
             .await
             .unwrap();
     }
@@ -55,7 +59,9 @@ async fn two_stores_run_write_transactions_concurrently() {
                 let name = format!("s{s}-p{i}");
                 create_for(&store, &name).await?;
                 if i % 2 == s {
-                    store.disable_client(&format!("c{i}"), T0).await?;
+                    store
+                        .disable_client(&format!("c{i}"), T0, &audit_draft())
+                        .await?;
                 }
                 // Each store bumps the shared prompt's revision with a read-modify-write loop.
                 loop {
@@ -70,6 +76,7 @@ async fn two_stores_run_write_transactions_concurrently() {
                         new_version: None,
                         traffic: None,
                         status: Some(PromptStatus::Active),
+                        audit: vec![],
                     };
                     match store.update_prompt(&update).await {
                         Ok(()) => break,
@@ -108,6 +115,7 @@ async fn create_for(store: &SqliteStore, name: &str) -> Result<(), promptgate_st
         .create_prompt(
             &crate::fixtures::prompt(id, name),
             &crate::fixtures::version(id, "1.0.0", "x"),
+            &[audit_draft()],
         )
         .await
 }

@@ -88,7 +88,7 @@ pub async fn create(store: &SqliteStore, name: &str) -> (Prompt, PromptVersion) 
     let id = Uuid::now_v7();
     let p = prompt(id, name);
     let v = version(id, "1.0.0", &format!("You are {name}."));
-    store.create_prompt(&p, &v).await.unwrap();
+    store.create_prompt(&p, &v, &[audit_draft()]).await.unwrap();
     (p, v)
 }
 
@@ -101,4 +101,9 @@ pub fn client(id: &str) -> Client {
         created_at: T0,
         disabled_at: None,
     }
+}
+
+/// A gateway audit entry with nothing particular in it.
+pub fn audit_draft() -> promptgate_audit::AuditDraft {
+    promptgate_audit::AuditDraft::new("tester", "CREATE", None, serde_json::json!({}))
 }

@@ -121,6 +121,7 @@ async fn status_filter_splits_active_from_archived() {
             new_version: None,
             traffic: None,
             status: Some(PromptStatus::Archived),
+            audit: vec![],
         })
         .await
         .unwrap();

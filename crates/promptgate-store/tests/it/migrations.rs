@@ -3,12 +3,16 @@
 use promptgate_store::{SqliteStore, Store, StoreError};
 use sqlx::{Connection, SqliteConnection};
 
+use crate::fixtures::audit_draft;
 use crate::fixtures::{TestDb, client, create, label};
 
 #[tokio::test]
 async fn reopening_keeps_data_and_applies_migrations_once() {
     let db = TestDb::new().await;
-    db.store.insert_client(&client("admin")).await.unwrap();
+    db.store
+        .insert_client(&client("admin"), &audit_draft())
+        .await
+        .unwrap();
     let (p, v) = create(&db.store, "support_agent").await;
     db.store.close().await;
 
@@ -45,7 +49,10 @@ async fn reopening_keeps_data_and_applies_migrations_once() {
         .await
         .unwrap();
     raw.close().await.unwrap();
-    assert_eq!(applied, vec![(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!(
+        applied,
+        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+    );
     assert_eq!(triggers, 3);
     assert_eq!(journal, "wal");
 }

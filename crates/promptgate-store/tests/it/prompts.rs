@@ -6,6 +6,7 @@ use sqlx::{Connection, SqliteConnection};
 use time::Duration;
 use uuid::Uuid;
 
+use crate::fixtures::audit_draft;
 use crate::fixtures::{T0, TestDb, create, label, prompt, version};
 
 /// A 50/50 split between 1.0.0 and 2.0.0.
@@ -51,6 +52,7 @@ async fn update_applies_version_traffic_and_revision_together() {
         new_version: Some(v2.clone()),
         traffic: Some(half_split()),
         status: None,
+        audit: vec![],
     };
     db.store.update_prompt(&update).await.unwrap();
     let after = db.store.get_prompt(p.id).await.unwrap().unwrap();
@@ -76,6 +78,7 @@ async fn stale_revision_is_refused_and_changes_nothing() {
             new_version: Some(version(p.id, "1.1.0", "You are kind.")),
             traffic: None,
             status: None,
+            audit: vec![],
         })
         .await
         .unwrap();
@@ -90,6 +93,7 @@ async fn stale_revision_is_refused_and_changes_nothing() {
         new_version: Some(version(p.id, "2.0.0", "You are terse.")),
         traffic: Some(half_split()),
         status: Some(PromptStatus::Archived),
+        audit: vec![],
     };
     let err = db.store.update_prompt(&stale).await.unwrap_err();
     assert!(
@@ -122,6 +126,7 @@ async fn update_of_an_unknown_prompt_is_not_found() {
             new_version: Some(version(missing, "2.0.0", "orphan")),
             traffic: None,
             status: None,
+            audit: vec![],
         })
         .await
         .unwrap_err();
@@ -148,6 +153,7 @@ async fn duplicate_version_rolls_back_the_prompt_update() {
             new_version: Some(version(p.id, "1.0.0", "different content")),
             traffic: Some(TrafficSplit::single(label("1.0.0"))),
             status: Some(PromptStatus::Archived),
+            audit: vec![],
         })
         .await
         .unwrap_err();
@@ -174,6 +180,7 @@ async fn duplicate_version_rolls_back_the_prompt_update() {
             new_version: Some(version(p.id, "2.0.0", "You are terse.")),
             traffic: None,
             status: None,
+            audit: vec![],
         })
         .await
         .unwrap();
@@ -190,7 +197,11 @@ async fn duplicate_name_leaves_no_orphan_version() {
     let id = Uuid::now_v7();
     let err = db
         .store
-        .create_prompt(&prompt(id, "support_agent"), &version(id, "1.0.0", "copy"))
+        .create_prompt(
+            &prompt(id, "support_agent"),
+            &version(id, "1.0.0", "copy"),
+            &[audit_draft()],
+        )
         .await
         .unwrap_err();
     match err {
@@ -228,7 +239,11 @@ async fn a_first_version_for_another_prompt_id_leaves_no_prompt() {
     let elsewhere = Uuid::now_v7();
     let err = db
         .store
-        .create_prompt(&prompt(id, "lonely"), &version(elsewhere, "1.0.0", "x"))
+        .create_prompt(
+            &prompt(id, "lonely"),
+            &version(elsewhere, "1.0.0", "x"),
+            &[audit_draft()],
+        )
         .await;
     assert!(err.is_err(), "a version of a missing prompt was stored");
     assert_eq!(db.store.get_prompt(id).await.unwrap(), None);

@@ -4,6 +4,7 @@ use promptgate_core::{Scope, ScopeSet};
 use promptgate_store::{AccessToken, Store};
 use time::Duration;
 
+use crate::fixtures::audit_draft;
 use crate::fixtures::{T0, TestDb, client};
 
 fn token(hash: &str, expires_at: time::OffsetDateTime) -> AccessToken {
@@ -19,7 +20,10 @@ fn token(hash: &str, expires_at: time::OffsetDateTime) -> AccessToken {
 #[tokio::test]
 async fn tokens_round_trip_by_hash() {
     let db = TestDb::new().await;
-    db.store.insert_client(&client("app")).await.unwrap();
+    db.store
+        .insert_client(&client("app"), &audit_draft())
+        .await
+        .unwrap();
     let t = token(&"1f".repeat(32), T0 + Duration::hours(24));
     db.store.insert_token(&t).await.unwrap();
     assert_eq!(db.store.find_token(&t.token_hash).await.unwrap(), Some(t));
@@ -37,7 +41,10 @@ async fn a_token_needs_an_existing_client() {
 #[tokio::test]
 async fn only_expired_tokens_are_deleted() {
     let db = TestDb::new().await;
-    db.store.insert_client(&client("app")).await.unwrap();
+    db.store
+        .insert_client(&client("app"), &audit_draft())
+        .await
+        .unwrap();
     let now = T0 + Duration::hours(10);
     let expired = [
         token("expired-long-ago", T0 + Duration::hours(1)),
