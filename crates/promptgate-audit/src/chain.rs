@@ -213,7 +213,8 @@ fn check(
         .and_then(|hex| merkle::from_hex(hex).ok());
     let found_sequence = object.get("sequence").and_then(Value::as_u64);
     let verdict = (|| {
-        let stored = stored_hash.ok_or_else(|| malformed("hash is missing or not 64 hex digits"))?;
+        let stored =
+            stored_hash.ok_or_else(|| malformed("hash is missing or not 64 hex digits"))?;
         let found = found_sequence.ok_or_else(|| malformed("sequence is missing"))?;
         if found != expected {
             return Err(ChainBreak::OutOfSequence { expected, found });
@@ -231,7 +232,12 @@ fn check(
         }
         Ok(())
     })();
-    (leaf, stored_hash.unwrap_or([0; 32]), found_sequence, verdict)
+    (
+        leaf,
+        stored_hash.unwrap_or([0; 32]),
+        found_sequence,
+        verdict,
+    )
 }
 
 #[cfg(test)]

@@ -60,9 +60,8 @@ pub mod action {
 /// `prevHash` of the first entry: 64 zeros.
 pub const GENESIS_HASH: Hash = [0; 32];
 
-const TIMESTAMP_FORMAT: &[FormatItem<'static>] = format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-);
+const TIMESTAMP_FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 /// An instant as the audit log writes it: RFC 3339, UTC, milliseconds (`2026-11-27T04:15:39.123Z`).
 /// One fixed form, so a time re-serialised by any party is the same text.
@@ -245,7 +244,11 @@ mod tests {
         let expected: Hash = Sha256::digest(&bytes).into();
         assert_eq!(sealed.hash, expected);
         assert_eq!(sealed.leaf_hash, merkle::leaf_hash(sealed.body.as_bytes()));
-        assert!(sealed.body.contains(&format!("\"prevHash\":\"{}\"", "ab".repeat(32))));
+        assert!(
+            sealed
+                .body
+                .contains(&format!("\"prevHash\":\"{}\"", "ab".repeat(32)))
+        );
     }
 
     #[test]

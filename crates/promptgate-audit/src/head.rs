@@ -93,9 +93,7 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, HeadError> {
     if text.starts_with("-----BEGIN") {
         return VerifyingKey::from_public_key_pem(text).map_err(|_| HeadError::BadPublicKey);
     }
-    let bytes = BASE64
-        .decode(text)
-        .map_err(|_| HeadError::BadPublicKey)?;
+    let bytes = BASE64.decode(text).map_err(|_| HeadError::BadPublicKey)?;
     let raw: [u8; 32] = bytes.try_into().map_err(|_| HeadError::BadPublicKey)?;
     VerifyingKey::from_bytes(&raw).map_err(|_| HeadError::BadPublicKey)
 }
@@ -107,9 +105,7 @@ pub fn parse_signing_key(text: &str) -> Result<SigningKey, HeadError> {
     if text.starts_with("-----BEGIN") {
         return SigningKey::from_pkcs8_pem(text).map_err(|_| HeadError::BadSigningKey);
     }
-    let bytes = BASE64
-        .decode(text)
-        .map_err(|_| HeadError::BadSigningKey)?;
+    let bytes = BASE64.decode(text).map_err(|_| HeadError::BadSigningKey)?;
     let seed: [u8; 32] = bytes.try_into().map_err(|_| HeadError::BadSigningKey)?;
     Ok(SigningKey::from_bytes(&seed))
 }
@@ -191,7 +187,10 @@ mod tests {
 
         let mut other_root = signed.clone();
         other_root.head.root_hash[0] ^= 1;
-        assert_eq!(verify(&public, &other_root), Err(HeadError::InvalidSignature));
+        assert_eq!(
+            verify(&public, &other_root),
+            Err(HeadError::InvalidSignature)
+        );
 
         let other_key = SigningKey::from_bytes(&[8; 32]).verifying_key();
         assert!(matches!(
@@ -207,9 +206,15 @@ mod tests {
     #[test]
     fn keys_round_trip_through_their_text_forms() {
         let pem = signing_key_pem(&key()).expect("pem");
-        assert_eq!(parse_signing_key(&pem).expect("pem parses").to_bytes(), [7; 32]);
+        assert_eq!(
+            parse_signing_key(&pem).expect("pem parses").to_bytes(),
+            [7; 32]
+        );
         let seed = BASE64.encode([7u8; 32]);
-        assert_eq!(parse_signing_key(&seed).expect("seed parses").to_bytes(), [7; 32]);
+        assert_eq!(
+            parse_signing_key(&seed).expect("seed parses").to_bytes(),
+            [7; 32]
+        );
         let public = key().verifying_key();
         assert_eq!(
             parse_public_key(&public_key_base64(&public)).expect("public parses"),
@@ -226,6 +231,9 @@ mod tests {
         let pem = "-----BEGIN PRIVATE KEY-----\n\
                    MC4CAQAwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH\n\
                    -----END PRIVATE KEY-----\n";
-        assert_eq!(parse_signing_key(pem).expect("openssl pem").to_bytes(), [7; 32]);
+        assert_eq!(
+            parse_signing_key(pem).expect("openssl pem").to_bytes(),
+            [7; 32]
+        );
     }
 }

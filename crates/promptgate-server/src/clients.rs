@@ -42,9 +42,11 @@ pub struct NewClient {
     pub secret: String,
 }
 
-/// Creates a client with a fresh id and secret unless both are supplied.
+/// Creates a client with a fresh id and secret unless both are supplied; `actor` (the admin
+/// client's id, or `system`) is recorded in the audit log with it.
 pub async fn create_client(
     store: &dyn Store,
+    actor: &str,
     name: &str,
     scopes: ScopeSet,
     supplied: Option<(&str, &str)>,
@@ -84,7 +86,18 @@ pub async fn create_client(
         created_at: now(),
         disabled_at: None,
     };
-    store.insert_client(&client).await?;
+    let after = serde_json::json!({
+        "clientId": client.id,
+        "name": client.name,
+        "scopes": client.scopes.names(),
+    });
+    let audit = crate::audit::draft(
+        actor,
+        promptgate_audit::action::CLIENT_CREATED,
+        None,
+        promptgate_audit::change_details(None, Some(&after)),
+    );
+    store.insert_client(&client, &audit).await?;
     Ok(NewClient { client, secret })
 }
 
@@ -97,10 +110,33 @@ pub async fn bootstrap_admin(
     if store.count_clients().await? > 0 {
         return Ok(None);
     }
-    match create_client(store, "admin", ScopeSet::all(), supplied).await {
+    match create_client(
+        store,
+        promptgate_audit::SYSTEM_ACTOR,
+        "admin",
+        ScopeSet::all(),
+        supplied,
+    )
+    .await
+    {
         Ok(created) => Ok(Some(created)),
         // Another replica or process bootstrapped the same id first.
         Err(ClientError::Store(StoreError::DuplicateClient { .. })) => Ok(None),
         Err(other) => Err(other),
     }
+}
+
+/// The audit entry of disabling client `id`, by `actor`.
+pub fn disable_entry(actor: &str, id: &str) -> promptgate_audit::AuditDraft {
+    let mut details = promptgate_audit::change_details(
+        Some(&serde_json::json!({"disabled": false})),
+        Some(&serde_json::json!({"disabled": true})),
+    );
+    details["clientId"] = serde_json::json!(id);
+    crate::audit::draft(
+        actor,
+        promptgate_audit::action::CLIENT_DISABLED,
+        None,
+        details,
+    )
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use promptgate_core::endpoint::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS};
 use promptgate_core::{EndpointCatalogue, ModelEndpoint, ProviderKind, TokenizerKind};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -43,7 +43,7 @@ pub enum ConfigError {
 }
 
 /// The whole file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// `[server]`.
@@ -73,7 +73,7 @@ pub struct ConfigFile {
 }
 
 /// `[moderation]`: an endpoint with OpenAI's moderation API shape.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModerationSection {
     /// Base URL including the version path; the gateway appends `/moderations`.
@@ -96,7 +96,7 @@ pub struct ModerationSection {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// Listen address, below `--listen`.
@@ -121,7 +121,7 @@ impl Default for ServerSection {
 }
 
 /// `[auth]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSection {
     /// Access token lifetime.
@@ -140,7 +140,7 @@ impl Default for AuthSection {
 }
 
 /// One `[[model_endpoints]]` table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointEntry {
     /// The name prompts use.
@@ -171,7 +171,7 @@ pub struct EndpointEntry {
 }
 
 /// `[rate_limits]` (consumed by the hardening work).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitsSection {
     /// Sustained rate per client.
@@ -186,7 +186,7 @@ pub struct RateLimitsSection {
 }
 
 /// `[rate_limits.clients."<id>"]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRateLimit {
     /// Sustained rate.
@@ -198,7 +198,7 @@ pub struct ClientRateLimit {
 }
 
 /// `[exporters]` (consumed by the telemetry work).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportersSection {
     /// `[exporters.webhook]`.
@@ -213,7 +213,7 @@ pub struct ExportersSection {
 }
 
 /// `[exporters.webhook]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookExporter {
     /// Target URL.
@@ -255,7 +255,7 @@ impl WebhookExporter {
 }
 
 /// `[exporters.otlp]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpExporter {
     /// Collector URL.
@@ -270,7 +270,7 @@ pub struct OtlpExporter {
 }
 
 /// `[exporters.prometheus]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusExporter {
     /// Whether `/metrics` is served.
@@ -282,7 +282,7 @@ pub struct PrometheusExporter {
 }
 
 /// `[telemetry]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetrySection {
     /// Days records are kept.
@@ -294,7 +294,7 @@ pub struct TelemetrySection {
 }
 
 /// `[audit]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSection {
     /// Ed25519 signing key file.
@@ -303,6 +303,9 @@ pub struct AuditSection {
     /// Store the system prompt's hash instead of its text in audit entries.
     #[serde(default)]
     pub hash_system_prompts: Option<bool>,
+    /// How often a tree head is signed while entries arrive, 1–60 seconds (default 30).
+    #[serde(default)]
+    pub checkpoint_interval_seconds: Option<u64>,
 }
 
 impl ConfigFile {
@@ -364,6 +367,16 @@ impl ConfigFile {
                 "auth.failed_logins_per_minute must be at least 1".into(),
             ));
         }
+        if let Some(interval) = file
+            .audit
+            .as_ref()
+            .and_then(|a| a.checkpoint_interval_seconds)
+            && !(1..=60).contains(&interval)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "audit.checkpoint_interval_seconds is {interval}; it must be from 1 to 60"
+            )));
+        }
         Ok(file)
     }
 
@@ -372,9 +385,6 @@ impl ConfigFile {
         let mut out = Vec::new();
         if self.rate_limits.is_some() {
             out.push("rate_limits");
-        }
-        if self.audit.is_some() {
-            out.push("audit");
         }
         out
     }

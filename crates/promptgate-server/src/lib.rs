@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod clients;
@@ -40,7 +41,7 @@ use crate::clients::{ClientError, NewClient};
 use crate::config::{ConfigError, ConfigFile};
 use crate::error::ApiError;
 use crate::routes::{
-    clients as client_routes, endpoints, invocations, oauth, ops, prompts,
+    audit as audit_routes, clients as client_routes, endpoints, invocations, oauth, ops, prompts,
     telemetry as telemetry_routes,
 };
 use crate::state::AppState;
@@ -90,6 +91,34 @@ pub fn app(state: AppState) -> Router {
         .route(
             &format!("{BASE_PATH}/telemetry/summary"),
             get(telemetry_routes::summary),
+        )
+        .route(
+            &format!("{BASE_PATH}/audit-logs"),
+            get(audit_routes::list_entries).post(audit_routes::append_entry),
+        )
+        .route(
+            &format!("{BASE_PATH}/audit-logs/verify"),
+            get(audit_routes::verify),
+        )
+        .route(
+            &format!("{BASE_PATH}/audit-logs/checkpoint"),
+            get(audit_routes::checkpoint),
+        )
+        .route(
+            &format!("{BASE_PATH}/audit-logs/public-key"),
+            get(audit_routes::public_key),
+        )
+        .route(
+            &format!("{BASE_PATH}/audit-logs/consistency"),
+            get(audit_routes::consistency_proof),
+        )
+        .route(
+            &format!("{BASE_PATH}/audit-logs/{{sequence}}"),
+            get(audit_routes::get_entry),
+        )
+        .route(
+            &format!("{BASE_PATH}/audit-logs/{{sequence}}/proof"),
+            get(audit_routes::inclusion_proof),
         )
         .route(
             &format!("{BASE_PATH}/model-endpoints"),
@@ -157,6 +186,9 @@ pub enum StartError {
     /// The providers' HTTP client cannot be built.
     #[error("cannot set up the model providers")]
     Providers(#[source] promptgate_providers::ProviderError),
+    /// The audit signing key cannot be read or created.
+    #[error(transparent)]
+    AuditKey(audit::KeyError),
     /// The server failed while running.
     #[error("the server failed")]
     Serve(#[source] std::io::Error),
@@ -189,6 +221,8 @@ pub struct Gateway {
     )>,
     telemetry_writer: tokio::task::JoinHandle<()>,
     retention_days: u32,
+    audit: Arc<audit::AuditLog>,
+    checkpoint_interval: Duration,
     /// The address it listens on (the real port when 0 was asked for).
     pub local_addr: SocketAddr,
     /// The admin client created on this start, whose secret must be shown once.
@@ -247,6 +281,35 @@ impl Gateway {
             None => state,
         };
         let mut state = state;
+        let audit_config = options.config.audit.clone().unwrap_or_default();
+        let key_path = audit_config
+            .signing_key_file
+            .as_ref()
+            .map(std::path::PathBuf::from)
+            .or_else(|| audit::default_key_path(&options.database_url));
+        let signing_key = match &key_path {
+            Some(path) => audit::load_or_create_key(path).map_err(StartError::AuditKey)?,
+            None => {
+                tracing::warn!(
+                    "no [audit] signing_key_file and the database is not a file: tree heads are \
+                     signed with a key that lasts only for this run"
+                );
+                let mut seed = [0u8; 32];
+                rand::fill(&mut seed);
+                ed25519_dalek::SigningKey::from_bytes(&seed)
+            }
+        };
+        state.audit = Arc::new(audit::AuditLog::new(
+            store.clone(),
+            signing_key,
+            audit_config.hash_system_prompts.unwrap_or(false),
+        ));
+        audit::record_configuration(store.as_ref(), &options.config)
+            .await
+            .map_err(|source| StartError::Store {
+                url: options.database_url.clone(),
+                source,
+            })?;
         if let Some(p) = options
             .config
             .exporters
@@ -315,7 +378,12 @@ impl Gateway {
             addr: options.listen.clone(),
             source,
         })?;
+        let audit_log = state.audit.clone();
         Ok(Gateway {
+            audit: audit_log,
+            checkpoint_interval: audit_config
+                .checkpoint_interval_seconds
+                .map_or(audit::DEFAULT_CHECKPOINT_INTERVAL, Duration::from_secs),
             listener,
             router: app(state),
             store,
@@ -343,6 +411,10 @@ impl Gateway {
             self.store.clone(),
             self.retention_days,
         ));
+        let checkpoints = tokio::spawn(audit::checkpoint_loop(
+            self.audit.clone(),
+            self.checkpoint_interval,
+        ));
         let (stop_exporters, stop) = tokio::sync::watch::channel(false);
         let outboxes: Vec<_> = self
             .exporters
@@ -361,6 +433,11 @@ impl Gateway {
             .with_graceful_shutdown(shutdown)
             .await;
         refresher.abort();
+        checkpoints.abort();
+        // A last head, so that what this run appended is covered by a signature.
+        if let Err(err) = self.audit.checkpoint().await {
+            tracing::warn!(error = ?err, "cannot sign the final audit tree head");
+        }
         // The router, and with it every telemetry sink, is gone: the writer stores what is
         // still queued and ends.
         if let Err(err) = self.telemetry_writer.await {

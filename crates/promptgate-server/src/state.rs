@@ -43,6 +43,8 @@ pub struct AppState {
     pub exporter_health: Arc<Vec<(String, Arc<crate::exporters::ExporterHealth>)>>,
     /// Whether `/metrics` is served, and whether it needs a token.
     pub prometheus: PrometheusSettings,
+    /// The audit log's signing key, tree heads and proofs.
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 /// `[exporters.prometheus]`.
@@ -93,7 +95,16 @@ impl AppState {
                 )
             })
             .collect();
+        // A key for this run only; `Gateway::bind` replaces it with the configured or stored one.
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        let audit = Arc::new(crate::audit::AuditLog::new(
+            store.clone(),
+            ed25519_dalek::SigningKey::from_bytes(&seed),
+            false,
+        ));
         Ok(AppState {
+            audit,
             prompts: Arc::new(PromptCache::new(store.clone())),
             store,
             catalogue: Arc::new(catalogue),

@@ -55,7 +55,14 @@ pub async fn run(command: ClientsCommand, json: bool) -> anyhow::Result<ExitCode
             let requested = scopes;
             let scopes = ScopeSet::parse_space_separated(&requested)?;
             let store = open(&database_url).await?;
-            let created = create_client(store.as_ref(), &name, scopes, None).await?;
+            let created = create_client(
+                store.as_ref(),
+                promptgate_audit::SYSTEM_ACTOR,
+                &name,
+                scopes,
+                None,
+            )
+            .await?;
             store.close().await;
             // Printed in the order given (without repeats), so a script reads back what it sent.
             let mut scopes: Vec<&str> = Vec::new();
@@ -108,7 +115,11 @@ pub async fn run(command: ClientsCommand, json: bool) -> anyhow::Result<ExitCode
         ClientsCommand::Disable { id, database_url } => {
             let store = open(&database_url).await?;
             let disabled = store
-                .disable_client(&id, time::OffsetDateTime::now_utc())
+                .disable_client(
+                    &id,
+                    time::OffsetDateTime::now_utc(),
+                    &promptgate_server::clients::disable_entry(promptgate_audit::SYSTEM_ACTOR, &id),
+                )
                 .await?;
             store.close().await;
             match disabled {

@@ -62,6 +62,7 @@ pub async fn create_client(
     }
     let created = create(
         state.store.as_ref(),
+        &caller.client_id,
         &name,
         ScopeSet::from_scopes(scopes),
         None,
@@ -106,7 +107,11 @@ pub async fn disable_client(
     caller.require(Scope::Admin)?;
     let client = state
         .store
-        .disable_client(&id, now())
+        .disable_client(
+            &id,
+            now(),
+            &crate::clients::disable_entry(&caller.client_id, &id),
+        )
         .await
         .map_err(|e: StoreError| ApiError::from(e))?
         .ok_or_else(|| ApiError::NotFound(format!("no client with id {id}")))?;

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use promptgate_api as api;
+use promptgate_audit::action;
 use promptgate_core::prompt::{
     CheckedSettings, ExampleDraft, GuardrailsDraft, SettingsDraft, check_name, check_version,
 };
@@ -92,7 +93,19 @@ pub async fn create_prompt(
         created_by: caller.client_id.clone(),
     };
     let first = new_version(prompt.id, version, checked, &caller);
-    match state.store.create_prompt(&prompt, &first).await {
+    let created = serde_json::json!({
+        "name": prompt.name,
+        "status": prompt.status.as_str(),
+        "trafficDistribution": wire_traffic(&prompt.traffic),
+        "version": state.audit.version_snapshot(&first),
+    });
+    let audit = crate::audit::draft(
+        &caller.client_id,
+        action::PROMPT_CREATED,
+        Some(prompt.id),
+        promptgate_audit::change_details(None, Some(&created)),
+    );
+    match state.store.create_prompt(&prompt, &first, &[audit]).await {
         Ok(()) => {}
         Err(StoreError::DuplicateName { name }) => {
             return Err(ApiError::Conflict(format!(
@@ -330,9 +343,30 @@ pub async fn update_prompt(
                 StatusCode::OK,
             ));
         }
+        let mut audit = Vec::new();
+        if let Some(added) = &plan.new_version {
+            let newest = match labels.last() {
+                Some(label) => Some(load_version(&state, prompt.id, label).await?),
+                None => None,
+            };
+            audit.push(version_entry(&state, &caller, newest.as_ref(), added));
+        }
+        let traffic = plan.traffic.filter(|_| traffic_changes);
+        if let Some(split) = &traffic {
+            audit.push(crate::audit::draft(
+                &caller.client_id,
+                action::TRAFFIC_UPDATED,
+                Some(prompt.id),
+                promptgate_audit::change_details(
+                    Some(&json_value(&wire_traffic(&prompt.traffic))),
+                    Some(&json_value(&wire_traffic(split))),
+                ),
+            ));
+        }
         let update = PromptUpdate {
             new_version: plan.new_version.clone(),
-            traffic: plan.traffic.filter(|_| traffic_changes),
+            traffic,
+            audit,
             ..next_revision(&prompt)
         };
         if apply(&state, &update, if_match.as_deref()).await? {
@@ -400,6 +434,15 @@ pub async fn archive_prompt(
         }
         let update = PromptUpdate {
             status: Some(PromptStatus::Archived),
+            audit: vec![crate::audit::draft(
+                &caller.client_id,
+                action::PROMPT_ARCHIVED,
+                Some(prompt.id),
+                promptgate_audit::change_details(
+                    Some(&serde_json::json!({"status": PromptStatus::Active.as_str()})),
+                    Some(&serde_json::json!({"status": PromptStatus::Archived.as_str()})),
+                ),
+            )],
             ..next_revision(&prompt)
         };
         if apply(&state, &update, if_match.as_deref()).await? {
@@ -433,7 +476,35 @@ fn next_revision(prompt: &Prompt) -> PromptUpdate {
         new_version: None,
         traffic: None,
         status: None,
+        audit: Vec::new(),
     }
+}
+
+/// The audit entry of a new version: its settings, compared with the newest version before it
+/// (the diff a reviewer wants: what changed from the last version).
+fn version_entry(
+    state: &AppState,
+    caller: &Caller,
+    newest: Option<&PromptVersion>,
+    added: &PromptVersion,
+) -> promptgate_audit::AuditDraft {
+    let before = newest.map(|v| state.audit.version_snapshot(v));
+    let mut details = promptgate_audit::change_details(
+        before.as_ref(),
+        Some(&state.audit.version_snapshot(added)),
+    );
+    details["version"] = serde_json::json!(added.version.to_string());
+    details["comparedWith"] = serde_json::json!(newest.map(|v| v.version.to_string()));
+    crate::audit::draft(
+        &caller.client_id,
+        action::VERSION_CREATED,
+        Some(added.prompt_id),
+        details,
+    )
+}
+
+fn json_value(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
 }
 
 /// Applies an update decided on the prompt as read. `Ok(true)`: done (and the prompt cache
@@ -671,7 +742,8 @@ fn traffic_draft(wire: &api::TrafficDistribution) -> TrafficDraft {
     }
 }
 
-fn wire_traffic(split: &TrafficSplit) -> api::TrafficDistribution {
+/// The traffic split as the contract shows it (also the audit log's `before`/`after`).
+pub(crate) fn wire_traffic(split: &TrafficSplit) -> api::TrafficDistribution {
     api::TrafficDistribution {
         default_version: Some(split.default_version().to_string()),
         split_strategy: Some(split.strategy().as_str().to_owned()),
@@ -746,7 +818,8 @@ fn wire_prompt(
     }
 }
 
-fn wire_version(v: &PromptVersion) -> api::PromptVersion {
+/// A version as the contract shows it (also the audit log's snapshot of a version).
+pub(crate) fn wire_version(v: &PromptVersion) -> api::PromptVersion {
     api::PromptVersion {
         prompt_id: v.prompt_id.to_string(),
         version: v.version.to_string(),

@@ -21,9 +21,12 @@ use crate::state::{AppState, now, rfc3339};
 /// The longest feedback comment, in characters.
 pub const MAX_COMMENT_CHARS: usize = 2_000;
 
-/// Reads the contract's filters (`promptId`, `version`, `startTime`, `endTime`, `status`),
-/// reporting every invalid one at once.
-pub fn read_filter(query: &QueryParams, violations: &mut Vec<Violation>) -> TelemetryFilter {
+/// Reads `startTime` and `endTime` (RFC 3339; the end must not be before the start), the time
+/// range every listing shares.
+pub fn read_time_range(
+    query: &QueryParams,
+    violations: &mut Vec<Violation>,
+) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
     let time = |key: &str, violations: &mut Vec<Violation>| {
         query.get(key).and_then(|text| {
             OffsetDateTime::parse(text, &Rfc3339)
@@ -45,6 +48,13 @@ pub fn read_filter(query: &QueryParams, violations: &mut Vec<Violation>) -> Tele
     {
         violations.push(Violation::invalid("endTime", "endTime is before startTime"));
     }
+    (start, end)
+}
+
+/// Reads the contract's filters (`promptId`, `version`, `startTime`, `endTime`, `status`),
+/// reporting every invalid one at once.
+pub fn read_filter(query: &QueryParams, violations: &mut Vec<Violation>) -> TelemetryFilter {
+    let (start, end) = read_time_range(query, violations);
     TelemetryFilter {
         prompt_id: query.get("promptId").and_then(|text| {
             Uuid::parse_str(text)

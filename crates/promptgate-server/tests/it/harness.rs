@@ -58,6 +58,7 @@ impl TestApp {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
         let admin = promptgate_server::clients::create_client(
             store.as_ref(),
+            "system",
             "tester",
             ScopeSet::all(),
             None,

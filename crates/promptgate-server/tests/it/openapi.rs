@@ -9,7 +9,7 @@ use crate::harness::{TestApp, request, send};
 /// Every route of the router and its methods, written out by hand so that a route added to the
 /// router without its annotation (or the reverse) fails here.
 fn expected_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    let routes: [(&str, &[&str]); 16] = [
+    let routes: [(&str, &[&str]); 23] = [
         ("/oauth/token", &["post"]),
         ("/api/v2/ai/llm/gateway/prompts", &["get", "post"]),
         (
@@ -29,6 +29,16 @@ fn expected_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/api/v2/ai/llm/gateway/telemetry", &["get"]),
         ("/api/v2/ai/llm/gateway/telemetry/summary", &["get"]),
         ("/api/v2/ai/llm/gateway/model-endpoints", &["get"]),
+        ("/api/v2/ai/llm/gateway/audit-logs", &["get", "post"]),
+        ("/api/v2/ai/llm/gateway/audit-logs/verify", &["get"]),
+        ("/api/v2/ai/llm/gateway/audit-logs/checkpoint", &["get"]),
+        ("/api/v2/ai/llm/gateway/audit-logs/public-key", &["get"]),
+        ("/api/v2/ai/llm/gateway/audit-logs/consistency", &["get"]),
+        ("/api/v2/ai/llm/gateway/audit-logs/{sequence}", &["get"]),
+        (
+            "/api/v2/ai/llm/gateway/audit-logs/{sequence}/proof",
+            &["get"],
+        ),
         ("/api/v2/oauth/clients", &["get", "post"]),
         ("/api/v2/oauth/clients/{id}/disable", &["post"]),
         ("/healthz", &["get"]),

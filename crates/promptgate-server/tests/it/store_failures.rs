@@ -3,9 +3,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use promptgate_audit::{AuditDraft, Hash, SealedEntry, SignedTreeHead};
 use promptgate_core::credentials::hash_secret;
 use promptgate_core::{Prompt, PromptVersion, ScopeSet, VersionLabel};
-use promptgate_store::{AccessToken, Client, PromptFilter, PromptUpdate, Store, StoreError};
+use promptgate_store::{
+    AccessToken, AuditFilter, Client, PromptFilter, PromptUpdate, Store, StoreError,
+    StoredAuditEntry,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -51,7 +55,7 @@ impl Store for FakeStore {
     async fn count_clients(&self) -> Result<i64, StoreError> {
         Err(self.data.error())
     }
-    async fn insert_client(&self, _: &Client) -> Result<(), StoreError> {
+    async fn insert_client(&self, _: &Client, _: &AuditDraft) -> Result<(), StoreError> {
         Err(self.data.error())
     }
     async fn get_client(&self, _: &str) -> Result<Option<Client>, StoreError> {
@@ -64,6 +68,7 @@ impl Store for FakeStore {
         &self,
         _: &str,
         _: OffsetDateTime,
+        _: &AuditDraft,
     ) -> Result<Option<Client>, StoreError> {
         Err(self.data.error())
     }
@@ -89,7 +94,12 @@ impl Store for FakeStore {
     async fn delete_expired_tokens(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
         Err(self.data.error())
     }
-    async fn create_prompt(&self, _: &Prompt, _: &PromptVersion) -> Result<(), StoreError> {
+    async fn create_prompt(
+        &self,
+        _: &Prompt,
+        _: &PromptVersion,
+        _: &[AuditDraft],
+    ) -> Result<(), StoreError> {
         Err(self.data.error())
     }
     async fn get_prompt(&self, _: Uuid) -> Result<Option<Prompt>, StoreError> {
@@ -165,6 +175,41 @@ impl Store for FakeStore {
         Err(self.data.error())
     }
     async fn update_prompt(&self, _: &PromptUpdate) -> Result<(), StoreError> {
+        Err(self.data.error())
+    }
+    async fn append_audit(&self, _: &[AuditDraft]) -> Result<Vec<SealedEntry>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn list_audit(
+        &self,
+        _: &AuditFilter,
+        _: Option<u64>,
+        _: u32,
+    ) -> Result<Vec<StoredAuditEntry>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn get_audit(&self, _: u64) -> Result<Option<StoredAuditEntry>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn last_audit_with_action(
+        &self,
+        _: &str,
+    ) -> Result<Option<StoredAuditEntry>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn audit_size(&self) -> Result<u64, StoreError> {
+        Err(self.data.error())
+    }
+    async fn audit_leaf_hashes(&self, _: u64, _: u64) -> Result<Vec<Hash>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn insert_tree_head(&self, _: &SignedTreeHead) -> Result<(), StoreError> {
+        Err(self.data.error())
+    }
+    async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError> {
         Err(self.data.error())
     }
 }
@@ -263,6 +308,31 @@ async fn internal_failure_on_every_store_backed_route_hides_internals() {
             "POST",
             "/api/v2/oauth/clients/someone/disable",
             Some(&bearer()),
+        ),
+        request("GET", &format!("{BASE}/audit-logs"), Some(&bearer())),
+        request("GET", &format!("{BASE}/audit-logs/1"), Some(&bearer())),
+        request("GET", &format!("{BASE}/audit-logs/verify"), Some(&bearer())),
+        request(
+            "GET",
+            &format!("{BASE}/audit-logs/checkpoint"),
+            Some(&bearer()),
+        ),
+        request(
+            "GET",
+            &format!("{BASE}/audit-logs/1/proof"),
+            Some(&bearer()),
+        ),
+        request(
+            "GET",
+            &format!("{BASE}/audit-logs/consistency?from=1"),
+            Some(&bearer()),
+        ),
+        with_body(
+            "POST",
+            &format!("{BASE}/audit-logs"),
+            &bearer(),
+            "application/json",
+            r#"{"action":"CREATE","details":{"version":"1.0.0"}}"#,
         ),
     ];
     for (i, req) in requests.into_iter().enumerate() {

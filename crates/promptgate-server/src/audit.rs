@@ -1,0 +1,551 @@
+//! The gateway's side of the audit log: the signing key, signed tree heads, proofs, replaying the
+//! stored log, and the entries the gateway writes for its own changes.
+//!
+//! Entries are sealed by the store inside the transaction of the change they record; this module
+//! only decides what they say. Leaf hashes are append-only, so they are cached in memory and
+//! read from the database only for entries this process has not seen yet.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use promptgate_api as api;
+use promptgate_audit::merkle::{self, Hash, to_hex};
+use promptgate_audit::{AuditDraft, ChainVerifier, SignedTreeHead, TreeHead, head};
+use promptgate_core::PromptVersion;
+use promptgate_store::{AuditFilter, Store, StoreError};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::state::{now, rfc3339};
+
+/// How often a new tree head is signed while entries arrive (the contract asks for ≤ 60 s).
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
+/// Entries read per database round trip while replaying the log.
+const VERIFY_PAGE: u32 = 500;
+
+/// Why the signing key could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key file cannot be read or written.
+    #[error("audit signing key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file holds no usable Ed25519 key.
+    #[error("audit signing key file {path}: {source}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why it was refused.
+        #[source]
+        source: promptgate_audit::HeadError,
+    },
+}
+
+/// Where the signing key lives when `[audit] signing_key_file` is not set: beside the SQLite
+/// file (`promptgate.db` → `promptgate.db.audit-key.pem`). `None` for a database that is not a
+/// file, whose key must then be configured (or is generated for this run only).
+pub fn default_key_path(database_url: &str) -> Option<PathBuf> {
+    let path = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.starts_with(":memory:") {
+        return None;
+    }
+    Some(PathBuf::from(format!("{path}.audit-key.pem")))
+}
+
+/// Reads the signing key at `path`, or generates one there (PKCS#8 PEM, mode 0600) when the file
+/// does not exist. Two processes starting at once agree on one key: the file is created
+/// exclusively and the loser reads the winner's.
+pub fn load_or_create_key(path: &Path) -> Result<SigningKey, KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => return parse_key_file(path, &text),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(io(err)),
+    }
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    let pem =
+        promptgate_audit::head::signing_key_pem(&key).map_err(|source| KeyError::Invalid {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => {
+            use std::io::Write;
+            file.write_all(pem.as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            tracing::info!(path = %path.display(), "generated the audit log signing key");
+            Ok(key)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Another process created it first; give it a moment to finish writing.
+            for _ in 0..50 {
+                let text = std::fs::read_to_string(path).map_err(io)?;
+                if text.contains("-----END") {
+                    return parse_key_file(path, &text);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let text = std::fs::read_to_string(path).map_err(io)?;
+            parse_key_file(path, &text)
+        }
+        Err(err) => Err(io(err)),
+    }
+}
+
+fn parse_key_file(path: &Path, text: &str) -> Result<SigningKey, KeyError> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(),
+                "the audit signing key file is readable by other users; chmod 600 it");
+        }
+    }
+    promptgate_audit::head::parse_signing_key(text).map_err(|source| KeyError::Invalid {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The audit log as the gateway serves it.
+pub struct AuditLog {
+    store: Arc<dyn Store>,
+    key: SigningKey,
+    key_id: String,
+    hash_system_prompts: bool,
+    /// Leaf hashes of entries 1..=len, read once.
+    leaves: tokio::sync::Mutex<Vec<Hash>>,
+    /// One signer at a time, so a burst of checkpoint requests signs one head.
+    signer: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("key_id", &self.key_id)
+            .field("hash_system_prompts", &self.hash_system_prompts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// The log over `store`, signing with `key`.
+    pub fn new(store: Arc<dyn Store>, key: SigningKey, hash_system_prompts: bool) -> Self {
+        AuditLog {
+            store,
+            key_id: head::key_id(&key.verifying_key()),
+            key,
+            hash_system_prompts,
+            leaves: tokio::sync::Mutex::new(Vec::new()),
+            signer: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The public half, for auditors.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// `GET …/audit-logs/public-key`.
+    pub fn public_key(&self) -> api::AuditPublicKey {
+        api::AuditPublicKey {
+            key_id: self.key_id.clone(),
+            public_key: head::public_key_base64(&self.verifying_key()),
+        }
+    }
+
+    /// The leaf hashes of the tree of `size`, read from the database only past what is cached.
+    async fn leaves_up_to(&self, size: u64) -> Result<Vec<Hash>, StoreError> {
+        let mut cached = self.leaves.lock().await;
+        let have = cached.len() as u64;
+        if have < size {
+            let more = self.store.audit_leaf_hashes(have, size).await?;
+            if more.len() as u64 != size - have {
+                return Err(StoreError::Corrupt(format!(
+                    "the audit log has a gap between sequences {} and {size}",
+                    have + 1
+                )));
+            }
+            cached.extend(more);
+        }
+        Ok(cached[..usize::try_from(size)
+            .unwrap_or(usize::MAX)
+            .min(cached.len())]
+            .to_vec())
+    }
+
+    /// The Merkle root of the tree of `size`.
+    pub async fn root(&self, size: u64) -> Result<Hash, StoreError> {
+        Ok(merkle::root(&self.leaves_up_to(size).await?))
+    }
+
+    /// The latest signed head, signing a new one first when the log has grown past it.
+    pub async fn checkpoint(&self) -> Result<SignedTreeHead, StoreError> {
+        let _one_signer = self.signer.lock().await;
+        let size = self.store.audit_size().await?;
+        if let Some(latest) = self.store.latest_tree_head().await?
+            && latest.head.tree_size == size
+            && latest.key_id == self.key_id
+        {
+            return Ok(latest);
+        }
+        let signed = head::sign(
+            &self.key,
+            TreeHead {
+                tree_size: size,
+                root_hash: self.root(size).await?,
+                timestamp: rfc3339(now()),
+            },
+        );
+        self.store.insert_tree_head(&signed).await?;
+        Ok(signed)
+    }
+
+    /// The inclusion proof of entry `sequence` in the tree of `tree_size`.
+    pub async fn inclusion_proof(
+        &self,
+        sequence: u64,
+        tree_size: u64,
+    ) -> Result<api::InclusionProof, StoreError> {
+        let leaves = self.leaves_up_to(tree_size).await?;
+        let index = sequence - 1;
+        let path = merkle::inclusion_proof(&leaves, index, tree_size)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(api::InclusionProof {
+            sequence,
+            leaf_index: index,
+            tree_size,
+            leaf_hash: to_hex(&leaves[usize::try_from(index).unwrap_or(usize::MAX)]),
+            audit_path: path.iter().map(to_hex).collect(),
+            root_hash: to_hex(&merkle::root(&leaves)),
+        })
+    }
+
+    /// The consistency proof between the trees of `from` and `to` entries.
+    pub async fn consistency_proof(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<api::ConsistencyProof, StoreError> {
+        let leaves = self.leaves_up_to(to).await?;
+        let proof = merkle::consistency_proof(&leaves, from, to)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let from_leaves = &leaves[..usize::try_from(from).unwrap_or(usize::MAX)];
+        Ok(api::ConsistencyProof {
+            from,
+            to,
+            from_root: to_hex(&merkle::root(from_leaves)),
+            to_root: to_hex(&merkle::root(&leaves)),
+            proof: proof.iter().map(to_hex).collect(),
+        })
+    }
+
+    /// Replays the stored log (see [`verify_store`]) with this gateway's key.
+    pub async fn verify(&self) -> Result<api::AuditVerification, StoreError> {
+        verify_store(self.store.as_ref(), Some(&self.verifying_key())).await
+    }
+
+    /// How a version's settings appear in entries: the system prompt's SHA-256 instead of its
+    /// text when `[audit] hash_system_prompts` is on.
+    pub fn version_snapshot(&self, version: &PromptVersion) -> Value {
+        let mut snapshot =
+            serde_json::to_value(crate::routes::prompts::wire_version(version)).unwrap_or_default();
+        if let Some(fields) = snapshot.as_object_mut() {
+            // The entry names the prompt already; the rest is the version as `GET` shows it.
+            fields.remove("promptId");
+            let digest = hex_sha256(version.settings.system_prompt.as_bytes());
+            if self.hash_system_prompts {
+                fields.remove("systemPrompt");
+            }
+            fields.insert("systemPromptSha256".into(), json!(digest));
+        }
+        snapshot
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Replays every stored entry with the auditor's verifier and checks every stored signed head
+/// against the recomputed tree (and its signature, for heads of `public_key`). Shared by
+/// `GET …/audit-logs/verify` and `promptgate audit verify --database-url`.
+pub async fn verify_store(
+    store: &dyn Store,
+    public_key: Option<&VerifyingKey>,
+) -> Result<api::AuditVerification, StoreError> {
+    let heads = store.tree_heads().await?;
+    let mut by_size: BTreeMap<u64, Vec<SignedTreeHead>> = BTreeMap::new();
+    for signed in heads {
+        by_size
+            .entry(signed.head.tree_size)
+            .or_default()
+            .push(signed);
+    }
+    let mut verifier = ChainVerifier::new();
+    let mut head_problem: Option<String> = None;
+    let mut heads_checked = 0u64;
+    let mut check_heads = |verifier: &ChainVerifier, head_problem: &mut Option<String>| {
+        if let Some(signed_heads) = by_size.get(&verifier.len()) {
+            let root = verifier.root();
+            for signed in signed_heads {
+                heads_checked += 1;
+                let problem = if signed.head.root_hash != root {
+                    Some(format!(
+                        "the log no longer matches the tree head signed at {} for {} entries",
+                        signed.head.timestamp, signed.head.tree_size
+                    ))
+                } else {
+                    public_key
+                        .filter(|key| head::key_id(key) == signed.key_id)
+                        .and_then(|key| head::verify(key, signed).err())
+                        .map(|err| {
+                            format!("the tree head for {} entries: {err}", signed.head.tree_size)
+                        })
+                };
+                if head_problem.is_none() {
+                    *head_problem = problem;
+                }
+            }
+        }
+    };
+    check_heads(&verifier, &mut head_problem);
+    let mut after = None;
+    loop {
+        let page = store
+            .list_audit(&AuditFilter::default(), after, VERIFY_PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.sequence);
+        for entry in &page {
+            verifier.push(&entry.to_value());
+            check_heads(&verifier, &mut head_problem);
+        }
+    }
+    let report = verifier.report();
+    if head_problem.is_none()
+        && let Some((size, _)) = by_size.range(report.entries + 1..).next()
+    {
+        head_problem = Some(format!(
+            "a tree head was signed for {size} entries but the log holds {}: entries were removed",
+            report.entries
+        ));
+    }
+    let reason = report
+        .first_break
+        .as_ref()
+        .map(ToString::to_string)
+        .or(head_problem);
+    Ok(api::AuditVerification {
+        valid: reason.is_none(),
+        entries: report.entries,
+        head_sequence: report.head_sequence,
+        head_hash: to_hex(&report.head_hash),
+        root_hash: to_hex(&report.root_hash),
+        first_invalid_sequence: report.first_break.as_ref().map(|b| b.sequence()),
+        reason,
+        signed_heads_checked: heads_checked,
+    })
+}
+
+/// The signed head as the contract serves it.
+pub fn wire_head(signed: &SignedTreeHead) -> api::SignedTreeHead {
+    api::SignedTreeHead {
+        tree_size: signed.head.tree_size,
+        root_hash: to_hex(&signed.head.root_hash),
+        timestamp: signed.head.timestamp.clone(),
+        key_id: signed.key_id.clone(),
+        signature: signed.signature.clone(),
+    }
+}
+
+/// A gateway entry for a change by `actor`.
+pub fn draft(
+    actor: &str,
+    action: &str,
+    prompt_id: Option<uuid::Uuid>,
+    details: Value,
+) -> AuditDraft {
+    let mut draft = AuditDraft::new(actor, action, prompt_id, details);
+    draft.timestamp = now();
+    draft
+}
+
+/// Signs a head every `interval` while entries arrive, so an auditor polling the checkpoint
+/// never sees one older than the interval.
+pub async fn checkpoint_loop(log: Arc<AuditLog>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = log.checkpoint().await {
+            tracing::warn!(error = ?err, "cannot sign an audit tree head");
+        }
+    }
+}
+
+/// The configuration as the audit log records it: everything that shapes behaviour, with header
+/// values (which may carry credentials) replaced by their SHA-256 and any password in a database
+/// URL removed. Keys themselves are never in the file (only variable names are).
+pub fn configuration_snapshot(config: &crate::config::ConfigFile) -> Value {
+    fn redact(value: &mut Value) {
+        match value {
+            Value::Object(members) => {
+                for (name, member) in members.iter_mut() {
+                    match (name.as_str(), &mut *member) {
+                        ("headers", Value::Object(headers)) => {
+                            for header in headers.values_mut() {
+                                let text = header.as_str().unwrap_or_default().to_owned();
+                                *header = json!(format!("sha256:{}", hex_sha256(text.as_bytes())));
+                            }
+                        }
+                        ("database_url", Value::String(url)) => {
+                            *url = without_password(url);
+                        }
+                        _ => redact(member),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(redact),
+            _ => {}
+        }
+    }
+    let mut snapshot = serde_json::to_value(config).unwrap_or(Value::Null);
+    redact(&mut snapshot);
+    // Through canonical JSON and back, so that numbers compare as the log stores them.
+    serde_json::from_str(&promptgate_audit::canonical::to_canonical_string(&snapshot))
+        .unwrap_or(Value::Null)
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user@host/db`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let slash = if rest.contains('/') { "/" } else { "" };
+            format!("{scheme}://{user}@{host}{slash}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Appends `CONFIG_RELOADED` (actor `system`) when the gateway starts with a configuration other
+/// than the one last recorded, so that a change made by editing a file is as visible as one
+/// made through the API. The first start records its configuration too.
+pub async fn record_configuration(
+    store: &dyn Store,
+    config: &crate::config::ConfigFile,
+) -> Result<(), StoreError> {
+    let current = configuration_snapshot(config);
+    let previous = match store
+        .last_audit_with_action(promptgate_audit::action::CONFIG_RELOADED)
+        .await?
+    {
+        Some(entry) => serde_json::from_str::<Value>(&entry.body)
+            .ok()
+            .and_then(|body| body.get("details").and_then(|d| d.get("after")).cloned()),
+        None => None,
+    };
+    if previous.as_ref() == Some(&current) {
+        return Ok(());
+    }
+    let details = promptgate_audit::change_details(previous.as_ref(), Some(&current));
+    store
+        .append_audit(&[draft(
+            promptgate_audit::SYSTEM_ACTOR,
+            promptgate_audit::action::CONFIG_RELOADED,
+            None,
+            details,
+        )])
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_leave_database_urls() {
+        assert_eq!(
+            without_password("postgres://app:s3cret@db:5432/promptgate"),
+            "postgres://app@db:5432/promptgate"
+        );
+        assert_eq!(
+            without_password("sqlite://promptgate.db"),
+            "sqlite://promptgate.db"
+        );
+        assert_eq!(without_password("postgres://db"), "postgres://db");
+    }
+
+    #[test]
+    fn header_values_are_hashed_in_the_snapshot() {
+        let config = crate::config::ConfigFile::parse(
+            "[exporters.webhook]\nurl = \"http://127.0.0.1:9/hook\"\nheaders = { Authorization = \"Bearer sk-very-secret\" }\n",
+        )
+        .expect("config parses");
+        let text = configuration_snapshot(&config).to_string();
+        assert!(!text.contains("sk-very-secret"), "{text}");
+        assert!(text.contains("sha256:"), "{text}");
+    }
+
+    #[test]
+    fn the_default_key_lives_beside_the_database_file() {
+        assert_eq!(
+            default_key_path("sqlite://data/promptgate.db?mode=rwc"),
+            Some(PathBuf::from("data/promptgate.db.audit-key.pem"))
+        );
+        assert_eq!(default_key_path("sqlite::memory:"), None);
+        assert_eq!(default_key_path("postgres://db/x"), None);
+    }
+
+    #[test]
+    fn a_generated_key_is_private_and_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.pem");
+        let first = load_or_create_key(&path).expect("created");
+        let again = load_or_create_key(&path).expect("read back");
+        assert_eq!(first.to_bytes(), again.to_bytes());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "not a key").expect("write");
+        assert!(matches!(
+            load_or_create_key(&path),
+            Err(KeyError::Invalid { .. })
+        ));
+    }
+}
