@@ -25,8 +25,6 @@ pub mod action {
     pub const VERSION_CREATED: &str = "VERSION_CREATED";
     /// A prompt's traffic distribution changed.
     pub const TRAFFIC_UPDATED: &str = "TRAFFIC_UPDATED";
-    /// A prompt's description changed.
-    pub const PROMPT_UPDATED: &str = "PROMPT_UPDATED";
     /// A prompt was archived.
     pub const PROMPT_ARCHIVED: &str = "PROMPT_ARCHIVED";
     /// An OAuth client was created.
@@ -39,11 +37,10 @@ pub mod action {
     pub const CONFIG_RELOADED: &str = "CONFIG_RELOADED";
 
     /// Every action reserved for the gateway.
-    pub const RESERVED: [&str; 9] = [
+    pub const RESERVED: [&str; 8] = [
         PROMPT_CREATED,
         VERSION_CREATED,
         TRAFFIC_UPDATED,
-        PROMPT_UPDATED,
         PROMPT_ARCHIVED,
         CLIENT_CREATED,
         CLIENT_DISABLED,
