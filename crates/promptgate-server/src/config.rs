@@ -504,6 +504,24 @@ mod tests {
     }
 
     #[test]
+    fn audit_checkpoint_interval_is_bounded_and_named() {
+        for bad in ["0", "61"] {
+            let err = ConfigFile::parse(&format!("[audit]\ncheckpoint_interval_seconds = {bad}\n"))
+                .unwrap_err();
+            assert!(err.to_string().contains("audit.checkpoint_interval_seconds"), "{err}");
+            assert!(err.to_string().contains("1 to 60"), "{err}");
+        }
+        let ok = ConfigFile::parse(
+            "[audit]\ncheckpoint_interval_seconds = 5\nhash_system_prompts = true\n",
+        )
+        .unwrap();
+        let audit = ok.audit.unwrap();
+        assert_eq!(audit.checkpoint_interval_seconds, Some(5));
+        assert_eq!(audit.hash_system_prompts, Some(true));
+        assert!(ConfigFile::parse("[audit]\nsigning_key = \"x\"\n").is_err());
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = ConfigFile::parse("[server]\nbogus_key = 1\n").unwrap_err();
         assert!(err.to_string().contains("bogus_key"), "{err}");
