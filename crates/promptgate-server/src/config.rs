@@ -1,9 +1,8 @@
 //! The server's TOML configuration (`--config`). Every key has a safe default and an unknown key
 //! is an error that names it, so a typo never silently falls back to a default.
 //!
-//! Sections that later features consume (`rate_limits`, `exporters`, `telemetry`, `audit`) are
-//! parsed and checked now so that a configuration written for the contract loads; until those
-//! features land the server warns when they are set.
+//! `[rate_limits]`, which a later feature consumes, is parsed and checked now so that a
+//! configuration written for the contract loads; until it lands the server warns when it is set.
 
 use std::collections::BTreeMap;
 use std::path::Path;
