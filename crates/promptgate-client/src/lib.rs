@@ -27,11 +27,14 @@
 //! ```
 //!
 //! Architecture invariant: depends on the wire types (`promptgate-api`), the domain rules it
-//! shares with the server (`promptgate-core`: tokenizers, traffic split, few-shot fitting) and
-//! reqwest; never on the server or the store.
+//! shares with the server (`promptgate-core`: tokenizers, traffic split, few-shot fitting), the
+//! audit log's hashing and signature rules (`promptgate-audit`, so that [`audit`] checks proofs
+//! offline with the very code that sealed the entries) and reqwest; never on the server or the
+//! store.
 
 #![warn(missing_docs)]
 
+pub mod audit;
 mod builder;
 mod client;
 mod error;
@@ -39,6 +42,7 @@ mod invoke;
 mod prompts;
 mod telemetry;
 
+pub use audit::AuditQuery;
 pub use builder::{PromptDraft, TrafficSplit};
 pub use client::{Client, ClientBuilder, RetryPolicy, Tagged};
 pub use error::Error;

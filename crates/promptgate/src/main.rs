@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 any other failure, 2 usage error, 3 the gateway refused the request
 //! (an API error), 4 the gateway could not be reached.
 
+mod audit_cmd;
 mod clients_cmd;
 mod invoke_cmd;
 mod output;
@@ -81,6 +82,9 @@ enum Command {
     Telemetry(telemetry_cmd::TelemetryCommand),
     /// Give feedback on an invocation (a score from 0 to 1, or thumbs up/down).
     Feedback(telemetry_cmd::FeedbackArgs),
+    /// The audit log: list, append, export, and verify it offline with the gateway's public key.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
     /// List the gateway's model endpoints and whether each can be called.
     #[command(after_help = "Example:\n  promptgate model-endpoints --url http://127.0.0.1:8080")]
     ModelEndpoints,
@@ -199,6 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Feedback(args) => telemetry_cmd::feedback(args, &connection.client()?, &out).await,
         Command::Chat(args) => invoke_cmd::chat(args, &connection.client()?).await,
+        Command::Audit(command) => audit_cmd::run(command, || connection.client(), &out).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -15,6 +15,7 @@
     clippy::print_stderr
 )]
 
+mod audit;
 mod gateway;
 mod real_gateway;
 mod scripted;

@@ -19,6 +19,7 @@ mod fake_upstream;
 mod harness;
 
 mod cli;
+mod cli_audit;
 mod cli_invoke;
 mod cli_prompts;
 mod clients;
