@@ -308,8 +308,10 @@ async fn verify_database(
     mut heads: Vec<SignedTreeHead>,
     key: Option<PublicKey>,
 ) -> anyhow::Result<LogReport> {
-    let path = sqlite_path(url)?;
-    if !path.is_file() {
+    // Opening a SQLite URL creates the file when it is missing; verifying must not.
+    if let Some(path) = sqlite_path(url)?
+        && !path.is_file()
+    {
         return Err(UsageError(format!(
             "no database file at {}: verify reads an existing database and never creates one",
             path.display()
@@ -364,24 +366,23 @@ async fn verify_database(
     result.with_context(|| format!("cannot read the audit log of {url}"))
 }
 
-/// The file a `sqlite:` URL names (as sqlx reads it: after `sqlite://` or `sqlite:`, before
-/// any `?`), refusing in-memory databases, which hold no log to verify.
-fn sqlite_path(url: &str) -> Result<PathBuf, UsageError> {
-    let rest = url
+/// The file a `sqlite:` URL names (as sqlx reads it: after `sqlite://` or `sqlite:`, before any
+/// `?`), refusing in-memory databases, which hold no log to verify; `None` for other databases,
+/// which the store opens (or refuses) as they are.
+fn sqlite_path(url: &str) -> Result<Option<PathBuf>, UsageError> {
+    let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| {
-            UsageError(format!(
-                "--database-url must be a sqlite://PATH URL, not {url:?}"
-            ))
-        })?;
+    else {
+        return Ok(None);
+    };
     let (file, params) = rest.split_once('?').unwrap_or((rest, ""));
     if file.is_empty() || file == ":memory:" || params.contains("mode=memory") {
         return Err(UsageError(format!(
             "--database-url {url:?} names no database file"
         )));
     }
-    Ok(PathBuf::from(file))
+    Ok(Some(PathBuf::from(file)))
 }
 
 /// Replays an export file. Lines that are signed heads (`signature` and `treeSize`, no

@@ -607,7 +607,14 @@ async fn verify_reads_a_database_directly_after_the_server_stopped() {
     );
     assert!(!missing.exists());
     assert_exit(&run_cli(&["audit", "verify"], "sqlite::memory:"), 2);
-    assert_exit(&run_cli(&["audit", "verify"], "postgres://x/y"), 2);
+    // A URL of no database the store knows is an error, not a verdict.
+    let output = run_cli(&["audit", "verify"], "nosuchdb://x/y");
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("cannot open the database"),
+        "{}",
+        stderr(&output)
+    );
 
     // One row's content edited in place (the trigger dropped first): named.
     let entries = stored_entries(&server.db_path).await;
