@@ -18,6 +18,8 @@
 mod fake_upstream;
 mod harness;
 
+mod audit;
+mod audit_tamper;
 mod cli;
 mod cli_audit;
 mod cli_invoke;
