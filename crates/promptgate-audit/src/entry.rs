@@ -48,9 +48,10 @@ pub mod action {
         CONFIG_RELOADED,
     ];
 
-    /// Whether `name` is one of the gateway's own actions.
+    /// Whether `name` is one of the gateway's own actions, in any letter case (so that a
+    /// client's `prompt_created` cannot pass for the gateway's entry in a case-blind search).
     pub fn is_reserved(name: &str) -> bool {
-        RESERVED.contains(&name)
+        RESERVED.iter().any(|reserved| reserved.eq_ignore_ascii_case(name))
     }
 }
 
@@ -263,6 +264,7 @@ mod tests {
         assert!(action::is_reserved("PROMPT_CREATED"));
         assert!(action::is_reserved("CONFIG_RELOADED"));
         assert!(!action::is_reserved("CREATE"));
-        assert!(!action::is_reserved("prompt_created"));
+        assert!(action::is_reserved("prompt_created"));
+        assert!(!action::is_reserved("PROMPT_CREATED_BY_HAND"));
     }
 }
