@@ -51,7 +51,9 @@ pub mod action {
     /// Whether `name` is one of the gateway's own actions, in any letter case (so that a
     /// client's `prompt_created` cannot pass for the gateway's entry in a case-blind search).
     pub fn is_reserved(name: &str) -> bool {
-        RESERVED.iter().any(|reserved| reserved.eq_ignore_ascii_case(name))
+        RESERVED
+            .iter()
+            .any(|reserved| reserved.eq_ignore_ascii_case(name))
     }
 }
 

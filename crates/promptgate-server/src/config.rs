@@ -507,7 +507,11 @@ mod tests {
         for bad in ["0", "61"] {
             let err = ConfigFile::parse(&format!("[audit]\ncheckpoint_interval_seconds = {bad}\n"))
                 .unwrap_err();
-            assert!(err.to_string().contains("audit.checkpoint_interval_seconds"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("audit.checkpoint_interval_seconds"),
+                "{err}"
+            );
             assert!(err.to_string().contains("1 to 60"), "{err}");
         }
         let ok = ConfigFile::parse(
