@@ -154,6 +154,38 @@ impl QueryParams {
     }
 }
 
+impl QueryParams {
+    /// The `cursor` decoded and parsed as the position type of a listing (a storage sequence, a
+    /// version label); anything else is reported as a cursor this server did not issue.
+    pub fn cursor_as<T: std::str::FromStr>(&self, violations: &mut Vec<Violation>) -> Option<T> {
+        self.cursor(violations).and_then(|c| {
+            c.parse::<T>()
+                .map_err(|_| {
+                    violations.push(Violation::invalid(
+                        "cursor",
+                        "cursor is not one this server issued",
+                    ))
+                })
+                .ok()
+        })
+    }
+}
+
+/// Cuts rows fetched with one extra (`page_size + 1`) to a page, with the cursor of the next
+/// page when that extra row showed there is one.
+pub fn keyset_page<R>(
+    mut rows: Vec<R>,
+    page_size: u32,
+    position: impl Fn(&R) -> String,
+) -> (Vec<R>, Option<String>) {
+    let more = rows.len() > page_size as usize;
+    rows.truncate(page_size as usize);
+    let next = more
+        .then(|| rows.last().map(|r| encode_cursor(&position(r))))
+        .flatten();
+    (rows, next)
+}
+
 /// Wraps a position in an opaque cursor.
 pub fn encode_cursor(position: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("pg1:{position}"))

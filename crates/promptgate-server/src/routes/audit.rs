@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, encode_cursor};
+use crate::extract::{JsonBody, QueryParams, keyset_page};
 use crate::state::AppState;
 
 /// The longest `action` a client may send.
@@ -209,28 +209,15 @@ pub async fn list_entries(
         end: telemetry_like.1,
     };
     let page_size = query.page_size(50, &mut violations);
-    let after = query.cursor(&mut violations).and_then(|c| {
-        c.parse::<u64>()
-            .map_err(|_| {
-                violations.push(Violation::invalid(
-                    "cursor",
-                    "cursor is not one this server issued",
-                ))
-            })
-            .ok()
-    });
+    let after = query.cursor_as::<u64>(&mut violations);
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
     }
-    let mut rows = state
+    let rows = state
         .store
         .list_audit(&filter, after, page_size + 1)
         .await?;
-    let more = rows.len() > page_size as usize;
-    rows.truncate(page_size as usize);
-    let next_page_cursor = more
-        .then(|| rows.last().map(|r| encode_cursor(&r.sequence.to_string())))
-        .flatten();
+    let (rows, next_page_cursor) = keyset_page(rows, page_size, |r| r.sequence.to_string());
     Ok(Json(serde_json::json!({
         "entities": rows.iter().map(StoredAuditEntry::to_value).collect::<Vec<_>>(),
         "pageSize": page_size,

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, encode_cursor};
+use crate::extract::{JsonBody, QueryParams, encode_cursor, keyset_page};
 use crate::state::{AppState, now, rfc3339};
 
 /// How many times an unconditional update re-reads after losing a race to another process
@@ -166,18 +166,7 @@ pub async fn list_prompts(
     caller.require(Scope::PromptRead)?;
     let mut violations = Vec::new();
     let page_size = query.page_size(25, &mut violations);
-    let after = query
-        .cursor(&mut violations)
-        .and_then(|c| match Uuid::parse_str(&c) {
-            Ok(id) => Some(id),
-            Err(_) => {
-                violations.push(Violation::invalid(
-                    "cursor",
-                    "cursor is not one this server issued",
-                ));
-                None
-            }
-        });
+    let after = query.cursor_as::<Uuid>(&mut violations);
     let status = query.get("status").and_then(|s| {
         PromptStatus::parse(s).or_else(|| {
             violations.push(Violation::invalid(
@@ -194,21 +183,17 @@ pub async fn list_prompts(
         name: query.get("name").map(str::to_owned),
         status,
     };
-    let mut prompts = state
+    let prompts = state
         .store
         .list_prompts(&filter, after, page_size + 1)
         .await?;
-    let more = prompts.len() > page_size as usize;
-    prompts.truncate(page_size as usize);
+    let (prompts, next_page_cursor) = keyset_page(prompts, page_size, |p| p.id.to_string());
     let mut entities = Vec::with_capacity(prompts.len());
     for prompt in &prompts {
         let labels = sorted_labels(&state, prompt.id).await?;
         let shown = load_version(&state, prompt.id, prompt.traffic.default_version()).await?;
         entities.push(wire_prompt(&state, prompt, &labels, &shown));
     }
-    let next_page_cursor = more
-        .then(|| prompts.last().map(|p| encode_cursor(&p.id.to_string())))
-        .flatten();
     Ok(Json(api::Page {
         entities,
         page_size,
@@ -234,16 +219,7 @@ pub async fn list_versions(
     caller.require(Scope::PromptRead)?;
     let mut violations = Vec::new();
     let page_size = query.page_size(25, &mut violations);
-    let after = query.cursor(&mut violations).and_then(|c| {
-        c.parse::<VersionLabel>()
-            .map_err(|_| {
-                violations.push(Violation::invalid(
-                    "cursor",
-                    "cursor is not one this server issued",
-                ))
-            })
-            .ok()
-    });
+    let after = query.cursor_as::<VersionLabel>(&mut violations);
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
     }

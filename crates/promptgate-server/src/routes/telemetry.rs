@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, encode_cursor};
+use crate::extract::{JsonBody, QueryParams, keyset_page};
 use crate::state::{AppState, now, rfc3339};
 
 /// The longest feedback comment, in characters.
@@ -105,30 +105,17 @@ pub async fn list_telemetry(
     let mut violations = Vec::new();
     let filter = read_filter(&query, &mut violations);
     let page_size = query.page_size(50, &mut violations);
-    let after = query.cursor(&mut violations).and_then(|c| {
-        c.parse::<i64>()
-            .map_err(|_| {
-                violations.push(Violation::invalid(
-                    "cursor",
-                    "cursor is not one this server issued",
-                ))
-            })
-            .ok()
-    });
+    let after = query.cursor_as::<i64>(&mut violations);
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
     }
     // Everything queued before this request is listed (a caller reads its own invocations).
     state.telemetry.flush().await;
-    let mut rows = state
+    let rows = state
         .store
         .list_invocations(&filter, after, page_size + 1)
         .await?;
-    let more = rows.len() > page_size as usize;
-    rows.truncate(page_size as usize);
-    let next_page_cursor = more
-        .then(|| rows.last().map(|r| encode_cursor(&r.seq.to_string())))
-        .flatten();
+    let (rows, next_page_cursor) = keyset_page(rows, page_size, |r| r.seq.to_string());
     Ok(Json(api::Page {
         entities: rows.iter().map(wire_entity).collect(),
         page_size,
