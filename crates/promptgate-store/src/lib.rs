@@ -1,5 +1,5 @@
 //! promptgate's storage: the [`Store`] trait that the server talks to, and its implementations
-//! (SQLite, the embedded default; PostgreSQL arrives for multi-replica deployments).
+//! (SQLite, the embedded default; PostgreSQL for several replicas sharing one database).
 //!
 //! Architecture invariant: the store keeps what it is given. Ids, timestamps, revisions and every
 //! rule are decided by the caller; the store only guarantees atomicity (a change and its checks
@@ -8,7 +8,10 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod postgres;
 mod sqlite;
+#[cfg(feature = "test-postgres")]
+pub mod testing;
 
 use async_trait::async_trait;
 use promptgate_audit::{AuditDraft, Hash, SealedEntry, SignedTreeHead};
@@ -17,6 +20,7 @@ use promptgate_core::{Prompt, PromptStatus, PromptVersion, ScopeSet, TrafficSpli
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use postgres::{PoolSettings, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// Why a storage operation failed.
@@ -47,7 +51,7 @@ pub enum StoreError {
     #[error("not found")]
     NotFound,
     /// The database URL names a database this build cannot open.
-    #[error("unsupported database url {0:?}; use sqlite://PATH")]
+    #[error("unsupported database url {0:?}; use sqlite://PATH or postgres://HOST/DATABASE")]
     UnsupportedUrl(String),
     /// The database cannot be reached or is busy beyond the timeout.
     #[error("the database is unavailable")]
@@ -342,10 +346,15 @@ pub trait Store: Send + Sync + 'static {
     async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError>;
 }
 
-/// Opens the store a database URL names, creating and migrating it as needed.
+/// Opens the store a database URL names (`sqlite:…`, or `postgres://…`/`postgresql://…` with
+/// the default [`PoolSettings`]), creating and migrating it as needed.
 pub async fn open(database_url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if database_url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(SqliteStore::open(database_url).await?))
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(
+            PostgresStore::open(database_url).await?,
+        ))
     } else {
         Err(StoreError::UnsupportedUrl(database_url.to_owned()))
     }

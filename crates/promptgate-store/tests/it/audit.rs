@@ -1,15 +1,21 @@
 //! The audit log in the database: sealed in the same transaction as the change, append-only
 //! even to raw SQL, and one gap-free chain under concurrent writers.
 
-use std::sync::Arc;
-
 use promptgate_audit::{AuditDraft, ChainVerifier, SignedTreeHead, TreeHead};
-use promptgate_store::{AuditFilter, PromptUpdate, SqliteStore, Store, StoreError};
+use promptgate_store::{AuditFilter, PromptUpdate, Store, StoreError};
 use serde_json::json;
-use sqlx::{Connection, SqliteConnection};
 use tokio::task::JoinSet;
 
-use crate::fixtures::{T0, TestDb, audit_draft, client, create, prompt, version};
+use crate::fixtures::{Backend, T0, TestDb, audit_draft, client, create, prompt, version};
+
+for_each_store!(
+    changes_append_sealed_entries_that_verify,
+    raw_sql_cannot_update_delete_replace_or_skip_entries,
+    an_audit_write_failure_fails_the_change,
+    a_failed_change_writes_no_entry_and_a_repeated_disable_writes_one,
+    concurrent_appends_from_two_handles_form_one_gap_free_chain,
+    tree_heads_are_kept_once_per_size_and_key,
+);
 
 /// Replays the whole log with the auditor's verifier.
 async fn verify(store: &dyn Store) -> promptgate_audit::ChainReport {
@@ -27,16 +33,8 @@ async fn verify(store: &dyn Store) -> promptgate_audit::ChainReport {
     verifier.report()
 }
 
-fn database_message(result: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>) -> String {
-    match result {
-        Err(sqlx::Error::Database(db)) => db.message().to_owned(),
-        other => panic!("expected a database error from a trigger, got {other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn changes_append_sealed_entries_that_verify() {
-    let db = TestDb::new().await;
+async fn changes_append_sealed_entries_that_verify(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store
         .insert_client(
             &client("ci"),
@@ -44,7 +42,7 @@ async fn changes_append_sealed_entries_that_verify() {
         )
         .await
         .unwrap();
-    let (p, _) = create(&db.store, "support").await;
+    let (p, _) = create(&*db.store, "support").await;
     let appended = db
         .store
         .append_audit(&[audit_draft(), audit_draft()])
@@ -57,7 +55,7 @@ async fn changes_append_sealed_entries_that_verify() {
     assert_eq!(appended[1].prev_hash, appended[0].hash);
     assert_eq!(db.store.audit_size().await.unwrap(), 4);
 
-    let report = verify(&db.store).await;
+    let report = verify(db.store.as_ref()).await;
     assert!(report.is_valid(), "{:?}", report.first_break);
     assert_eq!(report.entries, 4);
     assert_eq!(report.head_hash, appended[1].hash);
@@ -102,75 +100,80 @@ async fn changes_append_sealed_entries_that_verify() {
     assert_eq!(last.sequence, 4);
 }
 
-#[tokio::test]
-async fn raw_sql_cannot_update_delete_replace_or_skip_entries() {
-    let db = TestDb::new().await;
+async fn raw_sql_cannot_update_delete_replace_or_skip_entries(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store
         .append_audit(&[audit_draft(), audit_draft()])
         .await
         .unwrap();
-    let mut raw = SqliteConnection::connect(&db.url()).await.unwrap();
-    let message = "audit entries are append-only";
+    let mut raw = db.raw().await;
+    let message = Err("audit entries are append-only".to_owned());
     assert_eq!(
-        database_message(
-            sqlx::query("UPDATE audit_entries SET actor = 'mallory'")
-                .execute(&mut raw)
-                .await
-        ),
+        raw.execute("UPDATE audit_entries SET actor = 'mallory'")
+            .await,
         message
     );
     assert_eq!(
-        database_message(
-            sqlx::query("DELETE FROM audit_entries WHERE sequence = 2")
-                .execute(&mut raw)
-                .await
-        ),
+        raw.execute("DELETE FROM audit_entries WHERE sequence = 2")
+            .await,
         message
     );
-    let chain = "an audit entry must extend the chain";
-    assert_eq!(
-        database_message(
-            sqlx::query(
-                "INSERT OR REPLACE INTO audit_entries SELECT * FROM audit_entries WHERE sequence = 1"
+    if backend == Backend::Postgres {
+        assert_eq!(raw.execute("TRUNCATE audit_entries").await, message);
+    }
+    let chain = Err("an audit entry must extend the chain".to_owned());
+    let replace = match backend {
+        Backend::Sqlite => {
+            raw.execute(
+                "INSERT OR REPLACE INTO audit_entries SELECT * FROM audit_entries WHERE sequence = 1",
             )
-            .execute(&mut raw)
             .await
-        ),
+        }
+        Backend::Postgres => {
+            raw.execute(
+                "INSERT INTO audit_entries SELECT * FROM audit_entries WHERE sequence = 1 \
+                 ON CONFLICT (sequence) DO UPDATE SET actor = 'mallory'",
+            )
+            .await
+        }
+    };
+    assert_eq!(replace, chain);
+    assert_eq!(
+        raw.execute(
+            "INSERT INTO audit_entries (sequence, id, recorded_at, actor, action, body, \
+             prev_hash, hash, leaf_hash) VALUES (4, '00000000-0000-0000-0000-000000000004', 0, \
+             'a', 'b', '{}', 'p', 'h', 'l')"
+        )
+        .await,
         chain
     );
-    assert_eq!(
-        database_message(
-            sqlx::query(
-                "INSERT INTO audit_entries (sequence, id, recorded_at, actor, action, body, \
-                 prev_hash, hash, leaf_hash) VALUES (4, 'x', 0, 'a', 'b', '{}', 'p', 'h', 'l')"
-            )
-            .execute(&mut raw)
-            .await
-        ),
-        chain
-    );
-    raw.close().await.unwrap();
-    assert!(verify(&db.store).await.is_valid());
+    raw.close().await;
+    assert!(verify(db.store.as_ref()).await.is_valid());
     assert_eq!(db.store.audit_size().await.unwrap(), 2);
 }
 
 /// Makes every insert into the audit log fail, as a full disk or a broken table would.
 async fn break_audit_writes(db: &TestDb) {
-    let mut raw = SqliteConnection::connect(&db.url()).await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries \
-         BEGIN SELECT RAISE(ABORT, 'audit storage failed'); END",
-    )
-    .execute(&mut raw)
-    .await
-    .unwrap();
-    raw.close().await.unwrap();
+    let mut raw = db.raw().await;
+    let sql = match db.backend {
+        Backend::Sqlite => {
+            "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries \
+             BEGIN SELECT RAISE(ABORT, 'audit storage failed'); END"
+        }
+        Backend::Postgres => {
+            "CREATE FUNCTION audit_broken() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN RAISE EXCEPTION 'audit storage failed'; END $$; \
+             CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries \
+             FOR EACH ROW EXECUTE FUNCTION audit_broken();"
+        }
+    };
+    raw.execute(sql).await.unwrap();
+    raw.close().await;
 }
 
-#[tokio::test]
-async fn an_audit_write_failure_fails_the_change() {
-    let db = TestDb::new().await;
-    let (p, _) = create(&db.store, "kept").await;
+async fn an_audit_write_failure_fails_the_change(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (p, _) = create(&*db.store, "kept").await;
     let before = db.store.get_prompt(p.id).await.unwrap().unwrap();
     break_audit_writes(&db).await;
 
@@ -213,10 +216,9 @@ async fn an_audit_write_failure_fails_the_change() {
     assert_eq!(db.store.audit_size().await.unwrap(), 1);
 }
 
-#[tokio::test]
-async fn a_failed_change_writes_no_entry_and_a_repeated_disable_writes_one() {
-    let db = TestDb::new().await;
-    let (p, _) = create(&db.store, "taken").await;
+async fn a_failed_change_writes_no_entry_and_a_repeated_disable_writes_one(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (p, _) = create(&*db.store, "taken").await;
     let other = uuid::Uuid::now_v7();
     let duplicate = db
         .store
@@ -265,11 +267,11 @@ async fn a_failed_change_writes_no_entry_and_a_repeated_disable_writes_one() {
     assert_eq!(db.store.audit_size().await.unwrap(), 3);
 }
 
-#[tokio::test]
-async fn concurrent_appends_from_two_handles_form_one_gap_free_chain() {
-    let db = TestDb::new().await;
-    let first: Arc<SqliteStore> = Arc::new(db.store.clone());
-    let second: Arc<SqliteStore> = Arc::new(db.reopen().await);
+async fn concurrent_appends_from_two_handles_form_one_gap_free_chain(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    // Two pools on one database: two replicas, or the CLI beside a server.
+    let first = db.store.clone();
+    let second = db.reopen().await;
     let mut tasks = JoinSet::new();
     for i in 0..32 {
         let store = if i % 2 == 0 {
@@ -288,15 +290,14 @@ async fn concurrent_appends_from_two_handles_form_one_gap_free_chain() {
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
-    let report = verify(&db.store).await;
+    let report = verify(db.store.as_ref()).await;
     assert!(report.is_valid(), "{:?}", report.first_break);
     assert_eq!(report.entries, 32);
     assert_eq!(report.head_sequence, 32);
 }
 
-#[tokio::test]
-async fn tree_heads_are_kept_once_per_size_and_key() {
-    let db = TestDb::new().await;
+async fn tree_heads_are_kept_once_per_size_and_key(backend: Backend) {
+    let db = TestDb::new(backend).await;
     assert_eq!(db.store.latest_tree_head().await.unwrap(), None);
     let head = |size: u64, signature: &str| SignedTreeHead {
         head: TreeHead {
@@ -319,14 +320,16 @@ async fn tree_heads_are_kept_once_per_size_and_key() {
         vec![head(2, "a"), head(5, "b")]
     );
 
-    let mut raw = SqliteConnection::connect(&db.url()).await.unwrap();
+    let mut raw = db.raw().await;
+    let message = Err("signed tree heads are append-only".to_owned());
     assert_eq!(
-        database_message(
-            sqlx::query("UPDATE audit_tree_heads SET signature = 'x'")
-                .execute(&mut raw)
-                .await
-        ),
-        "signed tree heads are append-only"
+        raw.execute("UPDATE audit_tree_heads SET signature = 'x'")
+            .await,
+        message
     );
-    raw.close().await.unwrap();
+    assert_eq!(raw.execute("DELETE FROM audit_tree_heads").await, message);
+    if backend == Backend::Postgres {
+        assert_eq!(raw.execute("TRUNCATE audit_tree_heads").await, message);
+    }
+    raw.close().await;
 }

@@ -1,15 +1,19 @@
 //! OAuth clients: insert, read back, disable.
 
 use promptgate_core::{Scope, ScopeSet};
-use promptgate_store::{Store, StoreError};
+use promptgate_store::StoreError;
 use time::Duration;
 
 use crate::fixtures::audit_draft;
-use crate::fixtures::{T0, TestDb, client};
+use crate::fixtures::{Backend, T0, TestDb, client};
 
-#[tokio::test]
-async fn clients_round_trip_and_count() {
-    let db = TestDb::new().await;
+for_each_store!(
+    clients_round_trip_and_count,
+    disable_keeps_the_first_time_and_lists_the_client,
+);
+
+async fn clients_round_trip_and_count(backend: Backend) {
+    let db = TestDb::new(backend).await;
     assert_eq!(db.store.count_clients().await.unwrap(), 0);
     let mut reader = client("reader");
     reader.scopes = ScopeSet::from_scopes([Scope::PromptRead]);
@@ -43,9 +47,8 @@ async fn clients_round_trip_and_count() {
     }
 }
 
-#[tokio::test]
-async fn disable_keeps_the_first_time_and_lists_the_client() {
-    let db = TestDb::new().await;
+async fn disable_keeps_the_first_time_and_lists_the_client(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store
         .insert_client(&client("ci"), &audit_draft())
         .await

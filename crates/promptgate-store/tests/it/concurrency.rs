@@ -1,18 +1,23 @@
-//! Two stores on one file (the CLI beside a running server) writing at the same time.
+//! Two stores on one database (the CLI beside a running server, two replicas) writing at the
+//! same time.
 
 use std::sync::Arc;
 
 use promptgate_core::PromptStatus;
-use promptgate_store::{PromptFilter, PromptUpdate, SqliteStore, Store};
+use promptgate_store::{PromptFilter, PromptUpdate, Store};
 use tokio::task::JoinSet;
 
 use crate::fixtures::audit_draft;
-use crate::fixtures::{T0, TestDb, client, create};
+use crate::fixtures::{Backend, T0, TestDb, client, create};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_stores_insert_concurrently_without_busy_errors() {
-    let db = TestDb::new().await;
-    let stores = [Arc::new(db.reopen().await), Arc::new(db.reopen().await)];
+for_each_store!(
+    two_stores_insert_concurrently_without_busy_errors,
+    two_stores_run_write_transactions_concurrently,
+);
+
+async fn two_stores_insert_concurrently_without_busy_errors(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let stores = [db.reopen().await, db.reopen().await];
     let mut tasks = JoinSet::new();
     for (s, store) in stores.iter().enumerate() {
         for i in 0..50 {
@@ -37,19 +42,18 @@ async fn two_stores_insert_concurrently_without_busy_errors() {
     assert_eq!(stores[1].count_clients().await.unwrap(), 100);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_stores_run_write_transactions_concurrently() {
+async fn two_stores_run_write_transactions_concurrently(backend: Backend) {
     // Transactions that read after writing (disable, update) are where a deferred transaction
     // would hit SQLITE_BUSY; BEGIN IMMEDIATE makes them wait their turn instead.
-    let db = TestDb::new().await;
+    let db = TestDb::new(backend).await;
     for i in 0..20 {
         db.store
             .insert_client(&client(&format!("c{i}")), &audit_draft())
             .await
             .unwrap();
     }
-    let (p, _) = create(&db.store, "shared").await;
-    let stores: [Arc<SqliteStore>; 2] = [Arc::new(db.reopen().await), Arc::new(db.reopen().await)];
+    let (p, _) = create(&*db.store, "shared").await;
+    let stores: [Arc<dyn Store>; 2] = [db.reopen().await, db.reopen().await];
     let mut tasks = JoinSet::new();
     for (s, store) in stores.iter().enumerate() {
         for i in 0..20 {
@@ -57,7 +61,7 @@ async fn two_stores_run_write_transactions_concurrently() {
             let prompt_id = p.id;
             tasks.spawn(async move {
                 let name = format!("s{s}-p{i}");
-                create_for(&store, &name).await?;
+                create_for(store.as_ref(), &name).await?;
                 if i % 2 == s {
                     store
                         .disable_client(&format!("c{i}"), T0, &audit_draft())
@@ -109,7 +113,7 @@ async fn two_stores_run_write_transactions_concurrently() {
     );
 }
 
-async fn create_for(store: &SqliteStore, name: &str) -> Result<(), promptgate_store::StoreError> {
+async fn create_for(store: &dyn Store, name: &str) -> Result<(), promptgate_store::StoreError> {
     let id = uuid::Uuid::now_v7();
     store
         .create_prompt(

@@ -3,10 +3,19 @@
 use std::collections::BTreeSet;
 
 use promptgate_core::PromptStatus;
-use promptgate_store::{PromptFilter, PromptUpdate, SqliteStore, Store};
+use promptgate_store::{PromptFilter, PromptUpdate, Store};
 use uuid::Uuid;
 
-use crate::fixtures::{T0, TestDb, create};
+use crate::fixtures::{Backend, T0, TestDb, create};
+
+for_each_store!(
+    exact_name_matches_one_prompt,
+    star_is_the_only_wildcard,
+    a_pattern_ignores_ascii_case_only,
+    status_filter_splits_active_from_archived,
+    pages_cover_every_prompt_exactly_once_in_id_order,
+    pagination_applies_the_filter_before_the_limit,
+);
 
 const NAMES: [&str; 9] = [
     "support_agent",
@@ -20,18 +29,14 @@ const NAMES: [&str; 9] = [
     "back\\slash",
 ];
 
-async fn seed(store: &SqliteStore) {
+async fn seed(store: &dyn Store) {
     for name in NAMES {
         create(store, name).await;
     }
 }
 
 /// The names a filter returns, sorted.
-async fn names(
-    store: &SqliteStore,
-    name: Option<&str>,
-    status: Option<PromptStatus>,
-) -> Vec<String> {
+async fn names(store: &dyn Store, name: Option<&str>, status: Option<PromptStatus>) -> Vec<String> {
     let filter = PromptFilter {
         name: name.map(str::to_owned),
         status,
@@ -53,65 +58,115 @@ fn sorted(names: &[&str]) -> Vec<String> {
     v
 }
 
-#[tokio::test]
-async fn exact_name_matches_one_prompt() {
-    let db = TestDb::new().await;
-    seed(&db.store).await;
+async fn exact_name_matches_one_prompt(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    seed(&*db.store).await;
     assert_eq!(
-        names(&db.store, Some("sales"), None).await,
+        names(&*db.store, Some("sales"), None).await,
         sorted(&["sales"])
     );
     // Without `*` the SQL wildcards are plain characters too.
     assert_eq!(
-        names(&db.store, Some("50%_off"), None).await,
+        names(&*db.store, Some("50%_off"), None).await,
         sorted(&["50%_off"])
     );
-    assert_eq!(names(&db.store, Some("a_b"), None).await, sorted(&["a_b"]));
-    assert!(names(&db.store, Some("sale"), None).await.is_empty());
-    assert!(names(&db.store, Some("50%off"), None).await.is_empty());
+    assert_eq!(names(&*db.store, Some("a_b"), None).await, sorted(&["a_b"]));
+    assert!(names(&*db.store, Some("sale"), None).await.is_empty());
+    assert!(names(&*db.store, Some("50%off"), None).await.is_empty());
 }
 
-#[tokio::test]
-async fn star_is_the_only_wildcard() {
-    let db = TestDb::new().await;
-    seed(&db.store).await;
+async fn star_is_the_only_wildcard(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    seed(&*db.store).await;
     assert_eq!(
-        names(&db.store, Some("support*"), None).await,
+        names(&*db.store, Some("support*"), None).await,
         sorted(&["support_agent", "support-bot"])
     );
-    assert_eq!(names(&db.store, Some("*s"), None).await, sorted(&["sales"]));
-    assert_eq!(names(&db.store, Some("*"), None).await, sorted(&NAMES));
+    assert_eq!(
+        names(&*db.store, Some("*s"), None).await,
+        sorted(&["sales"])
+    );
+    assert_eq!(names(&*db.store, Some("*"), None).await, sorted(&NAMES));
     // `%` and `_` in a pattern match only themselves.
     assert_eq!(
-        names(&db.store, Some("50%_off*"), None).await,
+        names(&*db.store, Some("50%_off*"), None).await,
         sorted(&["50%_off"])
     );
     assert_eq!(
-        names(&db.store, Some("*%_off"), None).await,
+        names(&*db.store, Some("*%_off"), None).await,
         sorted(&["50%_off"])
     );
     assert_eq!(
-        names(&db.store, Some("*_off"), None).await,
+        names(&*db.store, Some("*_off"), None).await,
         sorted(&["50%_off"])
     );
-    assert_eq!(names(&db.store, Some("a_b*"), None).await, sorted(&["a_b"]));
     assert_eq!(
-        names(&db.store, Some("*_*"), None).await,
+        names(&*db.store, Some("a_b*"), None).await,
+        sorted(&["a_b"])
+    );
+    assert_eq!(
+        names(&*db.store, Some("*_*"), None).await,
         sorted(&["support_agent", "50%_off", "a_b"])
     );
     // The escape character itself is literal.
     assert_eq!(
-        names(&db.store, Some("back\\*"), None).await,
+        names(&*db.store, Some("back\\*"), None).await,
         sorted(&["back\\slash"])
     );
 }
 
-#[tokio::test]
-async fn status_filter_splits_active_from_archived() {
-    let db = TestDb::new().await;
-    let (a, _) = create(&db.store, "alpha").await;
-    create(&db.store, "beta").await;
-    create(&db.store, "gamma").await;
+/// docs/api-choices.md: with `*`, ASCII case is ignored, and only ASCII case (SQLite's `LIKE`;
+/// the PostgreSQL store must match it whatever the database's collation).
+async fn a_pattern_ignores_ascii_case_only(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    for name in [
+        "Support_Agent",
+        "support-bot",
+        "Émile",
+        "émile-2",
+        "STRASSE",
+        "straße",
+    ] {
+        create(&*db.store, name).await;
+    }
+    assert_eq!(
+        names(&*db.store, Some("SUPPORT*"), None).await,
+        sorted(&["Support_Agent", "support-bot"])
+    );
+    assert_eq!(
+        names(&*db.store, Some("*_agent"), None).await,
+        sorted(&["Support_Agent"])
+    );
+    // Non-ASCII letters match only themselves.
+    assert_eq!(
+        names(&*db.store, Some("é*"), None).await,
+        sorted(&["émile-2"])
+    );
+    assert_eq!(
+        names(&*db.store, Some("É*"), None).await,
+        sorted(&["Émile"])
+    );
+    assert_eq!(
+        names(&*db.store, Some("stra*"), None).await,
+        sorted(&["STRASSE", "straße"])
+    );
+    assert_eq!(
+        names(&*db.store, Some("*SSE"), None).await,
+        sorted(&["STRASSE"])
+    );
+    // Without `*` the match is exact, case included.
+    assert!(
+        names(&*db.store, Some("support_agent"), None)
+            .await
+            .is_empty()
+    );
+}
+
+async fn status_filter_splits_active_from_archived(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (a, _) = create(&*db.store, "alpha").await;
+    create(&*db.store, "beta").await;
+    create(&*db.store, "gamma").await;
     db.store
         .update_prompt(&PromptUpdate {
             id: a.id,
@@ -126,33 +181,32 @@ async fn status_filter_splits_active_from_archived() {
         .await
         .unwrap();
     assert_eq!(
-        names(&db.store, None, Some(PromptStatus::Archived)).await,
+        names(&*db.store, None, Some(PromptStatus::Archived)).await,
         sorted(&["alpha"])
     );
     assert_eq!(
-        names(&db.store, None, Some(PromptStatus::Active)).await,
+        names(&*db.store, None, Some(PromptStatus::Active)).await,
         sorted(&["beta", "gamma"])
     );
     assert_eq!(
-        names(&db.store, None, None).await,
+        names(&*db.store, None, None).await,
         sorted(&["alpha", "beta", "gamma"])
     );
     assert_eq!(
-        names(&db.store, Some("a*"), Some(PromptStatus::Active)).await,
+        names(&*db.store, Some("a*"), Some(PromptStatus::Active)).await,
         Vec::<String>::new()
     );
     assert_eq!(
-        names(&db.store, Some("*a"), Some(PromptStatus::Active)).await,
+        names(&*db.store, Some("*a"), Some(PromptStatus::Active)).await,
         sorted(&["beta", "gamma"])
     );
 }
 
-#[tokio::test]
-async fn pages_cover_every_prompt_exactly_once_in_id_order() {
-    let db = TestDb::new().await;
+async fn pages_cover_every_prompt_exactly_once_in_id_order(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let mut ids = Vec::new();
     for i in 0..11 {
-        ids.push(create(&db.store, &format!("p{i:02}")).await.0.id);
+        ids.push(create(&*db.store, &format!("p{i:02}")).await.0.id);
     }
     // The order is the ids' text order, whatever order they were created in.
     let mut expected = ids.clone();
@@ -180,12 +234,11 @@ async fn pages_cover_every_prompt_exactly_once_in_id_order() {
     assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), 11);
 }
 
-#[tokio::test]
-async fn pagination_applies_the_filter_before_the_limit() {
-    let db = TestDb::new().await;
+async fn pagination_applies_the_filter_before_the_limit(backend: Backend) {
+    let db = TestDb::new(backend).await;
     for i in 0..6 {
-        create(&db.store, &format!("keep-{i}")).await;
-        create(&db.store, &format!("skip-{i}")).await;
+        create(&*db.store, &format!("keep-{i}")).await;
+        create(&*db.store, &format!("skip-{i}")).await;
     }
     let filter = PromptFilter {
         name: Some("keep-*".to_owned()),

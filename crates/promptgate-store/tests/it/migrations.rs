@@ -1,19 +1,22 @@
 //! Opening an existing database migrates it idempotently and keeps its data.
 
 use promptgate_store::{SqliteStore, Store, StoreError};
-use sqlx::{Connection, SqliteConnection};
 
 use crate::fixtures::audit_draft;
-use crate::fixtures::{TestDb, client, create, label};
+use crate::fixtures::{Backend, Raw, TestDb, client, create, label};
 
-#[tokio::test]
-async fn reopening_keeps_data_and_applies_migrations_once() {
-    let db = TestDb::new().await;
+for_each_store!(
+    reopening_keeps_data_and_applies_migrations_once,
+    a_closed_store_reports_unavailable,
+);
+
+async fn reopening_keeps_data_and_applies_migrations_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store
         .insert_client(&client("admin"), &audit_draft())
         .await
         .unwrap();
-    let (p, v) = create(&db.store, "support_agent").await;
+    let (p, v) = create(&*db.store, "support_agent").await;
     db.store.close().await;
 
     for _ in 0..3 {
@@ -32,34 +35,70 @@ async fn reopening_keeps_data_and_applies_migrations_once() {
         store.close().await;
     }
 
-    let mut raw = SqliteConnection::connect(&db.url()).await.unwrap();
-    let applied: Vec<(i64, bool)> =
-        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(&mut raw)
+    let mut raw = db.raw().await;
+    let applied = raw.applied_migrations().await;
+    let expected: Vec<(i64, bool)> = match backend {
+        Backend::Sqlite => (1..=5).map(|v| (v, true)).collect(),
+        Backend::Postgres => (1..=3).map(|v| (v, true)).collect(),
+    };
+    assert_eq!(applied, expected);
+    match &mut raw {
+        Raw::Sqlite(c) => {
+            let triggers: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' \
+                 AND tbl_name = 'prompt_versions'",
+            )
+            .fetch_one(&mut *c)
             .await
             .unwrap();
-    let triggers: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'prompt_versions'",
-    )
-    .fetch_one(&mut raw)
-    .await
-    .unwrap();
-    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut raw)
-        .await
-        .unwrap();
-    raw.close().await.unwrap();
-    assert_eq!(
-        applied,
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
-    );
-    assert_eq!(triggers, 3);
-    assert_eq!(journal, "wal");
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+            assert_eq!(triggers, 3);
+            assert_eq!(journal, "wal");
+        }
+        Raw::Postgres(c) => {
+            let mut triggers: Vec<(String, String)> = sqlx::query_as(
+                "SELECT event_object_table::text, trigger_name::text \
+                 FROM information_schema.triggers GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+            // TRUNCATE triggers are statement triggers, which information_schema leaves out.
+            let truncate: Vec<(String, String)> = sqlx::query_as(
+                "SELECT tgrelid::regclass::text, tgname::text FROM pg_trigger \
+                 WHERE NOT tgisinternal AND tgname LIKE '%no_truncate' ORDER BY 1, 2",
+            )
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+            triggers.extend(truncate);
+            triggers.sort();
+            let names: Vec<String> = triggers
+                .into_iter()
+                .map(|(table, name)| format!("{table}.{name}"))
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    "audit_entries.audit_entries_append_only",
+                    "audit_entries.audit_entries_extend_chain",
+                    "audit_entries.audit_entries_no_truncate",
+                    "audit_tree_heads.audit_tree_heads_append_only",
+                    "audit_tree_heads.audit_tree_heads_no_truncate",
+                    "prompt_versions.prompt_versions_immutable",
+                    "prompt_versions.prompt_versions_no_truncate",
+                ]
+            );
+        }
+    }
+    raw.close().await;
 }
 
-#[tokio::test]
-async fn a_closed_store_reports_unavailable() {
-    let db = TestDb::new().await;
+async fn a_closed_store_reports_unavailable(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store.close().await;
     let err = db.store.ping().await.unwrap_err();
     assert!(
@@ -75,9 +114,9 @@ async fn a_closed_store_reports_unavailable() {
 
 #[tokio::test]
 async fn open_refuses_other_urls() {
-    let err = promptgate_store::open("postgres://localhost/x").await.err();
+    let err = promptgate_store::open("mysql://localhost/x").await.err();
     assert!(
-        matches!(err, Some(StoreError::UnsupportedUrl(ref u)) if u == "postgres://localhost/x"),
+        matches!(err, Some(StoreError::UnsupportedUrl(ref u)) if u == "mysql://localhost/x"),
         "got {err:?}"
     );
     let dir = tempfile::tempdir().unwrap();
@@ -91,10 +130,11 @@ async fn open_refuses_other_urls() {
 async fn two_stores_opening_a_fresh_file_at_once_both_succeed() {
     // `serve` and `promptgate clients create` started together on a new database: both see no
     // applied migration. Each round is a fresh file; a race lost in any round fails the test.
+    // (The PostgreSQL counterpart is in postgres.rs.)
     let mut failures = Vec::new();
     for round in 0..20 {
         let dir = tempfile::tempdir().unwrap();
-        let url = crate::fixtures::url(&dir);
+        let url = crate::fixtures::sqlite_url(&dir);
         let (a, b) = tokio::join!(SqliteStore::open(&url), SqliteStore::open(&url));
         for opened in [a, b] {
             match opened {

@@ -1,13 +1,22 @@
 //! Prompt creation and optimistic, atomic updates.
 
 use promptgate_core::{PromptStatus, SplitStrategy, TrafficSplit};
-use promptgate_store::{PromptUpdate, SqliteStore, Store, StoreError};
-use sqlx::{Connection, SqliteConnection};
+use promptgate_store::{PromptUpdate, Store, StoreError};
 use time::Duration;
 use uuid::Uuid;
 
 use crate::fixtures::audit_draft;
-use crate::fixtures::{T0, TestDb, create, label, prompt, version};
+use crate::fixtures::{Backend, T0, TestDb, create, label, prompt, version};
+
+for_each_store!(
+    create_then_read_back_round_trips,
+    update_applies_version_traffic_and_revision_together,
+    stale_revision_is_refused_and_changes_nothing,
+    update_of_an_unknown_prompt_is_not_found,
+    duplicate_version_rolls_back_the_prompt_update,
+    duplicate_name_leaves_no_orphan_version,
+    a_first_version_for_another_prompt_id_leaves_no_prompt,
+);
 
 /// A 50/50 split between 1.0.0 and 2.0.0.
 fn half_split() -> TrafficSplit {
@@ -20,7 +29,7 @@ fn half_split() -> TrafficSplit {
 }
 
 /// Every version row of a prompt, in label order.
-async fn versions_of(store: &SqliteStore, id: Uuid) -> Vec<promptgate_core::PromptVersion> {
+async fn versions_of(store: &dyn Store, id: Uuid) -> Vec<promptgate_core::PromptVersion> {
     let mut labels = store.version_labels(id).await.unwrap();
     labels.sort();
     let mut out = Vec::new();
@@ -30,19 +39,17 @@ async fn versions_of(store: &SqliteStore, id: Uuid) -> Vec<promptgate_core::Prom
     out
 }
 
-#[tokio::test]
-async fn create_then_read_back_round_trips() {
-    let db = TestDb::new().await;
-    let (p, v) = create(&db.store, "support_agent").await;
+async fn create_then_read_back_round_trips(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (p, v) = create(&*db.store, "support_agent").await;
     assert_eq!(db.store.get_prompt(p.id).await.unwrap(), Some(p.clone()));
-    assert_eq!(versions_of(&db.store, p.id).await, vec![v]);
+    assert_eq!(versions_of(&*db.store, p.id).await, vec![v]);
     assert_eq!(db.store.get_prompt(Uuid::now_v7()).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn update_applies_version_traffic_and_revision_together() {
-    let db = TestDb::new().await;
-    let (p, v1) = create(&db.store, "support_agent").await;
+async fn update_applies_version_traffic_and_revision_together(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (p, v1) = create(&*db.store, "support_agent").await;
     let v2 = version(p.id, "2.0.0", "You are terse.");
     let update = PromptUpdate {
         id: p.id,
@@ -61,13 +68,12 @@ async fn update_applies_version_traffic_and_revision_together() {
     assert_eq!(after.traffic, half_split());
     assert_eq!(after.status, PromptStatus::Active);
     assert_eq!(after.created_at, p.created_at);
-    assert_eq!(versions_of(&db.store, p.id).await, vec![v1, v2]);
+    assert_eq!(versions_of(&*db.store, p.id).await, vec![v1, v2]);
 }
 
-#[tokio::test]
-async fn stale_revision_is_refused_and_changes_nothing() {
-    let db = TestDb::new().await;
-    let (p, _) = create(&db.store, "support_agent").await;
+async fn stale_revision_is_refused_and_changes_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (p, _) = create(&*db.store, "support_agent").await;
     // Someone else moves the prompt to revision 2 first.
     db.store
         .update_prompt(&PromptUpdate {
@@ -83,7 +89,7 @@ async fn stale_revision_is_refused_and_changes_nothing() {
         .await
         .unwrap();
     let prompt_before = db.store.get_prompt(p.id).await.unwrap().unwrap();
-    let versions_before = versions_of(&db.store, p.id).await;
+    let versions_before = versions_of(&*db.store, p.id).await;
 
     let stale = PromptUpdate {
         id: p.id,
@@ -104,17 +110,16 @@ async fn stale_revision_is_refused_and_changes_nothing() {
         db.store.get_prompt(p.id).await.unwrap().unwrap(),
         prompt_before
     );
-    assert_eq!(versions_of(&db.store, p.id).await, versions_before);
+    assert_eq!(versions_of(&*db.store, p.id).await, versions_before);
     assert_eq!(
         db.store.get_version(p.id, &label("2.0.0")).await.unwrap(),
         None
     );
 }
 
-#[tokio::test]
-async fn update_of_an_unknown_prompt_is_not_found() {
-    let db = TestDb::new().await;
-    create(&db.store, "support_agent").await;
+async fn update_of_an_unknown_prompt_is_not_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    create(&*db.store, "support_agent").await;
     let missing = Uuid::now_v7();
     let err = db
         .store
@@ -137,10 +142,9 @@ async fn update_of_an_unknown_prompt_is_not_found() {
     assert!(db.store.version_labels(missing).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn duplicate_version_rolls_back_the_prompt_update() {
-    let db = TestDb::new().await;
-    let (p, v1) = create(&db.store, "support_agent").await;
+async fn duplicate_version_rolls_back_the_prompt_update(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (p, v1) = create(&*db.store, "support_agent").await;
     let before = db.store.get_prompt(p.id).await.unwrap().unwrap();
 
     let err = db
@@ -168,7 +172,7 @@ async fn duplicate_version_rolls_back_the_prompt_update() {
     );
     assert_eq!(after.revision, 1);
     assert_eq!(after.status, PromptStatus::Active);
-    assert_eq!(versions_of(&db.store, p.id).await, vec![v1]);
+    assert_eq!(versions_of(&*db.store, p.id).await, vec![v1]);
 
     // The failed transaction left nothing locked: the same revision still applies.
     db.store
@@ -190,10 +194,9 @@ async fn duplicate_version_rolls_back_the_prompt_update() {
     );
 }
 
-#[tokio::test]
-async fn duplicate_name_leaves_no_orphan_version() {
-    let db = TestDb::new().await;
-    let (original, original_version) = create(&db.store, "support_agent").await;
+async fn duplicate_name_leaves_no_orphan_version(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (original, original_version) = create(&*db.store, "support_agent").await;
     let id = Uuid::now_v7();
     let err = db
         .store
@@ -211,30 +214,26 @@ async fn duplicate_name_leaves_no_orphan_version() {
     assert_eq!(db.store.get_prompt(id).await.unwrap(), None);
     assert!(db.store.version_labels(id).await.unwrap().is_empty());
 
-    let mut raw = SqliteConnection::connect(&db.url()).await.unwrap();
-    let orphans: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM prompt_versions WHERE prompt_id = ?")
-            .bind(id.to_string())
-            .fetch_one(&mut raw)
-            .await
-            .unwrap();
-    let all: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM prompt_versions")
-        .fetch_one(&mut raw)
-        .await
-        .unwrap();
-    raw.close().await.unwrap();
+    let mut raw = db.raw().await;
+    let orphans = raw
+        .count(
+            "SELECT COUNT(*) FROM prompt_versions WHERE CAST(prompt_id AS TEXT) = $1",
+            &[&id.to_string()],
+        )
+        .await;
+    let all = raw.count("SELECT COUNT(*) FROM prompt_versions", &[]).await;
+    raw.close().await;
     assert_eq!(orphans, 0);
     assert_eq!(all, 1);
     assert_eq!(
-        versions_of(&db.store, original.id).await,
+        versions_of(&*db.store, original.id).await,
         vec![original_version]
     );
 }
 
-#[tokio::test]
-async fn a_first_version_for_another_prompt_id_leaves_no_prompt() {
+async fn a_first_version_for_another_prompt_id_leaves_no_prompt(backend: Backend) {
     // The version insert fails on its foreign key after the prompt row went in: both roll back.
-    let db = TestDb::new().await;
+    let db = TestDb::new(backend).await;
     let id = Uuid::now_v7();
     let elsewhere = Uuid::now_v7();
     let err = db

@@ -1,11 +1,17 @@
 //! Access tokens, stored by hash.
 
 use promptgate_core::{Scope, ScopeSet};
-use promptgate_store::{AccessToken, Store};
+use promptgate_store::AccessToken;
 use time::Duration;
 
 use crate::fixtures::audit_draft;
-use crate::fixtures::{T0, TestDb, client};
+use crate::fixtures::{Backend, T0, TestDb, client};
+
+for_each_store!(
+    tokens_round_trip_by_hash,
+    a_token_needs_an_existing_client,
+    only_expired_tokens_are_deleted,
+);
 
 fn token(hash: &str, expires_at: time::OffsetDateTime) -> AccessToken {
     AccessToken {
@@ -17,9 +23,8 @@ fn token(hash: &str, expires_at: time::OffsetDateTime) -> AccessToken {
     }
 }
 
-#[tokio::test]
-async fn tokens_round_trip_by_hash() {
-    let db = TestDb::new().await;
+async fn tokens_round_trip_by_hash(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store
         .insert_client(&client("app"), &audit_draft())
         .await
@@ -30,17 +35,15 @@ async fn tokens_round_trip_by_hash() {
     assert_eq!(db.store.find_token(&"2e".repeat(32)).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn a_token_needs_an_existing_client() {
-    let db = TestDb::new().await;
+async fn a_token_needs_an_existing_client(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let t = token(&"1f".repeat(32), T0 + Duration::hours(24));
     assert!(db.store.insert_token(&t).await.is_err());
     assert_eq!(db.store.find_token(&t.token_hash).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn only_expired_tokens_are_deleted() {
-    let db = TestDb::new().await;
+async fn only_expired_tokens_are_deleted(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.store
         .insert_client(&client("app"), &audit_draft())
         .await
