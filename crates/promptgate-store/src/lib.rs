@@ -305,6 +305,21 @@ pub trait Store: Send + Sync + 'static {
         to: i64,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+    /// Takes or renews `exporter`'s delivery lease for `holder` until `now + ttl`; true when
+    /// `holder` holds it afterwards. It is granted when nobody holds it, when the holder's lease
+    /// expired (at or before `now`), or when `holder` holds it already (a renewal); otherwise
+    /// nothing changes. Several processes deliver the same outbox, and only the lease holder
+    /// may, so that one batch is not sent by two of them at once.
+    async fn try_acquire_exporter_lease(
+        &self,
+        exporter: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Gives up `exporter`'s lease if `holder` holds it (on graceful shutdown, so that another
+    /// process takes over at once instead of after the lease's expiry); otherwise does nothing.
+    async fn release_exporter_lease(&self, exporter: &str, holder: &str) -> Result<(), StoreError>;
     /// The sequence of the newest stored record (0 when there is none).
     async fn last_invocation_seq(&self) -> Result<i64, StoreError>;
     /// Sets the feedback of invocation `id`; false when no such record is stored.

@@ -893,6 +893,43 @@ impl Store for PostgresStore {
         Ok(moved > 0)
     }
 
+    async fn try_acquire_exporter_lease(
+        &self,
+        exporter: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        // One conditional upsert: the row is written only when it is new, ours, or expired, so
+        // of two processes racing for a free or lapsed lease exactly one sees a row changed.
+        let granted = sqlx::query(
+            "INSERT INTO exporter_leases (exporter, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (exporter) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE exporter_leases.holder = excluded.holder \
+                OR exporter_leases.expires_at <= $4",
+        )
+        .bind(exporter)
+        .bind(holder)
+        .bind(codec::lease_expiry(now, ttl))
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        Ok(granted > 0)
+    }
+
+    async fn release_exporter_lease(&self, exporter: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM exporter_leases WHERE exporter = $1 AND holder = $2")
+            .bind(exporter)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     async fn last_invocation_seq(&self) -> Result<i64, StoreError> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM invocations")
             .fetch_one(&self.pool)

@@ -161,6 +161,18 @@ impl Store for FakeStore {
     ) -> Result<bool, StoreError> {
         Err(self.data.error())
     }
+    async fn try_acquire_exporter_lease(
+        &self,
+        _: &str,
+        _: &str,
+        _: OffsetDateTime,
+        _: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        Err(self.data.error())
+    }
+    async fn release_exporter_lease(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        Err(self.data.error())
+    }
     async fn last_invocation_seq(&self) -> Result<i64, StoreError> {
         Err(self.data.error())
     }

@@ -36,6 +36,7 @@ mod clients;
 mod concurrency;
 mod fixtures;
 mod immutability;
+mod leases;
 mod listing;
 mod migrations;
 mod postgres;
