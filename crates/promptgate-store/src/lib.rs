@@ -183,6 +183,16 @@ pub struct PromptUpdate {
     pub audit: Vec<AuditDraft>,
 }
 
+/// The storage sequences of the first and last record of an exporter's batch: what names the
+/// batch (its id is derived from them), so that a batch re-sent after a crash is recognisable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingBatch {
+    /// The first record's sequence.
+    pub first_seq: i64,
+    /// The last record's sequence.
+    pub last_seq: i64,
+}
+
 /// Which audit entries a listing returns. Every part is optional.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -319,7 +329,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Gives up `exporter`'s lease if `holder` holds it (on graceful shutdown, so that another
     /// process takes over at once instead of after the lease's expiry); otherwise does nothing.
+    /// The pending batch is kept: it may have reached the target before the holder gave up.
     async fn release_exporter_lease(&self, exporter: &str, holder: &str) -> Result<(), StoreError>;
+    /// Records the batch `holder` is about to deliver for `exporter`, only while its lease is
+    /// unexpired at `now`; false (and no change) when it is not the holder any more. Whoever
+    /// takes the lease over after a crash re-sends exactly this batch, so the one duplicate a
+    /// crash can cause carries the same batch id and receivers can drop it.
+    async fn begin_exporter_batch(
+        &self,
+        exporter: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        batch: PendingBatch,
+    ) -> Result<bool, StoreError>;
+    /// The batch the last holder of `exporter`'s lease began (it was delivered only if the
+    /// cursor has reached its `last_seq`).
+    async fn pending_exporter_batch(
+        &self,
+        exporter: &str,
+    ) -> Result<Option<PendingBatch>, StoreError>;
     /// The sequence of the newest stored record (0 when there is none).
     async fn last_invocation_seq(&self) -> Result<i64, StoreError>;
     /// Sets the feedback of invocation `id`; false when no such record is stored.

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use crate::codec::{self, from_millis, millis};
 use crate::{
-    AccessToken, AuditFilter, Client, Feedback, PromptFilter, PromptUpdate, Store, StoreError,
-    StoredAuditEntry, StoredInvocation, SummaryRow, TelemetryFilter,
+    AccessToken, AuditFilter, Client, Feedback, PendingBatch, PromptFilter, PromptUpdate, Store,
+    StoreError, StoredAuditEntry, StoredInvocation, SummaryRow, TelemetryFilter,
 };
 
 /// How long a statement waits for another writer before giving up.
@@ -813,13 +813,59 @@ impl Store for SqliteStore {
     }
 
     async fn release_exporter_lease(&self, exporter: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM exporter_leases WHERE exporter = ?1 AND holder = ?2")
-            .bind(exporter)
-            .bind(holder)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        // Expired rather than deleted, so that the pending batch survives for the next holder.
+        sqlx::query(
+            "UPDATE exporter_leases SET expires_at = 0 WHERE exporter = ?1 AND holder = ?2",
+        )
+        .bind(exporter)
+        .bind(holder)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn begin_exporter_batch(
+        &self,
+        exporter: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        batch: PendingBatch,
+    ) -> Result<bool, StoreError> {
+        let recorded = sqlx::query(
+            "UPDATE exporter_leases SET pending_first = ?1, pending_last = ?2 \
+             WHERE exporter = ?3 AND holder = ?4 AND expires_at > ?5",
+        )
+        .bind(batch.first_seq)
+        .bind(batch.last_seq)
+        .bind(exporter)
+        .bind(holder)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        Ok(recorded > 0)
+    }
+
+    async fn pending_exporter_batch(
+        &self,
+        exporter: &str,
+    ) -> Result<Option<PendingBatch>, StoreError> {
+        let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT pending_first, pending_last FROM exporter_leases WHERE exporter = ?1",
+        )
+        .bind(exporter)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(match row {
+            Some((Some(first_seq), Some(last_seq))) => Some(PendingBatch {
+                first_seq,
+                last_seq,
+            }),
+            _ => None,
+        })
     }
 
     async fn last_invocation_seq(&self) -> Result<i64, StoreError> {

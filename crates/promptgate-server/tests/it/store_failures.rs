@@ -173,6 +173,21 @@ impl Store for FakeStore {
     async fn release_exporter_lease(&self, _: &str, _: &str) -> Result<(), StoreError> {
         Err(self.data.error())
     }
+    async fn begin_exporter_batch(
+        &self,
+        _: &str,
+        _: &str,
+        _: OffsetDateTime,
+        _: promptgate_store::PendingBatch,
+    ) -> Result<bool, StoreError> {
+        Err(self.data.error())
+    }
+    async fn pending_exporter_batch(
+        &self,
+        _: &str,
+    ) -> Result<Option<promptgate_store::PendingBatch>, StoreError> {
+        Err(self.data.error())
+    }
     async fn last_invocation_seq(&self) -> Result<i64, StoreError> {
         Err(self.data.error())
     }

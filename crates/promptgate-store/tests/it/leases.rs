@@ -1,10 +1,11 @@
-//! Exporter delivery leases: one holder at a time, renewals, expiry, release, and racing
-//! acquirers on separate pools (replicas) of which exactly one wins.
+//! Exporter delivery leases: one holder at a time, renewals, expiry, release, racing acquirers
+//! on separate pools (replicas) of which exactly one wins, and the pending batch a holder
+//! records before it delivers (only while it holds the lease; kept for whoever takes over).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use promptgate_store::{Store, StoreError};
+use promptgate_store::{PendingBatch, Store, StoreError};
 use tokio::task::JoinSet;
 
 use crate::fixtures::{Backend, T0, TestDb};
@@ -13,6 +14,7 @@ for_each_store!(
     a_lease_is_held_until_it_expires_or_is_released,
     leases_are_per_exporter,
     racing_replicas_get_one_lease,
+    only_the_holder_records_a_pending_batch_and_it_outlives_the_holder,
     a_closed_store_cannot_take_or_release_a_lease,
 );
 
@@ -154,6 +156,82 @@ async fn racing_replicas_get_one_lease(backend: Backend) {
     }
 }
 
+async fn only_the_holder_records_a_pending_batch_and_it_outlives_the_holder(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    let batch = |first_seq, last_seq| PendingBatch {
+        first_seq,
+        last_seq,
+    };
+    assert_eq!(store.pending_exporter_batch("webhook").await.unwrap(), None);
+    assert!(
+        !store
+            .begin_exporter_batch("webhook", "a", at(0), batch(1, 10))
+            .await
+            .unwrap(),
+        "no lease, no batch"
+    );
+    assert!(
+        store
+            .try_acquire_exporter_lease("webhook", "a", at(0), TTL)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.pending_exporter_batch("webhook").await.unwrap(),
+        None,
+        "a fresh lease has no pending batch"
+    );
+    assert!(
+        !store
+            .begin_exporter_batch("webhook", "b", at(1), batch(1, 10))
+            .await
+            .unwrap(),
+        "only the holder records a batch"
+    );
+    assert!(
+        store
+            .begin_exporter_batch("webhook", "a", at(1), batch(1, 10))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.pending_exporter_batch("webhook").await.unwrap(),
+        Some(batch(1, 10))
+    );
+    assert!(
+        !store
+            .begin_exporter_batch("webhook", "a", at(30_000), batch(11, 20))
+            .await
+            .unwrap(),
+        "not once the lease has expired"
+    );
+    // "a" crashed: "b" takes over and finds the batch "a" began.
+    assert!(
+        store
+            .try_acquire_exporter_lease("webhook", "b", at(30_000), TTL)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.pending_exporter_batch("webhook").await.unwrap(),
+        Some(batch(1, 10))
+    );
+    // A graceful release keeps it too (the target may have received it).
+    assert!(
+        store
+            .begin_exporter_batch("webhook", "b", at(30_001), batch(11, 20))
+            .await
+            .unwrap()
+    );
+    store.release_exporter_lease("webhook", "b").await.unwrap();
+    assert_eq!(
+        store.pending_exporter_batch("webhook").await.unwrap(),
+        Some(batch(11, 20))
+    );
+    assert_eq!(store.pending_exporter_batch("otlp").await.unwrap(), None);
+}
+
 async fn a_closed_store_cannot_take_or_release_a_lease(backend: Backend) {
     let db = TestDb::new(backend).await;
     db.store.close().await;
@@ -166,6 +244,26 @@ async fn a_closed_store_cannot_take_or_release_a_lease(backend: Backend) {
     let err = db
         .store
         .release_exporter_lease("webhook", "a")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "got {err:?}");
+    let err = db
+        .store
+        .begin_exporter_batch(
+            "webhook",
+            "a",
+            at(0),
+            PendingBatch {
+                first_seq: 1,
+                last_seq: 2,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "got {err:?}");
+    let err = db
+        .store
+        .pending_exporter_batch("webhook")
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "got {err:?}");
