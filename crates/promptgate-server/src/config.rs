@@ -249,6 +249,7 @@ impl WebhookExporter {
             max_age: self.max_age_hours.map_or(defaults.max_age, |h| {
                 std::time::Duration::from_secs(h * 3600)
             }),
+            lease_ttl: defaults.lease_ttl,
         }
     }
 }

@@ -416,6 +416,8 @@ impl Gateway {
             self.checkpoint_interval,
         ));
         let (stop_exporters, stop) = tokio::sync::watch::channel(false);
+        // One id for every lease this process holds; replicas each draw their own.
+        let holder = exporters::new_holder_id();
         let outboxes: Vec<_> = self
             .exporters
             .into_iter()
@@ -425,6 +427,7 @@ impl Gateway {
                     target,
                     config,
                     health,
+                    holder.clone(),
                     stop.clone(),
                 ))
             })
@@ -443,8 +446,8 @@ impl Gateway {
         if let Err(err) = self.telemetry_writer.await {
             tracing::error!(error = %err, "the telemetry writer failed");
         }
-        // Exporters stop after their current pass; what they have not delivered stays in the
-        // outbox for the next start.
+        // Exporters stop after their current pass and give up their leases, so another
+        // replica continues at once; what is not delivered stays in the outbox.
         let _ = stop_exporters.send(true);
         for outbox in outboxes {
             let _ = outbox.await;

@@ -1,9 +1,22 @@
 //! Exporters that push telemetry to the observability stack teams already run, off the request
 //! path, from a durable outbox: the `invocations` table is the outbox and each exporter keeps a
-//! cursor (the sequence of the last record it delivered) in the database. Delivery is at least
-//! once: a batch is delivered, then the cursor moves; a crash between the two delivers the batch
-//! again, with the same batch id, so receivers can drop the repeat. A target that is down keeps
-//! its records until it is back, across restarts, within the backlog bounds.
+//! cursor (the sequence of the last record it delivered) in the database. A target that is down
+//! keeps its records until it is back, across restarts, within the backlog bounds.
+//!
+//! Several gateways may share one database (replicas on PostgreSQL, or a second process on the
+//! same SQLite file), and each runs every configured exporter. Only the process holding the
+//! exporter's lease (`exporter_leases`) delivers: it takes the lease, or renews it, at the start
+//! of every pass, records the batch it is about to send (only while the lease is still its own,
+//! which fences a holder whose lease lapsed), delivers, then moves the cursor. On graceful
+//! shutdown it gives the lease up so another replica continues at once.
+//!
+//! What a crash costs: a holder that dies between recording a batch and moving the cursor leaves
+//! that batch pending; when its lease expires (after [`OutboxConfig::lease_ttl`]) the next
+//! holder sends exactly that batch again, with the same batch id, before anything else. So each
+//! record is delivered once, except that a crash (or a holder stalled for longer than the lease)
+//! can deliver the one in-flight batch twice, both times under the same id, which receivers
+//! drop by id (the webhook's `Idempotency-Key`). Replicas must run the exporter with the same
+//! settings and clocks that agree to well within the lease's lifetime (NTP does).
 
 pub mod otlp;
 pub mod webhook;
@@ -13,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use promptgate_store::{Store, StoredInvocation, TelemetryFilter};
+use promptgate_store::{PendingBatch, Store, StoredInvocation, TelemetryFilter};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -37,6 +50,9 @@ pub struct OutboxConfig {
     pub max_backlog: u64,
     /// Undelivered records older than this are skipped (and counted).
     pub max_age: Duration,
+    /// How long the delivery lease lasts unless renewed: how soon another replica takes over
+    /// after the holder crashed. At least three flush intervals are used whatever it says.
+    pub lease_ttl: Duration,
 }
 
 impl Default for OutboxConfig {
@@ -46,6 +62,7 @@ impl Default for OutboxConfig {
             flush_interval: Duration::from_secs(1),
             max_backlog: 100_000,
             max_age: Duration::from_secs(7 * 24 * 3600),
+            lease_ttl: DEFAULT_LEASE_TTL,
         }
     }
 }
@@ -66,22 +83,58 @@ pub struct ExporterHealth {
 /// The longest wait between delivery attempts to a failing target.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Delivers the outbox to `target` until `stop` turns true; the last pass finishes first.
+/// How long a delivery lease lasts unless renewed (`OutboxConfig::lease_ttl`'s default). Longer
+/// than a pass can take (the targets time out after 10 s), so a live holder never loses it in
+/// the middle of a delivery; short enough that a crashed holder's exporter resumes soon.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// A fresh holder id for this process's leases: random, so that two processes never share one.
+pub fn new_holder_id() -> Arc<str> {
+    Arc::from(uuid::Uuid::new_v4().to_string())
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// A batch went out; more may be waiting.
+    Delivered,
+    /// Nothing to deliver.
+    Idle,
+    /// Another process holds the lease.
+    NotHolder,
+}
+
+/// Delivers the outbox to `target` whenever this process (`holder`) holds the exporter's lease,
+/// until `stop` turns true; the last pass finishes first and the lease is then given up.
 pub async fn run_outbox(
     store: Arc<dyn Store>,
     target: Arc<dyn Target>,
     config: OutboxConfig,
     health: Arc<ExporterHealth>,
+    holder: Arc<str>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Renewed every pass, so it must outlast the pause between two passes.
+    let ttl = config.lease_ttl.max(config.flush_interval * 3);
     let mut backoff = config.flush_interval;
+    let mut holding = false;
     loop {
-        let wait = match deliver_once(store.as_ref(), target.as_ref(), &config, &health).await {
-            Ok(true) => {
+        let outcome = pass(
+            store.as_ref(),
+            target.as_ref(),
+            &config,
+            &health,
+            &holder,
+            ttl,
+            &mut holding,
+        )
+        .await;
+        let wait = match outcome {
+            Ok(Pass::Delivered) => {
                 backoff = config.flush_interval;
                 Duration::ZERO
             }
-            Ok(false) => {
+            Ok(Pass::Idle | Pass::NotHolder) => {
                 backoff = config.flush_interval;
                 config.flush_interval
             }
@@ -94,25 +147,87 @@ pub async fn run_outbox(
             }
         };
         if *stop.borrow() {
-            return;
+            break;
         }
         if !wait.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return,
+                _ = stop.changed() => break,
+            }
+        }
+    }
+    if holding {
+        match store.release_exporter_lease(target.name(), &holder).await {
+            Ok(()) => tracing::info!(exporter = target.name(), "gave up the delivery lease"),
+            Err(err) => {
+                tracing::warn!(exporter = target.name(), error = ?err, "cannot give up the delivery lease; another replica takes over when it expires")
             }
         }
     }
 }
 
-/// One pass: skips what is over the backlog bounds, delivers one batch and moves the cursor.
-/// `Ok(true)` when a batch was delivered (more may be waiting).
+/// One pass: takes or renews the lease, then, as its holder, delivers one batch.
+async fn pass(
+    store: &dyn Store,
+    target: &dyn Target,
+    config: &OutboxConfig,
+    health: &ExporterHealth,
+    holder: &str,
+    ttl: Duration,
+    holding: &mut bool,
+) -> Result<Pass, String> {
+    let name = target.name();
+    let granted = store
+        .try_acquire_exporter_lease(name, holder, OffsetDateTime::now_utc(), ttl)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !granted {
+        if std::mem::take(holding) {
+            tracing::warn!(
+                exporter = name,
+                "another replica took over the delivery lease"
+            );
+        }
+        // The gauge stays meaningful on every replica, whichever one delivers.
+        let cursor = store
+            .exporter_cursor(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let newest = store
+            .last_invocation_seq()
+            .await
+            .map_err(|e| e.to_string())?;
+        health.queued.store(
+            u64::try_from(newest - cursor).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        return Ok(Pass::NotHolder);
+    }
+    if !*holding {
+        *holding = true;
+        tracing::info!(
+            exporter = name,
+            holder,
+            "this process now delivers the exporter's outbox"
+        );
+    }
+    deliver_once(store, target, config, health, holder).await
+}
+
+/// The id of the batch of records `first..=last`: the same on every replica and every attempt.
+fn batch_id(exporter: &str, batch: PendingBatch) -> String {
+    format!("{exporter}-{}-{}", batch.first_seq, batch.last_seq)
+}
+
+/// As the lease holder: skips what is over the backlog bounds, re-sends a batch that a previous
+/// holder began and did not finish, or else delivers the next batch, and moves the cursor.
 async fn deliver_once(
     store: &dyn Store,
     target: &dyn Target,
     config: &OutboxConfig,
     health: &ExporterHealth,
-) -> Result<bool, String> {
+    holder: &str,
+) -> Result<Pass, String> {
     let name = target.name();
     let mut cursor = store
         .exporter_cursor(name)
@@ -143,32 +258,74 @@ async fn deliver_once(
             cursor = skip_to;
         }
     }
-    let oldest_kept = OffsetDateTime::now_utc()
-        - time::Duration::try_from(config.max_age).unwrap_or(time::Duration::WEEK);
-    let filter = TelemetryFilter {
-        start: Some(oldest_kept),
-        ..TelemetryFilter::default()
-    };
-    let batch = store
-        .list_invocations(&filter, Some(cursor), config.batch_size.max(1))
+    let pending = store
+        .pending_exporter_batch(name)
         .await
-        .map_err(|e| e.to_string())?;
-    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-        return Ok(false);
+        .map_err(|e| e.to_string())?
+        .filter(|p| p.first_seq > cursor && p.last_seq >= p.first_seq);
+    let (batch, records) = match pending {
+        // Begun by a holder that crashed (or failed) before the cursor moved: the same records
+        // under the same id, whatever their age, so that a receiver recognises the repeat.
+        Some(pending) => {
+            let span = u32::try_from(pending.last_seq - pending.first_seq + 1).unwrap_or(u32::MAX);
+            let mut records = store
+                .list_invocations(
+                    &TelemetryFilter::default(),
+                    Some(pending.first_seq - 1),
+                    span,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            records.retain(|r| r.seq <= pending.last_seq);
+            (pending, records)
+        }
+        None => {
+            let oldest_kept = OffsetDateTime::now_utc()
+                - time::Duration::try_from(config.max_age).unwrap_or(time::Duration::WEEK);
+            let filter = TelemetryFilter {
+                start: Some(oldest_kept),
+                ..TelemetryFilter::default()
+            };
+            let records = store
+                .list_invocations(&filter, Some(cursor), config.batch_size.max(1))
+                .await
+                .map_err(|e| e.to_string())?;
+            let (Some(first), Some(last)) = (records.first(), records.last()) else {
+                return Ok(Pass::Idle);
+            };
+            let batch = PendingBatch {
+                first_seq: first.seq,
+                last_seq: last.seq,
+            };
+            (batch, records)
+        }
     };
-    // Records between the cursor and this batch were too old to send.
-    let too_old = u64::try_from(last.seq - cursor).unwrap_or(0) - batch.len() as u64;
-    let batch_id = format!("{name}-{}-{}", first.seq, last.seq);
-    target.deliver(&batch_id, &batch).await?;
-    if store
-        .advance_exporter_cursor(name, cursor, last.seq, OffsetDateTime::now_utc())
+    // The fence: the batch is recorded, and sent, only while the lease is still this
+    // process's (it may have lapsed during a long pause since the pass began).
+    if !store
+        .begin_exporter_batch(name, holder, OffsetDateTime::now_utc(), batch)
         .await
         .map_err(|e| e.to_string())?
     {
+        return Ok(Pass::NotHolder);
+    }
+    if !records.is_empty() {
+        target.deliver(&batch_id(name, batch), &records).await?;
+    }
+    if store
+        .advance_exporter_cursor(name, cursor, batch.last_seq, OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        // Records between the cursor and the batch's end that it does not hold were too old
+        // to send (or pruned meanwhile).
+        let too_old = u64::try_from(batch.last_seq - cursor)
+            .unwrap_or(0)
+            .saturating_sub(records.len() as u64);
         health
             .delivered
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         health.skipped.fetch_add(too_old, Ordering::Relaxed);
     }
-    Ok(true)
+    Ok(Pass::Delivered)
 }

@@ -9,5 +9,6 @@ mod harness;
 mod moderation;
 mod openapi;
 mod otlp;
+mod outbox_leases;
 mod routing;
 mod store_failures;
