@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use promptgate_core::endpoint::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS};
 use promptgate_core::{EndpointCatalogue, ModelEndpoint, ProviderKind, TokenizerKind};
@@ -106,6 +107,16 @@ pub struct ServerSection {
     pub max_body_bytes: usize,
     /// Longest time a request may take.
     pub request_timeout_ms: u64,
+    /// PostgreSQL: connections this replica opens at most (default 10). The database's
+    /// `max_connections` must cover the sum over replicas.
+    pub database_max_connections: Option<u32>,
+    /// PostgreSQL: how long one statement may run, lock waits included, before it is cancelled
+    /// and the request answers 503 (default 30000).
+    pub database_statement_timeout_ms: Option<u64>,
+    /// PostgreSQL: how long a request waits for a connection, connecting included, before it
+    /// answers 503; this bounds `/readyz` and every request while the database is down
+    /// (default 5000).
+    pub database_acquire_timeout_ms: Option<u64>,
 }
 
 impl Default for ServerSection {
@@ -115,6 +126,27 @@ impl Default for ServerSection {
             database_url: None,
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 30_000,
+            database_max_connections: None,
+            database_statement_timeout_ms: None,
+            database_acquire_timeout_ms: None,
+        }
+    }
+}
+
+impl ServerSection {
+    /// The database pool's limits: the configured ones, defaults for the rest.
+    pub fn pool_settings(&self) -> promptgate_store::PoolSettings {
+        let defaults = promptgate_store::PoolSettings::default();
+        promptgate_store::PoolSettings {
+            max_connections: self
+                .database_max_connections
+                .unwrap_or(defaults.max_connections),
+            statement_timeout: self
+                .database_statement_timeout_ms
+                .map_or(defaults.statement_timeout, Duration::from_millis),
+            acquire_timeout: self
+                .database_acquire_timeout_ms
+                .map_or(defaults.acquire_timeout, Duration::from_millis),
         }
     }
 }
@@ -357,6 +389,25 @@ impl ConfigFile {
                 "server.max_body_bytes must be at least 1".into(),
             ));
         }
+        // Zero would mean "no connections" or, to PostgreSQL, "no timeout at all".
+        for (key, value) in [
+            (
+                "server.database_max_connections",
+                file.server.database_max_connections.map(u64::from),
+            ),
+            (
+                "server.database_statement_timeout_ms",
+                file.server.database_statement_timeout_ms,
+            ),
+            (
+                "server.database_acquire_timeout_ms",
+                file.server.database_acquire_timeout_ms,
+            ),
+        ] {
+            if value == Some(0) {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+            }
+        }
         if file.auth.token_ttl_seconds == 0 {
             return Err(ConfigError::Invalid(
                 "auth.token_ttl_seconds must be at least 1".into(),
@@ -565,6 +616,46 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("provider"), "{err}");
+    }
+
+    #[test]
+    fn database_pool_settings_default_and_are_read() {
+        let defaults = ConfigFile::parse("").unwrap().server.pool_settings();
+        assert_eq!(defaults, promptgate_store::PoolSettings::default());
+        let c = ConfigFile::parse(
+            "[server]\ndatabase_max_connections = 25\ndatabase_statement_timeout_ms = 1500\n\
+             database_acquire_timeout_ms = 700\n",
+        )
+        .unwrap();
+        let pool = c.server.pool_settings();
+        assert_eq!(pool.max_connections, 25);
+        assert_eq!(pool.statement_timeout, Duration::from_millis(1500));
+        assert_eq!(pool.acquire_timeout, Duration::from_millis(700));
+        // One key set, the others keep their defaults.
+        let c = ConfigFile::parse("[server]\ndatabase_max_connections = 3\n").unwrap();
+        let pool = c.server.pool_settings();
+        assert_eq!(pool.max_connections, 3);
+        assert_eq!(pool.statement_timeout, defaults.statement_timeout);
+        assert_eq!(pool.acquire_timeout, defaults.acquire_timeout);
+    }
+
+    #[test]
+    fn database_pool_settings_refuse_zero_wrong_types_and_typos() {
+        for key in [
+            "database_max_connections",
+            "database_statement_timeout_ms",
+            "database_acquire_timeout_ms",
+        ] {
+            let err = ConfigFile::parse(&format!("[server]\n{key} = 0\n")).unwrap_err();
+            assert!(err.to_string().contains(&format!("server.{key}")), "{err}");
+            assert!(err.to_string().contains("at least 1"), "{err}");
+            let err = ConfigFile::parse(&format!("[server]\n{key} = \"ten\"\n")).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+            let err = ConfigFile::parse(&format!("[server]\n{key} = -1\n")).unwrap_err();
+            assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        }
+        let err = ConfigFile::parse("[server]\ndatabase_max_conections = 5\n").unwrap_err();
+        assert!(err.to_string().contains("database_max_conections"), "{err}");
     }
 
     #[test]

@@ -234,12 +234,15 @@ impl Gateway {
     /// binds the listener.
     pub async fn bind(options: ServeOptions) -> Result<Self, StartError> {
         let catalogue = options.config.catalogue()?;
-        let store = promptgate_store::open(&options.database_url)
-            .await
-            .map_err(|source| StartError::Store {
-                url: options.database_url.clone(),
-                source,
-            })?;
+        let store = promptgate_store::open_with(
+            &options.database_url,
+            &options.config.server.pool_settings(),
+        )
+        .await
+        .map_err(|source| StartError::Store {
+            url: options.database_url.clone(),
+            source,
+        })?;
         let supplied = options
             .admin_credentials
             .as_ref()

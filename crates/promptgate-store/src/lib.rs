@@ -392,13 +392,28 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store a database URL names (`sqlite:…`, or `postgres://…`/`postgresql://…` with
 /// the default [`PoolSettings`]), creating and migrating it as needed.
 pub async fn open(database_url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    open_with(database_url, &PoolSettings::default()).await
+}
+
+/// Like [`open`], with the pool limits a PostgreSQL store uses (the server's `[server]
+/// database_*` settings). A SQLite store ignores them: it has one writer at a time and a small
+/// fixed pool, and a file has no connections to run out of.
+pub async fn open_with(
+    database_url: &str,
+    settings: &PoolSettings,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if database_url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(SqliteStore::open(database_url).await?))
-    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+    } else if is_postgres_url(database_url) {
         Ok(std::sync::Arc::new(
-            PostgresStore::open(database_url).await?,
+            PostgresStore::open_with(database_url, settings).await?,
         ))
     } else {
         Err(StoreError::UnsupportedUrl(database_url.to_owned()))
     }
+}
+
+/// Whether a URL names a PostgreSQL database (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(database_url: &str) -> bool {
+    database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")
 }

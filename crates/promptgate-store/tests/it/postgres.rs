@@ -114,6 +114,41 @@ async fn a_statement_past_its_timeout_is_unavailable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_with_hands_the_pool_settings_to_postgres() {
+    // What the server's `[server] database_*` settings go through.
+    let db = TestDatabase::create().await;
+    let store = promptgate_store::open_with(db.url(), &impatient())
+        .await
+        .unwrap();
+    let mut raw = PgConnection::connect(db.url()).await.unwrap();
+    let timeout: String =
+        sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
+            .fetch_one(&mut raw)
+            .await
+            .unwrap();
+    assert_eq!(
+        timeout, "0",
+        "the raw connection keeps the server's default"
+    );
+    sqlx::raw_sql("BEGIN; LOCK TABLE clients IN ACCESS EXCLUSIVE MODE;")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    // Cancelled by the configured 500 ms statement timeout, not left waiting.
+    assert_unavailable(store.count_clients().await);
+    sqlx::raw_sql("ROLLBACK").execute(&mut raw).await.unwrap();
+    raw.close().await.unwrap();
+    store.close().await;
+    let err = promptgate_store::open_with("mysql://localhost/x", &impatient())
+        .await
+        .err();
+    assert!(
+        matches!(err, Some(StoreError::UnsupportedUrl(_))),
+        "got {err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_pool_opens_at_most_max_connections() {
     let db = TestDatabase::create().await;
     let settings = PoolSettings {
