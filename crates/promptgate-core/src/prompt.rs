@@ -491,6 +491,9 @@ fn check_system_prompt(text: &str, violations: &mut Vec<Violation>) -> Option<St
             format!("systemPrompt is {chars} characters; the limit is {MAX_SYSTEM_PROMPT_CHARS}"),
         ));
         None
+    } else if text.contains('\0') {
+        violations.push(nul_violation("systemPrompt"));
+        None
     } else {
         Some(text.to_owned())
     }
@@ -528,6 +531,10 @@ fn check_examples(
                 ));
                 String::new()
             }
+            Some(v) if v.contains('\0') => {
+                violations.push(nul_violation(&format!("fewShotExamples[{i}].{name}")));
+                String::new()
+            }
             Some(v) => v.clone(),
         };
         let input = text("input", &draft.input);
@@ -535,6 +542,15 @@ fn check_examples(
         examples.push(FewShotExample { input, output });
     }
     (violations.len() == before).then_some(examples)
+}
+
+/// The character U+0000 in a text field. Refused rather than stored because PostgreSQL's text
+/// cannot hold it (the database would refuse the write as a whole), and no prompt needs it.
+fn nul_violation(field: &str) -> Violation {
+    Violation::invalid(
+        field,
+        format!("{field} must not contain the character U+0000 (NUL)"),
+    )
 }
 
 /// Checks a prompt name: 1 to [`MAX_NAME_CHARS`] characters, not blank, no control characters.
@@ -550,6 +566,8 @@ pub fn check_name(name: Option<&str>) -> Result<String, Violation> {
             "name",
             format!("name is {chars} characters; the limit is {MAX_NAME_CHARS}"),
         ))
+    } else if name.contains('\0') {
+        Err(nul_violation("name"))
     } else if name.chars().any(char::is_control) {
         Err(Violation::invalid(
             "name",
@@ -726,6 +744,47 @@ mod tests {
             .unwrap_err();
         assert_eq!(errs[0].field, "temperature");
         d.temperature = Some(1.0);
+        assert!(d.check(None, &catalogue(), &TokenCounter::load()).is_ok());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_naming_the_field() {
+        let mut d = draft();
+        d.system_prompt = Some("You are\0 helpful.".into());
+        d.few_shot_examples = Some(vec![
+            ExampleDraft {
+                input: Some("fine".into()),
+                output: Some("fine".into()),
+            },
+            ExampleDraft {
+                input: Some("a\0b".into()),
+                output: Some("\0".into()),
+            },
+        ]);
+        let errs = d
+            .check(None, &catalogue(), &TokenCounter::load())
+            .unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "systemPrompt",
+                "fewShotExamples[1].input",
+                "fewShotExamples[1].output"
+            ]
+        );
+        for err in &errs {
+            assert_eq!(err.code, ViolationCode::InvalidValue);
+            assert!(err.message().contains("U+0000"), "{}", err.message());
+            assert!(err.message().contains(&err.field), "{}", err.message());
+        }
+        let name = check_name(Some("support\0agent")).unwrap_err();
+        assert_eq!(name.field, "name");
+        assert_eq!(name.code, ViolationCode::InvalidValue);
+        assert!(name.message().contains("U+0000"), "{}", name.message());
+        // Other text is untouched: a NUL-free prompt with unusual characters passes.
+        let mut d = draft();
+        d.system_prompt = Some("Tabs\tand newlines\n and \u{FFFD} are fine.".into());
         assert!(d.check(None, &catalogue(), &TokenCounter::load()).is_ok());
     }
 
