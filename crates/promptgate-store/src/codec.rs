@@ -12,6 +12,21 @@ pub(crate) fn millis(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// `text` with every U+0000 replaced by U+FFFD (the replacement character). PostgreSQL's text
+/// cannot hold U+0000 and refuses the whole statement, so a NUL that a caller put in an
+/// invocation's session id, a feedback comment or a lookup key would turn into a failed batch
+/// or a 500. Both stores apply the same mapping to what they store and to what they look up, so
+/// they behave alike and a lookup finds what a write with the same text stored. Prompt text
+/// never gets here with a NUL: validation refuses it.
+pub(crate) fn nul_free(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+/// [`nul_free`] of an optional text.
+pub(crate) fn nul_free_opt(text: Option<&str>) -> Option<String> {
+    text.map(nul_free)
+}
+
 /// When a lease taken at `now` for `ttl` runs out, in stored milliseconds.
 pub(crate) fn lease_expiry(now: OffsetDateTime, ttl: std::time::Duration) -> i64 {
     millis(now).saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))

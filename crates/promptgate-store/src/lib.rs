@@ -3,7 +3,10 @@
 //!
 //! Architecture invariant: the store keeps what it is given. Ids, timestamps, revisions and every
 //! rule are decided by the caller; the store only guarantees atomicity (a change and its checks
-//! commit together or not at all) and reports conflicts it detects with constraints.
+//! commit together or not at all) and reports conflicts it detects with constraints. One
+//! exception, the same in both stores: a U+0000 in caller-supplied text (a session id, a feedback
+//! comment, a client name, a lookup key) is stored and looked up as U+FFFD, because PostgreSQL's
+//! text cannot hold it and refusing would fail a whole telemetry batch or a request.
 
 #![warn(missing_docs)]
 

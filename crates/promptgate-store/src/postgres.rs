@@ -33,7 +33,7 @@ use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::codec::{self, from_millis, millis};
+use crate::codec::{self, from_millis, millis, nul_free, nul_free_opt};
 use crate::{
     AccessToken, AuditFilter, Client, Feedback, PendingBatch, PromptFilter, PromptUpdate, Store,
     StoreError, StoredAuditEntry, StoredInvocation, SummaryRow, TelemetryFilter,
@@ -348,8 +348,8 @@ async fn append_audit_in(
         .bind(sql_sequence(sequence))
         .bind(draft.id)
         .bind(millis(draft.timestamp))
-        .bind(&draft.actor)
-        .bind(&draft.action)
+        .bind(nul_free(&draft.actor))
+        .bind(nul_free(&draft.action))
         .bind(draft.prompt_id)
         .bind(&sealed.body)
         .bind(to_hex(&sealed.prev_hash))
@@ -444,8 +444,8 @@ impl Store for PostgresStore {
             "INSERT INTO clients (id, name, secret_hash, scopes, created_at, disabled_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(&client.id)
-        .bind(&client.name)
+        .bind(nul_free(&client.id))
+        .bind(nul_free(&client.name))
         .bind(&client.secret_hash)
         .bind(client.scopes.to_string())
         .bind(millis(client.created_at))
@@ -468,7 +468,7 @@ impl Store for PostgresStore {
 
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         sqlx::query("SELECT * FROM clients WHERE id = $1")
-            .bind(id)
+            .bind(nul_free(id))
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?
@@ -498,7 +498,7 @@ impl Store for PostgresStore {
             "UPDATE clients SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL",
         )
         .bind(millis(at))
-        .bind(id)
+        .bind(nul_free(id))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?
@@ -507,7 +507,7 @@ impl Store for PostgresStore {
             append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
         }
         let client = sqlx::query("SELECT * FROM clients WHERE id = $1")
-            .bind(id)
+            .bind(nul_free(id))
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?
@@ -531,7 +531,7 @@ impl Store for PostgresStore {
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&token.token_hash)
-        .bind(&token.client_id)
+        .bind(nul_free(&token.client_id))
         .bind(token.scopes.to_string())
         .bind(millis(token.issued_at))
         .bind(millis(token.expires_at))
@@ -623,8 +623,8 @@ impl Store for PostgresStore {
         // pattern ignores ASCII case only, as SQLite's LIKE does: `lower` under the "C"
         // collation folds A-Z and nothing else.
         let (exact, pattern) = match &filter.name {
-            Some(name) if name.contains('*') => (None, Some(like_pattern(name))),
-            Some(name) => (Some(name.clone()), None),
+            Some(name) if name.contains('*') => (None, Some(like_pattern(&nul_free(name)))),
+            Some(name) => (Some(nul_free(name)), None),
             None => (None, None),
         };
         sqlx::query(
@@ -715,20 +715,20 @@ impl Store for PostgresStore {
         let mut client_ids = Vec::with_capacity(records.len());
         let mut metadata = Vec::with_capacity(records.len());
         for r in records {
-            ids.push(r.id.clone());
+            ids.push(nul_free(&r.id));
             timestamps.push(millis(r.timestamp));
             prompt_ids.push(r.prompt_id);
-            versions.push(r.version.clone());
-            models.push(r.model.clone());
+            versions.push(nul_free(&r.version));
+            models.push(nul_free(&r.model));
             statuses.push(r.status.as_str().to_owned());
-            error_codes.push(r.error_code.clone());
+            error_codes.push(nul_free_opt(r.error_code.as_deref()));
             latencies.push(r.latency_ms);
             upstream_latencies.push(r.upstream_latency_ms);
             first_token_latencies.push(r.time_to_first_token_ms);
             prompt_tokens.push(i64::from(r.prompt_tokens));
             completion_tokens.push(i64::from(r.completion_tokens));
-            session_ids.push(r.session_id.clone());
-            client_ids.push(r.client_id.clone());
+            session_ids.push(nul_free_opt(r.session_id.as_deref()));
+            client_ids.push(nul_free(&r.client_id));
             metadata.push(serde_json::to_string(&r.metadata).unwrap_or_else(|_| "{}".to_owned()));
         }
         let mut tx = self.pool.begin_with(BEGIN).await.map_err(db_error)?;
@@ -794,7 +794,7 @@ impl Store for PostgresStore {
              ORDER BY seq LIMIT $7",
         )
         .bind(filter.prompt_id)
-        .bind(&filter.version)
+        .bind(nul_free_opt(filter.version.as_deref()))
         .bind(filter.start.map(millis))
         .bind(filter.end.map(millis))
         .bind(filter.status.map(InvocationStatus::as_str))
@@ -820,7 +820,7 @@ impl Store for PostgresStore {
              ORDER BY seq",
         )
         .bind(filter.prompt_id)
-        .bind(&filter.version)
+        .bind(nul_free_opt(filter.version.as_deref()))
         .bind(filter.start.map(millis))
         .bind(filter.end.map(millis))
         .bind(filter.status.map(InvocationStatus::as_str))
@@ -990,9 +990,9 @@ impl Store for PostgresStore {
              feedback_at = $3 WHERE id = $4",
         )
         .bind(feedback.score)
-        .bind(&feedback.comment)
+        .bind(nul_free_opt(feedback.comment.as_deref()))
         .bind(millis(feedback.at))
-        .bind(id)
+        .bind(nul_free(id))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -1069,8 +1069,8 @@ impl Store for PostgresStore {
              ORDER BY sequence LIMIT $7",
         )
         .bind(filter.prompt_id)
-        .bind(&filter.action)
-        .bind(&filter.actor)
+        .bind(nul_free_opt(filter.action.as_deref()))
+        .bind(nul_free_opt(filter.actor.as_deref()))
         .bind(filter.start.map(millis))
         .bind(filter.end.map(millis))
         .bind(after.map(sql_sequence))
@@ -1102,7 +1102,7 @@ impl Store for PostgresStore {
             "SELECT sequence, body, hash, leaf_hash FROM audit_entries WHERE action = $1 \
              ORDER BY sequence DESC LIMIT 1",
         )
-        .bind(action)
+        .bind(nul_free(action))
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?

@@ -20,7 +20,7 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::codec::{self, from_millis, millis};
+use crate::codec::{self, from_millis, millis, nul_free, nul_free_opt};
 use crate::{
     AccessToken, AuditFilter, Client, Feedback, PendingBatch, PromptFilter, PromptUpdate, Store,
     StoreError, StoredAuditEntry, StoredInvocation, SummaryRow, TelemetryFilter,
@@ -275,8 +275,8 @@ async fn append_audit_in(
         .bind(sql_sequence(sequence))
         .bind(draft.id.to_string())
         .bind(millis(draft.timestamp))
-        .bind(&draft.actor)
-        .bind(&draft.action)
+        .bind(nul_free(&draft.actor))
+        .bind(nul_free(&draft.action))
         .bind(draft.prompt_id.map(|id| id.to_string()))
         .bind(&sealed.body)
         .bind(to_hex(&sealed.prev_hash))
@@ -375,8 +375,8 @@ impl Store for SqliteStore {
             "INSERT INTO clients (id, name, secret_hash, scopes, created_at, disabled_at) \
              VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(&client.id)
-        .bind(&client.name)
+        .bind(nul_free(&client.id))
+        .bind(nul_free(&client.name))
         .bind(&client.secret_hash)
         .bind(client.scopes.to_string())
         .bind(millis(client.created_at))
@@ -399,7 +399,7 @@ impl Store for SqliteStore {
 
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         sqlx::query("SELECT * FROM clients WHERE id = ?")
-            .bind(id)
+            .bind(nul_free(id))
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?
@@ -432,7 +432,7 @@ impl Store for SqliteStore {
         let disabled_now =
             sqlx::query("UPDATE clients SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
                 .bind(millis(at))
-                .bind(id)
+                .bind(nul_free(id))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?
@@ -441,7 +441,7 @@ impl Store for SqliteStore {
             append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
         }
         let client = sqlx::query("SELECT * FROM clients WHERE id = ?")
-            .bind(id)
+            .bind(nul_free(id))
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?
@@ -465,7 +465,7 @@ impl Store for SqliteStore {
              VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&token.token_hash)
-        .bind(&token.client_id)
+        .bind(nul_free(&token.client_id))
         .bind(token.scopes.to_string())
         .bind(millis(token.issued_at))
         .bind(millis(token.expires_at))
@@ -559,8 +559,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Prompt>, StoreError> {
         // Each filter is bound as a parameter; a NULL parameter switches its condition off.
         let (exact, pattern) = match &filter.name {
-            Some(name) if name.contains('*') => (None, Some(like_pattern(name))),
-            Some(name) => (Some(name.clone()), None),
+            Some(name) if name.contains('*') => (None, Some(like_pattern(&nul_free(name)))),
+            Some(name) => (Some(nul_free(name)), None),
             None => (None, None),
         };
         sqlx::query(
@@ -648,20 +648,20 @@ impl Store for SqliteStore {
                  prompt_tokens, completion_tokens, session_id, client_id, metadata) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(&r.id)
+            .bind(nul_free(&r.id))
             .bind(millis(r.timestamp))
             .bind(r.prompt_id.to_string())
-            .bind(&r.version)
-            .bind(&r.model)
+            .bind(nul_free(&r.version))
+            .bind(nul_free(&r.model))
             .bind(r.status.as_str())
-            .bind(&r.error_code)
+            .bind(nul_free_opt(r.error_code.as_deref()))
             .bind(r.latency_ms)
             .bind(r.upstream_latency_ms)
             .bind(r.time_to_first_token_ms)
             .bind(i64::from(r.prompt_tokens))
             .bind(i64::from(r.completion_tokens))
-            .bind(&r.session_id)
-            .bind(&r.client_id)
+            .bind(nul_free_opt(r.session_id.as_deref()))
+            .bind(nul_free(&r.client_id))
             .bind(serde_json::to_string(&r.metadata).unwrap_or_else(|_| "{}".to_owned()))
             .execute(&mut *tx)
             .await
@@ -689,7 +689,7 @@ impl Store for SqliteStore {
              ORDER BY seq LIMIT ?7",
         )
         .bind(filter.prompt_id.map(|id| id.to_string()))
-        .bind(&filter.version)
+        .bind(nul_free_opt(filter.version.as_deref()))
         .bind(filter.start.map(millis))
         .bind(filter.end.map(millis))
         .bind(filter.status.map(InvocationStatus::as_str))
@@ -715,7 +715,7 @@ impl Store for SqliteStore {
              ORDER BY seq",
         )
         .bind(filter.prompt_id.map(|id| id.to_string()))
-        .bind(&filter.version)
+        .bind(nul_free_opt(filter.version.as_deref()))
         .bind(filter.start.map(millis))
         .bind(filter.end.map(millis))
         .bind(filter.status.map(InvocationStatus::as_str))
@@ -882,9 +882,9 @@ impl Store for SqliteStore {
              WHERE id = ?",
         )
         .bind(feedback.score)
-        .bind(&feedback.comment)
+        .bind(nul_free_opt(feedback.comment.as_deref()))
         .bind(millis(feedback.at))
-        .bind(id)
+        .bind(nul_free(id))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -969,8 +969,8 @@ impl Store for SqliteStore {
              ORDER BY sequence LIMIT ?7",
         )
         .bind(filter.prompt_id.map(|id| id.to_string()))
-        .bind(&filter.action)
-        .bind(&filter.actor)
+        .bind(nul_free_opt(filter.action.as_deref()))
+        .bind(nul_free_opt(filter.actor.as_deref()))
         .bind(filter.start.map(millis))
         .bind(filter.end.map(millis))
         .bind(after.map(sql_sequence))
@@ -1002,7 +1002,7 @@ impl Store for SqliteStore {
             "SELECT sequence, body, hash, leaf_hash FROM audit_entries WHERE action = ? \
              ORDER BY sequence DESC LIMIT 1",
         )
-        .bind(action)
+        .bind(nul_free(action))
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?

@@ -39,6 +39,7 @@ mod immutability;
 mod leases;
 mod listing;
 mod migrations;
+mod nul;
 mod postgres;
 mod prompts;
 mod telemetry;
