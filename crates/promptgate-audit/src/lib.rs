@@ -1,7 +1,8 @@
 //! promptgate's audit log integrity, everything an outside auditor needs and nothing more: RFC 8785
 //! canonical JSON ([`canonical`]), the entry and its hash chain ([`entry`]), the RFC 6962 /
-//! RFC 9162 Merkle tree ([`merkle`]), Ed25519 signed tree heads ([`head`]), and replaying a log
-//! to find its first bad entry ([`chain`]).
+//! RFC 9162 Merkle tree ([`merkle`]), Ed25519 signed tree heads ([`head`]), replaying a log
+//! to find its first bad entry ([`chain`]), and the auditor's checks of a whole log against
+//! signed heads, of inclusion and of consistency proofs ([`verify`]).
 //!
 //! Pure computation, no I/O: the gateway, its store, the SDK and the CLI all call the same code,
 //! so they agree on every byte. The exact forms are the contract's (`shared/API.md`, "Audit
@@ -14,11 +15,16 @@ pub mod chain;
 pub mod entry;
 pub mod head;
 pub mod merkle;
+pub mod verify;
 
 pub use chain::{ChainBreak, ChainReport, ChainVerifier, RootAccumulator};
 pub use entry::{AuditDraft, GENESIS_HASH, SYSTEM_ACTOR, SealedEntry, action};
 pub use head::{HeadError, SignedTreeHead, TreeHead};
 pub use merkle::Hash;
+pub use verify::{
+    AuditCheckError, ConsistencyProof, HeadToCheck, InclusionProof, LogReport, LogVerifier,
+    PublicKey, Signatures,
+};
 
 use serde_json::{Value, json};
 

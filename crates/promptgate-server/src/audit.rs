@@ -5,7 +5,6 @@
 //! only decides what they say. Leaf hashes are append-only, so they are cached in memory and
 //! read from the database only for entries this process has not seen yet.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,8 @@ use std::time::Duration;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use promptgate_api as api;
 use promptgate_audit::merkle::{self, Hash, to_hex};
-use promptgate_audit::{AuditDraft, ChainVerifier, SignedTreeHead, TreeHead, head};
+use promptgate_audit::verify::{HeadToCheck, LogReport, LogVerifier, PublicKey, Signatures};
+use promptgate_audit::{AuditDraft, SignedTreeHead, TreeHead, head};
 use promptgate_core::PromptVersion;
 use promptgate_store::{AuditFilter, Store, StoreError};
 use serde_json::{Value, json};
@@ -263,9 +263,14 @@ impl AuditLog {
         })
     }
 
-    /// Replays the stored log (see [`verify_store`]) with this gateway's key.
+    /// Replays the stored log (see [`verify_store`]). Heads signed with this gateway's key have
+    /// their signatures checked; heads of a key it was rotated away from keep pinning history by
+    /// their roots, since only their public keys (which the gateway no longer holds) could check
+    /// them.
     pub async fn verify(&self) -> Result<api::AuditVerification, StoreError> {
-        verify_store(self.store.as_ref(), Some(&self.verifying_key())).await
+        let signatures = Signatures::OfKey(PublicKey::from(self.verifying_key()));
+        let report = verify_store(self.store.as_ref(), Vec::new(), signatures).await?;
+        Ok(verification(&report))
     }
 
     /// How a version's settings appear in entries: the system prompt's SHA-256 instead of its
@@ -293,85 +298,77 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Replays every stored entry with the auditor's verifier and checks every stored signed head
-/// against the recomputed tree (and its signature, for heads of `public_key`). Shared by
-/// `GET …/audit-logs/verify` and `promptgate audit verify --database-url`.
+/// Replays the stored log with the auditor's own verifier ([`LogVerifier`]): every entry with
+/// its stored Merkle leaf hash, every signed head stored beside it plus `saved_heads` (heads an
+/// auditor kept), their signatures as `signatures` says. The one replay behind both
+/// `GET …/audit-logs/verify` and `promptgate audit verify --database-url`, so that the gateway
+/// and an auditor reading its database name the same first bad sequence with the same words.
+///
+/// The heads are read before the entries: a gateway writing meanwhile only adds entries, so
+/// every head read is reached. A row that cannot even be decoded (a hash that is not hex, …) is
+/// named as an unreadable entry rather than failing the whole replay; only a database that
+/// cannot be read at all is an error.
 pub async fn verify_store(
     store: &dyn Store,
-    public_key: Option<&VerifyingKey>,
-) -> Result<api::AuditVerification, StoreError> {
-    let heads = store.tree_heads().await?;
-    let mut by_size: BTreeMap<u64, Vec<SignedTreeHead>> = BTreeMap::new();
-    for signed in heads {
-        by_size
-            .entry(signed.head.tree_size)
-            .or_default()
-            .push(signed);
-    }
-    let mut verifier = ChainVerifier::new();
-    let mut head_problem: Option<String> = None;
-    let mut heads_checked = 0u64;
-    let mut check_heads = |verifier: &ChainVerifier, head_problem: &mut Option<String>| {
-        if let Some(signed_heads) = by_size.get(&verifier.len()) {
-            let root = verifier.root();
-            for signed in signed_heads {
-                heads_checked += 1;
-                let problem = if signed.head.root_hash != root {
-                    Some(format!(
-                        "the log no longer matches the tree head signed at {} for {} entries",
-                        signed.head.timestamp, signed.head.tree_size
-                    ))
-                } else {
-                    public_key
-                        .filter(|key| head::key_id(key) == signed.key_id)
-                        .and_then(|key| head::verify(key, signed).err())
-                        .map(|err| {
-                            format!("the tree head for {} entries: {err}", signed.head.tree_size)
-                        })
-                };
-                if head_problem.is_none() {
-                    *head_problem = problem;
-                }
-            }
-        }
-    };
-    check_heads(&verifier, &mut head_problem);
+    saved_heads: Vec<HeadToCheck>,
+    signatures: Signatures,
+) -> Result<LogReport, StoreError> {
+    let stored = store.tree_heads().await?;
+    let heads = saved_heads
+        .into_iter()
+        .chain(stored.into_iter().map(HeadToCheck::from));
+    let mut verifier = LogVerifier::new(heads, signatures);
+    let filter = AuditFilter::default();
     let mut after = None;
     loop {
-        let page = store
-            .list_audit(&AuditFilter::default(), after, VERIFY_PAGE)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.sequence);
-        for entry in &page {
-            verifier.push(&entry.to_value());
-            check_heads(&verifier, &mut head_problem);
+        match store.list_audit(&filter, after, VERIFY_PAGE).await {
+            Ok(page) => {
+                for entry in &page {
+                    verifier.push_with_stored_leaf(&entry.to_value(), &entry.leaf_hash);
+                }
+                match page.last() {
+                    Some(last) if page.len() == VERIFY_PAGE as usize => {
+                        after = Some(last.sequence);
+                    }
+                    _ => break,
+                }
+            }
+            // A row that cannot be decoded fails its whole page; step through one row at a time
+            // so that it is named like any bad entry and later rows keep their places.
+            Err(StoreError::Corrupt(_)) => match store.list_audit(&filter, after, 1).await {
+                Ok(page) => match page.first() {
+                    Some(entry) => {
+                        verifier.push_with_stored_leaf(&entry.to_value(), &entry.leaf_hash);
+                        after = Some(entry.sequence);
+                    }
+                    None => break,
+                },
+                Err(StoreError::Corrupt(reason)) => {
+                    verifier.push_unreadable(&format!("its database row is corrupt ({reason})"));
+                    after = Some(after.unwrap_or(0) + 1);
+                }
+                Err(other) => return Err(other),
+            },
+            Err(other) => return Err(other),
         }
     }
-    let report = verifier.report();
-    if head_problem.is_none()
-        && let Some((size, _)) = by_size.range(report.entries + 1..).next()
-    {
-        head_problem = Some(format!(
-            "a tree head was signed for {size} entries but the log holds {}: entries were removed",
-            report.entries
-        ));
-    }
-    let reason = report
-        .first_break
-        .as_ref()
-        .map(ToString::to_string)
-        .or(head_problem);
-    Ok(api::AuditVerification {
-        valid: reason.is_none(),
+    Ok(verifier.finish())
+}
+
+/// The contract's answer to `GET …/audit-logs/verify` for a replay: `reason` is the first
+/// problem in words, `firstInvalidSequence` the first bad entry (null when only a signed head
+/// disagrees, since then no single entry can be blamed).
+pub fn verification(report: &LogReport) -> api::AuditVerification {
+    api::AuditVerification {
+        valid: report.is_valid(),
         entries: report.entries,
         head_sequence: report.head_sequence,
-        head_hash: to_hex(&report.head_hash),
-        root_hash: to_hex(&report.root_hash),
-        first_invalid_sequence: report.first_break.as_ref().map(|b| b.sequence()),
-        reason,
-        signed_heads_checked: heads_checked,
-    })
+        head_hash: report.head_hash.clone(),
+        root_hash: report.root_hash.clone(),
+        first_invalid_sequence: report.first_invalid_sequence(),
+        reason: report.first_problem().map(ToString::to_string),
+        signed_heads_checked: report.heads_checked,
+    }
 }
 
 /// The signed head as the contract serves it.
@@ -494,6 +491,144 @@ pub async fn record_configuration(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use promptgate_audit::AuditCheckError;
+
+    /// A store of `n` client entries.
+    async fn store_with(n: u64) -> promptgate_store::SqliteStore {
+        let store = promptgate_store::SqliteStore::open("sqlite::memory:")
+            .await
+            .expect("an in-memory store");
+        for i in 0..n {
+            store
+                .append_audit(&[draft("c1", "CREATE", None, json!({"i": i}))])
+                .await
+                .expect("appended");
+        }
+        store
+    }
+
+    /// Signs the store's tree of `size` entries with `key` (whatever the log holds beyond it
+    /// when `size` is larger: a root of nothing, as a head of removed entries would be).
+    async fn sign_stored(store: &promptgate_store::SqliteStore, key: &SigningKey, size: u64) {
+        let leaves = store.audit_leaf_hashes(0, size).await.expect("leaves");
+        let root_hash = if leaves.len() as u64 == size {
+            merkle::root(&leaves)
+        } else {
+            [9; 32]
+        };
+        let signed = head::sign(
+            key,
+            TreeHead {
+                tree_size: size,
+                root_hash,
+                timestamp: "2026-11-27T04:15:39.123Z".into(),
+            },
+        );
+        store.insert_tree_head(&signed).await.expect("head stored");
+    }
+
+    #[tokio::test]
+    async fn the_gateway_checks_its_own_heads_signatures_and_a_rotated_keys_roots() {
+        let old_key = SigningKey::from_bytes(&[1; 32]);
+        let key = SigningKey::from_bytes(&[2; 32]);
+        let store = store_with(4).await;
+        sign_stored(&store, &old_key, 2).await;
+        sign_stored(&store, &key, 4).await;
+        let own = || Signatures::OfKey(PublicKey::from(key.verifying_key()));
+
+        let report = verify_store(&store, Vec::new(), own()).await.expect("read");
+        assert!(report.is_valid(), "{:?}", report.problems);
+        assert_eq!((report.heads_checked, report.signatures_checked), (2, 1));
+        let answer = verification(&report);
+        assert!(answer.valid);
+        assert_eq!(answer.entries, 4);
+        assert_eq!(answer.head_sequence, 4);
+        assert_eq!(answer.signed_heads_checked, 2);
+        assert_eq!((answer.reason, answer.first_invalid_sequence), (None, None));
+
+        // An auditor who requires the current key's signature on every head refuses the old one.
+        let required = Signatures::Required(PublicKey::from(key.verifying_key()));
+        let strict = verify_store(&store, Vec::new(), required)
+            .await
+            .expect("read");
+        assert!(matches!(
+            strict.first_problem(),
+            Some(AuditCheckError::Signature {
+                tree_size: 2,
+                reason: promptgate_audit::HeadError::WrongKey { .. }
+            })
+        ));
+
+        // A head an auditor saved, of a root the log does not have, is named by its size.
+        let mut saved = head::sign(
+            &key,
+            TreeHead {
+                tree_size: 3,
+                root_hash: [7; 32],
+                timestamp: "2026-11-27T04:15:39.123Z".into(),
+            },
+        );
+        let report = verify_store(&store, vec![saved.clone().into()], own())
+            .await
+            .expect("read");
+        let answer = verification(&report);
+        assert!(!answer.valid);
+        assert_eq!(answer.first_invalid_sequence, None);
+        let reason = answer.reason.expect("a reason");
+        assert!(
+            reason.contains("tree head") && reason.contains("size 3"),
+            "{reason}"
+        );
+
+        // The current key's head altered after signing: its signature is what fails.
+        saved.head.root_hash = merkle::root(&store.audit_leaf_hashes(0, 3).await.expect("leaves"));
+        let report = verify_store(&store, vec![saved.into()], own())
+            .await
+            .expect("read");
+        assert!(matches!(
+            report.problems.as_slice(),
+            [AuditCheckError::Signature {
+                tree_size: 3,
+                reason: promptgate_audit::HeadError::InvalidSignature
+            }]
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_head_beyond_the_log_and_a_fresh_unsigned_log_are_answered_as_the_contract_says() {
+        let key = SigningKey::from_bytes(&[2; 32]);
+        let own = || Signatures::OfKey(PublicKey::from(key.verifying_key()));
+        // Nothing signed yet is no problem for the gateway's own check.
+        let store = store_with(3).await;
+        let answer = verification(&verify_store(&store, Vec::new(), own()).await.expect("read"));
+        assert!(answer.valid, "{answer:?}");
+        assert_eq!(answer.signed_heads_checked, 0);
+
+        sign_stored(&store, &key, 5).await;
+        let answer = verification(&verify_store(&store, Vec::new(), own()).await.expect("read"));
+        assert!(!answer.valid);
+        assert_eq!(answer.entries, 3);
+        assert_eq!(answer.first_invalid_sequence, None);
+        let reason = answer.reason.expect("a reason");
+        assert!(
+            reason.contains("removed") && reason.contains('5'),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_boundary_does_not_disturb_the_replay() {
+        let key = SigningKey::from_bytes(&[2; 32]);
+        let n = u64::from(VERIFY_PAGE) + 3;
+        let store = store_with(n).await;
+        sign_stored(&store, &key, u64::from(VERIFY_PAGE)).await;
+        sign_stored(&store, &key, n).await;
+        let own = Signatures::OfKey(PublicKey::from(key.verifying_key()));
+        let report = verify_store(&store, Vec::new(), own).await.expect("read");
+        assert!(report.is_valid(), "{:?}", report.problems);
+        assert_eq!(report.entries, n);
+        assert_eq!((report.heads_checked, report.signatures_checked), (2, 2));
+    }
 
     #[test]
     fn passwords_leave_database_urls() {

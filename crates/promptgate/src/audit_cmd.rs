@@ -2,7 +2,9 @@
 //! nothing but the entries, signed tree heads and the gateway's public key.
 //!
 //! Every check is offline: the gateway (or a database, or an export file) only supplies data, and
-//! the verdict comes from the SDK's `audit` module, never from the gateway's own opinion of itself.
+//! the verdict comes from `promptgate-audit`'s checks (through the SDK's `audit` module, or, for a
+//! database, the same store replay the gateway's `verify` runs, run here on the rows read), never
+//! from a running gateway's opinion of itself.
 //! `verify`, `prove` and `consistency` exit 0 when everything checks, 1 when something does not
 //! (after printing what and where), and keep the usual 2 (usage), 3 (API error) and 4 (the
 //! gateway cannot be reached) for everything else.
@@ -16,13 +18,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use futures_util::StreamExt;
+use promptgate_audit::Signatures;
 use promptgate_client::api::{AuditEntry, AuditEntryRequest, SignedTreeHead};
 use promptgate_client::audit::{
     AuditCheckError, LogReport, LogVerifier, PublicKey, check_consistency, check_inclusion,
-    verify_signed_head, wire_head,
+    head_to_check, verify_signed_head,
 };
 use promptgate_client::{AuditQuery, Client};
-use promptgate_store::{AuditFilter, StoreError};
 use serde_json::{Value, json};
 
 use crate::UsageError;
@@ -30,9 +32,6 @@ use crate::output::Output;
 
 /// Exit code when a check ran and found the log, a proof or a head invalid.
 const EXIT_INVALID: u8 = 1;
-
-/// Entries read from a database per query.
-const DATABASE_PAGE: u32 = 1000;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -300,12 +299,12 @@ async fn verify_gateway(
     Ok(verifier.finish())
 }
 
-/// Replays a database's entries against every signed head stored in it. The heads are read
-/// before the entries: a server writing meanwhile only adds entries, so every head read is
-/// reached.
+/// Replays a database's entries against every signed head stored in it and the saved ones,
+/// with the gateway's own replay ([`promptgate_server::audit::verify_store`]), so that this and
+/// `GET …/audit-logs/verify` cannot disagree. With a public key every head must be signed by it.
 async fn verify_database(
     url: &str,
-    mut heads: Vec<SignedTreeHead>,
+    heads: Vec<SignedTreeHead>,
     key: Option<PublicKey>,
 ) -> anyhow::Result<LogReport> {
     // Opening a SQLite URL creates the file when it is missing; verifying must not.
@@ -321,47 +320,12 @@ async fn verify_database(
     let store = promptgate_store::open(url)
         .await
         .with_context(|| format!("cannot open the database {url}"))?;
-    let result = async {
-        heads.extend(store.tree_heads().await?.iter().map(wire_head));
-        let mut verifier = LogVerifier::new(heads, key);
-        let filter = AuditFilter::default();
-        let mut after = None;
-        loop {
-            match store.list_audit(&filter, after, DATABASE_PAGE).await {
-                Ok(page) => {
-                    for entry in &page {
-                        verifier.push_with_stored_leaf(&entry.to_value(), &entry.leaf_hash);
-                    }
-                    match page.last() {
-                        Some(last) if page.len() == DATABASE_PAGE as usize => {
-                            after = Some(last.sequence);
-                        }
-                        _ => break,
-                    }
-                }
-                // A row that cannot even be decoded (a hash that is not hex, …) fails its whole
-                // page; step through one row at a time so that it is named like any bad entry.
-                Err(StoreError::Corrupt(_)) => match store.list_audit(&filter, after, 1).await {
-                    Ok(page) => match page.first() {
-                        Some(entry) => {
-                            verifier.push_with_stored_leaf(&entry.to_value(), &entry.leaf_hash);
-                            after = Some(entry.sequence);
-                        }
-                        None => break,
-                    },
-                    Err(StoreError::Corrupt(reason)) => {
-                        verifier
-                            .push_unreadable(&format!("its database row is corrupt ({reason})"));
-                        after = Some(after.unwrap_or(0) + 1);
-                    }
-                    Err(other) => return Err(other),
-                },
-                Err(other) => return Err(other),
-            }
-        }
-        Ok(verifier.finish())
-    }
-    .await;
+    let signatures = match key {
+        Some(key) => Signatures::Required(key.into()),
+        None => Signatures::Unchecked,
+    };
+    let saved = heads.iter().map(head_to_check).collect();
+    let result = promptgate_server::audit::verify_store(store.as_ref(), saved, signatures).await;
     store.close().await;
     result.with_context(|| format!("cannot read the audit log of {url}"))
 }
