@@ -1,19 +1,29 @@
 //! The telemetry hand-off: every invocation leaves one record on a bounded queue without
 //! waiting on storage, and a writer task stores the queue in batches.
 //!
-//! When the queue is full a record is dropped and counted (`dropped`), never blocking an
-//! invocation. The writer stores a batch when it reaches [`BATCH_SIZE`] records or every
-//! [`FLUSH_INTERVAL`]; a batch the database refuses is kept and retried, up to the queue's
-//! capacity in memory. On shutdown the writer stores everything queued before it stops.
+//! The writer stores a batch when it reaches [`BATCH_SIZE`] records or every [`FLUSH_INTERVAL`].
+//! When the database fails (down, restarting, timing out) nothing is lost that fits in memory:
+//! the writer keeps what it took from the queue (up to the queue's capacity again) and retries
+//! with exponential backoff from [`FLUSH_INTERVAL`] to [`MAX_RETRY_BACKOFF`], so an outage costs
+//! the database one attempt every few seconds rather than one per record. While its own buffer
+//! is full it stops taking records, the queue fills, and only then are new records dropped and
+//! counted (`dropped`), never blocking an invocation. A record the database refuses on its own
+//! (not for being unreachable) is kept and retried without holding up the others.
+//!
+//! On shutdown the writer stores everything queued before it stops, retrying for up to
+//! [`SHUTDOWN_GRACE`] if the database is down; what it still holds then is counted as dropped.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use promptgate_core::invocation::InvocationRecord;
-use promptgate_store::Store;
+use promptgate_store::{Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// The default queue capacity (`[telemetry] queue_capacity`).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
@@ -21,6 +31,10 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 pub const BATCH_SIZE: usize = 256;
 /// The longest a record waits in the queue before it is stored.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts to store while the database fails.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// How long shutdown keeps retrying to store what is queued while the database fails.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Where invocations leave their records.
 #[derive(Debug)]
@@ -45,7 +59,8 @@ impl Counters {
         self.emitted.load(Ordering::Relaxed)
     }
 
-    /// Records dropped because the queue (or the writer's retry buffer) was full; normally zero.
+    /// Records dropped because the queue was full (the writer's buffer full too, during a long
+    /// outage), or still unstored when shutdown gave up; normally zero.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -55,7 +70,7 @@ impl Counters {
         self.stored.load(Ordering::Relaxed)
     }
 
-    /// Batches the database refused (each retried later).
+    /// Failed attempts to store (each retried later).
     pub fn store_failures(&self) -> u64 {
         self.store_failures.load(Ordering::Relaxed)
     }
@@ -79,6 +94,10 @@ impl TelemetrySink {
     /// A sink whose records a spawned writer stores in `store`. The writer ends, after storing
     /// everything queued, once every clone of the sink is dropped.
     pub fn with_writer(capacity: usize, store: Arc<dyn Store>) -> (Self, JoinHandle<()>) {
+        TelemetrySink::spawn_writer(capacity, store)
+    }
+
+    fn spawn_writer<B: Batches>(capacity: usize, store: B) -> (Self, JoinHandle<()>) {
         let (mut sink, records) = TelemetrySink::new(capacity);
         let (flusher, flushes) = mpsc::channel(64);
         sink.flusher = Some(flusher);
@@ -105,7 +124,9 @@ impl TelemetrySink {
         }
     }
 
-    /// Waits until every record queued before this call is stored (or the store refused it).
+    /// Waits until every record queued before this call is stored, or the attempt failed. While
+    /// the writer is backing off after a failure it answers at once, without another attempt:
+    /// the database is known to be failing, and a reader should not wait on it twice.
     pub async fn flush(&self) {
         let Some(flusher) = &self.flusher else { return };
         let (done, wait) = oneshot::channel();
@@ -130,73 +151,437 @@ impl TelemetrySink {
     }
 }
 
-async fn write_loop(
-    store: Arc<dyn Store>,
+/// Where the writer stores batches: the store, or a scripted stand-in in tests.
+#[async_trait]
+trait Batches: Send + Sync + 'static {
+    async fn insert(&self, records: &[InvocationRecord]) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl Batches for Arc<dyn Store> {
+    async fn insert(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
+        self.insert_invocations(records).await
+    }
+}
+
+/// The writer's records and its retry state.
+struct Writer<B> {
+    store: B,
+    counters: Arc<Counters>,
+    /// Taken from the queue, not yet stored (at most `capacity`).
+    pending: VecDeque<InvocationRecord>,
+    capacity: usize,
+    /// While the database fails: no attempt before this instant (except at shutdown).
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+async fn write_loop<B: Batches>(
+    store: B,
     mut records: mpsc::Receiver<InvocationRecord>,
     mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
     counters: Arc<Counters>,
     capacity: usize,
 ) {
-    let mut batch: Vec<InvocationRecord> = Vec::with_capacity(BATCH_SIZE);
+    let mut writer = Writer {
+        store,
+        counters,
+        pending: VecDeque::with_capacity(BATCH_SIZE),
+        capacity,
+        retry_at: None,
+        backoff: FLUSH_INTERVAL,
+    };
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            record = records.recv() => match record {
+            // Only while there is room: a full buffer leaves records in the bounded queue, which
+            // then refuses (and counts) new ones instead of this task growing without bound.
+            record = records.recv(), if writer.pending.len() < writer.capacity => match record {
                 Some(record) => {
-                    batch.push(record);
-                    if batch.len() >= BATCH_SIZE {
-                        store_batch(store.as_ref(), &mut batch, &counters, capacity).await;
+                    writer.pending.push_back(record);
+                    if writer.pending.len() >= BATCH_SIZE && !writer.backing_off() {
+                        writer.write().await;
                     }
                 }
                 None => {
                     // Every sink is gone: store what is left and stop.
-                    store_batch(store.as_ref(), &mut batch, &counters, capacity).await;
+                    writer.finish(&mut records).await;
                     return;
                 }
             },
             Some(done) = flushes.recv() => {
-                while let Ok(record) = records.try_recv() {
-                    batch.push(record);
+                while writer.pending.len() < writer.capacity {
+                    match records.try_recv() {
+                        Ok(record) => writer.pending.push_back(record),
+                        Err(_) => break,
+                    }
                 }
-                store_batch(store.as_ref(), &mut batch, &counters, capacity).await;
+                if !writer.backing_off() {
+                    writer.write().await;
+                }
                 let _ = done.send(());
             }
             _ = tick.tick() => {
-                if !batch.is_empty() {
-                    store_batch(store.as_ref(), &mut batch, &counters, capacity).await;
+                if records.is_closed() && writer.pending.len() >= writer.capacity {
+                    // Shut down while the buffer was full, so `recv` above is switched off and
+                    // would never see the end of the queue.
+                    writer.finish(&mut records).await;
+                    return;
+                }
+                if !writer.pending.is_empty() && !writer.backing_off() {
+                    writer.write().await;
                 }
             }
         }
     }
 }
 
-/// Stores the batch; on failure keeps it for the next attempt, dropping (and counting) the
-/// oldest records beyond `capacity`.
-async fn store_batch(
-    store: &dyn Store,
-    batch: &mut Vec<InvocationRecord>,
-    counters: &Counters,
-    capacity: usize,
-) {
-    if batch.is_empty() {
-        return;
+impl<B: Batches> Writer<B> {
+    fn backing_off(&self) -> bool {
+        self.retry_at.is_some_and(|at| Instant::now() < at)
     }
-    match store.insert_invocations(batch).await {
-        Ok(()) => {
-            counters
-                .stored
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            batch.clear();
-        }
-        Err(err) => {
-            counters.store_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = ?err, queued = batch.len(), "cannot store telemetry; will retry");
-            if batch.len() > capacity {
-                let excess = batch.len() - capacity;
-                batch.drain(..excess);
-                counters.dropped.fetch_add(excess as u64, Ordering::Relaxed);
+
+    /// Stores everything pending in batches; on failure keeps the rest and backs off.
+    async fn write(&mut self) {
+        match self.store_pending().await {
+            Ok(()) => {
+                self.retry_at = None;
+                self.backoff = FLUSH_INTERVAL;
             }
+            Err(err) => {
+                self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = ?err, queued = self.pending.len(), retry_in_ms = self.backoff.as_millis() as u64, "cannot store telemetry; will retry");
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_RETRY_BACKOFF);
+            }
+        }
+    }
+
+    /// Stores the pending records, [`BATCH_SIZE`] at a time. A batch refused for a reason other
+    /// than the database being unreachable may hold one bad record: its records are then
+    /// stored one by one, and those refused on their own are kept for later attempts (and
+    /// reported as the failure) while the rest go in.
+    async fn store_pending(&mut self) -> Result<(), StoreError> {
+        let mut refused: Vec<InvocationRecord> = Vec::new();
+        let mut outcome = Ok(());
+        while !self.pending.is_empty() {
+            let n = self.pending.len().min(BATCH_SIZE);
+            match self
+                .store
+                .insert(&self.pending.make_contiguous()[..n])
+                .await
+            {
+                Ok(()) => {
+                    self.pending.drain(..n);
+                    self.counters.stored.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(err @ StoreError::Unavailable(_)) => {
+                    outcome = Err(err);
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(error = ?err, "a telemetry batch was refused; storing its records one by one");
+                    let refused_before = refused.len();
+                    if let Err(unavailable) = self.store_one_by_one(n, &mut refused).await {
+                        outcome = Err(unavailable);
+                        break;
+                    }
+                    for record in &refused[refused_before..] {
+                        tracing::error!(record = %record.id, "the database refuses this telemetry record; keeping it and retrying");
+                    }
+                    if refused.len() > refused_before {
+                        outcome = Err(err);
+                    }
+                }
+            }
+        }
+        // Refused records go back to the front, to be tried again after the backoff.
+        for record in refused.into_iter().rev() {
+            self.pending.push_front(record);
+        }
+        outcome
+    }
+
+    /// Stores the first `n` pending records one at a time, moving the ones refused on their own
+    /// to `refused`; stops at the first `Unavailable`, keeping the rest pending.
+    async fn store_one_by_one(
+        &mut self,
+        n: usize,
+        refused: &mut Vec<InvocationRecord>,
+    ) -> Result<(), StoreError> {
+        for _ in 0..n {
+            let Some(record) = self.pending.pop_front() else {
+                break;
+            };
+            match self.store.insert(std::slice::from_ref(&record)).await {
+                Ok(()) => {
+                    self.counters.stored.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(err @ StoreError::Unavailable(_)) => {
+                    self.pending.push_front(record);
+                    return Err(err);
+                }
+                Err(_) => refused.push(record),
+            }
+        }
+        Ok(())
+    }
+
+    /// At shutdown: stores what is pending and what is left in the queue, retrying with
+    /// backoff for up to [`SHUTDOWN_GRACE`], then counts what is left as dropped.
+    async fn finish(&mut self, records: &mut mpsc::Receiver<InvocationRecord>) {
+        while let Ok(record) = records.try_recv() {
+            self.pending.push_back(record);
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        loop {
+            if self.pending.is_empty() {
+                return;
+            }
+            if let Some(at) = self.retry_at
+                && at > Instant::now()
+            {
+                if at >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(at).await;
+            }
+            self.write().await;
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        if !self.pending.is_empty() {
+            let lost = self.pending.len() as u64;
+            self.counters.dropped.fetch_add(lost, Ordering::Relaxed);
+            tracing::error!(
+                lost,
+                "the database stayed unavailable through shutdown; telemetry records not stored"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use promptgate_core::invocation::InvocationStatus;
+
+    use super::*;
+
+    /// A store stand-in: down (every write `Unavailable`), refusing one record id (a database
+    /// error for any batch holding it), or storing.
+    #[derive(Default)]
+    struct Scripted {
+        down: std::sync::atomic::AtomicBool,
+        refuse: Mutex<Option<String>>,
+        stored: Mutex<Vec<String>>,
+        attempts: Mutex<Vec<Instant>>,
+    }
+
+    impl Scripted {
+        fn set_down(&self, down: bool) {
+            self.down.store(down, Ordering::SeqCst);
+        }
+
+        fn stored(&self) -> Vec<String> {
+            self.stored.lock().unwrap().clone()
+        }
+
+        fn attempts(&self) -> Vec<Instant> {
+            self.attempts.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Batches for Arc<Scripted> {
+        async fn insert(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
+            self.attempts.lock().unwrap().push(Instant::now());
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut));
+            }
+            let refuse = self.refuse.lock().unwrap().clone();
+            if records.iter().any(|r| Some(&r.id) == refuse.as_ref()) {
+                return Err(StoreError::Database(sqlx::Error::Protocol(
+                    "refused".into(),
+                )));
+            }
+            self.stored
+                .lock()
+                .unwrap()
+                .extend(records.iter().map(|r| r.id.clone()));
+            Ok(())
+        }
+    }
+
+    fn record(n: usize) -> InvocationRecord {
+        InvocationRecord {
+            id: format!("inv-{n}"),
+            timestamp: time::OffsetDateTime::UNIX_EPOCH,
+            prompt_id: uuid::Uuid::nil(),
+            version: "1.0.0".to_owned(),
+            model: "echo".to_owned(),
+            status: InvocationStatus::Success,
+            error_code: None,
+            latency_ms: 1.0,
+            upstream_latency_ms: None,
+            time_to_first_token_ms: None,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            session_id: None,
+            client_id: "c".to_owned(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|n| format!("inv-{n}")).collect()
+    }
+
+    /// Lets virtual time pass (the tests run with tokio's clock paused, so waits are exact and
+    /// instant).
+    async fn pass(duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_keeps_every_record_and_retries_with_growing_waits() {
+        let store = Arc::new(Scripted::default());
+        store.set_down(true);
+        let (sink, writer) = TelemetrySink::spawn_writer(1_000, store.clone());
+        for n in 0..300 {
+            sink.emit(record(n));
+        }
+        pass(Duration::from_secs(60)).await;
+        assert!(store.stored().is_empty());
+        assert_eq!(sink.dropped(), 0);
+        let attempts = store.attempts();
+        let waits: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            waits.windows(2).all(|w| w[0] <= w[1]),
+            "waits grow: {waits:?}"
+        );
+        assert!(waits[0] >= FLUSH_INTERVAL, "{waits:?}");
+        assert_eq!(waits.last().copied(), Some(MAX_RETRY_BACKOFF), "{waits:?}");
+        // One minute of outage cost a handful of attempts, not one per record or per tick.
+        assert!(attempts.len() < 20, "{} attempts", attempts.len());
+        assert_eq!(
+            sink.counters().store_failures(),
+            attempts.len() as u64,
+            "every failed attempt is counted"
+        );
+
+        // A reader's flush during the backoff answers without another attempt.
+        let before = Instant::now();
+        sink.flush().await;
+        assert_eq!(Instant::now(), before);
+        assert_eq!(store.attempts().len(), attempts.len());
+
+        store.set_down(false);
+        pass(MAX_RETRY_BACKOFF + FLUSH_INTERVAL).await;
+        assert_eq!(store.stored(), ids(0..300), "every record, once, in order");
+        assert_eq!(sink.counters().stored(), 300);
+        assert_eq!(sink.dropped(), 0);
+        drop(sink);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_outage_drops_only_what_does_not_fit_the_bounded_queue() {
+        let store = Arc::new(Scripted::default());
+        store.set_down(true);
+        let capacity = 10;
+        let (sink, writer) = TelemetrySink::spawn_writer(capacity, store.clone());
+        for n in 0..50 {
+            sink.emit(record(n));
+            pass(Duration::from_millis(1)).await;
+        }
+        // The writer holds `capacity` records and the queue `capacity` more; the newest
+        // records beyond that are refused and counted.
+        let kept = sink.emitted() as usize;
+        assert_eq!(kept, 2 * capacity);
+        assert_eq!(sink.dropped() as usize, 50 - kept);
+        store.set_down(false);
+        pass(MAX_RETRY_BACKOFF * 2).await;
+        assert_eq!(store.stored(), ids(0..kept));
+        drop(sink);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_record_refused_on_its_own_does_not_hold_up_the_others() {
+        let store = Arc::new(Scripted::default());
+        *store.refuse.lock().unwrap() = Some("inv-5".to_owned());
+        let (sink, writer) = TelemetrySink::spawn_writer(100, store.clone());
+        for n in 0..10 {
+            sink.emit(record(n));
+        }
+        sink.flush().await;
+        let mut expected = ids(0..10);
+        expected.retain(|id| id != "inv-5");
+        assert_eq!(store.stored(), expected);
+        assert_eq!(sink.counters().store_failures(), 1);
+        assert_eq!(sink.dropped(), 0, "kept, not dropped");
+        // More records go in while the refused one waits for its retry.
+        sink.emit(record(10));
+        pass(FLUSH_INTERVAL * 2).await;
+        assert!(store.stored().contains(&"inv-10".to_owned()));
+        // Once the database takes it, it is stored too.
+        *store.refuse.lock().unwrap() = None;
+        pass(MAX_RETRY_BACKOFF * 2).await;
+        assert!(store.stored().contains(&"inv-5".to_owned()));
+        assert_eq!(store.stored().len(), 11);
+        drop(sink);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_retries_then_counts_what_it_could_not_store() {
+        let store = Arc::new(Scripted::default());
+        store.set_down(true);
+        let (sink, writer) = TelemetrySink::spawn_writer(100, store.clone());
+        let counters = sink.counters.clone();
+        for n in 0..5 {
+            sink.emit(record(n));
+        }
+        let started = Instant::now();
+        drop(sink);
+        writer.await.unwrap();
+        assert!(store.stored().is_empty());
+        assert_eq!(counters.dropped(), 5);
+        assert!(store.attempts().len() > 1, "it retried");
+        assert!(Instant::now() - started <= SHUTDOWN_GRACE + MAX_RETRY_BACKOFF);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_during_an_outage_stores_everything_once_the_database_is_back() {
+        for capacity in [100, 2] {
+            // With capacity 2 the writer's buffer is full when the sinks go, so the end of the
+            // queue is seen by the periodic check rather than by `recv`.
+            let store = Arc::new(Scripted::default());
+            store.set_down(true);
+            let (sink, writer) = TelemetrySink::spawn_writer(capacity, store.clone());
+            let counters = sink.counters.clone();
+            for n in 0..4 {
+                sink.emit(record(n));
+                pass(Duration::from_millis(1)).await;
+            }
+            assert_eq!(sink.emitted(), 4);
+            drop(sink);
+            let recovery = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    pass(Duration::from_secs(1)).await;
+                    store.set_down(false);
+                })
+            };
+            writer.await.unwrap();
+            recovery.await.unwrap();
+            assert_eq!(store.stored(), ids(0..4), "capacity {capacity}");
+            assert_eq!(counters.dropped(), 0, "capacity {capacity}");
         }
     }
 }
