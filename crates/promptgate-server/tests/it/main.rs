@@ -10,5 +10,6 @@ mod moderation;
 mod openapi;
 mod otlp;
 mod outbox_leases;
+mod postgres_outage;
 mod routing;
 mod store_failures;
