@@ -9,7 +9,7 @@ use promptgate_audit::ChainVerifier;
 use promptgate_server::config::ConfigFile;
 use promptgate_server::{Gateway, ServeOptions};
 use promptgate_store::testing::PrivateCluster;
-use promptgate_store::{AuditFilter, Store};
+use promptgate_store::AuditFilter;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
