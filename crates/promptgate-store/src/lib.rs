@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod codec;
+pub mod migrate;
 mod postgres;
 mod sqlite;
 #[cfg(feature = "test-postgres")]

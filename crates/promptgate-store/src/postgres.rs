@@ -44,7 +44,7 @@ use crate::{
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How every write transaction begins (see the module documentation).
-const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+pub(crate) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// The limits of a [`PostgresStore`]'s connection pool. Each replica holds up to
 /// `max_connections`, so the database's `max_connections` must cover the sum over replicas
@@ -77,7 +77,7 @@ impl Default for PoolSettings {
 /// The PostgreSQL implementation of [`Store`]. Cloning shares the pool.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PostgresStore {
@@ -163,7 +163,7 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
-fn db_error(err: sqlx::Error) -> StoreError {
+pub(crate) fn db_error(err: sqlx::Error) -> StoreError {
     if is_unavailable(&err) {
         StoreError::Unavailable(err)
     } else {

@@ -32,7 +32,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -63,6 +63,20 @@ impl SqliteStore {
                 Err(err) => return Err(err),
             }
         }
+    }
+
+    /// Opens an existing database (never creating one: a mistyped path must not yield an empty
+    /// source) with the same settings as [`SqliteStore::open`], and applies pending migrations.
+    pub(crate) async fn open_existing(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        Self::connect_and_migrate(
+            options
+                .create_if_missing(false)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(BUSY_TIMEOUT)
+                .foreign_keys(true),
+        )
+        .await
     }
 
     async fn connect_and_migrate(options: SqliteConnectOptions) -> Result<Self, StoreError> {

@@ -63,6 +63,11 @@ impl TestDb {
         }
     }
 
+    /// The database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Another store on the same database with a pool of its own: the CLI beside a running
     /// server on SQLite, a second replica on PostgreSQL.
     pub async fn reopen(&self) -> Arc<dyn Store> {

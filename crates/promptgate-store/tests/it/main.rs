@@ -38,6 +38,7 @@ mod fixtures;
 mod immutability;
 mod leases;
 mod listing;
+mod migrate;
 mod migrations;
 mod nul;
 mod postgres;
