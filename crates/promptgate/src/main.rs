@@ -7,6 +7,7 @@
 mod audit_cmd;
 mod clients_cmd;
 mod invoke_cmd;
+mod migrate_cmd;
 mod output;
 mod profile;
 mod prompts_cmd;
@@ -85,6 +86,11 @@ enum Command {
     /// The audit log: list, append, export, and verify it offline with the gateway's public key.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Copy a SQLite database into an empty PostgreSQL database, audit log verbatim.
+    #[command(
+        after_help = "Example:\n  promptgate migrate --from sqlite:///var/lib/promptgate/promptgate.db --to postgres://promptgate@db.internal/promptgate"
+    )]
+    Migrate(migrate_cmd::MigrateArgs),
     /// List the gateway's model endpoints and whether each can be called.
     #[command(after_help = "Example:\n  promptgate model-endpoints --url http://127.0.0.1:8080")]
     ModelEndpoints,
@@ -204,6 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Feedback(args) => telemetry_cmd::feedback(args, &connection.client()?, &out).await,
         Command::Chat(args) => invoke_cmd::chat(args, &connection.client()?).await,
         Command::Audit(command) => audit_cmd::run(command, || connection.client(), &out).await,
+        Command::Migrate(args) => migrate_cmd::run(args, cli.json).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

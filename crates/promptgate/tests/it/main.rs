@@ -31,6 +31,7 @@ mod context_fitting;
 mod errors;
 mod invocation_providers;
 mod invocations;
+mod migrate;
 mod model_endpoints;
 mod oauth;
 mod ops;
