@@ -8,8 +8,8 @@ use std::time::Duration;
 use promptgate_audit::ChainVerifier;
 use promptgate_server::config::ConfigFile;
 use promptgate_server::{Gateway, ServeOptions};
-use promptgate_store::testing::PrivateCluster;
 use promptgate_store::AuditFilter;
+use promptgate_store::testing::PrivateCluster;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
