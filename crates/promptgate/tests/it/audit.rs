@@ -8,7 +8,6 @@
 //! the canonicalisation is borrowed from `promptgate_audit`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +17,6 @@ use promptgate_audit::{ChainVerifier, SignedTreeHead, TreeHead, head};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, SqliteConnection};
 
 use crate::harness::*;
 
@@ -196,14 +193,10 @@ pub fn replay(entries: &[Value]) -> promptgate_audit::ChainReport {
     verifier.report()
 }
 
-/// A read-write connection to the server's SQLite file, beside the running server.
-pub async fn open_db(server: &Server) -> SqliteConnection {
-    SqliteConnectOptions::from_str(&server.db_url)
-        .unwrap()
-        .busy_timeout(Duration::from_secs(20))
-        .connect()
-        .await
-        .unwrap()
+/// A read-write connection to the server's database (the SQLite file or the PostgreSQL
+/// database), beside the running server.
+pub async fn open_db(server: &Server) -> RawDb {
+    RawDb::open(server).await
 }
 
 /// Asserts the chain: sequences 1..=n without gap, each prevHash the previous hash, each hash
@@ -639,17 +632,23 @@ async fn a_client_entry_round_trips_and_its_hash_recomputes_by_hand() {
     assert_eq!(stored["hash"], json!(recompute_hash(&stored)), "{stored}");
     // And exactly the bytes the database holds.
     let mut db = open_db(&server).await;
-    let (body, hash, leaf, prev): (String, String, String, String) = sqlx::query_as(
-        "SELECT body, hash, leaf_hash, prev_hash FROM audit_entries WHERE sequence = ?",
-    )
-    .bind(seq(&stored) as i64)
-    .fetch_one(&mut db)
-    .await
-    .unwrap();
-    assert_eq!(body, canonical_body(&stored));
-    assert_eq!(json!(hash), stored["hash"]);
-    assert_eq!(json!(prev), stored["prevHash"]);
-    assert_eq!(leaf, to_hex(&leaf_of(&stored)));
+    let rows = db
+        .fetch(
+            "SELECT body, hash, leaf_hash, prev_hash FROM audit_entries WHERE sequence = ?",
+            &[Arg::Int(seq(&stored) as i64)],
+        )
+        .await;
+    let [row] = &rows[..] else {
+        panic!("not one row: {rows:?}")
+    };
+    let [body, hash, leaf, prev] = &row[..] else {
+        panic!("not four columns: {row:?}")
+    };
+    assert_eq!(body, &json!(canonical_body(&stored)));
+    assert_eq!(hash, &stored["hash"]);
+    assert_eq!(prev, &stored["prevHash"]);
+    assert_eq!(leaf, &json!(to_hex(&leaf_of(&stored))));
+    db.close().await;
 
     // Location names it; GET by sequence and the listing serve the same object.
     let location = resp
@@ -1677,15 +1676,15 @@ async fn hash_system_prompts_keeps_the_text_out_of_the_log_and_the_change_is_rec
     }
     // Nor in the stored bodies of these entries.
     let mut db = open_db(&server).await;
-    let leaked: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_entries WHERE sequence > ? \
-         AND (body LIKE '%7731-Q%' OR body LIKE '%version two%')",
-    )
-    .bind(start as i64)
-    .fetch_one(&mut db)
-    .await
-    .unwrap();
-    assert_eq!(leaked, 0);
+    let leaked = db
+        .fetch(
+            "SELECT COUNT(*) FROM audit_entries WHERE sequence > ? \
+             AND (body LIKE '%7731-Q%' OR body LIKE '%version two%')",
+            &[Arg::Int(start as i64)],
+        )
+        .await;
+    assert_eq!(leaked, [[json!(0)]]);
+    db.close().await;
     // The prompt itself still serves its text.
     let got = server.get(&prompt_path(&id), Some(&token)).await.ok(200);
     assert_eq!(got["systemPrompt"], secret_text);
@@ -1770,24 +1769,26 @@ async fn a_head_is_signed_in_the_background_within_the_configured_interval() {
     let mut db = open_db(&server).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let signed = loop {
-        let row: Option<(i64, String, String, String, String)> = sqlx::query_as(
-            "SELECT tree_size, key_id, root_hash, signed_at, signature FROM audit_tree_heads \
-             WHERE tree_size = ?",
-        )
-        .bind(size as i64)
-        .fetch_optional(&mut db)
-        .await
-        .unwrap();
+        let row = db
+            .fetch(
+                "SELECT tree_size, key_id, root_hash, signed_at, signature FROM audit_tree_heads \
+                 WHERE tree_size = ?",
+                &[Arg::Int(size as i64)],
+            )
+            .await
+            .into_iter()
+            .next();
         if row.is_some() || std::time::Instant::now() >= deadline {
             break row;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(
-        signed.is_some(),
-        "no head was signed for {size} entries in the background"
-    );
-    let (tree_size, key_id, root_hash, signed_at, signature) = signed.unwrap();
+    db.close().await;
+    let signed =
+        signed.unwrap_or_else(|| panic!("no head was signed for {size} entries in the background"));
+    let [tree_size, key_id, root_hash, signed_at, signature] = &signed[..] else {
+        panic!("not five columns: {signed:?}")
+    };
     let stored = json!({"treeSize": tree_size, "rootHash": root_hash, "timestamp": signed_at,
         "keyId": key_id, "signature": signature});
     let key = server.get(PUBLIC_KEY, Some(&token)).await.ok(200);
@@ -1805,6 +1806,8 @@ async fn a_head_is_signed_in_the_background_within_the_configured_interval() {
 async fn the_signing_key_is_generated_private_beside_the_database_and_kept_across_restarts() {
     let server = Server::start();
     let token = server.admin_token().await;
+    // On PostgreSQL there is no database file to put it beside: the harness configures this
+    // same path as `[audit] signing_key_file`, which is generated the same way when missing.
     let key_path = server.dir.path().join("promptgate.db.audit-key.pem");
     let text = std::fs::read_to_string(&key_path).unwrap();
     #[cfg(unix)]

@@ -2,13 +2,15 @@
 //! show"): the triggers refuse edits; with a trigger dropped, an edited, deleted or inserted row
 //! is named by `verify`; a log rewritten consistently (every hash recomputed) no longer matches a
 //! signed head an auditor kept; and an audit write that fails fails the change with it.
+//!
+//! On both stores: the statements are the same SQL (placeholders translated by [`RawDb`]);
+//! what differs is named per store (the triggers, SQLite's `INSERT OR REPLACE`).
 
 use promptgate_audit::canonical::to_canonical_string;
 use promptgate_audit::entry::chain_hash;
 use promptgate_audit::head;
 use promptgate_audit::merkle::{self, Hash};
 use serde_json::{Value, json};
-use sqlx::{Row, SqliteConnection};
 
 use crate::audit::*;
 use crate::harness::*;
@@ -66,21 +68,44 @@ async fn logged_server() -> Logged {
     }
 }
 
-async fn drop_trigger(db: &mut SqliteConnection, name: &str) {
-    let sql = format!("DROP TRIGGER {name}");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut *db)
-        .await
-        .unwrap();
+/// A guard of the audit tables that an operator with full access can remove.
+#[derive(Clone, Copy, Debug)]
+enum Guard {
+    EntriesNoUpdate,
+    EntriesNoDelete,
+    EntriesExtendChain,
+    HeadsNoDelete,
 }
 
-async fn stored_body(db: &mut SqliteConnection, sequence: u64) -> Value {
-    let body: String = sqlx::query_scalar("SELECT body FROM audit_entries WHERE sequence = ?")
-        .bind(sequence as i64)
-        .fetch_one(&mut *db)
-        .await
-        .unwrap();
-    serde_json::from_str(&body).unwrap()
+/// Removes the trigger that is `guard`. On PostgreSQL one trigger refuses both UPDATE and
+/// DELETE of a table, so removing either removes both.
+async fn drop_trigger(db: &mut RawDb, guard: Guard) {
+    let sql = match (db.kind(), guard) {
+        (StoreKind::Sqlite, Guard::EntriesNoUpdate) => "DROP TRIGGER audit_entries_no_update",
+        (StoreKind::Sqlite, Guard::EntriesNoDelete) => "DROP TRIGGER audit_entries_no_delete",
+        (StoreKind::Sqlite, Guard::EntriesExtendChain) => "DROP TRIGGER audit_entries_extend_chain",
+        (StoreKind::Sqlite, Guard::HeadsNoDelete) => "DROP TRIGGER audit_tree_heads_no_delete",
+        (StoreKind::Postgres, Guard::EntriesNoUpdate | Guard::EntriesNoDelete) => {
+            "DROP TRIGGER IF EXISTS audit_entries_append_only ON audit_entries"
+        }
+        (StoreKind::Postgres, Guard::EntriesExtendChain) => {
+            "DROP TRIGGER audit_entries_extend_chain ON audit_entries"
+        }
+        (StoreKind::Postgres, Guard::HeadsNoDelete) => {
+            "DROP TRIGGER audit_tree_heads_append_only ON audit_tree_heads"
+        }
+    };
+    db.execute(sql, &[]).await.unwrap();
+}
+
+async fn stored_body(db: &mut RawDb, sequence: u64) -> Value {
+    let rows = db
+        .fetch(
+            "SELECT body FROM audit_entries WHERE sequence = ?",
+            &[Arg::Int(sequence as i64)],
+        )
+        .await;
+    serde_json::from_str(rows[0][0].as_str().unwrap()).unwrap()
 }
 
 /// `verify` says invalid, naming `sequence`; the library's replay of the listing agrees.
@@ -134,17 +159,32 @@ async fn the_database_itself_refuses_updates_deletes_and_inserts_that_do_not_ext
         ("UPDATE audit_tree_heads SET root_hash = 'x'", "append-only"),
         ("DELETE FROM audit_tree_heads", "append-only"),
     ];
+    let mut refused: Vec<(&str, &str)> = refused.to_vec();
+    if db.kind() == StoreKind::Postgres {
+        refused.extend([
+            ("TRUNCATE audit_entries", "append-only"),
+            ("TRUNCATE audit_tree_heads", "append-only"),
+        ]);
+    }
     for (sql, message) in refused {
-        let err = sqlx::query(sql)
-            .execute(&mut db)
-            .await
-            .expect_err(sql)
-            .to_string();
+        let err = db.execute(sql, &[]).await.expect_err(sql);
         assert!(err.contains(message), "{sql}: {err}");
     }
-    // Inserts: a replacement of an existing sequence, a gap, and a wrong link.
-    let insert = "INSERT OR REPLACE INTO audit_entries (sequence, id, recorded_at, actor, action, \
-                  prompt_id, body, prev_hash, hash, leaf_hash) VALUES (?, ?, 0, 'mallory', 'X', NULL, '{}', ?, ?, ?)";
+    // Inserts: a replacement of an existing sequence (SQLite's INSERT OR REPLACE deletes without
+    // firing delete triggers; PostgreSQL's upsert), a gap, and a wrong link.
+    let insert = match db.kind() {
+        StoreKind::Sqlite => {
+            "INSERT OR REPLACE INTO audit_entries (sequence, id, recorded_at, actor, action, \
+             prompt_id, body, prev_hash, hash, leaf_hash) \
+             VALUES (?, ?, 0, 'mallory', 'X', NULL, '{}', ?, ?, ?)"
+        }
+        StoreKind::Postgres => {
+            "INSERT INTO audit_entries (sequence, id, recorded_at, actor, action, \
+             prompt_id, body, prev_hash, hash, leaf_hash) \
+             VALUES (?, ?, 0, 'mallory', 'X', NULL, '{}', ?, ?, ?) \
+             ON CONFLICT (sequence) DO UPDATE SET body = EXCLUDED.body, actor = EXCLUDED.actor"
+        }
+    };
     let last_hash = str_field(last, "hash");
     for (sequence, prev) in [
         (3, str_field(&entries[1], "hash")),
@@ -152,19 +192,20 @@ async fn the_database_itself_refuses_updates_deletes_and_inserts_that_do_not_ext
         (n + 1, ZEROS.to_owned()),
         (n + 1, str_field(&entries[0], "hash")),
     ] {
-        let err = sqlx::query(insert)
-            .bind(sequence)
-            .bind(uuid::Uuid::new_v4().to_string())
-            .bind(&prev)
-            .bind(ZEROS)
-            .bind(ZEROS)
-            .execute(&mut db)
+        let args = [
+            Arg::Int(sequence),
+            Arg::Uuid(uuid::Uuid::new_v4().to_string()),
+            Arg::from(&prev),
+            Arg::from(ZEROS),
+            Arg::from(ZEROS),
+        ];
+        let err = db
+            .execute(insert, &args)
             .await
-            .expect_err("a forged insert")
-            .to_string();
+            .expect_err("a forged insert");
         assert!(err.contains("extend the chain"), "{sequence}: {err}");
     }
-    drop(db);
+    db.close().await;
     assert_eq!(
         server.dump().await,
         before,
@@ -185,17 +226,17 @@ async fn an_edited_row_is_named_by_verify() {
     let k = 7;
     let original = &entries[k as usize - 1];
     let mut db = open_db(&server).await;
-    drop_trigger(&mut db, "audit_entries_no_update").await;
+    drop_trigger(&mut db, Guard::EntriesNoUpdate).await;
     // Someone rewrites who did it, in the body and in the indexed column.
     let mut body = stored_body(&mut db, k).await;
     assert_eq!(body["actor"], json!(server.admin_id));
     body["actor"] = json!("mallory");
-    sqlx::query("UPDATE audit_entries SET body = ?, actor = 'mallory' WHERE sequence = ?")
-        .bind(to_canonical_string(&body))
-        .bind(k as i64)
-        .execute(&mut db)
-        .await
-        .unwrap();
+    db.execute(
+        "UPDATE audit_entries SET body = ?, actor = 'mallory' WHERE sequence = ?",
+        &[Arg::Text(to_canonical_string(&body)), Arg::Int(k as i64)],
+    )
+    .await
+    .unwrap();
 
     let edited = server.get(&entry_path(k), Some(&token)).await.ok(200);
     assert_eq!(edited["actor"], "mallory");
@@ -215,11 +256,12 @@ async fn an_edited_row_is_named_by_verify() {
     // An edit of a field the chain does not cover but the listing shows (detail of entry 9).
     let mut body = stored_body(&mut db, 9).await;
     body["details"]["i"] = json!(99);
-    sqlx::query("UPDATE audit_entries SET body = ? WHERE sequence = 9")
-        .bind(to_canonical_string(&body))
-        .execute(&mut db)
-        .await
-        .unwrap();
+    db.execute(
+        "UPDATE audit_entries SET body = ? WHERE sequence = 9",
+        &[Arg::Text(to_canonical_string(&body))],
+    )
+    .await
+    .unwrap();
     // Still the first bad one is named.
     let report = verify(&server, &token).await;
     assert_eq!(report["firstInvalidSequence"], json!(k), "{report}");
@@ -235,13 +277,15 @@ async fn a_deleted_row_is_named_by_verify() {
     } = logged_server().await;
     let k = 5;
     let mut db = open_db(&server).await;
-    drop_trigger(&mut db, "audit_entries_no_delete").await;
-    let deleted = sqlx::query("DELETE FROM audit_entries WHERE sequence = ?")
-        .bind(k as i64)
-        .execute(&mut db)
+    drop_trigger(&mut db, Guard::EntriesNoDelete).await;
+    let deleted = db
+        .execute(
+            "DELETE FROM audit_entries WHERE sequence = ?",
+            &[Arg::Int(k as i64)],
+        )
         .await
         .unwrap();
-    assert_eq!(deleted.rows_affected(), 1);
+    assert_eq!(deleted, 1);
 
     let listed = all_entries(&server, &token).await;
     assert_eq!(listed.len(), entries.len() - 1);
@@ -264,12 +308,15 @@ async fn removing_the_newest_rows_is_caught_by_the_signed_head() {
     } = logged_server().await;
     let n = entries.len() as u64;
     let mut db = open_db(&server).await;
-    drop_trigger(&mut db, "audit_entries_no_delete").await;
-    sqlx::query("DELETE FROM audit_entries WHERE sequence > ?")
-        .bind((n - 2) as i64)
-        .execute(&mut db)
+    drop_trigger(&mut db, Guard::EntriesNoDelete).await;
+    let deleted = db
+        .execute(
+            "DELETE FROM audit_entries WHERE sequence > ?",
+            &[Arg::Int((n - 2) as i64)],
+        )
         .await
         .unwrap();
+    assert_eq!(deleted, 2);
     // What is left is a valid chain by itself…
     let listed = all_entries(&server, &token).await;
     assert_eq!(listed.len() as u64, n - 2);
@@ -319,7 +366,7 @@ async fn an_inserted_row_is_named_by_verify() {
     } = logged_server().await;
     let n = entries.len() as u64;
     let mut db = open_db(&server).await;
-    drop_trigger(&mut db, "audit_entries_extend_chain").await;
+    drop_trigger(&mut db, Guard::EntriesExtendChain).await;
     // A forged entry appended at N+1, well-formed and self-consistent, but not linked to N.
     let mut forged = entries.last().unwrap().clone();
     let forged_id = uuid::Uuid::new_v4().to_string();
@@ -331,19 +378,23 @@ async fn an_inserted_row_is_named_by_verify() {
     let prev: Hash = hash_field(&forged, "prevHash");
     let hash = chain_hash(&prev, body.as_bytes());
     forged["hash"] = json!(merkle::to_hex(&hash));
-    sqlx::query(
+    let prompt_id = forged["promptId"]
+        .as_str()
+        .map_or(Arg::Null, |id| Arg::Uuid(id.to_owned()));
+    db.execute(
         "INSERT INTO audit_entries (sequence, id, recorded_at, actor, action, prompt_id, body, \
          prev_hash, hash, leaf_hash) VALUES (?, ?, 0, ?, 'APPROVE', ?, ?, ?, ?, ?)",
+        &[
+            Arg::Int((n + 1) as i64),
+            Arg::Uuid(forged_id.clone()),
+            Arg::Text(str_field(&forged, "actor")),
+            prompt_id,
+            Arg::from(&body),
+            Arg::Text(str_field(&forged, "prevHash")),
+            Arg::Text(merkle::to_hex(&hash)),
+            Arg::Text(merkle::to_hex(&merkle::leaf_hash(body.as_bytes()))),
+        ],
     )
-    .bind((n + 1) as i64)
-    .bind(&forged_id)
-    .bind(str_field(&forged, "actor"))
-    .bind(forged["promptId"].as_str())
-    .bind(&body)
-    .bind(str_field(&forged, "prevHash"))
-    .bind(merkle::to_hex(&hash))
-    .bind(merkle::to_hex(&merkle::leaf_hash(body.as_bytes())))
-    .execute(&mut db)
     .await
     .unwrap();
 
@@ -370,33 +421,35 @@ async fn a_row_slipped_into_the_middle_is_named_by_verify() {
     } = logged_server().await;
     let k = 6u64;
     let mut db = open_db(&server).await;
-    drop_trigger(&mut db, "audit_entries_extend_chain").await;
-    drop_trigger(&mut db, "audit_entries_no_update").await;
+    drop_trigger(&mut db, Guard::EntriesExtendChain).await;
+    drop_trigger(&mut db, Guard::EntriesNoUpdate).await;
     // Make room: every row from k moves up one (highest first, for the primary key).
     let n = entries.len() as i64;
     for sequence in (k as i64..=n).rev() {
-        sqlx::query("UPDATE audit_entries SET sequence = sequence + 1 WHERE sequence = ?")
-            .bind(sequence)
-            .execute(&mut db)
-            .await
-            .unwrap();
+        db.execute(
+            "UPDATE audit_entries SET sequence = sequence + 1 WHERE sequence = ?",
+            &[Arg::Int(sequence)],
+        )
+        .await
+        .unwrap();
     }
     // A forged entry at k whose body is not the hash the next one links to.
     let mut forged = entries[k as usize - 1].clone();
     forged["id"] = json!(uuid::Uuid::new_v4().to_string());
     forged["details"] = json!({"inserted": true});
     let body = canonical_body(&forged);
-    sqlx::query(
+    db.execute(
         "INSERT INTO audit_entries (sequence, id, recorded_at, actor, action, prompt_id, body, \
          prev_hash, hash, leaf_hash) VALUES (?, ?, 0, 'x', 'REVIEW', NULL, ?, ?, ?, ?)",
+        &[
+            Arg::Int(k as i64),
+            Arg::Uuid(str_field(&forged, "id")),
+            Arg::from(&body),
+            Arg::Text(str_field(&forged, "prevHash")),
+            Arg::Text(str_field(&forged, "hash")),
+            Arg::Text(merkle::to_hex(&merkle::leaf_hash(body.as_bytes()))),
+        ],
     )
-    .bind(k as i64)
-    .bind(forged["id"].as_str())
-    .bind(&body)
-    .bind(str_field(&forged, "prevHash"))
-    .bind(str_field(&forged, "hash"))
-    .bind(merkle::to_hex(&merkle::leaf_hash(body.as_bytes())))
-    .execute(&mut db)
     .await
     .unwrap();
 
@@ -408,37 +461,40 @@ async fn a_row_slipped_into_the_middle_is_named_by_verify() {
 
 /// Rewrites the log from `k` on, consistently: entry `k` edited by `edit`, then every body
 /// re-linked and every hash and leaf recomputed with `promptgate_audit`, so the chain verifies.
-async fn rewrite_from(db: &mut SqliteConnection, k: u64, edit: impl Fn(&mut Value)) {
-    drop_trigger(db, "audit_entries_no_update").await;
-    let rows = sqlx::query("SELECT sequence, body, prev_hash FROM audit_entries ORDER BY sequence")
-        .fetch_all(&mut *db)
-        .await
-        .unwrap();
+async fn rewrite_from(db: &mut RawDb, k: u64, edit: impl Fn(&mut Value)) {
+    drop_trigger(db, Guard::EntriesNoUpdate).await;
+    let rows = db
+        .fetch(
+            "SELECT sequence, body, prev_hash FROM audit_entries ORDER BY sequence",
+            &[],
+        )
+        .await;
     let mut prev: Option<Hash> = None;
     for row in rows {
-        let sequence: i64 = row.get("sequence");
+        let sequence = row[0].as_i64().unwrap();
         if (sequence as u64) < k {
             continue;
         }
-        let mut body: Value = serde_json::from_str(&row.get::<String, _>("body")).unwrap();
+        let mut body: Value = serde_json::from_str(row[1].as_str().unwrap()).unwrap();
         if sequence as u64 == k {
             edit(&mut body);
-            prev = Some(merkle::from_hex(&row.get::<String, _>("prev_hash")).unwrap());
+            prev = Some(merkle::from_hex(row[2].as_str().unwrap()).unwrap());
         }
         let link = prev.unwrap();
         body["prevHash"] = json!(merkle::to_hex(&link));
         let text = to_canonical_string(&body);
         let hash = chain_hash(&link, text.as_bytes());
-        sqlx::query(
+        db.execute(
             "UPDATE audit_entries SET body = ?, prev_hash = ?, hash = ?, leaf_hash = ? \
              WHERE sequence = ?",
+            &[
+                Arg::from(&text),
+                Arg::Text(merkle::to_hex(&link)),
+                Arg::Text(merkle::to_hex(&hash)),
+                Arg::Text(merkle::to_hex(&merkle::leaf_hash(text.as_bytes()))),
+                Arg::Int(sequence),
+            ],
         )
-        .bind(&text)
-        .bind(merkle::to_hex(&link))
-        .bind(merkle::to_hex(&hash))
-        .bind(merkle::to_hex(&merkle::leaf_hash(text.as_bytes())))
-        .bind(sequence)
-        .execute(&mut *db)
         .await
         .unwrap();
         prev = Some(hash);
@@ -585,11 +641,13 @@ async fn an_operator_who_also_removes_the_stored_heads_is_still_caught_by_a_kept
             body["details"] = json!({"edited": true});
         })
         .await;
-        drop_trigger(&mut db, "audit_tree_heads_no_delete").await;
-        sqlx::query("DELETE FROM audit_tree_heads")
-            .execute(&mut db)
+        drop_trigger(&mut db, Guard::HeadsNoDelete).await;
+        let removed = db
+            .execute("DELETE FROM audit_tree_heads", &[])
             .await
             .unwrap();
+        assert!(removed >= 1, "no stored head to remove");
+        db.close().await;
     }
     let options = Options {
         admin: server.options.admin.clone(),
@@ -644,13 +702,30 @@ async fn an_audit_write_failure_fails_the_change_end_to_end() {
     let before = server.dump().await;
 
     let mut db = open_db(&server).await;
-    sqlx::query(
-        "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries \
-         BEGIN SELECT RAISE(ABORT, 'x'); END",
-    )
-    .execute(&mut db)
-    .await
-    .unwrap();
+    let (break_inserts, repair) = match db.kind() {
+        StoreKind::Sqlite => (
+            vec![
+                "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries \
+                 BEGIN SELECT RAISE(ABORT, 'x'); END",
+            ],
+            vec!["DROP TRIGGER audit_broken"],
+        ),
+        StoreKind::Postgres => (
+            vec![
+                "CREATE FUNCTION audit_broken() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'x'; END $$",
+                "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_entries \
+                 FOR EACH ROW EXECUTE FUNCTION audit_broken()",
+            ],
+            vec![
+                "DROP TRIGGER audit_broken ON audit_entries",
+                "DROP FUNCTION audit_broken()",
+            ],
+        ),
+    };
+    for sql in break_inserts {
+        db.execute(sql, &[]).await.unwrap();
+    }
 
     // Every kind of change answers 500 and leaves nothing behind.
     server
@@ -727,7 +802,10 @@ async fn an_audit_write_failure_fails_the_change_end_to_end() {
     assert_eq!(all_entries(&server, &token).await, entries_before);
 
     // Once the database accepts entries again, the same change succeeds and the chain goes on.
-    drop_trigger(&mut db, "audit_broken").await;
+    for sql in repair {
+        db.execute(sql, &[]).await.unwrap();
+    }
+    db.close().await;
     server
         .create_prompt(&token, &prompt_body("never-created"))
         .await;

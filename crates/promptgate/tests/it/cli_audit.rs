@@ -2,14 +2,11 @@
 //! export files: what an outside auditor runs, including logs, heads and files that were
 //! tampered with (exit 1 naming the first bad sequence), and usage errors (exit 2).
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
 use promptgate_client::audit::rules;
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, Row};
 use tempfile::TempDir;
 
 use crate::harness::*;
@@ -536,33 +533,37 @@ async fn prove_and_consistency_check_offline_and_refuse_a_tampered_head() {
     assert_exit(&cli.run(&["audit", "prove", "0"]), 2);
 }
 
-/// Runs SQL on the database file the way an operator with full access could.
-async fn tamper(path: &Path, statements: &[(&'static str, Vec<String>)]) {
-    let options = SqliteConnectOptions::new().filename(path);
-    let mut conn = options.connect().await.unwrap();
-    for (sql, binds) in statements {
-        let mut query = sqlx::query(*sql);
-        for bind in binds {
-            query = query.bind(bind.clone());
-        }
-        query.execute(&mut conn).await.unwrap();
+/// Runs SQL on the server's database (either store) the way an operator with full access could.
+async fn tamper(server: &Server, statements: &[(&str, Vec<Arg>)]) {
+    let mut db = RawDb::open(server).await;
+    for (sql, args) in statements {
+        db.execute(sql, args).await.unwrap();
     }
-    conn.close().await.unwrap();
+    db.close().await;
 }
 
-/// Every stored entry in its served form, and the sequence of the one with `{"n": n}`.
-async fn stored_entries(path: &Path) -> Vec<Value> {
-    let options = SqliteConnectOptions::new().filename(path).read_only(true);
-    let mut conn = options.connect().await.unwrap();
-    let rows = sqlx::query("SELECT body, hash FROM audit_entries ORDER BY sequence")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+/// The statement that lets the audit entries be updated again.
+fn drop_update_guard(server: &Server) -> &'static str {
+    match server.store {
+        StoreKind::Sqlite => "DROP TRIGGER audit_entries_no_update",
+        StoreKind::Postgres => "DROP TRIGGER audit_entries_append_only ON audit_entries",
+    }
+}
+
+/// Every stored entry in its served form.
+async fn stored_entries(server: &Server) -> Vec<Value> {
+    let mut db = RawDb::open(server).await;
+    let rows = db
+        .fetch(
+            "SELECT body, hash FROM audit_entries ORDER BY sequence",
+            &[],
+        )
+        .await;
+    db.close().await;
     rows.iter()
         .map(|row| {
-            let mut entry: Value = serde_json::from_str(row.get::<&str, _>(0)).unwrap();
-            entry["hash"] = json!(row.get::<&str, _>(1));
+            let mut entry: Value = serde_json::from_str(row[0].as_str().unwrap()).unwrap();
+            entry["hash"] = row[1].clone();
             entry
         })
         .collect()
@@ -607,6 +608,17 @@ async fn verify_reads_a_database_directly_after_the_server_stopped() {
     );
     assert!(!missing.exists());
     assert_exit(&run_cli(&["audit", "verify"], "sqlite::memory:"), 2);
+    if server.store == StoreKind::Postgres {
+        // A PostgreSQL database that does not exist is an error, not a verdict.
+        let (base, _) = server.db_url.rsplit_once('/').unwrap();
+        let output = run_cli(&["audit", "verify"], &format!("{base}/no_such_database"));
+        assert_exit(&output, 1);
+        assert!(
+            stderr(&output).contains("cannot open the database"),
+            "{}",
+            stderr(&output)
+        );
+    }
     // A URL of no database the store knows is an error, not a verdict.
     let output = run_cli(&["audit", "verify"], "nosuchdb://x/y");
     assert_exit(&output, 1);
@@ -617,7 +629,7 @@ async fn verify_reads_a_database_directly_after_the_server_stopped() {
     );
 
     // One row's content edited in place (the trigger dropped first): named.
-    let entries = stored_entries(&server.db_path).await;
+    let entries = stored_entries(&server).await;
     let victim = entries
         .iter()
         .find(|e| e["details"] == json!({"n": 2}))
@@ -627,14 +639,14 @@ async fn verify_reads_a_database_directly_after_the_server_stopped() {
     edited.as_object_mut().unwrap().remove("hash");
     edited["details"] = json!({"n": 22});
     tamper(
-        &server.db_path,
+        &server,
         &[
-            ("DROP TRIGGER audit_entries_no_update", vec![]),
+            (drop_update_guard(&server), vec![]),
             (
                 "UPDATE audit_entries SET body = ?1 WHERE sequence = ?2",
                 vec![
-                    rules::canonical::to_canonical_string(&edited),
-                    sequence.to_string(),
+                    Arg::Text(rules::canonical::to_canonical_string(&edited)),
+                    Arg::Int(sequence as i64),
                 ],
             ),
         ],
@@ -645,7 +657,7 @@ async fn verify_reads_a_database_directly_after_the_server_stopped() {
 
     // The whole log from there rewritten and re-chained, leaf hashes too: the chain is whole
     // again, but the signed heads stored beside it no longer match.
-    let mut forged = stored_entries(&server.db_path).await;
+    let mut forged = stored_entries(&server).await;
     rechain(&mut forged, sequence as usize - 1);
     let mut statements = Vec::new();
     for entry in &forged[sequence as usize - 1..] {
@@ -657,15 +669,15 @@ async fn verify_reads_a_database_directly_after_the_server_stopped() {
             "UPDATE audit_entries SET body = ?1, prev_hash = ?2, hash = ?3, leaf_hash = ?4 \
              WHERE sequence = ?5",
             vec![
-                body,
-                entry["prevHash"].as_str().unwrap().to_owned(),
-                hash.as_str().unwrap().to_owned(),
-                leaf,
-                entry["sequence"].to_string(),
+                Arg::Text(body),
+                Arg::Text(entry["prevHash"].as_str().unwrap().to_owned()),
+                Arg::Text(hash.as_str().unwrap().to_owned()),
+                Arg::Text(leaf),
+                Arg::Int(entry["sequence"].as_i64().unwrap()),
             ],
         ));
     }
-    tamper(&server.db_path, &statements).await;
+    tamper(&server, &statements).await;
     let output = server.cli(&["audit", "verify", "--json"]);
     assert_exit(&output, 1);
     let report: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
@@ -681,10 +693,10 @@ async fn verify_reads_a_database_directly_after_the_server_stopped() {
     // A row whose stored hash is not even hex cannot be decoded; it is named all the same.
     let corrupt = sequence + 1;
     tamper(
-        &server.db_path,
+        &server,
         &[(
             "UPDATE audit_entries SET hash = 'zz' WHERE sequence = ?1",
-            vec![corrupt.to_string()],
+            vec![Arg::Int(corrupt as i64)],
         )],
     )
     .await;

@@ -113,8 +113,17 @@ async fn settings_come_from_the_environment_too() {
     server
         .create_prompt(&token, &prompt_body("env-configured"))
         .await;
+    // The prompt is in the database the harness named (a SQLite file in the test's directory, or
+    // the test's PostgreSQL database), not in a default one.
+    let dump = server.dump().await;
     assert!(
-        server.db_path.exists(),
-        "PROMPTGATE_DATABASE_URL was not used"
+        dump.contains("env-configured"),
+        "PROMPTGATE_DATABASE_URL was not used:\n{dump}"
     );
+    if server.store == StoreKind::Postgres {
+        assert!(
+            !server.db_path.exists(),
+            "a SQLite file appeared although the database URL names PostgreSQL"
+        );
+    }
 }

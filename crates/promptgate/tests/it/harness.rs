@@ -1,8 +1,16 @@
 //! Starts a real `promptgate serve` process and talks to it.
 //!
-//! A [`Server`] owns the child process, the temporary directory that holds its database and
-//! configuration, and everything the process wrote to stdout and stderr. When a test panics, the
-//! captured output is printed so the failure can be read next to the server's own log.
+//! A [`Server`] owns the child process, the temporary directory that holds its configuration
+//! (and, on SQLite, its database), and everything the process wrote to stdout and stderr. When a
+//! test panics, the captured output is printed so the failure can be read next to the server's
+//! own log.
+//!
+//! The store is chosen by `PROMPTGATE_TEST_STORE` ([`store_kind`]): `sqlite` (the default), a file
+//! in the test's temporary directory; or `postgres`, a fresh database of the test's own on the
+//! PostgreSQL test server of `promptgate_store::testing`, kept for as long as the temporary
+//! directory is (so a restart, or a second server in the same directory, sees the same data).
+//! Under PostgreSQL the generated configuration names an audit signing key file in the
+//! temporary directory, where the SQLite default would put it.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
@@ -12,11 +20,12 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
+use promptgate_store::testing::TestDatabase;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_promptgate");
@@ -40,6 +49,163 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 const LISTENING: &str = "promptgate listening on ";
 
+/// The store the suite runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// The variable that chooses the store: `sqlite` (or unset) or `postgres`.
+pub const STORE_VARIABLE: &str = "PROMPTGATE_TEST_STORE";
+
+/// The store this run tests, from [`STORE_VARIABLE`]. Any other value is an error, not a
+/// silent fall-back to SQLite.
+pub fn store_kind() -> StoreKind {
+    static KIND: OnceLock<StoreKind> = OnceLock::new();
+    *KIND.get_or_init(|| match std::env::var(STORE_VARIABLE) {
+        Err(std::env::VarError::NotPresent) => StoreKind::Sqlite,
+        Ok(value) => match value.trim() {
+            "" | "sqlite" => StoreKind::Sqlite,
+            "postgres" | "postgresql" => StoreKind::Postgres,
+            other => panic!("{STORE_VARIABLE}={other:?}: expected sqlite or postgres"),
+        },
+        Err(e) => panic!("{STORE_VARIABLE}: {e}"),
+    })
+}
+
+pub fn on_postgres() -> bool {
+    store_kind() == StoreKind::Postgres
+}
+
+/// For the few tests that are about the SQLite file itself: answers true (and says so on
+/// stderr, so the skip is visible with `--nocapture` and in a failing run's output) when this
+/// run is on PostgreSQL.
+pub fn skip_on_postgres(why: &str) -> bool {
+    if on_postgres() {
+        eprintln!("skipped on postgres: {why}");
+        true
+    } else {
+        false
+    }
+}
+
+/// The PostgreSQL databases of live temporary directories: a directory's database lives as long
+/// as the directory (matched by the `Arc`, not the path), so a restart or a second server in the
+/// same directory finds the same data. Entries of dropped directories are dropped (and with them
+/// the database) on the next look-up, or when the last server of a directory goes.
+struct SharedDatabase {
+    dir: std::sync::Weak<TempDir>,
+    db: Arc<TestDatabase>,
+}
+
+static DATABASES: Mutex<Vec<SharedDatabase>> = Mutex::new(Vec::new());
+
+fn database_of(dir: &Arc<TempDir>) -> Arc<TestDatabase> {
+    let mut gone = Vec::new();
+    {
+        let mut databases = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+        let (live, dead): (Vec<_>, Vec<_>) = std::mem::take(&mut *databases)
+            .into_iter()
+            .partition(|shared| shared.dir.strong_count() > 0);
+        *databases = live;
+        gone.extend(dead);
+        if let Some(found) = databases.iter().find(|shared| {
+            shared
+                .dir
+                .upgrade()
+                .is_some_and(|live| Arc::ptr_eq(&live, dir))
+        }) {
+            return found.db.clone();
+        }
+    }
+    // Dropping a database talks to the server; not under the lock.
+    drop(gone);
+    let db = Arc::new(create_test_database());
+    DATABASES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(SharedDatabase {
+            dir: Arc::downgrade(dir),
+            db: db.clone(),
+        });
+    db
+}
+
+fn forget_database_of(dir: &Arc<TempDir>) {
+    let mut databases = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    databases.retain(|shared| {
+        shared
+            .dir
+            .upgrade()
+            .is_some_and(|live| !Arc::ptr_eq(&live, dir))
+    });
+}
+
+/// A fresh database on the PostgreSQL test server, from synchronous code that may run inside a
+/// test's runtime (which must not be blocked on): a thread with a runtime of its own.
+pub fn create_test_database() -> TestDatabase {
+    std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(TestDatabase::create())
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Where the audit signing key of a server in `dir` lives: the SQLite default's place, named in
+/// the configuration under PostgreSQL.
+pub fn key_file_in(dir: &Path) -> PathBuf {
+    dir.join("promptgate.db.audit-key.pem")
+}
+
+/// The configuration text with `[audit] signing_key_file` set to `key`, unless it sets one
+/// already. Text that is not TOML is left as it is (the server refuses it before it needs a
+/// key); otherwise lines are only added, so line numbers in the server's messages stay right.
+fn with_signing_key_file(config: &str, key: &Path) -> String {
+    let Ok(parsed) = config.parse::<toml::Table>() else {
+        return config.to_owned();
+    };
+    let audit = parsed.get("audit");
+    if audit.and_then(|a| a.get("signing_key_file")).is_some() {
+        return config.to_owned();
+    }
+    let line = format!(
+        "signing_key_file = {}",
+        toml::Value::String(key.display().to_string())
+    );
+    if audit.is_none() {
+        let mut text = config.to_owned();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("[audit]\n{line}\n"));
+        return text;
+    }
+    let mut out = String::new();
+    let mut added = false;
+    for row in config.split_inclusive('\n') {
+        out.push_str(row);
+        let header = row.split('#').next().unwrap_or("").trim();
+        if !added && header == "[audit]" {
+            if !row.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&line);
+            out.push('\n');
+            added = true;
+        }
+    }
+    assert!(
+        added,
+        "cannot find the [audit] table in the test's config:\n{config}"
+    );
+    out
+}
+
 /// How the admin client comes to exist.
 #[derive(Clone, Debug)]
 pub enum Admin {
@@ -61,6 +227,9 @@ pub struct Options {
     /// Pass listen address, database URL and config path through `PROMPTGATE_*` variables
     /// instead of flags.
     pub settings_from_env: bool,
+    /// A database of the test's own (e.g. a `PrivateCluster`'s) instead of the one the harness
+    /// chooses for the directory.
+    pub database_url: Option<String>,
 }
 
 impl Default for Options {
@@ -73,6 +242,7 @@ impl Default for Options {
             config: None,
             env: Vec::new(),
             settings_from_env: false,
+            database_url: None,
         }
     }
 }
@@ -97,8 +267,13 @@ pub struct Server {
     child: Option<Child>,
     pub base: String,
     pub dir: Arc<TempDir>,
+    /// The SQLite file (under PostgreSQL, where it would be; it does not exist).
     pub db_path: PathBuf,
+    /// What the server got as `--database-url`.
     pub db_url: String,
+    pub store: StoreKind,
+    /// The PostgreSQL database, shared with every server of the same directory.
+    pg: Option<Arc<TestDatabase>>,
     pub admin_id: String,
     pub admin_secret: String,
     pub options: Options,
@@ -135,7 +310,31 @@ impl Server {
     /// Starts the server and waits until it listens, or until it exits.
     pub fn try_start_in(dir: Arc<TempDir>, options: Options) -> Result<Server, FailedStart> {
         let db_path = dir.path().join("promptgate.db");
-        let db_url = format!("sqlite://{}", db_path.display());
+        let (store, pg, db_url) = match &options.database_url {
+            Some(url) if url.starts_with("sqlite:") => (StoreKind::Sqlite, None, url.clone()),
+            Some(url) => (StoreKind::Postgres, None, url.clone()),
+            None => match store_kind() {
+                StoreKind::Sqlite => (
+                    StoreKind::Sqlite,
+                    None,
+                    format!("sqlite://{}", db_path.display()),
+                ),
+                StoreKind::Postgres => {
+                    let db = database_of(&dir);
+                    let url = db.url().to_owned();
+                    (StoreKind::Postgres, Some(db), url)
+                }
+            },
+        };
+        // The default key file lives beside a SQLite file only; elsewhere, name one where that
+        // default would be.
+        let config_text = match store {
+            StoreKind::Sqlite => options.config.clone(),
+            StoreKind::Postgres => Some(with_signing_key_file(
+                options.config.as_deref().unwrap_or(""),
+                &key_file_in(dir.path()),
+            )),
+        };
         let mut cmd = Command::new(BIN);
         cmd.arg("serve");
         cmd.env_remove("OPENAI_API_KEY")
@@ -145,8 +344,15 @@ impl Server {
             .env_remove("PROMPTGATE_LISTEN")
             .env_remove("PROMPTGATE_DATABASE_URL")
             .env_remove("PROMPTGATE_CONFIG");
-        let config_path = options.config.as_ref().map(|text| {
-            let path = dir.path().join("config.toml");
+        let config_path = config_text.as_ref().map(|text| {
+            // A second server in the same directory (a replica) with another configuration
+            // must not change the file a restart of the first would read.
+            let mut path = dir.path().join("config.toml");
+            if std::fs::read_to_string(&path).is_ok_and(|existing| existing != *text) {
+                path = dir
+                    .path()
+                    .join(format!("config-{}.toml", uuid::Uuid::new_v4().simple()));
+            }
             std::fs::write(&path, text).unwrap();
             path
         });
@@ -289,6 +495,8 @@ impl Server {
             dir,
             db_path,
             db_url,
+            store,
+            pg,
             admin_id,
             admin_secret,
             options,
@@ -479,8 +687,47 @@ impl Server {
         run_cli(args, &self.db_url)
     }
 
+    /// Every row of every table, rendered as text in a stable order, from whichever store the
+    /// server runs on; equal dumps mean equal stored state.
     pub async fn dump(&self) -> String {
-        dump_database(&self.db_path).await
+        match self.store {
+            StoreKind::Sqlite => dump_database(&self.db_path).await,
+            StoreKind::Postgres => dump_postgres(&self.db_url).await,
+        }
+    }
+
+    /// A connection of its own to the server's PostgreSQL database, for raw SQL.
+    ///
+    /// # Panics
+    /// On SQLite.
+    pub async fn pg(&self) -> PgConnection {
+        assert_eq!(
+            self.store,
+            StoreKind::Postgres,
+            "pg() is for PostgreSQL runs"
+        );
+        PgConnection::connect(&self.db_url).await.unwrap()
+    }
+
+    /// Starts a second gateway on the same database (and signing key): a replica.
+    pub fn start_replica(&self) -> Server {
+        self.start_replica_with(self.options.config.clone())
+    }
+
+    /// A replica with a configuration of its own (e.g. its own exporter target).
+    pub fn start_replica_with(&self, config: Option<String>) -> Server {
+        let options = Options {
+            admin: Admin::Existing {
+                id: self.admin_id.clone(),
+                secret: self.admin_secret.clone(),
+            },
+            config,
+            env: self.options.env.clone(),
+            settings_from_env: false,
+            database_url: self.options.database_url.clone(),
+        };
+        // The same directory: the same SQLite file or PostgreSQL database, the same key file.
+        Server::start_in(self.dir.clone(), options)
     }
 }
 
@@ -489,6 +736,10 @@ impl Drop for Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // The last holder of the directory: its database goes with this server.
+        if self.pg.is_some() && Arc::strong_count(&self.dir) == 1 {
+            forget_database_of(&self.dir);
         }
         if std::thread::panicking() {
             eprintln!(
@@ -864,8 +1115,252 @@ pub async fn dump_database(path: &Path) -> String {
     out
 }
 
+/// The PostgreSQL counterpart of [`dump_database`]: every row of every table of the `public`
+/// schema, each rendered by PostgreSQL's own row-to-text conversion (text quoted where needed,
+/// bytea as hex, floats and times in full precision), sorted.
+pub async fn dump_postgres(url: &str) -> String {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let tables: Vec<String> = sqlx::query(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get::<String, _>(0))
+    .collect();
+    assert!(!tables.is_empty(), "the database has no tables");
+    let mut out = String::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+        )
+        .bind(&table)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>(0))
+        .collect();
+        let sql = format!(
+            "SELECT dumped_row::text FROM {} AS dumped_row ORDER BY 1",
+            quote_ident(&table)
+        );
+        let rows: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>(0))
+            .collect();
+        out.push_str(&format!(
+            "== {table} ({}) {} rows\n",
+            columns.join(", "),
+            rows.len()
+        ));
+        for row in rows {
+            out.push_str(&row);
+            out.push('\n');
+        }
+    }
+    conn.close().await.unwrap();
+    out
+}
+
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A value bound to a [`RawDb`] statement. `Uuid` is text on SQLite and a `uuid` on PostgreSQL
+/// (the `id` and `prompt_id` columns).
+#[derive(Clone, Debug)]
+pub enum Arg {
+    Int(i64),
+    Text(String),
+    Uuid(String),
+    Null,
+}
+
+impl From<i64> for Arg {
+    fn from(value: i64) -> Arg {
+        Arg::Int(value)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(value: &str) -> Arg {
+        Arg::Text(value.to_owned())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(value: String) -> Arg {
+        Arg::Text(value)
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(value: &String) -> Arg {
+        Arg::Text(value.clone())
+    }
+}
+
+/// A connection of the test's own to the server's database, whichever store it is, for what an
+/// operator with full access could do behind the gateway's back. Statements are written with
+/// SQLite's placeholders (`?` or `?N`); on PostgreSQL they become `$N`. What differs beyond
+/// that (triggers, `INSERT OR REPLACE`) the test writes per store, by [`RawDb::kind`].
+pub enum RawDb {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl RawDb {
+    pub async fn open(server: &Server) -> RawDb {
+        match server.store {
+            StoreKind::Sqlite => RawDb::Sqlite(
+                SqliteConnectOptions::from_str(&server.db_url)
+                    .unwrap()
+                    .busy_timeout(Duration::from_secs(20))
+                    .connect()
+                    .await
+                    .unwrap(),
+            ),
+            StoreKind::Postgres => RawDb::Postgres(server.pg().await),
+        }
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            RawDb::Sqlite(_) => StoreKind::Sqlite,
+            RawDb::Postgres(_) => StoreKind::Postgres,
+        }
+    }
+
+    /// Runs one statement; answers the rows it affected, or the database's error as text.
+    pub async fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64, String> {
+        match self {
+            RawDb::Sqlite(conn) => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+                for arg in args {
+                    query = match arg {
+                        Arg::Int(v) => query.bind(*v),
+                        Arg::Text(v) | Arg::Uuid(v) => query.bind(v.clone()),
+                        Arg::Null => query.bind(None::<String>),
+                    };
+                }
+                query
+                    .execute(&mut *conn)
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err(|e| e.to_string())
+            }
+            RawDb::Postgres(conn) => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(pg_placeholders(sql)));
+                for arg in args {
+                    query = match arg {
+                        Arg::Int(v) => query.bind(*v),
+                        Arg::Text(v) => query.bind(v.clone()),
+                        Arg::Uuid(v) => query.bind(uuid::Uuid::parse_str(v).unwrap()),
+                        Arg::Null => query.bind(None::<String>),
+                    };
+                }
+                query
+                    .execute(&mut *conn)
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Runs a query; each row's columns as JSON: integers as numbers, text as strings, NULL as
+    /// null.
+    pub async fn fetch(&mut self, sql: &str, args: &[Arg]) -> Vec<Vec<Value>> {
+        fn column<'r, R: Row>(row: &'r R, i: usize) -> Value
+        where
+            usize: sqlx::ColumnIndex<R>,
+            Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+                return v.map_or(Value::Null, |v| json!(v));
+            }
+            match row.try_get::<Option<String>, _>(i) {
+                Ok(v) => v.map_or(Value::Null, Value::String),
+                Err(e) => panic!("column {i} is neither an integer nor text: {e}"),
+            }
+        }
+        fn rows<R: Row>(rows: &[R]) -> Vec<Vec<Value>>
+        where
+            usize: sqlx::ColumnIndex<R>,
+            for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            rows.iter()
+                .map(|row| (0..row.len()).map(|i| column(row, i)).collect())
+                .collect()
+        }
+        match self {
+            RawDb::Sqlite(conn) => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+                for arg in args {
+                    query = match arg {
+                        Arg::Int(v) => query.bind(*v),
+                        Arg::Text(v) | Arg::Uuid(v) => query.bind(v.clone()),
+                        Arg::Null => query.bind(None::<String>),
+                    };
+                }
+                rows(&query.fetch_all(&mut *conn).await.unwrap())
+            }
+            RawDb::Postgres(conn) => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(pg_placeholders(sql)));
+                for arg in args {
+                    query = match arg {
+                        Arg::Int(v) => query.bind(*v),
+                        Arg::Text(v) => query.bind(v.clone()),
+                        Arg::Uuid(v) => query.bind(uuid::Uuid::parse_str(v).unwrap()),
+                        Arg::Null => query.bind(None::<String>),
+                    };
+                }
+                rows(&query.fetch_all(&mut *conn).await.unwrap())
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        match self {
+            RawDb::Sqlite(conn) => conn.close().await.unwrap(),
+            RawDb::Postgres(conn) => conn.close().await.unwrap(),
+        }
+    }
+}
+
+/// SQLite's `?` and `?N` placeholders as PostgreSQL's `$N` (the statements here have no `?` in
+/// literals).
+fn pg_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut next = 0;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '?' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        if digits.is_empty() {
+            next += 1;
+            digits = next.to_string();
+        }
+        out.push('$');
+        out.push_str(&digits);
+    }
+    out
 }
 
 /// A readable line-by-line difference of two dumps, for assertion messages.

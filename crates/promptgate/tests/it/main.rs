@@ -1,9 +1,13 @@
 //! End-to-end tests of the `promptgate` binary.
 //!
-//! Every test starts its own gateway process on a loopback port (port 0) with its own SQLite file
-//! in its own temporary directory, and talks to it over HTTP exactly as a client would. The
+//! Every test starts its own gateway process on a loopback port (port 0) with its own temporary
+//! directory and its own database, and talks to it over HTTP exactly as a client would. The
 //! contract under test is `API.md` (Conventions, Errors, Authentication, Prompts, Operations) plus
 //! the choices written down in the OpenAPI document.
+//!
+//! One suite, two stores: `PROMPTGATE_TEST_STORE=sqlite` (the default) gives each test a SQLite
+//! file in its directory; `PROMPTGATE_TEST_STORE=postgres` a fresh database on the PostgreSQL
+//! test server of `promptgate_store::testing` (see `harness.rs`). `scripts/test` runs both.
 
 // Test code may unwrap, panic and print: a failing assertion is how a test reports, and the
 // server's captured log is printed to stderr when a test fails.
@@ -36,6 +40,7 @@ mod model_endpoints;
 mod oauth;
 mod ops;
 mod prompts;
+mod replicas;
 mod state_unchanged;
 mod telemetry;
 mod validation;
