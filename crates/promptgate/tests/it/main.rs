@@ -39,6 +39,7 @@ mod migrate;
 mod model_endpoints;
 mod oauth;
 mod ops;
+mod outage;
 mod prompts;
 mod replicas;
 mod state_unchanged;
