@@ -18,7 +18,8 @@ const EXIT_REFUSED: u8 = 3;
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
     /// The SQLite database to copy (sqlite://PATH); it must exist. Stop the gateway first:
-    /// what it writes after the copy starts is not copied.
+    /// what it writes after the copy starts is not copied. Pending schema migrations are
+    /// applied to it first, as `serve` would; nothing else in it changes.
     #[arg(long)]
     from: String,
     /// The PostgreSQL database to fill (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE). It
