@@ -5,6 +5,12 @@
 //! another process (the CLI, another replica) loses access within about a second, and one
 //! disabled through this process loses it at once. Only a token this process has never seen
 //! costs a database read.
+//!
+//! A secret rotation deletes the client's tokens in the database (in the rotation's transaction)
+//! and this process forgets them from memory at once. Other processes reload every client's last
+//! rotation time with the disabled set; when a client's time changes they drop its cached tokens,
+//! which are then looked up in the database again, where the old ones are gone. So old tokens
+//! stop within about a second everywhere, and no clocks are compared across replicas.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -97,6 +103,8 @@ pub struct TokenAuthority {
     max_failed_logins: u32,
     cache: RwLock<HashMap<String, CachedToken>>,
     disabled: RwLock<HashSet<String>>,
+    /// The last secret rotation time seen for each rotated client.
+    rotations: RwLock<HashMap<String, OffsetDateTime>>,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
@@ -108,12 +116,14 @@ impl TokenAuthority {
         max_failed_logins: u32,
     ) -> Result<Self, StoreError> {
         let disabled = store.disabled_client_ids().await?.into_iter().collect();
+        let rotations = store.secret_rotations().await?.into_iter().collect();
         Ok(TokenAuthority {
             store,
             token_ttl,
             max_failed_logins,
             cache: RwLock::new(HashMap::new()),
             disabled: RwLock::new(disabled),
+            rotations: RwLock::new(rotations),
             failures: Mutex::new(HashMap::new()),
         })
     }
@@ -130,6 +140,7 @@ impl TokenAuthority {
         if let Ok(mut set) = self.disabled.write() {
             *set = disabled;
         }
+        self.notice_rotations().await?;
         let now = OffsetDateTime::now_utc();
         if let Ok(mut cache) = self.cache.write() {
             cache.retain(|_, t| t.expires_at > now);
@@ -154,6 +165,36 @@ impl TokenAuthority {
     pub fn revoke_client(&self, client_id: &str) {
         if let Ok(mut set) = self.disabled.write() {
             set.insert(client_id.to_owned());
+        }
+    }
+
+    /// Reloads the secret rotation times and forgets the cached tokens of every client whose
+    /// time changed (rotated by another process): they are checked in the database again.
+    async fn notice_rotations(&self) -> Result<(), StoreError> {
+        let latest: HashMap<String, OffsetDateTime> =
+            self.store.secret_rotations().await?.into_iter().collect();
+        let changed: Vec<String> = match self.rotations.read() {
+            Ok(known) => latest
+                .iter()
+                .filter(|(id, at)| known.get(*id) != Some(*at))
+                .map(|(id, _)| id.clone())
+                .collect(),
+            Err(_) => latest.keys().cloned().collect(),
+        };
+        for client_id in &changed {
+            self.forget_client_tokens(client_id);
+        }
+        if let Ok(mut known) = self.rotations.write() {
+            *known = latest;
+        }
+        Ok(())
+    }
+
+    /// Forgets every cached token of a client whose secret was just rotated (its tokens are
+    /// already deleted from the database), so they are refused at once in this process.
+    pub fn forget_client_tokens(&self, client_id: &str) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.retain(|_, t| t.client_id != client_id);
         }
     }
 
@@ -286,6 +327,13 @@ impl TokenAuthority {
             expires_at,
         };
         self.store.insert_token(&record).await?;
+        // A secret rotation committed between the check above and the insert would leave a token
+        // issued for the old secret that the rotation's delete did not see; re-reading the hash
+        // after the insert closes that gap (a rotation committed after it deleted the token).
+        let current = self.store.get_client(&client.id).await?;
+        if current.is_none_or(|c| c.secret_hash != client.secret_hash) {
+            return Err(TokenError::InvalidClient);
+        }
         if let Ok(mut cache) = self.cache.write()
             && cache.len() < MAX_CACHED_TOKENS
         {

@@ -1,5 +1,6 @@
 //! OAuth client management shared by the admin HTTP API, the `promptgate clients` commands and
-//! the first start's bootstrap, so that all three create clients the same way.
+//! the first start's bootstrap, so that all three create clients (and rotate their secrets) the
+//! same way.
 
 use promptgate_core::ScopeSet;
 use promptgate_core::credentials::{generate_secret, hash_secret};
@@ -139,4 +140,29 @@ pub fn disable_entry(actor: &str, id: &str) -> promptgate_audit::AuditDraft {
         None,
         details,
     )
+}
+
+/// Gives client `id` a fresh secret, by `actor`: the old secret stops working and every token
+/// issued to the client is deleted, in one transaction with a `CLIENT_SECRET_ROTATED` entry whose
+/// details name the client only (never the secret or its hash). The caller must also forget the
+/// client's cached tokens (`TokenAuthority::forget_client_tokens`) when it runs inside a gateway.
+/// `None` when no such client exists (nothing is written).
+pub async fn rotate_secret(
+    store: &dyn Store,
+    actor: &str,
+    id: &str,
+) -> Result<Option<NewClient>, StoreError> {
+    let secret = generate_secret();
+    let mut details = promptgate_audit::change_details(None, None);
+    details["clientId"] = serde_json::json!(id);
+    let audit = crate::audit::draft(
+        actor,
+        promptgate_audit::action::CLIENT_SECRET_ROTATED,
+        None,
+        details,
+    );
+    let rotated = store
+        .rotate_client_secret(id, &hash_secret(&secret), now(), &audit)
+        .await?;
+    Ok(rotated.map(|client| NewClient { client, secret }))
 }

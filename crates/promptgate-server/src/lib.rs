@@ -132,6 +132,10 @@ pub fn app(state: AppState) -> Router {
             "/api/v2/oauth/clients/{id}/disable",
             post(client_routes::disable_client),
         )
+        .route(
+            "/api/v2/oauth/clients/{id}/rotate-secret",
+            post(client_routes::rotate_client_secret),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))

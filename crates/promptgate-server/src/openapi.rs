@@ -39,6 +39,7 @@ use promptgate_api as api;
         routes::clients::create_client,
         routes::clients::list_clients,
         routes::clients::disable_client,
+        routes::clients::rotate_client_secret,
         routes::ops::healthz,
         routes::ops::readyz,
         routes::ops::openapi,

@@ -259,6 +259,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Client>, StoreError>;
     /// The ids of every disabled client, for the token cache's revocation check.
     async fn disabled_client_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Replaces a client's secret hash, records `at` as its rotation time and deletes every
+    /// access token issued to it, with `audit`, in one transaction: old tokens stop working the
+    /// moment the new secret exists. `None` (and nothing written) when the client does not exist.
+    async fn rotate_client_secret(
+        &self,
+        id: &str,
+        new_secret_hash: &str,
+        at: OffsetDateTime,
+        audit: &AuditDraft,
+    ) -> Result<Option<Client>, StoreError>;
+    /// Every client whose secret was rotated, with the last rotation time, so that each
+    /// gateway's token cache can notice a rotation made elsewhere and forget that client's tokens.
+    async fn secret_rotations(&self) -> Result<Vec<(String, OffsetDateTime)>, StoreError>;
 
     /// Records an issued token.
     async fn insert_token(&self, token: &AccessToken) -> Result<(), StoreError>;

@@ -368,8 +368,8 @@ async fn copy_clients(
 ) -> Result<(), CopyError> {
     for row in all_rows(read, "SELECT * FROM clients ORDER BY created_at, id").await? {
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, scopes, created_at, disabled_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO clients (id, name, secret_hash, scopes, created_at, disabled_at, \
+             secret_rotated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(text(&row, "id", report)?)
         .bind(text(&row, "name", report)?)
@@ -377,6 +377,7 @@ async fn copy_clients(
         .bind(get::<String>(&row, "scopes")?)
         .bind(get::<i64>(&row, "created_at")?)
         .bind(get::<Option<i64>>(&row, "disabled_at")?)
+        .bind(get::<Option<i64>>(&row, "secret_rotated_at")?)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;

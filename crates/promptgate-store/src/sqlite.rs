@@ -466,6 +466,61 @@ impl Store for SqliteStore {
         Ok(client)
     }
 
+    async fn rotate_client_secret(
+        &self,
+        id: &str,
+        new_secret_hash: &str,
+        at: OffsetDateTime,
+        audit: &AuditDraft,
+    ) -> Result<Option<Client>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        let rotated =
+            sqlx::query("UPDATE clients SET secret_hash = ?, secret_rotated_at = ? WHERE id = ?")
+                .bind(new_secret_hash)
+                .bind(millis(at))
+                .bind(nul_free(id))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?
+                .rows_affected();
+        if rotated == 0 {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM access_tokens WHERE client_id = ?")
+            .bind(nul_free(id))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
+        let client = sqlx::query("SELECT * FROM clients WHERE id = ?")
+            .bind(nul_free(id))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(client_from_row)
+            .transpose()?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(client)
+    }
+
+    async fn secret_rotations(&self) -> Result<Vec<(String, OffsetDateTime)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, secret_rotated_at FROM clients WHERE secret_rotated_at IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(id, at)| Ok((id, from_millis(at)?)))
+            .collect()
+    }
+
     async fn disabled_client_ids(&self) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar("SELECT id FROM clients WHERE disabled_at IS NOT NULL")
             .fetch_all(&self.pool)

@@ -1,4 +1,5 @@
-//! `promptgate clients`: create, list and disable OAuth clients directly in the database.
+//! `promptgate clients`: create, list, disable OAuth clients and rotate their secrets directly in
+//! the database.
 
 use std::process::ExitCode;
 
@@ -36,6 +37,16 @@ pub enum ClientsCommand {
     },
     /// Disable a client: its tokens stop working within seconds on every gateway.
     Disable {
+        /// The client id.
+        id: String,
+        /// Database URL.
+        #[arg(long, env = "PROMPTGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
+    /// Give a client a new secret and print it (shown only now): the old secret and every token
+    /// issued with it stop working within seconds on every gateway.
+    #[command(after_help = "Example:\n  promptgate clients rotate-secret 6f1c… --json")]
+    RotateSecret {
         /// The client id.
         id: String,
         /// Database URL.
@@ -129,6 +140,33 @@ pub async fn run(command: ClientsCommand, json: bool) -> anyhow::Result<ExitCode
                 }
                 None => anyhow::bail!("no client with id {id}"),
             }
+        }
+        ClientsCommand::RotateSecret { id, database_url } => {
+            let store = open(&database_url).await?;
+            let rotated = promptgate_server::clients::rotate_secret(
+                store.as_ref(),
+                promptgate_audit::SYSTEM_ACTOR,
+                &id,
+            )
+            .await;
+            store.close().await;
+            let Some(rotated) = rotated? else {
+                anyhow::bail!("no client with id {id}");
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"clientId": rotated.client.id, "clientSecret": rotated.secret})
+                );
+            } else {
+                println!(
+                    "rotated the secret of client {} ({})",
+                    rotated.client.id, rotated.client.name
+                );
+                println!("  client secret: {}", rotated.secret);
+                println!("The secret is shown only now; store it safely.");
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

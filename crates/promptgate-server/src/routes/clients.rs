@@ -1,5 +1,5 @@
-//! `/api/v2/oauth/clients` (scope `admin`): create, list and disable OAuth clients over HTTP,
-//! the same operations as `promptgate clients`.
+//! `/api/v2/oauth/clients` (scope `admin`): create, list, disable OAuth clients and rotate their
+//! secrets over HTTP, the same operations as `promptgate clients`.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -117,6 +117,28 @@ pub async fn disable_client(
         .ok_or_else(|| ApiError::NotFound(format!("no client with id {id}")))?;
     state.auth.revoke_client(&client.id);
     Ok(Json(wire_client(&client)))
+}
+
+/// Gives a client a new secret, shown only in this answer: the old secret and every token issued
+/// with it stop working at once on this gateway, within about a second on others.
+#[utoipa::path(post, path = "/api/v2/oauth/clients/{id}/rotate-secret", tag = "clients",
+    params(("id" = String, Path, description = "client id")),
+    responses((status = 200, body = api::OAuthClient), (status = 401, body = api::ErrorBody),
+        (status = 403, body = api::ErrorBody), (status = 404, body = api::ErrorBody)),
+    security(("bearer" = ["admin"])))]
+pub async fn rotate_client_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<api::OAuthClient>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let rotated = crate::clients::rotate_secret(state.store.as_ref(), &caller.client_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no client with id {id}")))?;
+    state.auth.forget_client_tokens(&rotated.client.id);
+    let mut wire = wire_client(&rotated.client);
+    wire.client_secret = Some(rotated.secret);
+    Ok(Json(wire))
 }
 
 /// The wire form of a stored client, without its secret.

@@ -9,7 +9,7 @@ use crate::harness::{TestApp, request, send};
 /// Every route of the router and its methods, written out by hand so that a route added to the
 /// router without its annotation (or the reverse) fails here.
 fn expected_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    let routes: [(&str, &[&str]); 23] = [
+    let routes: [(&str, &[&str]); 24] = [
         ("/oauth/token", &["post"]),
         ("/api/v2/ai/llm/gateway/prompts", &["get", "post"]),
         (
@@ -41,6 +41,7 @@ fn expected_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ),
         ("/api/v2/oauth/clients", &["get", "post"]),
         ("/api/v2/oauth/clients/{id}/disable", &["post"]),
+        ("/api/v2/oauth/clients/{id}/rotate-secret", &["post"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/openapi.json", &["get"]),

@@ -75,6 +75,18 @@ impl Store for FakeStore {
     async fn disabled_client_ids(&self) -> Result<Vec<String>, StoreError> {
         Ok(Vec::new())
     }
+    async fn rotate_client_secret(
+        &self,
+        _: &str,
+        _: &str,
+        _: OffsetDateTime,
+        _: &AuditDraft,
+    ) -> Result<Option<Client>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn secret_rotations(&self) -> Result<Vec<(String, OffsetDateTime)>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn insert_token(&self, _: &AccessToken) -> Result<(), StoreError> {
         Err(self.data.error())
     }

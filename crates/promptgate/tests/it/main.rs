@@ -42,6 +42,7 @@ mod ops;
 mod outage;
 mod prompts;
 mod replicas;
+mod rotate_secret;
 mod state_unchanged;
 mod telemetry;
 mod validation;
