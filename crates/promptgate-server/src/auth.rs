@@ -389,6 +389,16 @@ impl FromRequestParts<AppState> for Caller {
         let token = Some(rest.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| invalid_token("the Authorization header must be Bearer <token>"))?;
-        state.auth.verify(token).await
+        let caller = state.auth.verify(token).await?;
+        // The limit is per client, so it can only be counted once the token names the client;
+        // a request with a bad token is refused above without using the client's budget.
+        if let Some(limits) = &state.rate_limits {
+            let decision = limits.check(&caller.client_id);
+            if !decision.allowed {
+                tracing::debug!(client_id = %caller.client_id, "rate limit exceeded");
+                return Err(ApiError::TooManyRequests(decision));
+            }
+        }
+        Ok(caller)
     }
 }

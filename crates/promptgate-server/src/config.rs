@@ -1,8 +1,9 @@
 //! The server's TOML configuration (`--config`). Every key has a safe default and an unknown key
 //! is an error that names it, so a typo never silently falls back to a default.
 //!
-//! `[rate_limits]`, which a later feature consumes, is parsed and checked now so that a
-//! configuration written for the contract loads; until it lands the server warns when it is set.
+//! `[rate_limits]` turns per-client rate limits on, with the contract's values (50 requests per
+//! second, burst 100, per client and per replica) for the keys it leaves out; without the
+//! section there is no limit. See [`ConfigFile::rate_limiter`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,6 +12,8 @@ use std::time::Duration;
 use promptgate_core::endpoint::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS};
 use promptgate_core::{EndpointCatalogue, ModelEndpoint, ProviderKind, TokenizerKind};
 use serde::{Deserialize, Serialize};
+
+use crate::ratelimit::{RateLimit, RateLimiter};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -201,14 +204,18 @@ pub struct EndpointEntry {
     pub max_retries: Option<u32>,
 }
 
-/// `[rate_limits]` (consumed by the hardening work).
+/// `[rate_limits]`: a token bucket per OAuth client id, in memory on each replica, applied to
+/// every request with a valid bearer token. Present (even empty), it limits every client, with
+/// the contract's values for the keys it leaves out; absent, nothing is limited (the gateway
+/// warns at start-up), because bursts of hundreds of requests from one client are normal for
+/// batch jobs and tests, and a limit nobody configured would refuse them without warning.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitsSection {
-    /// Sustained rate per client.
+    /// Sustained rate per client, requests per second (default 50; fractions allowed, > 0).
     #[serde(default)]
     pub requests_per_second: Option<f64>,
-    /// Burst per client.
+    /// Burst per client: the most requests accepted back to back (default 100, at least 1).
     #[serde(default)]
     pub burst: Option<u32>,
     /// Per-client overrides.
@@ -216,7 +223,7 @@ pub struct RateLimitsSection {
     pub clients: BTreeMap<String, ClientRateLimit>,
 }
 
-/// `[rate_limits.clients."<id>"]`.
+/// `[rate_limits.clients."<id>"]`: a key left out takes the section's value.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRateLimit {
@@ -428,16 +435,47 @@ impl ConfigFile {
                 "audit.checkpoint_interval_seconds is {interval}; it must be from 1 to 60"
             )));
         }
+        if let Some(limits) = &file.rate_limits {
+            check_rate_limit("rate_limits", limits.requests_per_second, limits.burst)?;
+            for (id, o) in &limits.clients {
+                check_rate_limit(
+                    &format!("rate_limits.clients.{id:?}"),
+                    o.requests_per_second,
+                    o.burst,
+                )?;
+            }
+        }
         Ok(file)
     }
 
-    /// The sections that are accepted but not acted on yet, for a start-up warning.
-    pub fn not_yet_active_sections(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.rate_limits.is_some() {
-            out.push("rate_limits");
-        }
-        out
+    /// The per-client rate limiter when `[rate_limits]` is present: the section's values (the
+    /// contract's defaults for what is not set) and its per-client overrides. `None` (no limit)
+    /// without the section.
+    pub fn rate_limiter(&self) -> Option<RateLimiter> {
+        let section = self.rate_limits.as_ref()?;
+        let defaults = RateLimit::default();
+        let base = RateLimit {
+            requests_per_second: section
+                .requests_per_second
+                .unwrap_or(defaults.requests_per_second),
+            burst: section.burst.unwrap_or(defaults.burst),
+        };
+        let overrides = section
+            .clients
+            .iter()
+            .map(|(id, o)| {
+                (
+                    id.clone(),
+                    RateLimit {
+                        requests_per_second: o
+                            .requests_per_second
+                            .unwrap_or(base.requests_per_second),
+                        burst: o.burst.unwrap_or(base.burst),
+                    },
+                )
+            })
+            .collect();
+        Some(RateLimiter::new(base, overrides))
     }
 
     /// The built-in catalogue with this file's endpoints added or overriding by `ref`.
@@ -450,6 +488,23 @@ impl ConfigFile {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(EndpointCatalogue::with_overrides(entries))
     }
+}
+
+/// Refuses a rate that is not a positive finite number and a burst of 0, naming the key.
+fn check_rate_limit(at: &str, rps: Option<f64>, burst: Option<u32>) -> Result<(), ConfigError> {
+    if let Some(rps) = rps
+        && !(rps.is_finite() && rps > 0.0)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "{at}.requests_per_second is {rps}; it must be a number above 0"
+        )));
+    }
+    if burst == Some(0) {
+        return Err(ConfigError::Invalid(format!(
+            "{at}.burst must be at least 1"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `name` looks like an environment variable's name (and not like a pasted key).
@@ -656,6 +711,60 @@ mod tests {
         }
         let err = ConfigFile::parse("[server]\ndatabase_max_conections = 5\n").unwrap_err();
         assert!(err.to_string().contains("database_max_conections"), "{err}");
+    }
+
+    #[test]
+    fn rate_limits_off_when_absent_defaults_when_present_and_overrides_inherit() {
+        assert!(ConfigFile::parse("").unwrap().rate_limiter().is_none());
+        let l = ConfigFile::parse("[rate_limits]\n")
+            .unwrap()
+            .rate_limiter()
+            .unwrap();
+        assert_eq!(l.limit_for("anyone"), RateLimit::default());
+        assert_eq!(l.limit_for("anyone").requests_per_second, 50.0);
+        assert_eq!(l.limit_for("anyone").burst, 100);
+        let c = ConfigFile::parse(
+            "[rate_limits]\nrequests_per_second = 2.5\n\
+             [rate_limits.clients.\"big\"]\nburst = 40\n\
+             [rate_limits.clients.\"slow\"]\nrequests_per_second = 0.5\nburst = 1\n",
+        )
+        .unwrap();
+        let l = c.rate_limiter().unwrap();
+        let base = l.limit_for("other");
+        assert_eq!(base.requests_per_second, 2.5);
+        assert_eq!(base.burst, 100);
+        let big = l.limit_for("big");
+        assert_eq!((big.requests_per_second, big.burst), (2.5, 40));
+        let slow = l.limit_for("slow");
+        assert_eq!((slow.requests_per_second, slow.burst), (0.5, 1));
+    }
+
+    #[test]
+    fn bad_rate_limits_are_named() {
+        for (text, key) in [
+            (
+                "[rate_limits]\nrequests_per_second = 0\n",
+                "rate_limits.requests_per_second",
+            ),
+            (
+                "[rate_limits]\nrequests_per_second = -1.0\n",
+                "rate_limits.requests_per_second",
+            ),
+            (
+                "[rate_limits]\nrequests_per_second = nan\n",
+                "rate_limits.requests_per_second",
+            ),
+            ("[rate_limits]\nburst = 0\n", "rate_limits.burst"),
+            (
+                "[rate_limits.clients.\"x\"]\nburst = 0\n",
+                "rate_limits.clients.\"x\".burst",
+            ),
+        ] {
+            let err = ConfigFile::parse(text).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        let err = ConfigFile::parse("[rate_limits]\nbrust = 3\n").unwrap_err();
+        assert!(err.to_string().contains("brust"), "{err}");
     }
 
     #[test]

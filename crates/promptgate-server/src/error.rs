@@ -68,6 +68,10 @@ pub enum ApiError {
         /// The category's wire name.
         category: String,
     },
+    /// The client is over its rate limit (429); the response carries `Retry-After` and the
+    /// `inin-ratelimit-*` headers from the decision.
+    #[error("too many requests")]
+    TooManyRequests(crate::ratelimit::Decision),
     /// The model provider failed after the gateway's retries (502).
     #[error("upstream error: {0}")]
     UpstreamError(String),
@@ -104,6 +108,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::GuardrailBlocked { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UpstreamError(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -173,6 +178,23 @@ impl ApiError {
                     status,
                     "guardrail.blocked",
                     &format!("the request was refused: it matches the blocked category {category}"),
+                )
+            },
+            ApiError::TooManyRequests(decision) => ErrorBody {
+                message_with_params:
+                    "this client is over its rate limit of {allowed} requests; retry in {retryAfter} s"
+                        .into(),
+                message_params: params(&[
+                    ("allowed", decision.limit.to_string()),
+                    ("retryAfter", decision.retry_after_seconds.to_string()),
+                ]),
+                ..simple(
+                    status,
+                    "too.many.requests",
+                    &format!(
+                        "this client is over its rate limit of {} requests; retry in {} s",
+                        decision.limit, decision.retry_after_seconds
+                    ),
                 )
             },
             ApiError::UpstreamError(message) => simple(status, "upstream.error", message),
@@ -289,6 +311,9 @@ impl IntoResponse for ApiError {
             && let Ok(value) = HeaderValue::from_str(current_etag)
         {
             response.headers_mut().insert(header::ETAG, value);
+        }
+        if let ApiError::TooManyRequests(decision) = &self {
+            crate::ratelimit::insert_headers(response.headers_mut(), decision);
         }
         if let ApiError::Internal(detail) = &self {
             response

@@ -16,6 +16,7 @@ pub mod exporters;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
@@ -327,6 +328,13 @@ impl Gateway {
                 enabled: p.enabled.unwrap_or(true),
                 require_token: p.require_token.unwrap_or(false),
             };
+        }
+        state.rate_limits = options.config.rate_limiter().map(Arc::new);
+        if state.rate_limits.is_none() {
+            tracing::warn!(
+                "no [rate_limits] in the configuration: clients are not rate limited; add the \
+                 section (even empty, for 50 requests/s and a burst of 100 per client)"
+            );
         }
         let prompts = state.prompts.clone();
         let mut exporters = Vec::new();

@@ -45,6 +45,9 @@ pub struct AppState {
     pub prometheus: PrometheusSettings,
     /// The audit log's signing key, tree heads and proofs.
     pub audit: Arc<crate::audit::AuditLog>,
+    /// Per-client rate limits (`[rate_limits]`), checked by the `Caller` extractor; `None`
+    /// (no limit) unless the configuration has the section.
+    pub rate_limits: Option<Arc<crate::ratelimit::RateLimiter>>,
 }
 
 /// `[exporters.prometheus]`.
@@ -118,6 +121,7 @@ impl AppState {
             metrics: Arc::default(),
             exporter_health: Arc::default(),
             prometheus: PrometheusSettings::default(),
+            rate_limits: None,
         })
     }
 

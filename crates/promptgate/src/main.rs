@@ -269,13 +269,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(path) => ConfigFile::load(path)?,
         None => ConfigFile::default(),
     };
-    let not_yet = config.not_yet_active_sections();
-    if !not_yet.is_empty() {
-        tracing::warn!(
-            sections = ?not_yet,
-            "these configuration sections are accepted but not acted on by this build yet"
-        );
-    }
     let listen = args
         .listen
         .or_else(|| config.server.listen.clone())

@@ -41,6 +41,7 @@ mod oauth;
 mod ops;
 mod outage;
 mod prompts;
+mod rate_limits;
 mod replicas;
 mod rotate_secret;
 mod state_unchanged;
