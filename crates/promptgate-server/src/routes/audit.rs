@@ -14,7 +14,6 @@ use promptgate_store::{AuditFilter, StoredAuditEntry};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -68,16 +67,8 @@ pub async fn append_entry(
         }
         Some(name) => Some(name.to_owned()),
     };
-    let prompt_id = body.prompt_id.as_deref().and_then(|text| {
-        Uuid::parse_str(text)
-            .map_err(|_| {
-                violations.push(Violation::invalid(
-                    "promptId",
-                    format!("promptId {text:?} is not a UUID"),
-                ))
-            })
-            .ok()
-    });
+    let prompt_id =
+        crate::extract::parse_uuid_field("promptId", body.prompt_id.as_deref(), &mut violations);
     let client_timestamp = body.timestamp.as_deref().and_then(|text| {
         OffsetDateTime::parse(text, &Rfc3339)
             .map_err(|_| {
@@ -191,16 +182,8 @@ pub async fn list_entries(
     let query = query.with_json_body(&body)?;
     let mut violations = Vec::new();
     let telemetry_like = crate::routes::telemetry::read_time_range(&query, &mut violations);
-    let prompt_id = query.get("promptId").and_then(|text| {
-        Uuid::parse_str(text)
-            .map_err(|_| {
-                violations.push(Violation::invalid(
-                    "promptId",
-                    format!("promptId {text:?} is not a UUID"),
-                ))
-            })
-            .ok()
-    });
+    let prompt_id =
+        crate::extract::parse_uuid_field("promptId", query.get("promptId"), &mut violations);
     let filter = AuditFilter {
         prompt_id,
         action: query.get("action").map(str::to_owned),

@@ -11,7 +11,6 @@ use promptgate_core::invocation::InvocationStatus;
 use promptgate_store::{Feedback, StoredInvocation, TelemetryFilter};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -56,16 +55,7 @@ pub fn read_time_range(
 pub fn read_filter(query: &QueryParams, violations: &mut Vec<Violation>) -> TelemetryFilter {
     let (start, end) = read_time_range(query, violations);
     TelemetryFilter {
-        prompt_id: query.get("promptId").and_then(|text| {
-            Uuid::parse_str(text)
-                .map_err(|_| {
-                    violations.push(Violation::invalid(
-                        "promptId",
-                        format!("promptId {text:?} is not a UUID"),
-                    ));
-                })
-                .ok()
-        }),
+        prompt_id: crate::extract::parse_uuid_field("promptId", query.get("promptId"), violations),
         version: query.get("version").map(str::to_owned),
         start,
         end,
