@@ -120,7 +120,46 @@ pub struct ServerSection {
     /// answers 503; this bounds `/readyz` and every request while the database is down
     /// (default 5000).
     pub database_acquire_timeout_ms: Option<u64>,
+    /// TLS certificate chain (PEM), below `--tls-cert`; with `tls_key_file`, the gateway speaks
+    /// HTTPS only and re-reads both files on SIGHUP.
+    pub tls_cert_file: Option<String>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1), below `--tls-key`.
+    pub tls_key_file: Option<String>,
+    /// Largest request head (request line plus headers), bytes (default 16384, at least 8192);
+    /// over it the connection gets 431.
+    pub max_header_bytes: Option<usize>,
+    /// How long a client may take to send a request's head, ms (default 10000): a connection
+    /// that dribbles its headers (slow-loris) is closed after it.
+    pub header_read_timeout_ms: Option<u64>,
+    /// How long a kept-alive connection may sit idle between requests, ms (default 60000).
+    pub idle_timeout_ms: Option<u64>,
+    /// Connections served at once (default 10000); further ones wait in the kernel's backlog.
+    pub max_connections: Option<u32>,
 }
+
+/// The connection-level limits of `[server]`, defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `max_header_bytes`.
+    pub max_header_bytes: usize,
+    /// `header_read_timeout_ms`.
+    pub header_read_timeout: Duration,
+    /// `idle_timeout_ms`.
+    pub idle_timeout: Duration,
+    /// `request_timeout_ms`.
+    pub request_timeout: Duration,
+    /// `max_connections`.
+    pub max_connections: u32,
+}
+
+/// Default of `[server] max_header_bytes`.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Default of `[server] header_read_timeout_ms`.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Default of `[server] idle_timeout_ms`.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Default of `[server] max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
 
 impl Default for ServerSection {
     fn default() -> Self {
@@ -132,11 +171,33 @@ impl Default for ServerSection {
             database_max_connections: None,
             database_statement_timeout_ms: None,
             database_acquire_timeout_ms: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            max_header_bytes: None,
+            header_read_timeout_ms: None,
+            idle_timeout_ms: None,
+            max_connections: None,
         }
     }
 }
 
 impl ServerSection {
+    /// The connection-level limits: the configured ones, defaults for the rest.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_header_bytes: self.max_header_bytes.unwrap_or(DEFAULT_MAX_HEADER_BYTES),
+            header_read_timeout: Duration::from_millis(
+                self.header_read_timeout_ms
+                    .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT_MS),
+            ),
+            idle_timeout: Duration::from_millis(
+                self.idle_timeout_ms.unwrap_or(DEFAULT_IDLE_TIMEOUT_MS),
+            ),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_connections: self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        }
+    }
+
     /// The database pool's limits: the configured ones, defaults for the rest.
     pub fn pool_settings(&self) -> promptgate_store::PoolSettings {
         let defaults = promptgate_store::PoolSettings::default();
@@ -162,6 +223,9 @@ pub struct AuthSection {
     pub token_ttl_seconds: u64,
     /// Failed `/oauth/token` attempts per client id per minute before 429.
     pub failed_logins_per_minute: u32,
+    /// Failed `/oauth/token` attempts per source address per minute before 429, whatever client
+    /// ids they name (default 30): one address cannot guess secrets across many ids.
+    pub failed_logins_per_address_per_minute: u32,
 }
 
 impl Default for AuthSection {
@@ -169,6 +233,7 @@ impl Default for AuthSection {
         AuthSection {
             token_ttl_seconds: 86_400,
             failed_logins_per_minute: 10,
+            failed_logins_per_address_per_minute: 30,
         }
     }
 }
@@ -396,8 +461,34 @@ impl ConfigFile {
                 "server.max_body_bytes must be at least 1".into(),
             ));
         }
+        if let Some(bytes) = file.server.max_header_bytes
+            && bytes < 8192
+        {
+            return Err(ConfigError::Invalid(format!(
+                "server.max_header_bytes is {bytes}; it must be at least 8192"
+            )));
+        }
+        if file.server.tls_cert_file.is_some() != file.server.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "server.tls_cert_file and server.tls_key_file go together: set both or neither"
+                    .into(),
+            ));
+        }
         // Zero would mean "no connections" or, to PostgreSQL, "no timeout at all".
         for (key, value) in [
+            (
+                "server.request_timeout_ms",
+                Some(file.server.request_timeout_ms),
+            ),
+            (
+                "server.header_read_timeout_ms",
+                file.server.header_read_timeout_ms,
+            ),
+            ("server.idle_timeout_ms", file.server.idle_timeout_ms),
+            (
+                "server.max_connections",
+                file.server.max_connections.map(u64::from),
+            ),
             (
                 "server.database_max_connections",
                 file.server.database_max_connections.map(u64::from),
@@ -423,6 +514,11 @@ impl ConfigFile {
         if file.auth.failed_logins_per_minute == 0 {
             return Err(ConfigError::Invalid(
                 "auth.failed_logins_per_minute must be at least 1".into(),
+            ));
+        }
+        if file.auth.failed_logins_per_address_per_minute == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.failed_logins_per_address_per_minute must be at least 1".into(),
             ));
         }
         if let Some(interval) = file
