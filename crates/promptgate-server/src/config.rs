@@ -73,6 +73,32 @@ pub struct ConfigFile {
     /// `[moderation]`: an optional model-based check for blocked categories.
     #[serde(default)]
     pub moderation: Option<ModerationSection>,
+    /// `[limits]`: what one request may carry.
+    #[serde(default)]
+    pub limits: Option<LimitsSection>,
+}
+
+/// `[limits]`: nesting depth and string lengths of request bodies; a key left out takes the
+/// default of [`crate::limits::RequestLimits`]. Every value must be at least 1.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Deepest nesting of arrays and objects in a JSON body (default 32).
+    pub max_json_depth: Option<usize>,
+    /// Longest `systemPrompt`, characters (default 200000).
+    pub max_system_prompt_chars: Option<usize>,
+    /// Longest invocation input or single message, characters (default 200000).
+    pub max_input_chars: Option<usize>,
+    /// Most messages in a conversation or few-shot examples (default 1000).
+    pub max_conversation_messages: Option<usize>,
+    /// Most `metadata` entries (default 64).
+    pub max_metadata_entries: Option<usize>,
+    /// Longest `metadata` key, characters (default 128).
+    pub max_metadata_key_chars: Option<usize>,
+    /// Longest `metadata` value, characters (default 4096).
+    pub max_metadata_value_chars: Option<usize>,
+    /// Longest other free text (descriptions, comments), characters (default 10000).
+    pub max_text_chars: Option<usize>,
 }
 
 /// `[moderation]`: an endpoint with OpenAI's moderation API shape.
@@ -460,6 +486,28 @@ impl ConfigFile {
             return Err(ConfigError::Invalid(
                 "server.max_body_bytes must be at least 1".into(),
             ));
+        }
+        if let Some(l) = &file.limits {
+            for (key, value) in [
+                ("limits.max_json_depth", l.max_json_depth),
+                ("limits.max_system_prompt_chars", l.max_system_prompt_chars),
+                ("limits.max_input_chars", l.max_input_chars),
+                (
+                    "limits.max_conversation_messages",
+                    l.max_conversation_messages,
+                ),
+                ("limits.max_metadata_entries", l.max_metadata_entries),
+                ("limits.max_metadata_key_chars", l.max_metadata_key_chars),
+                (
+                    "limits.max_metadata_value_chars",
+                    l.max_metadata_value_chars,
+                ),
+                ("limits.max_text_chars", l.max_text_chars),
+            ] {
+                if value == Some(0) {
+                    return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+                }
+            }
         }
         if let Some(bytes) = file.server.max_header_bytes
             && bytes < 8192

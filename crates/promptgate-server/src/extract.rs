@@ -54,23 +54,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 ))
             }
         })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-        if !value.is_object() {
-            return Err(ApiError::BadRequest(
-                "the body must be a JSON object".to_owned(),
-            ));
-        }
-        serde_path_to_error::deserialize(value)
-            .map(JsonBody)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                let message = e.inner().to_string();
-                ApiError::Invalid(vec![Violation::invalid(
-                    field.clone(),
-                    format!("{field}: {message}"),
-                )])
-            })
+        crate::limits::decode_json_body(&bytes, state.limits.max_json_depth).map(JsonBody)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod exporters;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
@@ -330,6 +331,7 @@ impl Gateway {
             };
         }
         state.rate_limits = options.config.rate_limiter().map(Arc::new);
+        state.limits = limits::RequestLimits::from_section(options.config.limits.as_ref());
         if state.rate_limits.is_none() {
             tracing::warn!(
                 "no [rate_limits] in the configuration: clients are not rate limited; add the \

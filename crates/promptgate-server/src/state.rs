@@ -48,6 +48,8 @@ pub struct AppState {
     /// Per-client rate limits (`[rate_limits]`), checked by the `Caller` extractor; `None`
     /// (no limit) unless the configuration has the section.
     pub rate_limits: Option<Arc<crate::ratelimit::RateLimiter>>,
+    /// What one request may carry (`[limits]`).
+    pub limits: crate::limits::RequestLimits,
 }
 
 /// `[exporters.prometheus]`.
@@ -122,6 +124,7 @@ impl AppState {
             exporter_health: Arc::default(),
             prometheus: PrometheusSettings::default(),
             rate_limits: None,
+            limits: crate::limits::RequestLimits::default(),
         })
     }
 

@@ -1,0 +1,235 @@
+//! Limits on what one request may carry (`[limits]`): how deep its JSON nests and how long its
+//! strings are. Each has a safe default and each refusal names the limit and the setting that
+//! raises it, so a caller who hits one knows what to change or whom to ask.
+//!
+//! The body size (`[server] max_body_bytes`) and the connection-level limits (header size,
+//! header and idle timeouts) live in `[server]`; the page size is the contract's 1–500.
+
+use serde::de::DeserializeOwned;
+
+use crate::config::LimitsSection;
+use crate::error::ApiError;
+use promptgate_core::{Violation, ViolationCode};
+
+/// Default of `[limits] max_json_depth`.
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 32;
+/// Default of `[limits] max_system_prompt_chars`.
+pub const DEFAULT_MAX_SYSTEM_PROMPT_CHARS: usize = 200_000;
+/// Default of `[limits] max_input_chars`.
+pub const DEFAULT_MAX_INPUT_CHARS: usize = 200_000;
+/// Default of `[limits] max_conversation_messages`.
+pub const DEFAULT_MAX_CONVERSATION_MESSAGES: usize = 1_000;
+/// Default of `[limits] max_metadata_entries`.
+pub const DEFAULT_MAX_METADATA_ENTRIES: usize = 64;
+/// Default of `[limits] max_metadata_key_chars`.
+pub const DEFAULT_MAX_METADATA_KEY_CHARS: usize = 128;
+/// Default of `[limits] max_metadata_value_chars`.
+pub const DEFAULT_MAX_METADATA_VALUE_CHARS: usize = 4_096;
+/// Default of `[limits] max_text_chars`.
+pub const DEFAULT_MAX_TEXT_CHARS: usize = 10_000;
+
+/// The request limits in force, defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Deepest nesting of arrays and objects in a JSON body (the body object is depth 1).
+    pub max_json_depth: usize,
+    /// Longest system prompt (a version's `systemPrompt`), in characters.
+    pub max_system_prompt_chars: usize,
+    /// Longest invocation input, and longest single message of a conversation or few-shot
+    /// example, in characters.
+    pub max_input_chars: usize,
+    /// Most messages in an invocation's conversation or a version's few-shot examples.
+    pub max_conversation_messages: usize,
+    /// Most `metadata` entries.
+    pub max_metadata_entries: usize,
+    /// Longest `metadata` key, in characters.
+    pub max_metadata_key_chars: usize,
+    /// Longest `metadata` value, in characters.
+    pub max_metadata_value_chars: usize,
+    /// Longest other free text (descriptions, feedback comments, audit details as text), in
+    /// characters.
+    pub max_text_chars: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_json_depth: DEFAULT_MAX_JSON_DEPTH,
+            max_system_prompt_chars: DEFAULT_MAX_SYSTEM_PROMPT_CHARS,
+            max_input_chars: DEFAULT_MAX_INPUT_CHARS,
+            max_conversation_messages: DEFAULT_MAX_CONVERSATION_MESSAGES,
+            max_metadata_entries: DEFAULT_MAX_METADATA_ENTRIES,
+            max_metadata_key_chars: DEFAULT_MAX_METADATA_KEY_CHARS,
+            max_metadata_value_chars: DEFAULT_MAX_METADATA_VALUE_CHARS,
+            max_text_chars: DEFAULT_MAX_TEXT_CHARS,
+        }
+    }
+}
+
+impl RequestLimits {
+    /// The section's values, defaults for what it leaves out.
+    pub fn from_section(section: Option<&LimitsSection>) -> Self {
+        let d = RequestLimits::default();
+        let Some(s) = section else { return d };
+        RequestLimits {
+            max_json_depth: s.max_json_depth.unwrap_or(d.max_json_depth),
+            max_system_prompt_chars: s
+                .max_system_prompt_chars
+                .unwrap_or(d.max_system_prompt_chars),
+            max_input_chars: s.max_input_chars.unwrap_or(d.max_input_chars),
+            max_conversation_messages: s
+                .max_conversation_messages
+                .unwrap_or(d.max_conversation_messages),
+            max_metadata_entries: s.max_metadata_entries.unwrap_or(d.max_metadata_entries),
+            max_metadata_key_chars: s.max_metadata_key_chars.unwrap_or(d.max_metadata_key_chars),
+            max_metadata_value_chars: s
+                .max_metadata_value_chars
+                .unwrap_or(d.max_metadata_value_chars),
+            max_text_chars: s.max_text_chars.unwrap_or(d.max_text_chars),
+        }
+    }
+}
+
+/// The deepest nesting of arrays and objects in `bytes`, read without building anything, and
+/// stopping as soon as it passes `max`: `Some(depth)` when it does. Brackets inside strings do
+/// not count. Malformed JSON is not judged here; the parser reports it.
+pub fn json_depth_over(bytes: &[u8], max: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(depth);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Decodes a request body into `T` as every JSON endpoint does: nesting within `max_depth`
+/// (400 naming `[limits] max_json_depth`), valid JSON (400), an object at the top (400), and
+/// each member of the right type (400 naming the member's path). Unknown members are ignored.
+pub fn decode_json_body<T: DeserializeOwned>(
+    bytes: &[u8],
+    max_depth: usize,
+) -> Result<T, ApiError> {
+    if let Some(depth) = json_depth_over(bytes, max_depth) {
+        return Err(ApiError::Invalid(vec![Violation::with_params(
+            ViolationCode::InvalidValue,
+            "body",
+            "the body nests arrays and objects {depth} or more levels deep; the limit is {limit} \
+             ({setting})",
+            &[
+                ("depth", depth.to_string()),
+                ("limit", max_depth.to_string()),
+                ("setting", "[limits] max_json_depth".to_owned()),
+            ],
+        )]));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".to_owned(),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let message = e.inner().to_string();
+        ApiError::Invalid(vec![Violation::invalid(
+            field.clone(),
+            format!("{field}: {message}"),
+        )])
+    })
+}
+
+/// The violation for a string longer than its limit: it names the field, the length, the limit
+/// and the `[limits]` key that raises it.
+pub fn too_long(field: &str, chars: usize, limit: usize, setting: &str) -> Violation {
+    Violation::with_params(
+        ViolationCode::InvalidValue,
+        field,
+        "{field} is {length} characters long; the limit is {limit} ({setting})",
+        &[
+            ("field", field.to_owned()),
+            ("length", chars.to_string()),
+            ("limit", limit.to_string()),
+            ("setting", format!("[limits] {setting}")),
+        ],
+    )
+}
+
+/// The violation for a list with more items than its limit.
+pub fn too_many(field: &str, count: usize, limit: usize, setting: &str) -> Violation {
+    Violation::with_params(
+        ViolationCode::InvalidValue,
+        field,
+        "{field} has {count} items; the limit is {limit} ({setting})",
+        &[
+            ("field", field.to_owned()),
+            ("count", count.to_string()),
+            ("limit", limit.to_string()),
+            ("setting", format!("[limits] {setting}")),
+        ],
+    )
+}
+
+/// Appends a [`too_long`] violation when `text` has more than `limit` characters. Counting stops
+/// at the limit, so a huge string costs no more than a legal one.
+pub fn check_length(
+    violations: &mut Vec<Violation>,
+    field: &str,
+    text: &str,
+    limit: usize,
+    setting: &str,
+) {
+    // Bytes bound characters from above: most strings are decided without counting.
+    if text.len() <= limit {
+        return;
+    }
+    let chars = text.chars().count();
+    if chars > limit {
+        violations.push(too_long(field, chars, limit, setting));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_arrays_and_objects_but_not_brackets_in_strings() {
+        assert_eq!(json_depth_over(br#"{"a":[{"b":1}]}"#, 3), None);
+        assert_eq!(json_depth_over(br#"{"a":[{"b":1}]}"#, 2), Some(3));
+        assert_eq!(json_depth_over(br#"{"a":"[[[[[[\"[[["}"#, 1), None);
+        assert_eq!(json_depth_over(br#"{"a":"\\"}"#, 1), None);
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(json_depth_over(deep.as_bytes(), 32), Some(33));
+    }
+
+    #[test]
+    fn a_body_nested_past_the_limit_is_refused_naming_the_setting() {
+        let body = format!(r#"{{"a":{}1{}}}"#, "[".repeat(40), "]".repeat(40));
+        let err = decode_json_body::<serde_json::Value>(body.as_bytes(), 32).unwrap_err();
+        let text = format!("{err:?}");
+        assert!(text.contains("max_json_depth"), "{text}");
+        assert!(decode_json_body::<serde_json::Value>(body.as_bytes(), 41).is_ok());
+    }
+}
