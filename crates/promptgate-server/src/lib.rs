@@ -15,6 +15,7 @@ pub mod error;
 pub mod exporters;
 pub mod extract;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
@@ -32,7 +33,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use promptgate_api::BASE_PATH;
 use promptgate_store::{Store, StoreError};
-use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -195,6 +195,9 @@ pub enum StartError {
     /// The audit signing key cannot be read or created.
     #[error(transparent)]
     AuditKey(audit::KeyError),
+    /// The TLS certificate or key cannot be used.
+    #[error("cannot use the TLS certificate and key")]
+    Tls(#[source] listener::TlsError),
     /// The server failed while running.
     #[error("the server failed")]
     Serve(#[source] std::io::Error),
@@ -215,7 +218,7 @@ pub struct ServeOptions {
 
 /// A gateway bound to its address and ready to serve.
 pub struct Gateway {
-    listener: TcpListener,
+    listener: listener::Listener,
     router: Router,
     store: Arc<dyn Store>,
     auth: Arc<TokenAuthority>,
@@ -231,6 +234,8 @@ pub struct Gateway {
     checkpoint_interval: Duration,
     /// The address it listens on (the real port when 0 was asked for).
     pub local_addr: SocketAddr,
+    /// Whether it speaks HTTPS (`[server] tls_cert_file` and `tls_key_file`).
+    pub tls: bool,
     /// The admin client created on this start, whose secret must be shown once.
     pub bootstrapped_admin: Option<NewClient>,
 }
@@ -384,17 +389,24 @@ impl Gateway {
                 .map(|(target, _, health)| (target.name().to_owned(), health.clone()))
                 .collect(),
         );
-        let listener =
-            TcpListener::bind(&options.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: options.listen.clone(),
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: options.listen.clone(),
-            source,
-        })?;
+        let tls_files = match (
+            &options.config.server.tls_cert_file,
+            &options.config.server.tls_key_file,
+        ) {
+            (Some(cert), Some(key)) => Some(listener::TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            _ => None,
+        };
+        let listener = listener::Listener::bind(
+            &options.listen,
+            options.config.server.connection_limits(),
+            tls_files.as_ref(),
+        )
+        .await?;
+        let local_addr = listener.local_addr();
+        let tls = listener.is_tls();
         let audit_log = state.audit.clone();
         Ok(Gateway {
             audit: audit_log,
@@ -412,6 +424,7 @@ impl Gateway {
                 .retention_days
                 .unwrap_or(DEFAULT_RETENTION_DAYS),
             local_addr,
+            tls,
             bootstrapped_admin,
         })
     }
@@ -449,9 +462,7 @@ impl Gateway {
                 ))
             })
             .collect();
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = self.listener.serve(self.router, shutdown).await;
         refresher.abort();
         checkpoints.abort();
         // A last head, so that what this run appended is covered by a signature.

@@ -115,6 +115,13 @@ struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "PROMPTGATE_CONFIG")]
     config: Option<PathBuf>,
+    /// TLS certificate chain (PEM) [default: [server] tls_cert_file]; with --tls-key the gateway
+    /// speaks HTTPS (HTTP/2 and HTTP/1.1 by ALPN) and re-reads both files on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1) [default: [server] tls_key_file].
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -265,10 +272,15 @@ impl Connection {
 
 #[allow(clippy::print_stderr)]
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => ConfigFile::load(path)?,
         None => ConfigFile::default(),
     };
+    // The flags come in pairs (clap checks) and replace the configured pair.
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.server.tls_cert_file = Some(cert.display().to_string());
+        config.server.tls_key_file = Some(key.display().to_string());
+    }
     let listen = args
         .listen
         .or_else(|| config.server.listen.clone())
@@ -309,7 +321,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("  client secret: {}", admin.secret);
         }
     }
-    eprintln!("promptgate listening on http://{}", gateway.local_addr);
+    let scheme = if gateway.tls { "https" } else { "http" };
+    eprintln!("promptgate listening on {scheme}://{}", gateway.local_addr);
     tracing::info!(database = %database_url, "serving");
     gateway.run(shutdown_signal()).await?;
     tracing::info!("stopped");

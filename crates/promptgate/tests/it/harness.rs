@@ -230,6 +230,8 @@ pub struct Options {
     /// A database of the test's own (e.g. a `PrivateCluster`'s) instead of the one the harness
     /// chooses for the directory.
     pub database_url: Option<String>,
+    /// More arguments of `serve` (such as `--tls-cert FILE --tls-key FILE`), after the others.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -243,6 +245,7 @@ impl Default for Options {
             env: Vec::new(),
             settings_from_env: false,
             database_url: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -368,6 +371,7 @@ impl Server {
                 cmd.arg("--config").arg(path);
             }
         }
+        cmd.args(&options.extra_args);
         if let Admin::Env { id, secret } = &options.admin {
             cmd.env("PROMPTGATE_ADMIN_CLIENT_ID", id)
                 .env("PROMPTGATE_ADMIN_CLIENT_SECRET", secret);
@@ -725,6 +729,7 @@ impl Server {
             env: self.options.env.clone(),
             settings_from_env: false,
             database_url: self.options.database_url.clone(),
+            extra_args: self.options.extra_args.clone(),
         };
         // The same directory: the same SQLite file or PostgreSQL database, the same key file.
         Server::start_in(self.dir.clone(), options)
