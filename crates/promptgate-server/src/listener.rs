@@ -792,6 +792,88 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
 mod tests {
     use super::*;
 
+    fn limits() -> ConnectionLimits {
+        ConnectionLimits {
+            max_header_bytes: 8192,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn handlers_see_the_peer_address_and_shutdown_waits_for_requests_in_flight() {
+        use axum::routing::get;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        async fn peer(ConnectInfo(addr): ConnectInfo<SocketAddr>) -> String {
+            addr.to_string()
+        }
+        async fn slow() -> &'static str {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            "done"
+        }
+        let router = Router::new()
+            .route("/peer", get(peer))
+            .route("/slow", get(slow));
+        let listener = Listener::bind("127.0.0.1:0", limits(), None).await.unwrap();
+        let addr = listener.local_addr();
+        assert!(!listener.is_tls());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(listener.serve(router, async {
+            let _ = stopped.await;
+        }));
+
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let me = stream.local_addr().unwrap();
+        stream
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(&me.to_string()), "{answer} vs {me}");
+
+        // A request in flight when shutdown starts is answered; then `serve` returns.
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+    }
+
+    #[test]
+    fn a_missing_or_empty_certificate_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("promptgate-tls-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        let err = load_certified_key(&files).unwrap_err();
+        assert_eq!(err.file, files.cert);
+        assert!(err.problem.contains("cannot read"), "{err}");
+        std::fs::write(&files.cert, "no PEM here\n").unwrap();
+        let err = load_certified_key(&files).unwrap_err();
+        assert_eq!(err.file, files.cert);
+        assert!(err.problem.contains("no certificate"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn head_size_counts_the_request_line_and_each_header() {
         let request = Request::builder()
@@ -807,11 +889,9 @@ mod tests {
     #[test]
     fn an_idle_connection_waits_for_its_first_head_then_for_the_idle_timeout() {
         let limits = ConnectionLimits {
-            max_header_bytes: 8192,
             header_read_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
-            max_connections: 1,
+            ..limits()
         };
         let activity = Arc::new(Activity::new());
         let opened = activity.lock().since;
