@@ -14,12 +14,13 @@ use crate::violation::{Violation, ViolationCode};
 
 /// The longest prompt name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
-/// The longest system prompt, in characters (a bound on work before counting tokens).
-pub const MAX_SYSTEM_PROMPT_CHARS: usize = 200_000;
-/// The most few-shot examples one version may hold.
-pub const MAX_FEW_SHOT_EXAMPLES: usize = 200;
-/// The longest few-shot input or output, in characters.
-pub const MAX_EXAMPLE_CHARS: usize = 20_000;
+/// The ceiling on a system prompt's length, in characters (a bound on work before counting
+/// tokens). Servers enforce their own, lower, configurable limit first (`[limits]`).
+pub const MAX_SYSTEM_PROMPT_CHARS: usize = 1_000_000;
+/// The ceiling on the few-shot examples one version may hold (servers configure a lower one).
+pub const MAX_FEW_SHOT_EXAMPLES: usize = 1_000;
+/// The ceiling on one few-shot input or output, in characters (servers configure a lower one).
+pub const MAX_EXAMPLE_CHARS: usize = 200_000;
 /// The temperature used when a new prompt does not give one (the providers' own default).
 pub const DEFAULT_TEMPERATURE: f64 = 1.0;
 

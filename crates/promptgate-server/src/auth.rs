@@ -13,6 +13,8 @@
 //! stop within about a second everywhere, and no clocks are compared across replicas.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -33,6 +35,10 @@ pub const REVOCATION_REFRESH: Duration = Duration::from_secs(1);
 const MAX_CACHED_TOKENS: usize = 100_000;
 /// The window over which failed logins are counted.
 const FAILED_LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// The most keys (client ids or addresses) tracked before expired ones are pruned.
+const MAX_FAILURE_KEYS: usize = 10_000;
+/// Default of `[auth] failed_logins_per_address_per_minute`.
+pub const DEFAULT_FAILED_LOGINS_PER_ADDRESS: u32 = 30;
 
 /// Who is calling, as proven by their bearer token.
 #[derive(Debug, Clone)]
@@ -79,6 +85,8 @@ pub enum TokenError {
         failures: u32,
         /// Failed attempts allowed per window.
         allowed: u32,
+        /// Whether the client id or the source address is locked.
+        by: LockedBy,
     },
     /// The store failed.
     #[error(transparent)]
@@ -100,12 +108,98 @@ pub struct IssuedToken {
 pub struct TokenAuthority {
     store: Arc<dyn Store>,
     token_ttl: Duration,
-    max_failed_logins: u32,
     cache: RwLock<HashMap<String, CachedToken>>,
     disabled: RwLock<HashSet<String>>,
     /// The last secret rotation time seen for each rotated client.
     rotations: RwLock<HashMap<String, OffsetDateTime>>,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// Failed logins per client id (`[auth] failed_logins_per_minute`).
+    failures_by_client: FailureWindow<String>,
+    /// Failed logins per source address (`[auth] failed_logins_per_address_per_minute`).
+    failures_by_address: FailureWindow<IpAddr>,
+    /// Failed logins since start, for `/metrics`.
+    failed_logins: AtomicU64,
+}
+
+/// Why a login was refused before its secret was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockedBy {
+    /// The client id has used up its failed attempts.
+    ClientId,
+    /// The source address has used up its failed attempts.
+    Address,
+}
+
+/// Recent failures per key within [`FAILED_LOGIN_WINDOW`]: once a key has `max` of them, it is
+/// locked until the oldest leaves the window.
+struct FailureWindow<K> {
+    max: u32,
+    times: Mutex<HashMap<K, VecDeque<Instant>>>,
+}
+
+impl<K: std::hash::Hash + Eq> FailureWindow<K> {
+    fn new(max: u32) -> Self {
+        FailureWindow {
+            max,
+            times: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Seconds until `key` may try again, and its failure count, when it is locked.
+    fn locked_for(&self, key: &K) -> Option<(u64, u32)> {
+        let failures = self.times.lock().ok()?;
+        let times = failures.get(key)?;
+        let now = Instant::now();
+        let recent: Vec<&Instant> = times
+            .iter()
+            .filter(|t| now.duration_since(**t) < FAILED_LOGIN_WINDOW)
+            .collect();
+        if recent.len() < self.max as usize {
+            return None;
+        }
+        let oldest = recent.first()?;
+        let wait = FAILED_LOGIN_WINDOW.saturating_sub(now.duration_since(**oldest));
+        let seconds = wait.as_millis().div_ceil(1000).max(1);
+        Some((
+            u64::try_from(seconds).unwrap_or(60),
+            u32::try_from(recent.len()).unwrap_or(u32::MAX),
+        ))
+    }
+
+    fn record(&self, key: K) {
+        if let Ok(mut failures) = self.times.lock() {
+            // Keys that guessing invents (random client ids) must not grow the map for ever.
+            if failures.len() >= MAX_FAILURE_KEYS {
+                prune(&mut failures);
+            }
+            let times = failures.entry(key).or_default();
+            times.push_back(Instant::now());
+            // Only the last `max` attempts matter for the lockout.
+            while times.len() > self.max as usize {
+                times.pop_front();
+            }
+        }
+    }
+
+    fn prune(&self) {
+        if let Ok(mut failures) = self.times.lock() {
+            prune(&mut failures);
+        }
+    }
+}
+
+/// Drops the failures that have left the window, and the keys left with none.
+fn prune<K>(failures: &mut HashMap<K, VecDeque<Instant>>) {
+    let horizon = Instant::now().checked_sub(FAILED_LOGIN_WINDOW);
+    failures.retain(|_, times| {
+        while let (Some(first), Some(horizon)) = (times.front(), horizon) {
+            if *first < horizon {
+                times.pop_front();
+            } else {
+                break;
+            }
+        }
+        !times.is_empty()
+    });
 }
 
 impl TokenAuthority {
@@ -120,12 +214,24 @@ impl TokenAuthority {
         Ok(TokenAuthority {
             store,
             token_ttl,
-            max_failed_logins,
             cache: RwLock::new(HashMap::new()),
             disabled: RwLock::new(disabled),
             rotations: RwLock::new(rotations),
-            failures: Mutex::new(HashMap::new()),
+            failures_by_client: FailureWindow::new(max_failed_logins),
+            failures_by_address: FailureWindow::new(DEFAULT_FAILED_LOGINS_PER_ADDRESS),
+            failed_logins: AtomicU64::new(0),
         })
+    }
+
+    /// Sets the failed logins one source address may make per minute before 429.
+    pub fn with_address_limit(mut self, max_failed_logins: u32) -> Self {
+        self.failures_by_address = FailureWindow::new(max_failed_logins);
+        self
+    }
+
+    /// Failed logins since start (wrong or unknown client, wrong secret, disabled client).
+    pub fn failed_logins(&self) -> u64 {
+        self.failed_logins.load(Ordering::Relaxed)
     }
 
     /// Reloads the disabled clients and drops expired tokens from memory; run every
@@ -145,19 +251,8 @@ impl TokenAuthority {
         if let Ok(mut cache) = self.cache.write() {
             cache.retain(|_, t| t.expires_at > now);
         }
-        if let Ok(mut failures) = self.failures.lock() {
-            let horizon = Instant::now().checked_sub(FAILED_LOGIN_WINDOW);
-            failures.retain(|_, times| {
-                while let (Some(first), Some(horizon)) = (times.front(), horizon) {
-                    if *first < horizon {
-                        times.pop_front();
-                    } else {
-                        break;
-                    }
-                }
-                !times.is_empty()
-            });
-        }
+        self.failures_by_client.prune();
+        self.failures_by_address.prune();
         Ok(())
     }
 
@@ -243,38 +338,19 @@ impl TokenAuthority {
         })
     }
 
-    /// Seconds until `client_id` may try again, and its failure count, if it has used up its
-    /// failed attempts.
-    fn locked_for(&self, client_id: &str) -> Option<(u64, u32)> {
-        let failures = self.failures.lock().ok()?;
-        let times = failures.get(client_id)?;
-        let now = Instant::now();
-        let recent: Vec<&Instant> = times
-            .iter()
-            .filter(|t| now.duration_since(**t) < FAILED_LOGIN_WINDOW)
-            .collect();
-        if recent.len() < self.max_failed_logins as usize {
-            return None;
-        }
-        let oldest = recent.first()?;
-        let wait = FAILED_LOGIN_WINDOW.saturating_sub(now.duration_since(**oldest));
-        let seconds = wait.as_millis().div_ceil(1000).max(1);
-        Some((
-            u64::try_from(seconds).unwrap_or(60),
-            u32::try_from(recent.len()).unwrap_or(u32::MAX),
-        ))
-    }
-
-    fn record_failure(&self, client_id: &str) {
-        tracing::warn!(client_id = %client_id, "failed client authentication at /oauth/token");
-        if let Ok(mut failures) = self.failures.lock() {
-            let times = failures.entry(client_id.to_owned()).or_default();
-            times.push_back(Instant::now());
-            // Only the last `max` attempts matter for the lockout.
-            while times.len() > self.max_failed_logins as usize {
-                times.pop_front();
+    fn record_failure(&self, client_id: &str, source: Option<IpAddr>) {
+        self.failed_logins.fetch_add(1, Ordering::Relaxed);
+        // The id and the address identify the attempt; the secret is never logged.
+        match source {
+            Some(address) => {
+                tracing::warn!(client_id = %client_id, source = %address, "failed client authentication at /oauth/token");
+                self.failures_by_address.record(address);
+            }
+            None => {
+                tracing::warn!(client_id = %client_id, "failed client authentication at /oauth/token");
             }
         }
+        self.failures_by_client.record(client_id.to_owned());
     }
 
     /// Authenticates a client and issues a token for `requested` scopes (all of the client's
@@ -285,11 +361,36 @@ impl TokenAuthority {
         client_secret: &str,
         requested: Option<&str>,
     ) -> Result<IssuedToken, TokenError> {
-        if let Some((retry_after, failures)) = self.locked_for(client_id) {
+        self.issue_from(client_id, client_secret, requested, None)
+            .await
+    }
+
+    /// [`issue`](Self::issue) for a request from `source`: an address that has used up its
+    /// failed attempts (whatever client ids it tried) is refused like a locked client id.
+    pub async fn issue_from(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        requested: Option<&str>,
+        source: Option<IpAddr>,
+    ) -> Result<IssuedToken, TokenError> {
+        let address_lock = source.and_then(|a| {
+            self.failures_by_address
+                .locked_for(&a)
+                .map(|l| (l, self.failures_by_address.max, LockedBy::Address))
+        });
+        let lock = address_lock.or_else(|| {
+            self.failures_by_client
+                .locked_for(&client_id.to_owned())
+                .map(|l| (l, self.failures_by_client.max, LockedBy::ClientId))
+        });
+        if let Some(((retry_after, failures), allowed, by)) = lock {
+            tracing::warn!(client_id = %client_id, source = ?source, locked_by = ?by, "refused a login during a lockout");
             return Err(TokenError::TooManyAttempts {
                 retry_after,
                 failures,
-                allowed: self.max_failed_logins,
+                allowed,
+                by,
             });
         }
         let client = self.store.get_client(client_id).await?;
@@ -298,7 +399,7 @@ impl TokenAuthority {
                 c
             }
             _ => {
-                self.record_failure(client_id);
+                self.record_failure(client_id, source);
                 return Err(TokenError::InvalidClient);
             }
         };

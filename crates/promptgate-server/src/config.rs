@@ -85,19 +85,23 @@ pub struct ConfigFile {
 pub struct LimitsSection {
     /// Deepest nesting of arrays and objects in a JSON body (default 32).
     pub max_json_depth: Option<usize>,
-    /// Longest `systemPrompt`, characters (default 200000).
+    /// Longest `systemPrompt`, characters (default 200000; at most 1000000).
     pub max_system_prompt_chars: Option<usize>,
     /// Longest invocation input or single message, characters (default 200000).
     pub max_input_chars: Option<usize>,
-    /// Most messages in a conversation or few-shot examples (default 1000).
+    /// Most earlier messages in an invocation (default 1000).
     pub max_conversation_messages: Option<usize>,
+    /// Most few-shot examples in a version (default 200; at most 1000).
+    pub max_few_shot_examples: Option<usize>,
+    /// Longest few-shot input or output, characters (default 20000; at most 200000).
+    pub max_example_chars: Option<usize>,
     /// Most `metadata` entries (default 64).
     pub max_metadata_entries: Option<usize>,
     /// Longest `metadata` key, characters (default 128).
     pub max_metadata_key_chars: Option<usize>,
-    /// Longest `metadata` value, characters (default 4096).
+    /// Longest `metadata` value, characters (default 1024).
     pub max_metadata_value_chars: Option<usize>,
-    /// Longest other free text (descriptions, comments), characters (default 10000).
+    /// Longest feedback comment, characters (default 2000).
     pub max_text_chars: Option<usize>,
 }
 
@@ -293,6 +297,9 @@ pub struct EndpointEntry {
     /// Retries on 429/5xx.
     #[serde(default)]
     pub max_retries: Option<u32>,
+    /// Calls in flight to this endpoint at most (default 256); one more is refused with 429.
+    #[serde(default)]
+    pub max_concurrent_calls: Option<u32>,
 }
 
 /// `[rate_limits]`: a token bucket per OAuth client id, in memory on each replica, applied to
@@ -508,6 +515,32 @@ impl ConfigFile {
                     return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
                 }
             }
+            // The core's ceilings: a configured limit above them would never be reached.
+            for (key, value, ceiling) in [
+                (
+                    "limits.max_system_prompt_chars",
+                    l.max_system_prompt_chars,
+                    promptgate_core::prompt::MAX_SYSTEM_PROMPT_CHARS,
+                ),
+                (
+                    "limits.max_few_shot_examples",
+                    l.max_few_shot_examples,
+                    promptgate_core::prompt::MAX_FEW_SHOT_EXAMPLES,
+                ),
+                (
+                    "limits.max_example_chars",
+                    l.max_example_chars,
+                    promptgate_core::prompt::MAX_EXAMPLE_CHARS,
+                ),
+            ] {
+                if let Some(v) = value
+                    && v > ceiling
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key} is {v}; it can be at most {ceiling}"
+                    )));
+                }
+            }
         }
         if let Some(bytes) = file.server.max_header_bytes
             && bytes < 8192
@@ -622,6 +655,14 @@ impl ConfigFile {
         Some(RateLimiter::new(base, overrides))
     }
 
+    /// `max_concurrent_calls` of the endpoints that set it, by `ref`.
+    pub fn endpoint_call_limits(&self) -> std::collections::HashMap<String, u32> {
+        self.model_endpoints
+            .iter()
+            .filter_map(|e| Some((e.reference.clone(), e.max_concurrent_calls?)))
+            .collect()
+    }
+
     /// The built-in catalogue with this file's endpoints added or overriding by `ref`.
     pub fn catalogue(&self) -> Result<EndpointCatalogue, ConfigError> {
         let entries = self
@@ -685,6 +726,12 @@ impl EndpointEntry {
                 self.provider
             ))
         })?;
+        if self.max_concurrent_calls == Some(0) {
+            return Err(ConfigError::Invalid(format!(
+                "{} must be at least 1",
+                at("max_concurrent_calls")
+            )));
+        }
         if self.reference.trim().is_empty() {
             return Err(ConfigError::Invalid(format!(
                 "model_endpoints[{index}].ref must not be empty"

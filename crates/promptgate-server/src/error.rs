@@ -56,6 +56,12 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The request's body did not arrive within `[server] request_timeout_ms` (408).
+    #[error("request timeout")]
+    RequestTimeout {
+        /// The limit in milliseconds.
+        limit_ms: u64,
+    },
     /// The body is not JSON (415).
     #[error("unsupported media type")]
     UnsupportedMediaType {
@@ -72,6 +78,14 @@ pub enum ApiError {
     /// `inin-ratelimit-*` headers from the decision.
     #[error("too many requests")]
     TooManyRequests(crate::ratelimit::Decision),
+    /// The model endpoint already has its most calls in flight (429, with `Retry-After: 1`).
+    #[error("upstream busy: {endpoint}")]
+    UpstreamBusy {
+        /// The endpoint's `ref`.
+        endpoint: String,
+        /// Its `max_concurrent_calls`.
+        limit: u32,
+    },
     /// The model provider failed after the gateway's retries (502).
     #[error("upstream error: {0}")]
     UpstreamError(String),
@@ -106,9 +120,12 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::GuardrailBlocked { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(_) | ApiError::UpstreamBusy { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::UpstreamError(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -165,6 +182,20 @@ impl ApiError {
                     &format!("the request body is over the limit of {limit} bytes"),
                 )
             },
+            ApiError::RequestTimeout { limit_ms } => {
+                let template =
+                    "the request body did not arrive within {limit} ms ({setting}); send it faster or ask for a longer limit";
+                let values = params(&[
+                    ("limit", limit_ms.to_string()),
+                    ("setting", "[server] request_timeout_ms".to_owned()),
+                ]);
+                let message = promptgate_core::violation::fill_template(template, &values);
+                ErrorBody {
+                    message_with_params: template.into(),
+                    message_params: values,
+                    ..simple(status, "request.timeout", &message)
+                }
+            }
             ApiError::UnsupportedMediaType { got } => simple(
                 status,
                 "unsupported.media.type",
@@ -197,6 +228,25 @@ impl ApiError {
                     ),
                 )
             },
+            ApiError::UpstreamBusy { endpoint, limit } => {
+                let template = "the model endpoint {endpoint} has {limit} calls in flight, its \
+                                limit ({setting}); retry in {retryAfter} s";
+                let values = params(&[
+                    ("endpoint", endpoint.clone()),
+                    ("limit", limit.to_string()),
+                    (
+                        "setting",
+                        "[[model_endpoints]] max_concurrent_calls".to_owned(),
+                    ),
+                    ("retryAfter", "1".to_owned()),
+                ]);
+                let message = promptgate_core::violation::fill_template(template, &values);
+                ErrorBody {
+                    message_with_params: template.into(),
+                    message_params: values,
+                    ..simple(status, "too.many.requests", &message)
+                }
+            }
             ApiError::UpstreamError(message) => simple(status, "upstream.error", message),
             ApiError::UpstreamTimeout(message) => simple(status, "upstream.timeout", message),
             ApiError::Unavailable(message) => simple(status, "service.unavailable", message),
@@ -314,6 +364,20 @@ impl IntoResponse for ApiError {
         }
         if let ApiError::TooManyRequests(decision) = &self {
             crate::ratelimit::insert_headers(response.headers_mut(), decision);
+        }
+        if let ApiError::UpstreamBusy { limit, .. } = &self {
+            // The endpoint is full: every slot is in use, and one is expected back within a
+            // second (a call's usual length), which is all a client can be told.
+            crate::ratelimit::insert_headers(
+                response.headers_mut(),
+                &crate::ratelimit::Decision {
+                    allowed: false,
+                    count: *limit,
+                    limit: *limit,
+                    reset_seconds: 1,
+                    retry_after_seconds: 1,
+                },
+            );
         }
         if let ApiError::Internal(detail) = &self {
             response

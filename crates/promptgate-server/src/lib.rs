@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// to every route, including unknown ones.
 pub fn app(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
+    let request_timeout = state.limits.request_timeout;
     Router::new()
         .route("/oauth/token", post(oauth::token))
         .route(
@@ -146,6 +148,9 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            limits::read_body_within(request_timeout, max_body, request, next)
+        }))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(error::finish_errors))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -271,7 +276,8 @@ impl Gateway {
             .map_err(|source| StartError::Store {
                 url: options.database_url.clone(),
                 source,
-            })?,
+            })?
+            .with_address_limit(options.config.auth.failed_logins_per_address_per_minute),
         );
         let telemetry_config = options.config.telemetry.clone().unwrap_or_default();
         let (telemetry, telemetry_writer) = TelemetrySink::with_writer(
@@ -337,6 +343,12 @@ impl Gateway {
         }
         state.rate_limits = options.config.rate_limiter().map(Arc::new);
         state.limits = limits::RequestLimits::from_section(options.config.limits.as_ref());
+        state.limits.request_timeout =
+            Duration::from_millis(options.config.server.request_timeout_ms);
+        state.upstream_slots = Arc::new(upstream::UpstreamSlots::new(
+            &state.catalogue,
+            &options.config.endpoint_call_limits(),
+        ));
         if state.rate_limits.is_none() {
             tracing::warn!(
                 "no [rate_limits] in the configuration: clients are not rate limited; add the \

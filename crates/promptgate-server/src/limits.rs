@@ -5,6 +5,12 @@
 //! The body size (`[server] max_body_bytes`) and the connection-level limits (header size,
 //! header and idle timeouts) live in `[server]`; the page size is the contract's 1–500.
 
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use crate::config::LimitsSection;
@@ -19,14 +25,18 @@ pub const DEFAULT_MAX_SYSTEM_PROMPT_CHARS: usize = 200_000;
 pub const DEFAULT_MAX_INPUT_CHARS: usize = 200_000;
 /// Default of `[limits] max_conversation_messages`.
 pub const DEFAULT_MAX_CONVERSATION_MESSAGES: usize = 1_000;
+/// Default of `[limits] max_few_shot_examples`.
+pub const DEFAULT_MAX_FEW_SHOT_EXAMPLES: usize = 200;
+/// Default of `[limits] max_example_chars`.
+pub const DEFAULT_MAX_EXAMPLE_CHARS: usize = 20_000;
 /// Default of `[limits] max_metadata_entries`.
 pub const DEFAULT_MAX_METADATA_ENTRIES: usize = 64;
 /// Default of `[limits] max_metadata_key_chars`.
 pub const DEFAULT_MAX_METADATA_KEY_CHARS: usize = 128;
 /// Default of `[limits] max_metadata_value_chars`.
-pub const DEFAULT_MAX_METADATA_VALUE_CHARS: usize = 4_096;
+pub const DEFAULT_MAX_METADATA_VALUE_CHARS: usize = 1_024;
 /// Default of `[limits] max_text_chars`.
-pub const DEFAULT_MAX_TEXT_CHARS: usize = 10_000;
+pub const DEFAULT_MAX_TEXT_CHARS: usize = 2_000;
 
 /// The request limits in force, defaults filled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,21 +45,28 @@ pub struct RequestLimits {
     pub max_json_depth: usize,
     /// Longest system prompt (a version's `systemPrompt`), in characters.
     pub max_system_prompt_chars: usize,
-    /// Longest invocation input, and longest single message of a conversation or few-shot
-    /// example, in characters.
+    /// Longest invocation input, and longest earlier message of a conversation, in characters.
     pub max_input_chars: usize,
-    /// Most messages in an invocation's conversation or a version's few-shot examples.
+    /// Most earlier messages in an invocation's conversation.
     pub max_conversation_messages: usize,
+    /// Most few-shot examples in a version.
+    pub max_few_shot_examples: usize,
+    /// Longest few-shot input or output, in characters.
+    pub max_example_chars: usize,
     /// Most `metadata` entries.
     pub max_metadata_entries: usize,
     /// Longest `metadata` key, in characters.
     pub max_metadata_key_chars: usize,
     /// Longest `metadata` value, in characters.
     pub max_metadata_value_chars: usize,
-    /// Longest other free text (descriptions, feedback comments, audit details as text), in
-    /// characters.
+    /// Longest other free text (a feedback comment), in characters.
     pub max_text_chars: usize,
+    /// How long a request's body may take to arrive (`[server] request_timeout_ms`).
+    pub request_timeout: Duration,
 }
+
+/// Default of `[server] request_timeout_ms`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for RequestLimits {
     fn default() -> Self {
@@ -58,10 +75,13 @@ impl Default for RequestLimits {
             max_system_prompt_chars: DEFAULT_MAX_SYSTEM_PROMPT_CHARS,
             max_input_chars: DEFAULT_MAX_INPUT_CHARS,
             max_conversation_messages: DEFAULT_MAX_CONVERSATION_MESSAGES,
+            max_few_shot_examples: DEFAULT_MAX_FEW_SHOT_EXAMPLES,
+            max_example_chars: DEFAULT_MAX_EXAMPLE_CHARS,
             max_metadata_entries: DEFAULT_MAX_METADATA_ENTRIES,
             max_metadata_key_chars: DEFAULT_MAX_METADATA_KEY_CHARS,
             max_metadata_value_chars: DEFAULT_MAX_METADATA_VALUE_CHARS,
             max_text_chars: DEFAULT_MAX_TEXT_CHARS,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -80,14 +100,56 @@ impl RequestLimits {
             max_conversation_messages: s
                 .max_conversation_messages
                 .unwrap_or(d.max_conversation_messages),
+            max_few_shot_examples: s.max_few_shot_examples.unwrap_or(d.max_few_shot_examples),
+            max_example_chars: s.max_example_chars.unwrap_or(d.max_example_chars),
             max_metadata_entries: s.max_metadata_entries.unwrap_or(d.max_metadata_entries),
             max_metadata_key_chars: s.max_metadata_key_chars.unwrap_or(d.max_metadata_key_chars),
             max_metadata_value_chars: s
                 .max_metadata_value_chars
                 .unwrap_or(d.max_metadata_value_chars),
             max_text_chars: s.max_text_chars.unwrap_or(d.max_text_chars),
+            request_timeout: d.request_timeout,
         }
     }
+}
+
+/// Reads the request's whole body within `timeout` (`[server] request_timeout_ms`) before any
+/// handler runs: a client that sends its body slowly (a slow-loris on the body) gets 408
+/// `request.timeout` naming the limit instead of holding a task and a connection for as long as
+/// it likes, and a body over `max_body_bytes` gets 413 here. Every body is small (at most
+/// `max_body_bytes`) and every handler buffers it anyway, so nothing is lost by buffering first.
+pub async fn read_body_within(
+    timeout: Duration,
+    max_body_bytes: usize,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, max_body_bytes));
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(err)) => {
+            // `to_bytes` fails on the length limit or on a broken connection.
+            let over_limit = std::error::Error::source(&err)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            return if over_limit {
+                ApiError::PayloadTooLarge {
+                    limit: max_body_bytes,
+                }
+                .into_response()
+            } else {
+                ApiError::BadRequest(format!("the body could not be read: {err}")).into_response()
+            };
+        }
+        Err(_) => {
+            return ApiError::RequestTimeout {
+                limit_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            }
+            .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// The deepest nesting of arrays and objects in `bytes`, read without building anything, and
@@ -207,6 +269,48 @@ pub fn check_length(
     let chars = text.chars().count();
     if chars > limit {
         violations.push(too_long(field, chars, limit, setting));
+    }
+}
+
+/// Checks a version's system prompt and few-shot examples against the configured lengths, before
+/// the core counts tokens (the core's own ceilings are far above any configured limit).
+pub fn check_prompt_settings(
+    limits: &RequestLimits,
+    system_prompt: Option<&str>,
+    examples: Option<&[promptgate_api::FewShotExample]>,
+    violations: &mut Vec<Violation>,
+) {
+    if let Some(text) = system_prompt {
+        check_length(
+            violations,
+            "systemPrompt",
+            text,
+            limits.max_system_prompt_chars,
+            "max_system_prompt_chars",
+        );
+    }
+    let Some(examples) = examples else { return };
+    if examples.len() > limits.max_few_shot_examples {
+        violations.push(too_many(
+            "fewShotExamples",
+            examples.len(),
+            limits.max_few_shot_examples,
+            "max_few_shot_examples",
+        ));
+        return;
+    }
+    for (i, example) in examples.iter().enumerate() {
+        for (name, value) in [("input", &example.input), ("output", &example.output)] {
+            if let Some(text) = value {
+                check_length(
+                    violations,
+                    &format!("fewShotExamples[{i}].{name}"),
+                    text,
+                    limits.max_example_chars,
+                    "max_example_chars",
+                );
+            }
+        }
     }
 }
 

@@ -233,6 +233,13 @@ type ExporterSeries = (
     fn(&ExporterHealth) -> u64,
 );
 
+/// Appends one counter without labels (for the gateway's own counts kept outside
+/// [`GatewayMetrics`], such as failed logins).
+pub fn write_counter(out: &mut String, name: &str, help: &str, value: u64) {
+    header(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");

@@ -50,6 +50,8 @@ pub struct AppState {
     pub rate_limits: Option<Arc<crate::ratelimit::RateLimiter>>,
     /// What one request may carry (`[limits]`).
     pub limits: crate::limits::RequestLimits,
+    /// The cap on calls in flight to each model endpoint.
+    pub upstream_slots: Arc<crate::upstream::UpstreamSlots>,
 }
 
 /// `[exporters.prometheus]`.
@@ -108,7 +110,12 @@ impl AppState {
             ed25519_dalek::SigningKey::from_bytes(&seed),
             false,
         ));
+        let upstream_slots = Arc::new(crate::upstream::UpstreamSlots::new(
+            &catalogue,
+            &HashMap::new(),
+        ));
         Ok(AppState {
+            upstream_slots,
             audit,
             prompts: Arc::new(PromptCache::new(store.clone())),
             store,

@@ -29,17 +29,10 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
+use crate::limits::{RequestLimits, check_length, too_long, too_many};
 use crate::state::{AppState, now};
 use crate::telemetry::TelemetrySink;
 
-/// The longest user input or earlier turn, in characters.
-pub const MAX_INPUT_CHARS: usize = 200_000;
-/// The most earlier turns one invocation may carry.
-pub const MAX_TURNS: usize = 1_000;
-/// The most metadata entries, and the longest key and value.
-pub const MAX_METADATA_ENTRIES: usize = 64;
-const MAX_METADATA_KEY: usize = 128;
-const MAX_METADATA_VALUE: usize = 1_024;
 /// The longest session id.
 pub const MAX_SESSION_ID_CHARS: usize = 256;
 /// The name the response header carries the chosen version under.
@@ -65,7 +58,7 @@ pub async fn invoke(
     let started = Instant::now();
     let received_at = now();
     caller.require(Scope::GatewayWrite)?;
-    let request = check_request(&body)?;
+    let request = check_request(&body, &state.limits)?;
 
     let not_found =
         || ApiError::NotFound(format!("no active prompt with id {}", request.prompt_id));
@@ -162,7 +155,10 @@ struct CheckedRequest {
     metadata: BTreeMap<String, String>,
 }
 
-fn check_request(body: &api::InvokeRequest) -> Result<CheckedRequest, ApiError> {
+fn check_request(
+    body: &api::InvokeRequest,
+    limits: &RequestLimits,
+) -> Result<CheckedRequest, ApiError> {
     let mut violations = Vec::new();
     let prompt_id = body.prompt_id.clone().unwrap_or_else(|| {
         violations.push(Violation::invalid("promptId", "promptId is required"));
@@ -173,10 +169,15 @@ fn check_request(body: &api::InvokeRequest) -> Result<CheckedRequest, ApiError> 
             violations.push(Violation::invalid("userInput", "userInput is required"));
             String::new()
         }
-        Some(text) if text.chars().count() > MAX_INPUT_CHARS => {
-            violations.push(Violation::invalid(
+        Some(text)
+            if text.len() > limits.max_input_chars
+                && text.chars().count() > limits.max_input_chars =>
+        {
+            violations.push(too_long(
                 "userInput",
-                format!("userInput is over the limit of {MAX_INPUT_CHARS} characters"),
+                text.chars().count(),
+                limits.max_input_chars,
+                "max_input_chars",
             ));
             String::new()
         }
@@ -192,16 +193,19 @@ fn check_request(body: &api::InvokeRequest) -> Result<CheckedRequest, ApiError> 
     }
     let mut turns = Vec::new();
     let messages = body.messages.as_deref().unwrap_or_default();
-    if messages.len() > MAX_TURNS {
-        violations.push(Violation::invalid(
+    if messages.len() > limits.max_conversation_messages {
+        violations.push(too_many(
             "messages",
-            format!(
-                "{} earlier turns given; the limit is {MAX_TURNS}",
-                messages.len()
-            ),
+            messages.len(),
+            limits.max_conversation_messages,
+            "max_conversation_messages",
         ));
     }
-    for (i, turn) in messages.iter().enumerate().take(MAX_TURNS) {
+    for (i, turn) in messages
+        .iter()
+        .enumerate()
+        .take(limits.max_conversation_messages)
+    {
         let role = match turn.role.as_deref() {
             Some("user") => Some(Role::User),
             Some("assistant") => Some(Role::Assistant),
@@ -214,11 +218,18 @@ fn check_request(body: &api::InvokeRequest) -> Result<CheckedRequest, ApiError> 
             }
         };
         let content = match &turn.content {
-            Some(text) if text.chars().count() <= MAX_INPUT_CHARS => Some(text.clone()),
-            Some(_) => {
-                violations.push(Violation::invalid(
-                    format!("messages[{i}].content"),
-                    format!("content is over the limit of {MAX_INPUT_CHARS} characters"),
+            Some(text)
+                if text.len() <= limits.max_input_chars
+                    || text.chars().count() <= limits.max_input_chars =>
+            {
+                Some(text.clone())
+            }
+            Some(text) => {
+                violations.push(too_long(
+                    &format!("messages[{i}].content"),
+                    text.chars().count(),
+                    limits.max_input_chars,
+                    "max_input_chars",
                 ));
                 None
             }
@@ -249,24 +260,32 @@ fn check_request(body: &api::InvokeRequest) -> Result<CheckedRequest, ApiError> 
         },
     };
     let metadata = body.metadata.clone().unwrap_or_default();
-    if metadata.len() > MAX_METADATA_ENTRIES {
-        violations.push(Violation::invalid(
+    if metadata.len() > limits.max_metadata_entries {
+        violations.push(too_many(
             "metadata",
-            format!(
-                "{} metadata entries; the limit is {MAX_METADATA_ENTRIES}",
-                metadata.len()
-            ),
+            metadata.len(),
+            limits.max_metadata_entries,
+            "max_metadata_entries",
         ));
     }
-    for (key, value) in &metadata {
-        if key.chars().count() > MAX_METADATA_KEY || value.chars().count() > MAX_METADATA_VALUE {
-            violations.push(Violation::invalid(
-                format!("metadata.{key}"),
-                format!(
-                    "metadata keys are at most {MAX_METADATA_KEY} characters and values at most {MAX_METADATA_VALUE}"
-                ),
-            ));
-        }
+    for (key, value) in metadata.iter().take(limits.max_metadata_entries) {
+        // The key is cut in the field name so that a huge key does not echo back whole.
+        let shown: String = key.chars().take(limits.max_metadata_key_chars).collect();
+        let field = format!("metadata.{shown}");
+        check_length(
+            &mut violations,
+            &field,
+            key,
+            limits.max_metadata_key_chars,
+            "max_metadata_key_chars",
+        );
+        check_length(
+            &mut violations,
+            &field,
+            value,
+            limits.max_metadata_value_chars,
+            "max_metadata_value_chars",
+        );
     }
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
@@ -486,6 +505,13 @@ async fn complete_answer(
         .providers
         .get(&prepared.endpoint_ref)
         .ok_or_else(|| ApiError::Internal(format!("no provider for {}", prepared.endpoint_ref)))?;
+    let _slot = match state.upstream_slots.acquire(&prepared.endpoint_ref) {
+        Ok(slot) => slot,
+        Err(err) => {
+            record.finish_error(&err);
+            return Err(err);
+        }
+    };
     let upstream_started = Instant::now();
     let result = provider.complete(&prepared.chat).await;
     record.base.upstream_latency_ms = Some(millis(upstream_started));
@@ -546,6 +572,13 @@ async fn stream_answer(
         .providers
         .get(&prepared.endpoint_ref)
         .ok_or_else(|| ApiError::Internal(format!("no provider for {}", prepared.endpoint_ref)))?;
+    let slot = match state.upstream_slots.acquire(&prepared.endpoint_ref) {
+        Ok(slot) => slot,
+        Err(err) => {
+            record.finish_error(&err);
+            return Err(err);
+        }
+    };
     let upstream_started = Instant::now();
     let upstream = match provider.stream(&prepared.chat).await {
         Ok(upstream) => upstream,
@@ -564,6 +597,7 @@ async fn stream_answer(
         prepared,
         upstream_started,
         return_token_usage: request.return_token_usage,
+        _slot: slot,
     };
     let events = futures_util::stream::unfold(relay, |mut relay| async move {
         let event = relay.next_event().await?;
@@ -590,6 +624,8 @@ struct Relay {
     prepared: Prepared,
     upstream_started: Instant,
     return_token_usage: bool,
+    /// The endpoint's call slot, held until the relay ends (or the client goes away).
+    _slot: Option<crate::upstream::UpstreamSlot>,
 }
 
 impl Relay {

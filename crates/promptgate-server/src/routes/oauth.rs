@@ -10,7 +10,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use promptgate_api as api;
 
-use crate::auth::TokenError;
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::ConnectInfo;
+
+use crate::auth::{LockedBy, TokenError};
 use crate::state::AppState;
 
 /// Exchanges client credentials for an access token.
@@ -21,7 +26,12 @@ use crate::state::AppState;
         (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = api::OAuthErrorResponse),
         (status = 401, description = "invalid_client", body = api::OAuthErrorResponse),
         (status = 429, description = "too many failed attempts for this client id; Retry-After says when to try again", body = api::OAuthErrorResponse)))]
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: Vec<(String, String)> = form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -75,7 +85,12 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     };
     match state
         .auth
-        .issue(&client_id, &client_secret, field("scope"))
+        .issue_from(
+            &client_id,
+            &client_secret,
+            field("scope"),
+            peer.map(|Extension(ConnectInfo(address))| address.ip()),
+        )
         .await
     {
         Ok(issued) => {
@@ -95,11 +110,22 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
             retry_after,
             failures,
             allowed,
+            by,
         }) => {
+            let (whom, setting) = match by {
+                LockedBy::ClientId => ("this client id", "[auth] failed_logins_per_minute"),
+                LockedBy::Address => (
+                    "this source address",
+                    "[auth] failed_logins_per_address_per_minute",
+                ),
+            };
             let mut response = oauth_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
-                &format!("too many failed attempts for this client id; retry in {retry_after} s"),
+                &format!(
+                    "too many failed attempts for {whom} ({allowed} per minute, {setting}); \
+                     retry in {retry_after} s"
+                ),
             );
             let headers = response.headers_mut();
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

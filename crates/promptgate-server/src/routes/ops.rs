@@ -73,9 +73,15 @@ pub async fn metrics(
             .await?
             .require(promptgate_core::Scope::TelemetryRead)?;
     }
-    let text = state
+    let mut text = state
         .metrics
         .render(state.telemetry.counters(), &state.exporter_health);
+    crate::metrics::write_counter(
+        &mut text,
+        "promptgate_failed_logins_total",
+        "Failed client authentications at /oauth/token (unknown or disabled client, wrong secret).",
+        state.auth.failed_logins(),
+    );
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -47,6 +47,12 @@ pub async fn create_prompt(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::PromptWrite)?;
     let mut violations = Vec::new();
+    crate::limits::check_prompt_settings(
+        &state.limits,
+        body.system_prompt.as_deref(),
+        body.few_shot_examples.as_deref(),
+        &mut violations,
+    );
     let name = check_name(body.name.as_deref())
         .map_err(|v| violations.push(v))
         .ok();
@@ -80,6 +86,9 @@ pub async fn create_prompt(
     else {
         return Err(ApiError::Invalid(violations));
     };
+    if !violations.is_empty() {
+        return Err(ApiError::Invalid(violations));
+    }
 
     let at = now();
     let prompt = Prompt {
@@ -284,6 +293,16 @@ pub async fn update_prompt(
     JsonBody(body): JsonBody<api::UpdatePromptRequest>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::PromptWrite)?;
+    let mut too_long = Vec::new();
+    crate::limits::check_prompt_settings(
+        &state.limits,
+        body.system_prompt.as_deref(),
+        body.few_shot_examples.as_deref(),
+        &mut too_long,
+    );
+    if !too_long.is_empty() {
+        return Err(ApiError::Invalid(too_long));
+    }
     let if_match = if_match(&headers);
     let draft = settings_draft(
         &body.model_endpoint_ref,

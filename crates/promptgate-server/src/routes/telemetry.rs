@@ -17,9 +17,6 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, keyset_page};
 use crate::state::{AppState, now, rfc3339};
 
-/// The longest feedback comment, in characters.
-pub const MAX_COMMENT_CHARS: usize = 2_000;
-
 /// Reads `startTime` and `endTime` (RFC 3339; the end must not be before the start), the time
 /// range every listing shares.
 pub fn read_time_range(
@@ -153,13 +150,14 @@ pub async fn post_feedback(
             None
         }
     };
-    if let Some(comment) = &body.comment
-        && comment.chars().count() > MAX_COMMENT_CHARS
-    {
-        violations.push(Violation::invalid(
+    if let Some(comment) = &body.comment {
+        crate::limits::check_length(
+            &mut violations,
             "comment",
-            format!("comment is over the limit of {MAX_COMMENT_CHARS} characters"),
-        ));
+            comment,
+            state.limits.max_text_chars,
+            "max_text_chars",
+        );
     }
     let Some(score) = score.filter(|_| violations.is_empty()) else {
         return Err(ApiError::Invalid(violations));
