@@ -47,6 +47,7 @@ pub const VERSION_HEADER: &str = "x-prompt-version";
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
         (status = 404, description = "unknown or archived prompt, unknown version", body = api::ErrorBody),
         (status = 422, description = "guardrail.blocked", body = api::ErrorBody),
+        (status = 429, description = "too.many.requests: the client's rate limit, or the model endpoint's max_concurrent_calls; Retry-After and inin-ratelimit-* headers", body = api::ErrorBody),
         (status = 502, description = "upstream.error", body = api::ErrorBody),
         (status = 504, description = "upstream.timeout", body = api::ErrorBody)),
     security(("bearer" = ["ai:gateway:write"])))]
