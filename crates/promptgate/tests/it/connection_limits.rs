@@ -213,7 +213,12 @@ async fn a_kept_alive_connection_is_closed_after_the_idle_timeout() {
     assert_eq!(first.version(), reqwest::Version::HTTP_2);
     assert_eq!(first.status().as_u16(), 200);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let second = h2.get(server.url("/healthz")).send().await.unwrap();
+    // A request may race the server's close on a loaded machine (as with any idle timeout);
+    // clients retry such a request once.
+    let second = match h2.get(server.url("/healthz")).send().await {
+        Ok(response) => response,
+        Err(_) => h2.get(server.url("/healthz")).send().await.unwrap(),
+    };
     assert_eq!(second.status().as_u16(), 200);
 }
 
