@@ -548,6 +548,10 @@ def markdown(report: dict) -> str:
         d, g = p["direct"]["latency_ms"], p["gateway"]["latency_ms"]
         cells = " | ".join(f"{fmt(d[k])} → {fmt(g[k])}" for k in STAT_KEYS)
         lines.append(f"| {p['name']} | {cells} |")
+    t = report["gateway_totals"]
+    lines += ["", f"Gateway: idle CPU {t['idle_cpu_ms_per_s']:.1f} ms/s; peak RSS "
+              f"{t['peak_rss_mib']:.1f} MiB; telemetry records queued {t['telemetry']['queued']}, "
+              f"stored {t['telemetry']['stored']}, dropped {t['telemetry']['dropped']}."]
     s = report.get("streaming")
     if s:
         lines += [
@@ -563,6 +567,19 @@ def markdown(report: dict) -> str:
             o = s["overhead_ms"][key]
             lines.append(f"| {label} | " + " | ".join(fmt(o[k]) for k in STAT_KEYS) + " |")
     return "\n".join(lines)
+
+
+def telemetry_counters(gateway: str) -> dict:
+    """The gateway's telemetry queue counters from `/metrics`: every invocation should have been
+    queued and stored, none dropped."""
+    with urllib.request.urlopen(f"{gateway}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    out = {}
+    for name in ("queued", "dropped", "stored"):
+        match = re.search(rf"^promptgate_telemetry_records_{name}_total(?:{{[^}}]*}})? (\S+)$",
+                          text, re.MULTILINE)
+        out[name] = int(float(match.group(1))) if match else None
+    return out
 
 
 def tool_version(binary: str) -> str:
@@ -610,6 +627,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
 
+    args.gateway_bin = os.path.abspath(args.gateway_bin)
+    args.fake_bin = os.path.abspath(args.fake_bin)
     seconds = args.seconds or (2.0 if args.smoke else 15.0)
     phases = smoke_phases(seconds) if args.smoke else full_phases(seconds)
     if args.phases:
@@ -642,6 +661,12 @@ def main() -> int:
                             "Content-Type": "application/json"})
         if answer.get("guardrails", {}).get("inputRedactions", {}) == {}:
             raise SystemExit(f"overhead: the PII guardrail redacted nothing: {answer}")
+        # What the gateway spends while idle (token refresh, telemetry writer ticks, audit
+        # checkpoints), to read the per-request figures of slow phases against.
+        idle_seconds = 1.0 if args.smoke else 3.0
+        idle_before = cpu_seconds(gw_proc.pid)
+        time.sleep(idle_seconds)
+        idle_cpu_ms_per_s = (cpu_seconds(gw_proc.pid) - idle_before) * 1000.0 / idle_seconds
         results = []
         for i, phase in enumerate(phases):
             results.append(run_phase(args, args.oha, phase, fake, gateway, gw_proc.pid, token,
@@ -652,6 +677,8 @@ def main() -> int:
                                       args.chunk_interval_ms)
         gateway_cpu_total = cpu_seconds(gw_proc.pid)
         peak = memory_kib(gw_proc.pid, "VmHWM") / 1024.0
+        time.sleep(0.5)  # the telemetry writer stores every 200 ms
+        telemetry = telemetry_counters(gateway)
     finally:
         if gw_proc is not None:
             stop(gw_proc)
@@ -682,7 +709,8 @@ def main() -> int:
         },
         "phases": results,
         "streaming": streaming,
-        "gateway_totals": {"cpu_s": gateway_cpu_total, "peak_rss_mib": peak},
+        "gateway_totals": {"cpu_s": gateway_cpu_total, "peak_rss_mib": peak,
+                           "idle_cpu_ms_per_s": idle_cpu_ms_per_s, "telemetry": telemetry},
         "errors_total": errors_total,
     }
     with open(out, "w", encoding="utf-8") as f:
