@@ -79,18 +79,94 @@ pub struct OAuthErrorResponse {
     pub error_description: Option<String>,
 }
 
+/// The schema of a list of names from a closed set (documentation only: the wire carries
+/// strings, and the server names any other value in a 400).
+fn names_schema(description: &str, names: &[&str]) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .description(Some(description))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names.iter().copied())),
+        )
+        .build()
+}
+
+fn content_filter_names() -> utoipa::openapi::schema::Array {
+    names_schema("Subset of `pii`, `profanity`.", &["pii", "profanity"])
+}
+
+fn blocked_category_names() -> utoipa::openapi::schema::Array {
+    names_schema(
+        "Subset of `violence`, `hate_speech`, `self_harm`, `sexual`, `illegal`.",
+        &["violence", "hate_speech", "self_harm", "sexual", "illegal"],
+    )
+}
+
+/// One name from a closed set.
+fn name_schema(description: &str, names: &[&str]) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(names.iter().copied()))
+        .build()
+}
+
+fn split_strategy_schema() -> utoipa::openapi::schema::Object {
+    name_schema("`sticky` (default) or `random`.", &["sticky", "random"])
+}
+
+fn role_schema() -> utoipa::openapi::schema::Object {
+    name_schema("`user` or `assistant`.", &["user", "assistant"])
+}
+
+fn scope_names() -> utoipa::openapi::schema::Array {
+    names_schema(
+        "Scopes the client may request.",
+        &[
+            "ai:prompt:read",
+            "ai:prompt:write",
+            "ai:gateway:write",
+            "ai:telemetry:read",
+            "ai:audit:read",
+            "admin",
+        ],
+    )
+}
+
+/// A score in [0, 1], or a boolean.
+fn score_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .description(Some("0.0–1.0, or true (= 1) / false (= 0)."))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(0))
+                .maximum(Some(1)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .build();
+    Schema::OneOf(one_of)
+}
+
 /// A prompt version's guardrails.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SafetyGuardrails {
     /// Subset of `pii`, `profanity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = content_filter_names)]
     pub content_filtering: Option<Vec<String>>,
     /// The system prompt's token budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 4294967295_i64)]
     pub max_tokens: Option<i64>,
     /// Subset of `violence`, `hate_speech`, `self_harm`, `sexual`, `illegal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = blocked_category_names)]
     pub blocked_categories: Option<Vec<String>>,
 }
 
@@ -99,9 +175,11 @@ pub struct SafetyGuardrails {
 pub struct FewShotExample {
     /// What the user said.
     #[serde(default)]
+    #[schema(required = true, value_type = String)]
     pub input: Option<String>,
     /// What the assistant answered.
     #[serde(default)]
+    #[schema(required = true, value_type = String)]
     pub output: Option<String>,
 }
 
@@ -110,9 +188,11 @@ pub struct FewShotExample {
 pub struct VersionWeight {
     /// The version label.
     #[serde(default)]
+    #[schema(required = true, value_type = String)]
     pub version: Option<String>,
     /// Its share, in [0, 1].
     #[serde(default)]
+    #[schema(required = true, value_type = f64, minimum = 0, maximum = 1)]
     pub weight: Option<f64>,
 }
 
@@ -126,6 +206,7 @@ pub struct TrafficDistribution {
     pub default_version: Option<String>,
     /// `sticky` (default) or `random`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = split_strategy_schema)]
     pub split_strategy: Option<String>,
     /// The weighted versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,13 +218,17 @@ pub struct TrafficDistribution {
 #[serde(rename_all = "camelCase")]
 pub struct CreatePromptRequest {
     /// Unique name.
+    #[schema(required = true, value_type = String)]
     pub name: Option<String>,
     /// A configured model endpoint's `ref`.
+    #[schema(required = true, value_type = String)]
     pub model_endpoint_ref: Option<String>,
     /// The system prompt.
+    #[schema(required = true, value_type = String)]
     pub system_prompt: Option<String>,
     /// Sampling temperature in [0, 2]; default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f64>,
     /// Guardrails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,7 +236,8 @@ pub struct CreatePromptRequest {
     /// Few-shot examples, oldest first (at most 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub few_shot_examples: Option<Vec<FewShotExample>>,
-    /// The first version's label.
+    /// The first version's label (semantic version, e.g. `1.0.0`).
+    #[schema(required = true, value_type = String)]
     pub version: Option<String>,
     /// The initial split; by default all traffic goes to the first version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,8 +257,9 @@ pub struct UpdatePromptRequest {
     /// New system prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
-    /// New temperature.
+    /// New temperature, in [0, 2].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f64>,
     /// New guardrails (left-out parts are kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -306,8 +393,10 @@ pub struct ModelEndpoint {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct CreateClientRequest {
     /// Human name.
+    #[schema(required = true, value_type = String)]
     pub name: Option<String>,
     /// Scopes the client may request.
+    #[schema(required = true, schema_with = scope_names)]
     pub scopes: Option<Vec<String>>,
 }
 
@@ -344,8 +433,10 @@ pub struct HealthStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ChatTurn {
     /// `user` or `assistant`.
+    #[schema(required = true, schema_with = role_schema)]
     pub role: Option<String>,
     /// What was said.
+    #[schema(required = true, value_type = String)]
     pub content: Option<String>,
 }
 
@@ -361,6 +452,7 @@ pub struct InvokeOptions {
     pub return_token_usage: Option<bool>,
     /// The most tokens the model may generate; reserved in the context window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub max_output_tokens: Option<i64>,
 }
 
@@ -369,8 +461,10 @@ pub struct InvokeOptions {
 #[serde(rename_all = "camelCase")]
 pub struct InvokeRequest {
     /// The prompt to invoke.
+    #[schema(required = true, value_type = String)]
     pub prompt_id: Option<String>,
     /// What the user said.
+    #[schema(required = true, value_type = String)]
     pub user_input: Option<String>,
     /// The conversation id: sticky routing keeps a session on one version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -511,7 +605,7 @@ pub struct FeedbackEntity {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct FeedbackRequest {
     /// 0.0–1.0, or true (= 1) / false (= 0).
-    #[schema(value_type = Object)]
+    #[schema(required = true, schema_with = score_schema)]
     pub score: Option<serde_json::Value>,
     /// An optional comment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -645,6 +739,7 @@ pub struct AuditEntryRequest {
     /// What happened, in the client's words (required; the gateway's own action names are
     /// reserved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, value_type = String)]
     pub action: Option<String>,
     /// The client's own time (RFC 3339), kept as `clientTimestamp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -687,8 +782,8 @@ pub struct AuditEntry {
     pub client_timestamp: Option<String>,
     /// A client entry's compliance status.
     pub compliance_status: Option<String>,
-    /// A client entry's metadata.
-    #[schema(value_type = Object)]
+    /// A client entry's metadata; `null` when the entry has none (every server entry).
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     /// The previous entry's hash (64 zeros for the first).
     pub prev_hash: String,
