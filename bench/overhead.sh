@@ -39,12 +39,23 @@ if [[ -z $oha_bin ]]; then
     fi
 fi
 
-echo "overhead: building the release binaries" >&2
-cargo build --release --locked -p promptgate -p promptgate-fake-upstream >&2
+# The smoke run checks that the benchmark works, not how fast anything is: it uses the debug
+# binaries the test suite builds anyway, so CI does not pay for a release build.
+profile=release
+for arg in "$@"; do
+    [[ $arg == --smoke ]] && profile=debug
+done
+echo "overhead: building the $profile binaries" >&2
+if [[ $profile == release ]]; then
+    cargo build --release --locked -p promptgate -p promptgate-fake-upstream >&2
+else
+    cargo build --locked -p promptgate -p promptgate-fake-upstream >&2
+fi
 target=${CARGO_TARGET_DIR:-$root/target}
+case "$target" in /*) ;; *) target="$root/$target" ;; esac
 
 exec python3 bench/overhead.py \
     --oha "$oha_bin" \
-    --gateway-bin "$target/release/promptgate" \
-    --fake-bin "$target/release/promptgate-fake-upstream" \
+    --gateway-bin "$target/$profile/promptgate" \
+    --fake-bin "$target/$profile/promptgate-fake-upstream" \
     "$@"
