@@ -57,12 +57,13 @@ impl FromStr for TokenizerKind {
     }
 }
 
-/// Both encoders, loaded once. Loading takes a few hundred milliseconds, so the server builds
-/// one counter at start-up and shares it; nothing on the request path loads a table.
-#[derive(Clone, Copy)]
+/// The token counter. Each encoder's table is loaded on its first use (a few hundred
+/// milliseconds) and then shared process-wide; a process that never counts with `cl100k_base`
+/// never pays its tens of megabytes. A server warms the encoders it expects to use at start-up
+/// ([`TokenCounter::warm`]), so that no request waits for a table.
+#[derive(Clone, Copy, Default)]
 pub struct TokenCounter {
-    o200k: &'static CoreBPE,
-    cl100k: &'static CoreBPE,
+    _shared: (),
 }
 
 impl fmt::Debug for TokenCounter {
@@ -72,22 +73,28 @@ impl fmt::Debug for TokenCounter {
 }
 
 impl TokenCounter {
-    /// Loads (or reuses, process-wide) both encoders.
+    /// A counter; nothing is loaded until it is used or warmed.
     pub fn load() -> Self {
-        TokenCounter {
-            o200k: tiktoken_rs::o200k_base_singleton(),
-            cl100k: tiktoken_rs::cl100k_base_singleton(),
-        }
+        TokenCounter { _shared: () }
+    }
+
+    /// Loads `kind`'s table now, if it is not loaded yet.
+    pub fn warm(&self, kind: TokenizerKind) {
+        let _ = encoder(kind);
     }
 
     /// The number of tokens of `text`. Special-token text such as `<|endoftext|>` counts as
     /// ordinary text, as providers treat it in user-supplied content.
     pub fn count(&self, kind: TokenizerKind, text: &str) -> usize {
-        let encoder = match kind {
-            TokenizerKind::O200kBase => self.o200k,
-            TokenizerKind::Cl100kBase => self.cl100k,
-        };
-        encoder.encode_ordinary(text).len()
+        encoder(kind).encode_ordinary(text).len()
+    }
+}
+
+/// The process-wide encoder of `kind`, loaded on first use.
+fn encoder(kind: TokenizerKind) -> &'static CoreBPE {
+    match kind {
+        TokenizerKind::O200kBase => tiktoken_rs::o200k_base_singleton(),
+        TokenizerKind::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
     }
 }
 

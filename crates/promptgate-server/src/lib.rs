@@ -342,6 +342,13 @@ impl Gateway {
             };
         }
         state.rate_limits = options.config.rate_limiter().map(Arc::new);
+        // The operator's own endpoints say which other tokenizers requests will need: load them
+        // now too. A built-in endpoint's tokenizer loads on its first use.
+        for configured in &options.config.model_endpoints {
+            if let Some(endpoint) = state.catalogue.get(&configured.reference) {
+                state.counter.warm(endpoint.tokenizer);
+            }
+        }
         state.limits = limits::RequestLimits::from_section(options.config.limits.as_ref());
         state.limits.request_timeout =
             Duration::from_millis(options.config.server.request_timeout_ms);

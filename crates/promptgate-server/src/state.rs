@@ -92,6 +92,8 @@ impl AppState {
         telemetry: TelemetrySink,
     ) -> Result<Self, promptgate_providers::ProviderError> {
         let counter = TokenCounter::load();
+        // The default tokenizer is loaded before the first request, not by it.
+        counter.warm(promptgate_core::TokenizerKind::O200kBase);
         let http = promptgate_providers::http_client()?;
         let providers = catalogue
             .iter()
