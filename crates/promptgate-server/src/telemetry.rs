@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use promptgate_core::invocation::InvocationRecord;
 use promptgate_store::{Store, StoreError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -42,6 +42,10 @@ pub struct TelemetrySink {
     sender: mpsc::Sender<InvocationRecord>,
     flusher: Option<mpsc::Sender<oneshot::Sender<()>>>,
     counters: Arc<Counters>,
+    /// Wakes the writer when a whole batch is queued (or half of a queue smaller than a batch).
+    /// Below that the writer wakes on its own timer: an invocation does not wake another thread
+    /// just to hand over its record.
+    batch_ready: Arc<Notify>,
 }
 
 /// What the queue has seen, for `/metrics` and for tests.
@@ -86,6 +90,7 @@ impl TelemetrySink {
                 sender,
                 flusher: None,
                 counters: Arc::default(),
+                batch_ready: Arc::default(),
             },
             receiver,
         )
@@ -105,6 +110,7 @@ impl TelemetrySink {
             store,
             records,
             flushes,
+            sink.batch_ready.clone(),
             sink.counters.clone(),
             capacity.max(1),
         ));
@@ -116,6 +122,13 @@ impl TelemetrySink {
         match self.sender.try_send(record) {
             Ok(()) => {
                 self.counters.emitted.fetch_add(1, Ordering::Relaxed);
+                // A batch, or half of a small queue: the writer takes them before the queue
+                // fills.
+                let max = self.sender.max_capacity();
+                let queued = max - self.sender.capacity();
+                if queued >= BATCH_SIZE.min(max.div_ceil(2)) {
+                    self.batch_ready.notify_one();
+                }
             }
             Err(err) => {
                 let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -180,6 +193,7 @@ async fn write_loop<B: Batches>(
     store: B,
     mut records: mpsc::Receiver<InvocationRecord>,
     mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
+    batch_ready: Arc<Notify>,
     counters: Arc<Counters>,
     capacity: usize,
 ) {
@@ -195,49 +209,44 @@ async fn write_loop<B: Batches>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            // Only while there is room: a full buffer leaves records in the bounded queue, which
-            // then refuses (and counts) new ones instead of this task growing without bound.
-            record = records.recv(), if writer.pending.len() < writer.capacity => match record {
-                Some(record) => {
-                    writer.pending.push_back(record);
-                    if writer.pending.len() >= BATCH_SIZE && !writer.backing_off() {
-                        writer.write().await;
-                    }
-                }
-                None => {
-                    // Every sink is gone: store what is left and stop.
-                    writer.finish(&mut records).await;
-                    return;
-                }
-            },
+            _ = batch_ready.notified() => {}
+            _ = tick.tick() => {}
             Some(done) = flushes.recv() => {
-                while writer.pending.len() < writer.capacity {
-                    match records.try_recv() {
-                        Ok(record) => writer.pending.push_back(record),
-                        Err(_) => break,
-                    }
-                }
+                writer.take_queued(&mut records);
                 if !writer.backing_off() {
                     writer.write().await;
                 }
                 let _ = done.send(());
+                continue;
             }
-            _ = tick.tick() => {
-                if records.is_closed() && writer.pending.len() >= writer.capacity {
-                    // Shut down while the buffer was full, so `recv` above is switched off and
-                    // would never see the end of the queue.
-                    writer.finish(&mut records).await;
-                    return;
-                }
-                if !writer.pending.is_empty() && !writer.backing_off() {
-                    writer.write().await;
-                }
-            }
+        }
+        // Every sink is gone (the queue is closed and empty, or the buffer is full and cannot
+        // take the rest): store what is left and stop.
+        if writer.take_queued(&mut records) {
+            writer.finish(&mut records).await;
+            return;
+        }
+        if !writer.pending.is_empty() && !writer.backing_off() {
+            writer.write().await;
         }
     }
 }
 
 impl<B: Batches> Writer<B> {
+    /// Moves queued records into the buffer while it has room (a full buffer leaves them in the
+    /// bounded queue, which then refuses, and counts, new ones instead of this task growing
+    /// without bound). True when every sink is gone.
+    fn take_queued(&mut self, records: &mut mpsc::Receiver<InvocationRecord>) -> bool {
+        while self.pending.len() < self.capacity {
+            match records.try_recv() {
+                Ok(record) => self.pending.push_back(record),
+                Err(mpsc::error::TryRecvError::Empty) => return false,
+                Err(mpsc::error::TryRecvError::Disconnected) => return true,
+            }
+        }
+        records.is_closed()
+    }
+
     fn backing_off(&self) -> bool {
         self.retry_at.is_some_and(|at| Instant::now() < at)
     }

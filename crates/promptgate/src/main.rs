@@ -124,6 +124,25 @@ struct ServeArgs {
     tls_key: Option<PathBuf>,
 }
 
+/// The async runtime: multi-threaded, one worker per core unless `PROMPTGATE_WORKER_THREADS`
+/// says otherwise (`1` runs everything on one thread).
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::env::var("PROMPTGATE_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n >= 1);
+    match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Runtime::new(),
+    }
+}
+
 fn main() -> ExitCode {
     quiet_broken_pipe();
     let cli = Cli::parse();
@@ -135,7 +154,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
         )
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match build_runtime() {
         Ok(rt) => rt,
         Err(err) => {
             report(&anyhow::Error::new(err).context("cannot start the async runtime"));
