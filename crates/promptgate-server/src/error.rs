@@ -182,20 +182,16 @@ impl ApiError {
                     &format!("the request body is over the limit of {limit} bytes"),
                 )
             },
-            ApiError::RequestTimeout { limit_ms } => {
-                let template =
-                    "the request body did not arrive within {limit} ms ({setting}); send it faster or ask for a longer limit";
-                let values = params(&[
+            ApiError::RequestTimeout { limit_ms } => templated(
+                status,
+                "request.timeout",
+                "the request body did not arrive within {limit} ms ({setting}); send it faster or \
+                 ask for a longer limit",
+                &[
                     ("limit", limit_ms.to_string()),
                     ("setting", "[server] request_timeout_ms".to_owned()),
-                ]);
-                let message = promptgate_core::violation::fill_template(template, &values);
-                ErrorBody {
-                    message_with_params: template.into(),
-                    message_params: values,
-                    ..simple(status, "request.timeout", &message)
-                }
-            }
+                ],
+            ),
             ApiError::UnsupportedMediaType { got } => simple(
                 status,
                 "unsupported.media.type",
@@ -228,10 +224,12 @@ impl ApiError {
                     ),
                 )
             },
-            ApiError::UpstreamBusy { endpoint, limit } => {
-                let template = "the model endpoint {endpoint} has {limit} calls in flight, its \
-                                limit ({setting}); retry in {retryAfter} s";
-                let values = params(&[
+            ApiError::UpstreamBusy { endpoint, limit } => templated(
+                status,
+                "too.many.requests",
+                "the model endpoint {endpoint} has {limit} calls in flight, its limit \
+                 ({setting}); retry in {retryAfter} s",
+                &[
                     ("endpoint", endpoint.clone()),
                     ("limit", limit.to_string()),
                     (
@@ -239,14 +237,8 @@ impl ApiError {
                         "[[model_endpoints]] max_concurrent_calls".to_owned(),
                     ),
                     ("retryAfter", "1".to_owned()),
-                ]);
-                let message = promptgate_core::violation::fill_template(template, &values);
-                ErrorBody {
-                    message_with_params: template.into(),
-                    message_params: values,
-                    ..simple(status, "too.many.requests", &message)
-                }
-            }
+                ],
+            ),
             ApiError::UpstreamError(message) => simple(status, "upstream.error", message),
             ApiError::UpstreamTimeout(message) => simple(status, "upstream.timeout", message),
             ApiError::Unavailable(message) => simple(status, "service.unavailable", message),
@@ -264,6 +256,18 @@ fn params(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect()
+}
+
+/// A body whose message is `template` filled from `pairs`, both kept apart as the contract's
+/// `messageWithParams` and `messageParams`.
+fn templated(status: u16, code: &str, template: &str, pairs: &[(&str, String)]) -> ErrorBody {
+    let values = params(pairs);
+    let message = promptgate_core::violation::fill_template(template, &values);
+    ErrorBody {
+        message_with_params: template.to_owned(),
+        message_params: values,
+        ..simple(status, code, &message)
+    }
 }
 
 fn simple(status: u16, code: &str, message: &str) -> ErrorBody {
