@@ -253,8 +253,13 @@ pub fn too_many(field: &str, count: usize, limit: usize, setting: &str) -> Viola
     )
 }
 
-/// Appends a [`too_long`] violation when `text` has more than `limit` characters. Counting stops
-/// at the limit, so a huge string costs no more than a legal one.
+/// Whether `text` has more than `limit` characters. Bytes bound characters from above, so most
+/// strings are decided without counting, and a huge string costs no more than a legal one.
+pub fn is_over(text: &str, limit: usize) -> bool {
+    text.len() > limit && text.chars().count() > limit
+}
+
+/// Appends a [`too_long`] violation when `text` has more than `limit` characters.
 pub fn check_length(
     violations: &mut Vec<Violation>,
     field: &str,
@@ -262,13 +267,8 @@ pub fn check_length(
     limit: usize,
     setting: &str,
 ) {
-    // Bytes bound characters from above: most strings are decided without counting.
-    if text.len() <= limit {
-        return;
-    }
-    let chars = text.chars().count();
-    if chars > limit {
-        violations.push(too_long(field, chars, limit, setting));
+    if is_over(text, limit) {
+        violations.push(too_long(field, text.chars().count(), limit, setting));
     }
 }
 

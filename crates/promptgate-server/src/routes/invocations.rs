@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::limits::{RequestLimits, check_length, too_long, too_many};
+use crate::limits::{RequestLimits, is_over, too_long, too_many};
 use crate::state::{AppState, now};
 use crate::telemetry::TelemetrySink;
 
@@ -170,10 +170,7 @@ fn check_request(
             violations.push(Violation::invalid("userInput", "userInput is required"));
             String::new()
         }
-        Some(text)
-            if text.len() > limits.max_input_chars
-                && text.chars().count() > limits.max_input_chars =>
-        {
+        Some(text) if is_over(text, limits.max_input_chars) => {
             violations.push(too_long(
                 "userInput",
                 text.chars().count(),
@@ -219,12 +216,7 @@ fn check_request(
             }
         };
         let content = match &turn.content {
-            Some(text)
-                if text.len() <= limits.max_input_chars
-                    || text.chars().count() <= limits.max_input_chars =>
-            {
-                Some(text.clone())
-            }
+            Some(text) if !is_over(text, limits.max_input_chars) => Some(text.clone()),
             Some(text) => {
                 violations.push(too_long(
                     &format!("messages[{i}].content"),
@@ -270,23 +262,32 @@ fn check_request(
         ));
     }
     for (key, value) in metadata.iter().take(limits.max_metadata_entries) {
+        let (key_over, value_over) = (
+            is_over(key, limits.max_metadata_key_chars),
+            is_over(value, limits.max_metadata_value_chars),
+        );
+        if !(key_over || value_over) {
+            continue;
+        }
         // The key is cut in the field name so that a huge key does not echo back whole.
         let shown: String = key.chars().take(limits.max_metadata_key_chars).collect();
         let field = format!("metadata.{shown}");
-        check_length(
-            &mut violations,
-            &field,
-            key,
-            limits.max_metadata_key_chars,
-            "max_metadata_key_chars",
-        );
-        check_length(
-            &mut violations,
-            &field,
-            value,
-            limits.max_metadata_value_chars,
-            "max_metadata_value_chars",
-        );
+        if key_over {
+            violations.push(too_long(
+                &field,
+                key.chars().count(),
+                limits.max_metadata_key_chars,
+                "max_metadata_key_chars",
+            ));
+        }
+        if value_over {
+            violations.push(too_long(
+                &field,
+                value.chars().count(),
+                limits.max_metadata_value_chars,
+                "max_metadata_value_chars",
+            ));
+        }
     }
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
