@@ -688,12 +688,20 @@ async fn the_otlp_exporter_sends_spans_and_metrics_for_invocations() {
     assert_eq!(text("promptgate.prompt.version"), "1.0.0");
     assert_eq!(text("gen_ai.request.model"), "echo");
     assert!(attribute("gen_ai.usage.input_tokens").is_some());
+    // The batch's metrics are posted after its spans: wait for them too (bounded).
+    let metrics_arrived =
+        crate::harness::eventually(std::time::Duration::from_secs(20), || async {
+            bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(path, _)| path == "/v1/metrics")
+        })
+        .await;
     assert!(
-        bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(path, _)| path == "/v1/metrics")
+        metrics_arrived,
+        "no /v1/metrics post; log:\n{}",
+        server.log()
     );
 }
 
