@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cache;
 pub mod clients;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod exporters;
 pub mod extract;
@@ -44,8 +45,8 @@ use crate::clients::{ClientError, NewClient};
 use crate::config::{ConfigError, ConfigFile};
 use crate::error::ApiError;
 use crate::routes::{
-    audit as audit_routes, clients as client_routes, endpoints, invocations, oauth, ops, prompts,
-    telemetry as telemetry_routes,
+    audit as audit_routes, clients as client_routes, endpoints, invocations, oauth, openai, ops,
+    prompts, telemetry as telemetry_routes,
 };
 use crate::state::AppState;
 use crate::telemetry::TelemetrySink;
@@ -144,6 +145,10 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))
         .route("/metrics", get(ops::metrics))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::list_models))
+        .route("/v1/models/{model}", get(openai::get_model))
+        .merge(console::router())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(state)

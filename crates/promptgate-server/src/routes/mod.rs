@@ -6,6 +6,7 @@ pub mod clients;
 pub mod endpoints;
 pub mod invocations;
 pub mod oauth;
+pub mod openai;
 pub mod ops;
 pub mod prompts;
 pub mod telemetry;
