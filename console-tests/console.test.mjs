@@ -1,0 +1,674 @@
+// Browser end-to-end and accessibility tests of promptgate's web console (/console).
+//
+// Run by scripts/console-test, which starts a gateway on a fresh database and passes:
+//   CONSOLE_BASE_URL             the gateway's URL (http://127.0.0.1:PORT)
+//   CONSOLE_ADMIN_CLIENT_ID      an admin client (every scope) ...
+//   CONSOLE_ADMIN_CLIENT_SECRET  ... and its secret
+//   CONSOLE_CHROMIUM             the Chromium binary (default /usr/bin/chromium)
+//   CONSOLE_SCREENSHOT_DIR       where the PNG screenshots go
+//
+// The tests run in order in one file and share state (the prompt the main flow creates). Every
+// wait is a bounded poll on a condition, never an assertion on elapsed time. The console keeps its
+// token in memory only, so a page is never reloaded: navigation is by clicking links.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { readFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const AXE_PATH = require.resolve('axe-core/axe.min.js');
+
+const BASE = required('CONSOLE_BASE_URL').replace(/\/+$/, '');
+const ADMIN_ID = required('CONSOLE_ADMIN_CLIENT_ID');
+const ADMIN_SECRET = required('CONSOLE_ADMIN_CLIENT_SECRET');
+const CHROMIUM = process.env.CONSOLE_CHROMIUM || '/usr/bin/chromium';
+const SHOTS = process.env.CONSOLE_SCREENSHOT_DIR || path.resolve('..', 'target', 'console-screenshots');
+const CONSOLE_URL = `${BASE}/console/`;
+const GW = `${BASE}/api/v2/ai/llm/gateway`;
+
+// Bounds of the polling waits (not expectations of speed).
+const WAIT_MS = 30_000;
+const TELEMETRY_WAIT_MS = 60_000;
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the tests through scripts/console-test`);
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Polling and helpers
+
+/** Calls `probe` until it returns a truthy value (returned) or `timeout` ms have passed (throws
+ * with `what` and the last value or error seen). */
+async function eventually(what, probe, { timeout = WAIT_MS, interval = 200 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+      last = value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${detail})`);
+    }
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/** Waits until `locator` is visible (bounded). */
+async function visible(locator, what, timeout = WAIT_MS) {
+  try {
+    await locator.first().waitFor({ state: 'visible', timeout });
+  } catch (e) {
+    throw new Error(`${what} did not become visible within ${timeout} ms: ${e.message.split('\n')[0]}`);
+  }
+  return locator.first();
+}
+
+async function heading1(page, name, timeout = WAIT_MS) {
+  return visible(page.locator('main').getByRole('heading', { level: 1, name, exact: true }), `the h1 "${name}" in <main>`, timeout);
+}
+
+/** The <section> whose h2 is `name`. */
+function section(page, name) {
+  return page
+    .locator('section')
+    .filter({ has: page.getByRole('heading', { level: 2, name, exact: true }) })
+    .first();
+}
+
+async function screenshot(page, name) {
+  await mkdir(SHOTS, { recursive: true });
+  const file = path.join(SHOTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  screenshots.push(file);
+}
+
+const axeReport = [];
+let axeSource;
+
+/** Runs axe-core on the page as it is now; prints every violation; fails on serious/critical. */
+async function checkAccessibility(page, pageName) {
+  const hasAxe = await page.evaluate(() => typeof window.axe !== 'undefined');
+  if (!hasAxe) {
+    // page.addScriptTag({path}) adds an inline <script>, which the console's own
+    // Content-Security-Policy (script-src 'self') rightly refuses; the test keeps that policy in
+    // force (no bypassCSP) and evaluates axe's source through the DevTools protocol instead.
+    axeSource ??= await readFile(AXE_PATH, 'utf8');
+    await page.evaluate(axeSource);
+    assert.ok(await page.evaluate(() => typeof window.axe?.run === 'function'), 'axe-core is loaded in the page');
+  }
+  const results = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      helpUrl: v.helpUrl,
+      nodes: v.nodes.map((n) => ({ target: n.target.join(' '), summary: n.failureSummary })),
+    }));
+  });
+  const blocking = results.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  axeReport.push({ page: pageName, violations: results });
+  if (results.length === 0) {
+    console.log(`axe [${pageName}]: no violations`);
+  } else {
+    console.log(`axe [${pageName}]: ${results.length} violation(s):`);
+    for (const v of results) {
+      console.log(`  - ${v.impact} ${v.id}: ${v.help} (${v.helpUrl})`);
+      for (const n of v.nodes) console.log(`      ${n.target}\n        ${(n.summary || '').replace(/\n/g, '\n        ')}`);
+    }
+  }
+  assert.deepEqual(
+    blocking.map((v) => `${v.impact} ${v.id}: ${v.help} [${v.nodes.map((n) => n.target).join(', ')}]`),
+    [],
+    `axe-core found serious or critical violations on the ${pageName} page`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gateway's API, to set up clients, send invocations and check the server's state
+
+async function token(id, secret) {
+  const res = await fetch(`${BASE}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: id, client_secret: secret }),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, `POST /oauth/token for ${id}: ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+let adminToken;
+async function api(method, url, body, bearer = adminToken) {
+  const res = await fetch(url.startsWith('http') ? url : `${BASE}${url}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${bearer}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = text;
+  }
+  return { status: res.status, body: json };
+}
+
+async function createClient(name, scopes) {
+  const r = await api('POST', '/api/v2/oauth/clients', { name, scopes });
+  assert.equal(r.status, 201, `creating client ${name}: ${JSON.stringify(r.body)}`);
+  assert.ok(r.body.clientId && r.body.clientSecret, 'the new client has an id and a secret');
+  return { id: r.body.clientId, secret: r.body.clientSecret };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The browser
+
+let browser;
+const screenshots = [];
+const pageErrors = [];
+const foreignRequests = [];
+
+before(async () => {
+  adminToken = await token(ADMIN_ID, ADMIN_SECRET);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Playwright adds a fresh --user-data-dir. Without the background-networking flags Chromium
+    // tries to reach Google's services, which a closed network makes slow and noisy.
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  console.log(`screenshots (${screenshots.length}):\n  ${screenshots.join('\n  ')}`);
+  const counts = axeReport.map((r) => `${r.page}: ${r.violations.length} violation(s)` +
+    (r.violations.length ? ` [${r.violations.map((v) => `${v.impact} ${v.id}`).join(', ')}]` : ''));
+  console.log(`axe-core summary:\n  ${counts.join('\n  ')}`);
+});
+
+/** A fresh browser context (no token, no storage) and a page in it, with the console open. Every
+ * request to another origin is refused and recorded: the console must be self-contained. */
+async function openConsole(label) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const origin = new URL(BASE).origin;
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (new URL(url).origin === origin) return route.continue();
+    foreignRequests.push(`${label}: ${url}`);
+    return route.abort();
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(`${label}: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    console.log(`[browser console, ${label}] ${m.text()}`);
+    // The console must work under its own Content-Security-Policy.
+    if (/Content Security Policy/i.test(m.text())) pageErrors.push(`${label}: ${m.text()}`);
+  });
+  const res = await page.goto(CONSOLE_URL);
+  assert.ok(res && res.ok(), `GET ${CONSOLE_URL} answered ${res && res.status()}`);
+  await visible(page.getByLabel('Client ID', { exact: true }), 'the "Client ID" input of the sign-in form');
+  return { context, page };
+}
+
+async function signIn(page, id, secret) {
+  await page.getByLabel('Client ID', { exact: true }).fill(id);
+  await page.getByLabel('Client secret', { exact: true }).fill(secret);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await heading1(page, 'Prompts');
+  const nav = page.getByRole('navigation', { name: 'Main' });
+  await visible(nav, '<nav aria-label="Main">');
+  await visible(nav.getByRole('link', { name: 'Prompts', exact: true }), 'the "Prompts" link in the main navigation');
+  await visible(nav.getByRole('link', { name: 'Audit', exact: true }), 'the "Audit" link in the main navigation');
+  await visible(page.getByText(id, { exact: false }), `the signed-in client id ${id}`);
+  await visible(page.getByRole('button', { name: 'Sign out', exact: true }), 'the "Sign out" button');
+}
+
+function checkNoPageErrors() {
+  assert.deepEqual(pageErrors, [], 'uncaught exceptions or CSP violations in the console\'s JavaScript');
+  assert.deepEqual(foreignRequests, [], 'the console requested other origins');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+test('sign-in page: a wrong secret shows the server\'s message in role=alert; accessible', async () => {
+  const { context, page } = await openConsole('wrong-secret');
+  try {
+    await screenshot(page, '01-signin');
+    await checkAccessibility(page, 'sign-in');
+
+    await page.getByLabel('Client ID', { exact: true }).fill(ADMIN_ID);
+    await page.getByLabel('Client secret', { exact: true }).fill('not-the-secret-0123456789');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    const alert = await visible(page.getByRole('alert'), 'an element with role="alert" after a failed sign-in');
+    const text = (await alert.innerText()).trim();
+    assert.ok(text.length > 0, 'the alert is not empty');
+    // The token endpoint answers {"error":"invalid_client","error_description":"client authentication failed"}.
+    assert.match(text, /invalid_client|authentication failed/i, `the alert carries the server's message, got: ${text}`);
+    // Still on the sign-in form, not signed in.
+    assert.equal(await page.getByRole('navigation', { name: 'Main' }).count(), 0, 'no main navigation after a failed sign-in');
+    await visible(page.getByLabel('Client secret', { exact: true }), 'the sign-in form, still there');
+    await screenshot(page, '02-signin-error');
+    await checkAccessibility(page, 'sign-in (with error)');
+    checkNoPageErrors();
+  } finally {
+    await context.close();
+  }
+});
+
+test('keyboard only: sign in with Tab, typing and Enter, then reach the Audit page', async () => {
+  const { context, page } = await openConsole('keyboard');
+  try {
+    const isFocused = (locator) => locator.evaluate((el) => el === document.activeElement);
+    const tabUntil = async (locator, what, max = 25) => {
+      for (let i = 0; i < max; i++) {
+        if (await isFocused(locator)) return;
+        await page.keyboard.press('Tab');
+      }
+      assert.ok(await isFocused(locator), `${what} was not reached with ${max} presses of Tab`);
+    };
+    const id = page.getByLabel('Client ID', { exact: true });
+    const secret = page.getByLabel('Client secret', { exact: true });
+    await tabUntil(id, 'the "Client ID" input');
+    await page.keyboard.type(ADMIN_ID);
+    await tabUntil(secret, 'the "Client secret" input');
+    await page.keyboard.type(ADMIN_SECRET);
+    await page.keyboard.press('Enter');
+    await heading1(page, 'Prompts');
+
+    const audit = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit', exact: true });
+    await tabUntil(audit, 'the "Audit" link of the main navigation', 40);
+    // A keyboard user must see where the focus is.
+    const ring = await audit.evaluate((el) => {
+      const s = getComputedStyle(el);
+      return { outline: s.outlineStyle, width: s.outlineWidth, shadow: s.boxShadow };
+    });
+    assert.ok(
+      (ring.outline !== 'none' && ring.width !== '0px') || ring.shadow !== 'none',
+      `the focused "Audit" link shows no focus indicator: ${JSON.stringify(ring)}`,
+    );
+    await page.keyboard.press('Enter');
+    await heading1(page, 'Audit log');
+    checkNoPageErrors();
+  } finally {
+    await context.close();
+  }
+});
+
+// The main flow, one signed-in page shared by the tests below.
+const flow = {
+  context: null,
+  page: null,
+  name: `console_e2e_${Date.now().toString(36)}`,
+  promptId: null,
+  systemPrompt: 'You are a helpful customer support agent. Answer briefly and politely.',
+  newSystemPrompt: 'You are a concise, friendly customer support agent. Answer in one sentence.',
+  responses: [],
+  chartsBefore: null,
+};
+
+function flowPage() {
+  assert.ok(flow.page, 'the main flow is not signed in (an earlier test failed)');
+  return flow.page;
+}
+
+test('prompts list: sign in as admin; search input, table and "New prompt" link; accessible', async () => {
+  const { context, page } = await openConsole('admin');
+  flow.context = context;
+  flow.page = page;
+  await signIn(page, ADMIN_ID, ADMIN_SECRET);
+  await visible(page.getByLabel('Search prompts', { exact: true }), 'the "Search prompts" input');
+  await visible(page.getByRole('link', { name: 'New prompt', exact: true }), 'the "New prompt" link (admin has ai:prompt:write)');
+  await screenshot(page, '03-prompts');
+  await checkAccessibility(page, 'prompts list');
+  checkNoPageErrors();
+});
+
+test('new prompt: live token count, over-budget warning, create; the server has the prompt', async () => {
+  const page = flowPage();
+  await page.getByRole('link', { name: 'New prompt', exact: true }).click();
+  await heading1(page, 'New prompt');
+  const main = page.locator('main');
+
+  await main.getByLabel('Name', { exact: true }).fill(flow.name);
+  const endpoint = main.getByLabel('Model endpoint', { exact: true });
+  // The options come from GET /model-endpoints; builtin/echo is the offline provider.
+  const echoValue = await eventually('the "Model endpoint" select to offer builtin/echo', () =>
+    endpoint.evaluate((el) => {
+      const o = [...el.options].find((o) => o.value === 'builtin/echo' || o.textContent.includes('builtin/echo'));
+      return o ? o.value : null;
+    }));
+  await endpoint.selectOption(echoValue);
+  await main.getByLabel('System prompt', { exact: true }).fill(flow.systemPrompt);
+  await main.getByLabel('Temperature', { exact: true }).fill('0.2');
+  const budget = main.getByLabel('Token budget', { exact: true });
+  assert.equal(await main.getByLabel('Version', { exact: true }).inputValue(), '1.0.0', 'the "Version" input defaults to 1.0.0');
+
+  const count = page.locator('#token-count');
+  assert.equal(await count.getAttribute('role'), 'status', '#token-count has role="status"');
+  // Over budget: a budget of 3 tokens for a longer prompt.
+  await budget.fill('3');
+  await eventually('#token-count to say "over budget" with a budget of 3', async () => /over budget/i.test(await count.innerText()));
+  await budget.fill('1500');
+  const countText = await eventually('#token-count to show "N / 1500 tokens (tokenizer)"', async () => {
+    const t = (await count.innerText()).trim();
+    return /^\d+\s*\/\s*1500 tokens \([a-z0-9_]+\)/.test(t) && !/over budget/i.test(t) ? t : false;
+  });
+  const counted = Number(countText.match(/^(\d+)/)[1]);
+  assert.ok(counted > 0, `a positive token count, got ${countText}`);
+
+  const pii = main.getByLabel('Redact PII', { exact: true });
+  const profanity = main.getByLabel('Mask profanity', { exact: true });
+  await pii.check();
+  await profanity.check();
+  assert.ok(await pii.isChecked(), '"Redact PII" is checked');
+
+  await screenshot(page, '04-new-prompt');
+  await checkAccessibility(page, 'new prompt');
+
+  await page.getByRole('button', { name: 'Create prompt', exact: true }).click();
+  await heading1(page, flow.name);
+  const hash = await page.evaluate(() => location.hash);
+  const m = hash.match(/^#\/prompts\/([0-9a-fA-F-]{36})$/);
+  assert.ok(m, `after "Create prompt" the console shows #/prompts/{id}, got ${hash}`);
+  flow.promptId = m[1];
+
+  const r = await api('GET', `${GW}/prompts/${flow.promptId}`);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.name, flow.name);
+  assert.equal(r.body.version, '1.0.0');
+  assert.equal(r.body.modelEndpointRef, 'builtin/echo');
+  assert.equal(r.body.systemPrompt, flow.systemPrompt);
+  assert.equal(r.body.temperature, 0.2);
+  assert.equal(r.body.safetyGuardrails.maxTokens, 1500);
+  assert.deepEqual([...r.body.safetyGuardrails.contentFiltering].sort(), ['pii', 'profanity']);
+  assert.equal(r.body.systemPromptTokens, counted, 'the live count in the form equals the server\'s exact count');
+  checkNoPageErrors();
+});
+
+test('prompt page: add version 1.1.0 and compare the two versions', async () => {
+  const page = flowPage();
+  assert.ok(flow.promptId, 'no prompt (an earlier test failed)');
+  const versions = section(page, 'Versions');
+  await visible(versions, 'the "Versions" section');
+  for (const col of ['Version', 'Model endpoint', 'Temperature', 'Tokens', 'Created']) {
+    await visible(versions.getByRole('columnheader', { name: col, exact: true }), `the "${col}" column of the versions table`);
+  }
+  await visible(versions.getByRole('cell', { name: '1.0.0', exact: true }), 'version 1.0.0 in the versions table');
+
+  const add = section(page, 'Add version');
+  await visible(add, 'the "Add version" section');
+  await add.getByLabel('Version', { exact: true }).fill('1.1.0');
+  await add.getByLabel('System prompt', { exact: true }).fill(flow.newSystemPrompt);
+  await eventually('#new-version-token-count to show a count', async () =>
+    /\d+\s*\/\s*\d+ tokens/.test(await page.locator('#new-version-token-count').innerText()));
+  await add.getByRole('button', { name: 'Add version', exact: true }).click();
+  await visible(versions.getByRole('cell', { name: '1.1.0', exact: true }), 'version 1.1.0 in the versions table after "Add version"');
+
+  const r = await api('GET', `${GW}/prompts/${flow.promptId}/versions/1.1.0`);
+  assert.equal(r.status, 200, `the server has version 1.1.0: ${JSON.stringify(r.body)}`);
+  assert.equal(r.body.systemPrompt, flow.newSystemPrompt);
+
+  const compare = section(page, 'Compare versions');
+  await visible(compare, 'the "Compare versions" section');
+  await compare.getByLabel('Left version', { exact: true }).selectOption('1.0.0');
+  await compare.getByLabel('Right version', { exact: true }).selectOption('1.1.0');
+  // The side-by-side diff shows words only in the old and only in the new system prompt.
+  await visible(compare.getByText('helpful', { exact: false }), 'text of 1.0.0 ("helpful") in the diff');
+  await visible(compare.getByText('concise', { exact: false }), 'text of 1.1.0 ("concise") in the diff');
+  await screenshot(page, '05-prompt-versions-diff');
+  await checkAccessibility(page, 'prompt (versions, diff)');
+  checkNoPageErrors();
+});
+
+test('traffic: 90/10 split rebalances to 100%, the dialog states the move, Apply writes it to the server', async () => {
+  const page = flowPage();
+  assert.ok(flow.promptId, 'no prompt (an earlier test failed)');
+  const traffic = section(page, 'Traffic');
+  await visible(traffic, 'the "Traffic" section');
+  const w100 = traffic.getByLabel('Weight of 1.0.0 (%)', { exact: true });
+  const w110 = traffic.getByLabel('Weight of 1.1.0 (%)', { exact: true });
+  await visible(w110, 'the "Weight of 1.1.0 (%)" input');
+  await w110.fill('10');
+  await w110.press('Tab');
+  await eventually('"Weight of 1.0.0 (%)" to be rebalanced to 90', async () => Number(await w100.inputValue()) === 90);
+  assert.equal(Number(await w110.inputValue()), 10);
+  await visible(traffic.getByText('Total: 100%', { exact: false }), '"Total: 100%"');
+  await traffic.getByRole('radio', { name: 'Sticky', exact: true }).check();
+  assert.ok(await traffic.getByRole('radio', { name: 'Sticky', exact: true }).isChecked());
+  await visible(traffic.getByLabel('Default version', { exact: true }), 'the "Default version" select');
+
+  await traffic.getByRole('button', { name: 'Review change', exact: true }).click();
+  const dialog = await visible(page.getByRole('dialog'), 'the traffic confirmation dialog');
+  await visible(dialog.getByText(/10% of sessions will move to another version/), 'the dialog\'s "10% of sessions will move to another version"');
+  await visible(dialog.getByRole('button', { name: 'Cancel', exact: true }), 'the dialog\'s "Cancel" button');
+  await screenshot(page, '06-traffic-dialog');
+  await checkAccessibility(page, 'traffic confirmation dialog');
+
+  // Cancel changes nothing on the server.
+  await dialog.getByRole('button', { name: 'Cancel', exact: true }).click();
+  await eventually('the dialog to close on Cancel', async () => (await page.getByRole('dialog').count()) === 0 || !(await page.getByRole('dialog').first().isVisible()));
+  let r = await api('GET', `${GW}/prompts/${flow.promptId}`);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const weighted = (r.body.trafficDistribution?.versions || []).filter((v) => v.weight > 0).map((v) => v.version);
+  assert.ok(!weighted.includes('1.1.0'), `Cancel wrote nothing: ${JSON.stringify(r.body.trafficDistribution)}`);
+
+  await traffic.getByRole('button', { name: 'Review change', exact: true }).click();
+  const again = await visible(page.getByRole('dialog'), 'the traffic confirmation dialog (again)');
+  await again.getByRole('button', { name: 'Apply', exact: true }).click();
+
+  const dist = await eventually('the server to hold weights 0.9/0.1', async () => {
+    r = await api('GET', `${GW}/prompts/${flow.promptId}`);
+    const d = r.body.trafficDistribution || {};
+    const w = Object.fromEntries((d.versions || []).map((v) => [v.version, v.weight]));
+    return Math.abs((w['1.0.0'] ?? -1) - 0.9) < 1e-9 && Math.abs((w['1.1.0'] ?? -1) - 0.1) < 1e-9 ? d : false;
+  });
+  assert.equal(dist.splitStrategy, 'sticky');
+  checkNoPageErrors();
+});
+
+test('performance: invocations show up in the per-version table and the charts after Refresh', async () => {
+  const page = flowPage();
+  assert.ok(flow.promptId, 'no prompt (an earlier test failed)');
+  const perf = section(page, 'Performance');
+  await visible(perf, 'the "Performance" section');
+  await visible(perf.getByLabel('Time range', { exact: true }), 'the "Time range" select');
+  const refresh = perf.getByRole('button', { name: 'Refresh', exact: true });
+  await refresh.click();
+  const chartsMarkup = () => perf.locator('svg[role="img"]').evaluateAll((els) => els.map((e) => e.outerHTML).join('\n'));
+  flow.chartsBefore = await chartsMarkup();
+
+  // 20 invocations, each its own conversation.
+  const run = Date.now().toString(36);
+  for (let i = 1; i <= 20; i++) {
+    const r = await api('POST', `${GW}/invocations`, {
+      promptId: flow.promptId,
+      userInput: `Where is my order number ${i}?`,
+      sessionId: `console-${run}-${i}`,
+    });
+    assert.equal(r.status, 200, `invocation ${i}: ${JSON.stringify(r.body)}`);
+    flow.responses.push(r.body);
+  }
+  const perVersion = {};
+  for (const r of flow.responses) perVersion[r.version] = (perVersion[r.version] || 0) + 1;
+  assert.ok(Object.keys(perVersion).every((v) => v === '1.0.0' || v === '1.1.0'), JSON.stringify(perVersion));
+
+  const table = perf.getByRole('table', { name: 'Per-version summary' });
+  const readTable = async () => {
+    const headers = (await table.locator('thead th').allInnerTexts()).map((t) => t.trim());
+    const rows = await table.locator('tbody tr').evaluateAll((trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('th, td')].map((c) => c.innerText.trim())));
+    return { headers, rows };
+  };
+  let last;
+  await eventually('the Performance table\'s Requests to total 20 (clicking Refresh)', async () => {
+    await refresh.click();
+    if (!(await table.count())) return false;
+    last = await readTable();
+    const vi = last.headers.indexOf('Version');
+    const ri = last.headers.indexOf('Requests');
+    if (vi < 0 || ri < 0) return false;
+    const total = last.rows
+      .filter((row) => /^\d+\.\d+\.\d+/.test(row[vi] || ''))
+      .reduce((sum, row) => sum + Number((row[ri] || '').replace(/[^\d]/g, '') || 0), 0);
+    return total === 20;
+  }, { timeout: TELEMETRY_WAIT_MS, interval: 500 });
+
+  assert.deepEqual(last.headers, ['Version', 'Requests', 'Errors', 'Error rate', 'p50 ms', 'p95 ms', 'p99 ms', 'Tokens', 'Feedback'],
+    'the columns of the per-version summary');
+  const vi = last.headers.indexOf('Version');
+  const ri = last.headers.indexOf('Requests');
+  const shown = {};
+  for (const row of last.rows) {
+    const v = (row[vi] || '').match(/^\d+\.\d+\.\d+/)?.[0];
+    if (v) shown[v] = Number(row[ri].replace(/[^\d]/g, ''));
+  }
+  for (const [v, n] of Object.entries(perVersion)) {
+    assert.equal(shown[v], n, `Requests of ${v} in the table equals the invocations the gateway routed to it (${JSON.stringify(shown)} vs ${JSON.stringify(perVersion)})`);
+  }
+
+  const charts = perf.locator('svg[role="img"]');
+  assert.ok((await charts.count()) > 0, 'the Performance section has charts (svg role="img")');
+  const labels = await charts.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') || ''));
+  assert.ok(labels.every((l) => l.trim().length > 0), `every chart has an aria-label: ${JSON.stringify(labels)}`);
+  assert.notEqual(await chartsMarkup(), flow.chartsBefore, 'the charts changed once the invocations were recorded');
+  const verdict = (await page.locator('#verdict').innerText()).trim();
+  assert.ok(verdict.length > 0, '#verdict says something');
+  console.log(`verdict: ${verdict}; routed: ${JSON.stringify(perVersion)}`);
+
+  await screenshot(page, '07-prompt-performance');
+  await checkAccessibility(page, 'prompt (traffic, performance)');
+  checkNoPageErrors();
+});
+
+test('audit: the entries of the flow, "Chain valid", expandable changes, JSONL export', async () => {
+  const page = flowPage();
+  assert.ok(flow.promptId, 'no prompt (an earlier test failed)');
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit', exact: true }).click();
+  await heading1(page, 'Audit log');
+  for (const f of ['Prompt ID', 'Action', 'Actor', 'From', 'To']) {
+    await visible(page.getByLabel(f, { exact: true }), `the "${f}" filter`);
+  }
+  await eventually('#chain-status to say "Chain valid"', async () => /Chain valid/.test(await page.locator('#chain-status').innerText()));
+  await visible(page.getByRole('heading', { name: 'Latest signed head' }), 'the "Latest signed head" section');
+
+  await page.getByLabel('Prompt ID', { exact: true }).fill(flow.promptId);
+  await page.getByRole('button', { name: 'Apply filters', exact: true }).click();
+  const table = page.locator('main table').filter({ has: page.getByRole('columnheader', { name: 'Sequence', exact: true }) }).first();
+  await visible(table, 'the audit entries table');
+  for (const col of ['Sequence', 'Time', 'Actor', 'Action', 'Prompt']) {
+    await visible(table.getByRole('columnheader', { name: col, exact: true }), `the "${col}" column of the audit table`);
+  }
+  for (const action of ['PROMPT_CREATED', 'VERSION_CREATED', 'TRAFFIC_UPDATED']) {
+    await visible(table.getByText(action, { exact: true }), `a ${action} entry for the prompt`);
+  }
+  // Filtered by the prompt: no client entries (CLIENT_CREATED) of other tests.
+  assert.equal(await table.getByText('CLIENT_CREATED', { exact: true }).count(), 0, 'the Prompt ID filter applies');
+  await visible(table.getByText(ADMIN_ID, { exact: false }), 'the admin client as the actor');
+
+  // Expand the traffic change: its before/after appears and shows the new weights (0.9, 0.1).
+  const occurrences = async () => {
+    const t = await page.locator('main').innerText();
+    return { w90: (t.match(/\b0\.9\b/g) || []).length, w10: (t.match(/\b0\.1\b/g) || []).length };
+  };
+  const shown = await occurrences();
+  const trafficRow = table.locator('tr').filter({ hasText: 'TRAFFIC_UPDATED' }).first();
+  const show = trafficRow.getByRole('button', { name: /Show changes/ });
+  if (await show.count()) {
+    await show.first().click();
+  } else {
+    await visible(trafficRow.locator('summary'), 'a "Show changes" button or <details> summary in the TRAFFIC_UPDATED row');
+    await trafficRow.locator('summary').first().click();
+  }
+  await eventually('the before/after of TRAFFIC_UPDATED to show the weights 0.9 and 0.1', async () => {
+    const now = await occurrences();
+    return now.w90 > shown.w90 && now.w10 > shown.w10;
+  });
+  await screenshot(page, '08-audit');
+  await checkAccessibility(page, 'audit');
+
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: WAIT_MS }),
+    page.getByRole('button', { name: 'Export', exact: true }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), 'audit-log.jsonl');
+  const text = await readFile(await download.path(), 'utf8');
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  assert.ok(lines.length >= 3, `the export has the flow's entries, got ${lines.length} line(s)`);
+  const parsed = lines.map((l, i) => {
+    try {
+      return JSON.parse(l);
+    } catch (e) {
+      throw new Error(`line ${i + 1} of audit-log.jsonl is not JSON: ${e.message}: ${l.slice(0, 200)}`);
+    }
+  });
+  const actions = new Set(parsed.map((e) => e.action ?? e.entry?.action).filter(Boolean));
+  for (const a of ['PROMPT_CREATED', 'VERSION_CREATED', 'TRAFFIC_UPDATED']) {
+    assert.ok(actions.has(a), `the export holds a ${a} entry (actions: ${[...actions].join(', ')})`);
+  }
+
+  const verify = await api('GET', `${GW}/audit-logs/verify`);
+  assert.equal(verify.status, 200);
+  assert.equal(verify.body.valid, true, `the server's own verification: ${JSON.stringify(verify.body)}`);
+  checkNoPageErrors();
+});
+
+test('sign out returns to the sign-in form', async () => {
+  const page = flowPage();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await visible(page.getByLabel('Client ID', { exact: true }), 'the sign-in form after "Sign out"');
+  assert.equal(await page.getByRole('navigation', { name: 'Main' }).count(), 0, 'no main navigation after signing out');
+  await flow.context.close();
+  flow.page = null;
+});
+
+test('read-only client (ai:prompt:read): no "New prompt" link; the prompts are listed; accessible', async () => {
+  const ro = await createClient('console-e2e-read-only', ['ai:prompt:read']);
+  const { context, page } = await openConsole('read-only');
+  try {
+    await signIn(page, ro.id, ro.secret);
+    if (flow.promptId) {
+      await visible(page.locator('main').getByRole('link', { name: flow.name, exact: true }), `the prompt ${flow.name} in the list`);
+    }
+    assert.equal(await page.getByRole('link', { name: 'New prompt' }).count(), 0, 'a read-only client sees no "New prompt" link');
+    if (flow.promptId) {
+      const search = page.getByLabel('Search prompts', { exact: true });
+      const link = page.locator('main').getByRole('link', { name: flow.name, exact: true });
+      await search.fill('no-such-prompt-zzz');
+      await eventually('the search to hide the prompt', async () => (await link.count()) === 0);
+      await search.fill(flow.name);
+      await visible(link, `the prompt ${flow.name} found by the search`);
+    }
+    await screenshot(page, '09-prompts-read-only');
+    await checkAccessibility(page, 'prompts list (read-only)');
+    checkNoPageErrors();
+  } finally {
+    await context.close();
+  }
+});
