@@ -212,6 +212,8 @@ describe("chat completions", () => {
     });
     assert.equal(completion.object, "chat.completion");
     assert.ok(completion.choices[0].message.content.includes("You said: Has my parcel shipped?"));
+    // The SDK's request id comes from the gateway's X-Request-Id.
+    assert.ok(completion._request_id, "no x-request-id header");
   });
 
   test("pinned version against the split (traffic 100% to 1.1.0, pin 1.0.0)", async () => {
@@ -308,6 +310,25 @@ describe("streaming", () => {
     assert.equal(text, plain.data.choices[0].message.content);
     assert.equal(last.usage.prompt_tokens, plain.data.usage.prompt_tokens);
     assert.equal(last.usage.completion_tokens, plain.data.usage.completion_tokens);
+  });
+
+  test("stream wire format: data events, then data: [DONE]", async () => {
+    // The raw stream through the SDK's asResponse(): the SDK stops at [DONE] and would not
+    // notice it missing, so it is checked here.
+    const response = await client()
+      .chat.completions.create({
+        model: `prompt:${S.main}`,
+        messages: user(QUESTION),
+        stream: true,
+        stream_options: { include_usage: true },
+      })
+      .asResponse();
+    assert.equal(response.status, 200);
+    const lines = (await response.text()).split(/\r?\n/).filter((l) => l && !l.startsWith(":"));
+    assert.ok(lines.every((l) => l.startsWith("data:")), `lines other than data: ${lines}`);
+    assert.equal(lines.at(-1), "data: [DONE]");
+    assert.equal(lines.filter((l) => l === "data: [DONE]").length, 1);
+    for (const line of lines.slice(0, -1)) assert.equal(JSON.parse(line.slice(5)).object, "chat.completion.chunk", line);
   });
 
   test("streamed completion without usage", async () => {

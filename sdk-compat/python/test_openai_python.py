@@ -217,6 +217,8 @@ class ChatCompletion(unittest.TestCase):
         )
         self.assertEqual(completion.object, "chat.completion")
         self.assertIn("You said: Has my parcel shipped?", completion.choices[0].message.content)
+        # The SDK's request id comes from the gateway's X-Request-Id.
+        self.assertTrue(completion._request_id, "no x-request-id header")
 
     def test_pinned_version_against_the_split(self):
         # Traffic sends 100% of "main" to 1.1.0; the pin must win.
@@ -307,6 +309,25 @@ class Streaming(unittest.TestCase):
         self.assertEqual(text, plain.choices[0].message.content)
         self.assertEqual(last.usage.prompt_tokens, plain.usage.prompt_tokens)
         self.assertEqual(last.usage.completion_tokens, plain.usage.completion_tokens)
+
+    def test_stream_wire_format(self):
+        # The raw stream, read through the SDK's own streaming response: `data: {json}` events
+        # and, last, `data: [DONE]` (the SDKs stop at it; they would not notice it missing).
+        with client().chat.completions.with_streaming_response.create(
+            model=f"prompt:{S['main']}",
+            messages=[{"role": "user", "content": QUESTION}],
+            stream=True,
+            stream_options={"include_usage": True},
+        ) as response:
+            self.assertEqual(response.http_response.status_code, 200)
+            lines = [line for line in response.iter_lines() if line and not line.startswith(":")]
+        data = [line for line in lines if line.startswith("data:")]
+        self.assertEqual(data, lines, f"lines other than data: {lines}")
+        self.assertEqual(data[-1], "data: [DONE]", lines[-3:])
+        self.assertEqual(data.count("data: [DONE]"), 1)
+        for line in data[:-1]:
+            chunk = json.loads(line[len("data:"):])
+            self.assertEqual(chunk["object"], "chat.completion.chunk", line)
 
     def test_streamed_completion_without_usage(self):
         stream = client().chat.completions.create(
