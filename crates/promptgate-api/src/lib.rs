@@ -8,6 +8,8 @@
 
 #![warn(missing_docs)]
 
+pub mod openai;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -242,6 +244,10 @@ pub struct CreatePromptRequest {
     /// The initial split; by default all traffic goes to the first version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_distribution: Option<TrafficDistribution>,
+    /// The OpenAI-compatible front door's policy (an extension of the contract); left-out
+    /// parts keep their current (or default) values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_completions: Option<ChatCompletionsDraft>,
 }
 
 /// `PUT …/prompts/{id}`: a new version, a traffic change, or both, atomically.
@@ -270,6 +276,10 @@ pub struct UpdatePromptRequest {
     /// New split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_distribution: Option<TrafficDistribution>,
+    /// The OpenAI-compatible front door's policy (an extension of the contract); left-out
+    /// parts keep their current (or default) values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_completions: Option<ChatCompletionsDraft>,
 }
 
 /// The prompt resource that GET, POST and PUT answer with. The generation fields are those of
@@ -303,6 +313,10 @@ pub struct Prompt {
     pub tokenizer_exact: bool,
     /// The traffic split.
     pub traffic_distribution: TrafficDistribution,
+    /// What `POST /v1/chat/completions` does with the caller's system message and settings
+    /// (an extension of the contract).
+    #[serde(default)]
+    pub chat_completions: ChatCompletionsSettings,
     /// Every version label, oldest first by semver.
     pub versions: Vec<String>,
     /// When the prompt was created.
@@ -878,4 +892,38 @@ pub struct ConsistencyProof {
     pub to_root: String,
     /// The proof hashes, hex.
     pub proof: Vec<String>,
+}
+
+/// How `POST /v1/chat/completions` treats a caller's system message and settings, per prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatCompletionsSettings {
+    /// `replace` (default): the version's system prompt replaces the caller's system
+    /// messages; `prepend`: it comes first and the caller's follow.
+    pub system_message: String,
+    /// Whether the caller's `temperature` and `model_endpoint` win over the version's
+    /// (default false: they are ignored, and the answer's `x-promptgate-ignored-params` header
+    /// names them).
+    pub allow_caller_settings: bool,
+}
+
+impl Default for ChatCompletionsSettings {
+    fn default() -> Self {
+        ChatCompletionsSettings {
+            system_message: "replace".to_owned(),
+            allow_caller_settings: false,
+        }
+    }
+}
+
+/// A change to [`ChatCompletionsSettings`]; left-out fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatCompletionsDraft {
+    /// `replace` or `prepend`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_message: Option<String>,
+    /// Whether the caller's settings win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_caller_settings: Option<bool>,
 }

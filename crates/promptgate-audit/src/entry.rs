@@ -35,9 +35,11 @@ pub mod action {
     pub const CLIENT_SECRET_ROTATED: &str = "CLIENT_SECRET_ROTATED";
     /// The gateway started with a configuration different from the one last recorded.
     pub const CONFIG_RELOADED: &str = "CONFIG_RELOADED";
+    /// A prompt's policy for the OpenAI-compatible front door changed.
+    pub const CHAT_COMPLETIONS_UPDATED: &str = "CHAT_COMPLETIONS_UPDATED";
 
     /// Every action reserved for the gateway.
-    pub const RESERVED: [&str; 8] = [
+    pub const RESERVED: [&str; 9] = [
         PROMPT_CREATED,
         VERSION_CREATED,
         TRAFFIC_UPDATED,
@@ -46,6 +48,7 @@ pub mod action {
         CLIENT_DISABLED,
         CLIENT_SECRET_ROTATED,
         CONFIG_RELOADED,
+        CHAT_COMPLETIONS_UPDATED,
     ];
 
     /// Whether `name` is one of the gateway's own actions, in any letter case (so that a

@@ -22,8 +22,8 @@ pub mod violation;
 
 pub use endpoint::{EndpointCatalogue, ModelEndpoint, ProviderKind};
 pub use prompt::{
-    BlockedCategory, ContentFilter, FewShotExample, Prompt, PromptStatus, PromptVersion,
-    SafetyGuardrails, VersionSettings,
+    BlockedCategory, ChatCompletionsPolicy, ContentFilter, FewShotExample, Prompt, PromptStatus,
+    PromptVersion, SafetyGuardrails, SystemMessageMode, VersionSettings,
 };
 pub use scope::{Scope, ScopeSet};
 pub use tokenizer::{TokenCounter, TokenizerKind};

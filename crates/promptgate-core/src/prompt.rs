@@ -166,6 +166,47 @@ pub struct PromptVersion {
     pub created_by: String,
 }
 
+/// What the OpenAI-compatible front door (`/v1/chat/completions`) does with a caller's own
+/// system message: a prompt owner decides whether callers may add to the managed prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SystemMessageMode {
+    /// The version's system prompt replaces the caller's system and developer messages.
+    #[default]
+    Replace,
+    /// The version's system prompt comes first, the caller's system messages after it.
+    Prepend,
+}
+
+impl SystemMessageMode {
+    /// The wire and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemMessageMode::Replace => "replace",
+            SystemMessageMode::Prepend => "prepend",
+        }
+    }
+
+    /// Parses a wire or storage name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "replace" => Some(SystemMessageMode::Replace),
+            "prepend" => Some(SystemMessageMode::Prepend),
+            _ => None,
+        }
+    }
+}
+
+/// How the OpenAI-compatible front door treats what a caller sends beside the managed prompt.
+/// Per prompt (not per version) because it is the owner's policy for every version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChatCompletionsPolicy {
+    /// Replace or prepend to the caller's system message.
+    pub system_message: SystemMessageMode,
+    /// Whether the caller's `temperature` (and model endpoint) win over the version's; when
+    /// false they are ignored, and the answer says so.
+    pub allow_caller_settings: bool,
+}
+
 /// A prompt: identity, status and routing. Its versions are stored beside it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {
@@ -177,6 +218,8 @@ pub struct Prompt {
     pub status: PromptStatus,
     /// Which versions serve.
     pub traffic: TrafficSplit,
+    /// The OpenAI-compatible front door's policy.
+    pub chat_completions: ChatCompletionsPolicy,
     /// Bumped on every change; the ETag is derived from it.
     pub revision: i64,
     /// When it was created.

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use promptgate_core::{Prompt, PromptVersion, VersionLabel};
-use promptgate_store::{Store, StoreError};
+use promptgate_store::{PromptFilter, Store, StoreError};
 use uuid::Uuid;
 
 /// A prompt with every version, as invocations need it.
@@ -21,10 +21,13 @@ pub struct CachedPrompt {
     pub versions: HashMap<VersionLabel, PromptVersion>,
 }
 
-/// Prompts by id.
+/// Prompts by id, and ids by name.
 pub struct PromptCache {
     store: Arc<dyn Store>,
     entries: RwLock<HashMap<Uuid, Arc<CachedPrompt>>>,
+    /// Names never change and are never reused (archived prompts keep theirs), so an id found
+    /// by name stays right; names not found are not remembered (the prompt may be created).
+    ids_by_name: RwLock<HashMap<String, Uuid>>,
 }
 
 impl PromptCache {
@@ -33,7 +36,39 @@ impl PromptCache {
         PromptCache {
             store,
             entries: RwLock::new(HashMap::new()),
+            ids_by_name: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The id of the prompt named exactly `name`, from memory after the first lookup.
+    pub async fn id_by_name(&self, name: &str) -> Result<Option<Uuid>, StoreError> {
+        if let Some(id) = self
+            .ids_by_name
+            .read()
+            .ok()
+            .and_then(|names| names.get(name).copied())
+        {
+            return Ok(Some(id));
+        }
+        // `*` is the listing's wildcard; a name cannot hold one, so it matches nothing.
+        if name.contains('*') {
+            return Ok(None);
+        }
+        let filter = PromptFilter {
+            name: Some(name.to_owned()),
+            status: None,
+        };
+        let found = self
+            .store
+            .list_prompts(&filter, None, 1)
+            .await?
+            .into_iter()
+            .find(|p| p.name == name)
+            .map(|p| p.id);
+        if let (Some(id), Ok(mut names)) = (found, self.ids_by_name.write()) {
+            names.insert(name.to_owned(), id);
+        }
+        Ok(found)
     }
 
     /// The prompt, from memory when cached; `None` when it does not exist.

@@ -138,7 +138,8 @@ impl ApiError {
         self.body().code
     }
 
-    fn body(&self) -> ErrorBody {
+    /// The contract's error body (without `contextId`).
+    pub fn body(&self) -> ErrorBody {
         let status = self.status().as_u16();
         match self {
             ApiError::Invalid(violations) => invalid_body(violations),
@@ -426,8 +427,62 @@ pub async fn finish_errors(request: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
-    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let json = if path.starts_with(OPENAI_PATHS) {
+        serde_json::to_vec(&openai_error_body(&body, &path))
+    } else {
+        serde_json::to_vec(&body)
+    }
+    .unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(json))
+}
+
+/// The OpenAI-compatible front door's paths, whose errors leave in OpenAI's shape.
+pub const OPENAI_PATHS: &str = "/v1/";
+
+/// An error body in OpenAI's shape, with OpenAI's types and codes, so that the official SDKs
+/// raise their own exception types (`AuthenticationError`, `NotFoundError`, …). The status is
+/// the same as the contract's; the message is the contract's message (every violation's,
+/// joined, when there are several), and `param` names the first offending field.
+pub fn openai_error_body(body: &ErrorBody, path: &str) -> promptgate_api::openai::ErrorResponse {
+    let message = if body.errors.len() > 1 {
+        body.errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        body.message.clone()
+    };
+    let param = body.details.iter().find_map(|d| d.field_name.clone());
+    let model_path = path == "/v1/chat/completions" || path.starts_with("/v1/models");
+    let (kind, code) = match body.status {
+        401 => ("invalid_request_error", Some("invalid_api_key".to_owned())),
+        403 => (
+            "permission_error",
+            Some("insufficient_permissions".to_owned()),
+        ),
+        404 if model_path => ("invalid_request_error", Some("model_not_found".to_owned())),
+        404 => ("invalid_request_error", Some("unknown_url".to_owned())),
+        422 => (
+            "invalid_request_error",
+            Some("content_policy_violation".to_owned()),
+        ),
+        429 => ("requests", Some("rate_limit_exceeded".to_owned())),
+        400 if body.code == ViolationCode::ContextWindowExceeded.as_str() => (
+            "invalid_request_error",
+            Some("context_length_exceeded".to_owned()),
+        ),
+        status if status >= 500 => ("server_error", Some(body.code.replace('.', "_"))),
+        _ => ("invalid_request_error", Some(body.code.replace('.', "_"))),
+    };
+    promptgate_api::openai::ErrorResponse {
+        error: promptgate_api::openai::ErrorObject {
+            message,
+            kind: kind.to_owned(),
+            param,
+            code,
+        },
+    }
 }
 
 #[cfg(test)]

@@ -163,3 +163,18 @@ pub(crate) fn examples_from_json(text: &str) -> Result<Vec<FewShotExample>, Stor
         })
         .collect()
 }
+
+/// The front door's policy from its two columns.
+pub(crate) fn chat_completions_policy(
+    system_message_mode: &str,
+    allow_caller_settings: bool,
+) -> Result<promptgate_core::ChatCompletionsPolicy, StoreError> {
+    let system_message = promptgate_core::SystemMessageMode::parse(system_message_mode)
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!("system message mode {system_message_mode:?}"))
+        })?;
+    Ok(promptgate_core::ChatCompletionsPolicy {
+        system_message,
+        allow_caller_settings,
+    })
+}

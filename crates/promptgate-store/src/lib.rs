@@ -20,7 +20,10 @@ pub mod testing;
 use async_trait::async_trait;
 use promptgate_audit::{AuditDraft, Hash, SealedEntry, SignedTreeHead};
 use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
-use promptgate_core::{Prompt, PromptStatus, PromptVersion, ScopeSet, TrafficSplit, VersionLabel};
+use promptgate_core::{
+    ChatCompletionsPolicy, Prompt, PromptStatus, PromptVersion, ScopeSet, TrafficSplit,
+    VersionLabel,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -183,6 +186,8 @@ pub struct PromptUpdate {
     pub traffic: Option<TrafficSplit>,
     /// A new status.
     pub status: Option<PromptStatus>,
+    /// A new policy for the OpenAI-compatible front door.
+    pub chat_completions: Option<ChatCompletionsPolicy>,
     /// The audit entries that record this change, appended in the same transaction.
     pub audit: Vec<AuditDraft>,
 }

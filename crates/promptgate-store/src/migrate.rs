@@ -422,7 +422,8 @@ async fn copy_prompts(
     for row in all_rows(read, "SELECT * FROM prompts ORDER BY id").await? {
         sqlx::query(
             "INSERT INTO prompts (id, name, status, traffic, revision, created_at, updated_at, \
-             created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             created_by, system_message_mode, allow_caller_settings) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(uuid(&row, "id")?)
         .bind(text(&row, "name", report)?)
@@ -432,6 +433,8 @@ async fn copy_prompts(
         .bind(get::<i64>(&row, "created_at")?)
         .bind(get::<i64>(&row, "updated_at")?)
         .bind(text(&row, "created_by", report)?)
+        .bind(get::<String>(&row, "system_message_mode")?)
+        .bind(get::<i64>(&row, "allow_caller_settings")? != 0)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;

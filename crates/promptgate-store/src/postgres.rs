@@ -203,6 +203,11 @@ fn prompt_from_row(row: &PgRow) -> Result<Prompt, StoreError> {
         status: PromptStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("prompt status {status:?}")))?,
         traffic: codec::traffic_from_json(row.try_get("traffic").map_err(db_error)?)?,
+        chat_completions: codec::chat_completions_policy(
+            &row.try_get::<String, _>("system_message_mode")
+                .map_err(db_error)?,
+            row.try_get("allow_caller_settings").map_err(db_error)?,
+        )?,
         revision: row.try_get("revision").map_err(db_error)?,
         created_at: from_millis(row.try_get("created_at").map_err(db_error)?)?,
         updated_at: from_millis(row.try_get("updated_at").map_err(db_error)?)?,
@@ -627,7 +632,8 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin_with(BEGIN).await.map_err(db_error)?;
         sqlx::query(
             "INSERT INTO prompts (id, name, status, traffic, revision, created_at, updated_at, \
-             created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             created_by, system_message_mode, allow_caller_settings) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(prompt.id)
         .bind(&prompt.name)
@@ -637,6 +643,8 @@ impl Store for PostgresStore {
         .bind(millis(prompt.created_at))
         .bind(millis(prompt.updated_at))
         .bind(&prompt.created_by)
+        .bind(prompt.chat_completions.system_message.as_str())
+        .bind(prompt.chat_completions.allow_caller_settings)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -1064,7 +1072,9 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin_with(BEGIN).await.map_err(db_error)?;
         let changed = sqlx::query(
             "UPDATE prompts SET revision = $1, updated_at = $2, \
-             traffic = COALESCE($3, traffic), status = COALESCE($4, status) \
+             traffic = COALESCE($3, traffic), status = COALESCE($4, status), \
+             system_message_mode = COALESCE($7, system_message_mode), \
+             allow_caller_settings = COALESCE($8, allow_caller_settings) \
              WHERE id = $5 AND revision = $6",
         )
         .bind(update.new_revision)
@@ -1073,6 +1083,8 @@ impl Store for PostgresStore {
         .bind(update.status.map(PromptStatus::as_str))
         .bind(update.id)
         .bind(update.expected_revision)
+        .bind(update.chat_completions.map(|p| p.system_message.as_str()))
+        .bind(update.chat_completions.map(|p| p.allow_caller_settings))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?

@@ -137,6 +137,13 @@ fn prompt_from_row(row: &SqliteRow) -> Result<Prompt, StoreError> {
         status: PromptStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("prompt status {status:?}")))?,
         traffic: codec::traffic_from_json(row.try_get("traffic").map_err(db_error)?)?,
+        chat_completions: codec::chat_completions_policy(
+            &row.try_get::<String, _>("system_message_mode")
+                .map_err(db_error)?,
+            row.try_get::<i64, _>("allow_caller_settings")
+                .map_err(db_error)?
+                != 0,
+        )?,
         revision: row.try_get("revision").map_err(db_error)?,
         created_at: from_millis(row.try_get("created_at").map_err(db_error)?)?,
         updated_at: from_millis(row.try_get("updated_at").map_err(db_error)?)?,
@@ -582,7 +589,8 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         sqlx::query(
             "INSERT INTO prompts (id, name, status, traffic, revision, created_at, updated_at, \
-             created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             created_by, system_message_mode, allow_caller_settings) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(prompt.id.to_string())
         .bind(&prompt.name)
@@ -592,6 +600,8 @@ impl Store for SqliteStore {
         .bind(millis(prompt.created_at))
         .bind(millis(prompt.updated_at))
         .bind(&prompt.created_by)
+        .bind(prompt.chat_completions.system_message.as_str())
+        .bind(i64::from(prompt.chat_completions.allow_caller_settings))
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -977,13 +987,21 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         let changed = sqlx::query(
             "UPDATE prompts SET revision = ?, updated_at = ?, \
-             traffic = COALESCE(?, traffic), status = COALESCE(?, status) \
+             traffic = COALESCE(?, traffic), status = COALESCE(?, status), \
+             system_message_mode = COALESCE(?, system_message_mode), \
+             allow_caller_settings = COALESCE(?, allow_caller_settings) \
              WHERE id = ? AND revision = ?",
         )
         .bind(update.new_revision)
         .bind(millis(update.updated_at))
         .bind(update.traffic.as_ref().map(codec::traffic_json))
         .bind(update.status.map(PromptStatus::as_str))
+        .bind(update.chat_completions.map(|p| p.system_message.as_str()))
+        .bind(
+            update
+                .chat_completions
+                .map(|p| i64::from(p.allow_caller_settings)),
+        )
         .bind(update.id.to_string())
         .bind(update.expected_revision)
         .execute(&mut *tx)

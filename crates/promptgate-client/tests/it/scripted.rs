@@ -248,6 +248,7 @@ fn prompt(status: &str) -> Value {
             split_strategy: Some("sticky".into()),
             versions: Some(Vec::new()),
         },
+        chat_completions: api::ChatCompletionsSettings::default(),
         versions: vec!["1.0.0".into()],
         created_at: "2026-11-27T04:15:39Z".into(),
         updated_at: "2026-11-27T04:15:39Z".into(),

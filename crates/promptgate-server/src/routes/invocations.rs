@@ -27,6 +27,7 @@ use promptgate_providers::{
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::cache::CachedPrompt;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::limits::{RequestLimits, is_over, too_long, too_many};
@@ -57,14 +58,72 @@ pub async fn invoke(
     JsonBody(body): JsonBody<api::InvokeRequest>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let received_at = now();
     caller.require(Scope::GatewayWrite)?;
     let request = check_request(&body, &state.limits)?;
-
     let not_found =
         || ApiError::NotFound(format!("no active prompt with id {}", request.prompt_id));
     let prompt_id = Uuid::parse_str(&request.prompt_id).map_err(|_| not_found())?;
     let cached = state.prompts.get(prompt_id).await?.ok_or_else(not_found)?;
+    let stream = request.stream;
+    let outcome = run(&state, &caller, &cached, request, started).await?;
+    let label = outcome.version.clone();
+    let mut http = match outcome.answer {
+        Answer::Complete(body) => (StatusCode::OK, Json(body)).into_response(),
+        Answer::Stream(relay) => {
+            debug_assert!(stream);
+            let events = futures_util::stream::unfold(relay, |mut relay| async move {
+                let event = match relay.next_event().await? {
+                    RelayEvent::Delta(text) => json_event("delta", &api::StreamDelta { text }),
+                    RelayEvent::Done(done) => json_event("done", &done),
+                    RelayEvent::Failed(err) => error_event(&err),
+                };
+                Some((Ok::<Event, Infallible>(event), relay))
+            });
+            Sse::new(events)
+                .keep_alive(KeepAlive::default())
+                .into_response()
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&label) {
+        http.headers_mut().insert(VERSION_HEADER, value);
+    }
+    Ok(http)
+}
+
+/// What an invocation produced: the whole answer, or a relay of the provider's stream.
+// Made once per request and moved straight into the response: boxing either variant would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Answer {
+    /// The answer, with `output`.
+    Complete(api::InvokeResponse),
+    /// The stream, through the output guardrails.
+    Stream(Relay),
+}
+
+/// An invocation under way or done, and the version that serves it.
+pub(crate) struct Outcome {
+    /// The version label.
+    pub(crate) version: String,
+    /// The model the version's endpoint names (before the provider reports its own).
+    pub(crate) model: String,
+    /// The invocation's id.
+    pub(crate) response_id: String,
+    /// The answer.
+    pub(crate) answer: Answer,
+}
+
+/// The invocation pipeline shared by `…/invocations` and `/v1/chat/completions`: version
+/// choice, guardrails, context fitting, the provider call and the telemetry record.
+pub(crate) async fn run(
+    state: &AppState,
+    caller: &Caller,
+    cached: &CachedPrompt,
+    request: CheckedRequest,
+    started: Instant,
+) -> Result<Outcome, ApiError> {
+    let received_at = now();
+    let prompt_id = cached.prompt.id;
     if cached.prompt.status == PromptStatus::Archived {
         return Err(ApiError::NotFound(format!(
             "prompt {prompt_id} is archived and serves no invocations"
@@ -91,15 +150,28 @@ pub async fn invoke(
             "prompt {prompt_id} routes to missing version {label}"
         ))
     })?;
-    let endpoint = state
-        .catalogue
-        .get(&version.settings.model_endpoint_ref)
-        .ok_or_else(|| {
-            ApiError::UpstreamError(format!(
-                "model endpoint {} of version {label} is not configured on this gateway",
-                version.settings.model_endpoint_ref
-            ))
-        })?;
+    let endpoint_ref = request
+        .overrides
+        .model_endpoint
+        .as_deref()
+        .unwrap_or(&version.settings.model_endpoint_ref);
+    let endpoint = match state.catalogue.get(endpoint_ref) {
+        Some(endpoint) => endpoint,
+        None if request.overrides.model_endpoint.is_some() => {
+            return Err(ApiError::Invalid(vec![Violation::invalid(
+                "model_endpoint",
+                format!(
+                    "model_endpoint {endpoint_ref:?} is not configured on this gateway; known: {}",
+                    state.catalogue.refs_list()
+                ),
+            )]));
+        }
+        None => {
+            return Err(ApiError::UpstreamError(format!(
+                "model endpoint {endpoint_ref} of version {label} is not configured on this gateway"
+            )));
+        }
+    };
 
     let mut record = RecordDraft {
         sink: state.telemetry.clone(),
@@ -124,39 +196,61 @@ pub async fn invoke(
         },
         started,
     };
-    let prepared = match prepare(&state, &request, version, endpoint) {
-        Ok(prepared) => moderate(&state, prepared, version).await,
+    let response_id = record.base.id.clone();
+    let model = endpoint.model.clone();
+    let prepared = match prepare(state, &request, version, endpoint) {
+        Ok(prepared) => moderate(state, prepared, version).await,
         Err(err) => Err(err),
     };
-    match prepared {
+    let answer = match prepared {
         Ok(prepared) => {
             if request.stream {
-                stream_answer(&state, prepared, request, record, &label).await
+                stream_answer(state, prepared, request, record).await?
             } else {
-                complete_answer(&state, prepared, request, &mut record, &label).await
+                complete_answer(state, prepared, request, &mut record).await?
             }
         }
         Err(err) => {
             record.finish_error(&err);
-            Err(err)
+            return Err(err);
         }
-    }
+    };
+    Ok(Outcome {
+        version: label.to_string(),
+        model,
+        response_id,
+        answer,
+    })
 }
 
-/// A checked invocation request.
-struct CheckedRequest {
-    prompt_id: String,
-    user_input: String,
-    session_id: Option<String>,
-    version: Option<String>,
-    turns: Vec<(Role, String)>,
-    stream: bool,
-    return_token_usage: bool,
-    max_output_tokens: Option<u32>,
-    metadata: BTreeMap<String, String>,
+/// A checked invocation request, from either front door.
+pub(crate) struct CheckedRequest {
+    pub(crate) prompt_id: String,
+    pub(crate) user_input: String,
+    pub(crate) session_id: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) turns: Vec<(Role, String)>,
+    pub(crate) stream: bool,
+    pub(crate) return_token_usage: bool,
+    pub(crate) max_output_tokens: Option<u32>,
+    pub(crate) metadata: BTreeMap<String, String>,
+    /// What the OpenAI-compatible front door lets a caller add or change.
+    pub(crate) overrides: CallerOverrides,
 }
 
-fn check_request(
+/// What a caller of `/v1/chat/completions` adds to, or changes in, the version's settings,
+/// already filtered by the prompt's policy. Empty for `…/invocations`.
+#[derive(Debug, Default)]
+pub(crate) struct CallerOverrides {
+    /// The caller's own system text, placed after the version's system prompt.
+    pub(crate) system_suffix: Option<String>,
+    /// A temperature instead of the version's.
+    pub(crate) temperature: Option<f64>,
+    /// A model endpoint instead of the version's.
+    pub(crate) model_endpoint: Option<String>,
+}
+
+pub(crate) fn check_request(
     body: &api::InvokeRequest,
     limits: &RequestLimits,
 ) -> Result<CheckedRequest, ApiError> {
@@ -302,6 +396,7 @@ fn check_request(
         return_token_usage: options.return_token_usage.unwrap_or(true),
         max_output_tokens,
         metadata,
+        overrides: CallerOverrides::default(),
     })
 }
 
@@ -326,7 +421,8 @@ fn prepare(
     let guardrails = &version.settings.safety_guardrails;
     if !guardrails.blocked_categories.is_empty() {
         let texts = std::iter::once(request.user_input.as_str())
-            .chain(request.turns.iter().map(|(_, t)| t.as_str()));
+            .chain(request.turns.iter().map(|(_, t)| t.as_str()))
+            .chain(request.overrides.system_suffix.as_deref());
         for text in texts {
             if let Some(category) = categories::detect(text, &guardrails.blocked_categories) {
                 return Err(ApiError::GuardrailBlocked {
@@ -354,11 +450,19 @@ fn prepare(
         .map(|(role, text)| (*role, clean(text)))
         .collect();
     let turn_texts: Vec<String> = turns.iter().map(|(_, t)| t.clone()).collect();
+    let system_prompt = match &request.overrides.system_suffix {
+        None => std::borrow::Cow::Borrowed(version.settings.system_prompt.as_str()),
+        Some(suffix) => std::borrow::Cow::Owned(format!(
+            "{}\n\n{}",
+            version.settings.system_prompt,
+            clean(suffix)
+        )),
+    };
 
     let fitted = fit_context(
         &state.counter,
         &ContextInput {
-            system_prompt: &version.settings.system_prompt,
+            system_prompt: &system_prompt,
             examples: &version.settings.few_shot_examples,
             turns: &turn_texts,
             user_input: &user_input,
@@ -393,7 +497,10 @@ fn prepare(
         chat: ChatRequest {
             system: fitted.system,
             messages,
-            temperature: version.settings.temperature,
+            temperature: request
+                .overrides
+                .temperature
+                .unwrap_or(version.settings.temperature),
             max_output_tokens: request.max_output_tokens,
         },
         endpoint_ref: endpoint.reference.clone(),
@@ -501,8 +608,7 @@ async fn complete_answer(
     prepared: Prepared,
     request: CheckedRequest,
     record: &mut RecordDraft,
-    label: &VersionLabel,
-) -> Result<Response, ApiError> {
+) -> Result<Answer, ApiError> {
     let provider = state
         .providers
         .get(&prepared.endpoint_ref)
@@ -547,7 +653,7 @@ async fn complete_answer(
     record.base.prompt_tokens = response.usage.prompt_tokens;
     record.base.completion_tokens = response.usage.completion_tokens;
     let finished = record.finish(InvocationStatus::Success, None);
-    let body = answer(
+    Ok(Answer::Complete(answer(
         &finished,
         &prepared,
         output_redactions,
@@ -555,12 +661,7 @@ async fn complete_answer(
         response.finish_reason,
         Some(output),
         request.return_token_usage,
-    );
-    let mut http = (StatusCode::OK, Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&label.to_string()) {
-        http.headers_mut().insert(VERSION_HEADER, value);
-    }
-    Ok(http)
+    )))
 }
 
 async fn stream_answer(
@@ -568,8 +669,7 @@ async fn stream_answer(
     prepared: Prepared,
     request: CheckedRequest,
     mut record: RecordDraft,
-    label: &VersionLabel,
-) -> Result<Response, ApiError> {
+) -> Result<Answer, ApiError> {
     let provider = state
         .providers
         .get(&prepared.endpoint_ref)
@@ -590,7 +690,7 @@ async fn stream_answer(
             return Err(err);
         }
     };
-    let relay = Relay {
+    Ok(Answer::Stream(Relay {
         upstream,
         redactor: prepared.redact_output.then(pii::StreamRedactor::new),
         masker: prepared.mask_output.then(profanity::StreamMasker::new),
@@ -600,28 +700,27 @@ async fn stream_answer(
         upstream_started,
         return_token_usage: request.return_token_usage,
         _slot: slot,
-    };
-    let events = futures_util::stream::unfold(relay, |mut relay| async move {
-        let event = relay.next_event().await?;
-        Some((Ok::<Event, Infallible>(event), relay))
-    });
-    let mut http = Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response();
-    if let Ok(value) = HeaderValue::from_str(&label.to_string()) {
-        http.headers_mut().insert(VERSION_HEADER, value);
-    }
-    Ok(http)
+    }))
+}
+
+/// One step of a relayed stream, for each front door to put in its own wire format.
+pub(crate) enum RelayEvent {
+    /// Output text, after the guardrails.
+    Delta(String),
+    /// The end: the answer minus `output`.
+    Done(api::InvokeResponse),
+    /// The provider failed mid-stream (the record is an ERROR).
+    Failed(ApiError),
 }
 
 /// Relays a provider's stream as `delta` events through the output guardrails, then `done`.
 /// Dropping it (the client went away) drops the upstream stream, which cancels the provider
 /// request, and leaves an ERROR record.
-struct Relay {
+pub(crate) struct Relay {
     upstream: EventStream,
     redactor: Option<pii::StreamRedactor>,
     masker: Option<profanity::StreamMasker>,
-    pending: VecDeque<Event>,
+    pending: VecDeque<RelayEvent>,
     record: Option<RecordDraft>,
     prepared: Prepared,
     upstream_started: Instant,
@@ -631,7 +730,8 @@ struct Relay {
 }
 
 impl Relay {
-    async fn next_event(&mut self) -> Option<Event> {
+    /// The next step; `None` once the stream is over.
+    pub(crate) async fn next_event(&mut self) -> Option<RelayEvent> {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Some(event);
@@ -645,7 +745,7 @@ impl Relay {
                     }
                     let text = self.filter(&text);
                     if !text.is_empty() {
-                        self.pending.push_back(delta_event(text));
+                        self.pending.push_back(RelayEvent::Delta(text));
                     }
                 }
                 Some(Ok(StreamEvent::Done {
@@ -655,7 +755,7 @@ impl Relay {
                 })) => {
                     let (tail, redactions) = self.flush();
                     if !tail.is_empty() {
-                        self.pending.push_back(delta_event(tail));
+                        self.pending.push_back(RelayEvent::Delta(tail));
                     }
                     let mut record = self.record.take()?;
                     record.base.upstream_latency_ms = Some(millis(self.upstream_started));
@@ -674,14 +774,14 @@ impl Relay {
                         None,
                         self.return_token_usage,
                     );
-                    self.pending.push_back(json_event("done", &done));
+                    self.pending.push_back(RelayEvent::Done(done));
                 }
                 Some(Err(err)) => {
                     let mut record = self.record.take()?;
                     record.base.upstream_latency_ms = Some(millis(self.upstream_started));
                     let err = provider_error(err, &self.prepared.endpoint_ref);
                     record.finish_error(&err);
-                    self.pending.push_back(error_event(&err));
+                    self.pending.push_back(RelayEvent::Failed(err));
                 }
                 None => {
                     let mut record = self.record.take()?;
@@ -690,7 +790,7 @@ impl Relay {
                         self.prepared.endpoint_ref
                     ));
                     record.finish_error(&err);
-                    self.pending.push_back(error_event(&err));
+                    self.pending.push_back(RelayEvent::Failed(err));
                 }
             }
         }
@@ -736,10 +836,6 @@ impl Relay {
         };
         (tail, redactions)
     }
-}
-
-fn delta_event(text: String) -> Event {
-    json_event("delta", &api::StreamDelta { text })
 }
 
 fn json_event<T: serde::Serialize>(name: &str, value: &T) -> Event {

@@ -16,7 +16,8 @@ use promptgate_core::prompt::{
 };
 use promptgate_core::traffic::{TrafficDraft, WeightDraft};
 use promptgate_core::{
-    Prompt, PromptStatus, PromptVersion, Scope, TrafficSplit, VersionLabel, Violation,
+    ChatCompletionsPolicy, Prompt, PromptStatus, PromptVersion, Scope, SystemMessageMode,
+    TrafficSplit, VersionLabel, Violation,
 };
 use promptgate_store::{PromptFilter, PromptUpdate, StoreError};
 use uuid::Uuid;
@@ -81,8 +82,14 @@ pub async fn create_prompt(
         (Some(v), None) => Some(TrafficSplit::single(v.clone())),
         (None, _) => None,
     };
-    let (Some(name), Some(version), Some(checked), Some(traffic)) =
-        (name, version, checked, traffic)
+    let chat_completions = apply_chat_completions(
+        ChatCompletionsPolicy::default(),
+        body.chat_completions.as_ref(),
+    )
+    .map_err(|v| violations.push(v))
+    .ok();
+    let (Some(name), Some(version), Some(checked), Some(traffic), Some(chat_completions)) =
+        (name, version, checked, traffic, chat_completions)
     else {
         return Err(ApiError::Invalid(violations));
     };
@@ -96,6 +103,7 @@ pub async fn create_prompt(
         name,
         status: PromptStatus::Active,
         traffic,
+        chat_completions,
         revision: 1,
         created_at: at,
         updated_at: at,
@@ -106,6 +114,7 @@ pub async fn create_prompt(
         "name": prompt.name,
         "status": prompt.status.as_str(),
         "trafficDistribution": wire_traffic(&prompt.traffic),
+        "chatCompletions": wire_chat_completions(prompt.chat_completions),
         "version": state.audit.version_snapshot(&first),
     });
     let audit = crate::audit::draft(
@@ -324,7 +333,11 @@ pub async fn update_prompt(
         let labels = sorted_labels(&state, prompt.id).await?;
         let plan = plan_update(&state, &prompt, &labels, &body, &draft, &caller).await?;
         let traffic_changes = plan.traffic.as_ref().is_some_and(|t| *t != prompt.traffic);
-        if plan.new_version.is_none() && !traffic_changes {
+        let policy =
+            apply_chat_completions(prompt.chat_completions, body.chat_completions.as_ref())
+                .map_err(|v| ApiError::Invalid(vec![v]))?;
+        let policy_changes = policy != prompt.chat_completions;
+        if plan.new_version.is_none() && !traffic_changes && !policy_changes {
             // Nothing changes: an identical re-send or an empty update answers like a GET.
             let shown = match plan.shown {
                 Some(v) => v,
@@ -358,9 +371,21 @@ pub async fn update_prompt(
                 ),
             ));
         }
+        if policy_changes {
+            audit.push(crate::audit::draft(
+                &caller.client_id,
+                action::CHAT_COMPLETIONS_UPDATED,
+                Some(prompt.id),
+                promptgate_audit::change_details(
+                    Some(&json_value(&wire_chat_completions(prompt.chat_completions))),
+                    Some(&json_value(&wire_chat_completions(policy))),
+                ),
+            ));
+        }
         let update = PromptUpdate {
             new_version: plan.new_version.clone(),
             traffic,
+            chat_completions: policy_changes.then_some(policy),
             audit,
             ..next_revision(&prompt)
         };
@@ -369,6 +394,7 @@ pub async fn update_prompt(
                 revision: update.new_revision,
                 updated_at: update.updated_at,
                 traffic: update.traffic.clone().unwrap_or(prompt.traffic),
+                chat_completions: policy,
                 ..prompt
             };
             let mut labels = labels;
@@ -471,6 +497,7 @@ fn next_revision(prompt: &Prompt) -> PromptUpdate {
         new_version: None,
         traffic: None,
         status: None,
+        chat_completions: None,
         audit: Vec::new(),
     }
 }
@@ -807,10 +834,43 @@ fn wire_prompt(
         tokenizer: shown.tokenizer.as_str().to_owned(),
         tokenizer_exact: exact,
         traffic_distribution: wire_traffic(&prompt.traffic),
+        chat_completions: wire_chat_completions(prompt.chat_completions),
         versions: labels.iter().map(ToString::to_string).collect(),
         created_at: rfc3339(prompt.created_at),
         updated_at: rfc3339(prompt.updated_at),
     }
+}
+
+fn wire_chat_completions(policy: ChatCompletionsPolicy) -> api::ChatCompletionsSettings {
+    api::ChatCompletionsSettings {
+        system_message: policy.system_message.as_str().to_owned(),
+        allow_caller_settings: policy.allow_caller_settings,
+    }
+}
+
+/// `current` with the left-out parts of `draft` kept; a violation names an unknown mode.
+fn apply_chat_completions(
+    current: ChatCompletionsPolicy,
+    draft: Option<&api::ChatCompletionsDraft>,
+) -> Result<ChatCompletionsPolicy, Violation> {
+    let Some(draft) = draft else {
+        return Ok(current);
+    };
+    let system_message = match draft.system_message.as_deref() {
+        None => current.system_message,
+        Some(text) => SystemMessageMode::parse(text).ok_or_else(|| {
+            Violation::invalid(
+                "chatCompletions.systemMessage",
+                format!("systemMessage is {text:?}; use replace or prepend"),
+            )
+        })?,
+    };
+    Ok(ChatCompletionsPolicy {
+        system_message,
+        allow_caller_settings: draft
+            .allow_caller_settings
+            .unwrap_or(current.allow_caller_settings),
+    })
 }
 
 /// A version as the contract shows it (also the audit log's snapshot of a version).

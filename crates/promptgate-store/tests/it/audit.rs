@@ -200,6 +200,7 @@ async fn an_audit_write_failure_fails_the_change(backend: Backend) {
         new_version: Some(version(p.id, "2.0.0", "new")),
         traffic: None,
         status: None,
+        chat_completions: None,
         audit: vec![audit_draft()],
     };
     assert!(db.store.update_prompt(&update).await.is_err());
@@ -237,6 +238,7 @@ async fn a_failed_change_writes_no_entry_and_a_repeated_disable_writes_one(backe
         new_version: None,
         traffic: None,
         status: None,
+        chat_completions: None,
         audit: vec![audit_draft()],
     };
     assert!(matches!(

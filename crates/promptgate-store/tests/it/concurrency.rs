@@ -80,6 +80,7 @@ async fn two_stores_run_write_transactions_concurrently(backend: Backend) {
                         new_version: None,
                         traffic: None,
                         status: Some(PromptStatus::Active),
+                        chat_completions: None,
                         audit: vec![],
                     };
                     match store.update_prompt(&update).await {

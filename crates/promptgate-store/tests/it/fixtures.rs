@@ -210,6 +210,7 @@ pub fn prompt(id: Uuid, name: &str) -> Prompt {
         name: name.to_owned(),
         status: PromptStatus::Active,
         traffic: TrafficSplit::single(label("1.0.0")),
+        chat_completions: Default::default(),
         revision: 1,
         created_at: T0,
         updated_at: T0,

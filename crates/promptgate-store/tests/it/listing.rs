@@ -176,6 +176,7 @@ async fn status_filter_splits_active_from_archived(backend: Backend) {
             new_version: None,
             traffic: None,
             status: Some(PromptStatus::Archived),
+            chat_completions: None,
             audit: vec![],
         })
         .await

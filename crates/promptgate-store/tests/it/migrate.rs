@@ -89,6 +89,7 @@ async fn populated_sqlite() -> TestDb {
             new_version: Some(version(support.id, "1.1.0", "You are terse.")),
             traffic: None,
             status: None,
+            chat_completions: None,
             audit: vec![audit_draft()],
         })
         .await
@@ -109,6 +110,7 @@ async fn populated_sqlite() -> TestDb {
                 .unwrap(),
             ),
             status: None,
+            chat_completions: None,
             audit: vec![audit_draft(), audit_draft()],
         })
         .await

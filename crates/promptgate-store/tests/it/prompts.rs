@@ -59,16 +59,25 @@ async fn update_applies_version_traffic_and_revision_together(backend: Backend) 
         new_version: Some(v2.clone()),
         traffic: Some(half_split()),
         status: None,
+        chat_completions: Some(prepend_with_caller_settings()),
         audit: vec![],
     };
     db.store.update_prompt(&update).await.unwrap();
     let after = db.store.get_prompt(p.id).await.unwrap().unwrap();
+    assert_eq!(after.chat_completions, prepend_with_caller_settings());
     assert_eq!(after.revision, 2);
     assert_eq!(after.updated_at, T0 + Duration::seconds(5));
     assert_eq!(after.traffic, half_split());
     assert_eq!(after.status, PromptStatus::Active);
     assert_eq!(after.created_at, p.created_at);
     assert_eq!(versions_of(&*db.store, p.id).await, vec![v1, v2]);
+}
+
+fn prepend_with_caller_settings() -> promptgate_core::ChatCompletionsPolicy {
+    promptgate_core::ChatCompletionsPolicy {
+        system_message: promptgate_core::SystemMessageMode::Prepend,
+        allow_caller_settings: true,
+    }
 }
 
 async fn stale_revision_is_refused_and_changes_nothing(backend: Backend) {
@@ -84,6 +93,7 @@ async fn stale_revision_is_refused_and_changes_nothing(backend: Backend) {
             new_version: Some(version(p.id, "1.1.0", "You are kind.")),
             traffic: None,
             status: None,
+            chat_completions: None,
             audit: vec![],
         })
         .await
@@ -99,6 +109,7 @@ async fn stale_revision_is_refused_and_changes_nothing(backend: Backend) {
         new_version: Some(version(p.id, "2.0.0", "You are terse.")),
         traffic: Some(half_split()),
         status: Some(PromptStatus::Archived),
+        chat_completions: None,
         audit: vec![],
     };
     let err = db.store.update_prompt(&stale).await.unwrap_err();
@@ -131,6 +142,7 @@ async fn update_of_an_unknown_prompt_is_not_found(backend: Backend) {
             new_version: Some(version(missing, "2.0.0", "orphan")),
             traffic: None,
             status: None,
+            chat_completions: None,
             audit: vec![],
         })
         .await
@@ -157,6 +169,7 @@ async fn duplicate_version_rolls_back_the_prompt_update(backend: Backend) {
             new_version: Some(version(p.id, "1.0.0", "different content")),
             traffic: Some(TrafficSplit::single(label("1.0.0"))),
             status: Some(PromptStatus::Archived),
+            chat_completions: None,
             audit: vec![],
         })
         .await
@@ -184,6 +197,7 @@ async fn duplicate_version_rolls_back_the_prompt_update(backend: Backend) {
             new_version: Some(version(p.id, "2.0.0", "You are terse.")),
             traffic: None,
             status: None,
+            chat_completions: None,
             audit: vec![],
         })
         .await

@@ -42,6 +42,7 @@ mod login_limits;
 mod migrate;
 mod model_endpoints;
 mod oauth;
+mod openai_compat;
 mod ops;
 mod outage;
 mod prompts;
