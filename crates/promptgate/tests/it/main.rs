@@ -32,6 +32,7 @@ mod clients;
 mod concurrency;
 mod config;
 mod connection_limits;
+mod console;
 mod context_fitting;
 mod crash;
 mod errors;

@@ -1,0 +1,1475 @@
+// promptgate console: vanilla JavaScript, no framework, no build step.
+//
+// Security: the access token lives in this closure only (never a cookie, never web storage), so
+// the browser never sends it on its own and no other site can make requests with it: the console
+// is CSRF-safe by construction. A reload forgets the token; navigation is hash-based so it never
+// reloads. The page's Content-Security-Policy forbids inline script and style, so every element
+// is built with the DOM API and styled by class.
+'use strict';
+
+(function () {
+  const API = '/api/v2/ai/llm/gateway';
+  const SCOPES = {
+    read: 'ai:prompt:read',
+    write: 'ai:prompt:write',
+    telemetry: 'ai:telemetry:read',
+    audit: 'ai:audit:read',
+  };
+
+  /** The signed-in session: token, client id, scopes. Memory only. */
+  let session = null;
+  let expiryTimer = null;
+  /** Where to go after signing in (the route the user asked for). */
+  let wanted = '#/prompts';
+  /** Bumped on every navigation, so a slow page load never draws over a newer page. */
+  let generation = 0;
+
+  // ---------------------------------------------------------------- DOM helpers
+
+  /** Creates an element: h('a', {href: '#/x'}, 'text', child…). */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    if (attrs) {
+      for (const [key, value] of Object.entries(attrs)) {
+        if (value === undefined || value === null || value === false) continue;
+        if (key === 'class') el.className = value;
+        else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+        else if (key === 'value') el.value = value;
+        else if (key === 'checked') el.checked = Boolean(value);
+        else if (key === 'selected') el.selected = Boolean(value);
+        else el.setAttribute(key, value === true ? '' : String(value));
+      }
+    }
+    append(el, children);
+    return el;
+  }
+
+  function append(el, children) {
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  function s(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value !== undefined && value !== null) el.setAttribute(key, String(value));
+    }
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  let idCounter = 0;
+  function uid(prefix) {
+    idCounter += 1;
+    return `${prefix}-${idCounter}`;
+  }
+
+  /** A label and its control, tied by id. */
+  function field(labelText, control, hint) {
+    if (!control.id) control.id = uid('f');
+    const parts = [h('label', { for: control.id }, labelText), control];
+    if (hint) {
+      const hintId = uid('hint');
+      control.setAttribute('aria-describedby', hintId);
+      parts.push(h('div', { id: hintId, class: 'muted' }, hint));
+    }
+    return h('div', { class: 'field' }, parts);
+  }
+
+  /** Replaces the alert in `container` (or removes it when `error` is null). */
+  function showError(container, error) {
+    const old = container.querySelector(':scope > .alert');
+    if (old) old.remove();
+    if (!error) return;
+    const box = h('div', { role: 'alert', class: 'alert' }, errorText(error));
+    if (error.details && error.details.length > 1) {
+      box.append(h('ul', null, error.details.map((m) => h('li', null, m))));
+    }
+    container.prepend(box);
+  }
+
+  function showNotice(container, text) {
+    const old = container.querySelector(':scope > .notice');
+    if (old) old.remove();
+    if (text) container.prepend(h('p', { class: 'notice', role: 'status' }, text));
+  }
+
+  function errorText(error) {
+    if (error instanceof ApiError) return error.message;
+    if (error && error.message) return `The request failed: ${error.message}`;
+    return String(error);
+  }
+
+  function fmtInt(n) {
+    return String(Math.round(Number(n) || 0));
+  }
+  function fmtNum(n, digits) {
+    if (n === null || n === undefined || Number.isNaN(n)) return '—';
+    return Number(n).toFixed(digits);
+  }
+  function fmtPct(fraction, digits) {
+    if (fraction === null || fraction === undefined) return '—';
+    return `${(fraction * 100).toFixed(digits === undefined ? 1 : digits)}%`;
+  }
+  function fmtTime(text) {
+    if (!text) return '';
+    const d = new Date(text);
+    if (Number.isNaN(d.getTime())) return text;
+    return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace(/:\d\dZ$/, (m) => m);
+  }
+
+  // ---------------------------------------------------------------- API
+
+  /** An error answer of the API, with the ErrorBody's message. */
+  class ApiError extends Error {
+    constructor(status, body) {
+      const message = (body && (body.message || body.error_description || body.error)) ||
+        `the server answered ${status}`;
+      super(message);
+      this.status = status;
+      this.body = body;
+      this.code = body && body.code;
+      const errors = (body && Array.isArray(body.errors)) ? body.errors : [];
+      this.details = errors.map((e) => e.message).filter(Boolean);
+    }
+  }
+
+  /** Calls the API with the session's token. Answers {data, etag, status}. */
+  async function api(method, path, options) {
+    const opts = options || {};
+    const headers = { Accept: 'application/json' };
+    if (session) headers.Authorization = `Bearer ${session.token}`;
+    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (opts.ifMatch) headers['If-Match'] = opts.ifMatch;
+    let url = path.startsWith('/') ? path : `${API}/${path}`;
+    if (opts.query) {
+      const q = new URLSearchParams();
+      for (const [k, v] of Object.entries(opts.query)) {
+        if (v !== undefined && v !== null && v !== '') q.set(k, v);
+      }
+      const qs = q.toString();
+      if (qs) url += `?${qs}`;
+    }
+    const response = await fetch(url, {
+      method,
+      headers,
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      credentials: 'omit',
+      cache: 'no-store',
+    });
+    let data = null;
+    const text = await response.text();
+    if (text) {
+      try { data = JSON.parse(text); } catch (_) { data = { message: text }; }
+    }
+    if (!response.ok) {
+      if (response.status === 401 && session && !opts.noSignOut) {
+        signOut('Your session has expired or was revoked; sign in again.');
+      }
+      throw new ApiError(response.status, data);
+    }
+    return { data, etag: response.headers.get('ETag'), status: response.status };
+  }
+
+  /** Every entity of a paginated listing (bounded, so a huge log cannot hang the page). */
+  async function listAll(path, query, maxPages) {
+    const all = [];
+    let cursor = null;
+    for (let page = 0; page < (maxPages || 20); page += 1) {
+      const q = Object.assign({}, query, { pageSize: 500 });
+      if (cursor) q.cursor = cursor;
+      const { data } = await api('GET', path, { query: q });
+      all.push(...(data.entities || []));
+      cursor = data.nextPageCursor;
+      if (!cursor) break;
+    }
+    return all;
+  }
+
+  function can(scope) {
+    return Boolean(session && session.scopes.has(scope));
+  }
+
+  // ---------------------------------------------------------------- versions (semver order)
+
+  function parseSemver(v) {
+    const m = /^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+.*)?$/.exec(v || '');
+    if (!m) return null;
+    return { major: +m[1], minor: +m[2], patch: +m[3], pre: m[4] ? m[4].split('.') : [] };
+  }
+
+  function compareSemver(a, b) {
+    const x = parseSemver(a);
+    const y = parseSemver(b);
+    if (!x || !y) return String(a).localeCompare(String(b));
+    for (const k of ['major', 'minor', 'patch']) {
+      if (x[k] !== y[k]) return x[k] - y[k];
+    }
+    if (!x.pre.length && !y.pre.length) return 0;
+    if (!x.pre.length) return 1;
+    if (!y.pre.length) return -1;
+    for (let i = 0; i < Math.max(x.pre.length, y.pre.length); i += 1) {
+      if (x.pre[i] === undefined) return -1;
+      if (y.pre[i] === undefined) return 1;
+      const an = /^\d+$/.test(x.pre[i]);
+      const bn = /^\d+$/.test(y.pre[i]);
+      if (an && bn && +x.pre[i] !== +y.pre[i]) return +x.pre[i] - +y.pre[i];
+      if (an !== bn) return an ? -1 : 1;
+      if (x.pre[i] !== y.pre[i]) return x.pre[i] < y.pre[i] ? -1 : 1;
+    }
+    return 0;
+  }
+
+  function nextMinor(v) {
+    const p = parseSemver(v);
+    return p ? `${p.major}.${p.minor + 1}.0` : '';
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  function route() {
+    generation += 1;
+    const hash = location.hash || '#/prompts';
+    if (!session) {
+      if (hash !== '#/signin') wanted = hash;
+      if (hash !== '#/signin') {
+        history.replaceState(null, '', '#/signin');
+      }
+      renderSignIn();
+      return;
+    }
+    if (hash === '#/signin' || hash === '#/' || hash === '#') {
+      location.hash = '#/prompts';
+      return;
+    }
+    markNav(hash);
+    let m;
+    if (hash === '#/prompts') return renderPromptList();
+    if (hash === '#/prompts/new') return renderNewPrompt();
+    if ((m = /^#\/prompts\/([^/]+)$/.exec(hash))) return renderPrompt(decodeURIComponent(m[1]));
+    if (hash === '#/audit') return renderAudit();
+    return renderNotFound();
+  }
+
+  function markNav(hash) {
+    const prompts = document.getElementById('nav-prompts');
+    const audit = document.getElementById('nav-audit');
+    prompts.removeAttribute('aria-current');
+    audit.removeAttribute('aria-current');
+    if (hash.startsWith('#/prompts')) prompts.setAttribute('aria-current', 'page');
+    if (hash.startsWith('#/audit')) audit.setAttribute('aria-current', 'page');
+  }
+
+  /** Replaces the main content with a page whose first heading is `title`. */
+  function page(title, ...children) {
+    const main = document.getElementById('main');
+    const heading = h('h1', { tabindex: '-1' }, title);
+    main.replaceChildren(heading, ...children.flat());
+    document.title = `${title} · promptgate console`;
+    return { main, heading };
+  }
+
+  function focusHeading() {
+    const heading = document.querySelector('main h1');
+    if (heading && document.activeElement === document.body) heading.focus({ preventScroll: true });
+  }
+
+  // ---------------------------------------------------------------- sign-in
+
+  function renderSignIn(message) {
+    document.getElementById('main-nav').hidden = true;
+    const idInput = h('input', { type: 'text', name: 'client_id', autocomplete: 'username', required: true, spellcheck: 'false' });
+    const secretInput = h('input', { type: 'password', name: 'client_secret', autocomplete: 'current-password', required: true });
+    const button = h('button', { type: 'submit' }, 'Sign in');
+    const form = h('form', { class: 'signin', novalidate: true },
+      field('Client ID', idInput),
+      field('Client secret', secretInput),
+      h('div', { class: 'actions' }, button));
+    const { main } = page('Sign in',
+      h('p', { class: 'muted' }, 'Sign in with an OAuth client of this gateway. The token stays in this tab’s memory: reloading the page signs you out.'),
+      form);
+    if (message) showNotice(form, message);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      button.disabled = true;
+      try {
+        await signIn(idInput.value.trim(), secretInput.value);
+        secretInput.value = '';
+        const target = wanted && wanted !== '#/signin' ? wanted : '#/prompts';
+        if (location.hash === target) route(); else location.hash = target;
+      } catch (error) {
+        showError(form, error);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    idInput.focus();
+    return main;
+  }
+
+  async function signIn(clientId, secret) {
+    if (!clientId || !secret) throw new ApiError(400, { message: 'Enter a client ID and a client secret.' });
+    const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: secret });
+    const response = await fetch('/oauth/token', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+      body: body.toString(),
+      credentials: 'omit',
+      cache: 'no-store',
+    });
+    let data = null;
+    try { data = await response.json(); } catch (_) { data = null; }
+    if (!response.ok || !data || !data.access_token) {
+      const description = data && (data.error_description || data.error);
+      const code = data && data.error && data.error_description ? ` (${data.error})` : '';
+      let message = description ? `Sign-in failed: ${description}${code}` : `Sign-in failed: the server answered ${response.status}`;
+      const retry = response.headers.get('Retry-After');
+      if (response.status === 429 && retry) message += `; try again in ${retry} s`;
+      throw new ApiError(response.status, { message });
+    }
+    session = {
+      token: data.access_token,
+      clientId,
+      scopes: new Set(String(data.scope || '').split(/\s+/).filter(Boolean)),
+    };
+    if (expiryTimer) clearTimeout(expiryTimer);
+    const seconds = Number(data.expires_in) || 0;
+    if (seconds > 0 && seconds < 2147483) {
+      expiryTimer = setTimeout(() => signOut('Your session expired; sign in again.'), seconds * 1000);
+    }
+    const nav = document.getElementById('main-nav');
+    document.getElementById('client-id').textContent = clientId;
+    document.getElementById('nav-audit-item').hidden = !can(SCOPES.audit);
+    nav.hidden = false;
+  }
+
+  function signOut(message) {
+    session = null;
+    if (expiryTimer) clearTimeout(expiryTimer);
+    expiryTimer = null;
+    document.getElementById('main-nav').hidden = true;
+    document.getElementById('client-id').textContent = '';
+    wanted = '#/prompts';
+    generation += 1;
+    if (location.hash !== '#/signin') history.replaceState(null, '', '#/signin');
+    renderSignIn(message);
+  }
+
+  // ---------------------------------------------------------------- prompts list
+
+  async function renderPromptList() {
+    const gen = generation;
+    const search = h('input', { type: 'search', placeholder: 'part of a name' });
+    const tbody = h('tbody');
+    const table = h('table', null,
+      h('caption', { class: 'visually-hidden' }, 'Prompts'),
+      h('thead', null, h('tr', null,
+        h('th', { scope: 'col' }, 'Name'),
+        h('th', { scope: 'col' }, 'Status'),
+        h('th', { scope: 'col' }, 'Default version'),
+        h('th', { scope: 'col' }, 'Versions'),
+        h('th', { scope: 'col' }, 'Model endpoint'),
+        h('th', { scope: 'col' }, 'Updated'))),
+      tbody);
+    const summary = h('p', { class: 'muted', role: 'status' }, 'Loading prompts…');
+    const toolbar = h('div', { class: 'toolbar' },
+      field('Search prompts', search),
+      can(SCOPES.write) ? h('p', null, h('a', { href: '#/prompts/new', class: 'button-link' }, 'New prompt')) : null);
+    const container = h('div', null, toolbar, summary, table);
+    page('Prompts', container);
+    focusHeading();
+    let prompts = [];
+    const draw = () => {
+      const needle = search.value.trim().toLowerCase();
+      const shown = prompts.filter((p) => !needle || p.name.toLowerCase().includes(needle));
+      tbody.replaceChildren(...shown.map((p) => h('tr', null,
+        h('td', null, h('a', { href: `#/prompts/${encodeURIComponent(p.id)}` }, p.name)),
+        h('td', null, p.status),
+        h('td', null, (p.trafficDistribution && p.trafficDistribution.defaultVersion) || p.version),
+        h('td', null, (p.versions || []).join(', ')),
+        h('td', null, p.modelEndpointRef),
+        h('td', null, fmtTime(p.updatedAt)))));
+      summary.textContent = prompts.length === 0
+        ? 'No prompts yet.'
+        : `${shown.length} of ${prompts.length} prompts${needle ? ` matching “${search.value.trim()}”` : ''}.`;
+    };
+    search.addEventListener('input', draw);
+    try {
+      prompts = await listAll('prompts', {}, 20);
+      if (gen !== generation) return;
+      prompts.sort((a, b) => a.name.localeCompare(b.name));
+      draw();
+    } catch (error) {
+      if (gen !== generation) return;
+      summary.textContent = '';
+      showError(container, error);
+    }
+  }
+
+  // ---------------------------------------------------------------- live token count
+
+  /**
+   * Keeps `output` showing the server's count of `textarea`'s text against the budget, debounced
+   * by 250 ms; stale answers (an older keystroke's) are dropped.
+   */
+  function liveCount(output, textarea, budgetInput, endpointOf) {
+    let timer = null;
+    let sequence = 0;
+    let last = null;
+    const draw = () => {
+      if (!last) return;
+      const budget = parseInt(budgetInput.value, 10);
+      const tokenizer = `${last.tokenizer}${last.exact ? '' : ', estimate'}`;
+      const over = Number.isFinite(budget) && last.tokens > budget;
+      output.textContent = Number.isFinite(budget)
+        ? `${last.tokens} / ${budget} tokens (${tokenizer})${over ? ' — over budget' : ''}`
+        : `${last.tokens} tokens (${tokenizer})`;
+      output.classList.toggle('over', over);
+    };
+    const count = async () => {
+      sequence += 1;
+      const mine = sequence;
+      const endpoint = endpointOf();
+      if (!endpoint) {
+        output.textContent = 'Choose a model endpoint to count tokens';
+        return;
+      }
+      try {
+        const { data } = await api('POST', '/console/api/token-count', {
+          body: { modelEndpointRef: endpoint, text: textarea.value },
+        });
+        if (mine !== sequence) return;
+        last = data;
+        draw();
+      } catch (error) {
+        if (mine !== sequence) return;
+        last = null;
+        output.classList.remove('over');
+        output.textContent = `Cannot count tokens: ${errorText(error)}`;
+      }
+    };
+    const schedule = () => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(count, 250);
+    };
+    textarea.addEventListener('input', schedule);
+    budgetInput.addEventListener('input', draw);
+    output.textContent = 'Counting tokens…';
+    count();
+    return { schedule, now: count };
+  }
+
+  // ---------------------------------------------------------------- new prompt
+
+  async function renderNewPrompt() {
+    const gen = generation;
+    if (!can(SCOPES.write)) {
+      page('New prompt', h('p', null, 'Your token lacks the ai:prompt:write scope, so it cannot create prompts.'));
+      focusHeading();
+      return;
+    }
+    const name = h('input', { type: 'text', name: 'name', required: true, spellcheck: 'false', autocomplete: 'off' });
+    const endpoint = h('select', { name: 'modelEndpointRef', required: true });
+    const systemPrompt = h('textarea', { name: 'systemPrompt', rows: '10', required: true });
+    const temperature = h('input', { type: 'number', name: 'temperature', min: '0', max: '2', step: '0.1', value: '0.2' });
+    const budget = h('input', { type: 'number', name: 'maxTokens', min: '1', step: '1', value: '1500' });
+    const version = h('input', { type: 'text', name: 'version', value: '1.0.0', required: true, spellcheck: 'false' });
+    const pii = h('input', { type: 'checkbox', name: 'pii', checked: true });
+    const profanity = h('input', { type: 'checkbox', name: 'profanity' });
+    const counter = h('p', { id: 'token-count', role: 'status', class: 'count' }, 'Counting tokens…');
+    const submit = h('button', { type: 'submit' }, 'Create prompt');
+    pii.id = uid('f');
+    profanity.id = uid('f');
+    const form = h('form', { novalidate: true },
+      field('Name', name),
+      field('Model endpoint', endpoint),
+      field('System prompt', systemPrompt),
+      counter,
+      h('div', { class: 'grid2' },
+        field('Temperature', temperature),
+        field('Token budget', budget, 'The most tokens the system prompt may have.'),
+        field('Version', version)),
+      h('fieldset', null, h('legend', null, 'Content filtering'),
+        h('label', { class: 'inline', for: pii.id }, pii, 'Redact PII'),
+        h('label', { class: 'inline', for: profanity.id }, profanity, 'Mask profanity')),
+      h('div', { class: 'actions' }, submit, h('a', { href: '#/prompts' }, 'Cancel')));
+    page('New prompt', form);
+    focusHeading();
+    let counting = null;
+    try {
+      const { data } = await api('GET', 'model-endpoints');
+      if (gen !== generation) return;
+      const endpoints = data.entities || [];
+      endpoint.replaceChildren(...endpoints.map((e) => h('option', { value: e.ref },
+        `${e.ref}${e.offline ? ' (offline)' : ''}${e.usable ? '' : ' (no key)'}`)));
+      const preferred = endpoints.find((e) => e.usable && !e.offline) || endpoints.find((e) => e.usable) || endpoints[0];
+      if (preferred) endpoint.value = preferred.ref;
+    } catch (error) {
+      showError(form, error);
+    }
+    counting = liveCount(counter, systemPrompt, budget, () => endpoint.value);
+    endpoint.addEventListener('change', () => counting.now());
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      submit.disabled = true;
+      const filtering = [];
+      if (pii.checked) filtering.push('pii');
+      if (profanity.checked) filtering.push('profanity');
+      const body = {
+        name: name.value.trim(),
+        modelEndpointRef: endpoint.value,
+        systemPrompt: systemPrompt.value,
+        temperature: numberOrUndefined(temperature.value),
+        safetyGuardrails: { contentFiltering: filtering, maxTokens: intOrUndefined(budget.value) },
+        version: version.value.trim(),
+      };
+      try {
+        const { data } = await api('POST', 'prompts', { body });
+        showError(form, null);
+        location.hash = `#/prompts/${encodeURIComponent(data.id)}`;
+      } catch (error) {
+        showError(form, error);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+  }
+
+  function numberOrUndefined(text) {
+    if (String(text).trim() === '') return undefined;
+    const n = Number(text);
+    return Number.isFinite(n) ? n : text;
+  }
+  function intOrUndefined(text) {
+    if (String(text).trim() === '') return undefined;
+    const n = Number(text);
+    return Number.isFinite(n) ? n : text;
+  }
+
+  // ---------------------------------------------------------------- prompt page
+
+  async function renderPrompt(id) {
+    const gen = generation;
+    const { main } = page('Prompt', h('p', { class: 'muted', role: 'status' }, 'Loading the prompt…'));
+    focusHeading();
+    let prompt;
+    let etag;
+    let versions;
+    try {
+      const got = await api('GET', `prompts/${encodeURIComponent(id)}`);
+      prompt = got.data;
+      etag = got.etag;
+      versions = await listAll(`prompts/${encodeURIComponent(id)}/versions`, {}, 10);
+    } catch (error) {
+      if (gen !== generation) return;
+      page(error.status === 404 ? 'Prompt not found' : 'Prompt', h('p', null, h('a', { href: '#/prompts' }, 'Back to prompts')));
+      showError(document.getElementById('main'), error);
+      return;
+    }
+    if (gen !== generation) return;
+    versions.sort((a, b) => compareSemver(b.version, a.version));
+    const state = { id, prompt, etag, versions, reload: () => { if (gen === generation) renderPrompt(id); } };
+    const traffic = prompt.trafficDistribution || {};
+    const facts = h('dl', { class: 'facts' },
+      h('dt', null, 'ID'), h('dd', { class: 'mono' }, prompt.id),
+      h('dt', null, 'Status'), h('dd', null, prompt.status),
+      h('dt', null, 'Default version'), h('dd', null, traffic.defaultVersion || prompt.version),
+      h('dt', null, 'Split strategy'), h('dd', null, traffic.splitStrategy || 'sticky'),
+      h('dt', null, 'Updated'), h('dd', null, fmtTime(prompt.updatedAt)));
+    page(prompt.name,
+      h('p', null, h('a', { href: '#/prompts' }, '← All prompts')),
+      facts,
+      versionsSection(state),
+      compareSection(state),
+      can(SCOPES.write) ? addVersionSection(state) : null,
+      trafficSection(state),
+      can(SCOPES.telemetry) ? performanceSection(state) : null);
+    focusHeading();
+    return main;
+  }
+
+  function section(title, ...children) {
+    const headingId = uid('h');
+    return h('section', { 'aria-labelledby': headingId }, h('h2', { id: headingId }, title), children);
+  }
+
+  function versionsSection(state) {
+    const rows = state.versions.map((v) => h('tr', null,
+      h('td', null, v.version),
+      h('td', null, v.modelEndpointRef),
+      h('td', { class: 'num' }, fmtNum(v.temperature, 2)),
+      h('td', { class: 'num' }, `${v.systemPromptTokens}${v.safetyGuardrails && v.safetyGuardrails.maxTokens ? ` / ${v.safetyGuardrails.maxTokens}` : ''}`),
+      h('td', null, fmtTime(v.createdAt))));
+    return section('Versions',
+      h('table', null,
+        h('caption', { class: 'visually-hidden' }, 'Versions, newest first'),
+        h('thead', null, h('tr', null,
+          h('th', { scope: 'col' }, 'Version'),
+          h('th', { scope: 'col' }, 'Model endpoint'),
+          h('th', { scope: 'col', class: 'num' }, 'Temperature'),
+          h('th', { scope: 'col', class: 'num' }, 'Tokens'),
+          h('th', { scope: 'col' }, 'Created'))),
+        h('tbody', null, rows)));
+  }
+
+  // ---------------------------------------------------------------- diff
+
+  /** Line diff by longest common subsequence: [{op: 'eq'|'del'|'ins', line}]. */
+  function diffLines(a, b) {
+    const x = a.split('\n');
+    const y = b.split('\n');
+    // Trim the common head and tail so the quadratic table covers only the changed middle.
+    let start = 0;
+    while (start < x.length && start < y.length && x[start] === y[start]) start += 1;
+    let endX = x.length;
+    let endY = y.length;
+    while (endX > start && endY > start && x[endX - 1] === y[endY - 1]) { endX -= 1; endY -= 1; }
+    const mx = x.slice(start, endX);
+    const my = y.slice(start, endY);
+    const ops = [];
+    for (let i = 0; i < start; i += 1) ops.push({ op: 'eq', a: x[i], b: y[i] });
+    if (mx.length * my.length > 4000000) {
+      mx.forEach((line) => ops.push({ op: 'del', a: line }));
+      my.forEach((line) => ops.push({ op: 'ins', b: line }));
+    } else {
+      const n = mx.length;
+      const m = my.length;
+      const table = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
+      for (let i = n - 1; i >= 0; i -= 1) {
+        for (let j = m - 1; j >= 0; j -= 1) {
+          table[i][j] = mx[i] === my[j] ? table[i + 1][j + 1] + 1 : Math.max(table[i + 1][j], table[i][j + 1]);
+        }
+      }
+      let i = 0;
+      let j = 0;
+      while (i < n || j < m) {
+        if (i < n && j < m && mx[i] === my[j]) { ops.push({ op: 'eq', a: mx[i], b: my[j] }); i += 1; j += 1; }
+        else if (j < m && (i === n || table[i][j + 1] >= table[i + 1][j])) { ops.push({ op: 'ins', b: my[j] }); j += 1; }
+        else { ops.push({ op: 'del', a: mx[i] }); i += 1; }
+      }
+    }
+    for (let i = endX; i < x.length; i += 1) ops.push({ op: 'eq', a: x[i], b: y[i - endX + endY] });
+    return ops;
+  }
+
+  /** Side-by-side rows: runs of removed and added lines are paired up row by row. */
+  function sideBySide(ops) {
+    const rows = [];
+    let dels = [];
+    let inss = [];
+    const flush = () => {
+      for (let k = 0; k < Math.max(dels.length, inss.length); k += 1) {
+        rows.push({ left: dels[k], right: inss[k], kind: 'change' });
+      }
+      dels = [];
+      inss = [];
+    };
+    for (const op of ops) {
+      if (op.op === 'del') dels.push(op.a);
+      else if (op.op === 'ins') inss.push(op.b);
+      else { flush(); rows.push({ left: op.a, right: op.b, kind: 'eq' }); }
+    }
+    flush();
+    return rows;
+  }
+
+  /** A two-column diff table of `before` and `after` text. */
+  function diffTable(caption, leftTitle, rightTitle, before, after) {
+    const rows = sideBySide(diffLines(before, after));
+    let ln = 0;
+    let rn = 0;
+    let changes = 0;
+    const body = rows.map((row) => {
+      const cells = [];
+      if (row.left !== undefined) {
+        ln += 1;
+        const removed = row.kind === 'change';
+        if (removed) changes += 1;
+        cells.push(h('td', { class: 'ln' }, ln));
+        cells.push(h('td', { class: removed ? 'del' : 'same' },
+          removed ? h('del', null, h('span', { class: 'visually-hidden' }, 'Removed: '), row.left) : row.left));
+      } else {
+        cells.push(h('td', { class: 'ln empty' }), h('td', { class: 'empty' }));
+      }
+      if (row.right !== undefined) {
+        rn += 1;
+        const added = row.kind === 'change';
+        if (added) changes += 1;
+        cells.push(h('td', { class: 'ln' }, rn));
+        cells.push(h('td', { class: added ? 'ins' : 'same' },
+          added ? h('ins', null, h('span', { class: 'visually-hidden' }, 'Added: '), row.right) : row.right));
+      } else {
+        cells.push(h('td', { class: 'ln empty' }), h('td', { class: 'empty' }));
+      }
+      return h('tr', null, cells);
+    });
+    const table = h('table', { class: 'diff' },
+      h('caption', null, caption, changes === 0 ? ' (identical)' : ''),
+      h('colgroup', null, h('col', { class: 'ln' }), h('col'), h('col', { class: 'ln' }), h('col')),
+      h('thead', null, h('tr', null,
+        h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Line')),
+        h('th', { scope: 'col' }, leftTitle),
+        h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Line')),
+        h('th', { scope: 'col' }, rightTitle))),
+      h('tbody', null, body));
+    return table;
+  }
+
+  function settingsOf(v) {
+    const g = v.safetyGuardrails || {};
+    return [
+      ['Model endpoint', v.modelEndpointRef],
+      ['Temperature', fmtNum(v.temperature, 2)],
+      ['Token budget', g.maxTokens === undefined || g.maxTokens === null ? 'none' : String(g.maxTokens)],
+      ['Content filtering', (g.contentFiltering || []).join(', ') || 'none'],
+      ['Blocked categories', (g.blockedCategories || []).join(', ') || 'none'],
+      ['Few-shot examples', String((v.fewShotExamples || []).length)],
+      ['System prompt tokens', `${v.systemPromptTokens} (${v.tokenizer})`],
+      ['Created', fmtTime(v.createdAt)],
+      ['Created by', v.createdBy],
+    ];
+  }
+
+  function settingsTable(left, right) {
+    const a = settingsOf(left);
+    const b = settingsOf(right);
+    return h('table', { class: 'settings-diff' },
+      h('caption', null, 'Settings (rows that differ are highlighted)'),
+      h('thead', null, h('tr', null,
+        h('th', { scope: 'col' }, 'Setting'),
+        h('th', { scope: 'col' }, left.version),
+        h('th', { scope: 'col' }, right.version))),
+      h('tbody', null, a.map(([name, value], i) => {
+        const differs = value !== b[i][1];
+        return h('tr', { class: differs ? 'changed' : null },
+          h('th', { scope: 'row' }, name, differs ? h('span', { class: 'marker' }, ' (differs)') : null),
+          h('td', null, value),
+          h('td', null, b[i][1]));
+      })));
+  }
+
+  function compareSection(state) {
+    const options = () => state.versions.map((v) => h('option', { value: v.version }, v.version));
+    const left = h('select', { name: 'left' }, options());
+    const right = h('select', { name: 'right' }, options());
+    right.value = state.versions[0].version;
+    left.value = (state.versions[1] || state.versions[0]).version;
+    const out = h('div', { class: 'compare', 'aria-live': 'polite' });
+    const draw = () => {
+      const a = state.versions.find((v) => v.version === left.value);
+      const b = state.versions.find((v) => v.version === right.value);
+      if (!a || !b) return;
+      out.replaceChildren(
+        diffTable(`System prompt: ${a.version} → ${b.version}`, a.version, b.version, a.systemPrompt, b.systemPrompt),
+        settingsTable(a, b));
+    };
+    left.addEventListener('change', draw);
+    right.addEventListener('change', draw);
+    draw();
+    return section('Compare versions',
+      h('div', { class: 'toolbar' }, field('Left version', left), field('Right version', right)),
+      out);
+  }
+
+  // ---------------------------------------------------------------- add version
+
+  function addVersionSection(state) {
+    const newest = state.versions[0];
+    const g = newest.safetyGuardrails || {};
+    const version = h('input', { type: 'text', name: 'version', value: nextMinor(newest.version), required: true, spellcheck: 'false' });
+    const systemPrompt = h('textarea', { name: 'systemPrompt', rows: '10' });
+    systemPrompt.value = newest.systemPrompt;
+    const temperature = h('input', { type: 'number', name: 'temperature', min: '0', max: '2', step: '0.1', value: String(newest.temperature) });
+    const budget = h('input', { type: 'number', name: 'maxTokens', min: '1', step: '1', value: g.maxTokens === undefined || g.maxTokens === null ? '' : String(g.maxTokens) });
+    const counter = h('p', { id: 'new-version-token-count', role: 'status', class: 'count' }, 'Counting tokens…');
+    const submit = h('button', { type: 'submit' }, 'Add version');
+    const form = h('form', { novalidate: true },
+      h('p', { class: 'muted' }, `Prefilled from ${newest.version}; model endpoint ${newest.modelEndpointRef}. A new version gets no traffic until the split names it.`),
+      field('Version', version),
+      field('System prompt', systemPrompt),
+      counter,
+      h('div', { class: 'grid2' }, field('Temperature', temperature), field('Token budget', budget)),
+      h('div', { class: 'actions' }, submit));
+    liveCount(counter, systemPrompt, budget, () => newest.modelEndpointRef);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      submit.disabled = true;
+      const guardrails = { contentFiltering: g.contentFiltering || [] };
+      if (g.blockedCategories) guardrails.blockedCategories = g.blockedCategories;
+      const maxTokens = intOrUndefined(budget.value);
+      if (maxTokens !== undefined) guardrails.maxTokens = maxTokens;
+      const body = {
+        version: version.value.trim(),
+        systemPrompt: systemPrompt.value,
+        temperature: numberOrUndefined(temperature.value),
+        safetyGuardrails: guardrails,
+      };
+      try {
+        await api('PUT', `prompts/${encodeURIComponent(state.id)}`, { body, ifMatch: state.etag });
+        state.reload();
+      } catch (error) {
+        if (error.status === 412) {
+          showError(form, new ApiError(412, { message: 'The prompt changed since this page loaded; reload the page to see the current versions.' }));
+        } else {
+          showError(form, error);
+        }
+        submit.disabled = false;
+      }
+    });
+    return section('Add version', form);
+  }
+
+  // ---------------------------------------------------------------- traffic
+
+  /**
+   * The share of sticky sessions that land on another version when the split goes from `before`
+   * to `after` (both [{version, weight}] in routing order, weights summing to 1). A session's
+   * point in [0, 1) picks the version whose interval on the cumulative weights holds it, so the
+   * sessions that stay are exactly the overlap of each version's old and new intervals.
+   */
+  function movedShare(before, after) {
+    const intervals = (list) => {
+      const out = new Map();
+      let at = 0;
+      for (const { version, weight } of list) {
+        const end = at + weight;
+        if (weight > 0) {
+          if (!out.has(version)) out.set(version, []);
+          out.get(version).push([at, end]);
+        }
+        at = end;
+      }
+      return out;
+    };
+    const old = intervals(before);
+    const now = intervals(after);
+    let stay = 0;
+    for (const [version, spans] of old) {
+      for (const [a0, a1] of spans) {
+        for (const [b0, b1] of now.get(version) || []) {
+          stay += Math.max(0, Math.min(a1, b1) - Math.max(a0, b0));
+        }
+      }
+    }
+    return Math.min(1, Math.max(0, 1 - stay));
+  }
+
+  /** The split as routing sees it: an empty list sends everything to the default version. */
+  function effectiveSplit(traffic) {
+    const list = (traffic.versions || []).filter((w) => w.weight > 0);
+    if (list.length === 0) return [{ version: traffic.defaultVersion, weight: 1 }];
+    const sum = list.reduce((t, w) => t + w.weight, 0);
+    return list.map((w) => ({ version: w.version, weight: w.weight / sum }));
+  }
+
+  function fmtShare(fraction) {
+    const pct = Math.round(fraction * 1000) / 10;
+    return `${Number.isInteger(pct) ? pct.toFixed(0) : pct.toFixed(1)}%`;
+  }
+
+  function fmtTenths(tenths) {
+    return Number.isInteger(tenths / 10) ? String(tenths / 10) : (tenths / 10).toFixed(1);
+  }
+
+  function trafficSection(state) {
+    const traffic = state.prompt.trafficDistribution || {};
+    const current = effectiveSplit(traffic);
+    // Editor order: the routing order of today's split, then the other versions oldest first,
+    // so that giving a share to a new version moves only that share.
+    const order = current.map((w) => w.version);
+    const others = state.versions.map((v) => v.version).filter((v) => !order.includes(v)).sort(compareSemver);
+    order.push(...others);
+    // Weights in tenths of a percent, integers, always summing to 1000.
+    const tenths = order.map((v) => {
+      const w = current.find((c) => c.version === v);
+      return w ? Math.round(w.weight * 1000) : 0;
+    });
+    fixSum(tenths, -1);
+    const writable = can(SCOPES.write);
+    const inputs = order.map((version, i) => {
+      const input = h('input', { type: 'number', min: '0', max: '100', step: '0.1', value: fmtTenths(tenths[i]), disabled: !writable, name: `weight-${version}` });
+      let base = null;
+      input.addEventListener('focus', () => { base = tenths.slice(); });
+      input.addEventListener('input', () => {
+        const value = Number(input.value);
+        if (input.value.trim() === '' || !Number.isFinite(value)) return;
+        if (!base) base = tenths.slice();
+        const next = redistribute(base, i, Math.round(Math.min(100, Math.max(0, value)) * 10));
+        next.forEach((t, j) => { tenths[j] = t; if (j !== i) inputs[j].value = fmtTenths(t); });
+        total.textContent = `Total: ${fmtTenths(tenths.reduce((a, b) => a + b, 0))}%`;
+      });
+      input.addEventListener('change', () => {
+        input.value = fmtTenths(tenths[i]);
+        base = tenths.slice();
+      });
+      input.addEventListener('blur', () => { base = null; });
+      return input;
+    });
+    const total = h('p', { class: 'total', id: 'traffic-total' }, `Total: ${fmtTenths(tenths.reduce((a, b) => a + b, 0))}%`);
+    const strategyName = uid('strategy');
+    const sticky = h('input', { type: 'radio', name: strategyName, value: 'sticky', checked: (traffic.splitStrategy || 'sticky') === 'sticky', disabled: !writable });
+    const random = h('input', { type: 'radio', name: strategyName, value: 'random', checked: traffic.splitStrategy === 'random', disabled: !writable });
+    sticky.id = uid('f');
+    random.id = uid('f');
+    const defaultSelect = h('select', { name: 'defaultVersion', disabled: !writable },
+      state.versions.map((v) => h('option', { value: v.version }, v.version)));
+    defaultSelect.value = traffic.defaultVersion || state.prompt.version;
+    const review = h('button', { type: 'button', disabled: !writable }, 'Review change');
+    const container = h('div', null,
+      h('p', { class: 'muted' }, 'Weights always sum to 100%: changing one takes the difference from, or gives it to, the others.'),
+      h('div', { class: 'weights' }, order.map((version, i) => field(`Weight of ${version} (%)`, inputs[i]))),
+      total,
+      h('fieldset', null, h('legend', null, 'Split strategy'),
+        h('label', { class: 'inline', for: sticky.id }, sticky, 'Sticky'),
+        h('label', { class: 'inline', for: random.id }, random, 'Random')),
+      field('Default version', defaultSelect, 'Serves when the weights name no version.'),
+      writable ? h('div', { class: 'actions' }, review) : h('p', { class: 'muted' }, 'Your token lacks ai:prompt:write, so the split is read-only.'));
+
+    review.addEventListener('click', () => {
+      const strategy = random.checked ? 'random' : 'sticky';
+      const after = order.map((version, i) => ({ version, weight: tenths[i] / 1000 })).filter((w) => w.weight > 0);
+      const moved = movedShare(current, after);
+      const titleId = uid('dlg');
+      const lines = order.map((version, i) => {
+        const before = current.find((c) => c.version === version);
+        return h('li', null, `${version}: ${fmtShare(before ? before.weight : 0)} → ${fmtTenths(tenths[i])}%`);
+      });
+      let impact;
+      if (strategy === 'random') {
+        impact = `Random split: every request is redrawn, so no session keeps its version; ${fmtShare(moved)} of traffic shifts between versions.`;
+      } else if ((traffic.splitStrategy || 'sticky') === 'random') {
+        impact = `Sessions will be pinned to a version from now on (sticky); compared with today's weights, ${fmtShare(moved)} of sessions will move to another version.`;
+      } else {
+        impact = `${fmtShare(moved)} of sessions will move to another version`;
+      }
+      const apply = h('button', { type: 'button' }, 'Apply');
+      const cancel = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
+      const dialog = h('dialog', { 'aria-labelledby': titleId, 'aria-modal': 'true' },
+        h('h2', { id: titleId }, 'Review traffic change'),
+        h('p', { class: 'impact' }, impact),
+        h('ul', null, lines),
+        h('p', null, `Strategy: ${strategy}. Default version: ${defaultSelect.value}.`),
+        h('div', { class: 'actions' }, apply, cancel));
+      const close = () => { dialog.close(); dialog.remove(); review.focus(); };
+      cancel.addEventListener('click', close);
+      dialog.addEventListener('cancel', (e) => { e.preventDefault(); close(); });
+      apply.addEventListener('click', async () => {
+        apply.disabled = true;
+        const body = {
+          trafficDistribution: {
+            versions: after.map((w) => ({ version: w.version, weight: w.weight })),
+            splitStrategy: strategy,
+            defaultVersion: defaultSelect.value,
+          },
+        };
+        try {
+          const { etag } = await api('PUT', `prompts/${encodeURIComponent(state.id)}`, { body, ifMatch: state.etag });
+          state.etag = etag;
+          dialog.close();
+          dialog.remove();
+          state.reload();
+        } catch (error) {
+          dialog.close();
+          dialog.remove();
+          if (error.status === 412) {
+            showError(container, new ApiError(412, { message: 'The prompt changed since this page loaded (someone else updated it); reload the page and review the split again.' }));
+          } else {
+            showError(container, error);
+          }
+        }
+      });
+      document.body.append(dialog);
+      dialog.showModal();
+      cancel.focus();
+    });
+    return section('Traffic', container);
+  }
+
+  /** Sets entry `i` of `base` to `value` and takes the difference from the others, in proportion. */
+  function redistribute(base, i, value) {
+    const next = base.slice();
+    next[i] = value;
+    const others = base.map((_, j) => j).filter((j) => j !== i);
+    if (others.length === 0) { next[i] = 1000; return next; }
+    const target = 1000 - value;
+    const sum = others.reduce((t, j) => t + base[j], 0);
+    for (const j of others) {
+      next[j] = sum > 0 ? Math.floor(base[j] * target / sum) : Math.floor(target / others.length);
+    }
+    fixSum(next, i);
+    return next;
+  }
+
+  /** Gives the rounding remainder to the largest entry other than `skip`, so the sum is 1000. */
+  function fixSum(list, skip) {
+    const rest = 1000 - list.reduce((t, x) => t + x, 0);
+    if (rest === 0 || list.length === 0) return;
+    let best = -1;
+    list.forEach((x, j) => {
+      if (j !== skip && (best < 0 || x > list[best])) best = j;
+    });
+    if (best < 0) best = 0;
+    list[best] = Math.max(0, list[best] + rest);
+  }
+
+  // ---------------------------------------------------------------- performance
+
+  const RANGES = [
+    ['1h', 'Last hour', 3600],
+    ['24h', 'Last 24 hours', 86400],
+    ['7d', 'Last 7 days', 7 * 86400],
+    ['30d', 'Last 30 days', 30 * 86400],
+  ];
+
+  function performanceSection(state) {
+    const range = h('select', { name: 'range' }, RANGES.map(([v, label]) => h('option', { value: v }, label)));
+    range.value = '24h';
+    const traffic = state.prompt.trafficDistribution || {};
+    const baseline = h('select', { name: 'baseline' }, state.versions.map((v) => h('option', { value: v.version }, v.version)));
+    baseline.value = traffic.defaultVersion || state.prompt.version;
+    const refresh = h('button', { type: 'button' }, 'Refresh');
+    const verdict = h('p', { id: 'verdict', 'aria-live': 'polite' }, 'Loading telemetry…');
+    const charts = h('div', { class: 'charts' });
+    const tableBox = h('div');
+    const container = h('div', null,
+      h('div', { class: 'toolbar' },
+        field('Time range', range),
+        field('Compare against', baseline),
+        h('div', null, refresh)),
+      verdict, charts, tableBox);
+    const load = async () => {
+      const gen = generation;
+      refresh.disabled = true;
+      verdict.className = '';
+      verdict.textContent = 'Loading telemetry…';
+      const seconds = RANGES.find((r) => r[0] === range.value)[2];
+      const start = new Date(Date.now() - seconds * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+      try {
+        const { data } = await api('GET', 'telemetry/summary', {
+          query: { promptId: state.id, startTime: start, compareTo: baseline.value, groupBy: 'version' },
+        });
+        if (gen !== generation) return;
+        showError(container, null);
+        drawPerformance(data.entities || [], baseline.value, verdict, charts, tableBox);
+      } catch (error) {
+        if (gen !== generation) return;
+        verdict.textContent = 'No telemetry could be loaded.';
+        showError(container, error);
+      } finally {
+        refresh.disabled = false;
+      }
+    };
+    refresh.addEventListener('click', load);
+    range.addEventListener('change', load);
+    baseline.addEventListener('change', load);
+    load();
+    return section('Performance', container);
+  }
+
+  function drawPerformance(entities, baselineVersion, verdict, charts, tableBox) {
+    const rows = entities.slice().sort((a, b) => compareSemver(a.version, b.version));
+    // Verdict: plain words first, numbers after.
+    const findings = [];
+    let bad = false;
+    let good = false;
+    for (const e of rows) {
+      const c = e.comparison;
+      if (!c || e.version === c.against) continue;
+      const er = c.errorRateDiff;
+      const lat = c.meanLatencyMsDiff;
+      const fb = c.feedbackMeanDiff;
+      if (er && er.significant && er.estimate > 0) {
+        bad = true;
+        findings.push(`${e.version} has a significantly higher error rate than ${c.against} (${signedPts(er.estimate)}, 95% CI ${signedPts(er.ci95[0])} to ${signedPts(er.ci95[1])}) — consider rolling back.`);
+      } else if (er && er.significant && er.estimate < 0) {
+        good = true;
+        findings.push(`${e.version} has a significantly lower error rate than ${c.against} (${signedPts(er.estimate)}, 95% CI ${signedPts(er.ci95[0])} to ${signedPts(er.ci95[1])}).`);
+      }
+      if (lat && lat.significant && lat.estimate > 0) {
+        bad = true;
+        findings.push(`${e.version} is significantly slower than ${c.against} (mean latency ${signedMs(lat.estimate)}, 95% CI ${signedMs(lat.ci95[0])} to ${signedMs(lat.ci95[1])}) — consider rolling back.`);
+      } else if (lat && lat.significant && lat.estimate < 0) {
+        good = true;
+        findings.push(`${e.version} is significantly faster than ${c.against} (mean latency ${signedMs(lat.estimate)}).`);
+      }
+      if (fb && fb.significant && fb.estimate < 0) {
+        bad = true;
+        findings.push(`${e.version} gets significantly worse feedback than ${c.against} (${fmtNum(fb.estimate, 2)}, 95% CI ${fmtNum(fb.ci95[0], 2)} to ${fmtNum(fb.ci95[1], 2)}) — consider rolling back.`);
+      } else if (fb && fb.significant && fb.estimate > 0) {
+        good = true;
+        findings.push(`${e.version} gets significantly better feedback than ${c.against}.`);
+      }
+      if (!(er && er.significant) && !(lat && lat.significant) && !(fb && fb.significant)) {
+        findings.push(er || lat
+          ? `No significant difference between ${e.version} and ${c.against} yet (${e.count} vs ${(rows.find((r) => r.version === c.against) || { count: 0 }).count} requests).`
+          : `Too little data to compare ${e.version} with ${c.against} yet.`);
+      }
+    }
+    if (rows.length === 0) findings.push('No invocations in this time range.');
+    else if (findings.length === 0) {
+      findings.push(rows.length === 1 && rows[0].version === baselineVersion
+        ? `Only ${baselineVersion} served requests in this time range; nothing to compare.`
+        : `No other version served requests to compare with ${baselineVersion}.`);
+    }
+    verdict.textContent = findings.join(' ');
+    verdict.className = bad ? 'bad' : (good ? 'good' : '');
+
+    const versions = rows.map((r) => r.version);
+    charts.replaceChildren(
+      chartBox('Requests', barChart({
+        label: `Requests by version: ${rows.map((r) => `${r.version} ${r.count}`).join(', ') || 'none'}`,
+        groups: versions, series: [{ name: 'Requests', values: rows.map((r) => r.count) }],
+        format: (v) => fmtInt(v),
+      })),
+      chartBox('Latency (ms)', barChart({
+        label: `Latency p50, p95 and p99 in milliseconds by version: ${rows.map((r) => r.latencyMs ? `${r.version} p50 ${fmtNum(r.latencyMs.p50, 0)}, p95 ${fmtNum(r.latencyMs.p95, 0)}, p99 ${fmtNum(r.latencyMs.p99, 0)}` : `${r.version} no data`).join('; ') || 'none'}`,
+        groups: versions,
+        series: ['p50', 'p95', 'p99'].map((p) => ({ name: p, values: rows.map((r) => (r.latencyMs ? r.latencyMs[p] : 0)) })),
+        format: (v) => fmtNum(v, 0),
+      })),
+      chartBox('Tokens', barChart({
+        label: `Tokens by version, prompt and completion: ${rows.map((r) => `${r.version} ${r.tokenUsage.prompt} prompt, ${r.tokenUsage.completion} completion`).join('; ') || 'none'}`,
+        groups: versions,
+        series: [
+          { name: 'Prompt', values: rows.map((r) => r.tokenUsage.prompt) },
+          { name: 'Completion', values: rows.map((r) => r.tokenUsage.completion) },
+        ],
+        format: (v) => fmtInt(v),
+      })),
+      chartBox('Error rate', barChart({
+        label: `Error rate by version: ${rows.map((r) => `${r.version} ${fmtPct(r.errorRate)}`).join(', ') || 'none'}`,
+        groups: versions, series: [{ name: 'Error rate', values: rows.map((r) => r.errorRate * 100) }],
+        format: (v) => `${fmtNum(v, 1)}%`,
+      })),
+      chartBox('Feedback', barChart({
+        label: `Mean feedback score (0 to 1) by version: ${rows.map((r) => `${r.version} ${r.feedback && r.feedback.mean !== null && r.feedback.mean !== undefined ? `${fmtNum(r.feedback.mean, 2)} from ${r.feedback.count}` : 'none'}`).join(', ') || 'none'}`,
+        groups: versions, series: [{ name: 'Mean score', values: rows.map((r) => (r.feedback && r.feedback.mean) || 0) }],
+        format: (v) => fmtNum(v, 2), max: 1,
+      })),
+      chartBox(`Difference from ${baselineVersion} (95% CI)`, ciChart(rows)));
+
+    tableBox.replaceChildren(h('table', null,
+      h('caption', null, 'Per-version summary'),
+      h('thead', null, h('tr', null, ['Version', 'Requests', 'Errors', 'Error rate', 'p50 ms', 'p95 ms', 'p99 ms', 'Tokens', 'Feedback']
+        .map((c, i) => h('th', { scope: 'col', class: i > 0 ? 'num' : null }, c)))),
+      h('tbody', null, rows.map((r) => h('tr', null,
+        h('th', { scope: 'row' }, r.version),
+        h('td', { class: 'num' }, fmtInt(r.count)),
+        h('td', { class: 'num' }, fmtInt(r.errorCount)),
+        h('td', { class: 'num' }, fmtPct(r.errorRate, 2)),
+        h('td', { class: 'num' }, r.latencyMs ? fmtNum(r.latencyMs.p50, 0) : '—'),
+        h('td', { class: 'num' }, r.latencyMs ? fmtNum(r.latencyMs.p95, 0) : '—'),
+        h('td', { class: 'num' }, r.latencyMs ? fmtNum(r.latencyMs.p99, 0) : '—'),
+        h('td', { class: 'num' }, fmtInt(r.tokenUsage.total)),
+        h('td', { class: 'num' }, r.feedback && r.feedback.count ? `${fmtNum(r.feedback.mean, 2)} (${r.feedback.count})` : '—'))))));
+  }
+
+  function signedPts(fraction) {
+    const pts = fraction * 100;
+    return `${pts >= 0 ? '+' : '−'}${Math.abs(pts).toFixed(1)} pts`;
+  }
+  function signedMs(ms) {
+    return `${ms >= 0 ? '+' : '−'}${Math.abs(ms).toFixed(0)} ms`;
+  }
+
+  function chartBox(title, svg) {
+    return h('figure', { class: 'chart' }, h('h3', null, title), svg);
+  }
+
+  /** A grouped bar chart: one group per version, one bar per series. */
+  function barChart(spec) {
+    const width = 420;
+    const height = 220;
+    const left = 52;
+    const bottom = 34;
+    const top = 24;
+    const plotW = width - left - 10;
+    const plotH = height - top - bottom;
+    const all = spec.series.flatMap((x) => x.values);
+    const max = spec.max || Math.max(1e-9, ...all) * 1.1;
+    const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': spec.label, focusable: 'false' });
+    const ticks = 4;
+    for (let t = 0; t <= ticks; t += 1) {
+      const v = (max * t) / ticks;
+      const y = top + plotH - (v / max) * plotH;
+      svg.append(s('line', { class: 'grid', x1: left, x2: width - 10, y1: y, y2: y }));
+      svg.append(s('text', { x: left - 4, y: y + 4, 'text-anchor': 'end' }, spec.format(v)));
+    }
+    svg.append(s('line', { class: 'axis', x1: left, x2: left, y1: top, y2: top + plotH }));
+    const groupW = spec.groups.length ? plotW / spec.groups.length : plotW;
+    const barW = Math.min(36, (groupW * 0.8) / Math.max(1, spec.series.length));
+    spec.groups.forEach((g, gi) => {
+      const gx = left + gi * groupW + (groupW - barW * spec.series.length) / 2;
+      spec.series.forEach((series, si) => {
+        const v = series.values[gi] || 0;
+        const hgt = Math.max(0, (v / max) * plotH);
+        const x = gx + si * barW;
+        svg.append(s('rect', { class: `s${si}`, x, y: top + plotH - hgt, width: Math.max(1, barW - 2), height: hgt },
+          s('title', null, `${g} ${series.name}: ${spec.format(v)}`)));
+      });
+      svg.append(s('text', { x: left + gi * groupW + groupW / 2, y: height - bottom + 16, 'text-anchor': 'middle' }, g));
+    });
+    if (spec.groups.length === 0) {
+      svg.append(s('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle' }, 'No data'));
+    }
+    if (spec.series.length > 1) {
+      spec.series.forEach((series, si) => {
+        const x = left + si * 90;
+        svg.append(s('rect', { class: `s${si}`, x, y: 4, width: 10, height: 10 }));
+        svg.append(s('text', { x: x + 14, y: 13 }, series.name));
+      });
+    }
+    return svg;
+  }
+
+  /** A forest plot of each version's difference from the baseline with its 95% interval. */
+  function ciChart(rows) {
+    const items = [];
+    for (const r of rows) {
+      const c = r.comparison;
+      if (!c) continue;
+      if (c.errorRateDiff) items.push({ label: `${r.version} error rate`, d: c.errorRateDiff, scale: 100, unit: ' pts', worseIfUp: true });
+      if (c.meanLatencyMsDiff) items.push({ label: `${r.version} mean latency`, d: c.meanLatencyMsDiff, scale: 1, unit: ' ms', worseIfUp: true });
+      if (c.feedbackMeanDiff) items.push({ label: `${r.version} feedback`, d: c.feedbackMeanDiff, scale: 1, unit: '', worseIfUp: false });
+    }
+    const describe = (it) => `${it.label} ${fmtNum(it.d.estimate * it.scale, 2)}${it.unit} (95% CI ${fmtNum(it.d.ci95[0] * it.scale, 2)} to ${fmtNum(it.d.ci95[1] * it.scale, 2)}${it.d.significant ? ', significant' : ', not significant'})`;
+    const width = 420;
+    const rowH = 30;
+    const height = Math.max(80, 20 + items.length * rowH);
+    const label = items.length
+      ? `Difference from the baseline with 95% confidence intervals, each on its own scale: ${items.map(describe).join('; ')}`
+      : 'Difference from the baseline: not enough data to compare';
+    const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': label, focusable: 'false' });
+    if (!items.length) {
+      svg.append(s('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle' }, 'Not enough data to compare'));
+      return svg;
+    }
+    const left = 150;
+    const plotW = width - left - 20;
+    const mid = left + plotW / 2;
+    svg.append(s('line', { class: 'zero', x1: mid, x2: mid, y1: 6, y2: height - 6 }));
+    items.forEach((it, i) => {
+      const y = 20 + i * rowH;
+      // Each row on its own symmetric scale, so that whether the interval crosses zero is what
+      // the eye compares; the numbers are in the tooltip, the label and the table.
+      const span = Math.max(Math.abs(it.d.ci95[0]), Math.abs(it.d.ci95[1]), Math.abs(it.d.estimate), 1e-12) * 1.15;
+      const x = (v) => mid + (v / span) * (plotW / 2);
+      const worse = it.d.significant && (it.worseIfUp ? it.d.estimate > 0 : it.d.estimate < 0);
+      const better = it.d.significant && !worse;
+      const cls = worse ? 'ci ci-bad' : (better ? 'ci ci-good' : 'ci ci-none');
+      svg.append(s('text', { x: left - 6, y: y + 4, 'text-anchor': 'end' }, it.label));
+      svg.append(s('line', { class: cls, x1: x(it.d.ci95[0]), x2: x(it.d.ci95[1]), y1: y, y2: y }));
+      svg.append(s('line', { class: cls, x1: x(it.d.ci95[0]), x2: x(it.d.ci95[0]), y1: y - 5, y2: y + 5 }));
+      svg.append(s('line', { class: cls, x1: x(it.d.ci95[1]), x2: x(it.d.ci95[1]), y1: y - 5, y2: y + 5 }));
+      svg.append(s('circle', { class: cls, cx: x(it.d.estimate), cy: y, r: 4 }, s('title', null, describe(it))));
+      svg.append(s('text', { x: x(it.d.estimate), y: y + 16, 'text-anchor': 'middle' },
+        `${fmtNum(it.d.estimate * it.scale, 1)}${it.unit}${worse ? ' worse' : (better ? ' better' : '')}`));
+    });
+    return svg;
+  }
+
+  // ---------------------------------------------------------------- audit
+
+  const ACTIONS = ['PROMPT_CREATED', 'VERSION_CREATED', 'TRAFFIC_UPDATED', 'PROMPT_ARCHIVED',
+    'CLIENT_CREATED', 'CLIENT_DISABLED', 'CLIENT_SECRET_ROTATED', 'CONFIG_RELOADED'];
+
+  /** Reads a time filter: RFC 3339, a date, or a date and time without zone (taken as UTC). */
+  function parseTimeFilter(text, endOfDay) {
+    const t = text.trim();
+    if (!t) return { value: undefined };
+    let candidate = t;
+    if (/^\d{4}-\d{2}-\d{2}$/.test(t)) candidate = `${t}T${endOfDay ? '23:59:59' : '00:00:00'}Z`;
+    else if (/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(t)) candidate = `${t.replace(' ', 'T')}${t.length === 16 ? ':00' : ''}Z`;
+    const d = new Date(candidate);
+    if (Number.isNaN(d.getTime())) return { error: `“${t}” is not a time; use e.g. 2026-11-27T09:00Z or 2026-11-27` };
+    return { value: d.toISOString().replace(/\.000Z$/, 'Z') };
+  }
+
+  async function renderAudit() {
+    if (!can(SCOPES.audit)) {
+      page('Audit log', h('p', null, 'Your token lacks the ai:audit:read scope, so the audit log is hidden.'));
+      focusHeading();
+      return;
+    }
+    const promptId = h('input', { type: 'text', name: 'promptId', spellcheck: 'false', autocomplete: 'off' });
+    const listId = uid('actions');
+    const action = h('input', { type: 'text', name: 'action', list: listId, spellcheck: 'false', autocomplete: 'off' });
+    const actor = h('input', { type: 'text', name: 'actor', spellcheck: 'false', autocomplete: 'off' });
+    const from = h('input', { type: 'text', name: 'from', placeholder: '2026-11-27T09:00Z', spellcheck: 'false', autocomplete: 'off' });
+    const to = h('input', { type: 'text', name: 'to', placeholder: '2026-11-27', spellcheck: 'false', autocomplete: 'off' });
+    const applyButton = h('button', { type: 'submit' }, 'Apply filters');
+    const exportButton = h('button', { type: 'button', class: 'secondary' }, 'Export');
+    const form = h('form', { class: 'filters', novalidate: true },
+      h('datalist', { id: listId }, ACTIONS.map((a) => h('option', { value: a }))),
+      h('div', { class: 'grid2' },
+        field('Prompt ID', promptId),
+        field('Action', action),
+        field('Actor', actor),
+        field('From', from, 'RFC 3339 time or a date (UTC)'),
+        field('To', to, 'RFC 3339 time or a date (UTC)')),
+      h('div', { class: 'actions' }, applyButton, exportButton));
+    const chain = h('p', { id: 'chain-status', role: 'status' }, 'Verifying the chain…');
+    const head = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
+    const summary = h('p', { class: 'muted', role: 'status' }, 'Loading entries…');
+    const tbody = h('tbody');
+    const table = h('table', { class: 'audit' },
+      h('caption', { class: 'visually-hidden' }, 'Audit entries, newest first'),
+      h('thead', null, h('tr', null,
+        h('th', { scope: 'col' }, 'Sequence'),
+        h('th', { scope: 'col' }, 'Time'),
+        h('th', { scope: 'col' }, 'Actor'),
+        h('th', { scope: 'col' }, 'Action'),
+        h('th', { scope: 'col' }, 'Prompt'),
+        h('th', { scope: 'col' }, 'Changes'))),
+      tbody);
+    const entriesBox = h('div', null, summary, table);
+    page('Audit log',
+      section('Chain verification', chain),
+      section('Latest signed head', head),
+      section('Entries', form, entriesBox));
+    focusHeading();
+    let entries = [];
+
+    const loadIntegrity = async () => {
+      try {
+        const { data } = await api('GET', 'audit-logs/verify');
+        chain.replaceChildren(data.valid
+          ? h('span', { class: 'chain-ok' }, `Chain valid: ${data.entries} entries, head sequence ${data.headSequence}`)
+          : h('span', { class: 'chain-bad' }, `Chain invalid at sequence ${data.firstInvalidSequence}${data.reason ? `: ${data.reason}` : ''}`));
+        if (data.rootHash) chain.append(h('span', { class: 'muted' }, ` (root ${data.rootHash.slice(0, 16)}…)`));
+      } catch (error) {
+        chain.textContent = `Chain not verified: ${errorText(error)}`;
+      }
+      try {
+        const { data } = await api('GET', 'audit-logs/checkpoint');
+        head.replaceChildren(h('dl', { class: 'facts' },
+          h('dt', null, 'Tree size'), h('dd', null, String(data.treeSize)),
+          h('dt', null, 'Root hash'), h('dd', { class: 'mono' }, data.rootHash),
+          h('dt', null, 'Key ID'), h('dd', { class: 'mono' }, data.keyId),
+          h('dt', null, 'Timestamp'), h('dd', null, data.timestamp),
+          h('dt', null, 'Signature'), h('dd', { class: 'mono' }, data.signature)));
+      } catch (error) {
+        head.replaceChildren(h('p', null, error.status === 404 ? 'No signed head yet.' : `No signed head: ${errorText(error)}`));
+      }
+    };
+
+    const drawEntries = () => {
+      const newestFirst = entries.slice().sort((a, b) => b.sequence - a.sequence);
+      tbody.replaceChildren(...newestFirst.flatMap((e) => {
+        const describedBy = uid('entry');
+        const toggle = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-describedby': describedBy }, 'Show changes');
+        const detailRow = h('tr', { class: 'detail-row', hidden: true }, h('td', { colspan: '6' }));
+        toggle.addEventListener('click', () => {
+          const open = toggle.getAttribute('aria-expanded') !== 'true';
+          toggle.setAttribute('aria-expanded', String(open));
+          detailRow.hidden = !open;
+          if (open && !detailRow.firstChild.firstChild) detailRow.firstChild.append(entryDetails(e));
+        });
+        return [
+          h('tr', null,
+            h('td', { class: 'num' }, String(e.sequence)),
+            h('td', null, fmtTime(e.timestamp)),
+            h('td', null, e.actor),
+            h('td', null, e.action),
+            h('td', null, e.promptId ? h('a', { href: `#/prompts/${encodeURIComponent(e.promptId)}`, class: 'mono' }, e.promptId) : '—'),
+            h('td', null, toggle, h('span', { class: 'visually-hidden', id: describedBy }, `of entry ${e.sequence}`))),
+          detailRow,
+        ];
+      }));
+      summary.textContent = entries.length === 1 ? '1 entry.' : `${entries.length} entries.`;
+    };
+
+    const loadEntries = async () => {
+      const query = {
+        promptId: promptId.value.trim(),
+        action: action.value.trim(),
+        actor: actor.value.trim(),
+      };
+      const start = parseTimeFilter(from.value, false);
+      const end = parseTimeFilter(to.value, true);
+      const bad = start.error || end.error;
+      if (bad) {
+        showError(form, new ApiError(400, { message: bad }));
+        return;
+      }
+      query.startTime = start.value;
+      query.endTime = end.value;
+      applyButton.disabled = true;
+      summary.textContent = 'Loading entries…';
+      try {
+        entries = await listAll('audit-logs', query, 40);
+        showError(form, null);
+        drawEntries();
+      } catch (error) {
+        summary.textContent = '';
+        showError(form, error);
+      } finally {
+        applyButton.disabled = false;
+      }
+    };
+
+    form.addEventListener('submit', (event) => { event.preventDefault(); loadEntries(); });
+    exportButton.addEventListener('click', () => {
+      const ordered = entries.slice().sort((a, b) => a.sequence - b.sequence);
+      const text = ordered.map((e) => JSON.stringify(e)).join('\n') + (ordered.length ? '\n' : '');
+      const url = URL.createObjectURL(new Blob([text], { type: 'application/x-ndjson' }));
+      const link = h('a', { href: url, download: 'audit-log.jsonl', class: 'visually-hidden' }, 'download');
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    });
+    loadIntegrity();
+    loadEntries();
+  }
+
+  /** Before and after of an audit entry, side by side, with its other fields. */
+  function entryDetails(entry) {
+    const details = entry.details || {};
+    const hasChange = details && typeof details === 'object' && ('before' in details || 'after' in details);
+    const parts = [];
+    if (hasChange) {
+      parts.push(diffTable(`Changes in entry ${entry.sequence}`, 'Before', 'After',
+        prettyJson(details.before), prettyJson(details.after)));
+    } else {
+      parts.push(h('p', null, 'Details:'), h('pre', { class: 'mono' }, prettyJson(details)));
+    }
+    parts.push(h('dl', { class: 'facts' },
+      h('dt', null, 'Hash'), h('dd', { class: 'mono' }, entry.hash),
+      h('dt', null, 'Previous hash'), h('dd', { class: 'mono' }, entry.prevHash),
+      entry.complianceStatus ? [h('dt', null, 'Compliance status'), h('dd', null, entry.complianceStatus)] : null,
+      entry.clientTimestamp ? [h('dt', null, 'Client timestamp'), h('dd', null, entry.clientTimestamp)] : null));
+    return h('div', null, parts);
+  }
+
+  /** JSON with sorted keys, so that equal objects print equal lines and the diff shows changes. */
+  function prettyJson(value) {
+    if (value === undefined || value === null) return '';
+    const sortKeys = (v) => {
+      if (Array.isArray(v)) return v.map(sortKeys);
+      if (v && typeof v === 'object') {
+        return Object.keys(v).sort().reduce((o, k) => { o[k] = sortKeys(v[k]); return o; }, {});
+      }
+      return v;
+    };
+    return JSON.stringify(sortKeys(value), null, 2);
+  }
+
+  function renderNotFound() {
+    page('Page not found', h('p', null, 'There is no such page in the console. ', h('a', { href: '#/prompts' }, 'Go to the prompts')));
+    focusHeading();
+  }
+
+  // ---------------------------------------------------------------- start
+
+  document.getElementById('sign-out').addEventListener('click', () => signOut('You are signed out.'));
+  window.addEventListener('hashchange', route);
+  route();
+}());
