@@ -478,7 +478,19 @@ test('traffic: 90/10 split rebalances to 100%, the dialog states the move, Apply
   assert.ok(await traffic.getByRole('radio', { name: 'Sticky', exact: true }).isChecked());
   await visible(traffic.getByLabel('Default version', { exact: true }), 'the "Default version" select');
 
-  await traffic.getByRole('button', { name: 'Review change', exact: true }).click();
+  const review = traffic.getByRole('button', { name: 'Review change', exact: true });
+  const dialogOpen = async () => (await page.getByRole('dialog').count()) > 0 && (await page.getByRole('dialog').first().isVisible());
+  // Keyboard: the dialog takes the focus, and Escape closes it, giving the focus back.
+  await review.focus();
+  await page.keyboard.press('Enter');
+  await visible(page.getByRole('dialog'), 'the traffic confirmation dialog (opened with Enter)');
+  assert.ok(await page.getByRole('dialog').first().evaluate((d) => d.contains(document.activeElement)),
+    'the open dialog holds the keyboard focus');
+  await page.keyboard.press('Escape');
+  await eventually('the dialog to close on Escape', async () => !(await dialogOpen()));
+  assert.ok(await review.evaluate((el) => el === document.activeElement), 'closing the dialog returns the focus to "Review change"');
+
+  await review.click();
   const dialog = await visible(page.getByRole('dialog'), 'the traffic confirmation dialog');
   await visible(dialog.getByText(/10% of sessions will move to another version/), 'the dialog\'s "10% of sessions will move to another version"');
   await visible(dialog.getByRole('button', { name: 'Cancel', exact: true }), 'the dialog\'s "Cancel" button');
@@ -487,13 +499,13 @@ test('traffic: 90/10 split rebalances to 100%, the dialog states the move, Apply
 
   // Cancel changes nothing on the server.
   await dialog.getByRole('button', { name: 'Cancel', exact: true }).click();
-  await eventually('the dialog to close on Cancel', async () => (await page.getByRole('dialog').count()) === 0 || !(await page.getByRole('dialog').first().isVisible()));
+  await eventually('the dialog to close on Cancel', async () => !(await dialogOpen()));
   let r = await api('GET', `${GW}/prompts/${flow.promptId}`);
   assert.equal(r.status, 200, JSON.stringify(r.body));
   const weighted = (r.body.trafficDistribution?.versions || []).filter((v) => v.weight > 0).map((v) => v.version);
   assert.ok(!weighted.includes('1.1.0'), `Cancel wrote nothing: ${JSON.stringify(r.body.trafficDistribution)}`);
 
-  await traffic.getByRole('button', { name: 'Review change', exact: true }).click();
+  await review.click();
   const again = await visible(page.getByRole('dialog'), 'the traffic confirmation dialog (again)');
   await again.getByRole('button', { name: 'Apply', exact: true }).click();
 
@@ -621,7 +633,11 @@ test('audit: the entries of the flow, "Chain valid", expandable changes, JSONL e
   const trafficRow = table.locator('tr').filter({ hasText: 'TRAFFIC_UPDATED' }).first();
   const show = trafficRow.getByRole('button', { name: /Show changes/ });
   if (await show.count()) {
+    const expandable = (await show.first().getAttribute('aria-expanded')) !== null;
     await show.first().click();
+    if (expandable) {
+      assert.equal(await show.first().getAttribute('aria-expanded'), 'true', '"Show changes" says it is expanded (aria-expanded)');
+    }
   } else {
     await visible(trafficRow.locator('summary'), 'a "Show changes" button or <details> summary in the TRAFFIC_UPDATED row');
     await trafficRow.locator('summary').first().click();
