@@ -32,6 +32,8 @@ const GW = `${BASE}/api/v2/ai/llm/gateway`;
 // Bounds of the polling waits (not expectations of speed).
 const WAIT_MS = 30_000;
 const TELEMETRY_WAIT_MS = 60_000;
+// A backstop per test, so that a hang fails the run instead of stalling CI.
+const LIMIT = { timeout: 240_000 };
 
 function required(name) {
   const value = process.env[name];
@@ -264,7 +266,7 @@ function checkNoPageErrors() {
 // ---------------------------------------------------------------------------------------------
 // The tests
 
-test('sign-in page: a wrong secret shows the server\'s message in role=alert; accessible', async () => {
+test('sign-in page: a wrong secret shows the server\'s message in role=alert; accessible', LIMIT, async () => {
   const { context, page } = await openConsole('wrong-secret');
   try {
     await screenshot(page, '01-signin');
@@ -289,7 +291,7 @@ test('sign-in page: a wrong secret shows the server\'s message in role=alert; ac
   }
 });
 
-test('keyboard only: sign in with Tab, typing and Enter, then reach the Audit page', async () => {
+test('keyboard only: sign in with Tab, typing and Enter, then reach the Audit page', LIMIT, async () => {
   const { context, page } = await openConsole('keyboard');
   try {
     const isFocused = (locator) => locator.evaluate((el) => el === document.activeElement);
@@ -352,7 +354,7 @@ function flowPage() {
   return flow.page;
 }
 
-test('prompts list: sign in as admin; search input, table and "New prompt" link; accessible', async () => {
+test('prompts list: sign in as admin; search input, table and "New prompt" link; accessible', LIMIT, async () => {
   const { context, page } = await openConsole('admin');
   flow.context = context;
   flow.page = page;
@@ -364,7 +366,7 @@ test('prompts list: sign in as admin; search input, table and "New prompt" link;
   checkNoPageErrors();
 });
 
-test('new prompt: live token count, over-budget warning, create; the server has the prompt', async () => {
+test('new prompt: live token count, over-budget warning, create; the server has the prompt', LIMIT, async () => {
   const page = flowPage();
   await page.getByRole('link', { name: 'New prompt', exact: true }).click();
   await heading1(page, 'New prompt');
@@ -426,7 +428,7 @@ test('new prompt: live token count, over-budget warning, create; the server has 
   checkNoPageErrors();
 });
 
-test('prompt page: add version 1.1.0 and compare the two versions', async () => {
+test('prompt page: add version 1.1.0 and compare the two versions', LIMIT, async () => {
   const page = flowPage();
   assert.ok(flow.promptId, 'no prompt (an earlier test failed)');
   const versions = section(page, 'Versions');
@@ -461,7 +463,7 @@ test('prompt page: add version 1.1.0 and compare the two versions', async () => 
   checkNoPageErrors();
 });
 
-test('traffic: 90/10 split rebalances to 100%, the dialog states the move, Apply writes it to the server', async () => {
+test('traffic: 90/10 split rebalances to 100%, the dialog states the move, Apply writes it to the server', LIMIT, async () => {
   const page = flowPage();
   assert.ok(flow.promptId, 'no prompt (an earlier test failed)');
   const traffic = section(page, 'Traffic');
@@ -519,7 +521,7 @@ test('traffic: 90/10 split rebalances to 100%, the dialog states the move, Apply
   checkNoPageErrors();
 });
 
-test('performance: invocations show up in the per-version table and the charts after Refresh', async () => {
+test('performance: invocations show up in the per-version table and the charts after Refresh', LIMIT, async () => {
   const page = flowPage();
   assert.ok(flow.promptId, 'no prompt (an earlier test failed)');
   const perf = section(page, 'Performance');
@@ -598,7 +600,7 @@ test('performance: invocations show up in the per-version table and the charts a
   checkNoPageErrors();
 });
 
-test('audit: the entries of the flow, "Chain valid", expandable changes, JSONL export', async () => {
+test('audit: the entries of the flow, "Chain valid", expandable changes, JSONL export', LIMIT, async () => {
   const page = flowPage();
   assert.ok(flow.promptId, 'no prompt (an earlier test failed)');
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit', exact: true }).click();
@@ -675,7 +677,7 @@ test('audit: the entries of the flow, "Chain valid", expandable changes, JSONL e
   checkNoPageErrors();
 });
 
-test('sign out returns to the sign-in form', async () => {
+test('sign out returns to the sign-in form', LIMIT, async () => {
   const page = flowPage();
   await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await visible(page.getByLabel('Client ID', { exact: true }), 'the sign-in form after "Sign out"');
@@ -684,7 +686,7 @@ test('sign out returns to the sign-in form', async () => {
   flow.page = null;
 });
 
-test('read-only client (ai:prompt:read): no "New prompt" link; the prompts are listed; accessible', async () => {
+test('read-only client (ai:prompt:read): no "New prompt" link; the prompts are listed; accessible', LIMIT, async () => {
   const ro = await createClient('console-e2e-read-only', ['ai:prompt:read']);
   const { context, page } = await openConsole('read-only');
   try {
