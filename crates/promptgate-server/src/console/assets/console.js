@@ -110,6 +110,10 @@
   function fmtInt(n) {
     return String(Math.round(Number(n) || 0));
   }
+  /** A count, or an axis tick between counts (2.5). */
+  function fmtCount(n) {
+    return Number.isInteger(n) ? String(n) : Number(n).toFixed(1);
+  }
   function fmtNum(n, digits) {
     if (n === null || n === undefined || Number.isNaN(n)) return '—';
     return Number(n).toFixed(digits);
@@ -122,7 +126,7 @@
     if (!text) return '';
     const d = new Date(text);
     if (Number.isNaN(d.getTime())) return text;
-    return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace(/:\d\dZ$/, (m) => m);
+    return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
   }
 
   // ---------------------------------------------------------------- API
@@ -271,7 +275,8 @@
   function page(title, ...children) {
     const main = document.getElementById('main');
     const heading = h('h1', { tabindex: '-1' }, title);
-    main.replaceChildren(heading, ...children.flat());
+    main.replaceChildren(heading);
+    append(main, children);
     document.title = `${title} · promptgate console`;
     return { main, heading };
   }
@@ -1050,14 +1055,35 @@
       verdict.className = '';
       verdict.textContent = 'Loading telemetry…';
       const seconds = RANGES.find((r) => r[0] === range.value)[2];
-      const start = new Date(Date.now() - seconds * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+      const endMs = Date.now();
+      const startMs = endMs - seconds * 1000;
+      const start = new Date(startMs).toISOString().replace(/\.\d+Z$/, 'Z');
       try {
         const { data } = await api('GET', 'telemetry/summary', {
           query: { promptId: state.id, startTime: start, compareTo: baseline.value, groupBy: 'version' },
         });
+        // Requests over time come from the invocation records themselves, a bounded number of
+        // pages; the summary above stays exact whatever this chart could read.
+        let timeline = null;
+        try {
+          const records = [];
+          let cursor = null;
+          let complete = false;
+          for (let pageNo = 0; pageNo < TIMELINE_PAGES; pageNo += 1) {
+            const q = { promptId: state.id, startTime: start, pageSize: 500 };
+            if (cursor) q.cursor = cursor;
+            const got = await api('GET', 'telemetry', { query: q });
+            records.push(...(got.data.entities || []));
+            cursor = got.data.nextPageCursor;
+            if (!cursor) { complete = true; break; }
+          }
+          timeline = { records, complete, startMs, endMs, label: range.options[range.selectedIndex].text };
+        } catch (_) {
+          timeline = null;
+        }
         if (gen !== generation) return;
         showError(container, null);
-        drawPerformance(data.entities || [], baseline.value, verdict, charts, tableBox);
+        drawPerformance(data.entities || [], baseline.value, verdict, charts, tableBox, timeline);
       } catch (error) {
         if (gen !== generation) return;
         verdict.textContent = 'No telemetry could be loaded.';
@@ -1073,7 +1099,7 @@
     return section('Performance', container);
   }
 
-  function drawPerformance(entities, baselineVersion, verdict, charts, tableBox) {
+  function drawPerformance(entities, baselineVersion, verdict, charts, tableBox, timeline) {
     const rows = entities.slice().sort((a, b) => compareSemver(a.version, b.version));
     // Verdict: plain words first, numbers after.
     const findings = [];
@@ -1122,11 +1148,13 @@
     verdict.className = bad ? 'bad' : (good ? 'good' : '');
 
     const versions = rows.map((r) => r.version);
-    charts.replaceChildren(
+    charts.replaceChildren();
+    append(charts, [
+      timeline ? chartBox('Requests over time', timelineChart(timeline, versions)) : null,
       chartBox('Requests', barChart({
         label: `Requests by version: ${rows.map((r) => `${r.version} ${r.count}`).join(', ') || 'none'}`,
         groups: versions, series: [{ name: 'Requests', values: rows.map((r) => r.count) }],
-        format: (v) => fmtInt(v),
+        format: fmtCount,
       })),
       chartBox('Latency (ms)', barChart({
         label: `Latency p50, p95 and p99 in milliseconds by version: ${rows.map((r) => r.latencyMs ? `${r.version} p50 ${fmtNum(r.latencyMs.p50, 0)}, p95 ${fmtNum(r.latencyMs.p95, 0)}, p99 ${fmtNum(r.latencyMs.p99, 0)}` : `${r.version} no data`).join('; ') || 'none'}`,
@@ -1141,11 +1169,11 @@
           { name: 'Prompt', values: rows.map((r) => r.tokenUsage.prompt) },
           { name: 'Completion', values: rows.map((r) => r.tokenUsage.completion) },
         ],
-        format: (v) => fmtInt(v),
+        format: fmtCount,
       })),
       chartBox('Error rate', barChart({
         label: `Error rate by version: ${rows.map((r) => `${r.version} ${fmtPct(r.errorRate)}`).join(', ') || 'none'}`,
-        groups: versions, series: [{ name: 'Error rate', values: rows.map((r) => r.errorRate * 100) }],
+        groups: versions, series: [{ name: 'Error rate', values: rows.map((r) => r.errorRate * 100) }], floor: 5,
         format: (v) => `${fmtNum(v, 1)}%`,
       })),
       chartBox('Feedback', barChart({
@@ -1153,7 +1181,8 @@
         groups: versions, series: [{ name: 'Mean score', values: rows.map((r) => (r.feedback && r.feedback.mean) || 0) }],
         format: (v) => fmtNum(v, 2), max: 1,
       })),
-      chartBox(`Difference from ${baselineVersion} (95% CI)`, ciChart(rows)));
+      chartBox(`Difference from ${baselineVersion} (95% CI)`, ciChart(rows)),
+    ]);
 
     tableBox.replaceChildren(h('table', null,
       h('caption', null, 'Per-version summary'),
@@ -1179,6 +1208,81 @@
     return `${ms >= 0 ? '+' : '−'}${Math.abs(ms).toFixed(0)} ms`;
   }
 
+  /** How many pages of 500 invocation records the requests-over-time chart reads at most. */
+  const TIMELINE_PAGES = 10;
+  const TIMELINE_BUCKETS = 24;
+
+  /** Requests per time bucket, one line per version. */
+  function timelineChart(timeline, summaryVersions) {
+    const { records, complete, startMs, endMs, label } = timeline;
+    const span = Math.max(1, endMs - startMs);
+    const bucketMs = span / TIMELINE_BUCKETS;
+    const versions = summaryVersions.slice();
+    for (const r of records) if (!versions.includes(r.version)) versions.push(r.version);
+    versions.sort(compareSemver);
+    const counts = new Map(versions.map((v) => [v, new Array(TIMELINE_BUCKETS).fill(0)]));
+    for (const r of records) {
+      const t = Date.parse(r.timestamp);
+      if (Number.isNaN(t)) continue;
+      const b = Math.min(TIMELINE_BUCKETS - 1, Math.max(0, Math.floor((t - startMs) / bucketMs)));
+      counts.get(r.version)[b] += 1;
+    }
+    const width = 420;
+    const height = 220;
+    const left = 40;
+    const top = 24;
+    const bottom = 34;
+    const plotW = width - left - 10;
+    const plotH = height - top - bottom;
+    const max = niceMax(Math.max(4, ...[...counts.values()].flat()));
+    const bucketText = bucketMs >= 86400000 ? `${fmtNum(bucketMs / 86400000, 1)}-day` : (bucketMs >= 3600000 ? `${fmtNum(bucketMs / 3600000, 0)}-hour` : `${fmtNum(bucketMs / 60000, 1)}-minute`);
+    const totals = versions.map((v) => `${v} ${counts.get(v).reduce((a, b) => a + b, 0)}`).join(', ');
+    const busiest = versions.map((v) => {
+      const c = counts.get(v);
+      const peak = Math.max(...c);
+      return peak > 0 ? `${v} peaks at ${peak} in the bucket starting ${fmtTime(new Date(startMs + c.indexOf(peak) * bucketMs).toISOString())}` : null;
+    }).filter(Boolean).join('; ');
+    const aria = `Requests over time by version, ${label.toLowerCase()} in ${TIMELINE_BUCKETS} ${bucketText} buckets` +
+      `${complete ? '' : ` (the first ${records.length} requests of the range only)`}: ${totals || 'no requests'}${busiest ? `; ${busiest}` : ''}`;
+    const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': aria, focusable: 'false' });
+    for (let t = 0; t <= 4; t += 1) {
+      const v = (max * t) / 4;
+      const y = top + plotH - (v / max) * plotH;
+      svg.append(s('line', { class: 'grid', x1: left, x2: width - 10, y1: y, y2: y }));
+      svg.append(s('text', { x: left - 4, y: y + 4, 'text-anchor': 'end' }, fmtCount(v)));
+    }
+    svg.append(s('line', { class: 'axis', x1: left, x2: left, y1: top, y2: top + plotH }));
+    const x = (b) => left + (b + 0.5) * (plotW / TIMELINE_BUCKETS);
+    versions.forEach((v, si) => {
+      const c = counts.get(v);
+      const points = c.map((n, b) => `${x(b).toFixed(1)},${(top + plotH - (n / max) * plotH).toFixed(1)}`).join(' ');
+      svg.append(s('polyline', { class: `line s${si % 4}`, points }));
+      c.forEach((n, b) => {
+        if (n > 0) {
+          svg.append(s('circle', { class: `s${si % 4}`, cx: x(b), cy: top + plotH - (n / max) * plotH, r: 2.5 },
+            s('title', null, `${v}: ${n} requests from ${fmtTime(new Date(startMs + b * bucketMs).toISOString())}`)));
+        }
+      });
+      svg.append(s('rect', { class: `s${si % 4}`, x: left + si * 70, y: 4, width: 10, height: 10 }));
+      svg.append(s('text', { x: left + si * 70 + 14, y: 13 }, v));
+    });
+    svg.append(s('text', { x: left, y: height - bottom + 16 }, fmtTime(new Date(startMs).toISOString())));
+    svg.append(s('text', { x: width - 10, y: height - bottom + 16, 'text-anchor': 'end' }, 'now'));
+    if (!complete) {
+      svg.append(s('text', { x: width - 10, y: height - 4, 'text-anchor': 'end' }, `first ${records.length} requests only`));
+    }
+    return svg;
+  }
+
+  /** The axis maximum: the first of 1, 2, 4, 8 × 10^k at or above `v`, so the four ticks are round. */
+  function niceMax(v) {
+    const decade = 10 ** Math.floor(Math.log10(v));
+    for (const c of [1, 2, 4, 8, 10]) {
+      if (c * decade >= v) return c * decade;
+    }
+    return 10 * decade;
+  }
+
   function chartBox(title, svg) {
     return h('figure', { class: 'chart' }, h('h3', null, title), svg);
   }
@@ -1193,7 +1297,7 @@
     const plotW = width - left - 10;
     const plotH = height - top - bottom;
     const all = spec.series.flatMap((x) => x.values);
-    const max = spec.max || Math.max(1e-9, ...all) * 1.1;
+    const max = spec.max || niceMax(Math.max(spec.floor || 1, ...all));
     const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': spec.label, focusable: 'false' });
     const ticks = 4;
     for (let t = 0; t <= ticks; t += 1) {
