@@ -3,8 +3,8 @@
 use futures_util::stream::BoxStream;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use promptgate_api::{
-    BASE_PATH, CreateClientRequest, CreatePromptRequest, HealthStatus, Listing, ModelEndpoint,
-    OAuthClient, Page, Prompt, PromptVersion, UpdatePromptRequest,
+    BASE_PATH, ChatCompletionsDraft, CreateClientRequest, CreatePromptRequest, HealthStatus,
+    Listing, ModelEndpoint, OAuthClient, Page, Prompt, PromptVersion, UpdatePromptRequest,
 };
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -121,6 +121,21 @@ impl Client {
     ) -> Result<Tagged<Prompt>, Error> {
         let request = UpdatePromptRequest {
             traffic_distribution: Some(split.to_wire()),
+            ..UpdatePromptRequest::default()
+        };
+        self.update_prompt(prompt_id, &request, if_match).await
+    }
+
+    /// Sets the prompt's policy for the OpenAI-compatible `/v1/chat/completions` (parts left
+    /// `None` keep their values); no version is created.
+    pub async fn set_chat_completions(
+        &self,
+        prompt_id: &str,
+        policy: &ChatCompletionsDraft,
+        if_match: Option<&str>,
+    ) -> Result<Tagged<Prompt>, Error> {
+        let request = UpdatePromptRequest {
+            chat_completions: Some(policy.clone()),
             ..UpdatePromptRequest::default()
         };
         self.update_prompt(prompt_id, &request, if_match).await

@@ -88,6 +88,15 @@ impl Output {
             "traffic:       {split} ({})",
             traffic.split_strategy.as_deref().unwrap_or("sticky")
         );
+        println!(
+            "/v1 policy:    {} the caller's system message; caller settings {}",
+            prompt.chat_completions.system_message,
+            if prompt.chat_completions.allow_caller_settings {
+                "allowed"
+            } else {
+                "ignored"
+            }
+        );
         if let Some(tag) = etag {
             println!("etag:          {tag}");
         }

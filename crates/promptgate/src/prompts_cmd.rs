@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use futures_util::TryStreamExt;
-use promptgate_client::api::{CreatePromptRequest, Prompt, UpdatePromptRequest};
+use promptgate_client::api::{
+    ChatCompletionsDraft, CreatePromptRequest, Prompt, UpdatePromptRequest,
+};
 use promptgate_client::{
     Client, FewShotExample, FitStrategy, PromptDraft, PromptQuery, SplitStrategy, TokenCounter,
     TokenizerKind, TrafficSplit, fewshot,
@@ -71,6 +73,23 @@ pub enum PromptsCommand {
         /// sticky (a conversation keeps its version) or random.
         #[arg(long, default_value = "sticky")]
         strategy: String,
+        /// Only if the prompt's ETag is still this.
+        #[arg(long)]
+        if_match: Option<String>,
+    },
+    /// Set how `/v1/chat/completions` treats a caller's system message and settings.
+    #[command(
+        after_help = "Example:\n  promptgate prompts chat-policy ID --system-message prepend --allow-caller-settings false"
+    )]
+    ChatPolicy {
+        /// The prompt id.
+        id: String,
+        /// replace (the version's system prompt replaces the caller's) or prepend (it comes first).
+        #[arg(long)]
+        system_message: Option<String>,
+        /// Whether the caller's temperature and model endpoint win over the version's.
+        #[arg(long)]
+        allow_caller_settings: Option<bool>,
         /// Only if the prompt's ETag is still this.
         #[arg(long)]
         if_match: Option<String>,
@@ -322,6 +341,31 @@ async fn online(
             let updated = client.set_traffic(&id, &split, if_match.as_deref()).await?;
             out.prompt(
                 "traffic updated for",
+                &updated.value,
+                updated.etag.as_deref(),
+            );
+        }
+        PromptsCommand::ChatPolicy {
+            id,
+            system_message,
+            allow_caller_settings,
+            if_match,
+        } => {
+            if system_message.is_none() && allow_caller_settings.is_none() {
+                return Err(UsageError(
+                    "give --system-message, --allow-caller-settings or both".to_owned(),
+                )
+                .into());
+            }
+            let policy = ChatCompletionsDraft {
+                system_message,
+                allow_caller_settings,
+            };
+            let updated = client
+                .set_chat_completions(&id, &policy, if_match.as_deref())
+                .await?;
+            out.prompt(
+                "chat-completions policy set for",
                 &updated.value,
                 updated.etag.as_deref(),
             );

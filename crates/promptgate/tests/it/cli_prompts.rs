@@ -655,6 +655,58 @@ async fn split_then_archive() {
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 }
 
+#[tokio::test]
+async fn chat_policy_sets_the_v1_policy_without_a_version() {
+    let server = Server::start();
+    let cli = Cli::new(&server);
+    let id = create_over_http(&server, "policy_me").await;
+    let set = cli.json(&[
+        "prompts",
+        "chat-policy",
+        &id,
+        "--system-message",
+        "prepend",
+        "--allow-caller-settings",
+        "true",
+    ]);
+    assert_eq!(
+        set["chatCompletions"],
+        json!({"systemMessage": "prepend", "allowCallerSettings": true}),
+        "{set}"
+    );
+    assert_eq!(set["versions"], json!(["1.0.0"]));
+    let token = server.admin_token().await;
+    let stored = server.get(&prompt_path(&id), Some(&token)).await.ok(200);
+    assert_eq!(stored["chatCompletions"], set["chatCompletions"]);
+
+    // One part alone keeps the other; the text output says what holds.
+    let output = cli.run(&[
+        "prompts",
+        "chat-policy",
+        &id,
+        "--allow-caller-settings",
+        "false",
+    ]);
+    assert_success(&output);
+    let text = stdout(&output);
+    assert!(
+        text.contains("prepend the caller's system message; caller settings ignored"),
+        "{text}"
+    );
+    // Nothing to set is a usage error; an unknown mode is the gateway's 400 (exit 3), naming
+    // the field, and changes nothing.
+    assert_exit(&cli.run(&["prompts", "chat-policy", &id]), 2);
+    let output = cli.run(&["prompts", "chat-policy", &id, "--system-message", "append"]);
+    assert_exit(&output, 3);
+    assert!(
+        stderr(&output).contains("systemMessage"),
+        "{}",
+        stderr(&output)
+    );
+    let stored = server.get(&prompt_path(&id), Some(&token)).await.ok(200);
+    assert_eq!(stored["chatCompletions"]["systemMessage"], "prepend");
+}
+
 // ---- prompts optimize (offline) ----
 
 const BASE: &str = "You are a helpful customer support agent.";
