@@ -821,7 +821,7 @@
         state.reload();
       } catch (error) {
         if (error.status === 412) {
-          showError(form, new ApiError(412, { message: 'The prompt changed since this page loaded; reload the page to see the current versions.' }));
+          staleAlert(form, state, 'The prompt changed since this page loaded (someone else updated it); reload the prompt to see the current versions.');
         } else {
           showError(form, error);
         }
@@ -984,7 +984,7 @@
           dialog.close();
           dialog.remove();
           if (error.status === 412) {
-            showError(container, new ApiError(412, { message: 'The prompt changed since this page loaded (someone else updated it); reload the page and review the split again.' }));
+            staleAlert(container, state, 'The prompt changed since this page loaded (someone else updated it); reload the prompt and review the split again.');
           } else {
             showError(container, error);
           }
@@ -995,6 +995,18 @@
       cancel.focus();
     });
     return section('Traffic', container);
+  }
+
+  /**
+   * The 412 alert, with a button that reloads the prompt from the server. Reloading the browser
+   * page would sign the user out (the token lives in memory), so the console reloads the data.
+   */
+  function staleAlert(container, state, message) {
+    showError(container, new ApiError(412, { message }));
+    const box = container.querySelector(':scope > .alert');
+    const reload = h('button', { type: 'button', class: 'secondary' }, 'Reload prompt');
+    reload.addEventListener('click', () => state.reload());
+    box.append(' ', reload);
   }
 
   /** Sets entry `i` of `base` to `value` and takes the difference from the others, in proportion. */
@@ -1373,7 +1385,9 @@
       svg.append(s('line', { class: cls, x1: x(it.d.ci95[0]), x2: x(it.d.ci95[0]), y1: y - 5, y2: y + 5 }));
       svg.append(s('line', { class: cls, x1: x(it.d.ci95[1]), x2: x(it.d.ci95[1]), y1: y - 5, y2: y + 5 }));
       svg.append(s('circle', { class: cls, cx: x(it.d.estimate), cy: y, r: 4 }, s('title', null, describe(it))));
-      svg.append(s('text', { x: x(it.d.estimate), y: y + 16, 'text-anchor': 'middle' },
+      const ex = x(it.d.estimate);
+      const anchor = ex > left + plotW * 0.8 ? 'end' : (ex < left + plotW * 0.2 ? 'start' : 'middle');
+      svg.append(s('text', { x: ex, y: y + 16, 'text-anchor': anchor },
         `${fmtNum(it.d.estimate * it.scale, 1)}${it.unit}${worse ? ' worse' : (better ? ' better' : '')}`));
     });
     return svg;
