@@ -532,7 +532,7 @@
         modelEndpointRef: endpoint.value,
         systemPrompt: systemPrompt.value,
         temperature: numberOrUndefined(temperature.value),
-        safetyGuardrails: { contentFiltering: filtering, maxTokens: intOrUndefined(budget.value) },
+        safetyGuardrails: { contentFiltering: filtering, maxTokens: numberOrUndefined(budget.value) },
         version: version.value.trim(),
       };
       try {
@@ -547,12 +547,9 @@
     });
   }
 
+  /** A number field's value for the API: left out when empty, sent as typed when not a number
+   * (so the server names the field in its 400). */
   function numberOrUndefined(text) {
-    if (String(text).trim() === '') return undefined;
-    const n = Number(text);
-    return Number.isFinite(n) ? n : text;
-  }
-  function intOrUndefined(text) {
     if (String(text).trim() === '') return undefined;
     const n = Number(text);
     return Number.isFinite(n) ? n : text;
@@ -808,7 +805,7 @@
       submit.disabled = true;
       const guardrails = { contentFiltering: g.contentFiltering || [] };
       if (g.blockedCategories) guardrails.blockedCategories = g.blockedCategories;
-      const maxTokens = intOrUndefined(budget.value);
+      const maxTokens = numberOrUndefined(budget.value);
       if (maxTokens !== undefined) guardrails.maxTokens = maxTokens;
       const body = {
         version: version.value.trim(),
