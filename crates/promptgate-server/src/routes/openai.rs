@@ -420,35 +420,28 @@ fn unsupported_params(body: &oa::ChatCompletionRequest) -> Vec<Violation> {
     let is_none = |v: &Option<Value>| {
         matches!(v, None | Some(Value::Null)) || v.as_ref().and_then(Value::as_str) == Some("none")
     };
-    if !is_empty(&body.tools) {
-        violations.push(Violation::invalid(
-            "tools",
-            "tools are not supported by the gateway",
-        ));
-    }
-    if !is_empty(&body.functions) {
-        violations.push(Violation::invalid(
-            "functions",
-            "functions are not supported by the gateway",
-        ));
-    }
-    if !is_none(&body.tool_choice) {
-        violations.push(Violation::invalid(
+    let refused = [
+        (!is_empty(&body.tools), "tools", "tools are"),
+        (!is_empty(&body.functions), "functions", "functions are"),
+        (
+            !is_none(&body.tool_choice),
             "tool_choice",
-            "tool_choice is not supported by the gateway (only none)",
-        ));
-    }
-    if !is_none(&body.function_call) {
-        violations.push(Violation::invalid(
+            "tool_choice (other than none) is",
+        ),
+        (
+            !is_none(&body.function_call),
             "function_call",
-            "function_call is not supported by the gateway (only none)",
-        ));
-    }
-    if body.logprobs == Some(true) {
-        violations.push(Violation::invalid(
-            "logprobs",
-            "logprobs are not supported by the gateway",
-        ));
+            "function_call (other than none) is",
+        ),
+        (body.logprobs == Some(true), "logprobs", "logprobs are"),
+    ];
+    for (refuse, field, what) in refused {
+        if refuse {
+            violations.push(Violation::invalid(
+                field,
+                format!("{what} not supported by the gateway"),
+            ));
+        }
     }
     if let Some(format) = &body.response_format
         && !format.is_null()

@@ -436,25 +436,16 @@ async fn errors_take_openai_shape_with_openai_codes() {
         assert_eq!(error["error"]["param"], param, "{error}");
     }
     // A body that is not JSON, and the wrong content type.
-    let resp = server
-        .send(
-            server
-                .request(reqwest::Method::POST, CHAT)
-                .bearer_auth(&admin)
-                .header("content-type", "application/json")
-                .body("{not json"),
-        )
-        .await;
+    let raw = |content_type: &'static str, body: &'static str| {
+        server
+            .request(reqwest::Method::POST, CHAT)
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let resp = server.send(raw("application/json", "{not json")).await;
     openai_error(&resp, 400, "invalid_request_error", "bad_request");
-    let resp = server
-        .send(
-            server
-                .request(reqwest::Method::POST, CHAT)
-                .bearer_auth(&admin)
-                .header("content-type", "text/plain")
-                .body("hi"),
-        )
-        .await;
+    let resp = server.send(raw("text/plain", "hi")).await;
     assert_eq!(resp.status, 415, "{resp}");
     assert!(resp.json()["error"]["message"].is_string());
     // An unknown /v1 path.
