@@ -14,7 +14,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { readFile, mkdir } from 'node:fs/promises';
+import { readFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -670,6 +672,29 @@ test('audit: the entries of the flow, "Chain valid", expandable changes, JSONL e
   for (const a of ['PROMPT_CREATED', 'VERSION_CREATED', 'TRAFFIC_UPDATED']) {
     assert.ok(actions.has(a), `the export holds a ${a} entry (actions: ${[...actions].join(', ')})`);
   }
+
+  // Without filters, Export writes the whole signed log and its head, as `promptgate audit
+  // export` does: the gateway's own CLI verifies the file offline with only the public key.
+  await page.getByLabel('Prompt ID', { exact: true }).fill('');
+  await page.getByRole('button', { name: 'Apply filters', exact: true }).click();
+  const [whole] = await Promise.all([
+    page.waitForEvent('download', { timeout: WAIT_MS }),
+    page.getByRole('button', { name: 'Export', exact: true }).click(),
+  ]);
+  const wholeLines = (await readFile(await whole.path(), 'utf8')).split('\n').filter((l) => l.trim() !== '');
+  const head = JSON.parse(wholeLines[wholeLines.length - 1]);
+  assert.ok(head.signature && head.treeSize, `the last line is the signed head: ${wholeLines[wholeLines.length - 1]}`);
+  assert.equal(wholeLines.length - 1, head.treeSize, 'every entry the head covers, then the head');
+  const key = await api('GET', `${GW}/audit-logs/public-key`);
+  assert.equal(key.status, 200);
+  const dir = await mkdtemp(path.join(tmpdir(), 'console-export-'));
+  const exportFile = path.join(dir, 'audit-log.jsonl');
+  const keyFile = path.join(dir, 'audit.pub');
+  await writeFile(exportFile, await readFile(await whole.path()));
+  await writeFile(keyFile, `${key.body.publicKey}\n`);
+  const checked = spawnSync(required('CONSOLE_PROMPTGATE_BIN'),
+    ['audit', 'verify', '--file', exportFile, '--public-key', keyFile], { encoding: 'utf8' });
+  assert.equal(checked.status, 0, `promptgate audit verify on the console's export: ${checked.stdout}${checked.stderr}`);
 
   const verify = await api('GET', `${GW}/audit-logs/verify`);
   assert.equal(verify.status, 200);

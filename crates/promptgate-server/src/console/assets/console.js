@@ -1531,9 +1531,35 @@
     };
 
     form.addEventListener('submit', (event) => { event.preventDefault(); loadEntries(); });
-    exportButton.addEventListener('click', () => {
-      const ordered = entries.slice().sort((a, b) => a.sequence - b.sequence);
-      const text = ordered.map((e) => JSON.stringify(e)).join('\n') + (ordered.length ? '\n' : '');
+    // Without filters, Export writes what `promptgate audit export` writes: every entry the
+    // latest signed head covers, then that head, so that an auditor can check the file offline
+    // (`promptgate audit verify --file audit-log.jsonl --public-key …`). With filters it writes
+    // the entries shown, which a chain replay cannot check on their own (the file says so).
+    exportButton.addEventListener('click', async () => {
+      const filtered = [promptId, action, actor, from, to].some((input) => input.value.trim());
+      const bySequence = (a, b) => a.sequence - b.sequence;
+      let lines;
+      exportButton.disabled = true;
+      try {
+        if (filtered) {
+          lines = entries.slice().sort(bySequence).map((e) => JSON.stringify(e));
+        } else {
+          const { data: signed } = await api('GET', 'audit-logs/checkpoint');
+          const all = await listAll('audit-logs', {}, Math.ceil(signed.treeSize / 500) + 1);
+          const covered = all.filter((e) => e.sequence <= signed.treeSize).sort(bySequence);
+          if (covered.length !== signed.treeSize) {
+            throw new ApiError(500, { message: `the signed head covers ${signed.treeSize} entries but ${covered.length} were listed` });
+          }
+          lines = covered.map((e) => JSON.stringify(e)).concat(JSON.stringify(signed));
+        }
+        showError(form, null);
+      } catch (error) {
+        showError(form, error);
+        return;
+      } finally {
+        exportButton.disabled = false;
+      }
+      const text = lines.join('\n') + (lines.length ? '\n' : '');
       const url = URL.createObjectURL(new Blob([text], { type: 'application/x-ndjson' }));
       const link = h('a', { href: url, download: 'audit-log.jsonl', class: 'visually-hidden' }, 'download');
       document.body.append(link);
