@@ -17,7 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use promptgate_api as api;
 use promptgate_api::openai as oa;
-use promptgate_core::{PromptStatus, Scope, Violation};
+use promptgate_core::{PromptStatus, Scope, VersionLabel, Violation};
 use promptgate_store::PromptFilter;
 use serde_json::Value;
 
@@ -201,7 +201,8 @@ fn model_not_found(model: &str) -> ApiError {
     ))
 }
 
-/// Splits `prompt:NAME[@VERSION]`.
+/// Splits `prompt:NAME[@VERSION]`. The version is what follows the last `@` when that is a
+/// semantic version; otherwise the whole rest is the name, so a name may hold an `@` itself.
 fn parse_model(model: Option<&str>) -> Result<(&str, Option<&str>), ApiError> {
     let Some(model) = model.filter(|m| !m.is_empty()) else {
         return Err(ApiError::Invalid(vec![Violation::invalid(
@@ -212,14 +213,14 @@ fn parse_model(model: Option<&str>) -> Result<(&str, Option<&str>), ApiError> {
     let Some(rest) = model.strip_prefix(oa::PROMPT_MODEL_PREFIX) else {
         return Err(model_not_found(model));
     };
-    match rest.split_once('@') {
-        Some((name, version)) if !name.is_empty() && !version.is_empty() => {
-            Ok((name, Some(version)))
-        }
-        Some(_) => Err(model_not_found(model)),
-        None if rest.is_empty() => Err(model_not_found(model)),
-        None => Ok((rest, None)),
+    let (name, version) = match rest.rsplit_once('@') {
+        Some((name, version)) if version.parse::<VersionLabel>().is_ok() => (name, Some(version)),
+        _ => (rest, None),
+    };
+    if name.is_empty() {
+        return Err(model_not_found(model));
     }
+    Ok((name, version))
 }
 
 /// An OpenAI request as the invocation pipeline takes it, and the caller's system text.
@@ -663,7 +664,17 @@ mod tests {
             parse_model(Some("prompt:support@1.2.0")).unwrap(),
             ("support", Some("1.2.0"))
         );
-        for bad in ["gpt-4o", "prompt:", "prompt:@1.0.0", "prompt:x@"] {
+        // A name may hold an `@`; only a semantic version after the last one pins.
+        assert_eq!(
+            parse_model(Some("prompt:team@support@2.0.0")).unwrap(),
+            ("team@support", Some("2.0.0"))
+        );
+        assert_eq!(parse_model(Some("prompt:x@")).unwrap(), ("x@", None));
+        assert_eq!(
+            parse_model(Some("prompt:x@latest")).unwrap(),
+            ("x@latest", None)
+        );
+        for bad in ["gpt-4o", "prompt:", "prompt:@1.0.0"] {
             assert!(
                 matches!(parse_model(Some(bad)), Err(ApiError::NotFound(_))),
                 "{bad}"
