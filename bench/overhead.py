@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 SCHEMA = "promptgate-overhead/1"
 INVOCATIONS = "/api/v2/ai/llm/gateway/invocations"
+OPENAI_CHAT = "/v1/chat/completions"
 PROMPTS = "/api/v2/ai/llm/gateway/prompts"
 PERCENTILES = ["p50", "p90", "p99", "p99.9"]
 STAT_KEYS = PERCENTILES + ["max"]
@@ -195,9 +196,10 @@ def get_token(gateway: str) -> str:
     return answer["access_token"]
 
 
-def create_prompt(gateway: str, token: str) -> str:
+def create_prompt(gateway: str, token: str) -> tuple[str, str]:
+    name = f"overhead_bench_{int(time.time())}"
     body = {
-        "name": f"overhead_bench_{int(time.time())}",
+        "name": name,
         "modelEndpointRef": ENDPOINT_REF,
         "systemPrompt": SYSTEM_PROMPT,
         "temperature": TEMPERATURE,
@@ -208,7 +210,7 @@ def create_prompt(gateway: str, token: str) -> str:
         "POST", f"{gateway}{PROMPTS}", json.dumps(body).encode(),
         {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
-    return answer["id"]
+    return answer["id"], name
 
 
 def redacted_input() -> str:
@@ -240,6 +242,22 @@ def gateway_body(prompt_id: str, stream: bool) -> str:
         "sessionId": "bench-session-1",
         "options": {"stream": stream, "returnTokenUsage": True},
     }, separators=(",", ":"))
+
+
+def openai_body(prompt_name: str) -> str:
+    """The same call through the OpenAI-compatible front door (`--front-door openai`)."""
+    return json.dumps({
+        "model": f"prompt:{prompt_name}",
+        "messages": [{"role": "user", "content": USER_INPUT}],
+        "user": "bench-session-1",
+    }, separators=(",", ":"))
+
+
+def gateway_request(front_door: str, prompt_id: str, prompt_name: str) -> tuple[str, str]:
+    """The path and body of one non-streamed call through the gateway."""
+    if front_door == "openai":
+        return OPENAI_CHAT, openai_body(prompt_name)
+    return INVOCATIONS, gateway_body(prompt_id, False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,14 +337,14 @@ def difference(a: dict, b: dict) -> dict:
 
 
 def run_phase(args, oha: str, phase: Phase, fake: str, gateway: str, gw_pid: int, token: str,
-              prompt_id: str, workdir: str, index: int) -> dict:
+              request: tuple[str, str], workdir: str, index: int) -> dict:
     log(f"phase {phase.name}: direct")
     direct_raw = run_oha(oha, f"{fake}/v1/chat/completions", direct_body(False),
                          ["authorization: Bearer sk-bench-dummy-key"], phase,
                          os.path.join(workdir, f"phase{index}-direct.json"))
     log(f"phase {phase.name}: gateway")
     cpu_before = cpu_seconds(gw_pid)
-    gateway_raw = run_oha(oha, f"{gateway}{INVOCATIONS}", gateway_body(prompt_id, False),
+    gateway_raw = run_oha(oha, f"{gateway}{request[0]}", request[1],
                           [f"authorization: Bearer {token}"], phase,
                           os.path.join(workdir, f"phase{index}-gateway.json"))
     cpu_used = cpu_seconds(gw_pid) - cpu_before
@@ -523,7 +541,8 @@ def fmt(value, digits: int = 3) -> str:
 
 def markdown(report: dict) -> str:
     lines = [
-        f"promptgate overhead ({report['mode']}, upstream delay {report['settings']['delay_ms']} ms, "
+        f"promptgate overhead ({report['mode']}, through {report['front_door']}, "
+        f"upstream delay {report['settings']['delay_ms']} ms, "
         f"{report['machine']['cpus']} CPUs, load average at start "
         f"{report['machine']['loadavg_start'][0]:.2f})",
         "",
@@ -625,6 +644,9 @@ def main() -> int:
     parser.add_argument("--gateway-bin", required=True)
     parser.add_argument("--fake-bin", required=True)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--front-door", choices=["invocations", "openai"], default="invocations",
+                        help="the gateway path of the non-streamed phases: the contract's "
+                             "invocations (default) or the OpenAI-compatible /v1/chat/completions")
     args = parser.parse_args()
 
     args.gateway_bin = os.path.abspath(args.gateway_bin)
@@ -653,13 +675,14 @@ def main() -> int:
         gw_proc, gateway, gw_log = start_gateway(args.gateway_bin, workdir, fake)
         log(f"fake upstream {fake}, gateway {gateway}, work directory {workdir}")
         token = get_token(gateway)
-        prompt_id = create_prompt(gateway, token)
+        prompt_id, prompt_name = create_prompt(gateway, token)
+        request = gateway_request(args.front_door, prompt_id, prompt_name)
         # One request each way, checked, before anything is timed.
-        answer = http_json("POST", f"{gateway}{INVOCATIONS}",
-                           gateway_body(prompt_id, False).encode(),
+        answer = http_json("POST", f"{gateway}{request[0]}", request[1].encode(),
                            {"Authorization": f"Bearer {token}",
                             "Content-Type": "application/json"})
-        if answer.get("guardrails", {}).get("inputRedactions", {}) == {}:
+        report_of_gateway = answer.get("promptgate", answer)
+        if report_of_gateway.get("guardrails", {}).get("inputRedactions", {}) == {}:
             raise SystemExit(f"overhead: the PII guardrail redacted nothing: {answer}")
         # What the gateway spends while idle (token refresh, telemetry writer ticks, audit
         # checkpoints), to read the per-request figures of slow phases against.
@@ -670,7 +693,7 @@ def main() -> int:
         results = []
         for i, phase in enumerate(phases):
             results.append(run_phase(args, args.oha, phase, fake, gateway, gw_proc.pid, token,
-                                     prompt_id, workdir, i))
+                                     request, workdir, i))
         streaming = None
         if stream_count > 0:
             streaming = run_streaming(fake, gateway, token, prompt_id, stream_count,
@@ -690,6 +713,7 @@ def main() -> int:
     report = {
         "schema": SCHEMA,
         "mode": "smoke" if args.smoke else "full",
+        "front_door": args.front_door,
         "started_at": started,
         "machine": {
             "cpus": os.cpu_count(),

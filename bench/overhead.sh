@@ -9,6 +9,7 @@
 #   bench/overhead.sh --smoke    # CI: ~2 s at concurrency 1 and at 100 req/s, 20 streams;
 #                                #     exits 1 on any failed request or a malformed report
 #   bench/overhead.sh --phases c1,100 --seconds 5 --out report.json
+#   bench/overhead.sh --front-door openai   # the same through /v1/chat/completions
 #   bench/overhead.sh --help     # every option
 #
 # Timings are never asserted; the exit status says only whether every request succeeded and
