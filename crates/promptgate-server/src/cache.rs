@@ -12,6 +12,9 @@ use promptgate_core::{Prompt, PromptVersion, VersionLabel};
 use promptgate_store::{PromptFilter, Store, StoreError};
 use uuid::Uuid;
 
+/// How many prompts one listing reads when a name holds the wildcard `*`.
+const NAME_PAGE: u32 = 500;
+
 /// A prompt with every version, as invocations need it.
 #[derive(Debug)]
 pub struct CachedPrompt {
@@ -50,21 +53,23 @@ impl PromptCache {
         {
             return Ok(Some(id));
         }
-        // `*` is the listing's wildcard; a name cannot hold one, so it matches nothing.
-        if name.contains('*') {
-            return Ok(None);
-        }
+        // The listing's name filter is exact unless the name holds `*`, its wildcard; then the
+        // pattern also matches the name itself, among others, so read on until it is found.
         let filter = PromptFilter {
             name: Some(name.to_owned()),
             status: None,
         };
-        let found = self
-            .store
-            .list_prompts(&filter, None, 1)
-            .await?
-            .into_iter()
-            .find(|p| p.name == name)
-            .map(|p| p.id);
+        let mut after = None;
+        let found = loop {
+            let page = self.store.list_prompts(&filter, after, NAME_PAGE).await?;
+            if let Some(hit) = page.iter().find(|p| p.name == name) {
+                break Some(hit.id);
+            }
+            match page.last() {
+                Some(last) if page.len() == NAME_PAGE as usize => after = Some(last.id),
+                _ => break None,
+            }
+        };
         if let (Some(id), Ok(mut names)) = (found, self.ids_by_name.write()) {
             names.insert(name.to_owned(), id);
         }
@@ -112,6 +117,10 @@ impl PromptCache {
             self.store.prompt_revisions().await?.into_iter().collect();
         if let Ok(mut entries) = self.entries.write() {
             entries.retain(|id, entry| current.get(id) == Some(&entry.prompt.revision));
+        }
+        // Prompts are never deleted, but a database can be restored under a running gateway.
+        if let Ok(mut names) = self.ids_by_name.write() {
+            names.retain(|_, id| current.contains_key(id));
         }
         Ok(())
     }

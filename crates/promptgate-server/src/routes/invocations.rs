@@ -24,6 +24,7 @@ use promptgate_core::{
 use promptgate_providers::{
     ChatMessage, ChatRequest, EventStream, ProviderError, Role, StreamEvent, Usage,
 };
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -57,7 +58,7 @@ pub async fn invoke(
     caller: Caller,
     JsonBody(body): JsonBody<api::InvokeRequest>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
+    let received = (Instant::now(), now());
     caller.require(Scope::GatewayWrite)?;
     let request = check_request(&body, &state.limits)?;
     let not_found =
@@ -65,7 +66,7 @@ pub async fn invoke(
     let prompt_id = Uuid::parse_str(&request.prompt_id).map_err(|_| not_found())?;
     let cached = state.prompts.get(prompt_id).await?.ok_or_else(not_found)?;
     let stream = request.stream;
-    let outcome = run(&state, &caller, &cached, request, started).await?;
+    let outcome = run(&state, &caller, &cached, request, received).await?;
     let label = outcome.version.clone();
     let mut http = match outcome.answer {
         Answer::Complete(body) => (StatusCode::OK, Json(body)).into_response(),
@@ -120,9 +121,8 @@ pub(crate) async fn run(
     caller: &Caller,
     cached: &CachedPrompt,
     request: CheckedRequest,
-    started: Instant,
+    (started, received_at): (Instant, OffsetDateTime),
 ) -> Result<Outcome, ApiError> {
-    let received_at = now();
     let prompt_id = cached.prompt.id;
     if cached.prompt.status == PromptStatus::Archived {
         return Err(ApiError::NotFound(format!(
@@ -158,12 +158,15 @@ pub(crate) async fn run(
     let endpoint = match state.catalogue.get(endpoint_ref) {
         Some(endpoint) => endpoint,
         None if request.overrides.model_endpoint.is_some() => {
+            // The list of endpoints is for callers who may read prompts (as `…/model-endpoints`).
+            let known = if caller.scopes.contains(Scope::PromptRead) {
+                format!("; known: {}", state.catalogue.refs_list())
+            } else {
+                String::new()
+            };
             return Err(ApiError::Invalid(vec![Violation::invalid(
                 "model_endpoint",
-                format!(
-                    "model_endpoint {endpoint_ref:?} is not configured on this gateway; known: {}",
-                    state.catalogue.refs_list()
-                ),
+                format!("model_endpoint {endpoint_ref:?} is not configured on this gateway{known}"),
             )]));
         }
         None => {
@@ -403,6 +406,9 @@ pub(crate) fn check_request(
 /// The provider request and what the guardrails and the fitting did.
 struct Prepared {
     chat: ChatRequest,
+    /// The caller's own system text after PII redaction (`/v1`, prepend policy), which the
+    /// moderation endpoint checks like the messages.
+    caller_system: Option<String>,
     endpoint_ref: String,
     input_redactions: BTreeMap<String, u32>,
     dropped_examples: u32,
@@ -450,13 +456,12 @@ fn prepare(
         .map(|(role, text)| (*role, clean(text)))
         .collect();
     let turn_texts: Vec<String> = turns.iter().map(|(_, t)| t.clone()).collect();
-    let system_prompt = match &request.overrides.system_suffix {
+    let caller_system = request.overrides.system_suffix.as_deref().map(&mut clean);
+    let system_prompt = match &caller_system {
         None => std::borrow::Cow::Borrowed(version.settings.system_prompt.as_str()),
-        Some(suffix) => std::borrow::Cow::Owned(format!(
-            "{}\n\n{}",
-            version.settings.system_prompt,
-            clean(suffix)
-        )),
+        Some(suffix) => {
+            std::borrow::Cow::Owned(format!("{}\n\n{suffix}", version.settings.system_prompt))
+        }
     };
 
     let fitted = fit_context(
@@ -494,6 +499,7 @@ fn prepare(
         content: user_input,
     });
     Ok(Prepared {
+        caller_system,
         chat: ChatRequest {
             system: fitted.system,
             messages,
@@ -527,10 +533,10 @@ async fn moderate(
         return Ok(prepared);
     };
     let inputs: Vec<&str> = prepared
-        .chat
-        .messages
+        .caller_system
         .iter()
-        .map(|m| m.content.as_str())
+        .map(String::as_str)
+        .chain(prepared.chat.messages.iter().map(|m| m.content.as_str()))
         .collect();
     match check.client.categories(&inputs).await {
         Ok(found) => match found.into_iter().find(|c| blocked.contains(c)) {

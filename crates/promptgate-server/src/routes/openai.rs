@@ -41,7 +41,7 @@ pub async fn chat_completions(
     headers: HeaderMap,
     JsonBody(body): JsonBody<oa::ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
+    let received = (Instant::now(), now());
     caller.require(Scope::GatewayWrite)?;
     let (name, pinned) = parse_model(body.model.as_deref())?;
     let not_found = || model_not_found(body.model.as_deref().unwrap_or_default());
@@ -66,14 +66,20 @@ pub async fn chat_completions(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| body.user.clone());
-    let translated = translate(&state, &body, prompt_id.to_string(), pinned, session)?;
     let policy = cached.prompt.chat_completions;
+    let prepend = policy.system_message == promptgate_core::SystemMessageMode::Prepend;
+    let translated = translate(
+        &state,
+        &body,
+        prompt_id.to_string(),
+        pinned,
+        session,
+        prepend,
+    )?;
     let mut ignored = Vec::new();
     let mut request = translated.request;
     request.overrides = CallerOverrides {
-        system_suffix: translated
-            .system_text
-            .filter(|_| policy.system_message == promptgate_core::SystemMessageMode::Prepend),
+        system_suffix: translated.system_text.filter(|_| prepend),
         temperature: None,
         model_endpoint: None,
     };
@@ -96,7 +102,24 @@ pub async fn chat_completions(
         .as_ref()
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
-    let outcome = run(&state, &caller, &cached, request, started).await?;
+    let input_field = translated.input_field;
+    // Errors found later in the pipeline (context fitting) name the contract's fields.
+    let outcome = run(&state, &caller, &cached, request, received)
+        .await
+        .map_err(|err| match err {
+            ApiError::Invalid(violations) => ApiError::Invalid(
+                violations
+                    .into_iter()
+                    .map(|mut v| {
+                        if v.field == "userInput" {
+                            v.field.clone_from(&input_field);
+                        }
+                        v
+                    })
+                    .collect(),
+            ),
+            other => other,
+        })?;
     let created = now().unix_timestamp();
     let version = outcome.version.clone();
     let mut http = match outcome.answer {
@@ -227,6 +250,8 @@ fn parse_model(model: Option<&str>) -> Result<(&str, Option<&str>), ApiError> {
 struct Translated {
     request: CheckedRequest,
     system_text: Option<String>,
+    /// The field that holds the input, for errors about it: `messages[i].content`.
+    input_field: String,
 }
 
 /// Checks what only this front door has (roles, content parts, unsupported parameters) and
@@ -237,6 +262,7 @@ fn translate(
     prompt_id: String,
     pinned: Option<&str>,
     session: Option<String>,
+    prepend: bool,
 ) -> Result<Translated, ApiError> {
     let mut violations = unsupported_params(body);
     let messages = body.messages.as_deref().unwrap_or_default();
@@ -261,7 +287,8 @@ fn translate(
             other => violations.push(Violation::invalid(
                 format!("messages[{i}].role"),
                 format!(
-                    "role is {other:?}; the gateway takes system, developer, user and assistant messages (tool calls are not supported)"
+                    "role is {}; the gateway takes system, developer, user and assistant messages (tool calls are not supported)",
+                    other.map_or_else(|| "missing".to_owned(), |r| format!("\"{r}\""))
                 ),
             )),
         }
@@ -301,7 +328,8 @@ fn translate(
         ));
     }
     let system_text = (!system.is_empty()).then(|| system.join("\n\n"));
-    if let Some(text) = &system_text
+    // Under `replace` the caller's system text is dropped, so its length does not matter.
+    if let Some(text) = system_text.as_ref().filter(|_| prepend)
         && crate::limits::is_over(text, state.limits.max_system_prompt_chars)
     {
         violations.push(crate::limits::too_long(
@@ -369,6 +397,7 @@ fn translate(
         Ok(request) if violations.is_empty() => Ok(Translated {
             request,
             system_text,
+            input_field: rename("userInput"),
         }),
         Ok(_) => Err(ApiError::Invalid(violations)),
         Err(ApiError::Invalid(more)) => {
@@ -398,7 +427,8 @@ fn message_text(content: Option<&Value>) -> Result<String, String> {
                     (Some("text"), Some(t)) => text.push_str(t),
                     (kind, _) => {
                         return Err(format!(
-                            "content part {j} is of type {kind:?}; the gateway takes text parts only"
+                            "content part {j} is of type {}; the gateway takes text parts only",
+                            kind.map_or_else(|| "none".to_owned(), |k| format!("\"{k}\""))
                         ));
                     }
                 }

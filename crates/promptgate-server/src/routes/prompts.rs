@@ -309,6 +309,13 @@ pub async fn update_prompt(
         body.few_shot_examples.as_deref(),
         &mut too_long,
     );
+    // A mode that no prompt could take is refused before anything is read.
+    if let Err(v) = apply_chat_completions(
+        ChatCompletionsPolicy::default(),
+        body.chat_completions.as_ref(),
+    ) {
+        too_long.push(v);
+    }
     if !too_long.is_empty() {
         return Err(ApiError::Invalid(too_long));
     }

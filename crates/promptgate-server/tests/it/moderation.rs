@@ -188,3 +188,55 @@ async fn every_invocation_leaves_one_record_with_its_outcome() {
         "exactly one record per invocation"
     );
 }
+
+/// Under the `prepend` policy the caller's system text of `/v1/chat/completions` reaches the
+/// provider, so the moderation endpoint sees it too (after PII redaction), like the messages.
+#[tokio::test]
+async fn the_caller_system_text_of_v1_is_moderated_under_prepend() {
+    let (fake, url) = start_fake().await;
+    let (app, id) = app_with_moderation(&url, false).await;
+    let policy = send(
+        &app.router,
+        with_body(
+            "PUT",
+            &format!("/api/v2/ai/llm/gateway/prompts/{id}"),
+            &app.bearer(),
+            "application/json",
+            json!({"chatCompletions": {"systemMessage": "prepend"}}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(policy.status, StatusCode::OK, "{}", policy.text());
+    *fake.flag.lock().unwrap() = Some("violence");
+    let body = json!({"model": "prompt:guarded", "messages": [
+        {"role": "system", "content": "Write to ops@example.com about the plan."},
+        {"role": "user", "content": "hello"}]});
+    let answer = send(
+        &app.router,
+        with_body(
+            "POST",
+            "/v1/chat/completions",
+            &app.bearer(),
+            "application/json",
+            body.to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.text()
+    );
+    let error: Value = serde_json::from_str(&answer.text()).unwrap();
+    assert_eq!(
+        error["error"]["code"], "content_policy_violation",
+        "{error}"
+    );
+    let seen = fake.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let sent = seen[0]["input"].to_string();
+    assert!(sent.contains("Write to [EMAIL] about the plan."), "{sent}");
+    assert!(sent.contains("hello"), "{sent}");
+    assert!(!sent.contains("ops@example.com"), "{sent}");
+}

@@ -812,3 +812,153 @@ async fn the_upstream_failing_is_a_server_error_and_the_rate_limit_is_rate_limit
     openai_error(&resp, 429, "requests", "rate_limit_exceeded");
     assert!(resp.header("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn a_stream_that_breaks_off_ends_with_one_openai_error_and_no_done() {
+    let (reply, mut feed) = Reply::stream();
+    let gw = Gateway::start(vec![reply]).await;
+    gw.create_prompt(&prompt_on("breaks", OPENAI_REF, SYSTEM_A))
+        .await;
+    feed.send(&Flavor::OpenAi.stream_start("Hel"));
+    feed.finish();
+    let raw = gw
+        .server
+        .request(reqwest::Method::POST, CHAT)
+        .bearer_auth(&gw.token)
+        .json(&json!({"model": "prompt:breaks", "messages": user("hi"), "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 200);
+    let mut reader = SseReader::new(raw);
+    let mut data = Vec::new();
+    while let Some(event) = reader.next().await {
+        data.push(event.data);
+    }
+    assert!(
+        !data.iter().any(|d| d == "[DONE]"),
+        "no [DONE]: {}",
+        reader.raw
+    );
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["type"], "server_error", "{last}");
+    assert_eq!(last["error"]["code"], "upstream_error", "{last}");
+    let text: String = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, "Hel", "what arrived before the break is relayed");
+}
+
+#[tokio::test]
+async fn names_with_wildcards_and_at_signs_are_models_too() {
+    let server = Server::start();
+    let token = server.admin_token().await;
+    for name in ["team*bot@eu", "teamXbot@eu"] {
+        server.create_prompt(&token, &prompt_body(name)).await;
+    }
+    for (model, version) in [
+        ("prompt:team*bot@eu", None),
+        ("prompt:team*bot@eu@1.0.0", Some("1.0.0")),
+        ("prompt:teamXbot@eu", None),
+    ] {
+        let body = server
+            .post(
+                CHAT,
+                Some(&token),
+                &json!({"model": model, "messages": user("hi")}),
+            )
+            .await
+            .ok(200);
+        if let Some(version) = version {
+            assert_eq!(body["promptgate"]["version"], version);
+        }
+        server
+            .get(&format!("{MODELS}/{model}"), Some(&token))
+            .await
+            .ok(200);
+    }
+    // Each name finds its own prompt, not the other that its wildcard would also match.
+    let star = server
+        .get_query(PROMPTS, &token, &[("name", "team*bot@eu")])
+        .await
+        .ok(200);
+    let ids: Vec<String> = star["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| str_field(p, "id"))
+        .collect();
+    assert_eq!(ids.len(), 2, "the listing's pattern matches both: {star}");
+    let first = server
+        .post(
+            CHAT,
+            Some(&token),
+            &json!({"model": "prompt:team*bot@eu", "messages": user("hi")}),
+        )
+        .await
+        .ok(200);
+    let second = server
+        .post(
+            CHAT,
+            Some(&token),
+            &json!({"model": "prompt:teamXbot@eu", "messages": user("hi")}),
+        )
+        .await
+        .ok(200);
+    assert_ne!(
+        first["promptgate"]["promptId"],
+        second["promptgate"]["promptId"]
+    );
+}
+
+#[tokio::test]
+async fn a_request_over_the_context_window_is_context_length_exceeded_on_the_input() {
+    let server = Server::start();
+    let token = server.admin_token().await;
+    server.create_prompt(&token, &prompt_body("window")).await;
+    let resp = server
+        .post(
+            CHAT,
+            Some(&token),
+            &json!({"model": "prompt:window", "max_tokens": 100_000_000, "messages": [
+                {"role": "user", "content": "earlier"},
+                {"role": "assistant", "content": "yes"},
+                {"role": "user", "content": "now"}]}),
+        )
+        .await;
+    let error = openai_error(
+        &resp,
+        400,
+        "invalid_request_error",
+        "context_length_exceeded",
+    );
+    assert_eq!(error["error"]["param"], "messages[2].content", "{error}");
+}
+
+#[tokio::test]
+async fn a_bad_policy_is_refused_before_the_prompt_is_read() {
+    let server = Server::start();
+    let token = server.admin_token().await;
+    // No such prompt: the mode is checked first, with the other fields, so this is a 400.
+    let resp = server
+        .put(
+            &prompt_path(&uuid::Uuid::now_v7().to_string()),
+            &token,
+            &json!({"chatCompletions": {"systemMessage": "append"}, "version": "1.0.1",
+                    "systemPrompt": "x".repeat(200_001)}),
+            None,
+        )
+        .await;
+    let body = resp.error(400, "invalid.value");
+    let fields = resp.field_names();
+    assert!(
+        fields.contains("chatCompletions.systemMessage") && fields.contains("systemPrompt"),
+        "{body}"
+    );
+}
