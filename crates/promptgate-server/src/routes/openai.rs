@@ -521,28 +521,30 @@ fn report(answer: &api::InvokeResponse, ignored: Vec<String>) -> oa::GatewayRepo
 }
 
 fn completion(
-    answer: api::InvokeResponse,
+    mut answer: api::InvokeResponse,
     created: i64,
     ignored: Vec<String>,
 ) -> oa::ChatCompletion {
+    // The output and the model move into the answer; only the small report fields are copied.
+    let promptgate = report(&answer, ignored);
     oa::ChatCompletion {
-        id: answer.response_id.clone(),
+        id: answer.response_id,
         object: "chat.completion".to_owned(),
         created,
-        model: answer.model.clone(),
+        model: answer.model,
         system_fingerprint: None,
         choices: vec![oa::Choice {
             index: 0,
             message: oa::AssistantMessage {
                 role: "assistant".to_owned(),
-                content: answer.output.clone().unwrap_or_default(),
+                content: answer.output.take().unwrap_or_default(),
                 refusal: None,
             },
             logprobs: None,
             finish_reason: finish_reason(&answer.finish_reason),
         }],
         usage: usage(answer.token_usage.as_ref()),
-        promptgate: report(&answer, ignored),
+        promptgate,
     }
 }
 

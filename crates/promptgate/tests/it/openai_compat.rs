@@ -48,6 +48,11 @@ async fn two_versions(server: &Server, token: &str, name: &str, split: Value) ->
     id
 }
 
+/// `POST /v1/chat/completions` with `token`.
+async fn chat(server: &Server, token: &str, body: &Value) -> Resp {
+    server.post(CHAT, Some(token), body).await
+}
+
 #[track_caller]
 fn openai_error(resp: &Resp, status: u16, kind: &str, code: &str) -> Value {
     assert_eq!(resp.status, status, "{resp}");
@@ -79,13 +84,12 @@ async fn a_plain_completion_answers_in_openai_shape_and_leaves_telemetry() {
         .create_prompt(&token, &prompt_body("support_agent"))
         .await;
     let id = str_field(&created, "id");
-    let resp = server
-        .post(
-            CHAT,
-            Some(&token),
-            &json!({"model": "prompt:support_agent", "messages": user("Where is my parcel?")}),
-        )
-        .await;
+    let resp = chat(
+        &server,
+        &token,
+        &json!({"model": "prompt:support_agent", "messages": user("Where is my parcel?")}),
+    )
+    .await;
     let body = resp.ok(200);
     assert_eq!(body["object"], "chat.completion");
     assert!(body["created"].as_i64().is_some_and(|t| t > 1_700_000_000));
@@ -157,13 +161,12 @@ async fn a_pinned_version_serves_whatever_the_split_says_and_unknown_ones_are_mo
         ("prompt:pinned@1.0.0", "1.0.0"),
         ("prompt:pinned@1.1.0", "1.1.0"),
     ] {
-        let resp = server
-            .post(
-                CHAT,
-                Some(&token),
-                &json!({"model": model, "messages": user("hi")}),
-            )
-            .await;
+        let resp = chat(
+            &server,
+            &token,
+            &json!({"model": model, "messages": user("hi")}),
+        )
+        .await;
         let body = resp.ok(200);
         assert_eq!(body["promptgate"]["version"], version, "{model}");
         assert_eq!(resp.header("x-prompt-version").as_deref(), Some(version));
@@ -175,13 +178,12 @@ async fn a_pinned_version_serves_whatever_the_split_says_and_unknown_ones_are_mo
         "gpt-4o",
         "prompt:",
     ] {
-        let resp = server
-            .post(
-                CHAT,
-                Some(&token),
-                &json!({"model": model, "messages": user("hi")}),
-            )
-            .await;
+        let resp = chat(
+            &server,
+            &token,
+            &json!({"model": model, "messages": user("hi")}),
+        )
+        .await;
         let body = openai_error(&resp, 404, "invalid_request_error", "model_not_found");
         assert!(
             body["error"]["message"].as_str().unwrap().contains(model),
@@ -214,14 +216,13 @@ async fn the_session_key_is_the_header_or_user_and_routes_like_invocations() {
             .await
             .ok(200)["version"]
             .clone();
-        let by_user = server
-            .post(
-                CHAT,
-                Some(&token),
-                &json!({"model": "prompt:sticky", "messages": user("hi"), "user": session}),
-            )
-            .await
-            .ok(200)["promptgate"]["version"]
+        let by_user = chat(
+            &server,
+            &token,
+            &json!({"model": "prompt:sticky", "messages": user("hi"), "user": session}),
+        )
+        .await
+        .ok(200)["promptgate"]["version"]
             .clone();
         let by_header = server
             .send(
@@ -367,7 +368,7 @@ async fn errors_take_openai_shape_with_openai_codes() {
     );
     let reader = server.scoped_token("ai:prompt:read").await;
     openai_error(
-        &server.post(CHAT, Some(&reader), &ok_body).await,
+        &chat(&server, &reader, &ok_body).await,
         403,
         "permission_error",
         "insufficient_permissions",
@@ -431,7 +432,7 @@ async fn errors_take_openai_shape_with_openai_codes() {
         ),
     ];
     for (body, param) in cases {
-        let resp = server.post(CHAT, Some(&admin), &body).await;
+        let resp = chat(&server, &admin, &body).await;
         let error = openai_error(&resp, 400, "invalid_request_error", &code_of(&resp));
         assert_eq!(error["error"]["param"], param, "{error}");
     }
@@ -513,13 +514,12 @@ async fn models_lists_active_prompts_and_retrieves_one() {
     }
     // An archived prompt is not served either.
     openai_error(
-        &server
-            .post(
-                CHAT,
-                Some(&token),
-                &json!({"model": "prompt:beta", "messages": user("hi")}),
-            )
-            .await,
+        &chat(
+            &server,
+            &token,
+            &json!({"model": "prompt:beta", "messages": user("hi")}),
+        )
+        .await,
         404,
         "invalid_request_error",
         "model_not_found",
@@ -552,7 +552,7 @@ async fn the_prompt_policy_decides_the_system_message_and_caller_settings() {
     });
 
     // Default: replace, caller settings ignored (and said so).
-    let resp = gw.server.post(CHAT, Some(&gw.token), &body).await;
+    let resp = chat(&gw.server, &gw.token, &body).await;
     let out = resp.ok(200);
     assert_eq!(out["choices"][0]["message"]["content"], "Noted.");
     assert_eq!(out["model"], OPENAI_REPORTED);
@@ -590,7 +590,7 @@ async fn the_prompt_policy_decides_the_system_message_and_caller_settings() {
         json!({"systemMessage": "prepend", "allowCallerSettings": true})
     );
     assert_eq!(prompt["versions"], json!(["1.0.0"]), "no new version");
-    let resp = gw.server.post(CHAT, Some(&gw.token), &body).await;
+    let resp = chat(&gw.server, &gw.token, &body).await;
     resp.ok(200);
     assert_eq!(resp.header("x-promptgate-ignored-params"), None);
     let sent = gw.fake.requests().pop().unwrap().json();
@@ -617,26 +617,22 @@ async fn the_prompt_policy_decides_the_system_message_and_caller_settings() {
     assert_eq!(entry["details"]["after"]["systemMessage"], "prepend");
 
     // A caller's model endpoint must be configured.
-    let resp = gw
-        .server
-        .post(
-            CHAT,
-            Some(&gw.token),
-            &json!({"model": "prompt:policy", "messages": user("hi"),
+    let resp = chat(
+        &gw.server,
+        &gw.token,
+        &json!({"model": "prompt:policy", "messages": user("hi"),
                     "model_endpoint": "nowhere/none"}),
-        )
-        .await;
+    )
+    .await;
     let error = openai_error(&resp, 400, "invalid_request_error", "invalid_value");
     assert_eq!(error["error"]["param"], "model_endpoint");
-    let resp = gw
-        .server
-        .post(
-            CHAT,
-            Some(&gw.token),
-            &json!({"model": "prompt:policy", "messages": user("hi"),
+    let resp = chat(
+        &gw.server,
+        &gw.token,
+        &json!({"model": "prompt:policy", "messages": user("hi"),
                     "model_endpoint": "builtin/echo"}),
-        )
-        .await;
+    )
+    .await;
     assert!(
         resp.ok(200)["choices"][0]["message"]["content"]
             .as_str()
@@ -708,16 +704,14 @@ async fn guardrails_apply_as_for_invocations() {
         json!({"contentFiltering": ["pii"], "blockedCategories": ["violence"]});
     body["chatCompletions"] = json!({"systemMessage": "prepend"});
     let id = gw.create_prompt(&body).await;
-    let resp = gw
-        .server
-        .post(
-            CHAT,
-            Some(&gw.token),
-            &json!({"model": "prompt:guarded", "messages": [
+    let resp = chat(
+        &gw.server,
+        &gw.token,
+        &json!({"model": "prompt:guarded", "messages": [
                 {"role": "system", "content": "The customer is jane@example.org."},
                 {"role": "user", "content": "I am bob@example.com"}]}),
-        )
-        .await;
+    )
+    .await;
     let out = resp.ok(200);
     assert_eq!(
         out["choices"][0]["message"]["content"],
@@ -738,14 +732,12 @@ async fn guardrails_apply_as_for_invocations() {
     );
 
     let before = gw.fake.requests().len();
-    let resp = gw
-        .server
-        .post(
-            CHAT,
-            Some(&gw.token),
-            &json!({"model": "prompt:guarded", "messages": user("I will kill him with a knife")}),
-        )
-        .await;
+    let resp = chat(
+        &gw.server,
+        &gw.token,
+        &json!({"model": "prompt:guarded", "messages": user("I will kill him with a knife")}),
+    )
+    .await;
     openai_error(
         &resp,
         422,
@@ -778,14 +770,12 @@ async fn the_upstream_failing_is_a_server_error_and_the_rate_limit_is_rate_limit
     .await;
     gw.create_prompt(&prompt_on("failing", OPENAI_REF, SYSTEM_A))
         .await;
-    let resp = gw
-        .server
-        .post(
-            CHAT,
-            Some(&gw.token),
-            &json!({"model": "prompt:failing", "messages": user("hi")}),
-        )
-        .await;
+    let resp = chat(
+        &gw.server,
+        &gw.token,
+        &json!({"model": "prompt:failing", "messages": user("hi")}),
+    )
+    .await;
     openai_error(&resp, 502, "server_error", "upstream_error");
 
     let admin_id = uuid::Uuid::new_v4().to_string();
@@ -806,9 +796,9 @@ async fn the_upstream_failing_is_a_server_error_and_the_rate_limit_is_rate_limit
         .await;
     let app = server.token(&id, &secret, None).await;
     let body = json!({"model": "prompt:limited", "messages": user("hi")});
-    server.post(CHAT, Some(&app), &body).await.ok(200);
-    server.post(CHAT, Some(&app), &body).await.ok(200);
-    let resp = server.post(CHAT, Some(&app), &body).await;
+    chat(&server, &app, &body).await.ok(200);
+    chat(&server, &app, &body).await.ok(200);
+    let resp = chat(&server, &app, &body).await;
     openai_error(&resp, 429, "requests", "rate_limit_exceeded");
     assert!(resp.header("retry-after").is_some());
 }
@@ -867,14 +857,13 @@ async fn names_with_wildcards_and_at_signs_are_models_too() {
         ("prompt:team*bot@eu@1.0.0", Some("1.0.0")),
         ("prompt:teamXbot@eu", None),
     ] {
-        let body = server
-            .post(
-                CHAT,
-                Some(&token),
-                &json!({"model": model, "messages": user("hi")}),
-            )
-            .await
-            .ok(200);
+        let body = chat(
+            &server,
+            &token,
+            &json!({"model": model, "messages": user("hi")}),
+        )
+        .await
+        .ok(200);
         if let Some(version) = version {
             assert_eq!(body["promptgate"]["version"], version);
         }
@@ -895,22 +884,20 @@ async fn names_with_wildcards_and_at_signs_are_models_too() {
         .map(|p| str_field(p, "id"))
         .collect();
     assert_eq!(ids.len(), 2, "the listing's pattern matches both: {star}");
-    let first = server
-        .post(
-            CHAT,
-            Some(&token),
-            &json!({"model": "prompt:team*bot@eu", "messages": user("hi")}),
-        )
-        .await
-        .ok(200);
-    let second = server
-        .post(
-            CHAT,
-            Some(&token),
-            &json!({"model": "prompt:teamXbot@eu", "messages": user("hi")}),
-        )
-        .await
-        .ok(200);
+    let first = chat(
+        &server,
+        &token,
+        &json!({"model": "prompt:team*bot@eu", "messages": user("hi")}),
+    )
+    .await
+    .ok(200);
+    let second = chat(
+        &server,
+        &token,
+        &json!({"model": "prompt:teamXbot@eu", "messages": user("hi")}),
+    )
+    .await
+    .ok(200);
     assert_ne!(
         first["promptgate"]["promptId"],
         second["promptgate"]["promptId"]
@@ -922,16 +909,15 @@ async fn a_request_over_the_context_window_is_context_length_exceeded_on_the_inp
     let server = Server::start();
     let token = server.admin_token().await;
     server.create_prompt(&token, &prompt_body("window")).await;
-    let resp = server
-        .post(
-            CHAT,
-            Some(&token),
-            &json!({"model": "prompt:window", "max_tokens": 100_000_000, "messages": [
+    let resp = chat(
+        &server,
+        &token,
+        &json!({"model": "prompt:window", "max_tokens": 100_000_000, "messages": [
                 {"role": "user", "content": "earlier"},
                 {"role": "assistant", "content": "yes"},
                 {"role": "user", "content": "now"}]}),
-        )
-        .await;
+    )
+    .await;
     let error = openai_error(
         &resp,
         400,
