@@ -36,6 +36,7 @@ mod console;
 mod context_fitting;
 mod crash;
 mod errors;
+mod install_deps;
 mod invocation_providers;
 mod invocations;
 mod limits;
