@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the request path's pure pieces: version choice, token counting, PII
-//! redaction and context fitting.
+//! redaction, profanity masking and context fitting.
 //!
 //! Run: `cargo bench -p promptgate-core --bench hot_path`
 
@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use promptgate_core::guardrails::pii;
+use promptgate_core::guardrails::{pii, profanity};
 use promptgate_core::invocation::{ContextInput, choose_version, fit_context};
 use promptgate_core::{
     FewShotExample, SplitStrategy, TokenCounter, TokenizerKind, TrafficSplit, VersionLabel,
@@ -63,6 +63,9 @@ fn benches(c: &mut Criterion) {
         });
         c.bench_function(&format!("pii redaction {label}"), |b| {
             b.iter(|| pii::redact(black_box(&text)))
+        });
+        c.bench_function(&format!("profanity masking {label}"), |b| {
+            b.iter(|| profanity::mask(black_box(&text)))
         });
     }
 

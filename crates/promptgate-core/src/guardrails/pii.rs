@@ -168,6 +168,12 @@ const LEFT_CONTEXT: usize = 32;
 /// bytes, with a character's worth of margin.
 const LOOKAHEAD: usize = 1 + 7 + 4;
 
+/// Longest look-ahead of the number and phone detectors past a candidate's end: whether a
+/// joiner there splits the run ([`splits`]) can depend on a separator, a card layout (19 bytes),
+/// a separator and a placeholder or a group of up to [`LONG_GROUP`] digits, a separator and a
+/// digit; with a few bytes of margin.
+const NUMBER_LOOKAHEAD: usize = 1 + 19 + 1 + 7 + LONG_GROUP + 2 + 4;
+
 /// Longest e-mail match: local part 64, `@`, eight labels of 63 plus a dot, a TLD of 24.
 const EMAIL_WINDOW: usize = 64 + 1 + 8 * 64 + 24 + LOOKAHEAD;
 
@@ -250,14 +256,14 @@ const RULES: [(Rule, PiiKind, Class, &str, usize); 11] = [
         PiiKind::Card,
         Class::Number,
         r"[0-9](?:[ \-]?[0-9]){12,18}",
-        37 + LOOKAHEAD,
+        37 + NUMBER_LOOKAHEAD,
     ),
     (
         Rule::Ssn,
         PiiKind::Ssn,
         Class::Number,
         r"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}",
-        11 + LOOKAHEAD,
+        11 + NUMBER_LOOKAHEAD,
     ),
     (
         Rule::Nino,
@@ -271,7 +277,7 @@ const RULES: [(Rule, PiiKind, Class, &str, usize); 11] = [
         PiiKind::Ssn,
         Class::Number,
         r"[2-9][0-9]{3}[ \-][0-9]{4}[ \-][0-9]{4}",
-        14 + LOOKAHEAD,
+        14 + NUMBER_LOOKAHEAD,
     ),
     (
         Rule::Ipv6,
@@ -293,14 +299,14 @@ const RULES: [(Rule, PiiKind, Class, &str, usize); 11] = [
         Class::Phone,
         // `+` or `00`, a country code, an optional `(0)` trunk prefix, then up to six groups.
         r"(?:\+|00)[1-9][0-9]{0,2}(?:[ .\-]?\(0\))?(?:[ .\-/]?\(?[0-9]{1,6}\)?){1,6}",
-        2 + 3 + 4 + 6 * 9 + LOOKAHEAD,
+        2 + 3 + 4 + 6 * 9 + NUMBER_LOOKAHEAD,
     ),
     (
         Rule::PhoneNanp,
         PiiKind::Phone,
         Class::Phone,
         r"(?:1[ .\-]?)?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .\-])[2-9][0-9]{2}[ .\-][0-9]{4}",
-        16 + LOOKAHEAD,
+        16 + NUMBER_LOOKAHEAD,
     ),
     (
         Rule::PhoneTrunk,
@@ -308,14 +314,14 @@ const RULES: [(Rule, PiiKind, Class, &str, usize); 11] = [
         Class::Phone,
         // A national number with a trunk `0`: UK, German, French, Indian, Japanese, Australian…
         r"\(?0[1-9][0-9]{0,4}\)?(?:[ .\-/][0-9]{2,8}){1,4}",
-        8 + 4 * 9 + LOOKAHEAD,
+        8 + 4 * 9 + NUMBER_LOOKAHEAD,
     ),
     (
         Rule::PhoneIndia,
         PiiKind::Phone,
         Class::Phone,
         r"[6-9][0-9]{4}[ \-][0-9]{5}",
-        11 + LOOKAHEAD,
+        11 + NUMBER_LOOKAHEAD,
     ),
 ];
 
@@ -529,6 +535,35 @@ fn validate(rule: Rule, hay: &str, start: usize, end: usize) -> Option<usize> {
 fn validate_card(hay: &str, start: usize, end: usize) -> Option<usize> {
     if continues_left(hay, start) || char_before(hay, start) == Some('+') {
         return None;
+    }
+    let bytes = hay.as_bytes();
+    let text = &hay[start..end];
+    let mut seps = text.bytes().filter(|b| !b.is_ascii_digit());
+    let one_sep = seps.next().is_none_or(|first| seps.all(|b| b == first));
+    if one_sep && !continues_right(hay, end) && is_card_number(&digits_of(text)) {
+        return Some(end);
+    }
+    // Read from the left, a card in a standard layout is the card ("4111 1111 1111 1111 5555
+    // 5555 5555 4444" is two).
+    if let Some(card_end) = card_layout_len(bytes, start) {
+        return Some(card_end);
+    }
+    // Otherwise the match ends where the separator changes or a card in a standard layout ends
+    // or starts inside it ("415 555 0132 4111 1111 1111 1111").
+    let mut sep = None;
+    let mut end = end;
+    for (i, &b) in bytes.iter().enumerate().take(end).skip(start) {
+        if b.is_ascii_digit() {
+            continue;
+        }
+        if sep.is_some_and(|s| s != b)
+            || card_layout_ends_at(bytes, start, i)
+            || card_layout_starts_at(hay, i + 1)
+        {
+            end = i;
+            break;
+        }
+        sep = Some(b);
     }
     let text = &hay[start..end];
     let whole = digits_of(text);
@@ -744,13 +779,165 @@ fn is_joiner(c: char) -> bool {
 /// Whether the number starting at `i` is the tail of a longer number or of a word.
 fn continues_left(hay: &str, i: usize) -> bool {
     word_like_before(hay, i)
-        || char_before(hay, i).is_some_and(|c| is_joiner(c) && digit_like_before(hay, i - 1))
+        || char_before(hay, i)
+            .is_some_and(|c| is_joiner(c) && digit_like_before(hay, i - 1) && !splits(hay, i - 1))
 }
 
 /// Whether the number ending at `i` goes on as a longer number or a word.
 fn continues_right(hay: &str, i: usize) -> bool {
     word_like_after(hay, i)
-        || char_at(hay, i).is_some_and(|c| is_joiner(c) && digit_like_after(hay, i + 1))
+        || char_at(hay, i)
+            .is_some_and(|c| is_joiner(c) && digit_like_after(hay, i + 1) && !splits(hay, i))
+}
+
+// How digit runs are cut into numbers. A run of digit groups joined by single joiners
+// (`415-555-0132 4111 1111 1111 1111`) is one number unless a joiner *splits* it. A joiner
+// splits the run when
+// - it differs from the joiner just before the group on its left or just after the group on
+//   its right (a change of separator: `415-555-0132 4111…`, `4111-…-1111 5555-…`);
+// - it is a space or a dash next to a group of `LONG_GROUP` or more digits (no grouped format
+//   has such a group, so it is a whole number: `4111111111111111 5555555555554444`);
+// - a card in a standard layout (4-4-4-4, 4-6-5, 4-6-4, one separator, Luhn-valid) ends right
+//   before it, or starts right after it and ends the run (`4111 1111 1111 1111 5555 5555 5555
+//   4444`, `415 555 0132 4111 1111 1111 1111`).
+// Each rule reads a bounded neighbourhood (at most a card layout and a group to either side),
+// so a candidate still depends only on the text near it. Placeholders never split: a rule
+// that would have to look into one says no, so a redacted text splits at most where the
+// original did, and redacting twice changes nothing.
+
+/// A group this long is a whole number, never one group of a grouped number.
+const LONG_GROUP: usize = 9;
+
+/// Group lengths of the standard card layouts, left to right.
+const CARD_LAYOUTS: [&[usize]; 3] = [&[4, 4, 4, 4], &[4, 6, 5], &[4, 6, 4]];
+
+/// Whether the joiner at byte `j` (between digit-like neighbours) separates two numbers.
+fn splits(hay: &str, j: usize) -> bool {
+    splits_by_shape(hay.as_bytes(), j)
+        || card_layout_ends_at(hay.as_bytes(), 0, j)
+        || card_layout_starts_at(hay, j + 1)
+}
+
+/// The rules of [`splits`] that look only at the two groups around the joiner and the joiners
+/// next to them: a change of separator and a long group.
+fn splits_by_shape(bytes: &[u8], j: usize) -> bool {
+    let joiner = bytes[j];
+    let left = digits_back(bytes, j, LONG_GROUP);
+    let right = digits_fwd(bytes, j + 1, LONG_GROUP);
+    if joiner != b'.' && (left >= LONG_GROUP || right >= LONG_GROUP) {
+        return true;
+    }
+    let differs = |k: Option<u8>| k.is_some_and(|k| k != joiner);
+    let before = (left > 0 && left < LONG_GROUP)
+        .then(|| joiner_before(bytes, j - left))
+        .flatten();
+    let after = (right > 0 && right < LONG_GROUP)
+        .then(|| joiner_after(bytes, j + 1 + right))
+        .flatten();
+    differs(before) || differs(after)
+}
+
+/// How many ASCII digits end at `end` (counting back, at most `cap`).
+fn digits_back(bytes: &[u8], end: usize, cap: usize) -> usize {
+    bytes[..end]
+        .iter()
+        .rev()
+        .take(cap)
+        .take_while(|b| b.is_ascii_digit())
+        .count()
+}
+
+/// How many ASCII digits start at `start` (at most `cap`).
+fn digits_fwd(bytes: &[u8], start: usize, cap: usize) -> usize {
+    bytes
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .take(cap)
+        .take_while(|b| b.is_ascii_digit())
+        .count()
+}
+
+/// The joiner right before the group starting at `start`, if a digit precedes it (a
+/// placeholder does not count: see the rules above).
+fn joiner_before(bytes: &[u8], start: usize) -> Option<u8> {
+    let j = start.checked_sub(1)?;
+    let digit_before = j.checked_sub(1).is_some_and(|k| bytes[k].is_ascii_digit());
+    (is_joiner(char::from(bytes[j])) && digit_before).then_some(bytes[j])
+}
+
+/// The joiner right after the group ending at `end`, if a digit follows it.
+fn joiner_after(bytes: &[u8], end: usize) -> Option<u8> {
+    let j = *bytes.get(end)?;
+    let digit_after = bytes.get(end + 1).is_some_and(u8::is_ascii_digit);
+    (is_joiner(char::from(j)) && digit_after).then_some(j)
+}
+
+/// Whether the groups ending at `end` (exactly, and starting at or after `floor`) are a
+/// Luhn-valid card in a standard layout.
+fn card_layout_ends_at(bytes: &[u8], floor: usize, end: usize) -> bool {
+    CARD_LAYOUTS.iter().any(|layout| {
+        let mut pos = end;
+        let mut sep = None;
+        for (n, &len) in layout.iter().rev().enumerate() {
+            if n > 0 {
+                let Some(j) = pos.checked_sub(1) else {
+                    return false;
+                };
+                if !matches!(bytes[j], b' ' | b'-') || sep.is_some_and(|s| s != bytes[j]) {
+                    return false;
+                }
+                sep = Some(bytes[j]);
+                pos = j;
+            }
+            if digits_back(bytes, pos, len + 1) != len || pos - len < floor {
+                return false;
+            }
+            pos -= len;
+        }
+        layout_is_card(&bytes[pos..end])
+    })
+}
+
+/// Whether the groups starting at `start` are a Luhn-valid card in a standard layout that ends
+/// the run (nothing joined after it, or a joiner that [`splits_by_shape`]).
+fn card_layout_starts_at(hay: &str, start: usize) -> bool {
+    card_layout_len(hay.as_bytes(), start).is_some_and(|pos| {
+        !char_at(hay, pos).is_some_and(|c| is_joiner(c) && digit_like_after(hay, pos + 1))
+            || splits_by_shape(hay.as_bytes(), pos)
+    })
+}
+
+/// The end of the Luhn-valid card in a standard layout that starts at `start`, if there is one.
+fn card_layout_len(bytes: &[u8], start: usize) -> Option<usize> {
+    CARD_LAYOUTS.iter().find_map(|layout| {
+        let mut pos = start;
+        let mut sep = None;
+        for (n, &len) in layout.iter().enumerate() {
+            if n > 0 {
+                let &j = bytes.get(pos)?;
+                if !matches!(j, b' ' | b'-') || sep.is_some_and(|s| s != j) {
+                    return None;
+                }
+                sep = Some(j);
+                pos += 1;
+            }
+            if digits_fwd(bytes, pos, len + 1) != len {
+                return None;
+            }
+            pos += len;
+        }
+        layout_is_card(&bytes[start..pos]).then_some(pos)
+    })
+}
+
+fn layout_is_card(text: &[u8]) -> bool {
+    let digits: String = text
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .map(|&b| char::from(b))
+        .collect();
+    is_card_number(&digits)
 }
 
 #[cfg(test)]

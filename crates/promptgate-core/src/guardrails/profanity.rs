@@ -15,8 +15,9 @@
 //! segment.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
-use rustrict::{Censor, Type};
+use rustrict::{Censor, Trie, Type};
 
 /// A masked text and how many words were masked.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -161,11 +162,12 @@ fn threshold() -> Type {
 /// Masks one segment into `out` and returns how many words it masked.
 fn mask_segment(segment: &str, out: &mut String) -> u32 {
     let chars: Vec<char> = segment.chars().collect();
+    let codes = code_chars(&chars);
     let mut cache = BTreeMap::new();
     // The faithful view keeps what rustrict would make of accented and look-alike letters; if
     // it does not line up (a rare composition across characters), the ASCII view always does.
     let marks = [false, true].into_iter().find_map(|ascii_only| {
-        let (view, map) = build_view(&chars, ascii_only, &mut cache);
+        let (view, map) = build_view(&chars, &codes, ascii_only, &mut cache);
         let view_marks = censor_view(&view)?;
         let mut marks = vec![None; chars.len()];
         for (mark, &i) in view_marks.into_iter().zip(&map) {
@@ -183,12 +185,14 @@ fn mask_segment(segment: &str, out: &mut String) -> u32 {
     // letter before it.
     let mut resolved = Vec::with_capacity(chars.len());
     let mut previous = Mark::Keep;
-    for mark in marks {
+    for (mark, &code) in marks.into_iter().zip(&codes) {
         let mark = mark.unwrap_or(if previous == Mark::Masked {
             Mark::Masked
         } else {
             Mark::Keep
         });
+        // A code is never part of a word, even if rustrict read across it.
+        let mark = if code { Mark::Keep } else { mark };
         resolved.push(mark);
         previous = mark;
     }
@@ -215,8 +219,9 @@ fn mask_segment(segment: &str, out: &mut String) -> u32 {
 /// rustrict reads through separators (to catch "f u c k") and, when the next word could begin
 /// a longer match, marks the separator and that word's first letters too ("fuck, hello" would
 /// become "*******ello"). Only profane words are masked: a word whose masked part is a prefix
-/// reached across a masked separator is unmasked, and so is a masked separator that does not
-/// lead to a masked letter.
+/// reached across a masked separator is unmasked (and then what is left of the match before it
+/// must be profane on its own), and so is a masked separator that does not lead to a masked
+/// letter.
 fn trim_to_words(chars: &[char], marks: &mut [Mark]) {
     let is_letter = |c: char| c.is_alphanumeric() || c == '*';
     let mut start = 0;
@@ -238,6 +243,20 @@ fn trim_to_words(chars: &[char], marks: &mut [Mark]) {
             for mark in &mut marks[start..start + masked_prefix] {
                 *mark = Mark::Keep;
             }
+            // The match began in the words before; what is left of it must be profane on its
+            // own ("Ann Alcock" was read as "anal").
+            let mut from = start;
+            while from > 0 && marks[from - 1] != Mark::Keep {
+                from -= 1;
+            }
+            let left: String = chars[from..start].iter().collect();
+            if mask(left.trim_end()).count == 0 {
+                for mark in &mut marks[from..start] {
+                    if *mark == Mark::Masked {
+                        *mark = Mark::Keep;
+                    }
+                }
+            }
         }
         start = end;
     }
@@ -252,17 +271,54 @@ fn trim_to_words(chars: &[char], marks: &mut [Mark]) {
     }
 }
 
+/// Which characters belong to a *code* (an order number, a licence key) rather than a word.
+///
+/// rustrict reads digits as look-alike letters (`4` as `a`, `5` as `s`, `1` as `i`), which
+/// catches `sh1t` but also masks `415-555` ("ass"), `A55-204`, `4SS5KQ` and every fourth line
+/// of ordinary support text with order numbers (`docs/guardrails.md`). A word (a run of letters
+/// and digits) is a code when it has a digit and either no lower-case letter or at least as
+/// many digits as letters: `415`, `A55`, `4AS5`, `B07XJ8C8F5`, `4a55e1f`. A code is shown to
+/// rustrict as spaces, so it neither spells a word nor joins the words around it (rustrict
+/// reads across separators: `4AS5-5HX1-T0P2` held "shit"), and it is never masked. Lower-case
+/// words with a few digits (`sh1t`, `a55hole`, `b1tch`) are still read as disguises;
+/// `SH1T`, `5h1t` and `FUCK2024` are read as codes and missed.
+fn code_chars(chars: &[char]) -> Vec<bool> {
+    let mut codes = vec![false; chars.len()];
+    let mut start = 0;
+    while start < chars.len() {
+        if !chars[start].is_alphanumeric() {
+            start += 1;
+            continue;
+        }
+        let end = (start..chars.len())
+            .find(|&i| !chars[i].is_alphanumeric())
+            .unwrap_or(chars.len());
+        let word = &chars[start..end];
+        let digits = word.iter().filter(|c| c.is_ascii_digit()).count();
+        let letters = word.iter().filter(|c| c.is_alphabetic()).count();
+        let lower = word.iter().any(|c| c.is_lowercase());
+        if digits > 0 && (!lower || digits >= letters) {
+            codes[start..end].fill(true);
+        }
+        start = end;
+    }
+    codes
+}
+
 /// The text rustrict reads: one character per input character it keeps, and for each the index
-/// of that input character.
+/// of that input character. Codes ([`code_chars`]) are shown as spaces.
 fn build_view(
     chars: &[char],
+    codes: &[bool],
     ascii_only: bool,
     cache: &mut BTreeMap<char, Option<char>>,
 ) -> (String, Vec<usize>) {
     let mut view = String::with_capacity(chars.len());
     let mut map = Vec::with_capacity(chars.len());
-    for (i, &c) in chars.iter().enumerate() {
-        let shown = if c.is_ascii() {
+    for (i, (&c, &code)) in chars.iter().zip(codes).enumerate() {
+        let shown = if code {
+            Some(' ')
+        } else if c.is_ascii() {
             Some(c)
         } else if ascii_only {
             Some(' ')
@@ -292,9 +348,42 @@ fn alone(c: char) -> Option<char> {
     }
 }
 
+/// Common surnames that contain a listed word and that rustrict's own list of innocent words
+/// lacks, so it masked them (`Hi Ann Alcock` became `Hi **********`): found by the support-text
+/// corpus (`testdata/support_corpus.txt`, `docs/guardrails.md`). A name that *is* a listed word
+/// (`Dick`) cannot be told from the insult and stays masked.
+const SURNAMES: [&str; 16] = [
+    "alcock",
+    "allcock",
+    "assante",
+    "dickens",
+    "dickerson",
+    "dickinson",
+    "dickson",
+    "fuchs",
+    "glasscock",
+    "hancock",
+    "hiscock",
+    "hitchcock",
+    "hoare",
+    "kuntz",
+    "laycock",
+    "pocock",
+];
+
+/// rustrict's lexicon with [`SURNAMES`] added as innocent words; built once.
+static TRIE: LazyLock<Trie> = LazyLock::new(|| {
+    let mut trie = Trie::default();
+    for name in SURNAMES {
+        trie.set(name, Type::NONE);
+    }
+    trie
+});
+
 /// Runs rustrict on the view; `None` if its output does not line up with the view.
 fn censor_view(view: &str) -> Option<Vec<Mark>> {
     let censored = Censor::from_str(view)
+        .with_trie(&TRIE)
         .with_censor_threshold(threshold())
         .with_censor_first_character_threshold(Type::ANY)
         .censor();

@@ -275,6 +275,82 @@ fn a_phone_run_into_the_next_number_keeps_its_own_groups() {
     assert_eq!(redact(&once.text).text, once.text);
 }
 
+/// Regression (issue 17, item 19): a phone number and a card number joined by a space read as
+/// one long number, and neither was redacted.
+#[test]
+fn card_next_to_phone_number_is_redacted() {
+    let got = redact("415-555-0132 4111 1111 1111 1111");
+    assert_eq!(got.text, "[PHONE] [CARD]");
+    assert_eq!(got.counts, BTreeMap::from([("CARD", 1), ("PHONE", 1)]));
+}
+
+/// The neighbours of the finding: other separators, the other order, the same separator
+/// throughout, two or more cards in a row, other kinds.
+#[test]
+fn numbers_next_to_each_other_are_each_redacted() {
+    let mut failures = Vec::new();
+    for (input, expected) in [
+        ("415-555-0132\t4111 1111 1111 1111", "[PHONE]\t[CARD]"),
+        ("415-555-0132.4111 1111 1111 1111", "[PHONE].[CARD]"),
+        ("415-555-0132-4111 1111 1111 1111", "[PHONE]-[CARD]"),
+        ("415-555-0132-4111-1111-1111-1111", "[PHONE]-[CARD]"),
+        ("415-555-0132 - 4111 1111 1111 1111", "[PHONE] - [CARD]"),
+        ("415-555-0132, 4111 1111 1111 1111", "[PHONE], [CARD]"),
+        ("415.555.0132 4111-1111-1111-1111", "[PHONE] [CARD]"),
+        ("415 555 0132 4111 1111 1111 1111", "[PHONE] [CARD]"),
+        ("(415) 555-0132 5555555555554444", "[PHONE] [CARD]"),
+        ("415 555 0132 3782 822463 10005", "[PHONE] [CARD]"),
+        ("4111 1111 1111 1111 415-555-0132", "[CARD] [PHONE]"),
+        ("4111 1111 1111 1111 415 555 0132", "[CARD] [PHONE]"),
+        ("5555555555554444 415 555 0132", "[CARD] [PHONE]"),
+        ("+44 20 7946 0958 4111 1111 1111 1111", "[PHONE] [CARD]"),
+        ("030 12345678 4111 1111 1111 1111", "[PHONE] [CARD]"),
+        ("4111 1111 1111 1111 5555 5555 5555 4444", "[CARD] [CARD]"),
+        ("4111-1111-1111-1111-5555-5555-5555-4444", "[CARD]-[CARD]"),
+        ("4111-1111-1111-1111 5555-5555-5555-4444", "[CARD] [CARD]"),
+        ("4111111111111111 5555555555554444", "[CARD] [CARD]"),
+        (
+            "4111 1111 1111 1111 5555 5555 5555 4444 3782 822463 10005 4111 1111 1111 1111",
+            "[CARD] [CARD] [CARD] [CARD]",
+        ),
+        ("123-45-6789 4111 1111 1111 1111", "[SSN] [CARD]"),
+        ("4111 1111 1111 1111 123-45-6789", "[CARD] [SSN]"),
+        ("123-45-6789 415-555-0132", "[SSN] [PHONE]"),
+        ("415-555-0132 415-555-0199", "[PHONE] [PHONE]"),
+        ("2024-01-15 0412 345 678", "2024-01-15 [PHONE]"),
+        ("Order 12 4111 1111 1111 1111", "Order 12 [CARD]"),
+        ("4111 1111 1111 1111-123", "[CARD]-123"),
+    ] {
+        let got = redact(input);
+        if got.text != expected {
+            failures.push(format!("{input:?} gave {:?}, want {expected:?}", got.text));
+        }
+        let chars: Vec<String> = input.chars().map(String::from).collect();
+        let refs: Vec<&str> = chars.iter().map(String::as_str).collect();
+        if stream(&refs) != got {
+            failures.push(format!("{input:?}: the stream differs"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What still reads as one number: a decimal, a run with one separator and no card at either
+/// end, and a card written with two kinds of separator.
+#[test]
+fn one_number_is_still_one_number() {
+    for text in [
+        "3.4111111111111111",
+        "4111111111111111.5",
+        "1234 5678 9012 3456 7890",
+        "IBAN DE89 3704 0044 0532 0130 00",
+        "415-555-0132-415-555-0199",
+        "ISBN 978-3-16-148410-0",
+        "10 000 000 inhabitants",
+    ] {
+        assert_eq!(redact(text).text, text, "{text:?}");
+    }
+}
+
 #[test]
 fn stream_emits_prose_at_once_and_holds_back_little() {
     let mut redactor = StreamRedactor::new();
@@ -373,12 +449,39 @@ fn fragment() -> impl Strategy<Value = String> {
             "C",
             "0958",
             "4444",
+            "\t",
+            "415 555 0132",
+            "415.555.0132",
+            "4111-1111-1111-1111",
+            "5555 5555 5555 4444",
+            "4111111111111111",
+            "3782 822463 10005",
+            "123 45 6789",
+            "1111",
+            "0132",
+            " 123",
         ])
         .prop_map(str::to_owned),
         "[0-9 .:@a-fA-F+()/%\\[\\]A-Z_-]{0,8}",
         "\\PC{0,4}",
     ]
 }
+
+/// Findings that [`adjacent_findings_are_each_redacted`] puts next to each other.
+const ADJACENT: [(&str, PiiKind); 12] = [
+    ("415-555-0132", PiiKind::Phone),
+    ("(415) 555-0132", PiiKind::Phone),
+    ("415 555 0132", PiiKind::Phone),
+    ("415.555.0132", PiiKind::Phone),
+    ("+44 20 7946 0958", PiiKind::Phone),
+    ("123-45-6789", PiiKind::Ssn),
+    ("4111 1111 1111 1111", PiiKind::Card),
+    ("4111-1111-1111-1111", PiiKind::Card),
+    ("5555555555554444", PiiKind::Card),
+    ("3782 822463 10005", PiiKind::Card),
+    ("5555 5555 5555 4444", PiiKind::Card),
+    ("4111111111111111", PiiKind::Card),
+];
 
 fn text() -> impl Strategy<Value = String> {
     prop::collection::vec(fragment(), 0..14).prop_map(|parts| parts.concat())
@@ -413,6 +516,21 @@ proptest! {
         let parts = chunks(&text, &cuts);
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
         prop_assert_eq!(stream(&refs), redact(&text));
+    }
+
+    /// A card next to a phone number, an SSN or another card, in either order and joined by any
+    /// of the usual separators, is redacted, and so is its neighbour (issue 17, item 19).
+    #[test]
+    fn adjacent_findings_are_each_redacted(
+        first in prop::sample::select(ADJACENT.to_vec()),
+        second in prop::sample::select(ADJACENT.to_vec()),
+        sep in prop::sample::select(vec![" ", "\t", "-", " - ", ", ", ". ", "; ", "/", " / "]),
+    ) {
+        prop_assume!(first.1 == PiiKind::Card || second.1 == PiiKind::Card);
+        let text = format!("{}{sep}{}", first.0, second.0);
+        let got = redact(&text);
+        let want = format!("{}{sep}{}", first.1.placeholder(), second.1.placeholder());
+        prop_assert_eq!(got.text, want);
     }
 
     /// Redacting a redacted text changes nothing.
