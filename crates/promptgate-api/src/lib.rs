@@ -57,8 +57,8 @@ pub struct ErrorDetail {
     pub field_name: Option<String>,
 }
 
-/// A successful `POST /oauth/token` answer (RFC 6749 §5.1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// A successful `POST /oauth/token` answer (RFC 6749 §5.1). `Debug` hides the token.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     /// The bearer token.
     pub access_token: String,
@@ -414,8 +414,8 @@ pub struct CreateClientRequest {
     pub scopes: Option<Vec<String>>,
 }
 
-/// An OAuth client (never its secret after creation).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// An OAuth client (never its secret after creation). `Debug` hides the secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthClient {
     /// Client id.
@@ -434,6 +434,36 @@ pub struct OAuthClient {
     /// When it was disabled.
     #[serde(default)]
     pub disabled_at: Option<String>,
+}
+
+// Written by hand so that `{:?}` (a log line, a panic, an SDK user's debugging) never shows
+// a bearer token or a client secret.
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .field("created_at", &self.created_at)
+            .field("disabled", &self.disabled)
+            .field("disabled_at", &self.disabled_at)
+            .finish()
+    }
 }
 
 /// `/healthz` and `/readyz` answers.
@@ -639,6 +669,10 @@ pub struct FeedbackResponse {
     pub comment: Option<String>,
     /// When it was given.
     pub created_at: String,
+    /// Whether it replaced feedback given earlier (by the same client, or by an admin): a
+    /// replacement is never silent, and is recorded in the audit log as `FEEDBACK_REPLACED`.
+    #[serde(default)]
+    pub replaced: bool,
 }
 
 /// `GET …/telemetry/summary`: one entity per version.

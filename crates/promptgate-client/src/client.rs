@@ -41,8 +41,9 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Builds a [`Client`].
-#[derive(Debug, Clone, Default)]
+/// Builds a [`Client`]. Its `Debug` output shows the client id but never the secret (nor a
+/// password in the base URL).
+#[derive(Clone, Default)]
 pub struct ClientBuilder {
     base_url: Option<String>,
     credentials: Option<(String, String)>,
@@ -126,12 +127,12 @@ impl ClientBuilder {
 }
 
 /// A handle to one gateway. Cheap to clone; clones share the connection pool and the token.
-#[derive(Debug, Clone)]
+/// Its `Debug` output shows the client id but never the secret or the access token.
+#[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
     base_url: String,
@@ -141,10 +142,94 @@ struct Inner {
     token: tokio::sync::Mutex<Option<CachedToken>>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct CachedToken {
     value: String,
     expires_at: Instant,
+}
+
+/// What `Debug` prints in place of a secret.
+const REDACTED: &str = "[redacted]";
+
+// The `Debug` impls below are written by hand so that the client secret and the access token
+// never reach a log line or a panic message through `{:?}` (tokio's `Mutex` would print the
+// token it holds).
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url.as_deref().map(without_user_info))
+            .field("client_id", &self.credentials.as_ref().map(|(id, _)| id))
+            .field(
+                "client_secret",
+                &self.credentials.as_ref().map(|_| REDACTED),
+            )
+            .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &without_user_info(&self.base_url))
+            .field("client_id", &self.credentials.as_ref().map(|(id, _)| id))
+            .field(
+                "client_secret",
+                &self.credentials.as_ref().map(|_| REDACTED),
+            )
+            .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
+            .field("token", &REDACTED)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("value", &REDACTED)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// `url` cut to its scheme and host (and port), with `/…` when there was more: for errors
+/// about URLs that are not the gateway's, whose path or query may hold a secret.
+pub(crate) fn origin_only(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[redacted]".to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let more = if authority_end < rest.len() || host.len() < authority.len() {
+        "/…"
+    } else {
+        ""
+    };
+    format!("{scheme}://{host}{more}")
+}
+
+/// `url` with any `user:password@` replaced, for `Debug` output.
+fn without_user_info(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{REDACTED}@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
 }
 
 /// A value with the `ETag` that came with it, for a later `If-Match`.
@@ -577,6 +662,119 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[tokio::test]
+    async fn sdk_debug_output_hides_the_client_secret_and_the_token() {
+        let secret = "pg-secret-Zx81kQmP0aLr5TyU2wEe9";
+        let token = "pg-token-Qw3rTy7uIoP9aSdF4gHjK";
+        let builder = Client::builder()
+            .base_url("https://admin:url-password-1234@gateway.example:8443/")
+            .client_credentials("my-client", secret);
+        let client = builder.clone().build().unwrap();
+        // A cached token, as after a successful sign-in.
+        *client.inner.token.lock().await = Some(CachedToken {
+            value: token.to_owned(),
+            expires_at: Instant::now() + Duration::from_secs(3600),
+        });
+        let cached = client.inner.token.lock().await.clone().unwrap();
+        // The wire types the SDK hands out that carry a secret or a token.
+        let created = promptgate_api::OAuthClient {
+            client_id: "my-client".to_owned(),
+            client_secret: Some(secret.to_owned()),
+            name: "ci".to_owned(),
+            scopes: vec!["admin".to_owned()],
+            created_at: "2025-01-01T00:00:00Z".to_owned(),
+            disabled: false,
+            disabled_at: None,
+        };
+        let issued = TokenResponse {
+            access_token: token.to_owned(),
+            token_type: "bearer".to_owned(),
+            expires_in: 3600,
+            scope: "admin".to_owned(),
+        };
+        let outputs = [
+            format!("{builder:?}"),
+            format!("{builder:#?}"),
+            format!("{client:?}"),
+            format!("{client:#?}"),
+            format!("{cached:?}"),
+            format!("{created:?}"),
+            format!("{issued:?}"),
+        ];
+        for text in &outputs {
+            for needle in [secret, token, "url-password-1234"] {
+                assert!(!text.contains(needle), "{needle} in {text}");
+            }
+            assert!(text.contains(REDACTED), "{text}");
+        }
+        // What helps debugging is still there.
+        assert!(outputs[0].contains("my-client") && outputs[2].contains("my-client"));
+        assert!(
+            outputs[2].contains("gateway.example:8443"),
+            "{}",
+            outputs[2]
+        );
+        assert_eq!(
+            without_user_info("http://127.0.0.1:8080/x@y"),
+            "http://127.0.0.1:8080/x@y"
+        );
+    }
+
+    #[tokio::test]
+    async fn export_refused_error_hides_the_webhook_url_secret() {
+        // An export target that refuses everything, and one that is not listening.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refusing = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(|| async { axum::http::StatusCode::NOT_FOUND });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let client = Client::builder()
+            .base_url("http://127.0.0.1:1")
+            .build()
+            .unwrap();
+        let payload = promptgate_api::ExportPayload {
+            metrics: Vec::new(),
+            export_timestamp: "2025-01-01T00:00:00Z".to_owned(),
+        };
+        let path = "/services/T0/B0/XoXoSeCrEt?token=abc";
+        let refused = client
+            .post_export(
+                &format!("http://bot:pw-Zx81kQmP@{refusing}{path}"),
+                &payload,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, Error::ExportRefused { status: 404, url } if *url == format!("http://{refusing}/…")),
+            "{refused:?}"
+        );
+        let unreachable = client
+            .post_export(&format!("http://{closed}{path}"), &payload)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(unreachable, Error::Transport(_)),
+            "{unreachable:?}"
+        );
+        for error in [refused, unreachable] {
+            let mut texts = vec![error.to_string(), format!("{error:?}")];
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                texts.push(cause.to_string());
+                source = cause.source();
+            }
+            for text in texts {
+                for secret in ["pw-Zx81kQmP", "XoXoSeCrEt", "token=abc", "services"] {
+                    assert!(!text.contains(secret), "{secret} in {text}");
+                }
+            }
+        }
+        assert_eq!(origin_only("not a url"), "[redacted]");
     }
 
     #[test]

@@ -82,7 +82,8 @@ pub enum Error {
         "the export target {url} answered {status}; check the URL and that it accepts a JSON POST"
     )]
     ExportRefused {
-        /// The target.
+        /// The target's scheme and host only: a webhook URL can carry its secret in its
+        /// user-info, path or query, and errors end up in logs.
         url: String,
         /// Its HTTP status.
         status: u16,

@@ -118,13 +118,14 @@ impl Client {
             .json(payload)
             .send()
             .await
-            .map_err(Error::Transport)?;
+            // A webhook URL can carry its secret in its path or query: keep it out of the error.
+            .map_err(|e| Error::Transport(e.without_url()))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
         } else {
             Err(Error::ExportRefused {
-                url: url.to_owned(),
+                url: crate::client::origin_only(url),
                 status: status.as_u16(),
             })
         }

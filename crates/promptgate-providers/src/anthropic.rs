@@ -172,16 +172,33 @@ impl AnthropicProvider {
 impl Provider for AnthropicProvider {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let prepared = self.prepare()?;
+        // Every error leaves through `scrub`, whichever step made it.
+        self.complete_prepared(&prepared, request)
+            .await
+            .map_err(|e| scrub(e, prepared.key()))
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<EventStream, ProviderError> {
+        let prepared = self.prepare()?;
+        // Errors of the stream's events are scrubbed by the relay, with the same key.
+        self.stream_prepared(&prepared, request)
+            .await
+            .map_err(|e| scrub(e, prepared.key()))
+    }
+}
+
+impl AnthropicProvider {
+    async fn complete_prepared(
+        &self,
+        prepared: &Prepared,
+        request: &ChatRequest,
+    ) -> Result<ChatResponse, ProviderError> {
         let answer = self
             .transport
-            .post(&prepared, self.body(request, false)?)
+            .post(prepared, self.body(request, false)?)
             .await?;
-        let wire: WireResponse = serde_json::from_slice(&answer).map_err(|err| {
-            scrub(
-                ProviderError::Invalid(format!("message: {err}")),
-                prepared.key(),
-            )
-        })?;
+        let wire: WireResponse = serde_json::from_slice(&answer)
+            .map_err(|err| ProviderError::Invalid(format!("message: {err}")))?;
         let text = wire
             .content
             .iter()
@@ -199,11 +216,14 @@ impl Provider for AnthropicProvider {
         })
     }
 
-    async fn stream(&self, request: &ChatRequest) -> Result<EventStream, ProviderError> {
-        let prepared = self.prepare()?;
+    async fn stream_prepared(
+        &self,
+        prepared: &Prepared,
+        request: &ChatRequest,
+    ) -> Result<EventStream, ProviderError> {
         let response = self
             .transport
-            .post_streaming(&prepared, self.body(request, true)?)
+            .post_streaming(prepared, self.body(request, true)?)
             .await?;
         let parser = EventParser {
             model: self.transport.endpoint.model.clone(),

@@ -14,7 +14,13 @@
 //! API keys are read from the environment variable the endpoint names at the moment of each
 //! call, so a rotated key is picked up without a restart. A key never appears in an error, a
 //! log line or a `Debug` output: it is only ever placed in a request header marked sensitive,
-//! and error text that comes back from a provider has any copy of the key masked.
+//! and every error a provider returns has its text cut to 300 characters and every piece of
+//! 8 or more characters of the key masked (`promptgate_core::credentials::mask_secrets`). The
+//! provider's own error text is passed on (it says why a call failed), but only so masked.
+//!
+//! Redirects are never followed ([`http_client`]): a redirect would carry the key, in
+//! Anthropic's `x-api-key` header, to wherever it points. A redirect answer is an error naming
+//! its status.
 //!
 //! Architecture invariant: this crate speaks the providers' wire formats and nothing else; it
 //! knows nothing of prompts, guardrails or the gateway's own API. Its serde types stay private.
@@ -149,7 +155,8 @@ impl KeySource for EnvKeys {
 }
 
 /// Builds the provider for an endpoint, with keys from the process environment. `http` is
-/// shared (one pool, keep-alive) by all providers.
+/// shared (one pool, keep-alive) by all providers; it should come from [`http_client`], whose
+/// clients follow no redirects (a client that does would carry the key along).
 pub fn provider_for(
     endpoint: &ModelEndpoint,
     http: reqwest::Client,
@@ -158,7 +165,7 @@ pub fn provider_for(
     provider_with_keys(endpoint, http, counter, Arc::new(EnvKeys))
 }
 
-/// Builds the provider for an endpoint, with keys from `keys`.
+/// Builds the provider for an endpoint, with keys from `keys`; `http` as for [`provider_for`].
 pub fn provider_with_keys(
     endpoint: &ModelEndpoint,
     http: reqwest::Client,
@@ -187,9 +194,13 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
 /// A reqwest client suited to providers: rustls, pooled, keep-alive, connect timeout; no
 /// overall timeout (each endpoint sets its own per request, and a stream may outlive any fixed
-/// limit).
+/// limit); and no redirects: reqwest drops `Authorization` on a redirect to another host but
+/// keeps every other header, Anthropic's `x-api-key` among them, so a provider (or anyone
+/// who can make it answer 3xx) could have the key sent anywhere. A redirect answer becomes an
+/// error naming its status instead.
 pub fn http_client() -> Result<reqwest::Client, ProviderError> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_keepalive(Duration::from_secs(30))

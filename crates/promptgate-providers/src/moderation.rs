@@ -49,7 +49,8 @@ struct WireResult {
 }
 
 impl Moderation {
-    /// A client with keys from the environment.
+    /// A client with keys from the environment. `http` should come from
+    /// [`http_client`](crate::http_client), which follows no redirects.
     pub fn new(config: &ModerationConfig, http: reqwest::Client) -> Self {
         Self::with_keys(config, http, Arc::new(EnvKeys))
     }
@@ -88,7 +89,12 @@ impl Moderation {
         .map_err(|e| {
             ProviderError::Invalid(format!("the moderation request could not be encoded: {e}"))
         })?;
-        let answer = self.transport.post(&prepared, Bytes::from(body)).await?;
+        // Every error leaves through `scrub`, whichever step made it.
+        let answer = self
+            .transport
+            .post(&prepared, Bytes::from(body))
+            .await
+            .map_err(|e| scrub(e, prepared.key()))?;
         let wire: WireResponse = serde_json::from_slice(&answer).map_err(|e| {
             scrub(
                 ProviderError::Invalid(format!("moderation answer: {e}")),

@@ -1,6 +1,12 @@
 //! The one way a provider talks to its upstream: a JSON `POST` with the endpoint's timeout,
 //! retries with backoff within a deadline, error bodies turned into [`ProviderError`]s, and the
 //! API key kept out of everything but the request header.
+//!
+//! The rule for provider error text: it may reach the gateway's caller (it says why a call
+//! failed: an unknown model, a context too long), but only cut to [`MAX_ERROR_TEXT`] characters
+//! and only after [`mask`], which removes every piece of 8 or more characters of the key
+//! (`promptgate_core::credentials::mask_secrets`). Each provider passes every error it returns
+//! through [`scrub`], so no path skips the mask.
 
 use std::fmt;
 use std::future::Future;
@@ -26,7 +32,7 @@ const BASE_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The longest provider error text kept; error bodies can be whole HTML pages.
-const MAX_ERROR_TEXT: usize = 300;
+pub(crate) const MAX_ERROR_TEXT: usize = 300;
 
 /// An endpoint's upstream: where it is, how to authenticate, and its time limits.
 pub(crate) struct Transport {
@@ -75,14 +81,18 @@ impl Prepared {
     }
 }
 
-/// `error` with every copy of `key` masked in its text.
+/// `error` with its text cut to [`MAX_ERROR_TEXT`] and every piece of `key` masked: the one
+/// step every error passes before it leaves a provider. (A parse error can quote a whole
+/// string of the answer, so `Invalid` is cut too.)
 pub(crate) fn scrub(error: ProviderError, key: Option<&str>) -> ProviderError {
     match error {
         ProviderError::Upstream { status, message } => ProviderError::Upstream {
             status,
-            message: mask(&message, key),
+            message: mask(&truncate(&message, MAX_ERROR_TEXT), key),
         },
-        ProviderError::Invalid(message) => ProviderError::Invalid(mask(&message, key)),
+        ProviderError::Invalid(message) => {
+            ProviderError::Invalid(mask(&truncate(&message, MAX_ERROR_TEXT), key))
+        }
         other => other,
     }
 }
@@ -203,6 +213,11 @@ impl Transport {
         if status.is_success() {
             return Attempt::Success(response);
         }
+        if status.is_redirection() {
+            // The client follows no redirects (`http_client`): a redirect would carry the key
+            // (in `x-api-key`, which reqwest keeps across hosts) to wherever it points.
+            return Attempt::Fail(redirect_error(status));
+        }
         let retry_after = retry_after(response.headers(), SystemTime::now());
         // A body that cannot be read still leaves the status to report.
         let text = response.bytes().await.unwrap_or_default();
@@ -262,7 +277,8 @@ impl Transport {
                 endpoint = %self.endpoint.reference,
                 retry = retries,
                 wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                error = %error,
+                // Escaped: the text is the provider's, and a newline in it must not start a log line.
+                error = ?error.to_string(),
                 "retrying the model provider"
             );
             tokio::time::sleep(wait).await;
@@ -290,6 +306,18 @@ fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// The error for a redirect answer, naming its status. The `Location` is left out: it is the
+/// provider's to give, and it could carry anything.
+pub(crate) fn redirect_error(status: StatusCode) -> ProviderError {
+    let code = status.as_u16();
+    ProviderError::Upstream {
+        status: Some(code),
+        message: format!(
+            "the provider answered a redirect ({code}); redirects are not followed, so the endpoint's base_url must be the final address"
+        ),
+    }
+}
+
 /// A transport failure as an error; the URL is left out as a matter of habit (it holds no key,
 /// but a base_url could carry credentials in its user-info part).
 fn broken(err: &reqwest::Error, request: &Prepared) -> ProviderError {
@@ -304,12 +332,13 @@ fn broken(err: &reqwest::Error, request: &Prepared) -> ProviderError {
     let message = message.replace(request.url.as_str(), "the provider");
     ProviderError::Upstream {
         status: None,
-        message: mask(&message, request.key.as_deref()),
+        message: mask(&truncate(&message, MAX_ERROR_TEXT), request.key.as_deref()),
     }
 }
 
 /// The message of an error answer: OpenAI's and Anthropic's `{"error": {"type", "message"}}`
-/// when the body has that shape, else the start of the body, else the status's reason.
+/// when the body has that shape, else the start of the body, else the status's reason; cut to
+/// [`MAX_ERROR_TEXT`], then masked.
 pub(crate) fn error_message(status: StatusCode, body: &[u8], key: Option<&str>) -> String {
     let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
     let structured = parsed.as_ref().and_then(|value| {
@@ -336,16 +365,19 @@ pub(crate) fn error_message(status: StatusCode, body: &[u8], key: Option<&str>) 
     mask(&text, key)
 }
 
-/// `text` with every copy of `key` replaced. Providers echo parts of a rejected key, and a
-/// proxy in between may echo all of it; the gateway must not pass it on.
+/// `text` with every piece of `key` of 8 or more characters replaced (the whole key when it is
+/// shorter), whatever its case, split over lines, percent-encoded or JSON-escaped. Providers
+/// echo parts of a rejected key ("sk-…abcd"), and a proxy in between may echo all of it; the
+/// gateway must pass on none of it. Callers cut the text first, which bounds the work.
 pub(crate) fn mask(text: &str, key: Option<&str>) -> String {
     match key {
-        Some(key) if !key.is_empty() => text.replace(key, "[redacted]"),
-        _ => text.to_owned(),
+        Some(key) => promptgate_core::credentials::mask_secrets(text, &[key]),
+        None => text.to_owned(),
     }
 }
 
-fn truncate(text: &str, max: usize) -> String {
+/// The first `max` characters of `text`, with `…` when it was longer.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),

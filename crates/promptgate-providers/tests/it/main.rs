@@ -9,5 +9,6 @@ mod builtin;
 mod common;
 mod fake;
 mod openai;
+mod redirects;
 mod secrets;
 mod suite;

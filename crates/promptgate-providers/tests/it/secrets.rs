@@ -148,3 +148,116 @@ async fn the_key_appears_in_no_error_log_line_or_debug_output() {
         assert!(!text.contains("MARKER"), "part of the key leaked: {text}");
     }
 }
+
+/// The key's pieces a provider or a proxy might quote: its first and last 8 characters, one
+/// from the middle, the whole key upper-cased, and the key broken over two lines.
+fn echoed_pieces(key: &str) -> Vec<String> {
+    let n = key.len();
+    vec![
+        key[..8].to_owned(),
+        key[n - 8..].to_owned(),
+        key[n / 2 - 4..n / 2 + 4].to_owned(),
+        key.to_ascii_uppercase(),
+        format!("{}\n{}", &key[..n / 2], &key[n / 2..]),
+    ]
+}
+
+#[tokio::test]
+async fn provider_error_text_masks_any_8_char_piece_of_the_key() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let mut seen: Vec<String> = Vec::new();
+    for flavor in FLAVORS {
+        for (which, piece) in echoed_pieces(MARKER).into_iter().enumerate() {
+            let message = format!("incorrect API key provided: {piece}. Check your key");
+            let (stream_reply, mut feed) = Reply::stream();
+            let fake = Fake::start(vec![
+                // Retried (and logged), then final; a broken answer quoting the piece; an
+                // error event on a stream.
+                Reply::json(500, &flavor.error(&message)),
+                Reply::json(401, &flavor.error(&message)),
+                // A parse error quotes the string it did not expect (OpenAI's `choices`,
+                // Anthropic's `content`).
+                Reply::json(
+                    200,
+                    &serde_json::json!({"choices": piece, "content": piece}).to_string(),
+                ),
+                Reply::json(401, &format!("<html>{piece}</html>")),
+                stream_reply,
+            ])
+            .await;
+            let mut endpoint = flavor.endpoint(&fake.url);
+            endpoint.max_retries = 1;
+            let provider = provider_with_keys(
+                &endpoint,
+                http_client().unwrap(),
+                TokenCounter::load(),
+                keys(MARKER),
+            );
+            // Which piece, by number: the label must not quote the key itself.
+            let what = format!("{flavor:?} piece {which}");
+
+            let rejected = provider.complete(&request()).await.unwrap_err();
+            // The provider's reason still reaches the caller, masked.
+            assert!(
+                matches!(&rejected, ProviderError::Upstream { status: Some(401), message }
+                    if message.contains("incorrect API key provided: [redacted]")),
+                "{what}: {rejected:?}"
+            );
+            let invalid = provider.complete(&request()).await.unwrap_err();
+            assert!(
+                matches!(invalid, ProviderError::Invalid(_)),
+                "{what}: {invalid:?}"
+            );
+            let on_stream_start = match provider.stream(&request()).await {
+                Err(error) => error,
+                Ok(_) => panic!("{what}: a 401 started a stream"),
+            };
+            let event = match flavor {
+                crate::common::Flavor::OpenAi => format!(
+                    "data: {}\n\n",
+                    serde_json::json!({"error": {"message": message}})
+                ),
+                crate::common::Flavor::Anthropic => format!(
+                    "event: error\ndata: {}\n\n",
+                    serde_json::json!({"type": "error",
+                        "error": {"type": "authentication_error", "message": message}})
+                ),
+            };
+            feed.send(&event);
+            feed.finish();
+            let in_stream = crate::common::collect(provider.stream(&request()).await.unwrap())
+                .await
+                .into_iter()
+                .find_map(Result::err)
+                .unwrap();
+            for error in [rejected, invalid, on_stream_start, in_stream] {
+                seen.push(format!("{what}: {error}"));
+                seen.push(format!("{what}: {error:?}"));
+            }
+        }
+    }
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("retrying the model provider"),
+        "no retry was logged: {logged}"
+    );
+    for text in seen.iter().chain([&logged]) {
+        for start in 0..=MARKER.len() - 8 {
+            let piece = &MARKER[start..start + 8];
+            assert!(
+                !text
+                    .to_ascii_lowercase()
+                    .contains(&piece.to_ascii_lowercase()),
+                "{piece:?} of the key leaked: {text}"
+            );
+        }
+    }
+}

@@ -96,6 +96,30 @@ pub enum Reply {
     /// An error whose message quotes the request's own `authorization` or `x-api-key` header,
     /// as a careless proxy might.
     EchoKey { status: u16 },
+    /// An error whose message quotes pieces of the request's key ([`key_pieces`]) after the
+    /// provider's reason, as providers do ("incorrect API key provided: sk-…abcd").
+    EchoKeyPieces { status: u16 },
+    /// A stream that starts, then fails with an error event quoting pieces of the key, in
+    /// the format of the provider the path names.
+    EchoKeyPiecesMidStream,
+    /// A redirect to `location`.
+    Redirect { status: u16, location: String },
+}
+
+/// The reason [`Reply::EchoKeyPieces`] gives before the pieces.
+pub const KEY_REJECTED: &str = "incorrect API key provided";
+
+/// Pieces of `key` a provider or a proxy might quote: its first and last 8 characters, 8 from
+/// the middle, the whole key upper-cased, and the key broken over two lines.
+pub fn key_pieces(key: &str) -> Vec<String> {
+    let n = key.len();
+    vec![
+        key[..8].to_owned(),
+        key[n - 8..].to_owned(),
+        key[n / 2 - 4..n / 2 + 4].to_owned(),
+        key.to_ascii_uppercase(),
+        format!("{}\n{}", &key[..n / 2], &key[n / 2..]),
+    ]
 }
 
 impl Reply {
@@ -244,6 +268,8 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let key = echoed.strip_prefix("Bearer ").unwrap_or(&echoed).to_owned();
+    let anthropic = uri.path().ends_with("/messages");
     shared.requests.lock().unwrap().push(Recorded {
         method,
         path: uri.path().to_owned(),
@@ -300,6 +326,49 @@ async fn handle(
             )
                 .into_response()
         }
+        Some(Reply::EchoKeyPieces { status }) => {
+            let message = format!("{KEY_REJECTED}: {}", key_pieces(&key).join(" / "));
+            let body = json!({
+                "type": "error",
+                "error": {"type": "authentication_error", "message": message}
+            });
+            (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+        Some(Reply::EchoKeyPiecesMidStream) => {
+            let message = format!("{KEY_REJECTED}: {}", key_pieces(&key).join(" / "));
+            let (flavor, error) = if anthropic {
+                (
+                    Flavor::Anthropic,
+                    format!(
+                        "event: error\ndata: {}\n\n",
+                        json!({"type": "error",
+                            "error": {"type": "authentication_error", "message": message}})
+                    ),
+                )
+            } else {
+                (
+                    Flavor::OpenAi,
+                    format!("data: {}\n\n", json!({"error": {"message": message}})),
+                )
+            };
+            (
+                StatusCode::OK,
+                [("content-type", "text/event-stream")],
+                [flavor.stream_start("Hel"), error].concat(),
+            )
+                .into_response()
+        }
+        Some(Reply::Redirect { status, location }) => (
+            StatusCode::from_u16(status).unwrap(),
+            [("location", location)],
+            "moved",
+        )
+            .into_response(),
     }
 }
 

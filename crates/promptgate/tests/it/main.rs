@@ -48,6 +48,7 @@ mod openai_compat;
 mod ops;
 mod outage;
 mod prompts;
+mod provider_key_masking;
 mod rate_limits;
 mod replicas;
 mod rotate_secret;
