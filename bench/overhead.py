@@ -122,7 +122,8 @@ def start_fake(binary: str, delay_ms: int, chunk_interval_ms: int) -> tuple[subp
     return proc, match.group(1)
 
 
-def start_gateway(binary: str, workdir: str, fake_url: str) -> tuple[subprocess.Popen, str, str]:
+def start_gateway(binary: str, workdir: str, fake_url: str,
+                  durability: str = "queued") -> tuple[subprocess.Popen, str, str]:
     config = os.path.join(workdir, "promptgate.toml")
     with open(config, "w", encoding="utf-8") as f:
         f.write(
@@ -140,6 +141,9 @@ tokenizer = "o200k_base"
 [rate_limits]
 requests_per_second = 1000000
 burst = 1000000
+
+[telemetry]
+durability = "{durability}"
 """
         )
     log_path = os.path.join(workdir, "gateway.log")
@@ -542,6 +546,7 @@ def fmt(value, digits: int = 3) -> str:
 def markdown(report: dict) -> str:
     lines = [
         f"promptgate overhead ({report['mode']}, through {report['front_door']}, "
+        f"telemetry durability {report.get('durability', 'queued')}, "
         f"upstream delay {report['settings']['delay_ms']} ms, "
         f"{report['machine']['cpus']} CPUs, load average at start "
         f"{report['machine']['loadavg_start'][0]:.2f})",
@@ -647,6 +652,9 @@ def main() -> int:
     parser.add_argument("--front-door", choices=["invocations", "openai"], default="invocations",
                         help="the gateway path of the non-streamed phases: the contract's "
                              "invocations (default) or the OpenAI-compatible /v1/chat/completions")
+    parser.add_argument("--durability", choices=["queued", "ack-after-store"], default="queued",
+                        help="[telemetry] durability of the gateway: queued (the default) or "
+                             "ack-after-store (each answer waits for its record's commit)")
     args = parser.parse_args()
 
     args.gateway_bin = os.path.abspath(args.gateway_bin)
@@ -672,7 +680,7 @@ def main() -> int:
     fake_proc, fake = start_fake(args.fake_bin, args.delay_ms, args.chunk_interval_ms)
     gw_proc = None
     try:
-        gw_proc, gateway, gw_log = start_gateway(args.gateway_bin, workdir, fake)
+        gw_proc, gateway, gw_log = start_gateway(args.gateway_bin, workdir, fake, args.durability)
         log(f"fake upstream {fake}, gateway {gateway}, work directory {workdir}")
         token = get_token(gateway)
         prompt_id, prompt_name = create_prompt(gateway, token)
@@ -714,6 +722,7 @@ def main() -> int:
         "schema": SCHEMA,
         "mode": "smoke" if args.smoke else "full",
         "front_door": args.front_door,
+        "durability": args.durability,
         "started_at": started,
         "machine": {
             "cpus": os.cpu_count(),

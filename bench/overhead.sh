@@ -10,6 +10,7 @@
 #                                #     exits 1 on any failed request or a malformed report
 #   bench/overhead.sh --phases c1,100 --seconds 5 --out report.json
 #   bench/overhead.sh --front-door openai   # the same through /v1/chat/completions
+#   bench/overhead.sh --durability ack-after-store   # each answer waits for its record's commit
 #   bench/overhead.sh --help     # every option
 #
 # Timings are never asserted; the exit status says only whether every request succeeded and

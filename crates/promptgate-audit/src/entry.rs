@@ -37,9 +37,12 @@ pub mod action {
     pub const CONFIG_RELOADED: &str = "CONFIG_RELOADED";
     /// A prompt's policy for the OpenAI-compatible front door changed.
     pub const CHAT_COMPLETIONS_UPDATED: &str = "CHAT_COMPLETIONS_UPDATED";
+    /// An invocation's feedback was replaced by a later post (its owner's or an admin's).
+    pub const FEEDBACK_REPLACED: &str = "FEEDBACK_REPLACED";
 
     /// Every action reserved for the gateway.
-    pub const RESERVED: [&str; 9] = [
+    pub const RESERVED: [&str; 10] = [
+        FEEDBACK_REPLACED,
         PROMPT_CREATED,
         VERSION_CREATED,
         TRAFFIC_UPDATED,
@@ -57,6 +60,60 @@ pub mod action {
         RESERVED
             .iter()
             .any(|reserved| reserved.eq_ignore_ascii_case(name))
+    }
+
+    /// The longest action a client may send, in characters (all ASCII, so also bytes).
+    pub const MAX_CLIENT_ACTION_CHARS: usize = 100;
+
+    /// Why a client's action was refused.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum ClientActionError {
+        /// No action, or an empty one.
+        #[error("action is required")]
+        Missing,
+        /// Longer than [`MAX_CLIENT_ACTION_CHARS`].
+        #[error("action is {chars} characters; the limit is {MAX_CLIENT_ACTION_CHARS}")]
+        TooLong {
+            /// Its length in characters.
+            chars: usize,
+        },
+        /// A character outside `A`–`Z`, `0`–`9` and `_`, or a first character that is not a
+        /// letter.
+        #[error(
+            "action must be an upper-case letter followed by upper-case letters, digits or underscores (A-Z, 0-9, _), such as REVIEW_APPROVED"
+        )]
+        Charset,
+        /// One of [`RESERVED`].
+        #[error("action {0} is reserved for entries the gateway writes itself")]
+        Reserved(String),
+    }
+
+    /// Checks an action sent through `POST …/audit-logs`: `[A-Z][A-Z0-9_]{0,99}`, and none of
+    /// [`RESERVED`].
+    ///
+    /// The strict ASCII charset is what makes imitation impossible: a name that only *looks*
+    /// like a reserved one (`CLIENT_DISABLED` followed by a zero-width space, a Cyrillic `А`,
+    /// full-width letters, `client_disabled`, a trailing space) is refused for its characters,
+    /// so every accepted action is its own Unicode normal form (NFC and NFKC leave A-Z, 0-9 and
+    /// `_` unchanged) and differs from each reserved name byte for byte. Comparing after
+    /// normalisation would add nothing, and would miss homoglyphs, which no normal form maps.
+    pub fn check_client_action(name: &str) -> Result<(), ClientActionError> {
+        let chars = name.chars().count();
+        if chars == 0 {
+            return Err(ClientActionError::Missing);
+        }
+        if chars > MAX_CLIENT_ACTION_CHARS {
+            return Err(ClientActionError::TooLong { chars });
+        }
+        let mut bytes = name.bytes();
+        let first_ok = bytes.next().is_some_and(|b| b.is_ascii_uppercase());
+        if !first_ok || !bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(ClientActionError::Charset);
+        }
+        if is_reserved(name) {
+            return Err(ClientActionError::Reserved(name.to_owned()));
+        }
+        Ok(())
     }
 }
 
@@ -203,6 +260,46 @@ pub fn chain_hash(prev_hash: &Hash, canonical_entry: &[u8]) -> Hash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_audit_actions_cannot_be_imitated() {
+        use action::{ClientActionError, RESERVED, check_client_action};
+        for reserved in RESERVED {
+            assert_eq!(
+                check_client_action(reserved),
+                Err(ClientActionError::Reserved(reserved.to_owned()))
+            );
+        }
+        for imitation in [
+            "CLIENT_DISABLED\u{200b}",
+            "\u{200b}CLIENT_DISABLED",
+            "CLIENT_\u{0410}DISABLED",
+            "CLIENT_DIS\u{0410}BLED",
+            "\u{FF23}LIENT_DISABLED",
+            "client_disabled",
+            "Client_Disabled",
+            " CLIENT_DISABLED",
+            "CLIENT_DISABLED ",
+            "CLIENT-DISABLED",
+            "CLIENT_DISABLED\n",
+            "1CLIENT_DISABLED",
+            "_CLIENT_DISABLED",
+        ] {
+            assert_eq!(
+                check_client_action(imitation),
+                Err(ClientActionError::Charset),
+                "{imitation:?}"
+            );
+        }
+        assert_eq!(check_client_action(""), Err(ClientActionError::Missing));
+        assert_eq!(
+            check_client_action(&"A".repeat(101)),
+            Err(ClientActionError::TooLong { chars: 101 })
+        );
+        for fine in ["A", "CREATE", "REVIEW_2", "X9_", &"A".repeat(100)] {
+            assert_eq!(check_client_action(fine), Ok(()), "{fine}");
+        }
+    }
 
     fn draft() -> AuditDraft {
         AuditDraft {

@@ -22,8 +22,8 @@ pub use entry::{AuditDraft, GENESIS_HASH, SYSTEM_ACTOR, SealedEntry, action};
 pub use head::{HeadError, SignedTreeHead, TreeHead};
 pub use merkle::Hash;
 pub use verify::{
-    AuditCheckError, ConsistencyProof, HeadToCheck, InclusionProof, LogReport, LogVerifier,
-    PublicKey, Signatures,
+    AuditCheckError, ConsistencyProof, FilterColumns, HeadToCheck, InclusionProof, LogReport,
+    LogVerifier, PublicKey, Signatures,
 };
 
 use serde_json::{Value, json};

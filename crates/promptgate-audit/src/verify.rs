@@ -53,6 +53,20 @@ pub enum AuditCheckError {
         /// The entry.
         sequence: u64,
     },
+    /// A column a database keeps beside the entry for its list filters (`action`, `actor`,
+    /// `prompt_id`, the recording time) says something other than the hashed entry: the row
+    /// was edited outside the gateway, and filtered listings show the entry wrongly (or hide
+    /// it) while the chain itself still verifies.
+    #[error(
+        "entry {sequence}: its stored {} not match its hashed content (the database row was edited outside the gateway, so filtered listings are wrong)",
+        name_columns(columns)
+    )]
+    FilterColumnMismatch {
+        /// The entry.
+        sequence: u64,
+        /// The columns that disagree, by their database names.
+        columns: Vec<&'static str>,
+    },
     /// The entry, re-hashed from its content, is not the leaf the proof is about: the entry the
     /// gateway serves is not the one in its tree.
     #[error(
@@ -160,9 +174,18 @@ impl AuditCheckError {
             AuditCheckError::Unreadable { sequence, .. }
             | AuditCheckError::StoredLeafMismatch { sequence }
             | AuditCheckError::EntryHashMismatch { sequence }
+            | AuditCheckError::FilterColumnMismatch { sequence, .. }
             | AuditCheckError::LeafMismatch { sequence } => Some(*sequence),
             _ => None,
         }
+    }
+}
+
+/// `action column does`, `action, actor columns do`.
+fn name_columns(columns: &[&str]) -> String {
+    match columns {
+        [one] => format!("{one} column does"),
+        many => format!("{} columns do", many.join(", ")),
     }
 }
 
@@ -176,6 +199,58 @@ fn describe_break(problem: &ChainBreak) -> String {
             "entry {expected} is missing (the entry read in its place has sequence {found}: repeated or inserted)"
         ),
         other => other.to_string(),
+    }
+}
+
+/// The columns a database keeps beside an entry's hashed body so that listings can filter on
+/// indexes: copies of the entry's `actor`, `action`, `promptId` and `timestamp`. Nothing
+/// hashes them, so [`LogVerifier::push_stored`] compares them with the body they copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterColumns {
+    /// The `actor` column.
+    pub actor: String,
+    /// The `action` column.
+    pub action: String,
+    /// The `prompt_id` column, as text (a UUID's lowercase hyphenated form).
+    pub prompt_id: Option<String>,
+    /// The `recorded_at` column: unix milliseconds of the entry's `timestamp`.
+    pub recorded_at_ms: i64,
+}
+
+impl FilterColumns {
+    /// The names of the columns that do not say what `entry` (its served form) says, in the
+    /// order `action`, `actor`, `prompt_id`, `recorded_at`; empty when all agree.
+    ///
+    /// A text column may hold U+FFFD where the entry holds U+0000 (PostgreSQL cannot store
+    /// U+0000 in text, so both stores replace it in these copies); that counts as agreeing.
+    pub fn mismatches(&self, entry: &Value) -> Vec<&'static str> {
+        let text = |name: &str| entry.get(name).and_then(Value::as_str);
+        let agrees = |column: &str, body: Option<&str>| {
+            body.is_some_and(|body| column == body || column == body.replace('\0', "\u{FFFD}"))
+        };
+        let mut wrong = Vec::new();
+        if !agrees(&self.action, text("action")) {
+            wrong.push("action");
+        }
+        if !agrees(&self.actor, text("actor")) {
+            wrong.push("actor");
+        }
+        let prompt_ok = match (&self.prompt_id, entry.get("promptId")) {
+            (None, Some(Value::Null)) => true,
+            (Some(column), Some(Value::String(body))) => column.eq_ignore_ascii_case(body),
+            _ => false,
+        };
+        if !prompt_ok {
+            wrong.push("prompt_id");
+        }
+        let recorded = i128::from(self.recorded_at_ms)
+            .checked_mul(1_000_000)
+            .and_then(|nanos| time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+            .map(crate::entry::format_timestamp);
+        if recorded.as_deref() != text("timestamp") {
+            wrong.push("recorded_at");
+        }
+        wrong
     }
 }
 
@@ -526,6 +601,22 @@ impl LogVerifier {
         self.push(entry);
     }
 
+    /// Checks the next entry as a database stores it: with its stored Merkle leaf hash (see
+    /// [`LogVerifier::push_with_stored_leaf`]) and the filter columns kept beside it, which
+    /// must say what the hashed entry says. Otherwise the chain verifies while a listing
+    /// filtered on `action`, `actor` or `promptId` (or a time range) shows a lie.
+    pub fn push_stored(&mut self, entry: &Value, stored_leaf: &Hash, columns: &FilterColumns) {
+        let sequence = self.chain.len() + 1;
+        let wrong = columns.mismatches(entry);
+        if !wrong.is_empty() && self.entry_problem.is_none() {
+            self.entry_problem = Some(AuditCheckError::FilterColumnMismatch {
+                sequence,
+                columns: wrong,
+            });
+        }
+        self.push_with_stored_leaf(entry, stored_leaf);
+    }
+
     /// Counts an entry that could not be read at all at the next position, so that it is
     /// named and later entries keep their places.
     pub fn push_unreadable(&mut self, reason: &str) {
@@ -723,6 +814,80 @@ mod tests {
                 sealed.to_value()
             })
             .collect()
+    }
+
+    /// The filter columns a store writes for `entry` (its served form).
+    fn columns_of(entry: &Value) -> FilterColumns {
+        let at = time::OffsetDateTime::parse(
+            entry["timestamp"].as_str().expect("a timestamp"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("RFC 3339");
+        FilterColumns {
+            actor: entry["actor"].as_str().expect("actor").to_owned(),
+            action: entry["action"].as_str().expect("action").to_owned(),
+            prompt_id: entry["promptId"].as_str().map(str::to_owned),
+            recorded_at_ms: i64::try_from(at.unix_timestamp_nanos() / 1_000_000).expect("ms"),
+        }
+    }
+
+    #[test]
+    fn verify_checks_the_filter_columns_against_the_hashed_body() {
+        let entries = log(4);
+        let replay = |columns: &[FilterColumns]| {
+            let mut verifier = LogVerifier::new(Vec::<HeadToCheck>::new(), Signatures::Unchecked);
+            for (entry, columns) in entries.iter().zip(columns) {
+                verifier.push_stored(entry, &leaf_hash_of(entry), columns);
+            }
+            verifier.finish()
+        };
+        let honest: Vec<FilterColumns> = entries.iter().map(columns_of).collect();
+        let report = replay(&honest);
+        assert!(report.is_valid(), "{:?}", report.problems);
+
+        let mut lying = honest.clone();
+        lying[2].action = "PROMPT_ARCHIVED".into();
+        lying[2].actor = "someone-else".into();
+        lying[3].prompt_id = Some(uuid::Uuid::nil().to_string());
+        let report = replay(&lying);
+        assert_eq!(report.first_invalid_sequence(), Some(3));
+        assert_eq!(
+            report.problems,
+            vec![AuditCheckError::FilterColumnMismatch {
+                sequence: 3,
+                columns: vec!["action", "actor"]
+            }]
+        );
+        let reason = report.problems[0].to_string();
+        assert!(
+            reason.starts_with("entry 3: its stored action, actor columns do not match"),
+            "{reason}"
+        );
+
+        let mut moved = honest.clone();
+        moved[0].recorded_at_ms += 1;
+        let report = replay(&moved);
+        assert_eq!(report.first_invalid_sequence(), Some(1));
+        assert!(
+            report.problems[0]
+                .to_string()
+                .contains("recorded_at column does not"),
+            "{:?}",
+            report.problems
+        );
+
+        // A prompt id in another letter case is the same id; U+FFFD for U+0000 is the stores'
+        // documented replacement.
+        let mut entry = entries[0].clone();
+        entry["actor"] = json!("a\u{0}b");
+        let mut columns = columns_of(&entries[0]);
+        columns.actor = "a\u{FFFD}b".into();
+        assert!(columns.mismatches(&entry).is_empty());
+        entry["promptId"] = json!("0190A0B0-0000-7000-8000-000000000000");
+        columns.prompt_id = Some("0190a0b0-0000-7000-8000-000000000000".into());
+        assert!(columns.mismatches(&entry).is_empty());
+        columns.prompt_id = None;
+        assert_eq!(columns.mismatches(&entry), vec!["prompt_id"]);
     }
 
     fn leaves(entries: &[Value]) -> Vec<Hash> {

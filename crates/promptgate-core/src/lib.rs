@@ -13,6 +13,7 @@ pub mod fewshot;
 pub mod guardrails;
 pub mod invocation;
 pub mod prompt;
+pub mod redact;
 pub mod scope;
 pub mod stats;
 pub mod tokenizer;

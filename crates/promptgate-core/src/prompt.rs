@@ -509,7 +509,8 @@ fn parse_names<T: Copy + PartialEq>(
             None => violations.push(Violation::invalid(
                 format!("{field}[{i}]"),
                 format!(
-                    "{name:?} is not supported; use {}",
+                    "{} is not supported; use {}",
+                    crate::violation::quoted(name),
                     all.iter()
                         .map(|v| name_of(*v))
                         .collect::<Vec<_>>()

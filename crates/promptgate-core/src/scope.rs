@@ -54,7 +54,8 @@ impl fmt::Display for Scope {
 /// A scope name that is not in the contract.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown scope {0:?}; known scopes are ai:prompt:read, ai:prompt:write, ai:gateway:write, ai:telemetry:read, ai:audit:read, admin"
+    "unknown scope {}; known scopes are ai:prompt:read, ai:prompt:write, ai:gateway:write, ai:telemetry:read, ai:audit:read, admin",
+    crate::violation::quoted(.0)
 )]
 pub struct UnknownScope(pub String);
 

@@ -107,6 +107,171 @@ pub struct GroupSummary {
     pub feedback: FeedbackSummary,
 }
 
+/// Count, mean and sum of squared deviations from the mean of some values: all that the mean
+/// and Welch's interval need, and what a database can compute in two passes without handing
+/// the values over (`sum((x − mean)²)` after the mean, which loses no precision to
+/// cancellation as `Σx² − (Σx)²/n` would).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Moments {
+    /// How many values.
+    pub n: u64,
+    /// Their mean; 0 when there is none.
+    pub mean: f64,
+    /// Σ (x − mean)².
+    pub m2: f64,
+}
+
+impl Moments {
+    /// The moments of `values`, by two passes.
+    pub fn of(values: &[f64]) -> Moments {
+        let Some(mean) = mean(values) else {
+            return Moments::default();
+        };
+        Moments {
+            n: values.len() as u64,
+            mean,
+            m2: values.iter().map(|v| (v - mean) * (v - mean)).sum(),
+        }
+    }
+
+    /// The mean, or `None` without values.
+    fn mean(&self) -> Option<f64> {
+        (self.n > 0).then_some(self.mean)
+    }
+}
+
+/// The percentiles every summary reports: p50, p95, p99.
+pub const SUMMARY_PERCENTILES: [f64; 3] = [0.5, 0.95, 0.99];
+
+/// One group's numbers as a store aggregates them (counts and sums exact, latency and feedback
+/// as [`Moments`], the latency percentiles from the order statistics at
+/// [`percentile_ranks`]), so that a summary over millions of records needs no record in the
+/// gateway's memory. [`summarize_aggregate`] and [`compare_aggregates`] turn it into the same
+/// numbers [`summarize`] and [`compare`] give from the samples.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct GroupAggregate {
+    /// Invocations, blocked ones included.
+    pub count: u64,
+    /// ERROR invocations.
+    pub error_count: u64,
+    /// BLOCKED invocations.
+    pub blocked_count: u64,
+    /// Tokens sent, summed over every invocation.
+    pub prompt_tokens: u64,
+    /// Tokens generated, summed over every invocation.
+    pub completion_tokens: u64,
+    /// The finite latencies of SUCCESS and ERROR invocations.
+    pub latency: Moments,
+    /// Their [`SUMMARY_PERCENTILES`], by [`percentile`]'s method; `None` without latencies.
+    pub latency_percentiles: Option<[f64; 3]>,
+    /// The finite feedback scores.
+    pub feedback: Moments,
+}
+
+/// The 0-based ranks (in ascending order) of the values that [`percentile`] reads for the
+/// p-quantile of `n` values: ⌊(n − 1)·p⌋, and the next one when the quantile lies between two
+/// values. A store fetches the values at these ranks instead of all of them. `None` for n = 0 or
+/// a p outside [0, 1].
+pub fn percentile_ranks(n: u64, p: f64) -> Option<(u64, Option<u64>)> {
+    let n = usize::try_from(n).ok()?;
+    let (lo, fraction) = rank(n, p)?;
+    let next = (fraction > 0.0 && lo + 1 < n).then_some(lo as u64 + 1);
+    Some((lo as u64, next))
+}
+
+/// The p-quantile of `n` values from the values at its [`percentile_ranks`] (`value_at(rank)`),
+/// bit for bit what [`percentile`] gives on all of them sorted.
+pub fn percentile_from_ranks(n: u64, p: f64, value_at: impl Fn(u64) -> Option<f64>) -> Option<f64> {
+    let (lo, next) = percentile_ranks(n, p)?;
+    let low = value_at(lo)?;
+    let Some(next) = next else {
+        return Some(low);
+    };
+    let (_, fraction) = rank(usize::try_from(n).ok()?, p)?;
+    Some(interpolate(low, value_at(next)?, fraction))
+}
+
+/// The aggregate of `samples`, as a store would compute it (the percentiles exact, by
+/// selection).
+pub fn aggregate(samples: &[Sample]) -> GroupAggregate {
+    let mut group = GroupAggregate {
+        count: samples.len() as u64,
+        ..GroupAggregate::default()
+    };
+    for sample in samples {
+        match sample.status {
+            InvocationStatus::Success => {}
+            InvocationStatus::Error => group.error_count += 1,
+            InvocationStatus::Blocked => group.blocked_count += 1,
+        }
+        group.prompt_tokens = group
+            .prompt_tokens
+            .saturating_add(u64::from(sample.prompt_tokens));
+        group.completion_tokens = group
+            .completion_tokens
+            .saturating_add(u64::from(sample.completion_tokens));
+    }
+    let mut latencies = latencies(samples);
+    group.latency = Moments::of(&latencies);
+    group.latency_percentiles = (|| {
+        Some([
+            select_percentile(&mut latencies, SUMMARY_PERCENTILES[0])?,
+            select_percentile(&mut latencies, SUMMARY_PERCENTILES[1])?,
+            select_percentile(&mut latencies, SUMMARY_PERCENTILES[2])?,
+        ])
+    })();
+    group.feedback = Moments::of(&feedback_scores(samples));
+    group
+}
+
+/// Summarises one group from its aggregate: the same numbers as [`summarize`] on its samples.
+pub fn summarize_aggregate(group: &GroupAggregate) -> GroupSummary {
+    let error_rate = if group.count == 0 {
+        0.0
+    } else {
+        group.error_count as f64 / group.count as f64
+    };
+    let latency_ms = match (group.latency.mean(), group.latency_percentiles) {
+        (Some(mean), Some([p50, p95, p99])) => Some(LatencySummary {
+            p50,
+            p95,
+            p99,
+            mean,
+        }),
+        _ => None,
+    };
+    GroupSummary {
+        count: group.count,
+        error_count: group.error_count,
+        blocked_count: group.blocked_count,
+        error_rate,
+        latency_ms,
+        token_usage: TokenSums {
+            prompt: group.prompt_tokens,
+            completion: group.completion_tokens,
+            total: group.prompt_tokens.saturating_add(group.completion_tokens),
+        },
+        feedback: FeedbackSummary {
+            count: group.feedback.n,
+            mean: group.feedback.mean(),
+        },
+    }
+}
+
+/// Compares two groups from their aggregates: the same as [`compare`] on their samples.
+pub fn compare_aggregates(this: &GroupAggregate, reference: &GroupAggregate) -> Comparison {
+    Comparison {
+        error_rate_diff: newcombe(
+            this.error_count,
+            this.count,
+            reference.error_count,
+            reference.count,
+        ),
+        mean_latency_ms_diff: welch(&this.latency, &reference.latency),
+        feedback_mean_diff: welch(&this.feedback, &reference.feedback),
+    }
+}
+
 /// Summarises one group (one version).
 ///
 /// Every sample counts in `count` and the token sums; ERROR ones in `error_count`, BLOCKED ones
@@ -117,52 +282,7 @@ pub struct GroupSummary {
 /// Non-finite latencies and feedback scores (which the gateway never records) are left out
 /// rather than allowed to poison a mean.
 pub fn summarize(samples: &[Sample]) -> GroupSummary {
-    let mut error_count = 0u64;
-    let mut blocked_count = 0u64;
-    let mut token_usage = TokenSums::default();
-    for sample in samples {
-        match sample.status {
-            InvocationStatus::Success => {}
-            InvocationStatus::Error => error_count += 1,
-            InvocationStatus::Blocked => blocked_count += 1,
-        }
-        token_usage.prompt = token_usage
-            .prompt
-            .saturating_add(u64::from(sample.prompt_tokens));
-        token_usage.completion = token_usage
-            .completion
-            .saturating_add(u64::from(sample.completion_tokens));
-    }
-    token_usage.total = token_usage.prompt.saturating_add(token_usage.completion);
-    let count = samples.len() as u64;
-    let error_rate = if count == 0 {
-        0.0
-    } else {
-        error_count as f64 / count as f64
-    };
-
-    let mut latencies = latencies(samples);
-    let latency_ms = mean(&latencies).and_then(|mean| {
-        Some(LatencySummary {
-            p50: select_percentile(&mut latencies, 0.5)?,
-            p95: select_percentile(&mut latencies, 0.95)?,
-            p99: select_percentile(&mut latencies, 0.99)?,
-            mean,
-        })
-    });
-    let scores = feedback_scores(samples);
-    GroupSummary {
-        count,
-        error_count,
-        blocked_count,
-        error_rate,
-        latency_ms,
-        token_usage,
-        feedback: FeedbackSummary {
-            count: scores.len() as u64,
-            mean: mean(&scores),
-        },
-    }
+    summarize_aggregate(&aggregate(samples))
 }
 
 /// Compares `this` against `reference`: each difference is this minus the reference.
@@ -173,22 +293,7 @@ pub fn summarize(samples: &[Sample]) -> GroupSummary {
 ///   Welch's interval; `None` when either side has fewer than 2 values, or when neither side
 ///   varies at all (a zero-width interval would claim a certainty the data cannot give).
 pub fn compare(this: &[Sample], reference: &[Sample]) -> Comparison {
-    let errors = |samples: &[Sample]| {
-        samples
-            .iter()
-            .filter(|s| s.status == InvocationStatus::Error)
-            .count() as u64
-    };
-    Comparison {
-        error_rate_diff: newcombe(
-            errors(this),
-            this.len() as u64,
-            errors(reference),
-            reference.len() as u64,
-        ),
-        mean_latency_ms_diff: welch(&latencies(this), &latencies(reference)),
-        feedback_mean_diff: welch(&feedback_scores(this), &feedback_scores(reference)),
-    }
+    compare_aggregates(&aggregate(this), &aggregate(reference))
 }
 
 /// The p-quantile (p in [0, 1]) of `sorted` (ascending, finite values) by linear interpolation
@@ -318,22 +423,19 @@ fn newcombe(x1: u64, n1: u64, x2: u64, n2: u64) -> Option<DiffEstimate> {
     Some(diff_estimate(d, low.max(-1.0), high.min(1.0)))
 }
 
-/// Count, mean and sample variance (n − 1 denominator) of at least two values, by two passes
-/// (more accurate than accumulating squares).
-fn moments(values: &[f64]) -> Option<(f64, f64, f64)> {
-    if values.len() < 2 {
+/// Count, mean and sample variance (n − 1 denominator) of at least two values.
+fn moments(values: &Moments) -> Option<(f64, f64, f64)> {
+    if values.n < 2 {
         return None;
     }
-    let n = values.len() as f64;
-    let mean = mean(values)?;
-    let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0);
-    Some((n, mean, variance))
+    let n = values.n as f64;
+    Some((n, values.mean, values.m2 / (n - 1.0)))
 }
 
 /// Welch's interval for mean(this) − mean(reference):
 /// d ± t(0.975, ν)·√(s₁²/n₁ + s₂²/n₂), with the Welch–Satterthwaite degrees of freedom
 /// ν = (s₁²/n₁ + s₂²/n₂)² / ((s₁²/n₁)²/(n₁−1) + (s₂²/n₂)²/(n₂−1)).
-fn welch(this: &[f64], reference: &[f64]) -> Option<DiffEstimate> {
+fn welch(this: &Moments, reference: &Moments) -> Option<DiffEstimate> {
     let (n1, mean1, variance1) = moments(this)?;
     let (n2, mean2, variance2) = moments(reference)?;
     let (v1, v2) = (variance1 / n1, variance2 / n2);

@@ -42,7 +42,10 @@ impl fmt::Display for TokenizerKind {
 
 /// A tokenizer name that is not supported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown tokenizer {0:?}; use o200k_base or cl100k_base")]
+#[error(
+    "unknown tokenizer {}; use o200k_base or cl100k_base",
+    crate::violation::quoted(.0)
+)]
 pub struct UnknownTokenizer(pub String);
 
 impl FromStr for TokenizerKind {

@@ -197,7 +197,10 @@ impl TrafficSplit {
             Some(text) => SplitStrategy::parse(text).unwrap_or_else(|| {
                 violations.push(Violation::invalid(
                     "trafficDistribution.splitStrategy",
-                    format!("{text:?} is not a split strategy; use sticky or random"),
+                    format!(
+                        "{} is not a split strategy; use sticky or random",
+                        crate::violation::quoted(text)
+                    ),
                 ));
                 current.strategy
             }),

@@ -20,7 +20,10 @@ pub enum VersionLabelError {
     #[error("a version is at most {MAX_VERSION_LEN} characters")]
     TooLong,
     /// Not `MAJOR.MINOR.PATCH[-PRE][+BUILD]`.
-    #[error("{0:?} is not a semantic version such as 1.0.0 or 1.1.0-beta.1")]
+    #[error(
+        "{} is not a semantic version such as 1.0.0 or 1.1.0-beta.1",
+        crate::violation::quoted(.0)
+    )]
     NotSemver(String),
 }
 

@@ -83,6 +83,35 @@ impl fmt::Display for Violation {
     }
 }
 
+/// The most characters of a caller's value that a message repeats; longer values are cut and end
+/// in `…`, so that a huge value does not come back whole in the error about it.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// A caller's value as a message shows it: between ‘ and ’, cut to [`MAX_QUOTED_CHARS`], with
+/// control characters written out (`\n`, `\t`, `\r`, `U+001B`). Messages are read by people
+/// and by clients in other languages, so they quote values in plain text and never with Rust's
+/// `Debug` form (`"…"` with backslash escapes, `Some(…)`), which leaks the implementation and
+/// reads as a JSON string inside a JSON string.
+pub fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4 * MAX_QUOTED_CHARS) + 8);
+    out.push('‘');
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_QUOTED_CHARS {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("U+{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('’');
+    out
+}
+
 /// Replaces `{name}` placeholders with their values; unknown placeholders stay as they are so a
 /// mistake in a template shows instead of silently vanishing.
 pub fn fill_template(template: &str, params: &BTreeMap<String, String>) -> String {
@@ -96,6 +125,18 @@ pub fn fill_template(template: &str, params: &BTreeMap<String, String>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_values_are_plain_text_not_rust_debug() {
+        assert_eq!(quoted("tool"), "‘tool’");
+        assert_eq!(quoted(""), "‘’");
+        assert_eq!(quoted("a\nb\tc\u{1b}"), "‘a\\nb\\tcU+001B’");
+        assert_eq!(quoted("say \"hi\""), "‘say \"hi\"’");
+        let long = "x".repeat(MAX_QUOTED_CHARS + 10);
+        let shown = quoted(&long);
+        assert_eq!(shown.chars().count(), MAX_QUOTED_CHARS + 3, "{shown}");
+        assert!(shown.ends_with("…’"), "{shown}");
+    }
 
     #[test]
     fn message_fills_every_placeholder() {

@@ -612,3 +612,29 @@ proptest! {
         prop_assert!(values[0] <= at_low && at_high <= values[values.len() - 1]);
     }
 }
+
+/// Issue 17, item 13: a store reads only the order statistics `percentile_ranks` names, and
+/// `percentile_from_ranks` gives from them exactly what `percentile` gives on all the values.
+#[test]
+fn percentiles_from_the_ranked_values_equal_the_percentiles_of_all_values() {
+    use promptgate_core::stats::{percentile, percentile_from_ranks, percentile_ranks};
+    for n in 1..=300u64 {
+        let sorted: Vec<f64> = (0..n).map(|i| (i * i) as f64 / 7.0 + 0.25).collect();
+        for p in [0.0, 0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+            let (lo, next) = percentile_ranks(n, p).unwrap();
+            assert!(
+                lo < n && next.is_none_or(|r| r == lo + 1 && r < n),
+                "n {n} p {p}"
+            );
+            let read = std::cell::RefCell::new(Vec::new());
+            let got = percentile_from_ranks(n, p, |rank| {
+                read.borrow_mut().push(rank);
+                sorted.get(rank as usize).copied()
+            });
+            assert_eq!(got, percentile(&sorted, p), "n {n} p {p}");
+            assert!(read.borrow().len() <= 2, "n {n} p {p}: {:?}", read.borrow());
+        }
+    }
+    assert_eq!(percentile_ranks(0, 0.5), None);
+    assert_eq!(percentile_ranks(10, 1.5), None);
+}

@@ -304,6 +304,10 @@ fn hex_sha256(bytes: &[u8]) -> String {
 /// `GET …/audit-logs/verify` and `promptgate audit verify --database-url`, so that the gateway
 /// and an auditor reading its database name the same first bad sequence with the same words.
 ///
+/// Each row's filter columns (`action`, `actor`, `prompt_id`, `recorded_at`, which listings
+/// filter on and nothing hashes) must say what its hashed body says
+/// ([`promptgate_audit::FilterColumns`]); a row edited there is named like an edited entry.
+///
 /// The heads are read before the entries: a gateway writing meanwhile only adds entries, so
 /// every head read is reached. A row that cannot even be decoded (a hash that is not hex, …) is
 /// named as an unreadable entry rather than failing the whole replay; only a database that
@@ -324,7 +328,7 @@ pub async fn verify_store(
         match store.list_audit(&filter, after, VERIFY_PAGE).await {
             Ok(page) => {
                 for entry in &page {
-                    verifier.push_with_stored_leaf(&entry.to_value(), &entry.leaf_hash);
+                    verifier.push_stored(&entry.to_value(), &entry.leaf_hash, &entry.columns);
                 }
                 match page.last() {
                     Some(last) if page.len() == VERIFY_PAGE as usize => {
@@ -338,7 +342,7 @@ pub async fn verify_store(
             Err(StoreError::Corrupt(_)) => match store.list_audit(&filter, after, 1).await {
                 Ok(page) => match page.first() {
                     Some(entry) => {
-                        verifier.push_with_stored_leaf(&entry.to_value(), &entry.leaf_hash);
+                        verifier.push_stored(&entry.to_value(), &entry.leaf_hash, &entry.columns);
                         after = Some(entry.sequence);
                     }
                     None => break,
@@ -407,53 +411,91 @@ pub async fn checkpoint_loop(log: Arc<AuditLog>, interval: Duration) {
     }
 }
 
-/// The configuration as the audit log records it: everything that shapes behaviour, with header
-/// values (which may carry credentials) replaced by their SHA-256 and any password in a database
-/// URL removed. Keys themselves are never in the file (only variable names are).
+/// The configuration as the audit log records it: everything that shapes behaviour, and no
+/// secret, since an entry can never be purged and `ai:audit:read` is not an admin scope.
+///
+/// - Header values (which may carry credentials) become `sha256:` and their SHA-256.
+/// - `exporters.webhook.url` keeps only its origin (a Slack-style webhook's path *is* its
+///   secret), with `url_sha256` of the whole URL beside it so that a change still shows.
+/// - Every other URL (`exporters.otlp.endpoint`, `moderation.url`, each
+///   `model_endpoints[].base_url`, and any string that reads as a URL) loses its user-info,
+///   query string and fragment; when that removed something, `<key>_sha256` of the whole URL
+///   is added beside it for the same reason.
+/// - `server.database_url` is shown without its password (in user-info or a query
+///   parameter); no digest, since a password is often guessable and a digest would let a
+///   reader check guesses.
+///
+/// Keys themselves are never in the file (only variable names are).
 pub fn configuration_snapshot(config: &crate::config::ConfigFile) -> Value {
-    fn redact(value: &mut Value) {
-        match value {
-            Value::Object(members) => {
-                for (name, member) in members.iter_mut() {
-                    match (name.as_str(), &mut *member) {
-                        ("headers", Value::Object(headers)) => {
-                            for header in headers.values_mut() {
-                                let text = header.as_str().unwrap_or_default().to_owned();
-                                *header = json!(format!("sha256:{}", hex_sha256(text.as_bytes())));
-                            }
-                        }
-                        ("database_url", Value::String(url)) => {
-                            *url = without_password(url);
-                        }
-                        _ => redact(member),
+    use promptgate_core::redact;
+    /// A URL member cut to `shown`, with the whole URL's digest beside it when anything was
+    /// cut (or always, for a webhook, whose origin alone would hide a change of its path).
+    fn cut_url(
+        members: &mut serde_json::Map<String, Value>,
+        name: &str,
+        shown: String,
+        always_digest: bool,
+    ) {
+        let Some(Value::String(url)) = members.get(name) else {
+            return;
+        };
+        if always_digest || shown != *url {
+            let digest = redact::url_sha256(url);
+            members.insert(format!("{name}_sha256"), json!(digest));
+        }
+        members.insert(name.to_owned(), json!(shown));
+    }
+    /// Whether `text` starts like `scheme://`.
+    fn looks_like_url(text: &str) -> bool {
+        text.split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        })
+    }
+    fn scrub(value: &mut Value, in_webhook: bool) {
+        let Value::Object(members) = value else {
+            if let Value::Array(items) = value {
+                items.iter_mut().for_each(|item| scrub(item, false));
+            }
+            return;
+        };
+        let names: Vec<String> = members.keys().cloned().collect();
+        for name in names {
+            let Some(member) = members.get_mut(&name) else {
+                continue;
+            };
+            match (name.as_str(), member) {
+                ("headers", Value::Object(headers)) => {
+                    for header in headers.values_mut() {
+                        let text = header.as_str().unwrap_or_default().to_owned();
+                        *header = json!(format!("sha256:{}", hex_sha256(text.as_bytes())));
                     }
                 }
+                ("database_url", Value::String(url)) => {
+                    *url = redact::database_url_for_display(url);
+                }
+                ("url", Value::String(url)) if in_webhook => {
+                    let shown = redact::url_origin(url);
+                    cut_url(members, &name, shown, true);
+                }
+                (_, Value::String(text)) if looks_like_url(text) => {
+                    let shown = redact::url_without_secrets(text);
+                    cut_url(members, &name, shown, false);
+                }
+                (_, member @ (Value::Object(_) | Value::Array(_))) => {
+                    scrub(member, name == "webhook");
+                }
+                _ => {}
             }
-            Value::Array(items) => items.iter_mut().for_each(redact),
-            _ => {}
         }
     }
     let mut snapshot = serde_json::to_value(config).unwrap_or(Value::Null);
-    redact(&mut snapshot);
+    scrub(&mut snapshot, false);
     // Through canonical JSON and back, so that numbers compare as the log stores them.
     serde_json::from_str(&promptgate_audit::canonical::to_canonical_string(&snapshot))
         .unwrap_or(Value::Null)
-}
-
-/// `scheme://user:secret@host/db` → `scheme://user@host/db`.
-fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            let slash = if rest.contains('/') { "/" } else { "" };
-            format!("{scheme}://{user}@{host}{slash}{path}")
-        }
-        None => url.to_owned(),
-    }
 }
 
 /// Appends `CONFIG_RELOADED` (actor `system`) when the gateway starts with a configuration other
@@ -631,16 +673,93 @@ mod tests {
     }
 
     #[test]
-    fn passwords_leave_database_urls() {
+    fn config_reloaded_audit_entry_hides_url_secrets() {
+        let config = crate::config::ConfigFile::parse(
+            r#"
+[server]
+database_url = "postgres://app:DBPASSWORD@db.internal:5432/promptgate?sslmode=require&password=QPASS"
+[[model_endpoints]]
+ref = "local/m"
+provider = "openai"
+base_url = "https://user:EPPASS@llm.internal:8443/v1?token=EPTOKEN"
+model = "m"
+[moderation]
+url = "https://mod:MODPASS@moderation.internal/v1?key=MODKEY"
+[exporters.webhook]
+url = "https://hooks.example.invalid/services/T000/B000/XXXXSECRET"
+[exporters.otlp]
+endpoint = "http://otel:OTELPASS@collector.internal:4318?auth=OTELTOKEN"
+"#,
+        )
+        .expect("config parses");
+        let snapshot = configuration_snapshot(&config);
+        let text = snapshot.to_string();
+        for secret in [
+            "DBPASSWORD",
+            "QPASS",
+            "EPPASS",
+            "EPTOKEN",
+            "MODPASS",
+            "MODKEY",
+            "XXXXSECRET",
+            "T000",
+            "OTELPASS",
+            "OTELTOKEN",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        let webhook = &snapshot["exporters"]["webhook"];
+        assert_eq!(webhook["url"], json!("https://hooks.example.invalid"));
         assert_eq!(
-            without_password("postgres://app:s3cret@db:5432/promptgate"),
-            "postgres://app@db:5432/promptgate"
+            webhook["url_sha256"],
+            json!(promptgate_core::redact::url_sha256(
+                "https://hooks.example.invalid/services/T000/B000/XXXXSECRET"
+            ))
         );
         assert_eq!(
-            without_password("sqlite://promptgate.db"),
-            "sqlite://promptgate.db"
+            snapshot["model_endpoints"][0]["base_url"],
+            json!("https://llm.internal:8443/v1")
         );
-        assert_eq!(without_password("postgres://db"), "postgres://db");
+        assert!(snapshot["model_endpoints"][0]["base_url_sha256"].is_string());
+        assert_eq!(
+            snapshot["moderation"]["url"],
+            json!("https://moderation.internal/v1")
+        );
+        assert_eq!(
+            snapshot["exporters"]["otlp"]["endpoint"],
+            json!("http://collector.internal:4318")
+        );
+        assert_eq!(
+            snapshot["server"]["database_url"],
+            json!("postgres://app:***@db.internal:5432/promptgate?sslmode=require")
+        );
+        assert!(snapshot["server"].get("database_url_sha256").is_none());
+
+        // A URL with nothing to hide is recorded as written, without a digest.
+        let plain = crate::config::ConfigFile::parse(
+            "[[model_endpoints]]\nref = \"x/y\"\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n",
+        )
+        .expect("config parses");
+        let snapshot = configuration_snapshot(&plain);
+        assert_eq!(
+            snapshot["model_endpoints"][0]["base_url"],
+            json!("http://127.0.0.1:9/v1")
+        );
+        assert!(
+            snapshot["model_endpoints"][0]
+                .get("base_url_sha256")
+                .is_none()
+        );
+
+        // A change to the hidden part of a webhook URL still changes the snapshot.
+        let other = |path: &str| {
+            let config = crate::config::ConfigFile::parse(&format!(
+                "[exporters.webhook]\nurl = \"https://hooks.example.invalid{path}\"\n"
+            ))
+            .expect("config parses");
+            configuration_snapshot(&config)
+        };
+        assert_ne!(other("/services/A"), other("/services/B"));
     }
 
     #[test]

@@ -11,11 +11,25 @@
 //! rotation time with the disabled set; when a client's time changes they drop its cached tokens,
 //! which are then looked up in the database again, where the old ones are gone. So old tokens
 //! stop within about a second everywhere, and no clocks are compared across replicas.
+//!
+//! Issuing is bounded per client: `[auth] tokens_per_minute` (a token bucket per client id, per
+//! replica) and `[auth] max_live_tokens_per_client` (the store deletes the client's oldest
+//! tokens past the bound in the issuing transaction and bumps the client's token generation;
+//! every process reloads the generations with the disabled set and forgets the cached tokens of
+//! a client whose generation changed, as for a rotation).
+//!
+//! Failed logins are limited per source address (`client_addr.rs`: the peer, or the client a
+//! trusted proxy names; IPv6 by /64): an attempt takes one of its address's places *before* the
+//! secret is checked, in one locked step, so parallel guesses cannot all pass a check made
+//! before any of them is recorded; a success gives its place back. Wrong secrets for one client
+//! id are limited too, but that limit only turns a wrong secret's 401 into a 429: the right
+//! secret is always checked and served, so strangers cannot lock a client out.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -26,7 +40,9 @@ use promptgate_core::{Scope, ScopeSet};
 use promptgate_store::{AccessToken, Store, StoreError};
 use time::OffsetDateTime;
 
+use crate::client_addr::{ClientAddressRule, limit_key};
 use crate::error::ApiError;
+use crate::ratelimit::{Decision, RateLimit, RateLimiter};
 use crate::state::AppState;
 
 /// How often the disabled-client set is reloaded from the database.
@@ -37,8 +53,15 @@ const MAX_CACHED_TOKENS: usize = 100_000;
 const FAILED_LOGIN_WINDOW: Duration = Duration::from_secs(60);
 /// The most keys (client ids or addresses) tracked before expired ones are pruned.
 const MAX_FAILURE_KEYS: usize = 10_000;
-/// Default of `[auth] failed_logins_per_address_per_minute`.
-pub const DEFAULT_FAILED_LOGINS_PER_ADDRESS: u32 = 30;
+/// Default of `[auth] failed_logins_per_address_per_minute`: the contract's 10.
+pub const DEFAULT_FAILED_LOGINS_PER_ADDRESS: u32 = 10;
+/// Default of `[auth] tokens_per_minute`.
+pub const DEFAULT_TOKENS_PER_MINUTE: u32 = 60;
+/// Default of `[auth] max_live_tokens_per_client`.
+pub const DEFAULT_MAX_LIVE_TOKENS: u32 = 1000;
+/// How long a login waits when the attempts in flight from its address hold the address's
+/// last places (each may still succeed and give its place back) before it is refused.
+const RESERVATION_WAIT: Duration = Duration::from_secs(5);
 
 /// Who is calling, as proven by their bearer token.
 #[derive(Debug, Clone)]
@@ -76,7 +99,8 @@ pub enum TokenError {
     /// A requested scope is unknown or not granted to the client.
     #[error("invalid_scope: {0}")]
     InvalidScope(String),
-    /// Too many failed attempts for this client id.
+    /// Too many failed attempts from this source address (whatever the secret), or, for a
+    /// wrong secret only, for this client id.
     #[error("too many failed attempts")]
     TooManyAttempts {
         /// Seconds until an attempt is allowed again.
@@ -88,13 +112,16 @@ pub enum TokenError {
         /// Whether the client id or the source address is locked.
         by: LockedBy,
     },
+    /// The client asked for tokens faster than `[auth] tokens_per_minute`.
+    #[error("too many tokens requested")]
+    TooManyTokens(Decision),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// A newly issued access token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedToken {
     /// The bearer token (shown once, stored only as a hash).
     pub token: String,
@@ -102,6 +129,17 @@ pub struct IssuedToken {
     pub scopes: ScopeSet,
     /// Lifetime in seconds.
     pub expires_in: u64,
+}
+
+/// By hand, so that the bearer token never reaches a log line through `{:?}`.
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &crate::REDACTED)
+            .field("scopes", &self.scopes)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// Issues and checks access tokens.
@@ -112,94 +150,217 @@ pub struct TokenAuthority {
     disabled: RwLock<HashSet<String>>,
     /// The last secret rotation time seen for each rotated client.
     rotations: RwLock<HashMap<String, OffsetDateTime>>,
+    /// The last token generation seen for each client whose tokens were revoked at the bound.
+    generations: RwLock<HashMap<String, i64>>,
     /// Failed logins per client id (`[auth] failed_logins_per_minute`).
     failures_by_client: FailureWindow<String>,
-    /// Failed logins per source address (`[auth] failed_logins_per_address_per_minute`).
+    /// Failed logins per source address, IPv6 by /64
+    /// (`[auth] failed_logins_per_address_per_minute`).
     failures_by_address: FailureWindow<IpAddr>,
     /// Failed logins since start, for `/metrics`.
     failed_logins: AtomicU64,
+    /// Tokens issued per client id (`[auth] tokens_per_minute`).
+    issuance: RateLimiter,
+    /// `[auth] max_live_tokens_per_client`.
+    max_live_tokens: u32,
+    /// Where a request comes from (`[server] trusted_proxies`).
+    client_address: ClientAddressRule,
 }
 
-/// Why a login was refused before its secret was checked.
+/// Which failed-login limit refused a login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockedBy {
-    /// The client id has used up its failed attempts.
+    /// The client id has used up its failed attempts (a wrong secret only).
     ClientId,
-    /// The source address has used up its failed attempts.
+    /// The source address has used up its failed attempts (before the secret is checked).
     Address,
 }
 
-/// Recent failures per key within [`FAILED_LOGIN_WINDOW`]: once a key has `max` of them, it is
-/// locked until the oldest leaves the window.
+/// Recent failures per key within [`FAILED_LOGIN_WINDOW`], and the attempts in flight: once a
+/// key has `max` failures, it is locked until the oldest leaves the window.
 struct FailureWindow<K> {
     max: u32,
-    times: Mutex<HashMap<K, VecDeque<Instant>>>,
+    keys: Mutex<HashMap<K, Attempts>>,
+    /// Woken whenever an attempt in flight settles, for logins waiting for a place.
+    settled: tokio::sync::Notify,
 }
 
-impl<K: std::hash::Hash + Eq> FailureWindow<K> {
-    fn new(max: u32) -> Self {
-        FailureWindow {
-            max,
-            times: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Seconds until `key` may try again, and its failure count, when it is locked.
-    fn locked_for(&self, key: &K) -> Option<(u64, u32)> {
-        let failures = self.times.lock().ok()?;
-        let times = failures.get(key)?;
-        let now = Instant::now();
-        let recent: Vec<&Instant> = times
-            .iter()
-            .filter(|t| now.duration_since(**t) < FAILED_LOGIN_WINDOW)
-            .collect();
-        if recent.len() < self.max as usize {
-            return None;
-        }
-        let oldest = recent.first()?;
-        let wait = FAILED_LOGIN_WINDOW.saturating_sub(now.duration_since(**oldest));
-        let seconds = wait.as_millis().div_ceil(1000).max(1);
-        Some((
-            u64::try_from(seconds).unwrap_or(60),
-            u32::try_from(recent.len()).unwrap_or(u32::MAX),
-        ))
-    }
-
-    fn record(&self, key: K) {
-        if let Ok(mut failures) = self.times.lock() {
-            // Keys that guessing invents (random client ids) must not grow the map for ever.
-            if failures.len() >= MAX_FAILURE_KEYS {
-                prune(&mut failures);
-            }
-            let times = failures.entry(key).or_default();
-            times.push_back(Instant::now());
-            // Only the last `max` attempts matter for the lockout.
-            while times.len() > self.max as usize {
-                times.pop_front();
-            }
-        }
-    }
-
-    fn prune(&self) {
-        if let Ok(mut failures) = self.times.lock() {
-            prune(&mut failures);
-        }
-    }
+/// One key's failures (oldest first, at most `max`) and its attempts in flight.
+#[derive(Debug, Default)]
+struct Attempts {
+    failures: VecDeque<Instant>,
+    in_flight: u32,
 }
 
-/// Drops the failures that have left the window, and the keys left with none.
-fn prune<K>(failures: &mut HashMap<K, VecDeque<Instant>>) {
-    let horizon = Instant::now().checked_sub(FAILED_LOGIN_WINDOW);
-    failures.retain(|_, times| {
-        while let (Some(first), Some(horizon)) = (times.front(), horizon) {
-            if *first < horizon {
-                times.pop_front();
+/// A locked key: seconds until it may try again, and its failures in the window.
+#[derive(Debug, Clone, Copy)]
+struct Lockout {
+    retry_after: u64,
+    failures: u32,
+}
+
+impl Attempts {
+    fn forget_before(&mut self, now: Instant) {
+        while let Some(first) = self.failures.front() {
+            if now.duration_since(*first) >= FAILED_LOGIN_WINDOW {
+                self.failures.pop_front();
             } else {
                 break;
             }
         }
-        !times.is_empty()
+    }
+
+    fn push(&mut self, now: Instant, max: u32) {
+        self.failures.push_back(now);
+        // Only the last `max` failures matter for the lockout.
+        while self.failures.len() > max as usize {
+            self.failures.pop_front();
+        }
+    }
+
+    /// The lockout as it stands, counted from the oldest failure in the window.
+    fn lockout(&self, now: Instant) -> Lockout {
+        let wait = self.failures.front().map_or(FAILED_LOGIN_WINDOW, |oldest| {
+            FAILED_LOGIN_WINDOW.saturating_sub(now.duration_since(*oldest))
+        });
+        let seconds = wait.as_millis().div_ceil(1000).max(1);
+        Lockout {
+            retry_after: u64::try_from(seconds).unwrap_or(60),
+            failures: u32::try_from(self.failures.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.failures.is_empty() && self.in_flight == 0
+    }
+}
+
+impl<K: Hash + Eq + Clone> FailureWindow<K> {
+    fn new(max: u32) -> Self {
+        FailureWindow {
+            max,
+            keys: Mutex::new(HashMap::new()),
+            settled: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The map; a poisoned lock only means a panic mid-update of plain counters, still usable.
+    fn keys(&self) -> MutexGuard<'_, HashMap<K, Attempts>> {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes one of `key`'s places before its secret is checked, in one locked step with the
+    /// count, so that parallel attempts cannot all pass: failures plus attempts in flight never
+    /// exceed `max`. When the attempts in flight hold the last places, waits (at most
+    /// [`RESERVATION_WAIT`]) for one to settle rather than refusing a login that may be right.
+    async fn reserve(&self, key: K) -> Result<Reservation<'_, K>, Lockout> {
+        let deadline = tokio::time::Instant::now() + RESERVATION_WAIT;
+        loop {
+            // Registered before the count is read, so a settle in between is not missed.
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            let failures = {
+                let mut keys = self.keys();
+                // Keys that guessing invents must not grow the map for ever.
+                if keys.len() >= MAX_FAILURE_KEYS {
+                    prune(&mut keys);
+                }
+                let now = Instant::now();
+                let attempts = keys.entry(key.clone()).or_default();
+                attempts.forget_before(now);
+                let failures = u32::try_from(attempts.failures.len()).unwrap_or(u32::MAX);
+                if failures >= self.max {
+                    return Err(attempts.lockout(now));
+                }
+                if failures.saturating_add(attempts.in_flight) < self.max {
+                    attempts.in_flight += 1;
+                    return Ok(Reservation {
+                        window: self,
+                        key: Some(key),
+                    });
+                }
+                failures
+            };
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                return Err(Lockout {
+                    retry_after: 1,
+                    failures,
+                });
+            }
+        }
+    }
+
+    /// Counts a failure of `key`; answers the lockout when `key` already had `max` failures.
+    fn fail(&self, key: K) -> Option<Lockout> {
+        let mut keys = self.keys();
+        if keys.len() >= MAX_FAILURE_KEYS {
+            prune(&mut keys);
+        }
+        let now = Instant::now();
+        let attempts = keys.entry(key).or_default();
+        attempts.forget_before(now);
+        let locked = (attempts.failures.len() >= self.max as usize).then(|| attempts.lockout(now));
+        attempts.push(now, self.max);
+        locked
+    }
+
+    /// Ends an attempt in flight, counting it as a failure or giving its place back.
+    fn settle(&self, key: &K, failed: bool) {
+        {
+            let mut keys = self.keys();
+            if let Some(attempts) = keys.get_mut(key) {
+                attempts.in_flight = attempts.in_flight.saturating_sub(1);
+                if failed {
+                    attempts.push(Instant::now(), self.max);
+                }
+                if attempts.is_idle() {
+                    keys.remove(key);
+                }
+            }
+        }
+        self.settled.notify_waiters();
+    }
+
+    fn prune(&self) {
+        prune(&mut self.keys());
+    }
+}
+
+/// Drops the failures that have left the window, and the keys left with none and nothing in
+/// flight.
+fn prune<K>(keys: &mut HashMap<K, Attempts>) {
+    let now = Instant::now();
+    keys.retain(|_, attempts| {
+        attempts.forget_before(now);
+        !attempts.is_idle()
     });
+}
+
+/// A place taken by [`FailureWindow::reserve`]: [`failed`](Self::failed) counts it as a
+/// failure; dropping it otherwise (a success, an error of the store, a cancelled request) gives
+/// it back.
+struct Reservation<'a, K: Hash + Eq + Clone> {
+    window: &'a FailureWindow<K>,
+    key: Option<K>,
+}
+
+impl<K: Hash + Eq + Clone> Reservation<'_, K> {
+    fn failed(mut self) {
+        if let Some(key) = self.key.take() {
+            self.window.settle(&key, true);
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Drop for Reservation<'_, K> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.window.settle(&key, false);
+        }
+    }
 }
 
 impl TokenAuthority {
@@ -211,15 +372,20 @@ impl TokenAuthority {
     ) -> Result<Self, StoreError> {
         let disabled = store.disabled_client_ids().await?.into_iter().collect();
         let rotations = store.secret_rotations().await?.into_iter().collect();
+        let generations = store.token_generations().await?.into_iter().collect();
         Ok(TokenAuthority {
             store,
             token_ttl,
             cache: RwLock::new(HashMap::new()),
             disabled: RwLock::new(disabled),
             rotations: RwLock::new(rotations),
+            generations: RwLock::new(generations),
             failures_by_client: FailureWindow::new(max_failed_logins),
             failures_by_address: FailureWindow::new(DEFAULT_FAILED_LOGINS_PER_ADDRESS),
             failed_logins: AtomicU64::new(0),
+            issuance: issuance_limiter(DEFAULT_TOKENS_PER_MINUTE),
+            max_live_tokens: DEFAULT_MAX_LIVE_TOKENS,
+            client_address: ClientAddressRule::default(),
         })
     }
 
@@ -227,6 +393,25 @@ impl TokenAuthority {
     pub fn with_address_limit(mut self, max_failed_logins: u32) -> Self {
         self.failures_by_address = FailureWindow::new(max_failed_logins);
         self
+    }
+
+    /// Sets the tokens one client may obtain per minute and the unexpired tokens it may hold
+    /// (`[auth] tokens_per_minute`, `max_live_tokens_per_client`).
+    pub fn with_issuance_limits(mut self, tokens_per_minute: u32, max_live_tokens: u32) -> Self {
+        self.issuance = issuance_limiter(tokens_per_minute);
+        self.max_live_tokens = max_live_tokens.max(1);
+        self
+    }
+
+    /// Sets how the source address of a request is found (`[server] trusted_proxies`).
+    pub fn with_client_address_rule(mut self, rule: ClientAddressRule) -> Self {
+        self.client_address = rule;
+        self
+    }
+
+    /// How the source address of a request is found; see [`crate::client_addr::SourceAddress`].
+    pub fn client_address_rule(&self) -> &ClientAddressRule {
+        &self.client_address
     }
 
     /// Failed logins since start (wrong or unknown client, wrong secret, disabled client).
@@ -247,6 +432,7 @@ impl TokenAuthority {
             *set = disabled;
         }
         self.notice_rotations().await?;
+        self.notice_token_generations().await?;
         let now = OffsetDateTime::now_utc();
         if let Ok(mut cache) = self.cache.write() {
             cache.retain(|_, t| t.expires_at > now);
@@ -280,6 +466,29 @@ impl TokenAuthority {
             self.forget_client_tokens(client_id);
         }
         if let Ok(mut known) = self.rotations.write() {
+            *known = latest;
+        }
+        Ok(())
+    }
+
+    /// Reloads the token generations and forgets the cached tokens of every client whose
+    /// generation changed (some of its tokens were revoked at the bound, here or elsewhere):
+    /// they are checked in the database again, where the revoked ones are gone.
+    async fn notice_token_generations(&self) -> Result<(), StoreError> {
+        let latest: HashMap<String, i64> =
+            self.store.token_generations().await?.into_iter().collect();
+        let changed: Vec<String> = match self.generations.read() {
+            Ok(known) => latest
+                .iter()
+                .filter(|(id, generation)| known.get(*id) != Some(*generation))
+                .map(|(id, _)| id.clone())
+                .collect(),
+            Err(_) => latest.keys().cloned().collect(),
+        };
+        for client_id in &changed {
+            self.forget_client_tokens(client_id);
+        }
+        if let Ok(mut known) = self.generations.write() {
             *known = latest;
         }
         Ok(())
@@ -338,19 +547,30 @@ impl TokenAuthority {
         })
     }
 
-    fn record_failure(&self, client_id: &str, source: Option<IpAddr>) {
+    /// Counts a failed login (unknown or disabled client, wrong secret) and answers its error:
+    /// 401, or 429 once the client id has used up its failed attempts.
+    fn record_failure(&self, client_id: &str, source: Option<IpAddr>) -> TokenError {
         self.failed_logins.fetch_add(1, Ordering::Relaxed);
-        // The id and the address identify the attempt; the secret is never logged.
+        // The id and the address identify the attempt; the secret is never logged. The id is
+        // the caller's text, so it is written escaped (`?`): a newline in it cannot start a
+        // forged line.
         match source {
             Some(address) => {
-                tracing::warn!(client_id = %client_id, source = %address, "failed client authentication at /oauth/token");
-                self.failures_by_address.record(address);
+                tracing::warn!(client_id = ?client_id, source = %address, "failed client authentication at /oauth/token");
             }
             None => {
-                tracing::warn!(client_id = %client_id, "failed client authentication at /oauth/token");
+                tracing::warn!(client_id = ?client_id, "failed client authentication at /oauth/token");
             }
         }
-        self.failures_by_client.record(client_id.to_owned());
+        match self.failures_by_client.fail(client_id.to_owned()) {
+            Some(lockout) => TokenError::TooManyAttempts {
+                retry_after: lockout.retry_after,
+                failures: lockout.failures,
+                allowed: self.failures_by_client.max,
+                by: LockedBy::ClientId,
+            },
+            None => TokenError::InvalidClient,
+        }
     }
 
     /// Authenticates a client and issues a token for `requested` scopes (all of the client's
@@ -365,8 +585,9 @@ impl TokenAuthority {
             .await
     }
 
-    /// [`issue`](Self::issue) for a request from `source`: an address that has used up its
-    /// failed attempts (whatever client ids it tried) is refused like a locked client id.
+    /// [`issue`](Self::issue) for a request from `source` (see `client_addr.rs`): an address
+    /// that has used up its failed attempts (whatever client ids it tried) is refused before
+    /// anything is checked, the right secret included.
     pub async fn issue_from(
         &self,
         client_id: &str,
@@ -374,35 +595,39 @@ impl TokenAuthority {
         requested: Option<&str>,
         source: Option<IpAddr>,
     ) -> Result<IssuedToken, TokenError> {
-        let address_lock = source.and_then(|a| {
-            self.failures_by_address
-                .locked_for(&a)
-                .map(|l| (l, self.failures_by_address.max, LockedBy::Address))
-        });
-        let lock = address_lock.or_else(|| {
-            self.failures_by_client
-                .locked_for(&client_id.to_owned())
-                .map(|l| (l, self.failures_by_client.max, LockedBy::ClientId))
-        });
-        if let Some(((retry_after, failures), allowed, by)) = lock {
-            tracing::warn!(client_id = %client_id, source = ?source, locked_by = ?by, "refused a login during a lockout");
-            return Err(TokenError::TooManyAttempts {
-                retry_after,
-                failures,
-                allowed,
-                by,
-            });
-        }
+        // The source address's place is taken before anything is checked, so parallel
+        // guesses from one address cannot outrun its limit.
+        let reservation = match source {
+            None => None,
+            Some(address) => match self.failures_by_address.reserve(limit_key(address)).await {
+                Ok(reservation) => Some(reservation),
+                Err(lockout) => {
+                    tracing::warn!(client_id = ?client_id, source = %address, "refused a login from a locked source address");
+                    return Err(TokenError::TooManyAttempts {
+                        retry_after: lockout.retry_after,
+                        failures: lockout.failures,
+                        allowed: self.failures_by_address.max,
+                        by: LockedBy::Address,
+                    });
+                }
+            },
+        };
         let client = self.store.get_client(client_id).await?;
+        // The secret is checked whatever the client id's failures: its limit must never refuse
+        // the right secret (`secret_matches` compares in constant time).
         let client = match client {
             Some(c) if c.disabled_at.is_none() && secret_matches(&c.secret_hash, client_secret) => {
                 c
             }
             _ => {
-                self.record_failure(client_id, source);
-                return Err(TokenError::InvalidClient);
+                if let Some(reservation) = reservation {
+                    reservation.failed();
+                }
+                return Err(self.record_failure(client_id, source));
             }
         };
+        // A success gives its address's place back.
+        drop(reservation);
         let scopes = match requested.map(str::trim).filter(|s| !s.is_empty()) {
             None => client.scopes.clone(),
             Some(text) => {
@@ -417,6 +642,13 @@ impl TokenAuthority {
                 asked
             }
         };
+        // Counted only once the client is authenticated, so that nobody else can use up its
+        // budget.
+        let decision = self.issuance.check(&client.id);
+        if !decision.allowed {
+            tracing::warn!(client_id = ?client.id, "refused a token: the client asks for tokens faster than [auth] tokens_per_minute");
+            return Err(TokenError::TooManyTokens(decision));
+        }
         let token = generate_secret();
         let issued_at = OffsetDateTime::now_utc();
         let expires_at = issued_at + self.token_ttl;
@@ -427,7 +659,18 @@ impl TokenAuthority {
             issued_at,
             expires_at,
         };
-        self.store.insert_token(&record).await?;
+        let revoked = self
+            .store
+            .insert_token_bounded(&record, self.max_live_tokens, issued_at)
+            .await?;
+        if !revoked.is_empty() {
+            tracing::info!(client_id = ?client.id, revoked = revoked.len(), "revoked the client's oldest tokens past [auth] max_live_tokens_per_client");
+            if let Ok(mut cache) = self.cache.write() {
+                for hash in &revoked {
+                    cache.remove(hash);
+                }
+            }
+        }
         // A secret rotation committed between the check above and the insert would leave a token
         // issued for the old secret that the rotation's delete did not see; re-reading the hash
         // after the insert closes that gap (a rotation committed after it deleted the token).
@@ -453,6 +696,18 @@ impl TokenAuthority {
             expires_in: self.token_ttl.as_secs(),
         })
     }
+}
+
+/// A token bucket of `tokens_per_minute`: that many at once, then one every `60 / n` seconds.
+fn issuance_limiter(tokens_per_minute: u32) -> RateLimiter {
+    let per_minute = tokens_per_minute.max(1);
+    RateLimiter::new(
+        RateLimit {
+            requests_per_second: f64::from(per_minute) / 60.0,
+            burst: per_minute,
+        },
+        HashMap::new(),
+    )
 }
 
 fn invalid_token(message: &str) -> ApiError {
@@ -491,12 +746,15 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| invalid_token("the Authorization header must be Bearer <token>"))?;
         let caller = state.auth.verify(token).await?;
+        if let Some(slot) = parts.extensions.get::<crate::access_log::ClientSlot>() {
+            slot.record(&caller.client_id);
+        }
         // The limit is per client, so it can only be counted once the token names the client;
         // a request with a bad token is refused above without using the client's budget.
         if let Some(limits) = &state.rate_limits {
             let decision = limits.check(&caller.client_id);
             if !decision.allowed {
-                tracing::debug!(client_id = %caller.client_id, "rate limit exceeded");
+                tracing::debug!(client_id = ?caller.client_id, "rate limit exceeded");
                 return Err(ApiError::TooManyRequests(decision));
             }
         }

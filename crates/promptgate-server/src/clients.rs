@@ -35,12 +35,24 @@ pub enum ClientError {
 }
 
 /// A new client with its secret, which is shown only this once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewClient {
     /// The stored client.
     pub client: Client,
     /// The secret in clear.
     pub secret: String,
+}
+
+/// By hand, so that the secret never reaches a log line through `{:?}`.
+impl std::fmt::Debug for NewClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewClient")
+            .field("id", &self.client.id)
+            .field("name", &self.client.name)
+            .field("scopes", &self.client.scopes)
+            .field("secret", &crate::REDACTED)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Creates a client with a fresh id and secret unless both are supplied; `actor` (the admin

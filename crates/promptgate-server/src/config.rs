@@ -165,6 +165,18 @@ pub struct ServerSection {
     pub idle_timeout_ms: Option<u64>,
     /// Connections served at once (default 10000); further ones wait in the kernel's backlog.
     pub max_connections: Option<u32>,
+    /// One info line per request (method, route, status, duration, request id, client id) on
+    /// the log, so that the `contextId` of any answer, a 4xx included, can be found there
+    /// (default true; `false` turns it off).
+    pub access_log: Option<bool>,
+    /// Networks of the proxies in front of the gateway (`["10.0.0.0/8", "::1/128"]`; a bare
+    /// address is its own /32 or /128). Only from a peer in them is the forwarding header read
+    /// for the source address (per-address login limits, logs); default none: the source is
+    /// always the TCP peer. See `client_addr.rs`.
+    pub trusted_proxies: Vec<String>,
+    /// The forwarding header the trusted proxies write: `"x-forwarded-for"` (default) or
+    /// `"forwarded"` (RFC 7239); the other is never read.
+    pub forwarded_header: Option<crate::client_addr::ForwardedHeader>,
 }
 
 /// The connection-level limits of `[server]`, defaults filled in.
@@ -207,6 +219,9 @@ impl Default for ServerSection {
             header_read_timeout_ms: None,
             idle_timeout_ms: None,
             max_connections: None,
+            access_log: None,
+            trusted_proxies: Vec::new(),
+            forwarded_header: None,
         }
     }
 }
@@ -226,6 +241,25 @@ impl ServerSection {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             max_connections: self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
         }
+    }
+
+    /// How the source address of a request is found (`trusted_proxies`, `forwarded_header`);
+    /// an entry that is not a network is an error naming the key.
+    pub fn client_address_rule(
+        &self,
+    ) -> Result<crate::client_addr::ClientAddressRule, ConfigError> {
+        let trusted = self
+            .trusted_proxies
+            .iter()
+            .map(|text| {
+                text.parse()
+                    .map_err(|e| ConfigError::Invalid(format!("server.trusted_proxies: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::client_addr::ClientAddressRule::new(
+            trusted,
+            self.forwarded_header.unwrap_or_default(),
+        ))
     }
 
     /// The database pool's limits: the configured ones, defaults for the rest.
@@ -256,6 +290,12 @@ pub struct AuthSection {
     /// Failed `/oauth/token` attempts per source address per minute before 429, whatever client
     /// ids they name (default 30): one address cannot guess secrets across many ids.
     pub failed_logins_per_address_per_minute: u32,
+    /// Tokens one client may obtain per minute (burst and sustained rate, per replica) before
+    /// `/oauth/token` answers it 429 (default 60).
+    pub tokens_per_minute: u32,
+    /// Unexpired tokens kept per client (default 1000): issuing one more revokes the client's
+    /// oldest, so that minting cannot grow the token table and cache without bound.
+    pub max_live_tokens_per_client: u32,
 }
 
 impl Default for AuthSection {
@@ -263,7 +303,9 @@ impl Default for AuthSection {
         AuthSection {
             token_ttl_seconds: 86_400,
             failed_logins_per_minute: 10,
-            failed_logins_per_address_per_minute: 30,
+            failed_logins_per_address_per_minute: 10,
+            tokens_per_minute: 60,
+            max_live_tokens_per_client: 1000,
         }
     }
 }
@@ -428,6 +470,11 @@ pub struct TelemetrySection {
     /// Records queued before they are written.
     #[serde(default)]
     pub queue_capacity: Option<u32>,
+    /// `queued` (default: answer once the record is queued) or `ack-after-store` (a
+    /// successful invocation is answered only once its record is committed;
+    /// `docs/telemetry.md`).
+    #[serde(default)]
+    pub durability: Option<crate::telemetry::Durability>,
 }
 
 /// `[audit]`.
@@ -602,6 +649,18 @@ impl ConfigFile {
                 "auth.failed_logins_per_address_per_minute must be at least 1".into(),
             ));
         }
+        for (key, value) in [
+            ("auth.tokens_per_minute", file.auth.tokens_per_minute),
+            (
+                "auth.max_live_tokens_per_client",
+                file.auth.max_live_tokens_per_client,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+            }
+        }
+        file.server.client_address_rule()?;
         if let Some(interval) = file
             .audit
             .as_ref()

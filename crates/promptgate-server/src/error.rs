@@ -35,6 +35,10 @@ pub enum ApiError {
     /// The token lacks a scope (403).
     #[error("missing scope {0}")]
     MissingScope(Scope),
+    /// The token has the scope, but this resource is another client's (403 `not.authorized`,
+    /// e.g. feedback on another client's invocation).
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
     /// An unknown id, version or route (404).
     #[error("not found: {0}")]
     NotFound(String),
@@ -114,7 +118,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::MissingScope(_) => StatusCode::FORBIDDEN,
+            ApiError::MissingScope(_) | ApiError::NotAuthorized(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -154,6 +158,7 @@ impl ApiError {
                     &format!("this request needs the scope {scope}"),
                 )
             },
+            ApiError::NotAuthorized(message) => simple(status, "not.authorized", message),
             ApiError::NotFound(message) => simple(status, "not.found", message),
             ApiError::MethodNotAllowed => simple(
                 status,
@@ -196,7 +201,14 @@ impl ApiError {
             ApiError::UnsupportedMediaType { got } => simple(
                 status,
                 "unsupported.media.type",
-                &format!("the body must be application/json, not {got:?}"),
+                &if got.is_empty() {
+                    "the body must be application/json; the request has no Content-Type".to_owned()
+                } else {
+                    format!(
+                        "the body must be application/json, not {}",
+                        promptgate_core::violation::quoted(got)
+                    )
+                },
             ),
             ApiError::GuardrailBlocked { category } => ErrorBody {
                 message_with_params:
@@ -417,9 +429,9 @@ pub async fn finish_errors(request: Request, next: Next) -> Response {
         inner.context_id.clone_from(&request_id);
     }
     if let Some(InternalDetail(detail)) = response.extensions_mut().remove::<InternalDetail>() {
-        tracing::error!(context_id = %request_id, %method, %path, error = %detail, "request failed");
+        tracing::error!(context_id = ?request_id, %method, path = ?path, error = ?detail, "request failed");
     } else {
-        tracing::debug!(context_id = %request_id, %method, %path, status = body.status, code = %body.code, "request refused");
+        tracing::debug!(context_id = ?request_id, %method, path = ?path, status = body.status, code = %body.code, "request refused");
     }
     let (mut parts, _) = response.into_parts();
     parts.headers.insert(

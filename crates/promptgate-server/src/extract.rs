@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use promptgate_core::Violation;
+use promptgate_core::violation::quoted;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -82,8 +83,12 @@ impl QueryParams {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(self);
         }
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the body is not valid JSON: {}",
+                crate::limits::plain_serde_text(&e.to_string())
+            ))
+        })?;
         let serde_json::Value::Object(members) = value else {
             return Err(ApiError::BadRequest(
                 "the body must be a JSON object".to_owned(),
@@ -114,7 +119,10 @@ impl QueryParams {
                 _ => {
                     violations.push(Violation::invalid(
                         "pageSize",
-                        format!("pageSize is {text:?}; it must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+                        format!(
+                            "pageSize is {}; it must be a whole number from 1 to {MAX_PAGE_SIZE}",
+                            quoted(text)
+                        ),
                     ));
                     default
                 }
@@ -166,7 +174,7 @@ pub fn parse_uuid_field(
         .map_err(|_| {
             violations.push(Violation::invalid(
                 field,
-                format!("{field} {text:?} is not a UUID"),
+                format!("{field} {} is not a UUID", quoted(text)),
             ))
         })
         .ok()

@@ -6,9 +6,11 @@
 
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod client_addr;
 pub mod clients;
 pub mod config;
 pub mod console;
@@ -61,7 +63,8 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 pub fn app(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
     let request_timeout = state.limits.request_timeout;
-    Router::new()
+    let access_log = state.access_log;
+    let router = Router::new()
         .route("/oauth/token", post(oauth::token))
         .route(
             &format!("{BASE_PATH}/prompts"),
@@ -157,7 +160,14 @@ pub fn app(state: AppState) -> Router {
             limits::read_body_within(request_timeout, max_body, request, next)
         }))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn(error::finish_errors))
+        .layer(axum::middleware::from_fn(error::finish_errors));
+    // Outside the error contract (so it logs the final status) and inside the request id.
+    let router = if access_log {
+        router.layer(axum::middleware::from_fn(access_log::log_requests))
+    } else {
+        router
+    };
+    router
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(TraceLayer::new_for_http())
@@ -181,7 +191,8 @@ pub enum StartError {
     /// The database cannot be opened or migrated.
     #[error("cannot open the database {url}")]
     Store {
-        /// The database URL.
+        /// The database URL as it may be shown (`redact::database_url_for_display`: no
+        /// password).
         url: String,
         /// The cause.
         #[source]
@@ -213,8 +224,11 @@ pub enum StartError {
     Serve(#[source] std::io::Error),
 }
 
+/// What `Debug` prints in place of a secret.
+pub(crate) const REDACTED: &str = "[redacted]";
+
 /// What `serve` needs to start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Address to listen on.
     pub listen: String,
@@ -224,6 +238,28 @@ pub struct ServeOptions {
     pub config: ConfigFile,
     /// The admin client's id and secret to create on an empty database, if supplied.
     pub admin_credentials: Option<(String, String)>,
+}
+
+/// By hand: the database URL may carry a password, the admin credentials carry a secret, and
+/// the configuration holds exporter headers and URLs with secrets in them.
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("listen", &self.listen)
+            .field(
+                "database_url",
+                &promptgate_core::redact::database_url_for_display(&self.database_url),
+            )
+            .field(
+                "admin_client_id",
+                &self.admin_credentials.as_ref().map(|(id, _)| id),
+            )
+            .field(
+                "admin_client_secret",
+                &self.admin_credentials.as_ref().map(|_| REDACTED),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// A gateway bound to its address and ready to serve.
@@ -261,7 +297,7 @@ impl Gateway {
         )
         .await
         .map_err(|source| StartError::Store {
-            url: options.database_url.clone(),
+            url: promptgate_core::redact::database_url_for_display(&options.database_url),
             source,
         })?;
         let supplied = options
@@ -279,10 +315,15 @@ impl Gateway {
             )
             .await
             .map_err(|source| StartError::Store {
-                url: options.database_url.clone(),
+                url: promptgate_core::redact::database_url_for_display(&options.database_url),
                 source,
             })?
-            .with_address_limit(options.config.auth.failed_logins_per_address_per_minute),
+            .with_address_limit(options.config.auth.failed_logins_per_address_per_minute)
+            .with_issuance_limits(
+                options.config.auth.tokens_per_minute,
+                options.config.auth.max_live_tokens_per_client,
+            )
+            .with_client_address_rule(options.config.server.client_address_rule()?),
         );
         let telemetry_config = options.config.telemetry.clone().unwrap_or_default();
         let (telemetry, telemetry_writer) = TelemetrySink::with_writer(
@@ -291,6 +332,7 @@ impl Gateway {
                 .map_or(telemetry::DEFAULT_QUEUE_CAPACITY, |c| c as usize),
             store.clone(),
         );
+        let telemetry = telemetry.with_durability(telemetry_config.durability.unwrap_or_default());
         let state = AppState::new(
             store.clone(),
             catalogue,
@@ -332,7 +374,7 @@ impl Gateway {
         audit::record_configuration(store.as_ref(), &options.config)
             .await
             .map_err(|source| StartError::Store {
-                url: options.database_url.clone(),
+                url: promptgate_core::redact::database_url_for_display(&options.database_url),
                 source,
             })?;
         if let Some(p) = options
@@ -347,6 +389,7 @@ impl Gateway {
             };
         }
         state.rate_limits = options.config.rate_limiter().map(Arc::new);
+        state.access_log = options.config.server.access_log.unwrap_or(true);
         // The operator's own endpoints say which other tokenizers requests will need: load them
         // now too. A built-in endpoint's tokenizer loads on its first use.
         for configured in &options.config.model_endpoints {
@@ -431,6 +474,17 @@ impl Gateway {
         .await?;
         let local_addr = listener.local_addr();
         let tls = listener.is_tls();
+        if state.prometheus.enabled
+            && !state.prometheus.require_token
+            && !local_addr.ip().is_loopback()
+        {
+            tracing::warn!(
+                listen = %local_addr,
+                "/metrics is public on an address beyond loopback: it names prompts, versions, \
+                 model endpoints and request volumes; set [exporters.prometheus] \
+                 require_token = true or keep the port off untrusted networks"
+            );
+        }
         let audit_log = state.audit.clone();
         Ok(Gateway {
             audit: audit_log,

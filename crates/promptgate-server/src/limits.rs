@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::LimitsSection;
 use crate::error::ApiError;
+use promptgate_core::violation::quoted;
 use promptgate_core::{Violation, ViolationCode};
 
 /// Default of `[limits] max_json_depth`.
@@ -205,8 +206,12 @@ pub fn decode_json_body<T: DeserializeOwned>(
             ],
         )]));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body is not valid JSON: {}",
+            plain_serde_text(&e.to_string())
+        ))
+    })?;
     if !value.is_object() {
         return Err(ApiError::BadRequest(
             "the body must be a JSON object".to_owned(),
@@ -214,12 +219,125 @@ pub fn decode_json_body<T: DeserializeOwned>(
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
-        let message = e.inner().to_string();
-        ApiError::Invalid(vec![Violation::invalid(
-            field.clone(),
-            format!("{field}: {message}"),
-        )])
+        let message = plain_decode_message(&field, &e.inner().to_string());
+        ApiError::Invalid(vec![Violation::invalid(field, message)])
     })
+}
+
+/// serde's message about a member of the wrong type or value, in the words of the contract
+/// rather than Rust's: serde writes a string value in Rust's `Debug` form (`string "5"`), other
+/// values between backticks, and the expected type by its Rust name (`u32`, `a sequence`,
+/// `struct InvokeOptions`). A caller should read `options.maxOutputTokens must be a whole number
+/// from 0 to 4294967295, not the string ‘5’`.
+fn plain_decode_message(field: &str, message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("invalid type: ")
+        && let Some((got, expected)) = rest.rsplit_once(", expected ")
+    {
+        return format!(
+            "{field} must be {}, not {}",
+            plain_expected(expected),
+            plain_unexpected(got)
+        );
+    }
+    if let Some(rest) = message.strip_prefix("invalid value: ")
+        && let Some((got, expected)) = rest.rsplit_once(", expected ")
+    {
+        return format!(
+            "{field} is {}; it must be {}",
+            plain_unexpected(got),
+            plain_expected(expected)
+        );
+    }
+    format!("{field}: {}", plain_serde_text(message))
+}
+
+/// What serde says it expected (`u32`, `a map`), as the contract's JSON types.
+fn plain_expected(expected: &str) -> String {
+    let plain = match expected {
+        "u8" => "a whole number from 0 to 255",
+        "u16" => "a whole number from 0 to 65535",
+        "u32" => "a whole number from 0 to 4294967295",
+        "u64" | "u128" | "usize" => "a whole number of at least 0",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a sequence" => "an array",
+        "a map" => "an object",
+        "a boolean" | "a string" => expected,
+        "unit" => "null",
+        other if other.starts_with("struct ") => "an object",
+        other => return plain_serde_text(other),
+    };
+    plain.to_owned()
+}
+
+/// The value serde found (`string "5"`, ``integer `-1` ``, `sequence`), as plain text.
+fn plain_unexpected(got: &str) -> String {
+    if let Some(rest) = got.strip_prefix("string ") {
+        return format!("the string {}", plain_serde_text(rest));
+    }
+    for prefix in ["integer ", "floating point "] {
+        if let Some(rest) = got.strip_prefix(prefix) {
+            return format!("the number {}", rest.trim_matches('`'));
+        }
+    }
+    if let Some(rest) = got.strip_prefix("boolean ") {
+        return rest.trim_matches('`').to_owned();
+    }
+    match got {
+        "sequence" => "an array".to_owned(),
+        "map" => "an object".to_owned(),
+        "null" | "unit value" => "null".to_owned(),
+        other => plain_serde_text(other),
+    }
+}
+
+/// serde's and serde_json's text with its quotations made plain: a string in Rust's `Debug`
+/// form (`"a\"b"`) and a value between backticks both become ‘…’ (see
+/// [`promptgate_core::violation::quoted`]), so no message carries Rust's escapes.
+pub(crate) fn plain_serde_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let mut value = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some('n') => value.push('\n'),
+                            Some('t') => value.push('\t'),
+                            Some('r') => value.push('\r'),
+                            Some('0') => value.push('\0'),
+                            Some('u') => {
+                                // `\u{1b}`: Debug's form of other control characters.
+                                let code: String = chars
+                                    .by_ref()
+                                    .skip_while(|c| *c == '{')
+                                    .take_while(|c| *c != '}')
+                                    .collect();
+                                if let Some(c) =
+                                    u32::from_str_radix(&code, 16).ok().and_then(char::from_u32)
+                                {
+                                    value.push(c);
+                                }
+                            }
+                            Some(other) => value.push(other),
+                            None => {}
+                        },
+                        c => value.push(c),
+                    }
+                }
+                out.push_str(&quoted(&value));
+            }
+            '`' => {
+                let value: String = chars.by_ref().take_while(|c| *c != '`').collect();
+                out.push_str(&quoted(&value));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The violation for a string longer than its limit: it names the field, the length, the limit
@@ -326,6 +444,104 @@ mod tests {
         assert_eq!(json_depth_over(br#"{"a":"\\"}"#, 1), None);
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(json_depth_over(deep.as_bytes(), 32), Some(33));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        #[serde(default)]
+        flag: Option<bool>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Body {
+        #[serde(default)]
+        max_tokens: Option<u32>,
+        #[serde(default)]
+        count: Option<i64>,
+        #[serde(default)]
+        ratio: Option<f64>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        tags: Option<Vec<String>>,
+        #[serde(default)]
+        labels: Option<std::collections::BTreeMap<String, String>>,
+        #[serde(default)]
+        inner: Option<Inner>,
+    }
+
+    fn decode_message(body: &str) -> String {
+        match decode_json_body::<Body>(body.as_bytes(), 32) {
+            Err(ApiError::Invalid(violations)) => violations[0].message(),
+            Err(ApiError::BadRequest(message)) => message,
+            other => panic!("{body} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrong_types_are_described_in_json_words_without_rust_debug_syntax() {
+        let cases = [
+            (
+                r#"{"maxTokens": "5"}"#,
+                "maxTokens must be a whole number from 0 to 4294967295, not the string ‘5’",
+            ),
+            (
+                r#"{"maxTokens": -1}"#,
+                "maxTokens is the number -1; it must be a whole number from 0 to 4294967295",
+            ),
+            (
+                r#"{"count": 1.5}"#,
+                "count must be a whole number, not the number 1.5",
+            ),
+            (r#"{"ratio": true}"#, "ratio must be a number, not true"),
+            (
+                r#"{"name": 42}"#,
+                "name must be a string, not the number 42",
+            ),
+            (
+                r#"{"tags": {"a": "b"}}"#,
+                "tags must be an array, not an object",
+            ),
+            (r#"{"tags": [null]}"#, "tags[0] must be a string, not null"),
+            (
+                r#"{"labels": ["x"]}"#,
+                "labels must be an object, not an array",
+            ),
+            (
+                r#"{"inner": 5}"#,
+                "inner must be an object, not the number 5",
+            ),
+            (
+                r#"{"inner": {"flag": "say \"yes\"\n\u001b"}}"#,
+                "inner.flag must be a boolean, not the string ‘say \"yes\"\\nU+001B’",
+            ),
+            (
+                r#"{"name": "#,
+                "the body is not valid JSON: EOF while parsing a value at line 1 column 9",
+            ),
+            (
+                r#"{"name" 1}"#,
+                "the body is not valid JSON: expected ‘:’ at line 1 column 9",
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(decode_message(body), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn serde_quotations_become_plain_quotes() {
+        assert_eq!(
+            plain_serde_text("unknown variant `tool`, expected `user` or `assistant`"),
+            "unknown variant ‘tool’, expected ‘user’ or ‘assistant’"
+        );
+        assert_eq!(
+            plain_serde_text(r#"string "a\"b\u{1b}""#),
+            "string ‘a\"bU+001B’"
+        );
     }
 
     #[test]

@@ -579,7 +579,7 @@ fn headers_too_large<B>(
         errors: Vec::new(),
     };
     tracing::debug!(
-        context_id = %request_id,
+        context_id = ?request_id,
         %peer,
         size,
         limit,

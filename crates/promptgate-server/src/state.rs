@@ -52,6 +52,8 @@ pub struct AppState {
     pub limits: crate::limits::RequestLimits,
     /// The cap on calls in flight to each model endpoint.
     pub upstream_slots: Arc<crate::upstream::UpstreamSlots>,
+    /// Whether every request gets its access-log line (`[server] access_log`, default on).
+    pub access_log: bool,
 }
 
 /// `[exporters.prometheus]`.
@@ -134,6 +136,7 @@ impl AppState {
             prometheus: PrometheusSettings::default(),
             rate_limits: None,
             limits: crate::limits::RequestLimits::default(),
+            access_log: true,
         })
     }
 

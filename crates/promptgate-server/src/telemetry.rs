@@ -12,14 +12,21 @@
 //!
 //! On shutdown the writer stores everything queued before it stops, retrying for up to
 //! [`SHUTDOWN_GRACE`] if the database is down; what it still holds then is counted as dropped.
+//!
+//! Durability ([`Durability`], `[telemetry] durability`): by default (`queued`) an invocation is
+//! answered as soon as its record is queued, so a crash loses what is queued and not yet stored
+//! (at most the queue's capacity plus the writer's buffer of the same size), and a full queue
+//! drops records (counted, and reported by one WARN line per [`DROP_WARNING_INTERVAL`] with the
+//! count). With `ack-after-store` a successful invocation's answer waits until its record's batch
+//! has committed ([`TelemetrySink::stored`]), and is refused with 503 when it cannot be.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use promptgate_core::invocation::InvocationRecord;
+use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
 use promptgate_store::{Store, StoreError};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -35,6 +42,27 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// How long shutdown keeps retrying to store what is queued while the database fails.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// At most one WARN line about dropped records per this interval (with the count since the
+/// previous line), so that a full queue under load does not also flood the log.
+pub const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+/// Under `ack-after-store`, the longest an answer waits for its record's commit before it is
+/// refused (the writer answers at its first attempt, so this only matters behind a backlog).
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// An outcome nobody came to collect (the caller went away) is forgotten after this long.
+const ACK_FORGET_AFTER: Duration = Duration::from_secs(60);
+
+/// When an invocation is answered relative to the storing of its record (`[telemetry]
+/// durability`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// Answer once the record is queued (the default): no wait, but a crash loses what is
+    /// queued and a full queue drops records.
+    #[default]
+    Queued,
+    /// Answer a successful invocation only once its record is committed; 503 when it cannot be.
+    AckAfterStore,
+}
 
 /// Where invocations leave their records.
 #[derive(Debug)]
@@ -44,8 +72,11 @@ pub struct TelemetrySink {
     counters: Arc<Counters>,
     /// Wakes the writer when a whole batch is queued (or half of a queue smaller than a batch).
     /// Below that the writer wakes on its own timer: an invocation does not wake another thread
-    /// just to hand over its record.
+    /// just to hand over its record (except under `ack-after-store`, where the caller waits).
     batch_ready: Arc<Notify>,
+    durability: Durability,
+    /// The outcomes `ack-after-store` answers wait for, shared with the writer.
+    acks: Arc<Acks>,
 }
 
 /// What the queue has seen, for `/metrics` and for tests.
@@ -55,6 +86,134 @@ pub struct Counters {
     dropped: AtomicU64,
     stored: AtomicU64,
     store_failures: AtomicU64,
+    drop_warnings: DropWarnings,
+}
+
+/// The rate limit of the "records dropped" warning: the first drop is reported at once, later
+/// ones at most once per [`DROP_WARNING_INTERVAL`], each line with the count since the last.
+#[derive(Debug, Default)]
+struct DropWarnings {
+    /// When the last line was written, and the drops since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl DropWarnings {
+    /// Counts `n` drops at `now`; the count to report when a line is due.
+    fn record(&self, n: u64, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.1 += n;
+        self.due(&mut state, now)
+    }
+
+    /// The count to report if drops are unreported and the interval has passed (the writer
+    /// asks on its timer, so the last drops of a burst are reported too).
+    fn pending(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.due(&mut state, now)
+    }
+
+    fn due(&self, state: &mut (Option<Instant>, u64), now: Instant) -> Option<u64> {
+        let due = state.1 > 0
+            && state
+                .0
+                .is_none_or(|last| now.duration_since(last) >= DROP_WARNING_INTERVAL);
+        if !due {
+            return None;
+        }
+        state.0 = Some(now);
+        Some(std::mem::take(&mut state.1))
+    }
+}
+
+/// Writes the drop warning's line for `count` drops, if one is due.
+fn warn_dropped(counters: &Counters, count: Option<u64>) {
+    if let Some(count) = count {
+        tracing::warn!(
+            dropped = count,
+            dropped_total = counters.dropped(),
+            interval_s = DROP_WARNING_INTERVAL.as_secs(),
+            "telemetry queue full; records dropped (at most one such line per interval)"
+        );
+    }
+}
+
+/// The commit outcomes `ack-after-store` answers wait for, by record id.
+#[derive(Debug, Default)]
+struct Acks {
+    entries: Mutex<HashMap<String, Ack>>,
+}
+
+#[derive(Debug)]
+struct Ack {
+    since: Instant,
+    /// Set by the writer (first outcome wins): true once committed.
+    outcome: Option<bool>,
+    /// The answer waiting for the outcome, if it came first.
+    waiter: Option<oneshot::Sender<bool>>,
+}
+
+impl Acks {
+    /// Starts waiting for record `id`; forgets outcomes nobody collected.
+    fn expect(&self, id: &str, outcome: Option<bool>) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= 1024 {
+            entries.retain(|_, ack| now.duration_since(ack.since) < ACK_FORGET_AFTER);
+        }
+        entries.insert(
+            id.to_owned(),
+            Ack {
+                since: now,
+                outcome,
+                waiter: None,
+            },
+        );
+    }
+
+    /// Records the outcome of the records `ids`, for those an answer waits for.
+    fn resolve<'a>(&self, ids: impl Iterator<Item = &'a str>, stored: bool) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.is_empty() {
+            return;
+        }
+        for id in ids {
+            let Some(ack) = entries.get_mut(id) else {
+                continue;
+            };
+            if ack.outcome.is_some() {
+                continue;
+            }
+            match ack.waiter.take() {
+                Some(waiter) => {
+                    let _ = waiter.send(stored);
+                    entries.remove(id);
+                }
+                None => ack.outcome = Some(stored),
+            }
+        }
+    }
+
+    /// The outcome for record `id`: `None` when nobody expects it, else whether it was
+    /// committed within `timeout`.
+    async fn wait(&self, id: &str, timeout: Duration) -> Option<bool> {
+        let receiver = {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let ack = entries.get_mut(id)?;
+            if let Some(outcome) = ack.outcome {
+                entries.remove(id);
+                return Some(outcome);
+            }
+            let (sender, receiver) = oneshot::channel();
+            ack.waiter = Some(sender);
+            receiver
+        };
+        let outcome = tokio::time::timeout(timeout, receiver).await;
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        Some(matches!(outcome, Ok(Ok(true))))
+    }
 }
 
 impl Counters {
@@ -91,9 +250,22 @@ impl TelemetrySink {
                 flusher: None,
                 counters: Arc::default(),
                 batch_ready: Arc::default(),
+                durability: Durability::Queued,
+                acks: Arc::default(),
             },
             receiver,
         )
+    }
+
+    /// The same sink, answering as `durability` says (the default is [`Durability::Queued`]).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How this sink acknowledges.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// A sink whose records a spawned writer stores in `store`. The writer ends, after storing
@@ -112,16 +284,28 @@ impl TelemetrySink {
             flushes,
             sink.batch_ready.clone(),
             sink.counters.clone(),
+            sink.acks.clone(),
             capacity.max(1),
         ));
         (sink, writer)
     }
 
-    /// Queues a record without waiting; a full queue drops it and counts the drop.
+    /// Queues a record without waiting; a full queue drops it and counts the drop. Under
+    /// `ack-after-store` a successful invocation's record is then expected by
+    /// [`TelemetrySink::stored`], and the writer is woken at once (its batches then commit
+    /// whatever arrived while the previous one was committing).
     pub fn emit(&self, record: InvocationRecord) {
+        let acked = self.durability == Durability::AckAfterStore
+            && record.status == InvocationStatus::Success;
+        let id = acked.then(|| record.id.clone());
         match self.sender.try_send(record) {
             Ok(()) => {
                 self.counters.emitted.fetch_add(1, Ordering::Relaxed);
+                if let Some(id) = &id {
+                    self.acks.expect(id, None);
+                    self.batch_ready.notify_one();
+                    return;
+                }
                 // A batch, or half of a small queue: the writer takes them before the queue
                 // fills.
                 let max = self.sender.max_capacity();
@@ -130,10 +314,31 @@ impl TelemetrySink {
                     self.batch_ready.notify_one();
                 }
             }
-            Err(err) => {
-                let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(dropped_total = dropped, reason = %err, "telemetry queue full; record dropped");
+            Err(_) => {
+                if let Some(id) = &id {
+                    self.acks.expect(id, Some(false));
+                }
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                let due = self.counters.drop_warnings.record(1, Instant::now());
+                warn_dropped(&self.counters, due);
             }
+        }
+    }
+
+    /// Under `ack-after-store`, waits until the record of successful invocation `id` is
+    /// committed, and refuses with 503 when it could not be (the queue was full, the database
+    /// failed, or [`ACK_TIMEOUT`] passed); the record may still be stored later, but the answer
+    /// never claims it was. Returns at once in `queued` mode and for records not expected.
+    pub async fn stored(&self, id: &str) -> Result<(), crate::error::ApiError> {
+        if self.durability != Durability::AckAfterStore {
+            return Ok(());
+        }
+        match self.acks.wait(id, ACK_TIMEOUT).await {
+            None | Some(true) => Ok(()),
+            Some(false) => Err(crate::error::ApiError::Unavailable(format!(
+                "the record of invocation {id} could not be stored, so its answer is withheld \
+                 ([telemetry] durability = \"ack-after-store\"); retry"
+            ))),
         }
     }
 
@@ -181,6 +386,7 @@ impl Batches for Arc<dyn Store> {
 struct Writer<B> {
     store: B,
     counters: Arc<Counters>,
+    acks: Arc<Acks>,
     /// Taken from the queue, not yet stored (at most `capacity`).
     pending: VecDeque<InvocationRecord>,
     capacity: usize,
@@ -195,11 +401,13 @@ async fn write_loop<B: Batches>(
     mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
     batch_ready: Arc<Notify>,
     counters: Arc<Counters>,
+    acks: Arc<Acks>,
     capacity: usize,
 ) {
     let mut writer = Writer {
         store,
         counters,
+        acks,
         pending: VecDeque::with_capacity(BATCH_SIZE),
         capacity,
         retry_at: None,
@@ -210,7 +418,9 @@ async fn write_loop<B: Batches>(
     loop {
         tokio::select! {
             _ = batch_ready.notified() => {}
-            _ = tick.tick() => {}
+            _ = tick.tick() => {
+                warn_dropped(&writer.counters, writer.counters.drop_warnings.pending(Instant::now()));
+            }
             Some(done) = flushes.recv() => {
                 writer.take_queued(&mut records);
                 if !writer.backing_off() {
@@ -237,14 +447,28 @@ impl<B: Batches> Writer<B> {
     /// bounded queue, which then refuses, and counts, new ones instead of this task growing
     /// without bound). True when every sink is gone.
     fn take_queued(&mut self, records: &mut mpsc::Receiver<InvocationRecord>) -> bool {
+        let before = self.pending.len();
+        let mut closed = None;
         while self.pending.len() < self.capacity {
             match records.try_recv() {
                 Ok(record) => self.pending.push_back(record),
-                Err(mpsc::error::TryRecvError::Empty) => return false,
-                Err(mpsc::error::TryRecvError::Disconnected) => return true,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    closed = Some(false);
+                    break;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = Some(true);
+                    break;
+                }
             }
         }
-        records.is_closed()
+        // While the database is known to fail, an answer waiting for one of these records is
+        // told so now rather than after the backoff (the records stay, to be stored later).
+        if self.backing_off() {
+            self.acks
+                .resolve(self.pending.range(before..).map(|r| r.id.as_str()), false);
+        }
+        closed.unwrap_or_else(|| records.is_closed())
     }
 
     fn backing_off(&self) -> bool {
@@ -260,6 +484,9 @@ impl<B: Batches> Writer<B> {
             }
             Err(err) => {
                 self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+                // Answers waiting for any record not stored are refused now; the records stay.
+                self.acks
+                    .resolve(self.pending.iter().map(|r| r.id.as_str()), false);
                 tracing::warn!(error = ?err, queued = self.pending.len(), retry_in_ms = self.backoff.as_millis() as u64, "cannot store telemetry; will retry");
                 self.retry_at = Some(Instant::now() + self.backoff);
                 self.backoff = (self.backoff * 2).min(MAX_RETRY_BACKOFF);
@@ -282,6 +509,8 @@ impl<B: Batches> Writer<B> {
                 .await
             {
                 Ok(()) => {
+                    self.acks
+                        .resolve(self.pending.range(..n).map(|r| r.id.as_str()), true);
                     self.pending.drain(..n);
                     self.counters.stored.fetch_add(n as u64, Ordering::Relaxed);
                 }
@@ -325,6 +554,7 @@ impl<B: Batches> Writer<B> {
             };
             match self.store.insert(std::slice::from_ref(&record)).await {
                 Ok(()) => {
+                    self.acks.resolve(std::iter::once(record.id.as_str()), true);
                     self.counters.stored.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(err @ StoreError::Unavailable(_)) => {
@@ -364,6 +594,8 @@ impl<B: Batches> Writer<B> {
         if !self.pending.is_empty() {
             let lost = self.pending.len() as u64;
             self.counters.dropped.fetch_add(lost, Ordering::Relaxed);
+            self.acks
+                .resolve(self.pending.iter().map(|r| r.id.as_str()), false);
             tracing::error!(
                 lost,
                 "the database stayed unavailable through shutdown; telemetry records not stored"
@@ -563,6 +795,101 @@ mod tests {
         assert_eq!(counters.dropped(), 5);
         assert!(store.attempts().len() > 1, "it retried");
         assert!(Instant::now() - started <= SHUTDOWN_GRACE + MAX_RETRY_BACKOFF);
+    }
+
+    #[test]
+    fn telemetry_drop_warning_is_rate_limited_to_one_line_per_interval_with_a_count() {
+        let warnings = DropWarnings::default();
+        let start = Instant::now();
+        // The first drop is reported at once; the 999 after it, within the interval, are not.
+        assert_eq!(warnings.record(1, start), Some(1));
+        let lines = (1..1_000)
+            .filter_map(|i| warnings.record(1, start + Duration::from_millis(i)))
+            .count();
+        assert_eq!(lines, 0, "no line per drop");
+        assert_eq!(
+            warnings.pending(start + DROP_WARNING_INTERVAL / 2),
+            None,
+            "not before the interval"
+        );
+        // Once the interval has passed, one line carries every drop since the last one, whether
+        // the next drop or the writer's timer asks first.
+        assert_eq!(warnings.pending(start + DROP_WARNING_INTERVAL), Some(999));
+        assert_eq!(warnings.pending(start + DROP_WARNING_INTERVAL * 3), None);
+        let later = start + DROP_WARNING_INTERVAL * 3;
+        assert_eq!(warnings.record(5, later), Some(5));
+        assert_eq!(warnings.record(2, later + Duration::from_secs(1)), None);
+        assert_eq!(warnings.record(1, later + DROP_WARNING_INTERVAL), Some(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_counts_every_drop_but_warns_once_per_interval() {
+        let (sink, _records) = TelemetrySink::new(1);
+        for n in 0..100 {
+            sink.emit(record(n));
+        }
+        assert_eq!(sink.emitted(), 1);
+        assert_eq!(sink.dropped(), 99);
+        // One line was due (the first drop); the other 98 wait for the interval.
+        assert_eq!(sink.counters().drop_warnings.pending(Instant::now()), None);
+        pass(DROP_WARNING_INTERVAL).await;
+        assert_eq!(
+            sink.counters().drop_warnings.pending(Instant::now()),
+            Some(98)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ack_after_store_answers_once_the_record_is_committed_and_refuses_when_it_cannot_be() {
+        let store = Arc::new(Scripted::default());
+        let (sink, writer) = TelemetrySink::spawn_writer(100, store.clone());
+        let sink = sink.with_durability(Durability::AckAfterStore);
+        sink.emit(record(1));
+        let before = Instant::now();
+        sink.stored("inv-1").await.unwrap();
+        assert_eq!(store.stored(), ids(1..2), "stored before the answer");
+        assert!(
+            Instant::now() - before < FLUSH_INTERVAL,
+            "the writer was woken, not left to its timer"
+        );
+
+        // The database fails: the answer is refused, the record kept and stored later.
+        store.set_down(true);
+        sink.emit(record(2));
+        let err = sink.stored("inv-2").await.unwrap_err();
+        assert_eq!(err.status().as_u16(), 503, "{err:?}");
+        assert!(err.body().message.contains("inv-2"), "{err:?}");
+        // While the writer backs off, a new record's answer is refused without waiting for
+        // the next attempt.
+        sink.emit(record(3));
+        let before = Instant::now();
+        assert!(sink.stored("inv-3").await.is_err());
+        assert_eq!(Instant::now(), before);
+        store.set_down(false);
+        pass(MAX_RETRY_BACKOFF * 2).await;
+        assert_eq!(
+            store.stored(),
+            ids(1..4),
+            "refused answers' records are still kept"
+        );
+
+        // Records of failed invocations are not waited for; nor is anything in queued mode.
+        let mut failed = record(4);
+        failed.status = InvocationStatus::Error;
+        sink.emit(failed);
+        sink.stored("inv-4").await.unwrap();
+        drop(sink);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ack_after_store_refuses_a_record_dropped_by_a_full_queue() {
+        let (sink, _records) = TelemetrySink::new(1);
+        let sink = sink.with_durability(Durability::AckAfterStore);
+        sink.emit(record(1));
+        sink.emit(record(2));
+        assert_eq!(sink.dropped(), 1);
+        assert!(sink.stored("inv-2").await.is_err(), "dropped, so refused");
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,9 +11,11 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod health;
 pub mod migrate;
 mod postgres;
 mod sqlite;
+mod summary;
 #[cfg(feature = "test-postgres")]
 pub mod testing;
 
@@ -57,7 +59,8 @@ pub enum StoreError {
     /// The row to change does not exist.
     #[error("not found")]
     NotFound,
-    /// The database URL names a database this build cannot open.
+    /// The database URL names a database this build cannot open; it holds the URL as it may
+    /// be shown (`promptgate_core::redact::database_url_for_display`: no password).
     #[error("unsupported database url {0:?}; use sqlite://PATH or postgres://HOST/DATABASE")]
     UnsupportedUrl(String),
     /// The database cannot be reached or is busy beyond the timeout.
@@ -141,21 +144,13 @@ pub struct StoredInvocation {
     pub feedback: Option<Feedback>,
 }
 
-/// What a summary needs of one record.
+/// One version's numbers over the records a summary covers, aggregated by the database.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SummaryRow {
+pub struct VersionAggregate {
     /// The version.
     pub version: String,
-    /// How it ended.
-    pub status: InvocationStatus,
-    /// Time in the gateway.
-    pub latency_ms: f64,
-    /// Tokens sent.
-    pub prompt_tokens: u32,
-    /// Tokens generated.
-    pub completion_tokens: u32,
-    /// The feedback score, if any.
-    pub feedback: Option<f64>,
+    /// Its counts, sums, moments and latency percentiles.
+    pub group: promptgate_core::stats::GroupAggregate,
 }
 
 /// Feedback on one invocation.
@@ -167,6 +162,18 @@ pub struct Feedback {
     pub comment: Option<String>,
     /// When it was given.
     pub at: OffsetDateTime,
+}
+
+/// Who made an invocation and the feedback it holds: what decides who may give its feedback
+/// and whether a new one replaces another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackState {
+    /// The client that made the invocation.
+    pub client_id: String,
+    /// The invocation's prompt (the audit entry of a replacement names it).
+    pub prompt_id: Uuid,
+    /// The feedback it holds, if any.
+    pub feedback: Option<Feedback>,
 }
 
 /// An atomic change to a prompt, applied only if its revision is still `expected_revision`.
@@ -228,6 +235,8 @@ pub struct StoredAuditEntry {
     pub hash: Hash,
     /// The Merkle leaf hash.
     pub leaf_hash: Hash,
+    /// The copies of body fields that listings filter on; `verify` checks they agree.
+    pub columns: promptgate_audit::FilterColumns,
 }
 
 impl StoredAuditEntry {
@@ -280,6 +289,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records an issued token.
     async fn insert_token(&self, token: &AccessToken) -> Result<(), StoreError>;
+    /// Records an issued token and, in the same transaction, deletes the client's oldest
+    /// tokens unexpired at `now` beyond `max_live` (the new one always kept, the oldest by
+    /// `issued_at` first) and bumps the client's token generation when it deleted any; answers
+    /// the deleted tokens' hashes. Concurrent calls for one client are serialised, so the bound
+    /// holds across replicas.
+    async fn insert_token_bounded(
+        &self,
+        token: &AccessToken,
+        max_live: u32,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Every client whose tokens were ever revoked by [`Store::insert_token_bounded`], with its
+    /// token generation, so that each gateway's token cache can notice a revocation made
+    /// elsewhere and forget that client's tokens.
+    async fn token_generations(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Looks a token up by hash.
     async fn find_token(&self, token_hash: &str) -> Result<Option<AccessToken>, StoreError>;
     /// Forgets tokens that expired before `now`; returns how many.
@@ -324,8 +348,14 @@ pub trait Store: Send + Sync + 'static {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<StoredInvocation>, StoreError>;
-    /// The fields a summary needs of every record matching `filter`, in storage order.
-    async fn summary_rows(&self, filter: &TelemetryFilter) -> Result<Vec<SummaryRow>, StoreError>;
+    /// Per-version aggregates of the records matching `filter` (counts, token sums, latency and
+    /// feedback moments, the exact latency percentiles), computed by the database in one
+    /// read-only snapshot, so that the gateway's memory stays flat whatever the range
+    /// (`summary.rs`). Unordered.
+    async fn summary_aggregates(
+        &self,
+        filter: &TelemetryFilter,
+    ) -> Result<Vec<VersionAggregate>, StoreError>;
     /// The sequence of the last record `exporter` delivered (0 when it has delivered none).
     async fn exporter_cursor(&self, exporter: &str) -> Result<i64, StoreError>;
     /// Moves `exporter`'s cursor from `from` to `to`; false (and no change) when the cursor is
@@ -372,8 +402,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<PendingBatch>, StoreError>;
     /// The sequence of the newest stored record (0 when there is none).
     async fn last_invocation_seq(&self) -> Result<i64, StoreError>;
-    /// Sets the feedback of invocation `id`; false when no such record is stored.
+    /// Sets the feedback of invocation `id` unconditionally and unaudited (for tools and tests;
+    /// the API uses [`Store::replace_feedback`]); false when no such record is stored.
     async fn set_feedback(&self, id: &str, feedback: &Feedback) -> Result<bool, StoreError>;
+    /// Who made invocation `id` and the feedback it holds; `None` when no such record is stored.
+    async fn feedback_state(&self, id: &str) -> Result<Option<FeedbackState>, StoreError>;
+    /// Sets the feedback of invocation `id` only while the feedback it holds is still
+    /// `expected` (a compare-and-set, as prompt updates are, so that two racing posts cannot
+    /// both believe they replaced nothing), appending `audit` in the same transaction; false,
+    /// and nothing written, when the feedback changed meanwhile or the record is gone.
+    async fn replace_feedback(
+        &self,
+        id: &str,
+        expected: Option<&Feedback>,
+        feedback: &Feedback,
+        audit: Option<&AuditDraft>,
+    ) -> Result<bool, StoreError>;
     /// Deletes records received before `before`; returns how many.
     async fn prune_invocations(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
     /// Applies an update atomically: [`StoreError::StaleRevision`] when the prompt changed,
@@ -431,7 +475,9 @@ pub async fn open_with(
             PostgresStore::open_with(database_url, settings).await?,
         ))
     } else {
-        Err(StoreError::UnsupportedUrl(database_url.to_owned()))
+        Err(StoreError::UnsupportedUrl(
+            promptgate_core::redact::database_url_for_display(database_url),
+        ))
     }
 }
 

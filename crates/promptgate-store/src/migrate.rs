@@ -139,13 +139,16 @@ impl CopyError {
 /// (which must exist; its tables are created here). See the module documentation.
 pub async fn copy(from_url: &str, to_url: &str) -> Result<CopyReport, CopyError> {
     if !from_url.starts_with("sqlite:") {
-        return Err(CopyError::UnsupportedSource(from_url.to_owned()));
+        return Err(CopyError::UnsupportedSource(
+            promptgate_core::redact::database_url_for_display(from_url),
+        ));
     }
     if !is_postgres_url(to_url) {
         return Err(CopyError::UnsupportedTarget);
     }
-    let options = SqliteConnectOptions::from_str(from_url)
-        .map_err(|_| CopyError::UnsupportedSource(from_url.to_owned()))?;
+    let options = SqliteConnectOptions::from_str(from_url).map_err(|_| {
+        CopyError::UnsupportedSource(promptgate_core::redact::database_url_for_display(from_url))
+    })?;
     let path = options.get_filename();
     if path.as_os_str() == ":memory:" || !path.is_file() {
         return Err(CopyError::MissingSource(path.display().to_string()));
@@ -369,7 +372,7 @@ async fn copy_clients(
     for row in all_rows(read, "SELECT * FROM clients ORDER BY created_at, id").await? {
         sqlx::query(
             "INSERT INTO clients (id, name, secret_hash, scopes, created_at, disabled_at, \
-             secret_rotated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             secret_rotated_at, token_generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(text(&row, "id", report)?)
         .bind(text(&row, "name", report)?)
@@ -378,6 +381,7 @@ async fn copy_clients(
         .bind(get::<i64>(&row, "created_at")?)
         .bind(get::<Option<i64>>(&row, "disabled_at")?)
         .bind(get::<Option<i64>>(&row, "secret_rotated_at")?)
+        .bind(get::<i64>(&row, "token_generation")?)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;

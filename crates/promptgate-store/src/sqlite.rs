@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use promptgate_audit::merkle::{from_hex, to_hex};
-use promptgate_audit::{AuditDraft, GENESIS_HASH, Hash, SealedEntry, SignedTreeHead, TreeHead};
+use promptgate_audit::{
+    AuditDraft, FilterColumns, GENESIS_HASH, Hash, SealedEntry, SignedTreeHead, TreeHead,
+};
 use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
 use promptgate_core::prompt::VersionSettings;
 use promptgate_core::{Prompt, PromptStatus, PromptVersion, VersionLabel};
@@ -23,7 +25,7 @@ use uuid::Uuid;
 use crate::codec::{self, from_millis, millis, nul_free, nul_free_opt};
 use crate::{
     AccessToken, AuditFilter, Client, Feedback, PendingBatch, PromptFilter, PromptUpdate, Store,
-    StoreError, StoredAuditEntry, StoredInvocation, SummaryRow, TelemetryFilter,
+    StoreError, StoredAuditEntry, StoredInvocation, TelemetryFilter,
 };
 
 /// How long a statement waits for another writer before giving up.
@@ -40,7 +42,9 @@ impl SqliteStore {
     /// switches it to WAL with full fsync, and applies pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?
+            .map_err(|_| {
+                StoreError::UnsupportedUrl(promptgate_core::redact::database_url_for_display(url))
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -324,12 +328,24 @@ fn audit_from_row(row: &SqliteRow) -> Result<StoredAuditEntry, StoreError> {
     let sequence: i64 = row.try_get("sequence").map_err(db_error)?;
     let hash: String = row.try_get("hash").map_err(db_error)?;
     let leaf_hash: String = row.try_get("leaf_hash").map_err(db_error)?;
+    // The filter columns are decoded leniently into `Corrupt` (SQLite would let an edit put
+    // text in `recorded_at`), so that `verify` names the row instead of failing.
+    let column =
+        |name: &str| StoreError::Corrupt(format!("audit entry {sequence}: its {name} column"));
     Ok(StoredAuditEntry {
         sequence: u64::try_from(sequence)
             .map_err(|_| StoreError::Corrupt(format!("audit sequence {sequence}")))?,
         body: row.try_get("body").map_err(db_error)?,
         hash: stored_hash(&hash)?,
         leaf_hash: stored_hash(&leaf_hash)?,
+        columns: FilterColumns {
+            actor: row.try_get("actor").map_err(|_| column("actor"))?,
+            action: row.try_get("action").map_err(|_| column("action"))?,
+            prompt_id: row.try_get("prompt_id").map_err(|_| column("prompt_id"))?,
+            recorded_at_ms: row
+                .try_get("recorded_at")
+                .map_err(|_| column("recorded_at"))?,
+        },
     })
 }
 
@@ -549,6 +565,64 @@ impl Store for SqliteStore {
         .await
         .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn insert_token_bounded(
+        &self,
+        token: &AccessToken,
+        max_live: u32,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        // BEGIN IMMEDIATE takes the write lock first, so two issuers for one client never both
+        // count the tokens before either deletes.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, client_id, scopes, issued_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&token.token_hash)
+        .bind(nul_free(&token.client_id))
+        .bind(token.scopes.to_string())
+        .bind(millis(token.issued_at))
+        .bind(millis(token.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        // The others newest first; past the first `max_live - 1` of them, all go.
+        let revoked: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM access_tokens WHERE token_hash IN ( \
+                SELECT token_hash FROM access_tokens \
+                WHERE client_id = ? AND token_hash <> ? AND expires_at > ? \
+                ORDER BY issued_at DESC, token_hash DESC LIMIT -1 OFFSET ?) \
+             RETURNING token_hash",
+        )
+        .bind(nul_free(&token.client_id))
+        .bind(&token.token_hash)
+        .bind(millis(now))
+        .bind(i64::from(max_live.saturating_sub(1)))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if !revoked.is_empty() {
+            sqlx::query("UPDATE clients SET token_generation = token_generation + 1 WHERE id = ?")
+                .bind(nul_free(&token.client_id))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(revoked)
+    }
+
+    async fn token_generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as("SELECT id, token_generation FROM clients WHERE token_generation > 0")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)
     }
 
     async fn find_token(&self, token_hash: &str) -> Result<Option<AccessToken>, StoreError> {
@@ -782,40 +856,106 @@ impl Store for SqliteStore {
         .collect()
     }
 
-    async fn summary_rows(&self, filter: &TelemetryFilter) -> Result<Vec<SummaryRow>, StoreError> {
-        let rows: Vec<(String, String, f64, i64, i64, Option<f64>)> = sqlx::query_as(
-            "SELECT version, status, latency_ms, prompt_tokens, completion_tokens, feedback_score \
-             FROM invocations \
-             WHERE (?1 IS NULL OR prompt_id = ?1) \
-               AND (?2 IS NULL OR version = ?2) \
-               AND (?3 IS NULL OR timestamp >= ?3) \
-               AND (?4 IS NULL OR timestamp < ?4) \
-               AND (?5 IS NULL OR status = ?5) \
-             ORDER BY seq",
-        )
-        .bind(filter.prompt_id.map(|id| id.to_string()))
-        .bind(nul_free_opt(filter.version.as_deref()))
-        .bind(filter.start.map(millis))
-        .bind(filter.end.map(millis))
-        .bind(filter.status.map(InvocationStatus::as_str))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        rows.into_iter()
-            .map(
-                |(version, status, latency_ms, prompt, completion, feedback)| {
-                    Ok(SummaryRow {
-                        version,
-                        status: InvocationStatus::parse(&status)
-                            .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
-                        latency_ms,
-                        prompt_tokens: u32::try_from(prompt).unwrap_or(u32::MAX),
-                        completion_tokens: u32::try_from(completion).unwrap_or(u32::MAX),
-                        feedback,
-                    })
-                },
-            )
-            .collect()
+    async fn summary_aggregates(
+        &self,
+        filter: &TelemetryFilter,
+    ) -> Result<Vec<crate::VersionAggregate>, StoreError> {
+        // The filters as ?1..?5 (a NULL switches its condition off), the finite range as ?6 and
+        // ?7 (infinities are left out, NaN is stored as NULL), repeated wherever the rows are
+        // read; `summary.rs` says how the two queries work.
+        const FILTER: &str = "(?1 IS NULL OR prompt_id = ?1) AND (?2 IS NULL OR version = ?2) \
+             AND (?3 IS NULL OR timestamp >= ?3) AND (?4 IS NULL OR timestamp < ?4) \
+             AND (?5 IS NULL OR status = ?5)";
+        let aggregate_sql = format!(
+            "WITH m AS (SELECT version, COUNT(*) AS n, \
+                 SUM(status = 'ERROR') AS errors, SUM(status = 'BLOCKED') AS blocked, \
+                 SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, \
+                 COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN 1 END) AS latency_n, \
+                 SUM(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN latency_ms END) \
+                   / COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN 1 END) AS latency_mean, \
+                 COUNT(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN 1 END) AS feedback_n, \
+                 SUM(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN feedback_score END) \
+                   / COUNT(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN 1 END) AS feedback_mean \
+               FROM invocations WHERE {FILTER} GROUP BY version) \
+             SELECT m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
+               m.latency_n, m.latency_mean, \
+               SUM(CASE WHEN i.status <> 'BLOCKED' AND i.latency_ms BETWEEN ?6 AND ?7 \
+                   THEN (i.latency_ms - m.latency_mean) * (i.latency_ms - m.latency_mean) END) AS latency_m2, \
+               m.feedback_n, m.feedback_mean, \
+               SUM(CASE WHEN i.feedback_score BETWEEN ?6 AND ?7 \
+                   THEN (i.feedback_score - m.feedback_mean) * (i.feedback_score - m.feedback_mean) END) AS feedback_m2 \
+             FROM (SELECT version, status, latency_ms, feedback_score FROM invocations \
+               WHERE {FILTER}) AS i CROSS JOIN m ON m.version = i.version \
+             GROUP BY m.version"
+        );
+        // FILTER and the rest are constants: nothing from the caller is spliced into the SQL.
+        let aggregate_sql = sqlx::AssertSqlSafe(aggregate_sql);
+        // One read transaction: both queries see the same snapshot (WAL), so the ranks asked
+        // for exist.
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let rows: Vec<crate::summary::AggregateRow> = sqlx::query(aggregate_sql)
+            .bind(filter.prompt_id.map(|id| id.to_string()))
+            .bind(nul_free_opt(filter.version.as_deref()))
+            .bind(filter.start.map(millis))
+            .bind(filter.end.map(millis))
+            .bind(filter.status.map(InvocationStatus::as_str))
+            .bind(-f64::MAX)
+            .bind(f64::MAX)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|row| {
+                Ok(crate::summary::AggregateRow {
+                    version: row.try_get("version").map_err(db_error)?,
+                    count: row.try_get("n").map_err(db_error)?,
+                    error_count: row.try_get("errors").map_err(db_error)?,
+                    blocked_count: row.try_get("blocked").map_err(db_error)?,
+                    prompt_tokens: row.try_get("prompt_tokens").map_err(db_error)?,
+                    completion_tokens: row.try_get("completion_tokens").map_err(db_error)?,
+                    latency_n: row.try_get("latency_n").map_err(db_error)?,
+                    latency_mean: row.try_get("latency_mean").map_err(db_error)?,
+                    latency_m2: row.try_get("latency_m2").map_err(db_error)?,
+                    feedback_n: row.try_get("feedback_n").map_err(db_error)?,
+                    feedback_mean: row.try_get("feedback_mean").map_err(db_error)?,
+                    feedback_m2: row.try_get("feedback_m2").map_err(db_error)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let (versions, ranks) = crate::summary::wanted_ranks(&rows);
+        let mut ranked = std::collections::HashMap::new();
+        if !ranks.is_empty() {
+            let wanted: Vec<(&String, i64)> = versions.iter().zip(ranks.iter().copied()).collect();
+            let wanted = serde_json::to_string(&wanted)
+                .map_err(|e| StoreError::Corrupt(format!("summary ranks: {e}")))?;
+            let rank_sql = sqlx::AssertSqlSafe(format!(
+                // The wanted ranks are parsed once (a materialised CTE, looked up through the
+                // index `IN` builds), not once per ranked row.
+                "WITH w AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS version, \
+                   json_extract(value, '$[1]') AS i FROM json_each(?8)) \
+                 SELECT r.version, r.i, r.latency_ms FROM ( \
+                   SELECT version, latency_ms, \
+                     ROW_NUMBER() OVER (PARTITION BY version ORDER BY latency_ms) - 1 AS i \
+                   FROM invocations WHERE {FILTER} \
+                     AND status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7) AS r \
+                 WHERE (r.version, r.i) IN (SELECT version, i FROM w)"
+            ));
+            let values: Vec<(String, i64, f64)> = sqlx::query_as(rank_sql)
+                .bind(filter.prompt_id.map(|id| id.to_string()))
+                .bind(nul_free_opt(filter.version.as_deref()))
+                .bind(filter.start.map(millis))
+                .bind(filter.end.map(millis))
+                .bind(filter.status.map(InvocationStatus::as_str))
+                .bind(-f64::MAX)
+                .bind(f64::MAX)
+                .bind(wanted)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            ranked.extend(values.into_iter().map(|(v, i, x)| ((v, i), x)));
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(crate::summary::assemble(rows, &ranked))
     }
 
     async fn exporter_cursor(&self, exporter: &str) -> Result<i64, StoreError> {
@@ -970,6 +1110,79 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn feedback_state(&self, id: &str) -> Result<Option<crate::FeedbackState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT client_id, prompt_id, feedback_score, feedback_comment, feedback_at \
+             FROM invocations WHERE id = ?",
+        )
+        .bind(nul_free(id))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let prompt_id: String = row.try_get("prompt_id").map_err(db_error)?;
+        let feedback = match row
+            .try_get::<Option<f64>, _>("feedback_score")
+            .map_err(db_error)?
+        {
+            None => None,
+            Some(score) => Some(Feedback {
+                score,
+                comment: row.try_get("feedback_comment").map_err(db_error)?,
+                at: from_millis(
+                    row.try_get::<Option<i64>, _>("feedback_at")
+                        .map_err(db_error)?
+                        .unwrap_or_default(),
+                )?,
+            }),
+        };
+        Ok(Some(crate::FeedbackState {
+            client_id: row.try_get("client_id").map_err(db_error)?,
+            prompt_id: Uuid::parse_str(&prompt_id)
+                .map_err(|_| StoreError::Corrupt(format!("prompt id {prompt_id:?}")))?,
+            feedback,
+        }))
+    }
+
+    async fn replace_feedback(
+        &self,
+        id: &str,
+        expected: Option<&Feedback>,
+        feedback: &Feedback,
+        audit: Option<&AuditDraft>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        // `IS` compares NULLs as equal: no feedback expected matches a record without one.
+        let done = sqlx::query(
+            "UPDATE invocations SET feedback_score = ?1, feedback_comment = ?2, feedback_at = ?3 \
+             WHERE id = ?4 AND feedback_score IS ?5 AND feedback_comment IS ?6 \
+               AND feedback_at IS ?7",
+        )
+        .bind(feedback.score)
+        .bind(nul_free_opt(feedback.comment.as_deref()))
+        .bind(millis(feedback.at))
+        .bind(nul_free(id))
+        .bind(expected.map(|f| f.score))
+        .bind(expected.and_then(|f| nul_free_opt(f.comment.as_deref())))
+        .bind(expected.map(|f| millis(f.at)))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(false);
+        }
+        if let Some(audit) = audit {
+            append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
     async fn prune_invocations(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM invocations WHERE timestamp < ?")
             .bind(millis(before))
@@ -1046,7 +1259,8 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<StoredAuditEntry>, StoreError> {
         sqlx::query(
-            "SELECT sequence, body, hash, leaf_hash FROM audit_entries \
+            "SELECT sequence, body, hash, leaf_hash, actor, action, prompt_id, recorded_at \
+             FROM audit_entries \
              WHERE (?1 IS NULL OR prompt_id = ?1) \
                AND (?2 IS NULL OR action = ?2) \
                AND (?3 IS NULL OR actor = ?3) \
@@ -1071,14 +1285,17 @@ impl Store for SqliteStore {
     }
 
     async fn get_audit(&self, sequence: u64) -> Result<Option<StoredAuditEntry>, StoreError> {
-        sqlx::query("SELECT sequence, body, hash, leaf_hash FROM audit_entries WHERE sequence = ?")
-            .bind(sql_sequence(sequence))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(audit_from_row)
-            .transpose()
+        sqlx::query(
+            "SELECT sequence, body, hash, leaf_hash, actor, action, prompt_id, recorded_at \
+             FROM audit_entries WHERE sequence = ?",
+        )
+        .bind(sql_sequence(sequence))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .as_ref()
+        .map(audit_from_row)
+        .transpose()
     }
 
     async fn last_audit_with_action(
@@ -1086,7 +1303,8 @@ impl Store for SqliteStore {
         action: &str,
     ) -> Result<Option<StoredAuditEntry>, StoreError> {
         sqlx::query(
-            "SELECT sequence, body, hash, leaf_hash FROM audit_entries WHERE action = ? \
+            "SELECT sequence, body, hash, leaf_hash, actor, action, prompt_id, recorded_at \
+             FROM audit_entries WHERE action = ? \
              ORDER BY sequence DESC LIMIT 1",
         )
         .bind(nul_free(action))

@@ -179,7 +179,8 @@ pub struct ConsistencyArgs {
 /// `audit append` arguments.
 #[derive(Debug, clap::Args)]
 pub struct AppendArgs {
-    /// What happened, in your words (the gateway's own action names are reserved).
+    /// What happened, as an upper-case word: `[A-Z][A-Z0-9_]{0,99}`, such as REVIEW_APPROVED
+    /// (the gateway's own action names are reserved).
     #[arg(long)]
     action: String,
     /// The prompt the entry concerns.
@@ -317,9 +318,11 @@ async fn verify_database(
         ))
         .into());
     }
+    // The URL may carry a password: only its display form is ever printed.
+    let shown = promptgate_core::redact::database_url_for_display(url);
     let store = promptgate_store::open(url)
         .await
-        .with_context(|| format!("cannot open the database {url}"))?;
+        .with_context(|| format!("cannot open the database {shown}"))?;
     let signatures = match key {
         Some(key) => Signatures::Required(key.into()),
         None => Signatures::Unchecked,
@@ -327,7 +330,7 @@ async fn verify_database(
     let saved = heads.iter().map(head_to_check).collect();
     let result = promptgate_server::audit::verify_store(store.as_ref(), saved, signatures).await;
     store.close().await;
-    result.with_context(|| format!("cannot read the audit log of {url}"))
+    result.with_context(|| format!("cannot read the audit log of {shown}"))
 }
 
 /// The file a `sqlite:` URL names (as sqlx reads it: after `sqlite://` or `sqlite:`, before any
@@ -343,7 +346,8 @@ fn sqlite_path(url: &str) -> Result<Option<PathBuf>, UsageError> {
     let (file, params) = rest.split_once('?').unwrap_or((rest, ""));
     if file.is_empty() || file == ":memory:" || params.contains("mode=memory") {
         return Err(UsageError(format!(
-            "--database-url {url:?} names no database file"
+            "--database-url {} names no database file",
+            promptgate_core::redact::database_url_for_display(url)
         )));
     }
     Ok(Some(PathBuf::from(file)))

@@ -172,7 +172,10 @@ pub async fn run(command: ClientsCommand, json: bool) -> anyhow::Result<ExitCode
 }
 
 async fn open(database_url: &str) -> anyhow::Result<std::sync::Arc<dyn promptgate_store::Store>> {
-    promptgate_store::open(database_url)
-        .await
-        .with_context(|| format!("cannot open the database {database_url}"))
+    promptgate_store::open(database_url).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            promptgate_core::redact::database_url_for_display(database_url)
+        )
+    })
 }

@@ -342,7 +342,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let scheme = if gateway.tls { "https" } else { "http" };
     eprintln!("promptgate listening on {scheme}://{}", gateway.local_addr);
-    tracing::info!(database = %database_url, "serving");
+    tracing::info!(
+        database = %promptgate_core::redact::database_url_for_display(&database_url),
+        "serving"
+    );
     gateway.run(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

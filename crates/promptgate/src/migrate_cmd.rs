@@ -56,8 +56,12 @@ fn print_report(from: &str, report: &CopyReport, json: bool) {
         println!("{}", serde_json::Value::Object(counts));
         return;
     }
-    // The target's URL is not repeated: it may carry a password.
-    println!("copied {from} into PostgreSQL in one transaction:");
+    // The target's URL is not repeated, and the source's only in its display form: either may
+    // carry a password.
+    println!(
+        "copied {} into PostgreSQL in one transaction:",
+        promptgate_core::redact::database_url_for_display(from)
+    );
     for (table, count) in report.counts() {
         println!("  {table:<18} {count:>10}");
     }

@@ -96,10 +96,12 @@ async fn index() -> Response {
 }
 
 async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
-    let found = ASSETS
-        .iter()
-        .find(|a| a.name == file)
-        .ok_or_else(|| ApiError::NotFound(format!("no console asset {file:?}")))?;
+    let found = ASSETS.iter().find(|a| a.name == file).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no console asset {}",
+            promptgate_core::violation::quoted(&file)
+        ))
+    })?;
     Ok(page(found.content_type, ASSET_CACHE_CONTROL, found.body))
 }
 

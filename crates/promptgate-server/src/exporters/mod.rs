@@ -140,7 +140,7 @@ pub async fn run_outbox(
             }
             Err(err) => {
                 health.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(exporter = target.name(), error = %err, retry_in_ms = backoff.as_millis() as u64, "telemetry export failed; will retry");
+                tracing::warn!(exporter = target.name(), error = ?err, retry_in_ms = backoff.as_millis() as u64, "telemetry export failed; will retry");
                 let wait = backoff;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 wait

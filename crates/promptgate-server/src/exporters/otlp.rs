@@ -93,6 +93,10 @@ impl Otlp {
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .default_headers(default_headers)
+            // The configured headers (a hosted collector's API key) would be sent on to
+            // wherever a redirect points, another host included: a 3xx is a failed delivery
+            // instead, logged with its status.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the OTLP exporter's HTTP client: {e}"))?;
         Ok(Otlp {
@@ -104,7 +108,14 @@ impl Otlp {
     }
 
     /// POSTs one protobuf body; any answer but 2xx is an error so that the outbox retries.
+    /// Errors name the signal's path (`/v1/traces`), not the endpoint, which may hold
+    /// credentials.
     async fn post(&self, url: &str, batch_id: &str, body: Vec<u8>) -> Result<Vec<u8>, String> {
+        let path = if url.ends_with("/v1/traces") {
+            "/v1/traces"
+        } else {
+            "/v1/metrics"
+        };
         let response = self
             .http
             .post(url)
@@ -115,8 +126,13 @@ impl Otlp {
             .await
             .map_err(|e| format!("cannot reach the OTLP collector: {}", e.without_url()))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(format!(
+                "the OTLP collector answered {status} on {path}, a redirect, which is not followed (it would carry the configured headers elsewhere); configure the final endpoint"
+            ));
+        }
         if !status.is_success() {
-            return Err(format!("the OTLP collector answered {status} on {url}"));
+            return Err(format!("the OTLP collector answered {status} on {path}"));
         }
         let body = response.bytes().await.map_err(|e| {
             format!(
@@ -148,7 +164,7 @@ impl Target for Otlp {
         {
             tracing::warn!(
                 rejected = partial.rejected_spans,
-                message = partial.error_message,
+                collector_message = ?partial.error_message,
                 "the OTLP collector rejected some spans"
             );
         }
@@ -168,7 +184,7 @@ impl Target for Otlp {
         {
             tracing::warn!(
                 rejected = partial.rejected_data_points,
-                message = partial.error_message,
+                collector_message = ?partial.error_message,
                 "the OTLP collector rejected some metric points"
             );
         }

@@ -20,8 +20,9 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, keyset_page};
 use crate::state::AppState;
 
-/// The longest `action` a client may send.
-pub const MAX_ACTION_CHARS: usize = 100;
+/// The longest `action` a client may send (`[A-Z][A-Z0-9_]{0,99}`,
+/// [`action::check_client_action`]).
+pub const MAX_ACTION_CHARS: usize = action::MAX_CLIENT_ACTION_CHARS;
 /// The longest `complianceStatus`.
 pub const MAX_COMPLIANCE_STATUS_CHARS: usize = 100;
 /// The largest `details` or `metadata`, as canonical JSON bytes.
@@ -31,7 +32,7 @@ pub const MAX_DETAILS_BYTES: usize = 64 * 1024;
 #[utoipa::path(post, path = "/api/v2/ai/llm/gateway/audit-logs", tag = "audit",
     request_body = api::AuditEntryRequest,
     responses((status = 201, description = "the stored entry; Location names it", body = api::AuditEntry),
-        (status = 400, description = "invalid field (the gateway's own action names are reserved)", body = api::ErrorBody),
+        (status = 400, description = "invalid field: `action` must match `[A-Z][A-Z0-9_]{0,99}` and not be one of the gateway's own action names", body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
         (status = 404, description = "promptId names no prompt", body = api::ErrorBody),
         (status = 413, body = api::ErrorBody), (status = 415, body = api::ErrorBody)),
@@ -43,29 +44,14 @@ pub async fn append_entry(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::GatewayWrite)?;
     let mut violations = Vec::new();
-    let action_name = match body.action.as_deref().map(str::trim) {
-        None | Some("") => {
-            violations.push(Violation::invalid("action", "action is required"));
+    // Taken as sent, not trimmed: the strict charset refuses the spaces and invisible
+    // characters that could make a client's entry pass for one of the gateway's own.
+    let action_name = match action::check_client_action(body.action.as_deref().unwrap_or("")) {
+        Ok(()) => body.action.clone(),
+        Err(problem) => {
+            violations.push(Violation::invalid("action", problem.to_string()));
             None
         }
-        Some(name) if name.chars().count() > MAX_ACTION_CHARS => {
-            violations.push(Violation::invalid(
-                "action",
-                format!(
-                    "action is {} characters; the limit is {MAX_ACTION_CHARS}",
-                    name.chars().count()
-                ),
-            ));
-            None
-        }
-        Some(name) if action::is_reserved(name) => {
-            violations.push(Violation::invalid(
-                "action",
-                format!("action {name} is reserved for entries the gateway writes itself"),
-            ));
-            None
-        }
-        Some(name) => Some(name.to_owned()),
     };
     let prompt_id =
         crate::extract::parse_uuid_field("promptId", body.prompt_id.as_deref(), &mut violations);
@@ -75,7 +61,8 @@ pub async fn append_entry(
                 violations.push(Violation::invalid(
                     "timestamp",
                     format!(
-                        "timestamp is {text:?}; use an RFC 3339 time such as 2026-11-27T04:15:39Z"
+                        "timestamp is {}; use an RFC 3339 time such as 2026-11-27T04:15:39Z",
+                        promptgate_core::violation::quoted(text)
                     ),
                 ))
             })
@@ -214,7 +201,10 @@ fn parse_sequence(text: &str) -> Result<u64, ApiError> {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(ApiError::Invalid(vec![Violation::invalid(
             "sequence",
-            format!("sequence is {text:?}; it must be a whole number from 1"),
+            format!(
+                "sequence is {}; it must be a whole number from 1",
+                promptgate_core::violation::quoted(text)
+            ),
         )])),
     }
 }
@@ -287,7 +277,10 @@ fn size_param(query: &QueryParams, key: &str, violations: &mut Vec<Violation>) -
         .map_err(|_| {
             violations.push(Violation::invalid(
                 key,
-                format!("{key} is {text:?}; it must be a whole number"),
+                format!(
+                    "{key} is {}; it must be a whole number",
+                    promptgate_core::violation::quoted(text)
+                ),
             ))
         })
         .ok()

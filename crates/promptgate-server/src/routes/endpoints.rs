@@ -9,7 +9,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Lists the configured model endpoints; never a key, only the variable's name.
+/// Lists the configured model endpoints; never a key, only the variable's name, and `baseUrl`
+/// without user-info, query string or fragment (which may hold credentials: any
+/// `ai:prompt:read` client reads this).
 #[utoipa::path(get, path = "/api/v2/ai/llm/gateway/model-endpoints", tag = "model-endpoints",
     responses((status = 200, body = api::Listing<api::ModelEndpoint>), (status = 401, body = api::ErrorBody),
         (status = 403, body = api::ErrorBody)),
@@ -39,7 +41,7 @@ fn wire_endpoint(e: &ModelEndpoint) -> api::ModelEndpoint {
     api::ModelEndpoint {
         reference: e.reference.clone(),
         provider: e.provider.as_str().to_owned(),
-        base_url: e.base_url.clone(),
+        base_url: promptgate_core::redact::url_without_secrets(&e.base_url),
         model: e.model.clone(),
         context_window: e.context_window,
         tokenizer: e.tokenizer.as_str().to_owned(),

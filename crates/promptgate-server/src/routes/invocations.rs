@@ -17,6 +17,7 @@ use promptgate_core::guardrails::{categories, pii, profanity};
 use promptgate_core::invocation::{
     ContextInput, InvocationRecord, InvocationStatus, choose_version, fit_context,
 };
+use promptgate_core::violation::quoted;
 use promptgate_core::{
     ContentFilter, ModelEndpoint, PromptStatus, PromptVersion, Scope, VersionLabel, Violation,
     ViolationCode,
@@ -135,7 +136,10 @@ pub(crate) async fn run(
             .ok()
             .filter(|l| cached.versions.contains_key(l))
             .ok_or_else(|| {
-                ApiError::NotFound(format!("prompt {prompt_id} has no version {pinned:?}"))
+                ApiError::NotFound(format!(
+                    "prompt {prompt_id} has no version {}",
+                    quoted(pinned)
+                ))
             })?,
         None => choose_version(
             &cached.prompt.traffic,
@@ -166,7 +170,10 @@ pub(crate) async fn run(
             };
             return Err(ApiError::Invalid(vec![Violation::invalid(
                 "model_endpoint",
-                format!("model_endpoint {endpoint_ref:?} is not configured on this gateway{known}"),
+                format!(
+                    "model_endpoint {} is not configured on this gateway{known}",
+                    quoted(endpoint_ref)
+                ),
             )]));
         }
         None => {
@@ -218,6 +225,11 @@ pub(crate) async fn run(
             return Err(err);
         }
     };
+    // `[telemetry] durability = "ack-after-store"`: a complete answer waits for its record's
+    // commit (503 when it fails); a stream's `done` waits in `Relay` (telemetry.rs).
+    if matches!(answer, Answer::Complete(_)) {
+        state.telemetry.stored(&response_id).await?;
+    }
     Ok(Outcome {
         version: label.to_string(),
         model,
@@ -305,10 +317,11 @@ pub(crate) fn check_request(
             Some("user") => Some(Role::User),
             Some("assistant") => Some(Role::Assistant),
             other => {
-                violations.push(Violation::invalid(
-                    format!("messages[{i}].role"),
-                    format!("role is {other:?}; use user or assistant"),
-                ));
+                let why = match other {
+                    None => "role is required; use user or assistant".to_owned(),
+                    Some(role) => format!("role is {}; use user or assistant", quoted(role)),
+                };
+                violations.push(Violation::invalid(format!("messages[{i}].role"), why));
                 None
             }
         };
@@ -546,7 +559,7 @@ async fn moderate(
             None => Ok(prepared),
         },
         Err(err) if check.fail_open => {
-            tracing::warn!(error = %err, "the moderation endpoint failed; serving anyway (fail_open)");
+            tracing::warn!(error = ?err.to_string(), "the moderation endpoint failed; serving anyway (fail_open)");
             Ok(prepared)
         }
         Err(err) => Err(ApiError::UpstreamError(format!(
@@ -771,6 +784,12 @@ impl Relay {
                     record.base.prompt_tokens = usage.prompt_tokens;
                     record.base.completion_tokens = usage.completion_tokens;
                     let finished = record.finish(InvocationStatus::Success, None);
+                    // `ack-after-store`: `done` only once the record is committed, else an
+                    // error event in its place (telemetry.rs).
+                    if let Err(err) = record.sink.stored(&finished.id).await {
+                        self.pending.push_back(RelayEvent::Failed(err));
+                        continue;
+                    }
                     let done = answer(
                         &finished,
                         &self.prepared,

@@ -10,12 +10,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use promptgate_api as api;
 
-use std::net::SocketAddr;
-
-use axum::Extension;
-use axum::extract::ConnectInfo;
-
 use crate::auth::{LockedBy, TokenError};
+use crate::client_addr::SourceAddress;
+use crate::ratelimit;
 use crate::state::AppState;
 
 /// Exchanges client credentials for an access token.
@@ -25,10 +22,10 @@ use crate::state::AppState;
     responses((status = 200, body = api::TokenResponse),
         (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = api::OAuthErrorResponse),
         (status = 401, description = "invalid_client", body = api::OAuthErrorResponse),
-        (status = 429, description = "too many failed attempts for this client id; Retry-After says when to try again", body = api::OAuthErrorResponse)))]
+        (status = 429, description = "too many failed attempts from this source address (any secret), a wrong secret past the client id's failed attempts, or tokens asked for faster than [auth] tokens_per_minute; Retry-After says when to try again", body = api::OAuthErrorResponse)))]
 pub async fn token(
     State(state): State<AppState>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    SourceAddress(source): SourceAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -85,12 +82,7 @@ pub async fn token(
     };
     match state
         .auth
-        .issue_from(
-            &client_id,
-            &client_secret,
-            field("scope"),
-            peer.map(|Extension(ConnectInfo(address))| address.ip()),
-        )
+        .issue_from(&client_id, &client_secret, field("scope"), source)
         .await
     {
         Ok(issued) => {
@@ -132,6 +124,20 @@ pub async fn token(
             headers.insert("inin-ratelimit-count", HeaderValue::from(failures));
             headers.insert("inin-ratelimit-allowed", HeaderValue::from(allowed));
             headers.insert("inin-ratelimit-reset", HeaderValue::from(retry_after));
+            response
+        }
+        Err(TokenError::TooManyTokens(decision)) => {
+            let mut response = oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                &format!(
+                    "this client asks for tokens too often ({} per minute, [auth] \
+                     tokens_per_minute); keep using the token it has until it expires, or \
+                     retry in {} s",
+                    decision.limit, decision.retry_after_seconds
+                ),
+            );
+            ratelimit::insert_headers(response.headers_mut(), &decision);
             response
         }
         Err(TokenError::Store(err)) => {

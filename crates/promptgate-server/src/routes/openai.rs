@@ -17,6 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use promptgate_api as api;
 use promptgate_api::openai as oa;
+use promptgate_core::violation::quoted;
 use promptgate_core::{PromptStatus, Scope, VersionLabel, Violation};
 use promptgate_store::PromptFilter;
 use serde_json::Value;
@@ -288,7 +289,7 @@ fn translate(
                 format!("messages[{i}].role"),
                 format!(
                     "role is {}; the gateway takes system, developer, user and assistant messages (tool calls are not supported)",
-                    other.map_or_else(|| "missing".to_owned(), |r| format!("\"{r}\""))
+                    other.map_or_else(|| "missing".to_owned(), quoted)
                 ),
             )),
         }
@@ -428,7 +429,7 @@ fn message_text(content: Option<&Value>) -> Result<String, String> {
                     (kind, _) => {
                         return Err(format!(
                             "content part {j} is of type {}; the gateway takes text parts only",
-                            kind.map_or_else(|| "none".to_owned(), |k| format!("\"{k}\""))
+                            kind.map_or_else(|| "missing".to_owned(), quoted)
                         ));
                     }
                 }
@@ -480,7 +481,7 @@ fn unsupported_params(body: &oa::ChatCompletionRequest) -> Vec<Violation> {
     {
         violations.push(Violation::invalid(
             "response_format",
-            "response_format: only {\"type\": \"text\"} is supported by the gateway",
+            "response_format: only the type text is supported by the gateway",
         ));
     }
     violations

@@ -15,6 +15,7 @@ use promptgate_core::prompt::{
     CheckedSettings, ExampleDraft, GuardrailsDraft, SettingsDraft, check_name, check_version,
 };
 use promptgate_core::traffic::{TrafficDraft, WeightDraft};
+use promptgate_core::violation::quoted;
 use promptgate_core::{
     ChatCompletionsPolicy, Prompt, PromptStatus, PromptVersion, Scope, SystemMessageMode,
     TrafficSplit, VersionLabel, Violation,
@@ -127,7 +128,8 @@ pub async fn create_prompt(
         Ok(()) => {}
         Err(StoreError::DuplicateName { name }) => {
             return Err(ApiError::Conflict(format!(
-                "a prompt named {name:?} already exists"
+                "a prompt named {} already exists",
+                quoted(&name)
             )));
         }
         Err(other) => return Err(other.into()),
@@ -189,7 +191,7 @@ pub async fn list_prompts(
         PromptStatus::parse(s).or_else(|| {
             violations.push(Violation::invalid(
                 "status",
-                format!("status is {s:?}; use ACTIVE or ARCHIVED"),
+                format!("status is {}; use ACTIVE or ARCHIVED", quoted(s)),
             ));
             None
         })
@@ -274,9 +276,9 @@ pub async fn get_version(
 ) -> Result<Json<api::PromptVersion>, ApiError> {
     caller.require(Scope::PromptRead)?;
     let prompt = load_prompt(&state, &id).await?;
-    let label: VersionLabel = version
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("prompt {id} has no version {version:?}")))?;
+    let label: VersionLabel = version.parse().map_err(|_| {
+        ApiError::NotFound(format!("prompt {id} has no version {}", quoted(&version)))
+    })?;
     Ok(Json(wire_version(
         &load_version(&state, prompt.id, &label).await?,
     )))
@@ -868,7 +870,7 @@ fn apply_chat_completions(
         Some(text) => SystemMessageMode::parse(text).ok_or_else(|| {
             Violation::invalid(
                 "chatCompletions.systemMessage",
-                format!("systemMessage is {text:?}; use replace or prepend"),
+                format!("systemMessage is {}; use replace or prepend", quoted(text)),
             )
         })?,
     };

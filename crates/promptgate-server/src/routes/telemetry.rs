@@ -30,7 +30,8 @@ pub fn read_time_range(
                     violations.push(Violation::invalid(
                         key,
                         format!(
-                            "{key} is {text:?}; use an RFC 3339 time such as 2026-11-27T04:15:39Z"
+                            "{key} is {}; use an RFC 3339 time such as 2026-11-27T04:15:39Z",
+                            promptgate_core::violation::quoted(text)
                         ),
                     ));
                 })
@@ -60,7 +61,10 @@ pub fn read_filter(query: &QueryParams, violations: &mut Vec<Violation>) -> Tele
             InvocationStatus::parse(text).or_else(|| {
                 violations.push(Violation::invalid(
                     "status",
-                    format!("status is {text:?}; use SUCCESS, ERROR or BLOCKED"),
+                    format!(
+                        "status is {}; use SUCCESS, ERROR or BLOCKED",
+                        promptgate_core::violation::quoted(text)
+                    ),
                 ));
                 None
             })
@@ -110,12 +114,19 @@ pub async fn list_telemetry(
     }))
 }
 
-/// Records feedback on an invocation (a later call replaces it).
+/// How many times a feedback post re-reads and retries when another post changed the same
+/// invocation's feedback between its read and its write.
+const FEEDBACK_ATTEMPTS: usize = 5;
+
+/// Records feedback on an invocation. Only the client that made the invocation, or an `admin`,
+/// may; a later post replaces the earlier feedback, says so (`replaced`), and leaves a
+/// `FEEDBACK_REPLACED` audit entry.
 #[utoipa::path(post, path = "/api/v2/ai/llm/gateway/invocations/{responseId}/feedback", tag = "telemetry",
     params(("responseId" = String, Path, description = "the invocation's responseId")),
     request_body = api::FeedbackRequest,
     responses((status = 201, body = api::FeedbackResponse), (status = 400, body = api::ErrorBody),
-        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody),
+        (status = 403, description = "missing.scope, or not.authorized: the invocation is another client's", body = api::ErrorBody),
         (status = 404, body = api::ErrorBody)),
     security(("bearer" = ["ai:gateway:write"])))]
 pub async fn post_feedback(
@@ -141,7 +152,13 @@ pub async fn post_feedback(
         Some(other) => {
             violations.push(Violation::invalid(
                 "score",
-                format!("score is {other}; send a number from 0 to 1, or true or false"),
+                format!(
+                    "score is {}; send a number from 0 to 1, or true or false",
+                    match other {
+                        serde_json::Value::String(text) => promptgate_core::violation::quoted(text),
+                        value => value.to_string(),
+                    }
+                ),
             ));
             None
         }
@@ -167,26 +184,96 @@ pub async fn post_feedback(
         comment: body.comment.clone(),
         at: now(),
     };
-    let mut found = state.store.set_feedback(&response_id, &feedback).await?;
-    if !found {
-        // The record may still be queued for the batch writer: store the queue and look again.
-        state.telemetry.flush().await;
-        found = state.store.set_feedback(&response_id, &feedback).await?;
+    let mut flushed = false;
+    for _ in 0..FEEDBACK_ATTEMPTS {
+        let Some(current) = state.store.feedback_state(&response_id).await? else {
+            if flushed {
+                return Err(ApiError::NotFound(format!(
+                    "no invocation with responseId {response_id}"
+                )));
+            }
+            // The record may still be queued for the batch writer: store the queue and look
+            // again.
+            state.telemetry.flush().await;
+            flushed = true;
+            continue;
+        };
+        if current.client_id != caller.client_id && !caller.scopes.contains(Scope::Admin) {
+            return Err(ApiError::NotAuthorized(format!(
+                "invocation {response_id} was made by another client; only that client or an \
+                 admin may give its feedback"
+            )));
+        }
+        let audit = current.feedback.as_ref().map(|previous| {
+            replacement_entry(
+                &caller.client_id,
+                &response_id,
+                &current,
+                previous,
+                &feedback,
+            )
+        });
+        if state
+            .store
+            .replace_feedback(
+                &response_id,
+                current.feedback.as_ref(),
+                &feedback,
+                audit.as_ref(),
+            )
+            .await?
+        {
+            return Ok((
+                StatusCode::CREATED,
+                Json(api::FeedbackResponse {
+                    response_id,
+                    score,
+                    comment: feedback.comment,
+                    created_at: rfc3339(feedback.at),
+                    replaced: current.feedback.is_some(),
+                }),
+            ));
+        }
+        // Another post changed this feedback (or a retention prune removed the record) between
+        // the read and the write: decide again on what is stored now.
     }
-    if !found {
-        return Err(ApiError::NotFound(format!(
-            "no invocation with responseId {response_id}"
-        )));
-    }
-    Ok((
-        StatusCode::CREATED,
-        Json(api::FeedbackResponse {
-            response_id,
-            score,
-            comment: feedback.comment,
-            created_at: rfc3339(feedback.at),
-        }),
-    ))
+    Err(ApiError::Conflict(format!(
+        "the feedback of invocation {response_id} kept changing while this post was written; retry"
+    )))
+}
+
+/// The audit entry of `by` replacing `previous` with `next`. A comment is recorded by its
+/// length and SHA-256 only: comments are free text from callers and may hold personal data,
+/// which an append-only log could never purge; the hash still lets a copy kept elsewhere be
+/// matched to the entry.
+fn replacement_entry(
+    by: &str,
+    response_id: &str,
+    current: &promptgate_store::FeedbackState,
+    previous: &Feedback,
+    next: &Feedback,
+) -> promptgate_audit::AuditDraft {
+    use sha2::Digest;
+    let recorded = |f: &Feedback| {
+        serde_json::json!({
+            "score": f.score,
+            "givenAt": rfc3339(f.at),
+            "comment": f.comment.as_ref().map(|c| serde_json::json!({
+                "chars": c.chars().count(),
+                "sha256": hex::encode(sha2::Sha256::digest(c.as_bytes())),
+            })),
+        })
+    };
+    let mut details =
+        promptgate_audit::change_details(Some(&recorded(previous)), Some(&recorded(next)));
+    details["responseId"] = serde_json::json!(response_id);
+    details["invocationClientId"] = serde_json::json!(current.client_id);
+    crate::audit::draft(
+        by,
+        promptgate_audit::action::FEEDBACK_REPLACED,
+        Some(current.prompt_id),
+        details,
+    )
 }
 
 /// The wire form of a stored record.
@@ -237,7 +324,7 @@ pub async fn summary(
     query: QueryParams,
     body: Bytes,
 ) -> Result<Json<api::TelemetrySummary>, ApiError> {
-    use promptgate_core::stats::{self, Sample};
+    use promptgate_core::stats;
 
     caller.require(Scope::TelemetryRead)?;
     let query = query.with_json_body(&body)?;
@@ -248,7 +335,10 @@ pub async fn summary(
     {
         violations.push(Violation::invalid(
             "groupBy",
-            format!("groupBy is {group:?}; only version is supported"),
+            format!(
+                "groupBy is {}; only version is supported",
+                promptgate_core::violation::quoted(group)
+            ),
         ));
     }
     if !violations.is_empty() {
@@ -257,18 +347,15 @@ pub async fn summary(
     let compare_to = query.get("compareTo").map(str::to_owned);
     // Everything queued before this request is counted.
     state.telemetry.flush().await;
-    let rows = state.store.summary_rows(&filter).await?;
-    let mut groups: std::collections::BTreeMap<String, Vec<Sample>> =
-        std::collections::BTreeMap::new();
-    for row in rows {
-        groups.entry(row.version).or_default().push(Sample {
-            latency_ms: row.latency_ms,
-            status: row.status,
-            prompt_tokens: row.prompt_tokens,
-            completion_tokens: row.completion_tokens,
-            feedback: row.feedback,
-        });
-    }
+    // The database aggregates (one row per version), never the records themselves: the
+    // gateway's memory does not grow with the range (promptgate-store's summary.rs).
+    let groups: std::collections::BTreeMap<String, stats::GroupAggregate> = state
+        .store
+        .summary_aggregates(&filter)
+        .await?
+        .into_iter()
+        .map(|v| (v.version, v.group))
+        .collect();
     // Versions newest first by semver when they parse, else by text.
     let mut versions: Vec<&String> = groups.keys().collect();
     versions.sort_by(|a, b| {
@@ -280,16 +367,16 @@ pub async fn summary(
             _ => b.cmp(a),
         }
     });
-    let empty = Vec::new();
+    let empty = stats::GroupAggregate::default();
     let reference = compare_to.as_ref().map(|v| groups.get(v).unwrap_or(&empty));
     let entities = versions
         .into_iter()
         .map(|version| {
-            let samples = &groups[version];
-            let group = stats::summarize(samples);
+            let aggregate = &groups[version];
+            let group = stats::summarize_aggregate(aggregate);
             let comparison = match (&compare_to, reference) {
                 (Some(against), Some(reference)) if against != version => {
-                    let c = stats::compare(samples, reference);
+                    let c = stats::compare_aggregates(aggregate, reference);
                     Some(api::VersionComparison {
                         against: against.clone(),
                         error_rate_diff: c.error_rate_diff.map(wire_diff),

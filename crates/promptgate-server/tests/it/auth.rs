@@ -3,6 +3,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use promptgate_server::auth::{LockedBy, TokenError};
+
 use crate::harness::{BASE, TestApp, request, send};
 
 fn prompts() -> String {
@@ -115,4 +117,73 @@ async fn a_token_without_the_scope_is_a_403() {
         Some("admin")
     );
     assert_eq!(answer.header("www-authenticate"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_bad_logins_from_one_address_get_exactly_its_limit_checked() {
+    // Issue 17, item 6: the address's count was checked before any of the parallel failures
+    // was recorded, so 150 parallel guesses had 15 secrets checked against a limit of 10.
+    let app = TestApp::new().await;
+    let auth = app.state.auth.clone();
+    let source = Some(std::net::IpAddr::from([203, 0, 113, 7]));
+    let attempts = (0..150).map(|n| {
+        let auth = auth.clone();
+        let id = app.client_id.clone();
+        tokio::spawn(async move {
+            auth.issue_from(&id, &format!("guess-{n}"), None, source)
+                .await
+                .map(|_| ())
+        })
+    });
+    let mut checked = 0;
+    let mut refused = 0;
+    for attempt in futures_util::future::join_all(attempts).await {
+        match attempt.unwrap() {
+            Err(TokenError::InvalidClient) => checked += 1,
+            Err(TokenError::TooManyAttempts {
+                by: LockedBy::Address,
+                ..
+            }) => refused += 1,
+            other => panic!("unexpected answer: {other:?}"),
+        }
+    }
+    assert_eq!((checked, refused), (10, 140));
+    assert_eq!(auth.failed_logins(), 10);
+    // Another address, and the right secret from it, are unaffected.
+    let other = Some(std::net::IpAddr::from([203, 0, 113, 8]));
+    auth.issue_from(&app.client_id, &app.client_secret, None, other)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_per_client_limit_never_refuses_the_right_secret() {
+    let app = TestApp::new().await;
+    let auth = &app.state.auth;
+    // Wrong secrets from many addresses: 10 answer invalid_client, then 429 by client id.
+    for n in 0..15u8 {
+        let source = Some(std::net::IpAddr::from([198, 51, 100, n]));
+        let answer = auth
+            .issue_from(&app.client_id, "wrong", None, source)
+            .await
+            .map(|_| ());
+        match (n, answer) {
+            (0..10, Err(TokenError::InvalidClient)) => {}
+            (
+                10..,
+                Err(TokenError::TooManyAttempts {
+                    by: LockedBy::ClientId,
+                    ..
+                }),
+            ) => {}
+            (n, other) => panic!("attempt {n}: {other:?}"),
+        }
+    }
+    let source = Some(std::net::IpAddr::from([198, 51, 100, 1]));
+    auth.issue_from(&app.client_id, &app.client_secret, None, source)
+        .await
+        .unwrap();
+    auth.issue(&app.client_id, &app.client_secret, None)
+        .await
+        .unwrap();
 }

@@ -5,6 +5,7 @@
 
 mod auth;
 mod body;
+mod debug_redaction;
 mod harness;
 mod moderation;
 mod openapi;

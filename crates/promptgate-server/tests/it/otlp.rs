@@ -403,3 +403,35 @@ fn bad_configuration_is_refused() {
     let headers = BTreeMap::from([("bad header".to_owned(), "x".to_owned())]);
     assert!(Otlp::new("http://127.0.0.1:4318", headers, false).is_err());
 }
+
+#[tokio::test]
+async fn otlp_redirect_is_a_failure_naming_the_status_and_never_followed() {
+    // Where the redirect points: a collector that must never see the configured API key.
+    let (elsewhere, rx) = receiver(StatusCode::OK).await;
+    let location = format!("{}v1/traces", elsewhere);
+    let app = Router::new().fallback(move || {
+        let location = location.clone();
+        async move {
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let headers = BTreeMap::from([("X-Api-Key".to_owned(), "otlp-secret-1234".to_owned())]);
+    let otlp = Otlp::new(&format!("http://{addr}"), headers, false).unwrap();
+    let err = otlp.deliver("otlp-1-4", &batch()).await.unwrap_err();
+    assert!(err.contains("307"), "{err}");
+    assert!(err.contains("redirect"), "{err}");
+    assert!(!err.contains("otlp-secret"), "{err}");
+    let received = rx.received.lock().unwrap();
+    assert!(
+        received.headers.is_empty() && received.traces.is_empty(),
+        "the redirect was followed: {:?}",
+        received.headers
+    );
+}

@@ -271,3 +271,140 @@ async fn postgres_stopped_and_started_again_loses_no_acknowledged_write() {
     store.close().await;
     in_blocking(move || drop(cluster)).await;
 }
+
+/// Issue 17, item 14: `/readyz` took the pool's acquire timeout (5 s) to answer 503 while
+/// PostgreSQL was down, past Kubernetes' 1 s probe timeout, and every write waited as long.
+/// Here with the default pool settings, every request has a 1 s client timeout: it must come
+/// back as a 503 within it, not time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readyz_and_writes_answer_503_within_a_second_while_postgres_is_down() {
+    const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+    let cluster = in_blocking(PrivateCluster::start).await;
+    let gateway = Gateway::bind(ServeOptions {
+        listen: "127.0.0.1:0".to_owned(),
+        database_url: cluster.url(),
+        config: ConfigFile::parse("").unwrap(),
+        admin_credentials: Some((ADMIN_ID.to_owned(), ADMIN_SECRET.to_owned())),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", gateway.local_addr);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gateway.run(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let token: Value = client
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(ADMIN_ID, Some(ADMIN_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    // One request under the probe's timeout: its status, or the failure to answer in time.
+    let within_a_second = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut request = client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&token)
+            .timeout(PROBE_TIMEOUT);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    Ok((status, body))
+                }
+                Err(err) => Err(format!("no answer within {PROBE_TIMEOUT:?}: {err}")),
+            }
+        }
+    };
+    let (status, created) = within_a_second(
+        reqwest::Method::POST,
+        format!("{BASE}/prompts"),
+        Some(create_body("before_outage")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let prompt_id = created["id"].as_str().unwrap().to_owned();
+
+    let cluster = in_blocking(move || {
+        cluster.stop();
+        cluster
+    })
+    .await;
+
+    let (status, body) = within_a_second(reqwest::Method::GET, "/readyz".to_owned(), None)
+        .await
+        .unwrap();
+    assert_unavailable(status, &body, "readyz");
+    // The outage is known now: writes fail at once rather than after the acquire timeout.
+    let writes = [
+        (
+            reqwest::Method::POST,
+            format!("{BASE}/prompts"),
+            create_body("during_outage"),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("{BASE}/prompts/{prompt_id}"),
+            json!({"systemPrompt": "Never stored.", "version": "2.0.0"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v2/oauth/clients".to_owned(),
+            json!({"name": "never", "scopes": ["ai:gateway:write"]}),
+        ),
+    ];
+    for (method, path, body) in writes {
+        let what = format!("{method} {path}");
+        let (status, body) = within_a_second(method, path, Some(body))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_unavailable(status, &body, &what);
+    }
+    // Readiness stays bounded while it lasts.
+    for _ in 0..3 {
+        let (status, body) = within_a_second(reqwest::Method::GET, "/readyz".to_owned(), None)
+            .await
+            .unwrap();
+        assert_unavailable(status, &body, "readyz again");
+    }
+
+    let cluster = in_blocking(move || {
+        cluster.restart();
+        cluster
+    })
+    .await;
+    eventually("/readyz answers 200 again", || async {
+        matches!(
+            within_a_second(reqwest::Method::GET, "/readyz".to_owned(), None).await,
+            Ok((StatusCode::OK, _))
+        )
+    })
+    .await;
+    // Writes go through at once once readiness is back.
+    let (status, body) = within_a_second(
+        reqwest::Method::POST,
+        format!("{BASE}/prompts"),
+        Some(create_body("after_outage")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), server)
+        .await
+        .expect("the gateway shuts down")
+        .unwrap()
+        .unwrap();
+    in_blocking(move || drop(cluster)).await;
+}

@@ -90,6 +90,17 @@ impl Store for FakeStore {
     async fn insert_token(&self, _: &AccessToken) -> Result<(), StoreError> {
         Err(self.data.error())
     }
+    async fn insert_token_bounded(
+        &self,
+        _: &AccessToken,
+        _: u32,
+        _: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn token_generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn find_token(&self, token_hash: &str) -> Result<Option<AccessToken>, StoreError> {
         if let Some(failure) = self.auth {
             return Err(failure.error());
@@ -155,10 +166,10 @@ impl Store for FakeStore {
     ) -> Result<Vec<promptgate_store::StoredInvocation>, StoreError> {
         Err(self.data.error())
     }
-    async fn summary_rows(
+    async fn summary_aggregates(
         &self,
         _: &promptgate_store::TelemetryFilter,
-    ) -> Result<Vec<promptgate_store::SummaryRow>, StoreError> {
+    ) -> Result<Vec<promptgate_store::VersionAggregate>, StoreError> {
         Err(self.data.error())
     }
     async fn exporter_cursor(&self, _: &str) -> Result<i64, StoreError> {
@@ -207,6 +218,21 @@ impl Store for FakeStore {
         &self,
         _: &str,
         _: &promptgate_store::Feedback,
+    ) -> Result<bool, StoreError> {
+        Err(self.data.error())
+    }
+    async fn feedback_state(
+        &self,
+        _: &str,
+    ) -> Result<Option<promptgate_store::FeedbackState>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn replace_feedback(
+        &self,
+        _: &str,
+        _: Option<&promptgate_store::Feedback>,
+        _: &promptgate_store::Feedback,
+        _: Option<&AuditDraft>,
     ) -> Result<bool, StoreError> {
         Err(self.data.error())
     }

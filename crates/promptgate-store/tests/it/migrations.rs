@@ -38,8 +38,8 @@ async fn reopening_keeps_data_and_applies_migrations_once(backend: Backend) {
     let mut raw = db.raw().await;
     let applied = raw.applied_migrations().await;
     let expected: Vec<(i64, bool)> = match backend {
-        Backend::Sqlite => (1..=8).map(|v| (v, true)).collect(),
-        Backend::Postgres => (1..=6).map(|v| (v, true)).collect(),
+        Backend::Sqlite => (1..=9).map(|v| (v, true)).collect(),
+        Backend::Postgres => (1..=7).map(|v| (v, true)).collect(),
     };
     assert_eq!(applied, expected);
     match &mut raw {

@@ -126,7 +126,7 @@ async fn nul_in_lookups_and_filters_finds_nothing_or_the_mapped_row(backend: Bac
             .unwrap()
             .is_empty()
     );
-    assert!(store.summary_rows(&filter).await.unwrap().is_empty());
+    assert!(store.summary_aggregates(&filter).await.unwrap().is_empty());
     let feedback = Feedback {
         score: 0.0,
         comment: None,

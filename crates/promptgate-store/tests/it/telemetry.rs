@@ -17,6 +17,9 @@ for_each_store!(
     paging_while_many_writers_insert_neither_skips_nor_repeats,
     filters_feedback_duplicates_and_pruning,
     exporter_cursors_move_by_compare_and_set,
+    summary_aggregates_equal_the_figures_computed_by_hand,
+    summary_aggregates_over_many_rows_equal_the_in_memory_summary,
+    feedback_is_replaced_by_compare_and_set_with_its_audit_entry,
 );
 
 fn record(n: usize, prompt_id: Uuid, status: InvocationStatus) -> InvocationRecord {
@@ -295,18 +298,18 @@ async fn filters_feedback_duplicates_and_pruning(backend: Backend) {
     };
     assert!(store.set_feedback("inv-000004", &feedback).await.unwrap());
     assert!(!store.set_feedback("inv-missing", &feedback).await.unwrap());
-    let rows = store
-        .summary_rows(&TelemetryFilter {
+    let groups = store
+        .summary_aggregates(&TelemetryFilter {
             prompt_id: Some(prompt),
             ..Default::default()
         })
         .await
         .unwrap();
-    assert_eq!(rows.len(), 11);
-    assert_eq!(
-        rows.iter().filter_map(|r| r.feedback).collect::<Vec<_>>(),
-        vec![0.75]
-    );
+    assert_eq!(groups.iter().map(|g| g.group.count).sum::<u64>(), 11);
+    let with_feedback: Vec<_> = groups.iter().filter(|g| g.group.feedback.n > 0).collect();
+    assert_eq!(with_feedback.len(), 1);
+    assert_eq!(with_feedback[0].group.feedback.n, 1);
+    assert_eq!(with_feedback[0].group.feedback.mean, 0.75);
 
     let pruned = store
         .prune_invocations(T0 + Duration::milliseconds(6))
@@ -320,5 +323,330 @@ async fn filters_feedback_duplicates_and_pruning(backend: Backend) {
             .unwrap()
             .len(),
         6
+    );
+}
+
+/// A record of `version` with the given latency, status and feedback.
+fn sample(
+    n: usize,
+    prompt_id: Uuid,
+    version: &str,
+    status: InvocationStatus,
+    latency_ms: f64,
+) -> InvocationRecord {
+    InvocationRecord {
+        version: version.to_owned(),
+        latency_ms,
+        prompt_tokens: n as u32,
+        completion_tokens: 2,
+        ..record(n, prompt_id, status)
+    }
+}
+
+/// Issue 17, item 13: the summary is computed by the database; on a small set its figures are
+/// the ones worked out by hand (docs/statistics.md's definitions).
+async fn summary_aggregates_equal_the_figures_computed_by_hand(backend: Backend) {
+    use InvocationStatus::{Blocked, Error, Success};
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    let prompt = Uuid::now_v7();
+    let records = vec![
+        sample(1, prompt, "1.0.0", Success, 10.0),
+        sample(2, prompt, "1.0.0", Success, 40.0),
+        sample(3, prompt, "1.0.0", Error, 100.0),
+        sample(4, prompt, "1.0.0", Success, 20.0),
+        sample(5, prompt, "1.0.0", Success, 30.0),
+        // Blocked: counted, but its latency is not a model call's.
+        sample(6, prompt, "1.0.0", Blocked, 1.0),
+        sample(7, prompt, "2.0.0", Success, 5.0),
+        sample(8, prompt, "2.0.0", Success, 15.0),
+        // Another prompt, filtered out.
+        sample(9, Uuid::now_v7(), "1.0.0", Error, 999.0),
+    ];
+    store.insert_invocations(&records).await.unwrap();
+    for (id, score) in [
+        ("inv-000001", 1.0),
+        ("inv-000006", 0.5),
+        ("inv-000007", 0.0),
+    ] {
+        let feedback = Feedback {
+            score,
+            comment: None,
+            at: T0,
+        };
+        assert!(store.set_feedback(id, &feedback).await.unwrap());
+    }
+    let mut groups = store
+        .summary_aggregates(&TelemetryFilter {
+            prompt_id: Some(prompt),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    groups.sort_by(|a, b| a.version.cmp(&b.version));
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    let (one, two) = (&groups[0].group, &groups[1].group);
+    assert_eq!(groups[0].version, "1.0.0");
+    assert_eq!((one.count, one.error_count, one.blocked_count), (6, 1, 1));
+    assert_eq!(one.prompt_tokens, 1 + 2 + 3 + 4 + 5 + 6);
+    assert_eq!(one.completion_tokens, 12);
+    // Latencies 10, 20, 30, 40, 100: mean 40, squared deviations 900 + 400 + 100 + 0 + 3600.
+    assert_eq!(one.latency.n, 5);
+    assert_eq!(one.latency.mean, 40.0);
+    assert_eq!(one.latency.m2, 5000.0);
+    // Type 7: p50 is the middle value; p95 at h = 4 × 0.95 = 3.8, between 40 and 100; p99 at
+    // h = 3.96.
+    let [p50, p95, p99] = one.latency_percentiles.unwrap();
+    assert_eq!(p50, 30.0);
+    assert!((p95 - 88.0).abs() < 1e-9, "{p95}");
+    assert!((p99 - 97.6).abs() < 1e-9, "{p99}");
+    // Feedback 1.0 and 0.5 (the blocked invocation's score counts).
+    assert_eq!(
+        (one.feedback.n, one.feedback.mean, one.feedback.m2),
+        (2, 0.75, 0.125)
+    );
+    assert_eq!(groups[1].version, "2.0.0");
+    assert_eq!((two.count, two.error_count, two.blocked_count), (2, 0, 0));
+    assert_eq!(
+        (two.latency.n, two.latency.mean, two.latency.m2),
+        (2, 10.0, 50.0)
+    );
+    assert_eq!(two.latency_percentiles, Some([10.0, 14.5, 14.9]));
+    assert_eq!((two.feedback.n, two.feedback.mean), (1, 0.0));
+
+    // Filters apply before aggregation; a range without records has no group.
+    let errors = store
+        .summary_aggregates(&TelemetryFilter {
+            prompt_id: Some(prompt),
+            status: Some(InvocationStatus::Error),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].group.latency_percentiles, Some([100.0; 3]));
+    let blocked = store
+        .summary_aggregates(&TelemetryFilter {
+            prompt_id: Some(prompt),
+            status: Some(InvocationStatus::Blocked),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(blocked[0].group.count, 1);
+    assert_eq!(blocked[0].group.latency.n, 0);
+    assert_eq!(blocked[0].group.latency_percentiles, None);
+    let none = store
+        .summary_aggregates(&TelemetryFilter {
+            prompt_id: Some(prompt),
+            start: Some(T0 + Duration::days(1)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+}
+
+/// Issue 17, item 13: over thousands of records in several versions, the database's aggregates
+/// give the summary and the comparison that the old in-memory computation gives on the same
+/// records (percentiles bit for bit; means and intervals up to the summation order).
+async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: Backend) {
+    use promptgate_core::stats::{self, Sample};
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    let prompt = Uuid::now_v7();
+    // A deterministic spread of latencies (a linear congruential sequence), statuses and scores.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let versions = ["1.0.0", "1.1.0", "2.0.0-beta.1"];
+    let mut records = Vec::new();
+    for n in 0..6_000 {
+        let r = next();
+        let status = match r % 50 {
+            0 => InvocationStatus::Blocked,
+            1..=3 => InvocationStatus::Error,
+            _ => InvocationStatus::Success,
+        };
+        let latency = 50.0 + (r % 100_000) as f64 / 37.0 + (n % 3) as f64 * 120.0;
+        records.push(sample(n, prompt, versions[n % 3], status, latency));
+    }
+    for chunk in records.chunks(500) {
+        store.insert_invocations(chunk).await.unwrap();
+    }
+    let mut samples: std::collections::BTreeMap<&str, Vec<Sample>> = Default::default();
+    for (n, r) in records.iter().enumerate() {
+        let feedback = (n % 7 == 0).then(|| (n % 5) as f64 / 4.0);
+        if let Some(score) = feedback {
+            let f = Feedback {
+                score,
+                comment: None,
+                at: T0,
+            };
+            assert!(store.set_feedback(&r.id, &f).await.unwrap());
+        }
+        samples.entry(r.version.as_str()).or_default().push(Sample {
+            latency_ms: r.latency_ms,
+            status: r.status,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            feedback,
+        });
+    }
+    let groups: std::collections::BTreeMap<String, stats::GroupAggregate> = store
+        .summary_aggregates(&TelemetryFilter {
+            prompt_id: Some(prompt),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.version, v.group))
+        .collect();
+    assert_eq!(groups.len(), 3);
+    let close = |a: f64, b: f64, what: &str| {
+        assert!(
+            (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
+            "{what}: {a} vs {b}"
+        );
+    };
+    let all = &samples;
+    for (version, samples) in all {
+        let from_db = stats::summarize_aggregate(&groups[*version]);
+        let in_memory = stats::summarize(samples);
+        assert_eq!(from_db.count, in_memory.count, "{version}");
+        assert_eq!(from_db.error_count, in_memory.error_count, "{version}");
+        assert_eq!(from_db.blocked_count, in_memory.blocked_count, "{version}");
+        assert_eq!(from_db.error_rate, in_memory.error_rate, "{version}");
+        assert_eq!(from_db.token_usage, in_memory.token_usage, "{version}");
+        assert_eq!(
+            from_db.feedback.count, in_memory.feedback.count,
+            "{version}"
+        );
+        close(
+            from_db.feedback.mean.unwrap(),
+            in_memory.feedback.mean.unwrap(),
+            "feedback mean",
+        );
+        let (db_latency, mem_latency) =
+            (from_db.latency_ms.unwrap(), in_memory.latency_ms.unwrap());
+        assert_eq!(
+            (db_latency.p50, db_latency.p95, db_latency.p99),
+            (mem_latency.p50, mem_latency.p95, mem_latency.p99),
+            "{version}: percentiles bit for bit"
+        );
+        close(db_latency.mean, mem_latency.mean, "latency mean");
+        if *version == "1.0.0" {
+            continue;
+        }
+        let from_db = stats::compare_aggregates(&groups[*version], &groups["1.0.0"]);
+        let in_memory = stats::compare(samples, &all["1.0.0"]);
+        for (db, mem, what) in [
+            (
+                from_db.error_rate_diff,
+                in_memory.error_rate_diff,
+                "error rate",
+            ),
+            (
+                from_db.mean_latency_ms_diff,
+                in_memory.mean_latency_ms_diff,
+                "latency",
+            ),
+            (
+                from_db.feedback_mean_diff,
+                in_memory.feedback_mean_diff,
+                "feedback",
+            ),
+        ] {
+            let (db, mem) = (db.unwrap(), mem.unwrap());
+            close(db.estimate, mem.estimate, what);
+            close(db.ci95.0, mem.ci95.0, what);
+            close(db.ci95.1, mem.ci95.1, what);
+            assert_eq!(db.significant, mem.significant, "{version} {what}");
+        }
+    }
+}
+
+/// Issue 17, item 12: a feedback write applies only while the feedback is the one the caller
+/// read, with its audit entry in the same transaction.
+async fn feedback_is_replaced_by_compare_and_set_with_its_audit_entry(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    let prompt = Uuid::now_v7();
+    store
+        .insert_invocations(&[record(1, prompt, InvocationStatus::Success)])
+        .await
+        .unwrap();
+    let state = store.feedback_state("inv-000001").await.unwrap().unwrap();
+    assert_eq!(state.client_id, "client");
+    assert_eq!(state.prompt_id, prompt);
+    assert_eq!(state.feedback, None);
+    assert!(store.feedback_state("inv-missing").await.unwrap().is_none());
+
+    let first = Feedback {
+        score: 1.0,
+        comment: Some("good".to_owned()),
+        at: T0,
+    };
+    assert!(
+        store
+            .replace_feedback("inv-000001", None, &first, None)
+            .await
+            .unwrap()
+    );
+    // A second writer that read "no feedback" loses: nothing is overwritten silently.
+    let racer = Feedback {
+        score: 0.0,
+        comment: None,
+        at: T0 + Duration::seconds(1),
+    };
+    assert!(
+        !store
+            .replace_feedback("inv-000001", None, &racer, None)
+            .await
+            .unwrap()
+    );
+    let state = store.feedback_state("inv-000001").await.unwrap().unwrap();
+    assert_eq!(state.feedback.as_ref(), Some(&first));
+    // Replacing what it read succeeds, with the entry.
+    let audit = promptgate_audit::AuditDraft::new(
+        "client",
+        promptgate_audit::action::FEEDBACK_REPLACED,
+        Some(prompt),
+        serde_json::json!({"responseId": "inv-000001"}),
+    );
+    assert!(
+        store
+            .replace_feedback("inv-000001", Some(&first), &racer, Some(&audit))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .feedback_state("inv-000001")
+            .await
+            .unwrap()
+            .unwrap()
+            .feedback,
+        Some(racer.clone())
+    );
+    assert_eq!(store.audit_size().await.unwrap(), 1);
+    // A stale expectation changes nothing, and appends no entry.
+    assert!(
+        !store
+            .replace_feedback("inv-000001", Some(&first), &first, Some(&audit))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.audit_size().await.unwrap(), 1);
+    assert!(
+        !store
+            .replace_feedback("inv-missing", None, &first, None)
+            .await
+            .unwrap()
     );
 }

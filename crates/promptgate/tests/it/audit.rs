@@ -862,7 +862,7 @@ async fn client_entries_are_validated_field_by_field() {
     );
 
     // The limit itself is accepted.
-    let ok = post_entry(&server, &token, &json!({"action": "x".repeat(100)})).await;
+    let ok = post_entry(&server, &token, &json!({"action": "X".repeat(100)})).await;
     assert_eq!(seq(&ok), size + 1);
 }
 
@@ -1863,4 +1863,60 @@ async fn a_configured_signing_key_signs_the_heads() {
         !dir.path().join("promptgate.db.audit-key.pem").exists(),
         "a key was generated although one is configured"
     );
+}
+
+#[tokio::test]
+async fn reserved_audit_actions_cannot_be_imitated() {
+    let server = Server::start();
+    let token = server.scoped_token("ai:gateway:write ai:audit:read").await;
+    let size = log_size(&server, &token).await;
+    let charset = "A-Z, 0-9, _";
+    let mut cases: Vec<(String, &str)> = vec![
+        // A zero-width space after, and before, a reserved name.
+        ("CLIENT_DISABLED\u{200b}".into(), charset),
+        ("\u{200b}CLIENT_DISABLED".into(), charset),
+        // A Cyrillic А in place of the Latin A; full-width letters.
+        ("CLIENT_DIS\u{0410}BLED".into(), charset),
+        ("\u{FF23}\u{FF2C}IENT_DISABLED".into(), charset),
+        // Letter case, spaces, a leading digit or underscore, a hyphen, a newline.
+        ("client_disabled".into(), charset),
+        ("Client_Disabled".into(), charset),
+        (" VERSION_CREATED ".into(), charset),
+        ("1REVIEW".into(), charset),
+        ("_REVIEW".into(), charset),
+        ("REVIEW-DONE".into(), charset),
+        ("REVIEW\n".into(), charset),
+        // Too long.
+        ("A".repeat(101), "the limit is 100"),
+    ];
+    for reserved in promptgate_audit::action::RESERVED {
+        cases.push((reserved.to_owned(), "reserved"));
+    }
+    for (action, rule) in &cases {
+        let resp = server
+            .post(AUDIT, Some(&token), &json!({"action": action}))
+            .await;
+        let body = resp.error(400, "invalid.value");
+        assert_eq!(
+            resp.field_names(),
+            BTreeSet::from(["action".to_owned()]),
+            "{action:?}: {resp}"
+        );
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(rule), "{action:?}: {resp}");
+        assert!(message.starts_with("action"), "{action:?}: {resp}");
+    }
+    assert_eq!(
+        log_size(&server, &token).await,
+        size,
+        "nothing was appended"
+    );
+
+    // What the rule allows is appended as sent.
+    for action in ["A", "REVIEW_2", "X9_", &"Z".repeat(100)] {
+        let entry = post_entry(&server, &token, &json!({"action": action})).await;
+        assert_eq!(entry["action"], json!(action));
+    }
+    let report = verify(&server, &token).await;
+    assert_eq!(report["valid"], true, "{report}");
 }

@@ -815,3 +815,125 @@ async fn an_audit_write_failure_fails_the_change_end_to_end() {
     let report = verify(&server, &token).await;
     assert_eq!(report["valid"], true, "{report}");
 }
+
+/// `verify` (the gateway's, and the CLI's on the database) names `sequence` for a filter column
+/// that disagrees with its entry, saying which column.
+async fn assert_column_named(server: &Server, token: &str, sequence: u64, column: &str) {
+    let report = verify(server, token).await;
+    assert_eq!(report["valid"], false, "{report}");
+    assert_eq!(report["firstInvalidSequence"], json!(sequence), "{report}");
+    let reason = report["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("entry {sequence}:")) && reason.contains(column),
+        "{report}"
+    );
+    let output = server.cli(&["audit", "verify", "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let cli: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(cli["firstInvalidSequence"], json!(sequence), "{cli}");
+    assert_eq!(cli["reason"], report["reason"], "{cli}");
+}
+
+#[tokio::test]
+async fn verify_ignores_the_filter_columns_no_more() {
+    let Logged {
+        server,
+        token,
+        entries,
+        ..
+    } = logged_server().await;
+    let review = entries
+        .iter()
+        .filter(|e| e["action"] == "REVIEW")
+        .nth(2)
+        .unwrap()
+        .clone();
+    let k = seq(&review);
+    let prompt_id = str_field(&review, "promptId");
+    let mut db = open_db(&server).await;
+    drop_trigger(&mut db, Guard::EntriesNoUpdate).await;
+    let key = Arg::Int(k as i64);
+
+    // The action column says PROMPT_ARCHIVED: a filtered view shows a review as an archival,
+    // while every hash still verifies.
+    db.execute(
+        "UPDATE audit_entries SET action = 'PROMPT_ARCHIVED' WHERE sequence = ?",
+        std::slice::from_ref(&key),
+    )
+    .await
+    .unwrap();
+    let archived = list_all(&server, &token, &[("action", "PROMPT_ARCHIVED")], 50).await;
+    assert!(
+        archived
+            .iter()
+            .any(|e| seq(e) == k && e["action"] == "REVIEW"),
+        "the filtered view lies: {archived:#?}"
+    );
+    assert_eq!(
+        replay(&all_entries(&server, &token).await).first_break,
+        None
+    );
+    assert_column_named(&server, &token, k, "action").await;
+    db.execute(
+        "UPDATE audit_entries SET action = 'REVIEW' WHERE sequence = ?",
+        std::slice::from_ref(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verify(&server, &token).await["valid"], true);
+
+    // The actor column names the gateway itself.
+    db.execute(
+        "UPDATE audit_entries SET actor = 'system' WHERE sequence = ?",
+        std::slice::from_ref(&key),
+    )
+    .await
+    .unwrap();
+    let by_system = list_all(&server, &token, &[("actor", "system")], 50).await;
+    assert!(by_system.iter().any(|e| seq(e) == k), "{by_system:#?}");
+    assert_column_named(&server, &token, k, "actor").await;
+    db.execute(
+        "UPDATE audit_entries SET actor = ? WHERE sequence = ?",
+        &[Arg::Text(server.admin_id.clone()), key.clone()],
+    )
+    .await
+    .unwrap();
+
+    // The prompt id column emptied: the entry drops out of its prompt's history.
+    db.execute(
+        "UPDATE audit_entries SET prompt_id = NULL WHERE sequence = ?",
+        std::slice::from_ref(&key),
+    )
+    .await
+    .unwrap();
+    let history = list_all(&server, &token, &[("promptId", &prompt_id)], 50).await;
+    assert!(history.iter().all(|e| seq(e) != k), "{history:#?}");
+    assert_column_named(&server, &token, k, "prompt_id").await;
+    db.execute(
+        "UPDATE audit_entries SET prompt_id = ? WHERE sequence = ?",
+        &[Arg::Uuid(prompt_id.clone()), key.clone()],
+    )
+    .await
+    .unwrap();
+
+    // The recording time moved a day back: a time-range filter no longer finds it.
+    db.execute(
+        "UPDATE audit_entries SET recorded_at = recorded_at - 86400000 WHERE sequence = ?",
+        std::slice::from_ref(&key),
+    )
+    .await
+    .unwrap();
+    assert_column_named(&server, &token, k, "recorded_at").await;
+    db.execute(
+        "UPDATE audit_entries SET recorded_at = recorded_at + 86400000 WHERE sequence = ?",
+        std::slice::from_ref(&key),
+    )
+    .await
+    .unwrap();
+
+    // Put back as they were, every column agrees again.
+    let report = verify(&server, &token).await;
+    assert_eq!(report["valid"], true, "{report}");
+    db.close().await;
+}

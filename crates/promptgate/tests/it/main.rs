@@ -22,6 +22,7 @@
 mod fake_upstream;
 mod harness;
 
+mod access_log;
 mod audit;
 mod audit_tamper;
 mod cli;
@@ -35,6 +36,7 @@ mod connection_limits;
 mod console;
 mod context_fitting;
 mod crash;
+mod error_messages;
 mod errors;
 mod install_deps;
 mod invocation_providers;
@@ -55,6 +57,8 @@ mod rotate_secret;
 mod state_unchanged;
 mod telemetry;
 mod tls;
+mod url_secrets;
 mod validation;
 mod versions_and_traffic;
 mod walkthrough;
+mod webhook_restart;

@@ -217,8 +217,13 @@ async fn bad_credentials_and_grants_get_rfc6749_errors() {
 }
 
 #[tokio::test]
-async fn ten_failed_logins_lock_the_client_out() {
-    let server = Server::start();
+async fn ten_wrong_secrets_for_a_client_id_answer_429_but_never_to_the_right_secret() {
+    // Issue 17, item 6: the per-id limit used to refuse the right secret for a minute, so
+    // anyone knowing a client id could lock the service out. The address limit is raised here
+    // so that only the per-id limit is at work.
+    let server = Server::start_with(Options::with_config(
+        "[auth]\nfailed_logins_per_address_per_minute = 1000\n",
+    ));
     let admin = server.admin_token().await;
     let (other_id, other_secret) = server
         .create_client(&admin, "bystander", &["ai:prompt:read"])
@@ -232,9 +237,9 @@ async fn ten_failed_logins_lock_the_client_out() {
             .await;
         assert_eq!(resp.status, 401, "attempt {attempt}: {resp}");
     }
-    // The 11th attempt is refused even with the right secret.
+    // The 11th wrong secret is refused with 429 and Retry-After…
     let resp = server
-        .token_request(&grant, Some((&id, &server.admin_secret)))
+        .token_request(&grant, Some((&id, "wrong-secret")))
         .await;
     assert_eq!(resp.status, 429, "{resp}");
     let retry_after: u64 = resp
@@ -243,8 +248,12 @@ async fn ten_failed_logins_lock_the_client_out() {
         .parse()
         .unwrap_or_else(|_| panic!("Retry-After is not whole seconds: {resp}"));
     assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
-    // Form-field credentials are the same client id.
-    let resp = server
+    // …but the right secret is served, by Basic and by form fields alike.
+    server
+        .token_request(&grant, Some((&id, &server.admin_secret)))
+        .await
+        .ok(200);
+    server
         .token_request(
             &[
                 ("grant_type", "client_credentials"),
@@ -253,12 +262,97 @@ async fn ten_failed_logins_lock_the_client_out() {
             ],
             None,
         )
+        .await
+        .ok(200);
+    let resp = server
+        .token_request(&grant, Some((&id, "wrong-secret")))
         .await;
-    assert_eq!(resp.status, 429, "{resp}");
+    assert_eq!(resp.status, 429, "still limited for wrong secrets: {resp}");
 
     // Another client is not affected, and tokens issued before keep working.
     server.token(&other_id, &other_secret, None).await;
     server.get(PROMPTS, Some(&admin)).await.ok(200);
+}
+
+#[tokio::test]
+async fn minting_tokens_past_the_rate_is_refused_with_retry_after() {
+    // Issue 17, item 7: one client minted 4,000 tokens in 3.4 s.
+    let server = Server::start_with(Options::with_config("[auth]\ntokens_per_minute = 3\n"));
+    let admin = server.admin_token().await;
+    let (other_id, other_secret) = server
+        .create_client(&admin, "bystander", &["ai:prompt:read"])
+        .await;
+    server.admin_token().await;
+    server.admin_token().await;
+    let resp = server
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&server.admin_id, &server.admin_secret)),
+        )
+        .await;
+    assert_eq!(resp.status, 429, "{resp}");
+    assert_eq!(resp.json()["error"], json!("too_many_requests"), "{resp}");
+    let description = resp.json()["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(description.contains("tokens_per_minute"), "{description}");
+    let retry_after: u64 = resp
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After: {resp}"))
+        .parse()
+        .unwrap();
+    // One token comes back every 20 s at 3 per minute.
+    assert!((1..=20).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(resp.header("inin-ratelimit-allowed").as_deref(), Some("3"));
+    // Counted per client, and only for the authenticated one: a wrong secret is still a 401,
+    // and the other client is not limited.
+    let resp = server
+        .token_request(
+            &[("grant_type", "client_credentials")],
+            Some((&server.admin_id, "wrong")),
+        )
+        .await;
+    assert_eq!(resp.status, 401, "{resp}");
+    server.token(&other_id, &other_secret, None).await;
+    // The tokens already issued keep working.
+    server.get(PROMPTS, Some(&admin)).await.ok(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_past_the_live_bound_revoke_the_oldest_on_every_replica() {
+    // Issue 17, item 7: each minted token was a row kept for a day, without bound. With a
+    // bound of 3, the 4th and 5th tokens revoke the 1st and 2nd, on the replica that issued
+    // them and on another one that had them cached.
+    let config = "[auth]\nmax_live_tokens_per_client = 3\n";
+    let a = Server::start_with(Options::with_config(config));
+    let b = a.start_replica();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(a.admin_token().await);
+    }
+    // Every token works on both replicas (and is now in both caches).
+    for token in &tokens {
+        a.get(PROMPTS, Some(token)).await.ok(200);
+        b.get(PROMPTS, Some(token)).await.ok(200);
+    }
+    tokens.push(a.admin_token().await);
+    tokens.push(a.admin_token().await);
+    // On the issuing replica at once.
+    for (n, token) in tokens.iter().enumerate() {
+        let status = a.get(PROMPTS, Some(token)).await.status;
+        assert_eq!(status, if n < 2 { 401 } else { 200 }, "token {n} on A");
+    }
+    // On the other within about a second (its revocation refresh).
+    let revoked_on_b = eventually(Duration::from_secs(5), || async {
+        b.get(PROMPTS, Some(&tokens[0])).await.status == 401
+            && b.get(PROMPTS, Some(&tokens[1])).await.status == 401
+    })
+    .await;
+    assert!(revoked_on_b, "the oldest tokens still work on B");
+    for token in &tokens[2..] {
+        b.get(PROMPTS, Some(token)).await.ok(200);
+    }
 }
 
 #[tokio::test]
@@ -345,10 +439,15 @@ async fn failed_login_limit_is_configurable() {
         assert_eq!(resp.status, 401, "attempt {attempt}: {resp}");
     }
     let resp = server
-        .token_request(&grant, Some((&server.admin_id, &server.admin_secret)))
+        .token_request(&grant, Some((&server.admin_id, "nope")))
         .await;
     assert_eq!(resp.status, 429, "{resp}");
     assert!(resp.header("retry-after").is_some(), "{resp}");
+    // The right secret is never refused by the per-id limit.
+    server
+        .token_request(&grant, Some((&server.admin_id, &server.admin_secret)))
+        .await
+        .ok(200);
 }
 
 #[tokio::test]

@@ -807,3 +807,176 @@ async fn a_version_whose_endpoint_left_the_configuration_is_a_502_naming_it() {
         .await
         .ok(200);
 }
+
+/// Issue 17, item 12: feedback could be overwritten by any writer, unaudited.
+#[tokio::test]
+async fn feedback_from_another_client_is_refused_and_a_replacement_says_so_and_is_audited() {
+    let server = Server::start();
+    let admin = server.admin_token().await;
+    let (created, _) = server
+        .create_prompt(&admin, &prompt_body("feedback_owner"))
+        .await;
+    let prompt_id = created["id"].as_str().unwrap().to_owned();
+    let (owner_id, owner_secret) = server
+        .create_client(&admin, "owner", &["ai:gateway:write"])
+        .await;
+    let (other_id, other_secret) = server
+        .create_client(&admin, "other", &["ai:gateway:write"])
+        .await;
+    let owner = server.token(&owner_id, &owner_secret, None).await;
+    let other = server.token(&other_id, &other_secret, None).await;
+    let answer = server
+        .post(
+            &format!("{GW}/invocations"),
+            Some(&owner),
+            &json!({"promptId": prompt_id, "userInput": "hello"}),
+        )
+        .await
+        .ok(200);
+    let response_id = answer["responseId"].as_str().unwrap().to_owned();
+    let feedback = format!("{GW}/invocations/{response_id}/feedback");
+
+    let first = server
+        .post(
+            &feedback,
+            Some(&owner),
+            &json!({"score": 1, "comment": "private remark 4111"}),
+        )
+        .await
+        .ok(201);
+    assert_eq!(first["replaced"], false, "{first}");
+
+    // Another writer may not touch it.
+    let refused = server
+        .post(&feedback, Some(&other), &json!({"score": 0}))
+        .await
+        .error(403, "not.authorized");
+    assert!(
+        refused["message"].as_str().unwrap().contains(&response_id),
+        "{refused}"
+    );
+    let stored_score = |page: &Value| {
+        page["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == response_id.as_str())
+            .map(|e| e["feedback"]["score"].clone())
+    };
+    let page = server
+        .get_query(TELEMETRY, &admin, &[("promptId", &prompt_id)])
+        .await
+        .ok(200);
+    assert_eq!(stored_score(&page), Some(json!(1.0)), "{page}");
+
+    // The owner's second post replaces the first and says so; so does an admin's.
+    let second = server
+        .post(&feedback, Some(&owner), &json!({"score": 0.25}))
+        .await
+        .ok(201);
+    assert_eq!(second["replaced"], true, "{second}");
+    let by_admin = server
+        .post(&feedback, Some(&admin), &json!({"score": false}))
+        .await
+        .ok(201);
+    assert_eq!(by_admin["replaced"], true, "{by_admin}");
+    let page = server
+        .get_query(TELEMETRY, &admin, &[("promptId", &prompt_id)])
+        .await
+        .ok(200);
+    assert_eq!(stored_score(&page), Some(json!(0.0)), "{page}");
+
+    // Each replacement is in the audit log: who, which invocation, the scores before and
+    // after; a comment only by its length and hash.
+    let entries = server
+        .get_query(
+            "/api/v2/ai/llm/gateway/audit-logs",
+            &admin,
+            &[("action", "FEEDBACK_REPLACED")],
+        )
+        .await
+        .ok(200);
+    let entries = entries["entities"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0]["actor"], owner_id.as_str());
+    assert_eq!(entries[1]["actor"], server.admin_id.as_str());
+    for entry in entries {
+        assert_eq!(entry["promptId"], prompt_id.as_str(), "{entry}");
+        assert_eq!(
+            entry["details"]["responseId"],
+            response_id.as_str(),
+            "{entry}"
+        );
+        assert_eq!(
+            entry["details"]["invocationClientId"],
+            owner_id.as_str(),
+            "{entry}"
+        );
+        assert!(
+            !entry.to_string().contains("private remark"),
+            "a comment's text never enters the append-only log: {entry}"
+        );
+    }
+    assert_eq!(entries[0]["details"]["before"]["score"], 1.0);
+    assert_eq!(entries[0]["details"]["before"]["comment"]["chars"], 19);
+    assert_eq!(entries[0]["details"]["after"]["score"], 0.25);
+    assert_eq!(entries[1]["details"]["after"]["score"], 0.0);
+    // Clients cannot write an entry that passes for one.
+    server
+        .post(
+            "/api/v2/ai/llm/gateway/audit-logs",
+            Some(&admin),
+            &json!({"action": "FEEDBACK_REPLACED", "details": {}}),
+        )
+        .await
+        .error(400, "invalid.value");
+}
+
+/// Issue 17, item 16: with `[telemetry] durability = "ack-after-store"` an acknowledged
+/// invocation's record is in the database when the answer arrives (read straight from the
+/// database, not through the API, which would flush the queue first).
+#[tokio::test]
+async fn ack_after_store_answers_only_once_the_record_is_committed() {
+    let server = Server::start_with(crate::harness::Options::with_config(
+        "[telemetry]\ndurability = \"ack-after-store\"\n",
+    ));
+    let token = server.admin_token().await;
+    let (created, _) = server
+        .create_prompt(&token, &prompt_body("durable_records"))
+        .await;
+    let prompt_id = created["id"].as_str().unwrap().to_owned();
+    let mut db = crate::harness::RawDb::open(&server).await;
+    for stream in [false, true, false, true] {
+        let resp = server
+            .post(
+                &format!("{GW}/invocations"),
+                Some(&token),
+                &json!({"promptId": prompt_id, "userInput": "hello", "options": {"stream": stream}}),
+            )
+            .await;
+        assert_eq!(resp.status, 200, "{resp}");
+        let response_id = if stream {
+            // The `done` event, sent only after the commit, carries the responseId.
+            let done = resp
+                .text
+                .split("event: done")
+                .nth(1)
+                .unwrap_or_else(|| panic!("no done event: {resp}"));
+            let data = done.split("data: ").nth(1).unwrap().lines().next().unwrap();
+            serde_json::from_str::<Value>(data).unwrap()["responseId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        } else {
+            resp.json()["responseId"].as_str().unwrap().to_owned()
+        };
+        let rows = db
+            .fetch(
+                "SELECT id FROM invocations WHERE id = ?",
+                &[crate::harness::Arg::Text(response_id.clone())],
+            )
+            .await;
+        assert_eq!(rows, vec![vec![json!(response_id)]], "stream {stream}");
+    }
+    db.close().await;
+}
