@@ -60,3 +60,31 @@ fn debug_of_new_client_issued_token_and_serve_options_hides_secrets() {
         "{options:?}"
     );
 }
+
+/// The configuration file holds exporter header values, a webhook URL whose path is its secret
+/// and a database URL with a password: its `Debug` shows none of them.
+#[test]
+fn debug_of_the_configuration_hides_url_and_header_secrets() {
+    let text = format!(
+        "[server]\ndatabase_url = \"postgres://gateway:{DB_PASSWORD}@db.internal/promptgate\"\n\
+         [exporters.webhook]\nurl = \"https://hooks.example.invalid/services/T0/B0/{SECRET}\"\n\
+         headers = {{ Authorization = \"Bearer {SECRET}\" }}\n\
+         [exporters.otlp]\nendpoint = \"https://user:{DB_PASSWORD}@otel.example.invalid\"\n\
+         headers = {{ x-api-key = \"{SECRET}\" }}\n"
+    );
+    let config: ConfigFile = toml::from_str(&text).expect("a valid configuration");
+    let exporters = config.exporters.as_ref().expect("exporters");
+    for (what, shown) in [
+        ("ConfigFile", format!("{config:?}")),
+        ("webhook", format!("{:?}", exporters.webhook)),
+        ("otlp", format!("{:?}", exporters.otlp)),
+    ] {
+        assert!(!shown.contains(SECRET), "{what} shows the secret: {shown}");
+        assert!(
+            !shown.contains(DB_PASSWORD),
+            "{what} shows the password: {shown}"
+        );
+    }
+    assert!(format!("{:?}", exporters.webhook).contains("hooks.example.invalid"));
+    assert!(format!("{:?}", exporters.otlp).contains("x-api-key"));
+}
