@@ -847,6 +847,48 @@ impl EndpointEntry {
     }
 }
 
+/// By hand: the file holds the database URL, exporter URLs and header values that carry
+/// secrets. `Debug` shows the same redacted form the `CONFIG_RELOADED` audit entry records.
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ConfigFile {}",
+            crate::audit::configuration_snapshot(self)
+        )
+    }
+}
+
+/// By hand: the URL may carry its secret in the path, the headers their tokens.
+impl std::fmt::Debug for WebhookExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookExporter")
+            .field("url", &promptgate_core::redact::url_origin(&self.url))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval_ms", &self.flush_interval_ms)
+            .field("max_backlog", &self.max_backlog)
+            .field("max_age_hours", &self.max_age_hours)
+            .finish()
+    }
+}
+
+/// By hand: the endpoint may carry user-info, the headers their tokens.
+impl std::fmt::Debug for OtlpExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field(
+                "endpoint",
+                &self
+                    .endpoint
+                    .as_deref()
+                    .map(promptgate_core::redact::url_without_secrets),
+            )
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1021,47 +1063,5 @@ mod tests {
     fn zero_limits_are_refused() {
         assert!(ConfigFile::parse("[server]\nmax_body_bytes = 0\n").is_err());
         assert!(ConfigFile::parse("[auth]\ntoken_ttl_seconds = 0\n").is_err());
-    }
-}
-
-/// By hand: the file holds the database URL, exporter URLs and header values that carry
-/// secrets. `Debug` shows the same redacted form the `CONFIG_RELOADED` audit entry records.
-impl std::fmt::Debug for ConfigFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ConfigFile {}",
-            crate::audit::configuration_snapshot(self)
-        )
-    }
-}
-
-/// By hand: the URL may carry its secret in the path, the headers their tokens.
-impl std::fmt::Debug for WebhookExporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookExporter")
-            .field("url", &promptgate_core::redact::url_origin(&self.url))
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("batch_size", &self.batch_size)
-            .field("flush_interval_ms", &self.flush_interval_ms)
-            .field("max_backlog", &self.max_backlog)
-            .field("max_age_hours", &self.max_age_hours)
-            .finish()
-    }
-}
-
-/// By hand: the endpoint may carry user-info, the headers their tokens.
-impl std::fmt::Debug for OtlpExporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OtlpExporter")
-            .field(
-                "endpoint",
-                &self
-                    .endpoint
-                    .as_deref()
-                    .map(promptgate_core::redact::url_without_secrets),
-            )
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
     }
 }
