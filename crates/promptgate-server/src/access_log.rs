@@ -32,44 +32,32 @@ impl ClientSlot {
 pub async fn log_requests(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+    // Cheap clones (an `Arc<str>`, a `Bytes`): nothing is copied unless the line is written.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let unmatched_path = route.is_none().then(|| request.uri().path().to_owned());
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let request_id = request.headers().get("x-request-id").cloned();
     let slot = ClientSlot::default();
     request.extensions_mut().insert(slot.clone());
     let response = next.run(request).await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let client_id = slot.0.get().map(String::as_str).unwrap_or("-");
+    let request_id = request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let client_id = slot.0.get().map_or("-", String::as_str);
     let status = response.status().as_u16();
-    match (&route, &unmatched_path) {
-        (Some(route), _) => tracing::info!(
-            target: "promptgate::access",
-            %method,
-            %route,
-            status,
-            duration_ms = format_args!("{duration_ms:.3}"),
-            request_id = ?request_id,
-            client_id = ?client_id,
-            "request"
-        ),
-        (None, path) => tracing::info!(
-            target: "promptgate::access",
-            %method,
-            path = ?path.as_deref().unwrap_or_default(),
-            status,
-            duration_ms = format_args!("{duration_ms:.3}"),
-            request_id = ?request_id,
-            client_id = ?client_id,
-            "request"
-        ),
-    }
+    // An unknown route is logged by its path, escaped: the caller chose it.
+    let route = route.as_ref().map_or("-", MatchedPath::as_str);
+    tracing::info!(
+        target: "promptgate::access",
+        %method,
+        %route,
+        path = unmatched_path.as_ref().map(tracing::field::debug),
+        status,
+        duration_ms = format_args!("{duration_ms:.3}"),
+        request_id = ?request_id,
+        client_id = ?client_id,
+        "request"
+    );
     response
 }

@@ -905,22 +905,7 @@ impl Store for SqliteStore {
             .await
             .map_err(db_error)?
             .iter()
-            .map(|row| {
-                Ok(crate::summary::AggregateRow {
-                    version: row.try_get("version").map_err(db_error)?,
-                    count: row.try_get("n").map_err(db_error)?,
-                    error_count: row.try_get("errors").map_err(db_error)?,
-                    blocked_count: row.try_get("blocked").map_err(db_error)?,
-                    prompt_tokens: row.try_get("prompt_tokens").map_err(db_error)?,
-                    completion_tokens: row.try_get("completion_tokens").map_err(db_error)?,
-                    latency_n: row.try_get("latency_n").map_err(db_error)?,
-                    latency_mean: row.try_get("latency_mean").map_err(db_error)?,
-                    latency_m2: row.try_get("latency_m2").map_err(db_error)?,
-                    feedback_n: row.try_get("feedback_n").map_err(db_error)?,
-                    feedback_mean: row.try_get("feedback_mean").map_err(db_error)?,
-                    feedback_m2: row.try_get("feedback_m2").map_err(db_error)?,
-                })
-            })
+            .map(|row| crate::summary::AggregateRow::from_row(row).map_err(db_error))
             .collect::<Result<_, StoreError>>()?;
         let (versions, ranks) = crate::summary::wanted_ranks(&rows);
         let mut ranked = std::collections::HashMap::new();

@@ -37,6 +37,34 @@ pub(crate) struct AggregateRow {
     pub(crate) feedback_m2: Option<f64>,
 }
 
+impl AggregateRow {
+    /// Decodes one row of the aggregate query: the column names and types are the same on both
+    /// stores.
+    pub(crate) fn from_row<'r, R>(row: &'r R) -> Result<Self, sqlx::Error>
+    where
+        R: sqlx::Row,
+        &'static str: sqlx::ColumnIndex<R>,
+        String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(AggregateRow {
+            version: row.try_get("version")?,
+            count: row.try_get("n")?,
+            error_count: row.try_get("errors")?,
+            blocked_count: row.try_get("blocked")?,
+            prompt_tokens: row.try_get("prompt_tokens")?,
+            completion_tokens: row.try_get("completion_tokens")?,
+            latency_n: row.try_get("latency_n")?,
+            latency_mean: row.try_get("latency_mean")?,
+            latency_m2: row.try_get("latency_m2")?,
+            feedback_n: row.try_get("feedback_n")?,
+            feedback_mean: row.try_get("feedback_mean")?,
+            feedback_m2: row.try_get("feedback_m2")?,
+        })
+    }
+}
+
 fn moments(n: i64, mean: Option<f64>, m2: Option<f64>) -> Moments {
     match (u64::try_from(n), mean) {
         (Ok(n), Some(mean)) if n > 0 => Moments {
