@@ -25,6 +25,7 @@ fn version_draft() -> AuditDraft {
     let before = snapshot("You are a helpful support agent. ", 0.7);
     let after = snapshot("You are a concise support agent. ", 0.3);
     AuditDraft::new(
+        time::OffsetDateTime::now_utc(),
         "support-admin",
         "VERSION_CREATED",
         Some(uuid::Uuid::now_v7()),

@@ -251,7 +251,13 @@ mod tests {
         let mut prev = GENESIS_HASH;
         (1..=n)
             .map(|sequence| {
-                let draft = AuditDraft::new("c1", "CREATE", None, json!({"n": sequence}));
+                let draft = AuditDraft::new(
+                    time::OffsetDateTime::now_utc(),
+                    "c1",
+                    "CREATE",
+                    None,
+                    json!({"n": sequence}),
+                );
                 let sealed = draft.seal(sequence, &prev);
                 prev = sealed.hash;
                 sealed.to_value()
@@ -301,7 +307,13 @@ mod tests {
     #[test]
     fn an_edited_and_rehashed_entry_is_caught_at_the_next_link() {
         let mut entries = log(5);
-        let mut forged = AuditDraft::new("mallory", "CREATE", None, json!({}));
+        let mut forged = AuditDraft::new(
+            time::OffsetDateTime::now_utc(),
+            "mallory",
+            "CREATE",
+            None,
+            json!({}),
+        );
         forged.id = uuid::Uuid::nil();
         let prev = merkle::from_hex(entries[1]["hash"].as_str().expect("hash")).expect("hex");
         entries[2] = forged.seal(3, &prev).to_value();

@@ -156,11 +156,18 @@ pub struct AuditDraft {
 }
 
 impl AuditDraft {
-    /// A gateway entry: `details` holds the change.
-    pub fn new(actor: &str, action: &str, prompt_id: Option<Uuid>, details: Value) -> Self {
+    /// A gateway entry recorded `at` (the caller's clock: this crate reads none): `details`
+    /// holds the change.
+    pub fn new(
+        at: OffsetDateTime,
+        actor: &str,
+        action: &str,
+        prompt_id: Option<Uuid>,
+        details: Value,
+    ) -> Self {
         AuditDraft {
             id: Uuid::now_v7(),
-            timestamp: OffsetDateTime::now_utc(),
+            timestamp: at,
             actor: actor.to_owned(),
             action: action.to_owned(),
             prompt_id,

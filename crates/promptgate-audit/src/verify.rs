@@ -808,7 +808,13 @@ mod tests {
         let mut prev = GENESIS_HASH;
         (1..=n)
             .map(|sequence| {
-                let draft = AuditDraft::new("c1", "CREATE", None, json!({"n": sequence}));
+                let draft = AuditDraft::new(
+                    time::OffsetDateTime::now_utc(),
+                    "c1",
+                    "CREATE",
+                    None,
+                    json!({"n": sequence}),
+                );
                 let sealed = draft.seal(sequence, &prev);
                 prev = sealed.hash;
                 sealed.to_value()

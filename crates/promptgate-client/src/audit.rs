@@ -465,7 +465,13 @@ mod tests {
         let mut prev = GENESIS_HASH;
         (1..=n)
             .map(|sequence| {
-                let draft = AuditDraft::new("c1", "CREATE", None, json!({"n": sequence}));
+                let draft = AuditDraft::new(
+                    time::OffsetDateTime::now_utc(),
+                    "c1",
+                    "CREATE",
+                    None,
+                    json!({"n": sequence}),
+                );
                 let sealed = draft.seal(sequence, &prev);
                 prev = sealed.hash;
                 serde_json::from_value(sealed.to_value()).expect("a served entry")
@@ -725,9 +731,15 @@ mod tests {
         let mut prev = GENESIS_HASH;
         let mut values = Vec::new();
         for sequence in 1..=3u64 {
-            let mut value = AuditDraft::new("c1", "CREATE", None, json!({}))
-                .seal(sequence, &prev)
-                .to_value();
+            let mut value = AuditDraft::new(
+                time::OffsetDateTime::now_utc(),
+                "c1",
+                "CREATE",
+                None,
+                json!({}),
+            )
+            .seal(sequence, &prev)
+            .to_value();
             let object = value.as_object_mut().expect("object");
             object.remove("hash");
             object.insert("futureMember".into(), json!({"z": 1, "a": [true]}));

@@ -3,7 +3,9 @@
 //! to one.
 
 use promptgate_api::{self as api, CreatePromptRequest};
-use promptgate_core::{SplitStrategy, TokenCounter, TokenizerKind, VersionLabel};
+use promptgate_core::{SplitStrategy, VersionLabel};
+#[cfg(feature = "tokens")]
+use promptgate_core::{TokenCounter, TokenizerKind};
 
 use crate::error::Error;
 
@@ -17,6 +19,7 @@ use crate::error::Error;
 ///     .content_filtering(&["pii", "profanity"])
 ///     .max_tokens(1500)
 ///     .version("1.0.0");
+/// # #[cfg(feature = "tokens")]
 /// assert!(draft.check_budget(promptgate_core::TokenizerKind::O200kBase).is_ok());
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -118,6 +121,10 @@ impl PromptDraft {
 
     /// Counts the system prompt with `tokenizer` and fails with
     /// [`Error::TokenBudgetExceeded`] when it is over `maxTokens`. Returns the count.
+    ///
+    /// Needs the `tokens` feature (on by default): counting uses tiktoken's tables. Without it
+    /// the server still checks the budget when the prompt is created.
+    #[cfg(feature = "tokens")]
     pub fn check_budget(&self, tokenizer: TokenizerKind) -> Result<usize, Error> {
         let text = self.request.system_prompt.as_deref().unwrap_or("");
         let tokens = TokenCounter::load().count(tokenizer, text);
@@ -240,6 +247,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tokens")]
     fn budget_is_checked_locally() {
         let draft = PromptDraft::new("p", "openai/gpt-4o")
             .system_prompt("one two three four five six")

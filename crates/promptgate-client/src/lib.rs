@@ -26,6 +26,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Cargo feature `tokens` (on by default): local token counting with the server's tokenizers
+//! ([`TokenCounter`], [`fewshot`], [`PromptDraft::check_budget`], and the budget check
+//! [`Client::create_prompt`] makes before sending). A caller that only invokes can turn it off
+//! (`default-features = false`) and compile neither tiktoken's tables nor regex and rustrict;
+//! everything else works the same, and the server still refuses an over-budget prompt with
+//! [`Error::TokenBudgetExceeded`]. See `docs/sdk.md`.
+//!
 //! Architecture invariant: depends on the wire types (`promptgate-api`), the domain rules it
 //! shares with the server (`promptgate-core`: tokenizers, traffic split, few-shot fitting), the
 //! audit log's hashing and signature rules (`promptgate-audit`, so that [`audit`] checks proofs
@@ -48,7 +55,10 @@ pub use client::{Client, ClientBuilder, RetryPolicy, Tagged};
 pub use error::Error;
 pub use invoke::InvokeEvent;
 pub use promptgate_api as api;
+#[cfg(feature = "tokens")]
 pub use promptgate_core::fewshot::{self, FitStrategy, FittedPrompt};
-pub use promptgate_core::{FewShotExample, SplitStrategy, TokenCounter, TokenizerKind};
+#[cfg(feature = "tokens")]
+pub use promptgate_core::{FewShotExample, TokenCounter};
+pub use promptgate_core::{SplitStrategy, TokenizerKind};
 pub use prompts::PromptQuery;
 pub use telemetry::{Score, TelemetryQuery};

@@ -25,10 +25,11 @@ pub struct PromptQuery {
 }
 
 impl Client {
-    /// Creates a prompt. The draft's token budget is checked locally with the endpoint's
-    /// tokenizer first, so an over-budget prompt fails without a request (the server checks
-    /// again).
+    /// Creates a prompt. With the `tokens` feature (on by default) the draft's token budget is
+    /// checked locally with the endpoint's tokenizer first, so an over-budget prompt fails
+    /// without a request; the server checks again, and without the feature alone.
     pub async fn create_prompt(&self, draft: &PromptDraft) -> Result<Tagged<Prompt>, Error> {
+        #[cfg(feature = "tokens")]
         if let Some(tokenizer) = self.tokenizer_for(draft.model_endpoint_ref()).await? {
             draft.check_budget(tokenizer)?;
         }
@@ -207,6 +208,7 @@ impl Client {
 
     /// The tokenizer of the endpoint `reference`, from the gateway's catalogue when the token
     /// allows reading it, else from the built-in catalogue; `None` when unknown here.
+    #[cfg(feature = "tokens")]
     async fn tokenizer_for(
         &self,
         reference: Option<&str>,

@@ -1,16 +1,25 @@
-//! Invocations: choosing the version that serves, fitting the conversation into the model's
-//! context window, and the telemetry record every invocation leaves.
+//! Invocations: choosing the version that serves, the input guardrails, fitting the
+//! conversation into the model's context window, and the telemetry record every invocation
+//! leaves. The server's `service::invoke` plans an invocation with [`serving_version`] and
+//! `plan_input` (the input guardrails, in `input.rs`), then does the I/O (moderation, the
+//! provider call, the record).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::fewshot::{self, FitStrategy};
-use crate::prompt::FewShotExample;
+use crate::prompt::{FewShotExample, Prompt, PromptStatus, PromptVersion};
 use crate::tokenizer::{TokenCounter, TokenizerKind};
 use crate::traffic::{SplitStrategy, TrafficSplit};
 use crate::version::VersionLabel;
+
+// The input guardrails need the `guardrails` feature; the rest of an invocation's rules do not.
+#[cfg(feature = "guardrails")]
+mod input;
+#[cfg(feature = "guardrails")]
+pub use input::{InputDraft, InputPlan, InputRefusal, plan_input};
 
 /// Picks the version for one invocation: sticky by session (a session without an id is drawn
 /// at random, as it has nothing to stick to), or random with the point `draw` in [0, 1).
@@ -23,6 +32,46 @@ pub fn choose_version<'a>(
     match (split.strategy(), session_id) {
         (SplitStrategy::Sticky, Some(session)) => split.choose_sticky(prompt_id, session),
         _ => split.choose(draw),
+    }
+}
+
+/// Why no version can serve an invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoVersion {
+    /// The prompt is archived: it keeps its history but serves nothing.
+    Archived,
+    /// The caller pinned a version the prompt does not have (or text that is no version label).
+    UnknownPin,
+    /// The traffic split routes to a label without a version. A split only names versions
+    /// that exist, so this is a bug, reported rather than panicked on.
+    Missing(VersionLabel),
+}
+
+/// The version that serves one invocation: the pinned one, or the traffic split's choice
+/// ([`choose_version`], sticky by session). `draw` gives the random point in [0, 1) and is
+/// called only when the split decides, so a pinned call costs no random number.
+pub fn serving_version<'a>(
+    prompt: &Prompt,
+    versions: &'a HashMap<VersionLabel, PromptVersion>,
+    pinned: Option<&str>,
+    session_id: Option<&str>,
+    draw: impl FnOnce() -> f64,
+) -> Result<&'a PromptVersion, NoVersion> {
+    if prompt.status == PromptStatus::Archived {
+        return Err(NoVersion::Archived);
+    }
+    match pinned {
+        Some(pinned) => pinned
+            .parse::<VersionLabel>()
+            .ok()
+            .and_then(|label| versions.get(&label))
+            .ok_or(NoVersion::UnknownPin),
+        None => {
+            let label = choose_version(&prompt.traffic, prompt.id, session_id, draw());
+            versions
+                .get(label)
+                .ok_or_else(|| NoVersion::Missing(label.clone()))
+        }
     }
 }
 
@@ -199,6 +248,7 @@ pub struct InvocationRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prompt::{ChatCompletionsPolicy, SafetyGuardrails, VersionSettings};
 
     fn input<'a>(
         examples: &'a [FewShotExample],
@@ -269,6 +319,87 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.needed, bare);
+    }
+
+    fn label(text: &str) -> VersionLabel {
+        text.parse().unwrap()
+    }
+
+    fn settings(guardrails: SafetyGuardrails) -> VersionSettings {
+        VersionSettings {
+            model_endpoint_ref: "openai/gpt-4o".to_owned(),
+            system_prompt: "You are a helpful support agent.".to_owned(),
+            temperature: 0.2,
+            safety_guardrails: guardrails,
+            few_shot_examples: examples(2),
+        }
+    }
+
+    fn prompt_with(
+        labels: &[&str],
+        status: PromptStatus,
+    ) -> (Prompt, HashMap<VersionLabel, PromptVersion>) {
+        let id = Uuid::from_u128(7);
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let versions = labels
+            .iter()
+            .map(|l| {
+                let version = PromptVersion {
+                    prompt_id: id,
+                    version: label(l),
+                    settings: settings(SafetyGuardrails::default()),
+                    system_prompt_tokens: 7,
+                    tokenizer: TokenizerKind::O200kBase,
+                    created_at: at,
+                    created_by: "test".to_owned(),
+                };
+                (label(l), version)
+            })
+            .collect();
+        let prompt = Prompt {
+            id,
+            name: "support".to_owned(),
+            status,
+            traffic: TrafficSplit::single(label(labels[0])),
+            chat_completions: ChatCompletionsPolicy::default(),
+            revision: 1,
+            created_at: at,
+            updated_at: at,
+            created_by: "test".to_owned(),
+        };
+        (prompt, versions)
+    }
+
+    #[test]
+    fn a_pinned_version_serves_without_a_draw_and_must_exist() {
+        let (prompt, versions) = prompt_with(&["1.0.0", "1.1.0"], PromptStatus::Active);
+        let no_draw = || -> f64 { panic!("a pinned call draws no random number") };
+        let found = serving_version(&prompt, &versions, Some("1.1.0"), None, no_draw).unwrap();
+        assert_eq!(found.version, label("1.1.0"));
+        for pin in ["2.0.0", "latest", ""] {
+            assert_eq!(
+                serving_version(&prompt, &versions, Some(pin), None, no_draw),
+                Err(NoVersion::UnknownPin),
+                "{pin}"
+            );
+        }
+        let routed = serving_version(&prompt, &versions, None, Some("s-1"), || 0.5).unwrap();
+        assert_eq!(routed.version, label("1.0.0"));
+    }
+
+    #[test]
+    fn an_archived_prompt_serves_nothing_and_a_split_to_nowhere_is_reported() {
+        let (prompt, versions) = prompt_with(&["1.0.0"], PromptStatus::Archived);
+        assert_eq!(
+            serving_version(&prompt, &versions, Some("1.0.0"), None, || 0.0),
+            Err(NoVersion::Archived)
+        );
+        let (mut prompt, versions) = prompt_with(&["1.0.0"], PromptStatus::Active);
+        prompt.traffic = TrafficSplit::single(label("3.0.0"));
+        assert_eq!(
+            serving_version(&prompt, &versions, None, None, || 0.0),
+            Err(NoVersion::Missing(label("3.0.0")))
+        );
     }
 
     #[test]

@@ -235,6 +235,72 @@ impl Prompt {
     pub fn etag(&self) -> String {
         format!("\"{}-{}\"", self.id.simple(), self.revision)
     }
+
+    /// Whether an `If-Match` value lets a change of this prompt through: `*`, or a list that
+    /// holds the current ETag, weak (`W/`) or strong. A change decided on a stale read is
+    /// refused, so an editor never overwrites a change it has not seen.
+    pub fn matches(&self, if_match: &str) -> bool {
+        let etag = self.etag();
+        if_match == "*"
+            || if_match
+                .split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag)
+    }
+}
+
+/// `chatCompletions` as a client sent it: parts left out keep the prompt's current policy (or
+/// the default, on create).
+#[derive(Debug, Clone, Default)]
+pub struct ChatCompletionsDraft {
+    /// `systemMessage`: `replace` or `prepend`.
+    pub system_message: Option<String>,
+    /// `allowCallerSettings`.
+    pub allow_caller_settings: Option<bool>,
+}
+
+/// A checked change of a [`ChatCompletionsPolicy`]: what was sent, parsed; parts left out keep
+/// the current value. Checked once, so that an unknown mode is refused before a prompt is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChatCompletionsChange {
+    /// The new system-message mode, if sent.
+    pub system_message: Option<SystemMessageMode>,
+    /// The new caller-settings switch, if sent.
+    pub allow_caller_settings: Option<bool>,
+}
+
+impl ChatCompletionsDraft {
+    /// Parses the mode; a violation names an unknown one.
+    pub fn check(&self) -> Result<ChatCompletionsChange, Violation> {
+        let system_message = match self.system_message.as_deref() {
+            None => None,
+            Some(text) => Some(SystemMessageMode::parse(text).ok_or_else(|| {
+                Violation::invalid(
+                    "chatCompletions.systemMessage",
+                    format!(
+                        "systemMessage is {}; use replace or prepend",
+                        crate::violation::quoted(text)
+                    ),
+                )
+            })?),
+        };
+        Ok(ChatCompletionsChange {
+            system_message,
+            allow_caller_settings: self.allow_caller_settings,
+        })
+    }
+}
+
+impl ChatCompletionsChange {
+    /// `current` with the sent parts replaced.
+    pub fn apply(self, current: ChatCompletionsPolicy) -> ChatCompletionsPolicy {
+        ChatCompletionsPolicy {
+            system_message: self.system_message.unwrap_or(current.system_message),
+            allow_caller_settings: self
+                .allow_caller_settings
+                .unwrap_or(current.allow_caller_settings),
+        }
+    }
 }
 
 /// Version settings as a client sent them: every field optional. Left-out fields come from a

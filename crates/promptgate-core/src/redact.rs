@@ -58,7 +58,13 @@ pub fn url_has_secrets(url: &str) -> bool {
 /// someone who can guess the whole URL confirm the guess, so it hides only secrets that cannot
 /// be guessed (random tokens, not a dictionary password).
 pub fn url_sha256(url: &str) -> String {
-    Sha256::digest(url.as_bytes())
+    sha256_hex(url)
+}
+
+/// The SHA-256 of `text`, lowercase hex: how the audit log shows a value it must not reveal
+/// but whose change must stay visible (a header's token, a hashed system prompt).
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

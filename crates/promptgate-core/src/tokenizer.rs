@@ -1,9 +1,14 @@
 //! Exact token counting with the model's real tokenizer (tiktoken's BPE tables, embedded in the
 //! binary, so counting works offline).
+//!
+//! The counter ([`TokenCounter`]) and [`TokenizerKind::published_for_model`] need the
+//! `tokenizer` feature (on by default); the tokenizer names are always here, so a build without
+//! the tables (the SDK without its `tokens` feature) still speaks of tokenizers.
 
 use std::fmt;
 use std::str::FromStr;
 
+#[cfg(feature = "tokenizer")]
 use tiktoken_rs::CoreBPE;
 
 /// A BPE vocabulary promptgate can count with.
@@ -25,6 +30,7 @@ impl TokenizerKind {
     }
 
     /// The tokenizer OpenAI publishes for `model`, when it is an OpenAI model tiktoken knows.
+    #[cfg(feature = "tokenizer")]
     pub fn published_for_model(model: &str) -> Option<Self> {
         match tiktoken_rs::tokenizer::get_tokenizer(model)? {
             tiktoken_rs::tokenizer::Tokenizer::O200kBase => Some(TokenizerKind::O200kBase),
@@ -64,17 +70,20 @@ impl FromStr for TokenizerKind {
 /// milliseconds) and then shared process-wide; a process that never counts with `cl100k_base`
 /// never pays its tens of megabytes. A server warms the encoders it expects to use at start-up
 /// ([`TokenCounter::warm`]), so that no request waits for a table.
+#[cfg(feature = "tokenizer")]
 #[derive(Clone, Copy, Default)]
 pub struct TokenCounter {
     _shared: (),
 }
 
+#[cfg(feature = "tokenizer")]
 impl fmt::Debug for TokenCounter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("TokenCounter")
     }
 }
 
+#[cfg(feature = "tokenizer")]
 impl TokenCounter {
     /// A counter; nothing is loaded until it is used or warmed.
     pub fn load() -> Self {
@@ -94,6 +103,7 @@ impl TokenCounter {
 }
 
 /// The process-wide encoder of `kind`, loaded on first use.
+#[cfg(feature = "tokenizer")]
 fn encoder(kind: TokenizerKind) -> &'static CoreBPE {
     match kind {
         TokenizerKind::O200kBase => tiktoken_rs::o200k_base_singleton(),
@@ -101,7 +111,7 @@ fn encoder(kind: TokenizerKind) -> &'static CoreBPE {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tokenizer"))]
 mod tests {
     use super::*;
 

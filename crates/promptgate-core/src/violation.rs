@@ -122,6 +122,24 @@ pub fn fill_template(template: &str, params: &BTreeMap<String, String>) -> Strin
     out
 }
 
+/// A UUID field (`promptId` of a query or a body), or a violation naming `field` pushed onto
+/// `violations`, so that a caller can report it with every other problem of the request.
+pub fn uuid_field(
+    field: &str,
+    text: Option<&str>,
+    violations: &mut Vec<Violation>,
+) -> Option<uuid::Uuid> {
+    let text = text?;
+    uuid::Uuid::parse_str(text)
+        .map_err(|_| {
+            violations.push(Violation::invalid(
+                field,
+                format!("{field} {} is not a UUID", quoted(text)),
+            ))
+        })
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,7 +82,7 @@ fn token_check(c: &mut Criterion) {
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let (authority, token) = rt.block_on(async {
         let store = promptgate_store::open(&url).await.unwrap();
-        let created = promptgate_server::clients::create_client(
+        let created = promptgate_server::service::clients::create_client(
             store.as_ref(),
             "system",
             "bench",

@@ -11,15 +11,18 @@ use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use promptgate_api as api;
+use promptgate_audit::action;
 use promptgate_audit::merkle::{self, Hash, to_hex};
 use promptgate_audit::verify::{HeadToCheck, LogReport, LogVerifier, PublicKey, Signatures};
 use promptgate_audit::{AuditDraft, SignedTreeHead, TreeHead, head};
-use promptgate_core::PromptVersion;
+use promptgate_core::change::AuditFact;
+use promptgate_core::{PromptStatus, PromptVersion};
 use promptgate_store::{AuditFilter, Store, StoreError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::state::{now, rfc3339};
+use crate::clock::{now, rfc3339};
+use crate::wire::prompts::{wire_chat_completions, wire_traffic, wire_version};
 
 /// How often a new tree head is signed while entries arrive (the contract asks for ≤ 60 s).
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
@@ -47,6 +50,38 @@ pub enum KeyError {
         #[source]
         source: promptgate_audit::HeadError,
     },
+}
+
+/// The key tree heads are signed with: `[audit] signing_key_file`, else the file beside a SQLite
+/// database ([`default_key_path`]), else (a database that is not a file) a key for this run
+/// only, with a warning.
+pub fn signing_key(
+    section: &crate::config::AuditSection,
+    database_url: &str,
+) -> Result<SigningKey, KeyError> {
+    let path = section
+        .signing_key_file
+        .as_ref()
+        .map(PathBuf::from)
+        .or_else(|| default_key_path(database_url));
+    match &path {
+        Some(path) => load_or_create_key(path),
+        None => {
+            tracing::warn!(
+                "no [audit] signing_key_file and the database is not a file: tree heads are \
+                 signed with a key that lasts only for this run"
+            );
+            Ok(ephemeral_key())
+        }
+    }
+}
+
+/// A random key for this run only (tests, and a database that is not a file without
+/// `[audit] signing_key_file`).
+pub fn ephemeral_key() -> SigningKey {
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed);
+    SigningKey::from_bytes(&seed)
 }
 
 /// Where the signing key lives when `[audit] signing_key_file` is not set: beside the SQLite
@@ -276,8 +311,7 @@ impl AuditLog {
     /// How a version's settings appear in entries: the system prompt's SHA-256 instead of its
     /// text when `[audit] hash_system_prompts` is on.
     pub fn version_snapshot(&self, version: &PromptVersion) -> Value {
-        let mut snapshot =
-            serde_json::to_value(crate::routes::prompts::wire_version(version)).unwrap_or_default();
+        let mut snapshot = serde_json::to_value(wire_version(version)).unwrap_or_default();
         if let Some(fields) = snapshot.as_object_mut() {
             // The entry names the prompt already; the rest is the version as `GET` shows it.
             fields.remove("promptId");
@@ -289,6 +323,71 @@ impl AuditLog {
         }
         snapshot
     }
+
+    /// The entry that records `fact`, a change of prompt `prompt_id` by `actor`: its `details`
+    /// hold the state before and after as `GET` shows it (a version as its snapshot) and the
+    /// JSON Patch between them.
+    pub fn prompt_entry(
+        &self,
+        actor: &str,
+        prompt_id: uuid::Uuid,
+        fact: &AuditFact<'_>,
+    ) -> AuditDraft {
+        let (name, details) = match *fact {
+            AuditFact::PromptCreated { prompt, first } => {
+                let created = json!({
+                    "name": prompt.name,
+                    "status": prompt.status.as_str(),
+                    "trafficDistribution": wire_traffic(&prompt.traffic),
+                    "chatCompletions": wire_chat_completions(prompt.chat_completions),
+                    "version": self.version_snapshot(first),
+                });
+                (
+                    action::PROMPT_CREATED,
+                    promptgate_audit::change_details(None, Some(&created)),
+                )
+            }
+            AuditFact::VersionCreated {
+                compared_with,
+                added,
+            } => {
+                let before = compared_with.map(|v| self.version_snapshot(v));
+                let mut details = promptgate_audit::change_details(
+                    before.as_ref(),
+                    Some(&self.version_snapshot(added)),
+                );
+                details["version"] = json!(added.version.to_string());
+                details["comparedWith"] = json!(compared_with.map(|v| v.version.to_string()));
+                (action::VERSION_CREATED, details)
+            }
+            AuditFact::TrafficUpdated { before, after } => (
+                action::TRAFFIC_UPDATED,
+                promptgate_audit::change_details(
+                    Some(&json_value(&wire_traffic(before))),
+                    Some(&json_value(&wire_traffic(after))),
+                ),
+            ),
+            AuditFact::ChatCompletionsUpdated { before, after } => (
+                action::CHAT_COMPLETIONS_UPDATED,
+                promptgate_audit::change_details(
+                    Some(&json_value(&wire_chat_completions(before))),
+                    Some(&json_value(&wire_chat_completions(after))),
+                ),
+            ),
+            AuditFact::PromptArchived { before } => (
+                action::PROMPT_ARCHIVED,
+                promptgate_audit::change_details(
+                    Some(&json!({"status": before.as_str()})),
+                    Some(&json!({"status": PromptStatus::Archived.as_str()})),
+                ),
+            ),
+        };
+        draft(actor, name, Some(prompt_id), details)
+    }
+}
+
+fn json_value(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or_default()
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
@@ -393,9 +492,7 @@ pub fn draft(
     prompt_id: Option<uuid::Uuid>,
     details: Value,
 ) -> AuditDraft {
-    let mut draft = AuditDraft::new(actor, action, prompt_id, details);
-    draft.timestamp = now();
-    draft
+    AuditDraft::new(now(), actor, action, prompt_id, details)
 }
 
 /// Signs a head every `interval` while entries arrive, so an auditor polling the checkpoint
@@ -411,93 +508,6 @@ pub async fn checkpoint_loop(log: Arc<AuditLog>, interval: Duration) {
     }
 }
 
-/// The configuration as the audit log records it: everything that shapes behaviour, and no
-/// secret, since an entry can never be purged and `ai:audit:read` is not an admin scope.
-///
-/// - Header values (which may carry credentials) become `sha256:` and their SHA-256.
-/// - `exporters.webhook.url` keeps only its origin (a Slack-style webhook's path *is* its
-///   secret), with `url_sha256` of the whole URL beside it so that a change still shows.
-/// - Every other URL (`exporters.otlp.endpoint`, `moderation.url`, each
-///   `model_endpoints[].base_url`, and any string that reads as a URL) loses its user-info,
-///   query string and fragment; when that removed something, `<key>_sha256` of the whole URL
-///   is added beside it for the same reason.
-/// - `server.database_url` is shown without its password (in user-info or a query
-///   parameter); no digest, since a password is often guessable and a digest would let a
-///   reader check guesses.
-///
-/// Keys themselves are never in the file (only variable names are).
-pub fn configuration_snapshot(config: &crate::config::ConfigFile) -> Value {
-    use promptgate_core::redact;
-    /// A URL member cut to `shown`, with the whole URL's digest beside it when anything was
-    /// cut (or always, for a webhook, whose origin alone would hide a change of its path).
-    fn cut_url(
-        members: &mut serde_json::Map<String, Value>,
-        name: &str,
-        shown: String,
-        always_digest: bool,
-    ) {
-        let Some(Value::String(url)) = members.get(name) else {
-            return;
-        };
-        if always_digest || shown != *url {
-            let digest = redact::url_sha256(url);
-            members.insert(format!("{name}_sha256"), json!(digest));
-        }
-        members.insert(name.to_owned(), json!(shown));
-    }
-    /// Whether `text` starts like `scheme://`.
-    fn looks_like_url(text: &str) -> bool {
-        text.split_once("://").is_some_and(|(scheme, _)| {
-            !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        })
-    }
-    fn scrub(value: &mut Value, in_webhook: bool) {
-        let Value::Object(members) = value else {
-            if let Value::Array(items) = value {
-                items.iter_mut().for_each(|item| scrub(item, false));
-            }
-            return;
-        };
-        let names: Vec<String> = members.keys().cloned().collect();
-        for name in names {
-            let Some(member) = members.get_mut(&name) else {
-                continue;
-            };
-            match (name.as_str(), member) {
-                ("headers", Value::Object(headers)) => {
-                    for header in headers.values_mut() {
-                        let text = header.as_str().unwrap_or_default().to_owned();
-                        *header = json!(format!("sha256:{}", hex_sha256(text.as_bytes())));
-                    }
-                }
-                ("database_url", Value::String(url)) => {
-                    *url = redact::database_url_for_display(url);
-                }
-                ("url", Value::String(url)) if in_webhook => {
-                    let shown = redact::url_origin(url);
-                    cut_url(members, &name, shown, true);
-                }
-                (_, Value::String(text)) if looks_like_url(text) => {
-                    let shown = redact::url_without_secrets(text);
-                    cut_url(members, &name, shown, false);
-                }
-                (_, member @ (Value::Object(_) | Value::Array(_))) => {
-                    scrub(member, name == "webhook");
-                }
-                _ => {}
-            }
-        }
-    }
-    let mut snapshot = serde_json::to_value(config).unwrap_or(Value::Null);
-    scrub(&mut snapshot, false);
-    // Through canonical JSON and back, so that numbers compare as the log stores them.
-    serde_json::from_str(&promptgate_audit::canonical::to_canonical_string(&snapshot))
-        .unwrap_or(Value::Null)
-}
-
 /// Appends `CONFIG_RELOADED` (actor `system`) when the gateway starts with a configuration other
 /// than the one last recorded, so that a change made by editing a file is as visible as one
 /// made through the API. The first start records its configuration too.
@@ -505,7 +515,7 @@ pub async fn record_configuration(
     store: &dyn Store,
     config: &crate::config::ConfigFile,
 ) -> Result<(), StoreError> {
-    let current = configuration_snapshot(config);
+    let current = crate::config::redacted_snapshot(config);
     let previous = match store
         .last_audit_with_action(promptgate_audit::action::CONFIG_RELOADED)
         .await?
@@ -534,6 +544,7 @@ pub async fn record_configuration(
 mod tests {
     use super::*;
     use promptgate_audit::AuditCheckError;
+    use promptgate_store::prelude::*;
 
     /// A store of `n` client entries.
     async fn store_with(n: u64) -> promptgate_store::SqliteStore {
@@ -692,7 +703,7 @@ endpoint = "http://otel:OTELPASS@collector.internal:4318?auth=OTELTOKEN"
 "#,
         )
         .expect("config parses");
-        let snapshot = configuration_snapshot(&config);
+        let snapshot = crate::config::redacted_snapshot(&config);
         let text = snapshot.to_string();
         for secret in [
             "DBPASSWORD",
@@ -740,7 +751,7 @@ endpoint = "http://otel:OTELPASS@collector.internal:4318?auth=OTELTOKEN"
             "[[model_endpoints]]\nref = \"x/y\"\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n",
         )
         .expect("config parses");
-        let snapshot = configuration_snapshot(&plain);
+        let snapshot = crate::config::redacted_snapshot(&plain);
         assert_eq!(
             snapshot["model_endpoints"][0]["base_url"],
             json!("http://127.0.0.1:9/v1")
@@ -757,7 +768,7 @@ endpoint = "http://otel:OTELPASS@collector.internal:4318?auth=OTELTOKEN"
                 "[exporters.webhook]\nurl = \"https://hooks.example.invalid{path}\"\n"
             ))
             .expect("config parses");
-            configuration_snapshot(&config)
+            crate::config::redacted_snapshot(&config)
         };
         assert_ne!(other("/services/A"), other("/services/B"));
     }
@@ -768,7 +779,7 @@ endpoint = "http://otel:OTELPASS@collector.internal:4318?auth=OTELTOKEN"
             "[exporters.webhook]\nurl = \"http://127.0.0.1:9/hook\"\nheaders = { Authorization = \"Bearer sk-very-secret\" }\n",
         )
         .expect("config parses");
-        let text = configuration_snapshot(&config).to_string();
+        let text = crate::config::redacted_snapshot(&config).to_string();
         assert!(!text.contains("sk-very-secret"), "{text}");
         assert!(text.contains("sha256:"), "{text}");
     }

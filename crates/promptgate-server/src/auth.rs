@@ -27,12 +27,12 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use promptgate_core::credentials::{generate_secret, hash_secret, secret_matches};
@@ -40,10 +40,9 @@ use promptgate_core::{Scope, ScopeSet};
 use promptgate_store::{AccessToken, Store, StoreError};
 use time::OffsetDateTime;
 
-use crate::client_addr::{ClientAddressRule, limit_key};
+use crate::client_addr::{ClientAddressRule, SourceAddress, limit_key};
 use crate::error::ApiError;
 use crate::ratelimit::{Decision, RateLimit, RateLimiter};
-use crate::state::AppState;
 
 /// How often the disabled-client set is reloaded from the database.
 pub const REVOCATION_REFRESH: Duration = Duration::from_secs(1);
@@ -389,6 +388,28 @@ impl TokenAuthority {
         })
     }
 
+    /// The authority `[auth]` and `[server]` (source addresses) configure, over `store`.
+    pub async fn from_config(
+        store: Arc<dyn Store>,
+        config: &crate::config::ConfigFile,
+    ) -> Result<Self, StoreError> {
+        let section = &config.auth;
+        // Checked when the file was parsed; the default rule is only a fallback.
+        let rule = config.server.client_address_rule().unwrap_or_default();
+        Ok(TokenAuthority::new(
+            store,
+            Duration::from_secs(section.token_ttl_seconds),
+            section.failed_logins_per_minute,
+        )
+        .await?
+        .with_address_limit(section.failed_logins_per_address_per_minute)
+        .with_issuance_limits(
+            section.tokens_per_minute,
+            section.max_live_tokens_per_client,
+        )
+        .with_client_address_rule(rule))
+    }
+
     /// Sets the failed logins one source address may make per minute before 429.
     pub fn with_address_limit(mut self, max_failed_logins: u32) -> Self {
         self.failures_by_address = FailureWindow::new(max_failed_logins);
@@ -433,7 +454,7 @@ impl TokenAuthority {
         }
         self.notice_rotations().await?;
         self.notice_token_generations().await?;
-        let now = OffsetDateTime::now_utc();
+        let now = crate::clock::now();
         if let Ok(mut cache) = self.cache.write() {
             cache.retain(|_, t| t.expires_at > now);
         }
@@ -511,7 +532,7 @@ impl TokenAuthority {
     /// Checks a bearer token.
     pub async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let hash = hash_secret(token);
-        let now = OffsetDateTime::now_utc();
+        let now = crate::clock::now();
         let cached = self.cache.read().ok().and_then(|c| c.get(&hash).cloned());
         let entry = match cached {
             Some(entry) => entry,
@@ -650,7 +671,7 @@ impl TokenAuthority {
             return Err(TokenError::TooManyTokens(decision));
         }
         let token = generate_secret();
-        let issued_at = OffsetDateTime::now_utc();
+        let issued_at = crate::clock::now();
         let expires_at = issued_at + self.token_ttl;
         let record = AccessToken {
             token_hash: hash_secret(&token),
@@ -717,13 +738,20 @@ fn invalid_token(message: &str) -> ApiError {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// What the request extractors need from the router's state: the token authority and the
+/// per-client rate limits. A trait, so that this module does not depend on the state that
+/// holds it.
+pub trait Authenticates {
+    /// Token checking and issuing.
+    fn authority(&self) -> &TokenAuthority;
+    /// `[rate_limits]`, when configured.
+    fn rate_limits(&self) -> Option<&RateLimiter>;
+}
+
+impl<S: Authenticates + Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Err(ApiError::Unauthorized {
                 token_sent: false,
@@ -745,13 +773,13 @@ impl FromRequestParts<AppState> for Caller {
         let token = Some(rest.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| invalid_token("the Authorization header must be Bearer <token>"))?;
-        let caller = state.auth.verify(token).await?;
+        let caller = state.authority().verify(token).await?;
         if let Some(slot) = parts.extensions.get::<crate::access_log::ClientSlot>() {
             slot.record(&caller.client_id);
         }
         // The limit is per client, so it can only be counted once the token names the client;
         // a request with a bad token is refused above without using the client's budget.
-        if let Some(limits) = &state.rate_limits {
+        if let Some(limits) = state.rate_limits() {
             let decision = limits.check(&caller.client_id);
             if !decision.allowed {
                 tracing::debug!(client_id = ?caller.client_id, "rate limit exceeded");
@@ -759,5 +787,24 @@ impl FromRequestParts<AppState> for Caller {
             }
         }
         Ok(caller)
+    }
+}
+
+/// Here rather than beside `SourceAddress`, so that `client_addr` depends on nothing in the
+/// server.
+impl<S: Authenticates + Send + Sync> FromRequestParts<S> for SourceAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip());
+        Ok(SourceAddress(peer.map(|peer| {
+            state
+                .authority()
+                .client_address_rule()
+                .source(peer, &parts.headers)
+        })))
     }
 }

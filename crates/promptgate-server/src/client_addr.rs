@@ -19,12 +19,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
-
-use crate::state::AppState;
 
 /// Why a `[server] trusted_proxies` entry is not a network.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -221,26 +217,6 @@ pub fn limit_key(ip: IpAddr) -> IpAddr {
 /// naming the source use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceAddress(pub Option<IpAddr>);
-
-impl FromRequestParts<AppState> for SourceAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| address.ip());
-        Ok(SourceAddress(peer.map(|peer| {
-            state
-                .auth
-                .client_address_rule()
-                .source(peer, &parts.headers)
-        })))
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,11 @@
 //! The server's TOML configuration (`--config`). Every key has a safe default and an unknown key
 //! is an error that names it, so a typo never silently falls back to a default.
 //!
-//! `[rate_limits]` turns per-client rate limits on, with the contract's values (50 requests per
-//! second, burst 100, per client and per replica) for the keys it leaves out; without the
-//! section there is no limit. See [`ConfigFile::rate_limiter`].
+//! `ConfigFile` composes the sections. A section that configures one part of the gateway lives
+//! in that part's module, with its checks and its conversion into the part's own type
+//! (`[limits]` in `limits.rs`, `[rate_limits]` in `ratelimit.rs`, `[exporters]` in
+//! `exporters/`, `[telemetry]` in `telemetry.rs`); those modules never import this one.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,7 +13,15 @@ use promptgate_core::endpoint::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS};
 use promptgate_core::{EndpointCatalogue, ModelEndpoint, ProviderKind, TokenizerKind};
 use serde::{Deserialize, Serialize};
 
-use crate::ratelimit::{RateLimit, RateLimiter};
+pub use crate::exporters::{ExportersSection, OtlpExporter, PrometheusExporter, WebhookExporter};
+pub use crate::limits::LimitsSection;
+pub use crate::listener::ConnectionLimits;
+use crate::listener::{
+    DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES,
+};
+pub use crate::ratelimit::{ClientRateLimit, RateLimitsSection};
+pub use crate::telemetry::TelemetrySection;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -76,33 +84,6 @@ pub struct ConfigFile {
     /// `[limits]`: what one request may carry.
     #[serde(default)]
     pub limits: Option<LimitsSection>,
-}
-
-/// `[limits]`: nesting depth and string lengths of request bodies; a key left out takes the
-/// default of [`crate::limits::RequestLimits`]. Every value must be at least 1.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsSection {
-    /// Deepest nesting of arrays and objects in a JSON body (default 32).
-    pub max_json_depth: Option<usize>,
-    /// Longest `systemPrompt`, characters (default 200000; at most 1000000).
-    pub max_system_prompt_chars: Option<usize>,
-    /// Longest invocation input or single message, characters (default 200000).
-    pub max_input_chars: Option<usize>,
-    /// Most earlier messages in an invocation (default 1000).
-    pub max_conversation_messages: Option<usize>,
-    /// Most few-shot examples in a version (default 200; at most 1000).
-    pub max_few_shot_examples: Option<usize>,
-    /// Longest few-shot input or output, characters (default 20000; at most 200000).
-    pub max_example_chars: Option<usize>,
-    /// Most `metadata` entries (default 64).
-    pub max_metadata_entries: Option<usize>,
-    /// Longest `metadata` key, characters (default 128).
-    pub max_metadata_key_chars: Option<usize>,
-    /// Longest `metadata` value, characters (default 1024).
-    pub max_metadata_value_chars: Option<usize>,
-    /// Longest feedback comment, characters (default 2000).
-    pub max_text_chars: Option<usize>,
 }
 
 /// `[moderation]`: an endpoint with OpenAI's moderation API shape.
@@ -179,30 +160,6 @@ pub struct ServerSection {
     pub forwarded_header: Option<crate::client_addr::ForwardedHeader>,
 }
 
-/// The connection-level limits of `[server]`, defaults filled in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionLimits {
-    /// `max_header_bytes`.
-    pub max_header_bytes: usize,
-    /// `header_read_timeout_ms`.
-    pub header_read_timeout: Duration,
-    /// `idle_timeout_ms`.
-    pub idle_timeout: Duration,
-    /// `request_timeout_ms`.
-    pub request_timeout: Duration,
-    /// `max_connections`.
-    pub max_connections: u32,
-}
-
-/// Default of `[server] max_header_bytes`.
-pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
-/// Default of `[server] header_read_timeout_ms`.
-pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
-/// Default of `[server] idle_timeout_ms`.
-pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
-/// Default of `[server] max_connections`.
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
-
 impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
@@ -227,6 +184,57 @@ impl Default for ServerSection {
 }
 
 impl ServerSection {
+    /// Refuses zeros, a head limit under 8 KiB, half a TLS pair and a bad proxy network,
+    /// naming the key.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_body_bytes must be at least 1".into(),
+            ));
+        }
+        if let Some(bytes) = self.max_header_bytes
+            && bytes < 8192
+        {
+            return Err(ConfigError::Invalid(format!(
+                "server.max_header_bytes is {bytes}; it must be at least 8192"
+            )));
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "server.tls_cert_file and server.tls_key_file go together: set both or neither"
+                    .into(),
+            ));
+        }
+        // Zero would mean "no connections" or, to PostgreSQL, "no timeout at all".
+        for (key, value) in [
+            ("server.request_timeout_ms", Some(self.request_timeout_ms)),
+            ("server.header_read_timeout_ms", self.header_read_timeout_ms),
+            ("server.idle_timeout_ms", self.idle_timeout_ms),
+            (
+                "server.max_connections",
+                self.max_connections.map(u64::from),
+            ),
+            (
+                "server.database_max_connections",
+                self.database_max_connections.map(u64::from),
+            ),
+            (
+                "server.database_statement_timeout_ms",
+                self.database_statement_timeout_ms,
+            ),
+            (
+                "server.database_acquire_timeout_ms",
+                self.database_acquire_timeout_ms,
+            ),
+        ] {
+            if value == Some(0) {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+            }
+        }
+        self.client_address_rule()?;
+        Ok(())
+    }
+
     /// The connection-level limits: the configured ones, defaults for the rest.
     pub fn connection_limits(&self) -> ConnectionLimits {
         ConnectionLimits {
@@ -260,6 +268,17 @@ impl ServerSection {
             trusted,
             self.forwarded_header.unwrap_or_default(),
         ))
+    }
+
+    /// The certificate and key files when both are set (the check refuses one alone).
+    pub fn tls_files(&self) -> Option<crate::listener::TlsFiles> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some(crate::listener::TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            _ => None,
+        }
     }
 
     /// The database pool's limits: the configured ones, defaults for the rest.
@@ -310,6 +329,33 @@ impl Default for AuthSection {
     }
 }
 
+impl AuthSection {
+    /// Refuses zeros, naming the key.
+    fn check(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("auth.token_ttl_seconds", self.token_ttl_seconds),
+            (
+                "auth.failed_logins_per_minute",
+                u64::from(self.failed_logins_per_minute),
+            ),
+            (
+                "auth.failed_logins_per_address_per_minute",
+                u64::from(self.failed_logins_per_address_per_minute),
+            ),
+            ("auth.tokens_per_minute", u64::from(self.tokens_per_minute)),
+            (
+                "auth.max_live_tokens_per_client",
+                u64::from(self.max_live_tokens_per_client),
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One `[[model_endpoints]]` table.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -342,139 +388,6 @@ pub struct EndpointEntry {
     /// Calls in flight to this endpoint at most (default 256); one more is refused with 429.
     #[serde(default)]
     pub max_concurrent_calls: Option<u32>,
-}
-
-/// `[rate_limits]`: a token bucket per OAuth client id, in memory on each replica, applied to
-/// every request with a valid bearer token. Present (even empty), it limits every client, with
-/// the contract's values for the keys it leaves out; absent, nothing is limited (the gateway
-/// warns at start-up), because bursts of hundreds of requests from one client are normal for
-/// batch jobs and tests, and a limit nobody configured would refuse them without warning.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitsSection {
-    /// Sustained rate per client, requests per second (default 50; fractions allowed, > 0).
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// Burst per client: the most requests accepted back to back (default 100, at least 1).
-    #[serde(default)]
-    pub burst: Option<u32>,
-    /// Per-client overrides.
-    #[serde(default)]
-    pub clients: BTreeMap<String, ClientRateLimit>,
-}
-
-/// `[rate_limits.clients."<id>"]`: a key left out takes the section's value.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientRateLimit {
-    /// Sustained rate.
-    #[serde(default)]
-    pub requests_per_second: Option<f64>,
-    /// Burst.
-    #[serde(default)]
-    pub burst: Option<u32>,
-}
-
-/// `[exporters]` (consumed by the telemetry work).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportersSection {
-    /// `[exporters.webhook]`.
-    #[serde(default)]
-    pub webhook: Option<WebhookExporter>,
-    /// `[exporters.otlp]`.
-    #[serde(default)]
-    pub otlp: Option<OtlpExporter>,
-    /// `[exporters.prometheus]`.
-    #[serde(default)]
-    pub prometheus: Option<PrometheusExporter>,
-}
-
-/// `[exporters.webhook]`.
-#[derive(Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookExporter {
-    /// Target URL.
-    pub url: String,
-    /// Extra headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Records per POST.
-    #[serde(default)]
-    pub batch_size: Option<u32>,
-    /// Longest wait before a partial batch is sent.
-    #[serde(default)]
-    pub flush_interval_ms: Option<u64>,
-    /// Most undelivered records kept.
-    #[serde(default)]
-    pub max_backlog: Option<u64>,
-    /// Undelivered records older than this many hours are skipped (default 168, a week).
-    #[serde(default)]
-    pub max_age_hours: Option<u64>,
-}
-
-impl WebhookExporter {
-    /// The outbox settings, with defaults for what is not set.
-    pub fn outbox(&self) -> crate::exporters::OutboxConfig {
-        let defaults = crate::exporters::OutboxConfig::default();
-        crate::exporters::OutboxConfig {
-            batch_size: self.batch_size.unwrap_or(defaults.batch_size).max(1),
-            flush_interval: self
-                .flush_interval_ms
-                .map_or(defaults.flush_interval, |ms| {
-                    std::time::Duration::from_millis(ms.max(10))
-                }),
-            max_backlog: self.max_backlog.unwrap_or(defaults.max_backlog),
-            max_age: self.max_age_hours.map_or(defaults.max_age, |h| {
-                std::time::Duration::from_secs(h * 3600)
-            }),
-            lease_ttl: defaults.lease_ttl,
-        }
-    }
-}
-
-/// `[exporters.otlp]`.
-#[derive(Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OtlpExporter {
-    /// Collector URL.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// Extra headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Whether message content is exported.
-    #[serde(default)]
-    pub include_content: Option<bool>,
-}
-
-/// `[exporters.prometheus]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrometheusExporter {
-    /// Whether `/metrics` is served.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// Whether `/metrics` needs a token.
-    #[serde(default)]
-    pub require_token: Option<bool>,
-}
-
-/// `[telemetry]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelemetrySection {
-    /// Days records are kept.
-    #[serde(default)]
-    pub retention_days: Option<u32>,
-    /// Records queued before they are written.
-    #[serde(default)]
-    pub queue_capacity: Option<u32>,
-    /// `queued` (default: answer once the record is queued) or `ack-after-store` (a
-    /// successful invocation is answered only once its record is committed;
-    /// `docs/telemetry.md`).
-    #[serde(default)]
-    pub durability: Option<crate::telemetry::Durability>,
 }
 
 /// `[audit]`.
@@ -514,204 +427,40 @@ impl ConfigFile {
             path: String::new(),
             message: e.to_string(),
         })?;
-        file.catalogue()?;
-        if let Some(webhook) = file.exporters.as_ref().and_then(|e| e.webhook.as_ref())
-            && !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://"))
-        {
-            return Err(ConfigError::Invalid(
-                "exporters.webhook.url must be an http:// or https:// URL".into(),
-            ));
+        file.check()?;
+        Ok(file)
+    }
+
+    /// Every section's checks, in the file's order of importance; the first failure is the
+    /// error.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = ConfigError::Invalid;
+        self.catalogue()?;
+        if let Some(exporters) = &self.exporters {
+            exporters.check().map_err(invalid)?;
         }
-        if let Some(m) = &file.moderation {
-            if !(m.url.starts_with("http://") || m.url.starts_with("https://")) {
-                return Err(ConfigError::Invalid(
-                    "moderation.url must be an http:// or https:// URL".into(),
-                ));
-            }
-            if let Some(var) = &m.api_key_env
-                && !is_variable_name(var)
-            {
-                return Err(ConfigError::Invalid(
-                    "moderation.api_key_env must name an environment variable (A-Z, 0-9, _); never put a key in the file".into(),
-                ));
-            }
+        if let Some(moderation) = &self.moderation {
+            moderation.check()?;
         }
-        if file.server.max_body_bytes == 0 {
-            return Err(ConfigError::Invalid(
-                "server.max_body_bytes must be at least 1".into(),
-            ));
+        if let Some(limits) = &self.limits {
+            limits.check().map_err(invalid)?;
         }
-        if let Some(l) = &file.limits {
-            for (key, value) in [
-                ("limits.max_json_depth", l.max_json_depth),
-                ("limits.max_system_prompt_chars", l.max_system_prompt_chars),
-                ("limits.max_input_chars", l.max_input_chars),
-                (
-                    "limits.max_conversation_messages",
-                    l.max_conversation_messages,
-                ),
-                ("limits.max_metadata_entries", l.max_metadata_entries),
-                ("limits.max_metadata_key_chars", l.max_metadata_key_chars),
-                (
-                    "limits.max_metadata_value_chars",
-                    l.max_metadata_value_chars,
-                ),
-                ("limits.max_text_chars", l.max_text_chars),
-            ] {
-                if value == Some(0) {
-                    return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
-                }
-            }
-            // The core's ceilings: a configured limit above them would never be reached.
-            for (key, value, ceiling) in [
-                (
-                    "limits.max_system_prompt_chars",
-                    l.max_system_prompt_chars,
-                    promptgate_core::prompt::MAX_SYSTEM_PROMPT_CHARS,
-                ),
-                (
-                    "limits.max_few_shot_examples",
-                    l.max_few_shot_examples,
-                    promptgate_core::prompt::MAX_FEW_SHOT_EXAMPLES,
-                ),
-                (
-                    "limits.max_example_chars",
-                    l.max_example_chars,
-                    promptgate_core::prompt::MAX_EXAMPLE_CHARS,
-                ),
-            ] {
-                if let Some(v) = value
-                    && v > ceiling
-                {
-                    return Err(ConfigError::Invalid(format!(
-                        "{key} is {v}; it can be at most {ceiling}"
-                    )));
-                }
-            }
-        }
-        if let Some(bytes) = file.server.max_header_bytes
-            && bytes < 8192
-        {
-            return Err(ConfigError::Invalid(format!(
-                "server.max_header_bytes is {bytes}; it must be at least 8192"
-            )));
-        }
-        if file.server.tls_cert_file.is_some() != file.server.tls_key_file.is_some() {
-            return Err(ConfigError::Invalid(
-                "server.tls_cert_file and server.tls_key_file go together: set both or neither"
-                    .into(),
-            ));
-        }
-        // Zero would mean "no connections" or, to PostgreSQL, "no timeout at all".
-        for (key, value) in [
-            (
-                "server.request_timeout_ms",
-                Some(file.server.request_timeout_ms),
-            ),
-            (
-                "server.header_read_timeout_ms",
-                file.server.header_read_timeout_ms,
-            ),
-            ("server.idle_timeout_ms", file.server.idle_timeout_ms),
-            (
-                "server.max_connections",
-                file.server.max_connections.map(u64::from),
-            ),
-            (
-                "server.database_max_connections",
-                file.server.database_max_connections.map(u64::from),
-            ),
-            (
-                "server.database_statement_timeout_ms",
-                file.server.database_statement_timeout_ms,
-            ),
-            (
-                "server.database_acquire_timeout_ms",
-                file.server.database_acquire_timeout_ms,
-            ),
-        ] {
-            if value == Some(0) {
-                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
-            }
-        }
-        if file.auth.token_ttl_seconds == 0 {
-            return Err(ConfigError::Invalid(
-                "auth.token_ttl_seconds must be at least 1".into(),
-            ));
-        }
-        if file.auth.failed_logins_per_minute == 0 {
-            return Err(ConfigError::Invalid(
-                "auth.failed_logins_per_minute must be at least 1".into(),
-            ));
-        }
-        if file.auth.failed_logins_per_address_per_minute == 0 {
-            return Err(ConfigError::Invalid(
-                "auth.failed_logins_per_address_per_minute must be at least 1".into(),
-            ));
-        }
-        for (key, value) in [
-            ("auth.tokens_per_minute", file.auth.tokens_per_minute),
-            (
-                "auth.max_live_tokens_per_client",
-                file.auth.max_live_tokens_per_client,
-            ),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
-            }
-        }
-        file.server.client_address_rule()?;
-        if let Some(interval) = file
+        self.server.check()?;
+        self.auth.check()?;
+        if let Some(interval) = self
             .audit
             .as_ref()
             .and_then(|a| a.checkpoint_interval_seconds)
             && !(1..=60).contains(&interval)
         {
-            return Err(ConfigError::Invalid(format!(
+            return Err(invalid(format!(
                 "audit.checkpoint_interval_seconds is {interval}; it must be from 1 to 60"
             )));
         }
-        if let Some(limits) = &file.rate_limits {
-            check_rate_limit("rate_limits", limits.requests_per_second, limits.burst)?;
-            for (id, o) in &limits.clients {
-                check_rate_limit(
-                    &format!("rate_limits.clients.{id:?}"),
-                    o.requests_per_second,
-                    o.burst,
-                )?;
-            }
+        if let Some(rate_limits) = &self.rate_limits {
+            rate_limits.check().map_err(invalid)?;
         }
-        Ok(file)
-    }
-
-    /// The per-client rate limiter when `[rate_limits]` is present: the section's values (the
-    /// contract's defaults for what is not set) and its per-client overrides. `None` (no limit)
-    /// without the section.
-    pub fn rate_limiter(&self) -> Option<RateLimiter> {
-        let section = self.rate_limits.as_ref()?;
-        let defaults = RateLimit::default();
-        let base = RateLimit {
-            requests_per_second: section
-                .requests_per_second
-                .unwrap_or(defaults.requests_per_second),
-            burst: section.burst.unwrap_or(defaults.burst),
-        };
-        let overrides = section
-            .clients
-            .iter()
-            .map(|(id, o)| {
-                (
-                    id.clone(),
-                    RateLimit {
-                        requests_per_second: o
-                            .requests_per_second
-                            .unwrap_or(base.requests_per_second),
-                        burst: o.burst.unwrap_or(base.burst),
-                    },
-                )
-            })
-            .collect();
-        Some(RateLimiter::new(base, overrides))
+        Ok(())
     }
 
     /// `max_concurrent_calls` of the endpoints that set it, by `ref`.
@@ -734,23 +483,6 @@ impl ConfigFile {
     }
 }
 
-/// Refuses a rate that is not a positive finite number and a burst of 0, naming the key.
-fn check_rate_limit(at: &str, rps: Option<f64>, burst: Option<u32>) -> Result<(), ConfigError> {
-    if let Some(rps) = rps
-        && !(rps.is_finite() && rps > 0.0)
-    {
-        return Err(ConfigError::Invalid(format!(
-            "{at}.requests_per_second is {rps}; it must be a number above 0"
-        )));
-    }
-    if burst == Some(0) {
-        return Err(ConfigError::Invalid(format!(
-            "{at}.burst must be at least 1"
-        )));
-    }
-    Ok(())
-}
-
 /// Whether `name` looks like an environment variable's name (and not like a pasted key).
 fn is_variable_name(name: &str) -> bool {
     !name.is_empty()
@@ -760,6 +492,23 @@ fn is_variable_name(name: &str) -> bool {
 }
 
 impl ModerationSection {
+    /// Refuses a URL that is not http(s) and a key variable that is not a variable's name.
+    fn check(&self) -> Result<(), ConfigError> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(
+                "moderation.url must be an http:// or https:// URL".into(),
+            ));
+        }
+        if let Some(var) = &self.api_key_env
+            && !is_variable_name(var)
+        {
+            return Err(ConfigError::Invalid(
+                "moderation.api_key_env must name an environment variable (A-Z, 0-9, _); never put a key in the file".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The client configuration.
     pub fn client_config(&self) -> promptgate_providers::ModerationConfig {
         promptgate_providers::ModerationConfig {
@@ -847,51 +596,106 @@ impl EndpointEntry {
     }
 }
 
+/// The configuration as the audit log records it: everything that shapes behaviour, and no
+/// secret, since an entry can never be purged and `ai:audit:read` is not an admin scope.
+///
+/// - Header values (which may carry credentials) become `sha256:` and their SHA-256.
+/// - `exporters.webhook.url` keeps only its origin (a Slack-style webhook's path *is* its
+///   secret), with `url_sha256` of the whole URL beside it so that a change still shows.
+/// - Every other URL (`exporters.otlp.endpoint`, `moderation.url`, each
+///   `model_endpoints[].base_url`, and any string that reads as a URL) loses its user-info,
+///   query string and fragment; when that removed something, `<key>_sha256` of the whole URL
+///   is added beside it for the same reason.
+/// - `server.database_url` is shown without its password (in user-info or a query
+///   parameter); no digest, since a password is often guessable and a digest would let a
+///   reader check guesses.
+///
+/// Keys themselves are never in the file (only variable names are).
+pub fn redacted_snapshot(config: &ConfigFile) -> serde_json::Value {
+    use promptgate_core::redact;
+    /// A URL member cut to `shown`, with the whole URL's digest beside it when anything was
+    /// cut (or always, for a webhook, whose origin alone would hide a change of its path).
+    fn cut_url(
+        members: &mut serde_json::Map<String, serde_json::Value>,
+        name: &str,
+        shown: String,
+        always_digest: bool,
+    ) {
+        let Some(serde_json::Value::String(url)) = members.get(name) else {
+            return;
+        };
+        if always_digest || shown != *url {
+            let digest = redact::url_sha256(url);
+            members.insert(format!("{name}_sha256"), serde_json::json!(digest));
+        }
+        members.insert(name.to_owned(), serde_json::json!(shown));
+    }
+    /// Whether `text` starts like `scheme://`.
+    fn looks_like_url(text: &str) -> bool {
+        text.split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        })
+    }
+    fn scrub(value: &mut serde_json::Value, in_webhook: bool) {
+        let serde_json::Value::Object(members) = value else {
+            if let serde_json::Value::Array(items) = value {
+                items.iter_mut().for_each(|item| scrub(item, false));
+            }
+            return;
+        };
+        let names: Vec<String> = members.keys().cloned().collect();
+        for name in names {
+            let Some(member) = members.get_mut(&name) else {
+                continue;
+            };
+            match (name.as_str(), member) {
+                ("headers", serde_json::Value::Object(headers)) => {
+                    for header in headers.values_mut() {
+                        let text = header.as_str().unwrap_or_default().to_owned();
+                        *header =
+                            serde_json::json!(format!("sha256:{}", redact::sha256_hex(&text)));
+                    }
+                }
+                ("database_url", serde_json::Value::String(url)) => {
+                    *url = redact::database_url_for_display(url);
+                }
+                ("url", serde_json::Value::String(url)) if in_webhook => {
+                    let shown = redact::url_origin(url);
+                    cut_url(members, &name, shown, true);
+                }
+                (_, serde_json::Value::String(text)) if looks_like_url(text) => {
+                    let shown = redact::url_without_secrets(text);
+                    cut_url(members, &name, shown, false);
+                }
+                (_, member @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
+                    scrub(member, name == "webhook");
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut snapshot = serde_json::to_value(config).unwrap_or(serde_json::Value::Null);
+    scrub(&mut snapshot, false);
+    // Through canonical JSON and back, so that numbers compare as the log stores them.
+    serde_json::from_str(&promptgate_audit::canonical::to_canonical_string(&snapshot))
+        .unwrap_or(serde_json::Value::Null)
+}
+
 /// By hand: the file holds the database URL, exporter URLs and header values that carry
 /// secrets. `Debug` shows the same redacted form the `CONFIG_RELOADED` audit entry records.
 impl std::fmt::Debug for ConfigFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ConfigFile {}",
-            crate::audit::configuration_snapshot(self)
-        )
-    }
-}
-
-/// By hand: the URL may carry its secret in the path, the headers their tokens.
-impl std::fmt::Debug for WebhookExporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookExporter")
-            .field("url", &promptgate_core::redact::url_origin(&self.url))
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("batch_size", &self.batch_size)
-            .field("flush_interval_ms", &self.flush_interval_ms)
-            .field("max_backlog", &self.max_backlog)
-            .field("max_age_hours", &self.max_age_hours)
-            .finish()
-    }
-}
-
-/// By hand: the endpoint may carry user-info, the headers their tokens.
-impl std::fmt::Debug for OtlpExporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OtlpExporter")
-            .field(
-                "endpoint",
-                &self
-                    .endpoint
-                    .as_deref()
-                    .map(promptgate_core::redact::url_without_secrets),
-            )
-            .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
+        write!(f, "ConfigFile {}", redacted_snapshot(self))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::{RateLimit, RateLimiter};
 
     #[test]
     fn empty_file_is_all_defaults() {
@@ -1007,11 +811,11 @@ mod tests {
 
     #[test]
     fn rate_limits_off_when_absent_defaults_when_present_and_overrides_inherit() {
-        assert!(ConfigFile::parse("").unwrap().rate_limiter().is_none());
-        let l = ConfigFile::parse("[rate_limits]\n")
-            .unwrap()
-            .rate_limiter()
-            .unwrap();
+        assert!(
+            RateLimiter::from_config(ConfigFile::parse("").unwrap().rate_limits.as_ref()).is_none()
+        );
+        let c = ConfigFile::parse("[rate_limits]\n").unwrap();
+        let l = RateLimiter::from_config(c.rate_limits.as_ref()).unwrap();
         assert_eq!(l.limit_for("anyone"), RateLimit::default());
         assert_eq!(l.limit_for("anyone").requests_per_second, 50.0);
         assert_eq!(l.limit_for("anyone").burst, 100);
@@ -1021,7 +825,7 @@ mod tests {
              [rate_limits.clients.\"slow\"]\nrequests_per_second = 0.5\nburst = 1\n",
         )
         .unwrap();
-        let l = c.rate_limiter().unwrap();
+        let l = RateLimiter::from_config(c.rate_limits.as_ref()).unwrap();
         let base = l.limit_for("other");
         assert_eq!(base.requests_per_second, 2.5);
         assert_eq!(base.burst, 100);

@@ -163,23 +163,6 @@ impl QueryParams {
     }
 }
 
-/// A UUID field (`promptId` of a query or a body), or a violation naming `field`.
-pub fn parse_uuid_field(
-    field: &str,
-    text: Option<&str>,
-    violations: &mut Vec<Violation>,
-) -> Option<uuid::Uuid> {
-    let text = text?;
-    uuid::Uuid::parse_str(text)
-        .map_err(|_| {
-            violations.push(Violation::invalid(
-                field,
-                format!("{field} {} is not a UUID", quoted(text)),
-            ))
-        })
-        .ok()
-}
-
 /// Cuts rows fetched with one extra (`page_size + 1`) to a page, with the cursor of the next
 /// page when that extra row showed there is one.
 pub fn keyset_page<R>(

@@ -11,7 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod client_addr;
-pub mod clients;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod error;
@@ -23,9 +23,11 @@ pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
+pub mod service;
 pub mod state;
 pub mod telemetry;
 pub mod upstream;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,15 +45,14 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenAuthority;
 use crate::cache::PromptCache;
-use crate::clients::{ClientError, NewClient};
 use crate::config::{ConfigError, ConfigFile};
 use crate::error::ApiError;
 use crate::routes::{
     audit as audit_routes, clients as client_routes, endpoints, invocations, oauth, openai, ops,
     prompts, telemetry as telemetry_routes,
 };
-use crate::state::AppState;
-use crate::telemetry::TelemetrySink;
+use crate::service::clients::{self, ClientError, NewClient};
+use crate::state::{AppState, Background};
 
 /// How often expired tokens are deleted from the database.
 const TOKEN_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
@@ -146,7 +147,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/openapi.json", get(ops::openapi))
+        .route("/openapi.json", get(openapi::serve))
         .route("/metrics", get(ops::metrics))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::list_models))
@@ -266,17 +267,9 @@ impl std::fmt::Debug for ServeOptions {
 pub struct Gateway {
     listener: listener::Listener,
     router: Router,
-    store: Arc<dyn Store>,
-    auth: Arc<TokenAuthority>,
-    prompts: Arc<PromptCache>,
-    exporters: Vec<(
-        Arc<dyn exporters::Target>,
-        exporters::OutboxConfig,
-        Arc<exporters::ExporterHealth>,
-    )>,
-    telemetry_writer: tokio::task::JoinHandle<()>,
+    state: AppState,
+    background: Background,
     retention_days: u32,
-    audit: Arc<audit::AuditLog>,
     checkpoint_interval: Duration,
     /// The address it listens on (the real port when 0 was asked for).
     pub local_addr: SocketAddr,
@@ -287,19 +280,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Opens the database, creates the admin client on an empty one, loads the tokenizers and
-    /// binds the listener.
+    /// Opens the database, creates the admin client on an empty one, builds the state (which
+    /// loads the tokenizers), records the configuration in the audit log and binds the listener.
     pub async fn bind(options: ServeOptions) -> Result<Self, StartError> {
-        let catalogue = options.config.catalogue()?;
-        let store = promptgate_store::open_with(
-            &options.database_url,
-            &options.config.server.pool_settings(),
-        )
-        .await
-        .map_err(|source| StartError::Store {
+        let config = &options.config;
+        let store_error = |source| StartError::Store {
             url: promptgate_core::redact::database_url_for_display(&options.database_url),
             source,
-        })?;
+        };
+        let store =
+            promptgate_store::open_with(&options.database_url, &config.server.pool_settings())
+                .await
+                .map_err(store_error)?;
         let supplied = options
             .admin_credentials
             .as_ref()
@@ -307,177 +299,27 @@ impl Gateway {
         let bootstrapped_admin = clients::bootstrap_admin(store.as_ref(), supplied)
             .await
             .map_err(StartError::Bootstrap)?;
-        let auth = Arc::new(
-            TokenAuthority::new(
-                store.clone(),
-                Duration::from_secs(options.config.auth.token_ttl_seconds),
-                options.config.auth.failed_logins_per_minute,
-            )
+        let (state, background) =
+            AppState::from_config(config, store.clone(), &options.database_url).await?;
+        audit::record_configuration(store.as_ref(), config)
             .await
-            .map_err(|source| StartError::Store {
-                url: promptgate_core::redact::database_url_for_display(&options.database_url),
-                source,
-            })?
-            .with_address_limit(options.config.auth.failed_logins_per_address_per_minute)
-            .with_issuance_limits(
-                options.config.auth.tokens_per_minute,
-                options.config.auth.max_live_tokens_per_client,
-            )
-            .with_client_address_rule(options.config.server.client_address_rule()?),
-        );
-        let telemetry_config = options.config.telemetry.clone().unwrap_or_default();
-        let (telemetry, telemetry_writer) = TelemetrySink::with_writer(
-            telemetry_config
-                .queue_capacity
-                .map_or(telemetry::DEFAULT_QUEUE_CAPACITY, |c| c as usize),
-            store.clone(),
-        );
-        let telemetry = telemetry.with_durability(telemetry_config.durability.unwrap_or_default());
-        let state = AppState::new(
-            store.clone(),
-            catalogue,
-            auth.clone(),
-            options.config.server.max_body_bytes,
-            telemetry,
-        )
-        .map_err(StartError::Providers)?;
-        let state = match &options.config.moderation {
-            Some(section) => state
-                .with_moderation(section)
-                .map_err(StartError::Providers)?,
-            None => state,
-        };
-        let mut state = state;
-        let audit_config = options.config.audit.clone().unwrap_or_default();
-        let key_path = audit_config
-            .signing_key_file
-            .as_ref()
-            .map(std::path::PathBuf::from)
-            .or_else(|| audit::default_key_path(&options.database_url));
-        let signing_key = match &key_path {
-            Some(path) => audit::load_or_create_key(path).map_err(StartError::AuditKey)?,
-            None => {
-                tracing::warn!(
-                    "no [audit] signing_key_file and the database is not a file: tree heads are \
-                     signed with a key that lasts only for this run"
-                );
-                let mut seed = [0u8; 32];
-                rand::fill(&mut seed);
-                ed25519_dalek::SigningKey::from_bytes(&seed)
-            }
-        };
-        state.audit = Arc::new(audit::AuditLog::new(
-            store.clone(),
-            signing_key,
-            audit_config.hash_system_prompts.unwrap_or(false),
-        ));
-        audit::record_configuration(store.as_ref(), &options.config)
-            .await
-            .map_err(|source| StartError::Store {
-                url: promptgate_core::redact::database_url_for_display(&options.database_url),
-                source,
-            })?;
-        if let Some(p) = options
-            .config
-            .exporters
-            .as_ref()
-            .and_then(|e| e.prometheus.as_ref())
-        {
-            state.prometheus = state::PrometheusSettings {
-                enabled: p.enabled.unwrap_or(true),
-                require_token: p.require_token.unwrap_or(false),
-            };
-        }
-        state.rate_limits = options.config.rate_limiter().map(Arc::new);
-        state.access_log = options.config.server.access_log.unwrap_or(true);
-        // The operator's own endpoints say which other tokenizers requests will need: load them
-        // now too. A built-in endpoint's tokenizer loads on its first use.
-        for configured in &options.config.model_endpoints {
-            if let Some(endpoint) = state.catalogue.get(&configured.reference) {
-                state.counter.warm(endpoint.tokenizer);
-            }
-        }
-        state.limits = limits::RequestLimits::from_section(options.config.limits.as_ref());
-        state.limits.request_timeout =
-            Duration::from_millis(options.config.server.request_timeout_ms);
-        state.upstream_slots = Arc::new(upstream::UpstreamSlots::new(
-            &state.catalogue,
-            &options.config.endpoint_call_limits(),
-        ));
-        if state.rate_limits.is_none() {
+            .map_err(store_error)?;
+        if config.rate_limits.is_none() {
             tracing::warn!(
                 "no [rate_limits] in the configuration: clients are not rate limited; add the \
                  section (even empty, for 50 requests/s and a burst of 100 per client)"
             );
         }
-        let prompts = state.prompts.clone();
-        let mut exporters = Vec::new();
-        if let Some(webhook) = options
-            .config
-            .exporters
-            .as_ref()
-            .and_then(|e| e.webhook.as_ref())
-        {
-            let target = exporters::webhook::Webhook::new(&webhook.url, webhook.headers.clone())
-                .map_err(|e| StartError::Config(ConfigError::Invalid(e)))?;
-            exporters.push((
-                Arc::new(target) as Arc<dyn exporters::Target>,
-                webhook.outbox(),
-                Arc::new(exporters::ExporterHealth::default()),
-            ));
-        }
-        if let Some(otlp) = options
-            .config
-            .exporters
-            .as_ref()
-            .and_then(|e| e.otlp.as_ref())
-        {
-            let endpoint = otlp
-                .endpoint
-                .as_deref()
-                .unwrap_or(exporters::otlp::DEFAULT_ENDPOINT);
-            let target = exporters::otlp::Otlp::new(
-                endpoint,
-                otlp.headers.clone(),
-                otlp.include_content.unwrap_or(false),
-            )
-            .map_err(|e| {
-                StartError::Config(ConfigError::Invalid(format!("exporters.otlp: {e}")))
-            })?;
-            exporters.push((
-                Arc::new(target) as Arc<dyn exporters::Target>,
-                exporters::OutboxConfig::default(),
-                Arc::new(exporters::ExporterHealth::default()),
-            ));
-        }
-        state.exporter_health = Arc::new(
-            exporters
-                .iter()
-                .map(|(target, _, health)| (target.name().to_owned(), health.clone()))
-                .collect(),
-        );
-        let tls_files = match (
-            &options.config.server.tls_cert_file,
-            &options.config.server.tls_key_file,
-        ) {
-            (Some(cert), Some(key)) => Some(listener::TlsFiles {
-                cert: cert.into(),
-                key: key.into(),
-            }),
-            _ => None,
-        };
+        let tls_files = config.server.tls_files();
         let listener = listener::Listener::bind(
             &options.listen,
-            options.config.server.connection_limits(),
+            config.server.connection_limits(),
             tls_files.as_ref(),
         )
         .await?;
         let local_addr = listener.local_addr();
-        let tls = listener.is_tls();
-        if state.prometheus.enabled
-            && !state.prometheus.require_token
-            && !local_addr.ip().is_loopback()
-        {
+        let prometheus = state.prometheus();
+        if prometheus.enabled && !prometheus.require_token && !local_addr.ip().is_loopback() {
             tracing::warn!(
                 listen = %local_addr,
                 "/metrics is public on an address beyond loopback: it names prompts, versions, \
@@ -485,24 +327,20 @@ impl Gateway {
                  require_token = true or keep the port off untrusted networks"
             );
         }
-        let audit_log = state.audit.clone();
+        let telemetry = config.telemetry.clone().unwrap_or_default();
         Ok(Gateway {
-            audit: audit_log,
-            checkpoint_interval: audit_config
-                .checkpoint_interval_seconds
+            checkpoint_interval: config
+                .audit
+                .as_ref()
+                .and_then(|a| a.checkpoint_interval_seconds)
                 .map_or(audit::DEFAULT_CHECKPOINT_INTERVAL, Duration::from_secs),
+            tls: listener.is_tls(),
             listener,
-            router: app(state),
-            store,
-            auth,
-            prompts,
-            exporters,
-            telemetry_writer,
-            retention_days: telemetry_config
-                .retention_days
-                .unwrap_or(DEFAULT_RETENTION_DAYS),
+            router: app(state.clone()),
+            state,
+            background,
+            retention_days: telemetry.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
             local_addr,
-            tls,
             bootstrapped_admin,
         })
     }
@@ -513,43 +351,54 @@ impl Gateway {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
+        let Gateway {
+            listener,
+            router,
+            state,
+            background,
+            retention_days,
+            checkpoint_interval,
+            ..
+        } = self;
+        let store = state.store().clone();
+        let audit = state.audit().clone();
         let refresher = tokio::spawn(refresh_loop(
-            self.auth.clone(),
-            self.prompts.clone(),
-            self.store.clone(),
-            self.retention_days,
+            state.auth().clone(),
+            state.prompts().clone(),
+            store.clone(),
+            retention_days,
         ));
-        let checkpoints = tokio::spawn(audit::checkpoint_loop(
-            self.audit.clone(),
-            self.checkpoint_interval,
-        ));
+        // The router holds its own clone; this one must not keep the telemetry sink alive
+        // past shutdown, or the writer would never see the queue close.
+        drop(state);
+        let checkpoints = tokio::spawn(audit::checkpoint_loop(audit.clone(), checkpoint_interval));
         let (stop_exporters, stop) = tokio::sync::watch::channel(false);
         // One id for every lease this process holds; replicas each draw their own.
         let holder = exporters::new_holder_id();
-        let outboxes: Vec<_> = self
+        let outboxes: Vec<_> = background
             .exporters
             .into_iter()
-            .map(|(target, config, health)| {
+            .map(|exporter| {
                 tokio::spawn(exporters::run_outbox(
-                    self.store.clone(),
-                    target,
-                    config,
-                    health,
+                    store.clone(),
+                    exporter.target,
+                    exporter.outbox,
+                    exporter.health,
                     holder.clone(),
                     stop.clone(),
                 ))
             })
             .collect();
-        let served = self.listener.serve(self.router, shutdown).await;
+        let served = listener.serve(router, shutdown).await;
         refresher.abort();
         checkpoints.abort();
         // A last head, so that what this run appended is covered by a signature.
-        if let Err(err) = self.audit.checkpoint().await {
+        if let Err(err) = audit.checkpoint().await {
             tracing::warn!(error = ?err, "cannot sign the final audit tree head");
         }
         // The router, and with it every telemetry sink, is gone: the writer stores what is
         // still queued and ends.
-        if let Err(err) = self.telemetry_writer.await {
+        if let Err(err) = background.telemetry_writer.await {
             tracing::error!(error = %err, "the telemetry writer failed");
         }
         // Exporters stop after their current pass and give up their leases, so another
@@ -558,7 +407,7 @@ impl Gateway {
         for outbox in outboxes {
             let _ = outbox.await;
         }
-        self.store.close().await;
+        store.close().await;
         served.map_err(StartError::Serve)
     }
 }
@@ -584,7 +433,7 @@ async fn refresh_loop(
         }
         if last_sweep.elapsed() >= TOKEN_SWEEP_INTERVAL {
             last_sweep = tokio::time::Instant::now();
-            let now = time::OffsetDateTime::now_utc();
+            let now = clock::now();
             match store.delete_expired_tokens(now).await {
                 Ok(n) if n > 0 => tracing::info!(deleted = n, "deleted expired access tokens"),
                 Ok(_) => {}

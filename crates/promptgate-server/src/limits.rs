@@ -12,8 +12,8 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use crate::config::LimitsSection;
 use crate::error::ApiError;
 use promptgate_core::violation::quoted;
 use promptgate_core::{Violation, ViolationCode};
@@ -38,6 +38,87 @@ pub const DEFAULT_MAX_METADATA_KEY_CHARS: usize = 128;
 pub const DEFAULT_MAX_METADATA_VALUE_CHARS: usize = 1_024;
 /// Default of `[limits] max_text_chars`.
 pub const DEFAULT_MAX_TEXT_CHARS: usize = 2_000;
+
+/// `[limits]`: nesting depth and string lengths of request bodies; a key left out takes the
+/// default of [`RequestLimits`]. Every value must be at least 1.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Deepest nesting of arrays and objects in a JSON body (default 32).
+    pub max_json_depth: Option<usize>,
+    /// Longest `systemPrompt`, characters (default 200000; at most 1000000).
+    pub max_system_prompt_chars: Option<usize>,
+    /// Longest invocation input or single message, characters (default 200000).
+    pub max_input_chars: Option<usize>,
+    /// Most earlier messages in an invocation (default 1000).
+    pub max_conversation_messages: Option<usize>,
+    /// Most few-shot examples in a version (default 200; at most 1000).
+    pub max_few_shot_examples: Option<usize>,
+    /// Longest few-shot input or output, characters (default 20000; at most 200000).
+    pub max_example_chars: Option<usize>,
+    /// Most `metadata` entries (default 64).
+    pub max_metadata_entries: Option<usize>,
+    /// Longest `metadata` key, characters (default 128).
+    pub max_metadata_key_chars: Option<usize>,
+    /// Longest `metadata` value, characters (default 1024).
+    pub max_metadata_value_chars: Option<usize>,
+    /// Longest feedback comment, characters (default 2000).
+    pub max_text_chars: Option<usize>,
+}
+
+impl LimitsSection {
+    /// Refuses a zero and a value above the core's ceiling (which would never be reached),
+    /// naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("limits.max_json_depth", self.max_json_depth),
+            (
+                "limits.max_system_prompt_chars",
+                self.max_system_prompt_chars,
+            ),
+            ("limits.max_input_chars", self.max_input_chars),
+            (
+                "limits.max_conversation_messages",
+                self.max_conversation_messages,
+            ),
+            ("limits.max_metadata_entries", self.max_metadata_entries),
+            ("limits.max_metadata_key_chars", self.max_metadata_key_chars),
+            (
+                "limits.max_metadata_value_chars",
+                self.max_metadata_value_chars,
+            ),
+            ("limits.max_text_chars", self.max_text_chars),
+        ] {
+            if value == Some(0) {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        for (key, value, ceiling) in [
+            (
+                "limits.max_system_prompt_chars",
+                self.max_system_prompt_chars,
+                promptgate_core::prompt::MAX_SYSTEM_PROMPT_CHARS,
+            ),
+            (
+                "limits.max_few_shot_examples",
+                self.max_few_shot_examples,
+                promptgate_core::prompt::MAX_FEW_SHOT_EXAMPLES,
+            ),
+            (
+                "limits.max_example_chars",
+                self.max_example_chars,
+                promptgate_core::prompt::MAX_EXAMPLE_CHARS,
+            ),
+        ] {
+            if let Some(v) = value
+                && v > ceiling
+            {
+                return Err(format!("{key} is {v}; it can be at most {ceiling}"));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The request limits in force, defaults filled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -395,7 +476,7 @@ pub fn check_length(
 pub fn check_prompt_settings(
     limits: &RequestLimits,
     system_prompt: Option<&str>,
-    examples: Option<&[promptgate_api::FewShotExample]>,
+    examples: Option<&[promptgate_core::prompt::ExampleDraft]>,
     violations: &mut Vec<Violation>,
 ) {
     if let Some(text) = system_prompt {

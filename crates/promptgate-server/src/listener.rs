@@ -56,7 +56,30 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::StartError;
-use crate::config::ConnectionLimits;
+
+/// The connection-level limits of `[server]`, defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `max_header_bytes`.
+    pub max_header_bytes: usize,
+    /// `header_read_timeout_ms`.
+    pub header_read_timeout: Duration,
+    /// `idle_timeout_ms`.
+    pub idle_timeout: Duration,
+    /// `request_timeout_ms`.
+    pub request_timeout: Duration,
+    /// `max_connections`.
+    pub max_connections: u32,
+}
+
+/// Default of `[server] max_header_bytes`.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Default of `[server] header_read_timeout_ms`.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Default of `[server] idle_timeout_ms`.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Default of `[server] max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
 
 /// Concurrent HTTP/2 streams per connection.
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use promptgate_core::invocation::InvocationRecord;
 
-use crate::exporters::ExporterHealth;
+use crate::exporters::{ExporterHealth, ExportersSection};
 use crate::telemetry::Counters;
 
 /// Latency buckets, in seconds.
@@ -64,6 +64,38 @@ struct Series {
     latency: Histogram,
     input_tokens: Histogram,
     output_tokens: Histogram,
+}
+
+/// `[exporters.prometheus]`, defaults filled in.
+#[derive(Debug, Clone, Copy)]
+pub struct PrometheusSettings {
+    /// Serve `/metrics` (default true).
+    pub enabled: bool,
+    /// Require a bearer token with `ai:telemetry:read` (default false).
+    pub require_token: bool,
+}
+
+impl Default for PrometheusSettings {
+    fn default() -> Self {
+        PrometheusSettings {
+            enabled: true,
+            require_token: false,
+        }
+    }
+}
+
+impl PrometheusSettings {
+    /// The settings of `[exporters.prometheus]`, the defaults without it.
+    pub fn from_config(exporters: Option<&ExportersSection>) -> Self {
+        let d = PrometheusSettings::default();
+        match exporters.and_then(|e| e.prometheus.as_ref()) {
+            Some(p) => PrometheusSettings {
+                enabled: p.enabled.unwrap_or(d.enabled),
+                require_token: p.require_token.unwrap_or(d.require_token),
+            },
+            None => d,
+        }
+    }
 }
 
 /// The gateway's invocation metrics.

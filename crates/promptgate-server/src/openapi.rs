@@ -46,7 +46,7 @@ use promptgate_api as api;
         routes::clients::rotate_client_secret,
         routes::ops::healthz,
         routes::ops::readyz,
-        routes::ops::openapi,
+        serve,
         routes::ops::metrics,
     ),
     components(schemas(
@@ -65,6 +65,14 @@ use promptgate_api as api;
     modifiers(&BearerAuth, &CommonResponses, &TokenForm, &InvocationStream, &QueryFormats),
 )]
 pub struct ApiDoc;
+
+/// This API's OpenAPI document, generated from the code. Served from this module (not
+/// `routes/ops.rs`) because the document lists every route: the routes must not depend on it.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn serve() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
 
 struct BearerAuth;
 

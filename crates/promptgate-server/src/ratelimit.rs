@@ -14,10 +14,12 @@
 //! held for a few arithmetic operations and never across an await. One entry per client that
 //! has called (client ids are authenticated, so their number is bounded by the clients table).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 /// The contract's default sustained rate per client.
 pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 50.0;
@@ -76,6 +78,68 @@ pub struct Decision {
     pub retry_after_seconds: u64,
 }
 
+/// `[rate_limits]`: a token bucket per OAuth client id, in memory on each replica, applied to
+/// every request with a valid bearer token. Present (even empty), it limits every client, with
+/// the contract's values for the keys it leaves out; absent, nothing is limited (the gateway
+/// warns at start-up), because bursts of hundreds of requests from one client are normal for
+/// batch jobs and tests, and a limit nobody configured would refuse them without warning.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsSection {
+    /// Sustained rate per client, requests per second (default 50; fractions allowed, > 0).
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Burst per client: the most requests accepted back to back (default 100, at least 1).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Per-client overrides.
+    #[serde(default)]
+    pub clients: BTreeMap<String, ClientRateLimit>,
+}
+
+/// `[rate_limits.clients."<id>"]`: a key left out takes the section's value.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRateLimit {
+    /// Sustained rate.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Burst.
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl RateLimitsSection {
+    /// Refuses a rate that is not a positive finite number and a burst of 0, in the section and
+    /// in each override, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        check_rate_limit("rate_limits", self.requests_per_second, self.burst)?;
+        for (id, o) in &self.clients {
+            check_rate_limit(
+                &format!("rate_limits.clients.{id:?}"),
+                o.requests_per_second,
+                o.burst,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a rate that is not a positive finite number and a burst of 0, naming the key.
+fn check_rate_limit(at: &str, rps: Option<f64>, burst: Option<u32>) -> Result<(), String> {
+    if let Some(rps) = rps
+        && !(rps.is_finite() && rps > 0.0)
+    {
+        return Err(format!(
+            "{at}.requests_per_second is {rps}; it must be a number above 0"
+        ));
+    }
+    if burst == Some(0) {
+        return Err(format!("{at}.burst must be at least 1"));
+    }
+    Ok(())
+}
+
 /// The buckets of every client, with the default limit and the per-client overrides.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -90,6 +154,38 @@ pub struct RateLimiter {
 impl Default for RateLimiter {
     fn default() -> Self {
         RateLimiter::new(RateLimit::default(), HashMap::new())
+    }
+}
+
+impl RateLimiter {
+    /// The per-client rate limiter when `[rate_limits]` is present: the section's values (the
+    /// contract's defaults for what is not set) and its per-client overrides. `None` (no limit)
+    /// without the section.
+    pub fn from_config(section: Option<&RateLimitsSection>) -> Option<RateLimiter> {
+        let section = section?;
+        let defaults = RateLimit::default();
+        let base = RateLimit {
+            requests_per_second: section
+                .requests_per_second
+                .unwrap_or(defaults.requests_per_second),
+            burst: section.burst.unwrap_or(defaults.burst),
+        };
+        let overrides = section
+            .clients
+            .iter()
+            .map(|(id, o)| {
+                (
+                    id.clone(),
+                    RateLimit {
+                        requests_per_second: o
+                            .requests_per_second
+                            .unwrap_or(base.requests_per_second),
+                        burst: o.burst.unwrap_or(base.burst),
+                    },
+                )
+            })
+            .collect();
+        Some(RateLimiter::new(base, overrides))
     }
 }
 

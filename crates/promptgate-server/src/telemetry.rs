@@ -329,13 +329,13 @@ impl TelemetrySink {
     /// committed, and refuses with 503 when it could not be (the queue was full, the database
     /// failed, or [`ACK_TIMEOUT`] passed); the record may still be stored later, but the answer
     /// never claims it was. Returns at once in `queued` mode and for records not expected.
-    pub async fn stored(&self, id: &str) -> Result<(), crate::error::ApiError> {
+    pub async fn stored(&self, id: &str) -> Result<(), NotStored> {
         if self.durability != Durability::AckAfterStore {
             return Ok(());
         }
         match self.acks.wait(id, ACK_TIMEOUT).await {
             None | Some(true) => Ok(()),
-            Some(false) => Err(crate::error::ApiError::Unavailable(format!(
+            Some(false) => Err(NotStored(format!(
                 "the record of invocation {id} could not be stored, so its answer is withheld \
                  ([telemetry] durability = \"ack-after-store\"); retry"
             ))),
@@ -604,6 +604,37 @@ impl<B: Batches> Writer<B> {
     }
 }
 
+/// Under `ack-after-store`, a successful invocation's record could not be committed: its
+/// answer is withheld (503). The text says which invocation and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotStored(pub String);
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// Days records are kept.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    /// Records queued before they are written.
+    #[serde(default)]
+    pub queue_capacity: Option<u32>,
+    /// `queued` (default: answer once the record is queued) or `ack-after-store` (a
+    /// successful invocation is answered only once its record is committed;
+    /// `docs/telemetry.md`).
+    #[serde(default)]
+    pub durability: Option<Durability>,
+}
+
+impl TelemetrySection {
+    /// The queue's capacity, the default when not set.
+    pub fn queue_capacity(&self) -> usize {
+        self.queue_capacity
+            .map_or(DEFAULT_QUEUE_CAPACITY, |c| c as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -857,8 +888,7 @@ mod tests {
         store.set_down(true);
         sink.emit(record(2));
         let err = sink.stored("inv-2").await.unwrap_err();
-        assert_eq!(err.status().as_u16(), 503, "{err:?}");
-        assert!(err.body().message.contains("inv-2"), "{err:?}");
+        assert!(err.0.contains("inv-2"), "{err:?}");
         // While the writer backs off, a new record's answer is refused without waiting for
         // the next attempt.
         sink.emit(record(3));

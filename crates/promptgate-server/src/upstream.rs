@@ -12,8 +12,6 @@ use std::sync::Arc;
 use promptgate_core::EndpointCatalogue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::ApiError;
-
 /// Default of `[[model_endpoints]] max_concurrent_calls`.
 pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 256;
 
@@ -52,18 +50,29 @@ impl UpstreamSlots {
     /// Takes a slot of `endpoint` without waiting, or refuses with 429 naming the endpoint and
     /// its limit. An endpoint without slots (not in the catalogue) is not limited here; the
     /// caller fails on it anyway.
-    pub fn acquire(&self, endpoint: &str) -> Result<Option<UpstreamSlot>, ApiError> {
+    pub fn acquire(&self, endpoint: &str) -> Result<Option<UpstreamSlot>, SlotsFull> {
         let Some((semaphore, limit)) = self.by_endpoint.get(endpoint) else {
             return Ok(None);
         };
         match semaphore.clone().try_acquire_owned() {
             Ok(permit) => Ok(Some(UpstreamSlot { _permit: permit })),
-            Err(_) => Err(ApiError::UpstreamBusy {
+            Err(_) => Err(SlotsFull {
                 endpoint: endpoint.to_owned(),
                 limit: *limit,
             }),
         }
     }
+}
+
+/// Every call slot of a model endpoint is taken (`max_concurrent_calls`): answered 429 with the
+/// endpoint and its limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the model endpoint {endpoint} has all its {limit} calls in flight")]
+pub struct SlotsFull {
+    /// The endpoint's `ref`.
+    pub endpoint: String,
+    /// Its `max_concurrent_calls`.
+    pub limit: u32,
 }
 
 #[cfg(test)]
@@ -83,7 +92,7 @@ mod tests {
         let _b = slots.acquire(&endpoint).unwrap();
         let refused = slots.acquire(&endpoint).unwrap_err();
         assert!(
-            matches!(&refused, ApiError::UpstreamBusy { limit: 2, endpoint: e } if *e == endpoint),
+            matches!(&refused, SlotsFull { limit: 2, endpoint: e } if *e == endpoint),
             "{refused:?}"
         );
         drop(a);

@@ -178,3 +178,60 @@ pub(crate) fn chat_completions_policy(
         allow_caller_settings,
     })
 }
+
+/// A stored hex hash (a chain hash, a Merkle leaf or root).
+pub(crate) fn stored_hash(hex: &str) -> Result<promptgate_audit::Hash, StoreError> {
+    promptgate_audit::merkle::from_hex(hex)
+        .map_err(|_| StoreError::Corrupt(format!("audit hash {hex:?}")))
+}
+
+/// An audit sequence or tree size as the `BIGINT` column stores it (saturating: a bound past
+/// `i64::MAX` means "everything").
+pub(crate) fn sql_sequence(sequence: u64) -> i64 {
+    i64::try_from(sequence).unwrap_or(i64::MAX)
+}
+
+/// Turns a name filter into a `LIKE` pattern: `*` is the wildcard, and the pattern characters
+/// `%`, `_` and `\` match themselves.
+pub(crate) fn like_pattern(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '*' => out.push('%'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The listing's name filter as the two conditions it binds: an exact name, or a `LIKE`
+/// pattern when the name holds the wildcard `*` (NULL switches a condition off).
+pub(crate) fn name_filter(name: Option<&str>) -> (Option<String>, Option<String>) {
+    match name {
+        Some(name) if name.contains('*') => (None, Some(like_pattern(&nul_free(name)))),
+        Some(name) => (Some(nul_free(name)), None),
+        None => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_pattern_escapes_sql_wildcards() {
+        assert_eq!(like_pattern("support*"), "support%");
+        assert_eq!(like_pattern("50%_off\\*"), "50\\%\\_off\\\\%");
+    }
+
+    #[test]
+    fn a_name_is_exact_unless_it_holds_the_wildcard() {
+        assert_eq!(name_filter(None), (None, None));
+        assert_eq!(name_filter(Some("a_b")), (Some("a_b".to_owned()), None));
+        assert_eq!(name_filter(Some("a_*")), (None, Some("a\\_%".to_owned())));
+    }
+}

@@ -12,8 +12,11 @@
 
 mod codec;
 mod health;
+mod methods;
 pub mod migrate;
 mod postgres;
+mod rows;
+mod seal;
 mod sqlite;
 mod summary;
 #[cfg(feature = "test-postgres")]
@@ -31,6 +34,12 @@ use uuid::Uuid;
 
 pub use postgres::{PoolSettings, PostgresStore};
 pub use sqlite::SqliteStore;
+
+/// The storage traits, for `use promptgate_store::prelude::*;`: calling a method of an area
+/// trait needs that trait in scope, even through `Arc<dyn Store>`.
+pub mod prelude {
+    pub use crate::{AuditStore, ClientStore, OutboxStore, PromptStore, Store, TelemetryStore};
+}
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +125,19 @@ pub struct PromptFilter {
     pub name: Option<String>,
     /// Only prompts with this status.
     pub status: Option<PromptStatus>,
+}
+
+/// A prompt of a listing page with what a listing shows of it, read for the whole page at
+/// once (a fixed number of queries per page, not two per prompt).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptListing {
+    /// The prompt.
+    pub prompt: Prompt,
+    /// Its version labels, oldest first by semver.
+    pub labels: Vec<VersionLabel>,
+    /// Its default version (the traffic split's); `None` only when the database does not hold
+    /// it, which the caller reports as it reports a missing version.
+    pub default_version: Option<PromptVersion>,
 }
 
 /// Which invocation records a telemetry query covers. Every part is optional.
@@ -246,15 +268,11 @@ impl StoredAuditEntry {
     }
 }
 
-/// Storage for everything the gateway keeps. Implementations must be safe to share between
-/// request handlers and between processes on the same database.
+/// OAuth clients and their access tokens: what the token endpoint and the token cache need
+/// (creation, disabling, secret rotation, the bound on live tokens and the generations
+/// that tell other replicas about revocations).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Succeeds when the database answers (for `/readyz`).
-    async fn ping(&self) -> Result<(), StoreError>;
-    /// Closes every connection after the last request, on graceful shutdown.
-    async fn close(&self);
-
+pub trait ClientStore: Send + Sync {
     /// How many clients exist (zero on a fresh database).
     async fn count_clients(&self) -> Result<i64, StoreError>;
     /// Adds a client, with the audit entry that records it.
@@ -286,7 +304,6 @@ pub trait Store: Send + Sync + 'static {
     /// Every client whose secret was rotated, with the last rotation time, so that each
     /// gateway's token cache can notice a rotation made elsewhere and forget that client's tokens.
     async fn secret_rotations(&self) -> Result<Vec<(String, OffsetDateTime)>, StoreError>;
-
     /// Records an issued token.
     async fn insert_token(&self, token: &AccessToken) -> Result<(), StoreError>;
     /// Records an issued token and, in the same transaction, deletes the client's oldest
@@ -300,7 +317,7 @@ pub trait Store: Send + Sync + 'static {
         max_live: u32,
         now: OffsetDateTime,
     ) -> Result<Vec<String>, StoreError>;
-    /// Every client whose tokens were ever revoked by [`Store::insert_token_bounded`], with its
+    /// Every client whose tokens were ever revoked by [`ClientStore::insert_token_bounded`], with its
     /// token generation, so that each gateway's token cache can notice a revocation made
     /// elsewhere and forget that client's tokens.
     async fn token_generations(&self) -> Result<Vec<(String, i64)>, StoreError>;
@@ -308,7 +325,12 @@ pub trait Store: Send + Sync + 'static {
     async fn find_token(&self, token_hash: &str) -> Result<Option<AccessToken>, StoreError>;
     /// Forgets tokens that expired before `now`; returns how many.
     async fn delete_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+}
 
+/// Prompts and their immutable versions, with the optimistic update that carries a change
+/// and its audit entries in one transaction.
+#[async_trait]
+pub trait PromptStore: Send + Sync {
     /// Adds a prompt and its first version with the audit entries that record them;
     /// [`StoreError::DuplicateName`] if the name is taken.
     async fn create_prompt(
@@ -326,6 +348,14 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Prompt>, StoreError>;
+    /// The page [`PromptStore::list_prompts`] answers, each prompt with its version labels
+    /// and its default version, in three queries whatever the page's size.
+    async fn list_prompt_listings(
+        &self,
+        filter: &PromptFilter,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<PromptListing>, StoreError>;
     /// Every prompt's id and revision, for the in-memory prompt cache to see what changed.
     async fn prompt_revisions(&self) -> Result<Vec<(Uuid, i64)>, StoreError>;
     /// Every version of a prompt (unordered), to cache a prompt whole.
@@ -338,6 +368,17 @@ pub trait Store: Send + Sync + 'static {
         prompt_id: Uuid,
         version: &VersionLabel,
     ) -> Result<Option<PromptVersion>, StoreError>;
+    /// Applies an update atomically: [`StoreError::StaleRevision`] when the prompt changed,
+    /// [`StoreError::DuplicateVersion`] when the version exists, [`StoreError::NotFound`] when
+    /// the prompt does not exist. Nothing is written unless everything is, audit entries
+    /// included.
+    async fn update_prompt(&self, update: &PromptUpdate) -> Result<(), StoreError>;
+}
+
+/// Invocation records (the telemetry the writer task stores), their feedback, the
+/// database-side summaries and pruning.
+#[async_trait]
+pub trait TelemetryStore: Send + Sync {
     /// Stores a batch of invocation records in one transaction; a record whose id is stored
     /// already is skipped (a batch written twice after a crash stays one copy).
     async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError>;
@@ -356,6 +397,33 @@ pub trait Store: Send + Sync + 'static {
         &self,
         filter: &TelemetryFilter,
     ) -> Result<Vec<VersionAggregate>, StoreError>;
+    /// Sets the feedback of invocation `id` unconditionally and unaudited (for tools and tests;
+    /// the API uses [`TelemetryStore::replace_feedback`]); false when no such record is stored.
+    async fn set_feedback(&self, id: &str, feedback: &Feedback) -> Result<bool, StoreError>;
+    /// Who made invocation `id` and the feedback it holds; `None` when no such record is stored.
+    async fn feedback_state(&self, id: &str) -> Result<Option<FeedbackState>, StoreError>;
+    /// Sets the feedback of invocation `id` only while the feedback it holds is still
+    /// `expected` (a compare-and-set, as prompt updates are, so that two racing posts cannot
+    /// both believe they replaced nothing), appending `audit` in the same transaction; false,
+    /// and nothing written, when the feedback changed meanwhile or the record is gone.
+    async fn replace_feedback(
+        &self,
+        id: &str,
+        expected: Option<&Feedback>,
+        feedback: &Feedback,
+        audit: Option<&AuditDraft>,
+    ) -> Result<bool, StoreError>;
+    /// Deletes records received before `before`; returns how many.
+    async fn prune_invocations(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// What the pushing exporters need to deliver the invocation table as an outbox: a cursor
+/// per exporter, the delivery lease that makes one process deliver at a time, and the
+/// pending batch a successor re-sends after a crash.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// The sequence of the newest stored record (0 when there is none).
+    async fn last_invocation_seq(&self) -> Result<i64, StoreError>;
     /// The sequence of the last record `exporter` delivered (0 when it has delivered none).
     async fn exporter_cursor(&self, exporter: &str) -> Result<i64, StoreError>;
     /// Moves `exporter`'s cursor from `from` to `to`; false (and no change) when the cursor is
@@ -400,32 +468,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         exporter: &str,
     ) -> Result<Option<PendingBatch>, StoreError>;
-    /// The sequence of the newest stored record (0 when there is none).
-    async fn last_invocation_seq(&self) -> Result<i64, StoreError>;
-    /// Sets the feedback of invocation `id` unconditionally and unaudited (for tools and tests;
-    /// the API uses [`Store::replace_feedback`]); false when no such record is stored.
-    async fn set_feedback(&self, id: &str, feedback: &Feedback) -> Result<bool, StoreError>;
-    /// Who made invocation `id` and the feedback it holds; `None` when no such record is stored.
-    async fn feedback_state(&self, id: &str) -> Result<Option<FeedbackState>, StoreError>;
-    /// Sets the feedback of invocation `id` only while the feedback it holds is still
-    /// `expected` (a compare-and-set, as prompt updates are, so that two racing posts cannot
-    /// both believe they replaced nothing), appending `audit` in the same transaction; false,
-    /// and nothing written, when the feedback changed meanwhile or the record is gone.
-    async fn replace_feedback(
-        &self,
-        id: &str,
-        expected: Option<&Feedback>,
-        feedback: &Feedback,
-        audit: Option<&AuditDraft>,
-    ) -> Result<bool, StoreError>;
-    /// Deletes records received before `before`; returns how many.
-    async fn prune_invocations(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
-    /// Applies an update atomically: [`StoreError::StaleRevision`] when the prompt changed,
-    /// [`StoreError::DuplicateVersion`] when the version exists, [`StoreError::NotFound`] when
-    /// the prompt does not exist. Nothing is written unless everything is, audit entries
-    /// included.
-    async fn update_prompt(&self, update: &PromptUpdate) -> Result<(), StoreError>;
+}
 
+/// The append-only audit log (entries sealed onto the hash chain, their Merkle leaves) and
+/// the signed tree heads.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
     /// Appends entries to the audit log in one transaction, in order, each sealed onto the
     /// chain as it stands inside that transaction (so concurrent appends form one sequence).
     async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<SealedEntry>, StoreError>;
@@ -453,6 +501,20 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>, StoreError>;
     /// Every stored signed head, smallest tree first.
     async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError>;
+}
+
+/// Storage for everything the gateway keeps: the union of the five area traits, plus what
+/// concerns the database as a whole. Implementations must be safe to share between request
+/// handlers and between processes on the same database. Calling an area's method needs its
+/// trait in scope: `use promptgate_store::prelude::*;`.
+#[async_trait]
+pub trait Store:
+    ClientStore + PromptStore + TelemetryStore + OutboxStore + AuditStore + Send + Sync + 'static
+{
+    /// Succeeds when the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Closes every connection after the last request, on graceful shutdown.
+    async fn close(&self);
 }
 
 /// Opens the store a database URL names (`sqlite:…`, or `postgres://…`/`postgresql://…` with

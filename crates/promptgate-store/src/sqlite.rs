@@ -8,13 +8,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use promptgate_audit::merkle::{from_hex, to_hex};
-use promptgate_audit::{
-    AuditDraft, FilterColumns, GENESIS_HASH, Hash, SealedEntry, SignedTreeHead, TreeHead,
-};
-use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
-use promptgate_core::prompt::VersionSettings;
-use promptgate_core::{Prompt, PromptStatus, PromptVersion, VersionLabel};
+use promptgate_core::invocation::InvocationRecord;
+use promptgate_core::{Prompt, PromptVersion, VersionLabel};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -22,11 +17,8 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::codec::{self, from_millis, millis, nul_free, nul_free_opt};
-use crate::{
-    AccessToken, AuditFilter, Client, Feedback, PendingBatch, PromptFilter, PromptUpdate, Store,
-    StoreError, StoredAuditEntry, StoredInvocation, TelemetryFilter,
-};
+use crate::codec::{self, millis, nul_free, nul_free_opt};
+use crate::{Store, StoreError, methods, rows};
 
 /// How long a statement waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,6 +90,15 @@ impl SqliteStore {
     }
 }
 
+/// The SQLite implementation of the shared methods' hooks (`crate::methods`).
+impl SqliteStore {
+    /// The pool; SQLite is a file beside the process, never known to be down.
+    fn pool(&self) -> Result<&SqlitePool, StoreError> {
+        Ok(&self.pool)
+    }
+}
+
+/// A failure to reach the database file or a connection is [`StoreError::Unavailable`].
 fn db_error(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
@@ -107,279 +108,235 @@ fn db_error(err: sqlx::Error) -> StoreError {
     }
 }
 
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}
+/// SQLite's statements (`?` placeholders) and how it binds the columns whose types differ
+/// between the stores, for the shared methods (`crate::methods`).
+mod sql {
+    use sqlx::Sqlite;
+    use sqlx::query::QueryAs;
+    use sqlx::sqlite::SqliteArguments;
+    use uuid::Uuid;
 
-/// The immutability trigger refuses a duplicate version before the unique index can.
-fn is_existing_version(err: &sqlx::Error) -> bool {
-    is_unique_violation(err)
-        || matches!(err, sqlx::Error::Database(db) if db.message().contains("prompt versions are immutable"))
-}
+    use crate::StoreError;
 
-fn client_from_row(row: &SqliteRow) -> Result<Client, StoreError> {
-    Ok(Client {
-        id: row.try_get("id").map_err(db_error)?,
-        name: row.try_get("name").map_err(db_error)?,
-        secret_hash: row.try_get("secret_hash").map_err(db_error)?,
-        scopes: codec::scopes(row.try_get("scopes").map_err(db_error)?)?,
-        created_at: from_millis(row.try_get("created_at").map_err(db_error)?)?,
-        disabled_at: row
-            .try_get::<Option<i64>, _>("disabled_at")
-            .map_err(db_error)?
-            .map(from_millis)
-            .transpose()?,
-    })
-}
+    /// This store's connection.
+    pub(super) type Connection = sqlx::SqliteConnection;
 
-fn prompt_from_row(row: &SqliteRow) -> Result<Prompt, StoreError> {
-    let id: String = row.try_get("id").map_err(db_error)?;
-    let status: String = row.try_get("status").map_err(db_error)?;
-    Ok(Prompt {
-        id: Uuid::parse_str(&id).map_err(|_| StoreError::Corrupt(format!("prompt id {id:?}")))?,
-        name: row.try_get("name").map_err(db_error)?,
-        status: PromptStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("prompt status {status:?}")))?,
-        traffic: codec::traffic_from_json(row.try_get("traffic").map_err(db_error)?)?,
-        chat_completions: codec::chat_completions_policy(
-            &row.try_get::<String, _>("system_message_mode")
-                .map_err(db_error)?,
-            row.try_get::<i64, _>("allow_caller_settings")
-                .map_err(db_error)?
-                != 0,
-        )?,
-        revision: row.try_get("revision").map_err(db_error)?,
-        created_at: from_millis(row.try_get("created_at").map_err(db_error)?)?,
-        updated_at: from_millis(row.try_get("updated_at").map_err(db_error)?)?,
-        created_by: row.try_get("created_by").map_err(db_error)?,
-    })
-}
-
-fn version_from_row(row: &SqliteRow) -> Result<PromptVersion, StoreError> {
-    let prompt_id: String = row.try_get("prompt_id").map_err(db_error)?;
-    let tokenizer: String = row.try_get("tokenizer").map_err(db_error)?;
-    let tokens: i64 = row.try_get("system_prompt_tokens").map_err(db_error)?;
-    Ok(PromptVersion {
-        prompt_id: Uuid::parse_str(&prompt_id)
-            .map_err(|_| StoreError::Corrupt(format!("prompt id {prompt_id:?}")))?,
-        version: codec::version(row.try_get("version").map_err(db_error)?)?,
-        settings: VersionSettings {
-            model_endpoint_ref: row.try_get("model_endpoint_ref").map_err(db_error)?,
-            system_prompt: row.try_get("system_prompt").map_err(db_error)?,
-            temperature: row.try_get("temperature").map_err(db_error)?,
-            safety_guardrails: codec::guardrails_from_json(
-                row.try_get("safety_guardrails").map_err(db_error)?,
-            )?,
-            few_shot_examples: codec::examples_from_json(
-                row.try_get("few_shot_examples").map_err(db_error)?,
-            )?,
-        },
-        system_prompt_tokens: u32::try_from(tokens)
-            .map_err(|_| StoreError::Corrupt(format!("token count {tokens}")))?,
-        tokenizer: tokenizer
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("tokenizer {tokenizer:?}")))?,
-        created_at: from_millis(row.try_get("created_at").map_err(db_error)?)?,
-        created_by: row.try_get("created_by").map_err(db_error)?,
-    })
-}
-
-fn invocation_from_row(row: &SqliteRow) -> Result<StoredInvocation, StoreError> {
-    let prompt_id: String = row.try_get("prompt_id").map_err(db_error)?;
-    let status: String = row.try_get("status").map_err(db_error)?;
-    let metadata: String = row.try_get("metadata").map_err(db_error)?;
-    let count = |name: &str| -> Result<u32, StoreError> {
-        let n: i64 = row.try_get(name).map_err(db_error)?;
-        u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("{name} {n}")))
-    };
-    let feedback = match row
-        .try_get::<Option<f64>, _>("feedback_score")
-        .map_err(db_error)?
-    {
-        None => None,
-        Some(score) => Some(Feedback {
-            score,
-            comment: row.try_get("feedback_comment").map_err(db_error)?,
-            at: from_millis(
-                row.try_get::<Option<i64>, _>("feedback_at")
-                    .map_err(db_error)?
-                    .unwrap_or_default(),
-            )?,
-        }),
-    };
-    Ok(StoredInvocation {
-        seq: row.try_get("seq").map_err(db_error)?,
-        record: InvocationRecord {
-            id: row.try_get("id").map_err(db_error)?,
-            timestamp: from_millis(row.try_get("timestamp").map_err(db_error)?)?,
-            prompt_id: Uuid::parse_str(&prompt_id)
-                .map_err(|_| StoreError::Corrupt(format!("prompt id {prompt_id:?}")))?,
-            version: row.try_get("version").map_err(db_error)?,
-            model: row.try_get("model").map_err(db_error)?,
-            status: InvocationStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
-            error_code: row.try_get("error_code").map_err(db_error)?,
-            latency_ms: row.try_get("latency_ms").map_err(db_error)?,
-            upstream_latency_ms: row.try_get("upstream_latency_ms").map_err(db_error)?,
-            time_to_first_token_ms: row.try_get("time_to_first_token_ms").map_err(db_error)?,
-            prompt_tokens: count("prompt_tokens")?,
-            completion_tokens: count("completion_tokens")?,
-            session_id: row.try_get("session_id").map_err(db_error)?,
-            client_id: row.try_get("client_id").map_err(db_error)?,
-            metadata: serde_json::from_str(&metadata)
-                .map_err(|_| StoreError::Corrupt(format!("metadata {metadata:?}")))?,
-        },
-        feedback,
-    })
-}
-
-async fn insert_version(
-    conn: &mut sqlx::SqliteConnection,
-    v: &PromptVersion,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO prompt_versions (prompt_id, version, model_endpoint_ref, system_prompt, \
-         temperature, safety_guardrails, few_shot_examples, system_prompt_tokens, tokenizer, \
-         created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(v.prompt_id.to_string())
-    .bind(v.version.to_string())
-    .bind(&v.settings.model_endpoint_ref)
-    .bind(&v.settings.system_prompt)
-    .bind(v.settings.temperature)
-    .bind(codec::guardrails_json(&v.settings.safety_guardrails))
-    .bind(codec::examples_json(&v.settings.few_shot_examples))
-    .bind(i64::from(v.system_prompt_tokens))
-    .bind(v.tokenizer.as_str())
-    .bind(millis(v.created_at))
-    .bind(&v.created_by)
-    .execute(conn)
-    .await
-    .map_err(|e| {
-        if is_existing_version(&e) {
-            StoreError::DuplicateVersion {
-                version: v.version.to_string(),
-            }
-        } else {
-            db_error(e)
-        }
-    })?;
-    Ok(())
-}
-
-/// Seals `drafts` onto the chain as it stands in this transaction and inserts them. The caller's
-/// `BEGIN IMMEDIATE` holds the write lock, so no other writer can take the same sequence.
-async fn append_audit_in(
-    conn: &mut sqlx::SqliteConnection,
-    drafts: &[AuditDraft],
-) -> Result<Vec<SealedEntry>, StoreError> {
-    if drafts.is_empty() {
-        return Ok(Vec::new());
+    /// A UUID column holds text.
+    pub(super) fn uuid(id: Uuid) -> String {
+        id.to_string()
     }
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT sequence, hash FROM audit_entries ORDER BY sequence DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
-    let (mut sequence, mut prev_hash) = match last {
-        Some((sequence, hash)) => (
-            u64::try_from(sequence)
-                .map_err(|_| StoreError::Corrupt(format!("audit sequence {sequence}")))?,
-            stored_hash(&hash)?,
-        ),
-        None => (0, GENESIS_HASH),
-    };
-    let mut sealed_entries = Vec::with_capacity(drafts.len());
-    for draft in drafts {
-        sequence += 1;
-        let sealed = draft.seal(sequence, &prev_hash);
-        sqlx::query(
-            "INSERT INTO audit_entries (sequence, id, recorded_at, actor, action, prompt_id, \
-             body, prev_hash, hash, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(sql_sequence(sequence))
-        .bind(draft.id.to_string())
-        .bind(millis(draft.timestamp))
-        .bind(nul_free(&draft.actor))
-        .bind(nul_free(&draft.action))
-        .bind(draft.prompt_id.map(|id| id.to_string()))
-        .bind(&sealed.body)
-        .bind(to_hex(&sealed.prev_hash))
-        .bind(to_hex(&sealed.hash))
-        .bind(to_hex(&sealed.leaf_hash))
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        prev_hash = sealed.hash;
-        sealed_entries.push(sealed);
+
+    /// A true/false column holds an integer.
+    pub(super) fn flag(value: bool) -> i64 {
+        i64::from(value)
     }
-    Ok(sealed_entries)
-}
 
-fn stored_hash(hex: &str) -> Result<Hash, StoreError> {
-    from_hex(hex).map_err(|_| StoreError::Corrupt(format!("audit hash {hex:?}")))
-}
-
-fn sql_sequence(sequence: u64) -> i64 {
-    i64::try_from(sequence).unwrap_or(i64::MAX)
-}
-
-fn audit_from_row(row: &SqliteRow) -> Result<StoredAuditEntry, StoreError> {
-    let sequence: i64 = row.try_get("sequence").map_err(db_error)?;
-    let hash: String = row.try_get("hash").map_err(db_error)?;
-    let leaf_hash: String = row.try_get("leaf_hash").map_err(db_error)?;
-    // The filter columns are decoded leniently into `Corrupt` (SQLite would let an edit put
-    // text in `recorded_at`), so that `verify` names the row instead of failing.
-    let column =
-        |name: &str| StoreError::Corrupt(format!("audit entry {sequence}: its {name} column"));
-    Ok(StoredAuditEntry {
-        sequence: u64::try_from(sequence)
-            .map_err(|_| StoreError::Corrupt(format!("audit sequence {sequence}")))?,
-        body: row.try_get("body").map_err(db_error)?,
-        hash: stored_hash(&hash)?,
-        leaf_hash: stored_hash(&leaf_hash)?,
-        columns: FilterColumns {
-            actor: row.try_get("actor").map_err(|_| column("actor"))?,
-            action: row.try_get("action").map_err(|_| column("action"))?,
-            prompt_id: row.try_get("prompt_id").map_err(|_| column("prompt_id"))?,
-            recorded_at_ms: row
-                .try_get("recorded_at")
-                .map_err(|_| column("recorded_at"))?,
-        },
-    })
-}
-
-fn tree_head_from_row(row: &SqliteRow) -> Result<SignedTreeHead, StoreError> {
-    let tree_size: i64 = row.try_get("tree_size").map_err(db_error)?;
-    let root_hash: String = row.try_get("root_hash").map_err(db_error)?;
-    Ok(SignedTreeHead {
-        head: TreeHead {
-            tree_size: u64::try_from(tree_size)
-                .map_err(|_| StoreError::Corrupt(format!("tree size {tree_size}")))?,
-            root_hash: stored_hash(&root_hash)?,
-            timestamp: row.try_get("signed_at").map_err(db_error)?,
-        },
-        key_id: row.try_get("key_id").map_err(db_error)?,
-        signature: row.try_get("signature").map_err(db_error)?,
-    })
-}
-
-/// Turns a name filter into a `LIKE` pattern: `*` is the wildcard, and the pattern characters
-/// `%`, `_` and `\` match themselves.
-fn like_pattern(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        match c {
-            '*' => out.push('%'),
-            '%' | '_' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
+    /// The immutability trigger refuses a duplicate version before the unique index can.
+    pub(super) fn is_existing_version(err: &sqlx::Error) -> bool {
+        crate::methods::is_unique_violation(err)
+            || matches!(err, sqlx::Error::Database(db) if db.message().contains("prompt versions are immutable"))
     }
-    out
+
+    /// Every write takes SQLite's write lock up front (see the module documentation), so no
+    /// other writer runs until it commits: the audit head it seals onto stays the head, and two
+    /// issuers for one client never both count the tokens before either deletes.
+    pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+    /// None: `BEGIN_WRITE` already holds the only write lock.
+    pub(super) const LOCK_AUDIT: Option<&str> = None;
+    /// None: `BEGIN_WRITE` already holds the only write lock.
+    pub(super) const LOCK_CLIENT_TOKENS: Option<&str> = None;
+
+    pub(super) const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, secret_hash, scopes, \
+         created_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?)";
+    pub(super) const CLIENT_BY_ID: &str = "SELECT * FROM clients WHERE id = ?";
+    pub(super) const DISABLE_CLIENT: &str =
+        "UPDATE clients SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL";
+    pub(super) const ROTATE_SECRET: &str =
+        "UPDATE clients SET secret_hash = ?, secret_rotated_at = ? WHERE id = ?";
+    pub(super) const DELETE_CLIENT_TOKENS: &str = "DELETE FROM access_tokens WHERE client_id = ?";
+    pub(super) const INSERT_TOKEN: &str = "INSERT INTO access_tokens (token_hash, client_id, \
+         scopes, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)";
+    /// `LIMIT -1`: SQLite takes an OFFSET only after a LIMIT.
+    pub(super) const REVOKE_SURPLUS_TOKENS: &str = "DELETE FROM access_tokens WHERE token_hash IN ( \
+            SELECT token_hash FROM access_tokens \
+            WHERE client_id = ? AND token_hash <> ? AND expires_at > ? \
+            ORDER BY issued_at DESC, token_hash DESC LIMIT -1 OFFSET ?) \
+         RETURNING token_hash";
+    pub(super) const BUMP_TOKEN_GENERATION: &str =
+        "UPDATE clients SET token_generation = token_generation + 1 WHERE id = ?";
+    pub(super) const TOKEN_BY_HASH: &str = "SELECT * FROM access_tokens WHERE token_hash = ?";
+    pub(super) const DELETE_EXPIRED_TOKENS: &str = "DELETE FROM access_tokens WHERE expires_at < ?";
+
+    pub(super) const INSERT_PROMPT: &str = "INSERT INTO prompts (id, allow_caller_settings, name, \
+         status, traffic, revision, created_at, updated_at, created_by, system_message_mode) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    pub(super) const INSERT_VERSION: &str = "INSERT INTO prompt_versions (prompt_id, version, \
+         model_endpoint_ref, system_prompt, temperature, safety_guardrails, few_shot_examples, \
+         system_prompt_tokens, tokenizer, created_at, created_by) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    pub(super) const PROMPT_BY_ID: &str = "SELECT * FROM prompts WHERE id = ?";
+    pub(super) const LIST_PROMPTS: &str = "SELECT * FROM prompts \
+         WHERE (?1 IS NULL OR name = ?1) \
+           AND (?2 IS NULL OR name LIKE ?2 ESCAPE '\\') \
+           AND (?3 IS NULL OR status = ?3) \
+           AND (?4 IS NULL OR id > ?4) \
+         ORDER BY id LIMIT ?5";
+    pub(super) const VERSIONS_OF: &str = "SELECT * FROM prompt_versions WHERE prompt_id = ?";
+    pub(super) const VERSION_LABELS_OF: &str =
+        "SELECT version FROM prompt_versions WHERE prompt_id = ?";
+    pub(super) const VERSION_BY_LABEL: &str =
+        "SELECT * FROM prompt_versions WHERE prompt_id = ? AND version = ?";
+    pub(super) const UPDATE_PROMPT: &str = "UPDATE prompts SET revision = ?, updated_at = ?, \
+         traffic = COALESCE(?, traffic), status = COALESCE(?, status), \
+         system_message_mode = COALESCE(?, system_message_mode), \
+         allow_caller_settings = COALESCE(?, allow_caller_settings) \
+         WHERE id = ? AND revision = ?";
+    pub(super) const PROMPT_REVISION: &str = "SELECT revision FROM prompts WHERE id = ?";
+
+    pub(super) const LIST_INVOCATIONS: &str = "SELECT * FROM invocations \
+         WHERE (?1 IS NULL OR prompt_id = ?1) \
+           AND (?2 IS NULL OR version = ?2) \
+           AND (?3 IS NULL OR timestamp >= ?3) \
+           AND (?4 IS NULL OR timestamp < ?4) \
+           AND (?5 IS NULL OR status = ?5) \
+           AND (?6 IS NULL OR seq > ?6) \
+         ORDER BY seq LIMIT ?7";
+    pub(super) const SET_FEEDBACK: &str = "UPDATE invocations SET feedback_score = ?, \
+         feedback_comment = ?, feedback_at = ? WHERE id = ?";
+    pub(super) const FEEDBACK_STATE: &str = "SELECT client_id, prompt_id, feedback_score, \
+         feedback_comment, feedback_at FROM invocations WHERE id = ?";
+    /// `IS` compares NULLs as equal: no feedback expected matches a record without one.
+    pub(super) const REPLACE_FEEDBACK: &str = "UPDATE invocations SET feedback_score = ?1, \
+         feedback_comment = ?2, feedback_at = ?3 \
+         WHERE id = ?4 AND feedback_score IS ?5 AND feedback_comment IS ?6 \
+           AND feedback_at IS ?7";
+    pub(super) const PRUNE_INVOCATIONS: &str = "DELETE FROM invocations WHERE timestamp < ?";
+
+    pub(super) const EXPORTER_CURSOR: &str =
+        "SELECT last_seq FROM exporter_cursors WHERE exporter = ?";
+    pub(super) const ACQUIRE_LEASE: &str = "INSERT INTO exporter_leases (exporter, holder, \
+         expires_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (exporter) DO UPDATE SET holder = excluded.holder, \
+         expires_at = excluded.expires_at \
+         WHERE exporter_leases.holder = excluded.holder \
+            OR exporter_leases.expires_at <= ?4";
+    pub(super) const RELEASE_LEASE: &str =
+        "UPDATE exporter_leases SET expires_at = 0 WHERE exporter = ?1 AND holder = ?2";
+    pub(super) const BEGIN_BATCH: &str = "UPDATE exporter_leases SET pending_first = ?1, \
+         pending_last = ?2 WHERE exporter = ?3 AND holder = ?4 AND expires_at > ?5";
+    pub(super) const PENDING_BATCH: &str =
+        "SELECT pending_first, pending_last FROM exporter_leases WHERE exporter = ?1";
+
+    pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_entries (id, prompt_id, sequence, \
+         recorded_at, actor, action, body, prev_hash, hash, leaf_hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    pub(super) const LIST_AUDIT: &str = "SELECT sequence, body, hash, leaf_hash, actor, action, \
+         prompt_id, recorded_at FROM audit_entries \
+         WHERE (?1 IS NULL OR prompt_id = ?1) \
+           AND (?2 IS NULL OR action = ?2) \
+           AND (?3 IS NULL OR actor = ?3) \
+           AND (?4 IS NULL OR recorded_at >= ?4) \
+           AND (?5 IS NULL OR recorded_at < ?5) \
+           AND (?6 IS NULL OR sequence > ?6) \
+         ORDER BY sequence LIMIT ?7";
+    pub(super) const AUDIT_BY_SEQUENCE: &str = "SELECT sequence, body, hash, leaf_hash, actor, \
+         action, prompt_id, recorded_at FROM audit_entries WHERE sequence = ?";
+    pub(super) const LAST_AUDIT_WITH_ACTION: &str = "SELECT sequence, body, hash, leaf_hash, \
+         actor, action, prompt_id, recorded_at FROM audit_entries WHERE action = ? \
+         ORDER BY sequence DESC LIMIT 1";
+    pub(super) const AUDIT_SIZE: &str = "SELECT COALESCE(MAX(sequence), 0) FROM audit_entries";
+    pub(super) const AUDIT_LEAF_HASHES: &str = "SELECT leaf_hash FROM audit_entries \
+         WHERE sequence > ? AND sequence <= ? ORDER BY sequence";
+    pub(super) const INSERT_TREE_HEAD: &str = "INSERT INTO audit_tree_heads (tree_size, key_id, \
+         root_hash, signed_at, signature) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (tree_size, key_id) DO NOTHING";
+    /// The telemetry summary's filters as ?1..?5 (a NULL switches its condition off); the finite
+    /// range is ?6 and ?7 (infinities are left out, NaN is stored as NULL), repeated wherever the
+    /// rows are read. `summary.rs` says how the two queries work.
+    const FILTER: &str = "(?1 IS NULL OR prompt_id = ?1) AND (?2 IS NULL OR version = ?2) \
+         AND (?3 IS NULL OR timestamp >= ?3) AND (?4 IS NULL OR timestamp < ?4) \
+         AND (?5 IS NULL OR status = ?5)";
+
+    /// The summary's per-version aggregates. FILTER and the rest are constants: nothing from the
+    /// caller is spliced into the SQL.
+    pub(super) fn summary_aggregates() -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(format!(
+            "WITH m AS (SELECT version, COUNT(*) AS n, \
+                 SUM(status = 'ERROR') AS errors, SUM(status = 'BLOCKED') AS blocked, \
+                 SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, \
+                 COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN 1 END) AS latency_n, \
+                 SUM(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN latency_ms END) \
+                   / COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN 1 END) AS latency_mean, \
+                 COUNT(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN 1 END) AS feedback_n, \
+                 SUM(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN feedback_score END) \
+                   / COUNT(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN 1 END) AS feedback_mean \
+               FROM invocations WHERE {FILTER} GROUP BY version) \
+             SELECT m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
+               m.latency_n, m.latency_mean, \
+               SUM(CASE WHEN i.status <> 'BLOCKED' AND i.latency_ms BETWEEN ?6 AND ?7 \
+                   THEN (i.latency_ms - m.latency_mean) * (i.latency_ms - m.latency_mean) END) AS latency_m2, \
+               m.feedback_n, m.feedback_mean, \
+               SUM(CASE WHEN i.feedback_score BETWEEN ?6 AND ?7 \
+                   THEN (i.feedback_score - m.feedback_mean) * (i.feedback_score - m.feedback_mean) END) AS feedback_m2 \
+             FROM (SELECT version, status, latency_ms, feedback_score FROM invocations \
+               WHERE {FILTER}) AS i CROSS JOIN m ON m.version = i.version \
+             GROUP BY m.version"
+        ))
+    }
+
+    /// One read transaction (what `Pool::begin` sends): both summary queries see the same
+    /// snapshot (WAL), so the ranks asked for exist.
+    pub(super) const BEGIN_SNAPSHOT: &str = "BEGIN";
+
+    /// The latencies at the wanted ranks, given as ?8 (see [`bind_ranks`]).
+    pub(super) fn summary_ranks() -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(format!(
+            // The wanted ranks are parsed once (a materialised CTE, looked up through the
+            // index `IN` builds), not once per ranked row.
+            "WITH w AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS version, \
+               json_extract(value, '$[1]') AS i FROM json_each(?8)) \
+             SELECT r.version, r.i, r.latency_ms FROM ( \
+               SELECT version, latency_ms, \
+                 ROW_NUMBER() OVER (PARTITION BY version ORDER BY latency_ms) - 1 AS i \
+               FROM invocations WHERE {FILTER} \
+                 AND status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7) AS r \
+             WHERE (r.version, r.i) IN (SELECT version, i FROM w)"
+        ))
+    }
+
+    /// The summary's rank query: version, rank, latency.
+    pub(super) type RankQuery<'q> = QueryAs<'q, Sqlite, (String, i64, f64), SqliteArguments>;
+
+    /// The wanted `(version, rank)` pairs as one JSON array.
+    pub(super) fn bind_ranks(
+        query: RankQuery<'_>,
+        versions: Vec<String>,
+        ranks: Vec<i64>,
+    ) -> Result<RankQuery<'_>, StoreError> {
+        let wanted: Vec<(&String, i64)> = versions.iter().zip(ranks.iter().copied()).collect();
+        let wanted = serde_json::to_string(&wanted)
+            .map_err(|e| StoreError::Corrupt(format!("summary ranks: {e}")))?;
+        Ok(query.bind(wanted))
+    }
 }
+
+/// SQLite keeps prompt ids as text and flags as integers.
+impl rows::Dialect for SqliteRow {
+    fn prompt_id(&self, column: &str) -> Result<Uuid, StoreError> {
+        let id: String = self.try_get(column).map_err(db_error)?;
+        Uuid::parse_str(&id).map_err(|_| StoreError::Corrupt(format!("prompt id {id:?}")))
+    }
+
+    fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        Ok(self.try_get::<i64, _>(column).map_err(db_error)? != 0)
+    }
+
+    fn audit_prompt_id(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(column)
+    }
+}
+
+methods::helpers!(sql);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -394,349 +351,64 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.pool.close().await;
     }
+}
 
-    async fn count_clients(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM clients")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)
-    }
+// The area traits: the bodies both stores share come from `crate::methods` (in this module, with
+// this store's `sql`); the blocks `{ … }` hold this store's own methods.
+methods::client_store!(SqliteStore, sql);
 
-    async fn insert_client(&self, client: &Client, audit: &AuditDraft) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, scopes, created_at, disabled_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(nul_free(&client.id))
-        .bind(nul_free(&client.name))
-        .bind(&client.secret_hash)
-        .bind(client.scopes.to_string())
-        .bind(millis(client.created_at))
-        .bind(client.disabled_at.map(millis))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::DuplicateClient {
-                    id: client.id.clone(),
-                }
-            } else {
-                db_error(e)
-            }
-        })?;
-        append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(())
-    }
+methods::audit_store!(SqliteStore, sql);
 
-    async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        sqlx::query("SELECT * FROM clients WHERE id = ?")
-            .bind(nul_free(id))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(client_from_row)
-            .transpose()
-    }
-
-    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        sqlx::query("SELECT * FROM clients ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(client_from_row)
-            .collect()
-    }
-
-    async fn disable_client(
+impl SqliteStore {
+    /// The version labels and the default versions of a listing page's prompts (see
+    /// [`rows::listings`]), each read in one statement.
+    async fn page_versions(
         &self,
-        id: &str,
-        at: OffsetDateTime,
-        audit: &AuditDraft,
-    ) -> Result<Option<Client>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        let disabled_now =
-            sqlx::query("UPDATE clients SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
-                .bind(millis(at))
-                .bind(nul_free(id))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-        if disabled_now > 0 {
-            append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
-        }
-        let client = sqlx::query("SELECT * FROM clients WHERE id = ?")
-            .bind(nul_free(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(client_from_row)
-            .transpose()?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(client)
-    }
-
-    async fn rotate_client_secret(
-        &self,
-        id: &str,
-        new_secret_hash: &str,
-        at: OffsetDateTime,
-        audit: &AuditDraft,
-    ) -> Result<Option<Client>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        let rotated =
-            sqlx::query("UPDATE clients SET secret_hash = ?, secret_rotated_at = ? WHERE id = ?")
-                .bind(new_secret_hash)
-                .bind(millis(at))
-                .bind(nul_free(id))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-        if rotated == 0 {
-            tx.rollback().await.map_err(db_error)?;
-            return Ok(None);
-        }
-        sqlx::query("DELETE FROM access_tokens WHERE client_id = ?")
-            .bind(nul_free(id))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
-        let client = sqlx::query("SELECT * FROM clients WHERE id = ?")
-            .bind(nul_free(id))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(client_from_row)
-            .transpose()?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(client)
-    }
-
-    async fn secret_rotations(&self) -> Result<Vec<(String, OffsetDateTime)>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT id, secret_rotated_at FROM clients WHERE secret_rotated_at IS NOT NULL",
+        prompts: &[Prompt],
+    ) -> Result<(Vec<(Uuid, VersionLabel)>, Vec<PromptVersion>), StoreError> {
+        // The page's ids, and its (id, default version) pairs, each bound as one JSON array.
+        let ids = serde_json::to_string(&prompts.iter().map(|p| p.id).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Corrupt(format!("prompt ids: {e}")))?;
+        let defaults = serde_json::to_string(
+            &prompts
+                .iter()
+                .map(|p| (p.id, p.traffic.default_version().to_string()))
+                .collect::<Vec<_>>(),
         )
+        .map_err(|e| StoreError::Corrupt(format!("default versions: {e}")))?;
+        let labels: Vec<(String, String)> = sqlx::query_as(
+            "SELECT prompt_id, version FROM prompt_versions \
+             WHERE prompt_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(ids)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        rows.into_iter()
-            .map(|(id, at)| Ok((id, from_millis(at)?)))
-            .collect()
-    }
-
-    async fn disabled_client_ids(&self) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar("SELECT id FROM clients WHERE disabled_at IS NOT NULL")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)
-    }
-
-    async fn insert_token(&self, token: &AccessToken) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO access_tokens (token_hash, client_id, scopes, issued_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?)",
+        let labels = labels
+            .iter()
+            .map(|(id, label)| {
+                let id = Uuid::parse_str(id)
+                    .map_err(|_| StoreError::Corrupt(format!("prompt id {id:?}")))?;
+                Ok((id, codec::version(label)?))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let defaults = sqlx::query(
+            "SELECT v.* FROM prompt_versions AS v JOIN json_each(?1) AS w \
+               ON v.prompt_id = json_extract(w.value, '$[0]') \
+              AND v.version = json_extract(w.value, '$[1]')",
         )
-        .bind(&token.token_hash)
-        .bind(nul_free(&token.client_id))
-        .bind(token.scopes.to_string())
-        .bind(millis(token.issued_at))
-        .bind(millis(token.expires_at))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn insert_token_bounded(
-        &self,
-        token: &AccessToken,
-        max_live: u32,
-        now: OffsetDateTime,
-    ) -> Result<Vec<String>, StoreError> {
-        // BEGIN IMMEDIATE takes the write lock first, so two issuers for one client never both
-        // count the tokens before either deletes.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO access_tokens (token_hash, client_id, scopes, issued_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&token.token_hash)
-        .bind(nul_free(&token.client_id))
-        .bind(token.scopes.to_string())
-        .bind(millis(token.issued_at))
-        .bind(millis(token.expires_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        // The others newest first; past the first `max_live - 1` of them, all go.
-        let revoked: Vec<String> = sqlx::query_scalar(
-            "DELETE FROM access_tokens WHERE token_hash IN ( \
-                SELECT token_hash FROM access_tokens \
-                WHERE client_id = ? AND token_hash <> ? AND expires_at > ? \
-                ORDER BY issued_at DESC, token_hash DESC LIMIT -1 OFFSET ?) \
-             RETURNING token_hash",
-        )
-        .bind(nul_free(&token.client_id))
-        .bind(&token.token_hash)
-        .bind(millis(now))
-        .bind(i64::from(max_live.saturating_sub(1)))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if !revoked.is_empty() {
-            sqlx::query("UPDATE clients SET token_generation = token_generation + 1 WHERE id = ?")
-                .bind(nul_free(&token.client_id))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(revoked)
-    }
-
-    async fn token_generations(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        sqlx::query_as("SELECT id, token_generation FROM clients WHERE token_generation > 0")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)
-    }
-
-    async fn find_token(&self, token_hash: &str) -> Result<Option<AccessToken>, StoreError> {
-        let row = sqlx::query("SELECT * FROM access_tokens WHERE token_hash = ?")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(AccessToken {
-            token_hash: row.try_get("token_hash").map_err(db_error)?,
-            client_id: row.try_get("client_id").map_err(db_error)?,
-            scopes: codec::scopes(row.try_get("scopes").map_err(db_error)?)?,
-            issued_at: from_millis(row.try_get("issued_at").map_err(db_error)?)?,
-            expires_at: from_millis(row.try_get("expires_at").map_err(db_error)?)?,
-        }))
-    }
-
-    async fn delete_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM access_tokens WHERE expires_at < ?")
-            .bind(millis(now))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn create_prompt(
-        &self,
-        prompt: &Prompt,
-        first: &PromptVersion,
-        audit: &[AuditDraft],
-    ) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO prompts (id, name, status, traffic, revision, created_at, updated_at, \
-             created_by, system_message_mode, allow_caller_settings) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(prompt.id.to_string())
-        .bind(&prompt.name)
-        .bind(prompt.status.as_str())
-        .bind(codec::traffic_json(&prompt.traffic))
-        .bind(prompt.revision)
-        .bind(millis(prompt.created_at))
-        .bind(millis(prompt.updated_at))
-        .bind(&prompt.created_by)
-        .bind(prompt.chat_completions.system_message.as_str())
-        .bind(i64::from(prompt.chat_completions.allow_caller_settings))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::DuplicateName {
-                    name: prompt.name.clone(),
-                }
-            } else {
-                db_error(e)
-            }
-        })?;
-        insert_version(&mut tx, first).await?;
-        append_audit_in(&mut tx, audit).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn get_prompt(&self, id: Uuid) -> Result<Option<Prompt>, StoreError> {
-        sqlx::query("SELECT * FROM prompts WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(prompt_from_row)
-            .transpose()
-    }
-
-    async fn list_prompts(
-        &self,
-        filter: &PromptFilter,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Prompt>, StoreError> {
-        // Each filter is bound as a parameter; a NULL parameter switches its condition off.
-        let (exact, pattern) = match &filter.name {
-            Some(name) if name.contains('*') => (None, Some(like_pattern(&nul_free(name)))),
-            Some(name) => (Some(nul_free(name)), None),
-            None => (None, None),
-        };
-        sqlx::query(
-            "SELECT * FROM prompts \
-             WHERE (?1 IS NULL OR name = ?1) \
-               AND (?2 IS NULL OR name LIKE ?2 ESCAPE '\\') \
-               AND (?3 IS NULL OR status = ?3) \
-               AND (?4 IS NULL OR id > ?4) \
-             ORDER BY id LIMIT ?5",
-        )
-        .bind(exact)
-        .bind(pattern)
-        .bind(filter.status.map(PromptStatus::as_str))
-        .bind(after.map(|id| id.to_string()))
-        .bind(i64::from(limit))
+        .bind(defaults)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?
         .iter()
-        .map(prompt_from_row)
-        .collect()
+        .map(rows::version)
+        .collect::<Result<_, _>>()?;
+        Ok((labels, defaults))
     }
+}
 
+methods::prompt_store!(SqliteStore, sql, {
     async fn prompt_revisions(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as("SELECT id, revision FROM prompts")
             .fetch_all(&self.pool)
@@ -750,48 +422,50 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+});
 
-    async fn list_versions(&self, prompt_id: Uuid) -> Result<Vec<PromptVersion>, StoreError> {
-        sqlx::query("SELECT * FROM prompt_versions WHERE prompt_id = ?")
-            .bind(prompt_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(version_from_row)
-            .collect()
-    }
-
-    async fn version_labels(&self, prompt_id: Uuid) -> Result<Vec<VersionLabel>, StoreError> {
-        let labels: Vec<String> =
-            sqlx::query_scalar("SELECT version FROM prompt_versions WHERE prompt_id = ?")
-                .bind(prompt_id.to_string())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_error)?;
-        labels.iter().map(|l| codec::version(l)).collect()
-    }
-
-    async fn get_version(
+methods::outbox_store!(SqliteStore, sql, {
+    async fn advance_exporter_cursor(
         &self,
-        prompt_id: Uuid,
-        version: &VersionLabel,
-    ) -> Result<Option<PromptVersion>, StoreError> {
-        sqlx::query("SELECT * FROM prompt_versions WHERE prompt_id = ? AND version = ?")
-            .bind(prompt_id.to_string())
-            .bind(version.to_string())
-            .fetch_optional(&self.pool)
+        exporter: &str,
+        from: i64,
+        to: i64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with(sql::BEGIN_WRITE)
             .await
-            .map_err(db_error)?
-            .as_ref()
-            .map(version_from_row)
-            .transpose()
+            .map_err(db_error)?;
+        let current: Option<i64> = sqlx::query_scalar(sql::EXPORTER_CURSOR)
+            .bind(exporter)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if current.unwrap_or(0) != from {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO exporter_cursors (exporter, last_seq, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (exporter) DO UPDATE SET last_seq = excluded.last_seq, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(exporter)
+        .bind(to)
+        .bind(millis(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
+});
 
+methods::telemetry_store!(SqliteStore, sql, {
     async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
         let mut tx = self
             .pool
-            .begin_with("BEGIN IMMEDIATE")
+            .begin_with(sql::BEGIN_WRITE)
             .await
             .map_err(db_error)?;
         for r in records {
@@ -823,551 +497,4 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db_error)?;
         Ok(())
     }
-
-    async fn list_invocations(
-        &self,
-        filter: &TelemetryFilter,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Vec<StoredInvocation>, StoreError> {
-        // Each filter is bound as a parameter; a NULL parameter switches its condition off.
-        sqlx::query(
-            "SELECT * FROM invocations \
-             WHERE (?1 IS NULL OR prompt_id = ?1) \
-               AND (?2 IS NULL OR version = ?2) \
-               AND (?3 IS NULL OR timestamp >= ?3) \
-               AND (?4 IS NULL OR timestamp < ?4) \
-               AND (?5 IS NULL OR status = ?5) \
-               AND (?6 IS NULL OR seq > ?6) \
-             ORDER BY seq LIMIT ?7",
-        )
-        .bind(filter.prompt_id.map(|id| id.to_string()))
-        .bind(nul_free_opt(filter.version.as_deref()))
-        .bind(filter.start.map(millis))
-        .bind(filter.end.map(millis))
-        .bind(filter.status.map(InvocationStatus::as_str))
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(invocation_from_row)
-        .collect()
-    }
-
-    async fn summary_aggregates(
-        &self,
-        filter: &TelemetryFilter,
-    ) -> Result<Vec<crate::VersionAggregate>, StoreError> {
-        // The filters as ?1..?5 (a NULL switches its condition off), the finite range as ?6 and
-        // ?7 (infinities are left out, NaN is stored as NULL), repeated wherever the rows are
-        // read; `summary.rs` says how the two queries work.
-        const FILTER: &str = "(?1 IS NULL OR prompt_id = ?1) AND (?2 IS NULL OR version = ?2) \
-             AND (?3 IS NULL OR timestamp >= ?3) AND (?4 IS NULL OR timestamp < ?4) \
-             AND (?5 IS NULL OR status = ?5)";
-        let aggregate_sql = format!(
-            "WITH m AS (SELECT version, COUNT(*) AS n, \
-                 SUM(status = 'ERROR') AS errors, SUM(status = 'BLOCKED') AS blocked, \
-                 SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, \
-                 COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN 1 END) AS latency_n, \
-                 SUM(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN latency_ms END) \
-                   / COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN 1 END) AS latency_mean, \
-                 COUNT(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN 1 END) AS feedback_n, \
-                 SUM(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN feedback_score END) \
-                   / COUNT(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN 1 END) AS feedback_mean \
-               FROM invocations WHERE {FILTER} GROUP BY version) \
-             SELECT m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
-               m.latency_n, m.latency_mean, \
-               SUM(CASE WHEN i.status <> 'BLOCKED' AND i.latency_ms BETWEEN ?6 AND ?7 \
-                   THEN (i.latency_ms - m.latency_mean) * (i.latency_ms - m.latency_mean) END) AS latency_m2, \
-               m.feedback_n, m.feedback_mean, \
-               SUM(CASE WHEN i.feedback_score BETWEEN ?6 AND ?7 \
-                   THEN (i.feedback_score - m.feedback_mean) * (i.feedback_score - m.feedback_mean) END) AS feedback_m2 \
-             FROM (SELECT version, status, latency_ms, feedback_score FROM invocations \
-               WHERE {FILTER}) AS i CROSS JOIN m ON m.version = i.version \
-             GROUP BY m.version"
-        );
-        // FILTER and the rest are constants: nothing from the caller is spliced into the SQL.
-        let aggregate_sql = sqlx::AssertSqlSafe(aggregate_sql);
-        // One read transaction: both queries see the same snapshot (WAL), so the ranks asked
-        // for exist.
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let rows: Vec<crate::summary::AggregateRow> = sqlx::query(aggregate_sql)
-            .bind(filter.prompt_id.map(|id| id.to_string()))
-            .bind(nul_free_opt(filter.version.as_deref()))
-            .bind(filter.start.map(millis))
-            .bind(filter.end.map(millis))
-            .bind(filter.status.map(InvocationStatus::as_str))
-            .bind(-f64::MAX)
-            .bind(f64::MAX)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(|row| crate::summary::AggregateRow::from_row(row).map_err(db_error))
-            .collect::<Result<_, StoreError>>()?;
-        let (versions, ranks) = crate::summary::wanted_ranks(&rows);
-        let mut ranked = std::collections::HashMap::new();
-        if !ranks.is_empty() {
-            let wanted: Vec<(&String, i64)> = versions.iter().zip(ranks.iter().copied()).collect();
-            let wanted = serde_json::to_string(&wanted)
-                .map_err(|e| StoreError::Corrupt(format!("summary ranks: {e}")))?;
-            let rank_sql = sqlx::AssertSqlSafe(format!(
-                // The wanted ranks are parsed once (a materialised CTE, looked up through the
-                // index `IN` builds), not once per ranked row.
-                "WITH w AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS version, \
-                   json_extract(value, '$[1]') AS i FROM json_each(?8)) \
-                 SELECT r.version, r.i, r.latency_ms FROM ( \
-                   SELECT version, latency_ms, \
-                     ROW_NUMBER() OVER (PARTITION BY version ORDER BY latency_ms) - 1 AS i \
-                   FROM invocations WHERE {FILTER} \
-                     AND status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7) AS r \
-                 WHERE (r.version, r.i) IN (SELECT version, i FROM w)"
-            ));
-            let values: Vec<(String, i64, f64)> = sqlx::query_as(rank_sql)
-                .bind(filter.prompt_id.map(|id| id.to_string()))
-                .bind(nul_free_opt(filter.version.as_deref()))
-                .bind(filter.start.map(millis))
-                .bind(filter.end.map(millis))
-                .bind(filter.status.map(InvocationStatus::as_str))
-                .bind(-f64::MAX)
-                .bind(f64::MAX)
-                .bind(wanted)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            ranked.extend(values.into_iter().map(|(v, i, x)| ((v, i), x)));
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(crate::summary::assemble(rows, &ranked))
-    }
-
-    async fn exporter_cursor(&self, exporter: &str) -> Result<i64, StoreError> {
-        let seq: Option<i64> =
-            sqlx::query_scalar("SELECT last_seq FROM exporter_cursors WHERE exporter = ?")
-                .bind(exporter)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
-        Ok(seq.unwrap_or(0))
-    }
-
-    async fn advance_exporter_cursor(
-        &self,
-        exporter: &str,
-        from: i64,
-        to: i64,
-        at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT last_seq FROM exporter_cursors WHERE exporter = ?")
-                .bind(exporter)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        if current.unwrap_or(0) != from {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO exporter_cursors (exporter, last_seq, updated_at) VALUES (?, ?, ?) \
-             ON CONFLICT (exporter) DO UPDATE SET last_seq = excluded.last_seq, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(exporter)
-        .bind(to)
-        .bind(millis(at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
-    }
-
-    async fn try_acquire_exporter_lease(
-        &self,
-        exporter: &str,
-        holder: &str,
-        now: OffsetDateTime,
-        ttl: std::time::Duration,
-    ) -> Result<bool, StoreError> {
-        // One conditional upsert: the row is written only when it is new, ours, or expired, so
-        // of two processes racing for a free or lapsed lease exactly one sees a row changed.
-        let granted = sqlx::query(
-            "INSERT INTO exporter_leases (exporter, holder, expires_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (exporter) DO UPDATE SET holder = excluded.holder, \
-             expires_at = excluded.expires_at \
-             WHERE exporter_leases.holder = excluded.holder \
-                OR exporter_leases.expires_at <= ?4",
-        )
-        .bind(exporter)
-        .bind(holder)
-        .bind(codec::lease_expiry(now, ttl))
-        .bind(millis(now))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
-        Ok(granted > 0)
-    }
-
-    async fn release_exporter_lease(&self, exporter: &str, holder: &str) -> Result<(), StoreError> {
-        // Expired rather than deleted, so that the pending batch survives for the next holder.
-        sqlx::query(
-            "UPDATE exporter_leases SET expires_at = 0 WHERE exporter = ?1 AND holder = ?2",
-        )
-        .bind(exporter)
-        .bind(holder)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn begin_exporter_batch(
-        &self,
-        exporter: &str,
-        holder: &str,
-        now: OffsetDateTime,
-        batch: PendingBatch,
-    ) -> Result<bool, StoreError> {
-        let recorded = sqlx::query(
-            "UPDATE exporter_leases SET pending_first = ?1, pending_last = ?2 \
-             WHERE exporter = ?3 AND holder = ?4 AND expires_at > ?5",
-        )
-        .bind(batch.first_seq)
-        .bind(batch.last_seq)
-        .bind(exporter)
-        .bind(holder)
-        .bind(millis(now))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
-        Ok(recorded > 0)
-    }
-
-    async fn pending_exporter_batch(
-        &self,
-        exporter: &str,
-    ) -> Result<Option<PendingBatch>, StoreError> {
-        let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT pending_first, pending_last FROM exporter_leases WHERE exporter = ?1",
-        )
-        .bind(exporter)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(match row {
-            Some((Some(first_seq), Some(last_seq))) => Some(PendingBatch {
-                first_seq,
-                last_seq,
-            }),
-            _ => None,
-        })
-    }
-
-    async fn last_invocation_seq(&self) -> Result<i64, StoreError> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM invocations")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(seq.unwrap_or(0))
-    }
-
-    async fn set_feedback(&self, id: &str, feedback: &Feedback) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE invocations SET feedback_score = ?, feedback_comment = ?, feedback_at = ? \
-             WHERE id = ?",
-        )
-        .bind(feedback.score)
-        .bind(nul_free_opt(feedback.comment.as_deref()))
-        .bind(millis(feedback.at))
-        .bind(nul_free(id))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn feedback_state(&self, id: &str) -> Result<Option<crate::FeedbackState>, StoreError> {
-        let row = sqlx::query(
-            "SELECT client_id, prompt_id, feedback_score, feedback_comment, feedback_at \
-             FROM invocations WHERE id = ?",
-        )
-        .bind(nul_free(id))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        let Some(row) = row else { return Ok(None) };
-        let prompt_id: String = row.try_get("prompt_id").map_err(db_error)?;
-        let feedback = match row
-            .try_get::<Option<f64>, _>("feedback_score")
-            .map_err(db_error)?
-        {
-            None => None,
-            Some(score) => Some(Feedback {
-                score,
-                comment: row.try_get("feedback_comment").map_err(db_error)?,
-                at: from_millis(
-                    row.try_get::<Option<i64>, _>("feedback_at")
-                        .map_err(db_error)?
-                        .unwrap_or_default(),
-                )?,
-            }),
-        };
-        Ok(Some(crate::FeedbackState {
-            client_id: row.try_get("client_id").map_err(db_error)?,
-            prompt_id: Uuid::parse_str(&prompt_id)
-                .map_err(|_| StoreError::Corrupt(format!("prompt id {prompt_id:?}")))?,
-            feedback,
-        }))
-    }
-
-    async fn replace_feedback(
-        &self,
-        id: &str,
-        expected: Option<&Feedback>,
-        feedback: &Feedback,
-        audit: Option<&AuditDraft>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        // `IS` compares NULLs as equal: no feedback expected matches a record without one.
-        let done = sqlx::query(
-            "UPDATE invocations SET feedback_score = ?1, feedback_comment = ?2, feedback_at = ?3 \
-             WHERE id = ?4 AND feedback_score IS ?5 AND feedback_comment IS ?6 \
-               AND feedback_at IS ?7",
-        )
-        .bind(feedback.score)
-        .bind(nul_free_opt(feedback.comment.as_deref()))
-        .bind(millis(feedback.at))
-        .bind(nul_free(id))
-        .bind(expected.map(|f| f.score))
-        .bind(expected.and_then(|f| nul_free_opt(f.comment.as_deref())))
-        .bind(expected.map(|f| millis(f.at)))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await.map_err(db_error)?;
-            return Ok(false);
-        }
-        if let Some(audit) = audit {
-            append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
-    }
-
-    async fn prune_invocations(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM invocations WHERE timestamp < ?")
-            .bind(millis(before))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn update_prompt(&self, update: &PromptUpdate) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        let changed = sqlx::query(
-            "UPDATE prompts SET revision = ?, updated_at = ?, \
-             traffic = COALESCE(?, traffic), status = COALESCE(?, status), \
-             system_message_mode = COALESCE(?, system_message_mode), \
-             allow_caller_settings = COALESCE(?, allow_caller_settings) \
-             WHERE id = ? AND revision = ?",
-        )
-        .bind(update.new_revision)
-        .bind(millis(update.updated_at))
-        .bind(update.traffic.as_ref().map(codec::traffic_json))
-        .bind(update.status.map(PromptStatus::as_str))
-        .bind(update.chat_completions.map(|p| p.system_message.as_str()))
-        .bind(
-            update
-                .chat_completions
-                .map(|p| i64::from(p.allow_caller_settings)),
-        )
-        .bind(update.id.to_string())
-        .bind(update.expected_revision)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?
-        .rows_affected();
-        if changed == 0 {
-            let exists: Option<i64> =
-                sqlx::query_scalar("SELECT revision FROM prompts WHERE id = ?")
-                    .bind(update.id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            return Err(match exists {
-                Some(_) => StoreError::StaleRevision,
-                None => StoreError::NotFound,
-            });
-        }
-        if let Some(version) = &update.new_version {
-            insert_version(&mut tx, version).await?;
-        }
-        append_audit_in(&mut tx, &update.audit).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<Vec<SealedEntry>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        let sealed = append_audit_in(&mut tx, drafts).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(sealed)
-    }
-
-    async fn list_audit(
-        &self,
-        filter: &AuditFilter,
-        after: Option<u64>,
-        limit: u32,
-    ) -> Result<Vec<StoredAuditEntry>, StoreError> {
-        sqlx::query(
-            "SELECT sequence, body, hash, leaf_hash, actor, action, prompt_id, recorded_at \
-             FROM audit_entries \
-             WHERE (?1 IS NULL OR prompt_id = ?1) \
-               AND (?2 IS NULL OR action = ?2) \
-               AND (?3 IS NULL OR actor = ?3) \
-               AND (?4 IS NULL OR recorded_at >= ?4) \
-               AND (?5 IS NULL OR recorded_at < ?5) \
-               AND (?6 IS NULL OR sequence > ?6) \
-             ORDER BY sequence LIMIT ?7",
-        )
-        .bind(filter.prompt_id.map(|id| id.to_string()))
-        .bind(nul_free_opt(filter.action.as_deref()))
-        .bind(nul_free_opt(filter.actor.as_deref()))
-        .bind(filter.start.map(millis))
-        .bind(filter.end.map(millis))
-        .bind(after.map(sql_sequence))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(audit_from_row)
-        .collect()
-    }
-
-    async fn get_audit(&self, sequence: u64) -> Result<Option<StoredAuditEntry>, StoreError> {
-        sqlx::query(
-            "SELECT sequence, body, hash, leaf_hash, actor, action, prompt_id, recorded_at \
-             FROM audit_entries WHERE sequence = ?",
-        )
-        .bind(sql_sequence(sequence))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?
-        .as_ref()
-        .map(audit_from_row)
-        .transpose()
-    }
-
-    async fn last_audit_with_action(
-        &self,
-        action: &str,
-    ) -> Result<Option<StoredAuditEntry>, StoreError> {
-        sqlx::query(
-            "SELECT sequence, body, hash, leaf_hash, actor, action, prompt_id, recorded_at \
-             FROM audit_entries WHERE action = ? \
-             ORDER BY sequence DESC LIMIT 1",
-        )
-        .bind(nul_free(action))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?
-        .as_ref()
-        .map(audit_from_row)
-        .transpose()
-    }
-
-    async fn audit_size(&self) -> Result<u64, StoreError> {
-        let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(sequence), 0) FROM audit_entries")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
-        u64::try_from(size).map_err(|_| StoreError::Corrupt(format!("audit sequence {size}")))
-    }
-
-    async fn audit_leaf_hashes(&self, after: u64, up_to: u64) -> Result<Vec<Hash>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT leaf_hash FROM audit_entries WHERE sequence > ? AND sequence <= ? \
-             ORDER BY sequence",
-        )
-        .bind(sql_sequence(after))
-        .bind(sql_sequence(up_to))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        rows.iter().map(|hex| stored_hash(hex)).collect()
-    }
-
-    async fn insert_tree_head(&self, head: &SignedTreeHead) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_tree_heads (tree_size, key_id, root_hash, signed_at, signature) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (tree_size, key_id) DO NOTHING",
-        )
-        .bind(sql_sequence(head.head.tree_size))
-        .bind(&head.key_id)
-        .bind(to_hex(&head.head.root_hash))
-        .bind(&head.head.timestamp)
-        .bind(&head.signature)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>, StoreError> {
-        sqlx::query(
-            "SELECT * FROM audit_tree_heads ORDER BY tree_size DESC, signed_at DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?
-        .as_ref()
-        .map(tree_head_from_row)
-        .transpose()
-    }
-
-    async fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, StoreError> {
-        sqlx::query("SELECT * FROM audit_tree_heads ORDER BY tree_size, signed_at")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(tree_head_from_row)
-            .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_pattern_escapes_sql_wildcards() {
-        assert_eq!(like_pattern("support*"), "support%");
-        assert_eq!(like_pattern("50%_off\\*"), "50\\%\\_off\\\\%");
-    }
-}
+});

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use promptgate_core::ScopeSet;
-use promptgate_server::clients::create_client;
 use promptgate_server::config::DEFAULT_DATABASE_URL;
-use promptgate_server::routes::clients::wire_client;
+use promptgate_server::service::clients::create_client;
+use promptgate_server::wire::clients::wire_client;
 use serde_json::json;
 
 #[derive(Debug, Subcommand)]
@@ -128,8 +128,11 @@ pub async fn run(command: ClientsCommand, json: bool) -> anyhow::Result<ExitCode
             let disabled = store
                 .disable_client(
                     &id,
-                    time::OffsetDateTime::now_utc(),
-                    &promptgate_server::clients::disable_entry(promptgate_audit::SYSTEM_ACTOR, &id),
+                    promptgate_server::clock::now(),
+                    &promptgate_server::service::clients::disable_entry(
+                        promptgate_audit::SYSTEM_ACTOR,
+                        &id,
+                    ),
                 )
                 .await?;
             store.close().await;
@@ -143,7 +146,7 @@ pub async fn run(command: ClientsCommand, json: bool) -> anyhow::Result<ExitCode
         }
         ClientsCommand::RotateSecret { id, database_url } => {
             let store = open(&database_url).await?;
-            let rotated = promptgate_server::clients::rotate_secret(
+            let rotated = promptgate_server::service::clients::rotate_secret(
                 store.as_ref(),
                 promptgate_audit::SYSTEM_ACTOR,
                 &id,

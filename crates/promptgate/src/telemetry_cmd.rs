@@ -289,7 +289,7 @@ fn print_summary(summary: &TelemetrySummary, out: &Output) {
 }
 
 fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
+    promptgate_server::clock::now()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use promptgate_core::{ModelEndpoint, ProviderKind, TokenCounter};
+use promptgate_fake_upstream::{Fake, Fixtures};
 use promptgate_providers::{
     ChatMessage, ChatRequest, EventStream, KeySource, Provider, ProviderError, Role, StreamEvent,
     Usage, provider_with_keys,
 };
-
-use crate::fake::Fake;
 
 /// The environment variable name the test endpoints configure; [`TestKeys`] answers for it,
 /// so no test touches the process environment.
@@ -61,6 +60,13 @@ pub async fn collect(stream: EventStream) -> Vec<Result<StreamEvent, ProviderErr
     stream.collect().await
 }
 
+/// What the fixtures report: real dated model names, so the providers are seen to pass them on.
+const FIXTURES: Fixtures = Fixtures {
+    openai_model: "gpt-4o-mini-2024-07-18",
+    anthropic_model: "claude-3-5-sonnet-20241022",
+    ..Fixtures::TEST
+};
+
 /// The two HTTP providers, for the tests every provider must pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -100,54 +106,31 @@ impl Flavor {
         self.provider(&self.endpoint(&fake.url))
     }
 
-    pub fn path(self) -> &'static str {
+    /// The kit's name for this provider's wire format.
+    fn wire(self) -> promptgate_fake_upstream::Flavor {
         match self {
-            Flavor::OpenAi => "/v1/chat/completions",
-            Flavor::Anthropic => "/v1/messages",
+            Flavor::OpenAi => promptgate_fake_upstream::Flavor::OpenAi,
+            Flavor::Anthropic => promptgate_fake_upstream::Flavor::Anthropic,
         }
+    }
+
+    pub fn path(self) -> &'static str {
+        self.wire().path()
     }
 
     /// The model name the fixtures report (a dated snapshot, unlike the configured alias).
     pub fn reported_model(self) -> &'static str {
-        match self {
-            Flavor::OpenAi => "gpt-4o-mini-2024-07-18",
-            Flavor::Anthropic => "claude-3-5-sonnet-20241022",
-        }
+        FIXTURES.reported_model(self.wire())
     }
 
     /// A successful answer: "Your order ships today.", 31 prompt and 6 completion tokens.
     pub fn answer(self) -> String {
-        match self {
-            Flavor::OpenAi => serde_json::json!({
-                "id": "chatcmpl-abc123", "object": "chat.completion", "created": 1_700_000_000,
-                "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1",
-                "choices": [{"index": 0,
-                    "message": {"role": "assistant", "content": "Your order ships today.", "refusal": null},
-                    "logprobs": null, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 31, "completion_tokens": 6, "total_tokens": 37}
-            }),
-            Flavor::Anthropic => serde_json::json!({
-                "id": "msg_01", "type": "message", "role": "assistant",
-                "model": "claude-3-5-sonnet-20241022",
-                "content": [{"type": "text", "text": "Your order ships today."}],
-                "stop_reason": "end_turn", "stop_sequence": null,
-                "usage": {"input_tokens": 31, "output_tokens": 6}
-            }),
-        }
-        .to_string()
+        FIXTURES.answer(self.wire(), "Your order ships today.", 31, 6)
     }
 
     /// The provider's error body.
     pub fn error(self, message: &str) -> String {
-        match self {
-            Flavor::OpenAi => serde_json::json!({
-                "error": {"message": message, "type": "server_error", "param": null, "code": null}
-            }),
-            Flavor::Anthropic => serde_json::json!({
-                "type": "error", "error": {"type": "api_error", "message": message}
-            }),
-        }
-        .to_string()
+        self.wire().error(message)
     }
 
     /// The error `error(message)` becomes.
@@ -160,77 +143,16 @@ impl Flavor {
 
     /// The stream up to and including the first text delta, "Hel".
     pub fn stream_start(self) -> String {
-        match self {
-            Flavor::OpenAi => [
-                openai_chunk(serde_json::json!({"role": "assistant", "content": ""}), None),
-                openai_chunk(serde_json::json!({"content": "Hel"}), None),
-            ]
-            .concat(),
-            Flavor::Anthropic => [
-                anthropic_event("message_start", serde_json::json!({
-                    "type": "message_start",
-                    "message": {"id": "msg_01", "type": "message", "role": "assistant", "content": [],
-                        "model": "claude-3-5-sonnet-20241022", "stop_reason": null,
-                        "stop_sequence": null, "usage": {"input_tokens": 31, "output_tokens": 1}}
-                })),
-                anthropic_event("content_block_start", serde_json::json!({
-                    "type": "content_block_start", "index": 0,
-                    "content_block": {"type": "text", "text": ""}
-                })),
-                anthropic_event("ping", serde_json::json!({"type": "ping"})),
-                anthropic_event("content_block_delta", serde_json::json!({
-                    "type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": "Hel"}
-                })),
-            ]
-            .concat(),
-        }
+        FIXTURES.stream_start(self.wire(), "Hel")
     }
 
     /// The rest of the stream: "lo", the stop reason, usage (31 + 2) and the end.
     pub fn stream_rest(self) -> String {
-        match self {
-            Flavor::OpenAi => [
-                openai_chunk(serde_json::json!({"content": "lo"}), None),
-                openai_chunk(serde_json::json!({}), Some("stop")),
-                format!(
-                    "data: {}\n\n",
-                    serde_json::json!({
-                        "id": "chatcmpl-abc123", "object": "chat.completion.chunk",
-                        "created": 1_700_000_000, "model": "gpt-4o-mini-2024-07-18",
-                        "system_fingerprint": "fp_1", "choices": [],
-                        "usage": {"prompt_tokens": 31, "completion_tokens": 2, "total_tokens": 33}
-                    })
-                ),
-                "data: [DONE]\n\n".to_owned(),
-            ]
-            .concat(),
-            Flavor::Anthropic => [
-                anthropic_event(
-                    "content_block_delta",
-                    serde_json::json!({
-                        "type": "content_block_delta", "index": 0,
-                        "delta": {"type": "text_delta", "text": "lo"}
-                    }),
-                ),
-                anthropic_event(
-                    "content_block_stop",
-                    serde_json::json!({
-                        "type": "content_block_stop", "index": 0
-                    }),
-                ),
-                anthropic_event(
-                    "message_delta",
-                    serde_json::json!({
-                        "type": "message_delta",
-                        "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-                        "usage": {"output_tokens": 2}
-                    }),
-                ),
-                anthropic_event("message_stop", serde_json::json!({"type": "message_stop"})),
-            ]
-            .concat(),
-        }
+        [
+            FIXTURES.stream_delta(self.wire(), "lo"),
+            FIXTURES.stream_end(self.wire(), 2),
+        ]
+        .concat()
     }
 
     /// What the whole stream relays after "Hel".
@@ -247,18 +169,4 @@ impl Flavor {
             },
         ]
     }
-}
-
-fn openai_chunk(delta: serde_json::Value, finish_reason: Option<&str>) -> String {
-    let chunk = serde_json::json!({
-        "id": "chatcmpl-abc123", "object": "chat.completion.chunk", "created": 1_700_000_000,
-        "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1",
-        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
-        "usage": null
-    });
-    format!("data: {chunk}\n\n")
-}
-
-fn anthropic_event(name: &str, data: serde_json::Value) -> String {
-    format!("event: {name}\ndata: {data}\n\n")
 }

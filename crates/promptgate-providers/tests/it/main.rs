@@ -7,7 +7,6 @@
 mod anthropic;
 mod builtin;
 mod common;
-mod fake;
 mod openai;
 mod redirects;
 mod secrets;

@@ -8,7 +8,7 @@ use promptgate_providers::{
 use serde_json::json;
 
 use crate::common::{Flavor, KEY, collect, request};
-use crate::fake::{Fake, Reply};
+use promptgate_fake_upstream::{Fake, Reply};
 
 #[tokio::test]
 async fn sends_the_documented_request_body_and_headers() {

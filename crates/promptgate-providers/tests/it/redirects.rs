@@ -5,7 +5,7 @@
 use promptgate_providers::{Moderation, ModerationConfig, ProviderError, http_client};
 
 use crate::common::{FLAVORS, KEY, KEY_VAR, collect, keys, request};
-use crate::fake::{Fake, Reply};
+use promptgate_fake_upstream::{Fake, Reply};
 
 const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
 

@@ -7,7 +7,7 @@ use promptgate_core::{EndpointCatalogue, TokenCounter};
 use promptgate_providers::{ProviderError, http_client, provider_for, provider_with_keys};
 
 use crate::common::{FLAVORS, KEY_VAR, keys, request};
-use crate::fake::{Fake, Reply};
+use promptgate_fake_upstream::{Fake, Reply, key_pieces};
 
 const MARKER: &str = "sk-MARKER-d41d8cd98f00b204";
 
@@ -149,19 +149,6 @@ async fn the_key_appears_in_no_error_log_line_or_debug_output() {
     }
 }
 
-/// The key's pieces a provider or a proxy might quote: its first and last 8 characters, one
-/// from the middle, the whole key upper-cased, and the key broken over two lines.
-fn echoed_pieces(key: &str) -> Vec<String> {
-    let n = key.len();
-    vec![
-        key[..8].to_owned(),
-        key[n - 8..].to_owned(),
-        key[n / 2 - 4..n / 2 + 4].to_owned(),
-        key.to_ascii_uppercase(),
-        format!("{}\n{}", &key[..n / 2], &key[n / 2..]),
-    ]
-}
-
 #[tokio::test]
 async fn provider_error_text_masks_any_8_char_piece_of_the_key() {
     let logs = LogBuffer::default();
@@ -175,7 +162,7 @@ async fn provider_error_text_masks_any_8_char_piece_of_the_key() {
 
     let mut seen: Vec<String> = Vec::new();
     for flavor in FLAVORS {
-        for (which, piece) in echoed_pieces(MARKER).into_iter().enumerate() {
+        for (which, piece) in key_pieces(MARKER).into_iter().enumerate() {
             let message = format!("incorrect API key provided: {piece}. Check your key");
             let (stream_reply, mut feed) = Reply::stream();
             let fake = Fake::start(vec![

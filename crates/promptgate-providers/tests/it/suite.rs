@@ -8,7 +8,7 @@ use promptgate_core::TokenCounter;
 use promptgate_providers::{ProviderError, StreamEvent, provider_for};
 
 use crate::common::{FLAVORS, collect, request};
-use crate::fake::{Fake, Reply};
+use promptgate_fake_upstream::{Fake, Reply};
 
 /// Only a guard against a hanging test; no assertion depends on how long anything takes.
 const HANG_GUARD: Duration = Duration::from_secs(20);

@@ -21,13 +21,14 @@
 pub mod otlp;
 pub mod webhook;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use promptgate_store::{PendingBatch, Store, StoredInvocation, TelemetryFilter};
-use time::OffsetDateTime;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 /// Where an exporter sends batches.
@@ -178,7 +179,7 @@ async fn pass(
 ) -> Result<Pass, String> {
     let name = target.name();
     let granted = store
-        .try_acquire_exporter_lease(name, holder, OffsetDateTime::now_utc(), ttl)
+        .try_acquire_exporter_lease(name, holder, crate::clock::now(), ttl)
         .await
         .map_err(|e| e.to_string())?;
     if !granted {
@@ -242,7 +243,7 @@ async fn deliver_once(
     if lag > config.max_backlog {
         let skip_to = newest - i64::try_from(config.max_backlog).unwrap_or(i64::MAX);
         if store
-            .advance_exporter_cursor(name, cursor, skip_to, OffsetDateTime::now_utc())
+            .advance_exporter_cursor(name, cursor, skip_to, crate::clock::now())
             .await
             .map_err(|e| e.to_string())?
         {
@@ -280,7 +281,7 @@ async fn deliver_once(
             (pending, records)
         }
         None => {
-            let oldest_kept = OffsetDateTime::now_utc()
+            let oldest_kept = crate::clock::now()
                 - time::Duration::try_from(config.max_age).unwrap_or(time::Duration::WEEK);
             let filter = TelemetryFilter {
                 start: Some(oldest_kept),
@@ -303,7 +304,7 @@ async fn deliver_once(
     // The fence: the batch is recorded, and sent, only while the lease is still this
     // process's (it may have lapsed during a long pause since the pass began).
     if !store
-        .begin_exporter_batch(name, holder, OffsetDateTime::now_utc(), batch)
+        .begin_exporter_batch(name, holder, crate::clock::now(), batch)
         .await
         .map_err(|e| e.to_string())?
     {
@@ -313,7 +314,7 @@ async fn deliver_once(
         target.deliver(&batch_id(name, batch), &records).await?;
     }
     if store
-        .advance_exporter_cursor(name, cursor, batch.last_seq, OffsetDateTime::now_utc())
+        .advance_exporter_cursor(name, cursor, batch.last_seq, crate::clock::now())
         .await
         .map_err(|e| e.to_string())?
     {
@@ -328,4 +329,174 @@ async fn deliver_once(
         health.skipped.fetch_add(too_old, Ordering::Relaxed);
     }
     Ok(Pass::Delivered)
+}
+
+/// `[exporters]` (consumed by the telemetry work).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportersSection {
+    /// `[exporters.webhook]`.
+    #[serde(default)]
+    pub webhook: Option<WebhookExporter>,
+    /// `[exporters.otlp]`.
+    #[serde(default)]
+    pub otlp: Option<OtlpExporter>,
+    /// `[exporters.prometheus]`.
+    #[serde(default)]
+    pub prometheus: Option<PrometheusExporter>,
+}
+
+/// `[exporters.webhook]`.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookExporter {
+    /// Target URL.
+    pub url: String,
+    /// Extra headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Records per POST.
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    /// Longest wait before a partial batch is sent.
+    #[serde(default)]
+    pub flush_interval_ms: Option<u64>,
+    /// Most undelivered records kept.
+    #[serde(default)]
+    pub max_backlog: Option<u64>,
+    /// Undelivered records older than this many hours are skipped (default 168, a week).
+    #[serde(default)]
+    pub max_age_hours: Option<u64>,
+}
+
+impl WebhookExporter {
+    /// The outbox settings, with defaults for what is not set.
+    pub fn outbox(&self) -> OutboxConfig {
+        let defaults = OutboxConfig::default();
+        OutboxConfig {
+            batch_size: self.batch_size.unwrap_or(defaults.batch_size).max(1),
+            flush_interval: self
+                .flush_interval_ms
+                .map_or(defaults.flush_interval, |ms| {
+                    std::time::Duration::from_millis(ms.max(10))
+                }),
+            max_backlog: self.max_backlog.unwrap_or(defaults.max_backlog),
+            max_age: self.max_age_hours.map_or(defaults.max_age, |h| {
+                std::time::Duration::from_secs(h * 3600)
+            }),
+            lease_ttl: defaults.lease_ttl,
+        }
+    }
+}
+
+/// `[exporters.otlp]`.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpExporter {
+    /// Collector URL.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Extra headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Whether message content is exported.
+    #[serde(default)]
+    pub include_content: Option<bool>,
+}
+
+/// `[exporters.prometheus]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusExporter {
+    /// Whether `/metrics` is served.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Whether `/metrics` needs a token.
+    #[serde(default)]
+    pub require_token: Option<bool>,
+}
+
+impl ExportersSection {
+    /// Refuses a webhook URL that is not http(s).
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(webhook) = &self.webhook
+            && !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://"))
+        {
+            return Err("exporters.webhook.url must be an http:// or https:// URL".into());
+        }
+        Ok(())
+    }
+}
+
+/// A configured pushing exporter: where it delivers, how its outbox runs, and its health for
+/// `/metrics`.
+pub struct Exporter {
+    /// The destination.
+    pub target: Arc<dyn Target>,
+    /// Batching, backlog and lease settings.
+    pub outbox: OutboxConfig,
+    /// Delivery health, shown on `/metrics`.
+    pub health: Arc<ExporterHealth>,
+}
+
+/// The pushing exporters `[exporters]` configures (webhook, then OTLP); `[exporters.prometheus]`
+/// is served, not pushed. The error names the section.
+pub fn from_config(section: Option<&ExportersSection>) -> Result<Vec<Exporter>, String> {
+    let mut exporters = Vec::new();
+    let Some(section) = section else {
+        return Ok(exporters);
+    };
+    if let Some(webhook) = &section.webhook {
+        let target = webhook::Webhook::new(&webhook.url, webhook.headers.clone())?;
+        exporters.push(Exporter {
+            target: Arc::new(target),
+            outbox: webhook.outbox(),
+            health: Arc::default(),
+        });
+    }
+    if let Some(otlp) = &section.otlp {
+        let endpoint = otlp.endpoint.as_deref().unwrap_or(otlp::DEFAULT_ENDPOINT);
+        let target = otlp::Otlp::new(
+            endpoint,
+            otlp.headers.clone(),
+            otlp.include_content.unwrap_or(false),
+        )
+        .map_err(|e| format!("exporters.otlp: {e}"))?;
+        exporters.push(Exporter {
+            target: Arc::new(target),
+            outbox: OutboxConfig::default(),
+            health: Arc::default(),
+        });
+    }
+    Ok(exporters)
+}
+
+/// By hand: the URL may carry its secret in the path, the headers their tokens.
+impl std::fmt::Debug for WebhookExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookExporter")
+            .field("url", &promptgate_core::redact::url_origin(&self.url))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval_ms", &self.flush_interval_ms)
+            .field("max_backlog", &self.max_backlog)
+            .field("max_age_hours", &self.max_age_hours)
+            .finish()
+    }
+}
+
+/// By hand: the endpoint may carry user-info, the headers their tokens.
+impl std::fmt::Debug for OtlpExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpExporter")
+            .field(
+                "endpoint",
+                &self
+                    .endpoint
+                    .as_deref()
+                    .map(promptgate_core::redact::url_without_secrets),
+            )
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }

@@ -9,8 +9,8 @@ use promptgate_store::StoredInvocation;
 use serde_json::json;
 
 use super::Target;
-use crate::routes::telemetry::wire_entity;
-use crate::state::{now, rfc3339};
+use crate::clock::{now, rfc3339};
+use crate::wire::telemetry::wire_entity;
 
 /// The webhook target.
 pub struct Webhook {

@@ -8,25 +8,26 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use promptgate_api as api;
-use promptgate_audit::action;
 use promptgate_core::{Scope, Violation};
 use promptgate_store::{AuditFilter, StoredAuditEntry};
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, keyset_page};
+use crate::service::audit::{self, AuditError, ClientEntry};
 use crate::state::AppState;
 
-/// The longest `action` a client may send (`[A-Z][A-Z0-9_]{0,99}`,
-/// [`action::check_client_action`]).
-pub const MAX_ACTION_CHARS: usize = action::MAX_CLIENT_ACTION_CHARS;
-/// The longest `complianceStatus`.
-pub const MAX_COMPLIANCE_STATUS_CHARS: usize = 100;
-/// The largest `details` or `metadata`, as canonical JSON bytes.
-pub const MAX_DETAILS_BYTES: usize = 64 * 1024;
+impl From<AuditError> for ApiError {
+    fn from(err: AuditError) -> Self {
+        match err {
+            AuditError::Invalid(violations) => ApiError::Invalid(violations),
+            AuditError::UnknownPrompt(_) => ApiError::NotFound(err.to_string()),
+            AuditError::NothingAppended => ApiError::Internal(err.to_string()),
+            AuditError::Store(store) => ApiError::from(store),
+        }
+    }
+}
 
 /// Appends a client entry; the server adds its time, the caller as actor, and the hashes.
 #[utoipa::path(post, path = "/api/v2/ai/llm/gateway/audit-logs", tag = "audit",
@@ -43,67 +44,15 @@ pub async fn append_entry(
     JsonBody(body): JsonBody<api::AuditEntryRequest>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::GatewayWrite)?;
-    let mut violations = Vec::new();
-    // Taken as sent, not trimmed: the strict charset refuses the spaces and invisible
-    // characters that could make a client's entry pass for one of the gateway's own.
-    let action_name = match action::check_client_action(body.action.as_deref().unwrap_or("")) {
-        Ok(()) => body.action.clone(),
-        Err(problem) => {
-            violations.push(Violation::invalid("action", problem.to_string()));
-            None
-        }
+    let entry = ClientEntry {
+        action: body.action,
+        prompt_id: body.prompt_id,
+        timestamp: body.timestamp,
+        details: body.details,
+        metadata: body.metadata,
+        compliance_status: body.compliance_status,
     };
-    let prompt_id =
-        crate::extract::parse_uuid_field("promptId", body.prompt_id.as_deref(), &mut violations);
-    let client_timestamp = body.timestamp.as_deref().and_then(|text| {
-        OffsetDateTime::parse(text, &Rfc3339)
-            .map_err(|_| {
-                violations.push(Violation::invalid(
-                    "timestamp",
-                    format!(
-                        "timestamp is {}; use an RFC 3339 time such as 2026-11-27T04:15:39Z",
-                        promptgate_core::violation::quoted(text)
-                    ),
-                ))
-            })
-            .ok()
-    });
-    let details = object_field("details", body.details, &mut violations);
-    let metadata = object_field("metadata", body.metadata, &mut violations);
-    let compliance_status = body.compliance_status.filter(|s| {
-        let ok = s.chars().count() <= MAX_COMPLIANCE_STATUS_CHARS;
-        if !ok {
-            violations.push(Violation::invalid(
-                "complianceStatus",
-                format!("complianceStatus is longer than {MAX_COMPLIANCE_STATUS_CHARS} characters"),
-            ));
-        }
-        ok
-    });
-    let Some(action_name) = action_name.filter(|_| violations.is_empty()) else {
-        return Err(ApiError::Invalid(violations));
-    };
-    if let Some(id) = prompt_id
-        && state.store.get_prompt(id).await?.is_none()
-    {
-        return Err(ApiError::NotFound(format!("no prompt with id {id}")));
-    }
-    let mut draft = crate::audit::draft(
-        &caller.client_id,
-        &action_name,
-        prompt_id,
-        details.unwrap_or_else(|| Value::Object(Default::default())),
-    );
-    draft.client_timestamp = client_timestamp;
-    draft.compliance_status = compliance_status;
-    draft.metadata = metadata;
-    let sealed = state
-        .store
-        .append_audit(std::slice::from_ref(&draft))
-        .await?;
-    let stored = sealed
-        .first()
-        .ok_or_else(|| ApiError::Internal("the store appended no entry".to_owned()))?;
+    let stored = audit::append_client_entry(&state, &caller.client_id, entry).await?;
     let mut response = (StatusCode::CREATED, Json(stored.to_value())).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!(
         "{}/audit-logs/{}",
@@ -113,37 +62,6 @@ pub async fn append_entry(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
-}
-
-/// A JSON object field, bounded in size.
-fn object_field(
-    field: &str,
-    value: Option<Value>,
-    violations: &mut Vec<Violation>,
-) -> Option<Value> {
-    match value {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(members)) => {
-            let value = Value::Object(members);
-            let size = promptgate_audit::canonical::to_canonical_string(&value).len();
-            if size > MAX_DETAILS_BYTES {
-                violations.push(Violation::invalid(
-                    field,
-                    format!("{field} is {size} bytes as JSON; the limit is {MAX_DETAILS_BYTES}"),
-                ));
-                None
-            } else {
-                Some(value)
-            }
-        }
-        Some(_) => {
-            violations.push(Violation::invalid(
-                field,
-                format!("{field} must be a JSON object"),
-            ));
-            None
-        }
-    }
 }
 
 /// Lists entries in sequence order, with the contract's filters and stable cursors.
@@ -168,9 +86,9 @@ pub async fn list_entries(
     caller.require(Scope::AuditRead)?;
     let query = query.with_json_body(&body)?;
     let mut violations = Vec::new();
-    let telemetry_like = crate::routes::telemetry::read_time_range(&query, &mut violations);
+    let telemetry_like = crate::wire::telemetry::read_time_range(&query, &mut violations);
     let prompt_id =
-        crate::extract::parse_uuid_field("promptId", query.get("promptId"), &mut violations);
+        promptgate_core::violation::uuid_field("promptId", query.get("promptId"), &mut violations);
     let filter = AuditFilter {
         prompt_id,
         action: query.get("action").map(str::to_owned),

@@ -5,14 +5,25 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use promptgate_api as api;
-use promptgate_core::{Scope, ScopeSet, Violation};
-use promptgate_store::{Client, StoreError};
+use promptgate_core::{Scope, Violation};
 
 use crate::auth::Caller;
-use crate::clients::{ClientError, create_client as create};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::state::{AppState, now, rfc3339};
+use crate::service::clients::{self, ClientDraft, ClientError};
+use crate::state::AppState;
+use crate::wire::clients::{wire_client, wire_new_client};
+
+impl From<ClientError> for ApiError {
+    fn from(err: ClientError) -> Self {
+        match err {
+            ClientError::Invalid(violations) => ApiError::Invalid(violations),
+            ClientError::NotFound(_) => ApiError::NotFound(err.to_string()),
+            ClientError::Store(store) => ApiError::from(store),
+            other => ApiError::Invalid(vec![Violation::invalid("name", other.to_string())]),
+        }
+    }
+}
 
 /// Creates a client; the answer is the only place its secret appears.
 #[utoipa::path(post, path = "/api/v2/oauth/clients", tag = "clients",
@@ -26,55 +37,12 @@ pub async fn create_client(
     JsonBody(body): JsonBody<api::CreateClientRequest>,
 ) -> Result<(StatusCode, Json<api::OAuthClient>), ApiError> {
     caller.require(Scope::Admin)?;
-    let mut violations = Vec::new();
-    let mut scopes = Vec::new();
-    match &body.scopes {
-        None => violations.push(Violation::invalid("scopes", "scopes is required")),
-        Some(list) if list.is_empty() => {
-            violations.push(Violation::invalid(
-                "scopes",
-                "a client needs at least one scope",
-            ));
-        }
-        Some(list) => {
-            for (i, name) in list.iter().enumerate() {
-                match name.parse::<Scope>() {
-                    Ok(scope) => scopes.push(scope),
-                    Err(e) => {
-                        violations.push(Violation::invalid(format!("scopes[{i}]"), e.to_string()))
-                    }
-                }
-            }
-        }
-    }
-    let name = body.name.clone().unwrap_or_default();
-    if name.trim().is_empty() || name.chars().count() > crate::clients::MAX_CLIENT_NAME_CHARS {
-        violations.push(Violation::invalid(
-            "name",
-            format!(
-                "name must be 1 to {} characters",
-                crate::clients::MAX_CLIENT_NAME_CHARS
-            ),
-        ));
-    }
-    if !violations.is_empty() {
-        return Err(ApiError::Invalid(violations));
-    }
-    let created = create(
-        state.store.as_ref(),
-        &caller.client_id,
-        &name,
-        ScopeSet::from_scopes(scopes),
-        None,
-    )
-    .await
-    .map_err(|e| match e {
-        ClientError::Store(store) => ApiError::from(store),
-        other => ApiError::Invalid(vec![Violation::invalid("name", other.to_string())]),
-    })?;
-    let mut wire = wire_client(&created.client);
-    wire.client_secret = Some(created.secret);
-    Ok((StatusCode::CREATED, Json(wire)))
+    let draft = ClientDraft {
+        name: body.name.as_deref(),
+        scopes: body.scopes.as_deref(),
+    };
+    let created = clients::create(&state, &caller.client_id, draft).await?;
+    Ok((StatusCode::CREATED, Json(wire_new_client(created))))
 }
 
 /// Lists every client (never a secret or its hash).
@@ -87,7 +55,7 @@ pub async fn list_clients(
     caller: Caller,
 ) -> Result<Json<api::Listing<api::OAuthClient>>, ApiError> {
     caller.require(Scope::Admin)?;
-    let clients = state.store.list_clients().await?;
+    let clients = clients::list(&state).await?;
     Ok(Json(api::Listing {
         entities: clients.iter().map(wire_client).collect(),
     }))
@@ -105,17 +73,7 @@ pub async fn disable_client(
     Path(id): Path<String>,
 ) -> Result<Json<api::OAuthClient>, ApiError> {
     caller.require(Scope::Admin)?;
-    let client = state
-        .store
-        .disable_client(
-            &id,
-            now(),
-            &crate::clients::disable_entry(&caller.client_id, &id),
-        )
-        .await
-        .map_err(|e: StoreError| ApiError::from(e))?
-        .ok_or_else(|| ApiError::NotFound(format!("no client with id {id}")))?;
-    state.auth.revoke_client(&client.id);
+    let client = clients::disable(&state, &caller.client_id, &id).await?;
     Ok(Json(wire_client(&client)))
 }
 
@@ -132,29 +90,6 @@ pub async fn rotate_client_secret(
     Path(id): Path<String>,
 ) -> Result<Json<api::OAuthClient>, ApiError> {
     caller.require(Scope::Admin)?;
-    let rotated = crate::clients::rotate_secret(state.store.as_ref(), &caller.client_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no client with id {id}")))?;
-    state.auth.forget_client_tokens(&rotated.client.id);
-    let mut wire = wire_client(&rotated.client);
-    wire.client_secret = Some(rotated.secret);
-    Ok(Json(wire))
-}
-
-/// The wire form of a stored client, without its secret.
-pub fn wire_client(client: &Client) -> api::OAuthClient {
-    api::OAuthClient {
-        client_id: client.id.clone(),
-        client_secret: None,
-        name: client.name.clone(),
-        scopes: client
-            .scopes
-            .names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-        created_at: rfc3339(client.created_at),
-        disabled: client.disabled_at.is_some(),
-        disabled_at: client.disabled_at.map(rfc3339),
-    }
+    let rotated = clients::rotate(&state, &caller.client_id, &id).await?;
+    Ok(Json(wire_new_client(rotated)))
 }

@@ -13,6 +13,7 @@ use promptgate_api as api;
 use crate::auth::{LockedBy, TokenError};
 use crate::client_addr::SourceAddress;
 use crate::ratelimit;
+use crate::service::tokens::{self, GrantError, TokenGrant};
 use crate::state::AppState;
 
 /// Exchanges client credentials for an access token.
@@ -29,15 +30,6 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -52,39 +44,27 @@ pub async fn token(
             "the body must be application/x-www-form-urlencoded",
         );
     }
-    match field("grant_type") {
-        None => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "grant_type is required",
-            );
-        }
-        Some("client_credentials") => {}
-        Some(_) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "only grant_type=client_credentials is supported",
-            );
-        }
-    }
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let basic = basic_credentials(&headers);
     let used_basic = basic.is_some();
-    let credentials = basic.or_else(|| {
-        Some((
-            field("client_id")?.to_owned(),
-            field("client_secret")?.to_owned(),
-        ))
-    });
-    let Some((client_id, client_secret)) = credentials else {
-        return invalid_client(false);
+    let credentials = match &basic {
+        Some((id, secret)) => Some((id.as_str(), secret.as_str())),
+        None => field("client_id").zip(field("client_secret")),
     };
-    match state
-        .auth
-        .issue_from(&client_id, &client_secret, field("scope"), source)
-        .await
-    {
+    let grant = TokenGrant {
+        grant_type: field("grant_type"),
+        credentials,
+        scope: field("scope"),
+        source,
+    };
+    match tokens::issue(&state, grant).await {
         Ok(issued) => {
             let body = api::TokenResponse {
                 access_token: issued.token,
@@ -94,11 +74,28 @@ pub async fn token(
             };
             no_store((StatusCode::OK, Json(body)).into_response())
         }
-        Err(TokenError::InvalidClient) => invalid_client(used_basic),
-        Err(TokenError::InvalidScope(message)) => {
+        Err(err) => grant_error(err, used_basic),
+    }
+}
+
+/// The RFC 6749 §5.2 answer to a refused token request; `used_basic` adds the
+/// `WWW-Authenticate` challenge to an `invalid_client`.
+fn grant_error(err: GrantError, used_basic: bool) -> Response {
+    match err {
+        GrantError::MissingGrantType => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &err.to_string())
+        }
+        GrantError::UnsupportedGrantType => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            &err.to_string(),
+        ),
+        GrantError::NoCredentials => invalid_client(false),
+        GrantError::Token(TokenError::InvalidClient) => invalid_client(used_basic),
+        GrantError::Token(TokenError::InvalidScope(message)) => {
             oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", &message)
         }
-        Err(TokenError::TooManyAttempts {
+        GrantError::Token(TokenError::TooManyAttempts {
             retry_after,
             failures,
             allowed,
@@ -126,7 +123,7 @@ pub async fn token(
             headers.insert("inin-ratelimit-reset", HeaderValue::from(retry_after));
             response
         }
-        Err(TokenError::TooManyTokens(decision)) => {
+        GrantError::Token(TokenError::TooManyTokens(decision)) => {
             let mut response = oauth_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
@@ -140,7 +137,7 @@ pub async fn token(
             ratelimit::insert_headers(response.headers_mut(), &decision);
             response
         }
-        Err(TokenError::Store(err)) => {
+        GrantError::Token(TokenError::Store(err)) => {
             tracing::error!(error = ?err, "token request failed in the store");
             oauth_error(
                 StatusCode::SERVICE_UNAVAILABLE,

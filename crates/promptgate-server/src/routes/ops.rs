@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
 use promptgate_api as api;
-use utoipa::OpenApi;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -50,13 +49,6 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<api::HealthSta
     Ok(Json(api::HealthStatus {
         status: "ready".to_owned(),
     }))
-}
-
-/// This API's OpenAPI document, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::openapi::ApiDoc::openapi())
 }
 
 /// Prometheus metrics: invocation counts, latency and token histograms by prompt, version,

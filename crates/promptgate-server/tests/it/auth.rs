@@ -124,7 +124,7 @@ async fn parallel_bad_logins_from_one_address_get_exactly_its_limit_checked() {
     // Issue 17, item 6: the address's count was checked before any of the parallel failures
     // was recorded, so 150 parallel guesses had 15 secrets checked against a limit of 10.
     let app = TestApp::new().await;
-    let auth = app.state.auth.clone();
+    let auth = app.state.auth().clone();
     let source = Some(std::net::IpAddr::from([203, 0, 113, 7]));
     let attempts = (0..150).map(|n| {
         let auth = auth.clone();
@@ -159,7 +159,7 @@ async fn parallel_bad_logins_from_one_address_get_exactly_its_limit_checked() {
 #[tokio::test]
 async fn the_per_client_limit_never_refuses_the_right_secret() {
     let app = TestApp::new().await;
-    let auth = &app.state.auth;
+    let auth = app.state.auth();
     // Wrong secrets from many addresses: 10 answer invalid_client, then 429 by client id.
     for n in 0..15u8 {
         let source = Some(std::net::IpAddr::from([198, 51, 100, n]));

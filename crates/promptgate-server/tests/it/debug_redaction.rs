@@ -4,8 +4,8 @@
 use promptgate_core::ScopeSet;
 use promptgate_server::ServeOptions;
 use promptgate_server::auth::IssuedToken;
-use promptgate_server::clients::NewClient;
 use promptgate_server::config::ConfigFile;
+use promptgate_server::service::clients::NewClient;
 
 const SECRET: &str = "s3cr3t-Xq9vLmPz7RtYw2Kb";
 const DB_PASSWORD: &str = "hunter2-Pw9Zt7Qx";

@@ -2,15 +2,14 @@
 //! router in-process.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use promptgate_api::ErrorBody;
-use promptgate_core::{EndpointCatalogue, ScopeSet};
-use promptgate_server::auth::TokenAuthority;
+use promptgate_core::ScopeSet;
+use promptgate_server::config::ConfigFile;
 use promptgate_server::state::AppState;
 use promptgate_store::{SqliteStore, Store};
 use tempfile::TempDir;
@@ -20,20 +19,23 @@ pub const BASE: &str = "/api/v2/ai/llm/gateway";
 /// The default body limit of the configuration (1 MiB).
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
-/// The state a gateway builds at start-up, over any store.
-pub async fn state(store: Arc<dyn Store>, max_body_bytes: usize) -> AppState {
-    let auth = TokenAuthority::new(store.clone(), Duration::from_secs(3600), 10)
+/// The state a gateway builds at start-up, over any store, from a configuration with tokens
+/// that last an hour, the largest body `max_body_bytes` and `extra` (more TOML sections).
+pub async fn state_with(store: Arc<dyn Store>, max_body_bytes: usize, extra: &str) -> AppState {
+    let config = ConfigFile::parse(&format!(
+        "[server]\nmax_body_bytes = {max_body_bytes}\n[auth]\ntoken_ttl_seconds = 3600\n{extra}"
+    ))
+    .unwrap();
+    // An in-memory database URL: the audit signing key is one for this run, no file.
+    let (state, _background) = AppState::from_config(&config, store, "sqlite::memory:")
         .await
         .unwrap();
-    let (telemetry, _records) = promptgate_server::telemetry::TelemetrySink::new(1024);
-    AppState::new(
-        store,
-        EndpointCatalogue::with_overrides([]),
-        Arc::new(auth),
-        max_body_bytes,
-        telemetry,
-    )
-    .unwrap()
+    state
+}
+
+/// The state a gateway builds at start-up, over any store.
+pub async fn state(store: Arc<dyn Store>, max_body_bytes: usize) -> AppState {
+    state_with(store, max_body_bytes, "").await
 }
 
 /// A router over a real SQLite file in its own temp dir, with an admin client and a token.
@@ -56,7 +58,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
-        let admin = promptgate_server::clients::create_client(
+        let admin = promptgate_server::service::clients::create_client(
             store.as_ref(),
             "system",
             "tester",
@@ -67,7 +69,7 @@ impl TestApp {
         .unwrap();
         let state = state(store, max_body_bytes).await;
         let issued = state
-            .auth
+            .auth()
             .issue(&admin.client.id, &admin.secret, None)
             .await
             .unwrap();
@@ -84,7 +86,7 @@ impl TestApp {
     /// A token for the admin client narrowed to `scopes`.
     pub async fn token_with(&self, scopes: &str) -> String {
         self.state
-            .auth
+            .auth()
             .issue(&self.client_id, &self.client_secret, Some(scopes))
             .await
             .unwrap()

@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use promptgate_core::invocation::InvocationStatus;
-use promptgate_server::config::ConfigFile;
 use serde_json::{Value, json};
 
 use crate::harness::{TestApp, send, with_body};
@@ -58,15 +57,12 @@ async fn start_fake() -> (Fake, String) {
 /// `self_harm`; returns the app and the prompt id.
 async fn app_with_moderation(url: &str, fail_open: bool) -> (TestApp, String) {
     let mut app = TestApp::new().await;
-    let config = ConfigFile::parse(&format!(
-        "[moderation]\nurl = \"{url}\"\nmax_retries = 0\nfail_open = {fail_open}\n"
-    ))
-    .unwrap();
-    app.state = app
-        .state
-        .clone()
-        .with_moderation(config.moderation.as_ref().unwrap())
-        .unwrap();
+    app.state = crate::harness::state_with(
+        app.state.store().clone(),
+        crate::harness::DEFAULT_MAX_BODY,
+        &format!("[moderation]\nurl = \"{url}\"\nmax_retries = 0\nfail_open = {fail_open}\n"),
+    )
+    .await;
     app.router = promptgate_server::app(app.state.clone());
     let mut body = crate::harness::create_body("guarded");
     body["safetyGuardrails"]["blockedCategories"] = json!(["violence", "self_harm"]);
@@ -143,9 +139,7 @@ async fn a_failing_moderator_refuses_unless_fail_open() {
 async fn every_invocation_leaves_one_record_with_its_outcome() {
     let app = TestApp::new().await;
     let (sink, mut records) = promptgate_server::telemetry::TelemetrySink::new(16);
-    let mut state = app.state.clone();
-    state.telemetry = Arc::new(sink);
-    let router = promptgate_server::app(state);
+    let router = promptgate_server::app(app.state.clone().with_telemetry_sink(sink));
     let mut body = crate::harness::create_body("recorded");
     body["safetyGuardrails"]["blockedCategories"] = json!(["violence"]);
     let created = send(

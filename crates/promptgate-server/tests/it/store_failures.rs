@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use promptgate_audit::{AuditDraft, Hash, SealedEntry, SignedTreeHead};
 use promptgate_core::credentials::hash_secret;
 use promptgate_core::{Prompt, PromptVersion, ScopeSet, VersionLabel};
+use promptgate_store::prelude::*;
 use promptgate_store::{
-    AccessToken, AuditFilter, Client, PromptFilter, PromptUpdate, Store, StoreError,
-    StoredAuditEntry,
+    AccessToken, AuditFilter, Client, PromptFilter, PromptUpdate, StoreError, StoredAuditEntry,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -52,6 +52,10 @@ impl Store for FakeStore {
         Err(self.data.error())
     }
     async fn close(&self) {}
+}
+
+#[async_trait]
+impl ClientStore for FakeStore {
     async fn count_clients(&self) -> Result<i64, StoreError> {
         Err(self.data.error())
     }
@@ -117,6 +121,10 @@ impl Store for FakeStore {
     async fn delete_expired_tokens(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
         Err(self.data.error())
     }
+}
+
+#[async_trait]
+impl PromptStore for FakeStore {
     async fn create_prompt(
         &self,
         _: &Prompt,
@@ -136,6 +144,14 @@ impl Store for FakeStore {
     ) -> Result<Vec<Prompt>, StoreError> {
         Err(self.data.error())
     }
+    async fn list_prompt_listings(
+        &self,
+        _: &PromptFilter,
+        _: Option<Uuid>,
+        _: u32,
+    ) -> Result<Vec<promptgate_store::PromptListing>, StoreError> {
+        Err(self.data.error())
+    }
     async fn prompt_revisions(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
         Err(self.data.error())
     }
@@ -152,6 +168,13 @@ impl Store for FakeStore {
     ) -> Result<Option<PromptVersion>, StoreError> {
         Err(self.data.error())
     }
+    async fn update_prompt(&self, _: &PromptUpdate) -> Result<(), StoreError> {
+        Err(self.data.error())
+    }
+}
+
+#[async_trait]
+impl TelemetryStore for FakeStore {
     async fn insert_invocations(
         &self,
         _: &[promptgate_core::invocation::InvocationRecord],
@@ -170,6 +193,38 @@ impl Store for FakeStore {
         &self,
         _: &promptgate_store::TelemetryFilter,
     ) -> Result<Vec<promptgate_store::VersionAggregate>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn set_feedback(
+        &self,
+        _: &str,
+        _: &promptgate_store::Feedback,
+    ) -> Result<bool, StoreError> {
+        Err(self.data.error())
+    }
+    async fn feedback_state(
+        &self,
+        _: &str,
+    ) -> Result<Option<promptgate_store::FeedbackState>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn replace_feedback(
+        &self,
+        _: &str,
+        _: Option<&promptgate_store::Feedback>,
+        _: &promptgate_store::Feedback,
+        _: Option<&AuditDraft>,
+    ) -> Result<bool, StoreError> {
+        Err(self.data.error())
+    }
+    async fn prune_invocations(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
+        Err(self.data.error())
+    }
+}
+
+#[async_trait]
+impl OutboxStore for FakeStore {
+    async fn last_invocation_seq(&self) -> Result<i64, StoreError> {
         Err(self.data.error())
     }
     async fn exporter_cursor(&self, _: &str) -> Result<i64, StoreError> {
@@ -211,37 +266,10 @@ impl Store for FakeStore {
     ) -> Result<Option<promptgate_store::PendingBatch>, StoreError> {
         Err(self.data.error())
     }
-    async fn last_invocation_seq(&self) -> Result<i64, StoreError> {
-        Err(self.data.error())
-    }
-    async fn set_feedback(
-        &self,
-        _: &str,
-        _: &promptgate_store::Feedback,
-    ) -> Result<bool, StoreError> {
-        Err(self.data.error())
-    }
-    async fn feedback_state(
-        &self,
-        _: &str,
-    ) -> Result<Option<promptgate_store::FeedbackState>, StoreError> {
-        Err(self.data.error())
-    }
-    async fn replace_feedback(
-        &self,
-        _: &str,
-        _: Option<&promptgate_store::Feedback>,
-        _: &promptgate_store::Feedback,
-        _: Option<&AuditDraft>,
-    ) -> Result<bool, StoreError> {
-        Err(self.data.error())
-    }
-    async fn prune_invocations(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
-        Err(self.data.error())
-    }
-    async fn update_prompt(&self, _: &PromptUpdate) -> Result<(), StoreError> {
-        Err(self.data.error())
-    }
+}
+
+#[async_trait]
+impl AuditStore for FakeStore {
     async fn append_audit(&self, _: &[AuditDraft]) -> Result<Vec<SealedEntry>, StoreError> {
         Err(self.data.error())
     }

@@ -38,7 +38,13 @@ async fn changes_append_sealed_entries_that_verify(backend: Backend) {
     db.store
         .insert_client(
             &client("ci"),
-            &AuditDraft::new("admin", "CLIENT_CREATED", None, json!({"clientId": "ci"})),
+            &AuditDraft::new(
+                time::OffsetDateTime::now_utc(),
+                "admin",
+                "CLIENT_CREATED",
+                None,
+                json!({"clientId": "ci"}),
+            ),
         )
         .await
         .unwrap();

@@ -149,6 +149,7 @@ async fn rotating_a_secret_replaces_the_hash_drops_tokens_and_writes_one_entry(b
     let at = T0 + Duration::minutes(7);
     let new_hash = "cd".repeat(32);
     let draft = promptgate_audit::AuditDraft::new(
+        time::OffsetDateTime::now_utc(),
         "admin",
         promptgate_audit::action::CLIENT_SECRET_ROTATED,
         None,

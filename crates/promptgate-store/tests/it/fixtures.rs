@@ -240,5 +240,11 @@ pub fn client(id: &str) -> Client {
 
 /// A gateway audit entry with nothing particular in it.
 pub fn audit_draft() -> promptgate_audit::AuditDraft {
-    promptgate_audit::AuditDraft::new("tester", "CREATE", None, serde_json::json!({}))
+    promptgate_audit::AuditDraft::new(
+        time::OffsetDateTime::now_utc(),
+        "tester",
+        "CREATE",
+        None,
+        serde_json::json!({}),
+    )
 }

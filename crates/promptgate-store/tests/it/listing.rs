@@ -1,12 +1,13 @@
-//! `list_prompts`: name filters, status filter and keyset pagination.
+//! `list_prompts`: name filters, status filter and keyset pagination; `list_prompt_listings`:
+//! the same page with every prompt's labels and default version.
 
 use std::collections::BTreeSet;
 
-use promptgate_core::PromptStatus;
+use promptgate_core::{PromptStatus, TrafficSplit};
 use promptgate_store::{PromptFilter, PromptUpdate, Store};
 use uuid::Uuid;
 
-use crate::fixtures::{Backend, T0, TestDb, create};
+use crate::fixtures::{Backend, T0, TestDb, create, label, version};
 
 for_each_store!(
     exact_name_matches_one_prompt,
@@ -15,6 +16,7 @@ for_each_store!(
     status_filter_splits_active_from_archived,
     pages_cover_every_prompt_exactly_once_in_id_order,
     pagination_applies_the_filter_before_the_limit,
+    listings_are_the_page_with_its_labels_and_default_versions,
 );
 
 const NAMES: [&str; 9] = [
@@ -256,4 +258,81 @@ async fn pagination_applies_the_filter_before_the_limit(backend: Backend) {
     let mut all: Vec<String> = first.iter().chain(&rest).map(|p| p.name.clone()).collect();
     all.sort();
     assert_eq!(all, (0..6).map(|i| format!("keep-{i}")).collect::<Vec<_>>());
+}
+
+/// The listing page is what `list_prompts` answers, each prompt with what one `version_labels`
+/// and one `get_version` of its default would answer (read in three queries, not 1 + 2n).
+async fn listings_are_the_page_with_its_labels_and_default_versions(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    seed(&*db.store).await;
+    // One prompt gets a second version (2.0.0, the new default) and a third (1.10.0): its
+    // labels come out in semver order whatever order they were added in.
+    let (p, _) = create(&*db.store, "versioned").await;
+    for (revision, text, default) in [(1, "2.0.0", "2.0.0"), (2, "1.10.0", "2.0.0")] {
+        db.store
+            .update_prompt(&PromptUpdate {
+                id: p.id,
+                expected_revision: revision,
+                new_revision: revision + 1,
+                updated_at: T0,
+                new_version: Some(version(p.id, text, "You are versioned.")),
+                traffic: Some(TrafficSplit::single(label(default))),
+                status: None,
+                chat_completions: None,
+                audit: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    let filter = PromptFilter::default();
+    let mut after = None;
+    let mut seen = 0;
+    loop {
+        let page = db.store.list_prompts(&filter, after, 4).await.unwrap();
+        let listings = db
+            .store
+            .list_prompt_listings(&filter, after, 4)
+            .await
+            .unwrap();
+        assert_eq!(listings.len(), page.len());
+        for (listing, prompt) in listings.iter().zip(&page) {
+            assert_eq!(&listing.prompt, prompt);
+            let mut labels = db.store.version_labels(prompt.id).await.unwrap();
+            labels.sort();
+            assert_eq!(listing.labels, labels);
+            let default = db
+                .store
+                .get_version(prompt.id, prompt.traffic.default_version())
+                .await
+                .unwrap();
+            assert!(default.is_some());
+            assert_eq!(listing.default_version, default);
+        }
+        seen += page.len();
+        match page.last() {
+            Some(last) if page.len() == 4 => after = Some(last.id),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, NAMES.len() + 1);
+    let versioned = db
+        .store
+        .list_prompt_listings(
+            &PromptFilter {
+                name: Some("versioned".to_owned()),
+                status: None,
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        versioned[0].labels,
+        [label("1.0.0"), label("1.10.0"), label("2.0.0")]
+    );
+    assert_eq!(
+        versioned[0].default_version.as_ref().map(|v| &v.version),
+        Some(&label("2.0.0"))
+    );
 }

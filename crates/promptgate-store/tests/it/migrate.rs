@@ -144,6 +144,7 @@ async fn populated_sqlite() -> TestDb {
     store
         .append_audit(&[
             promptgate_audit::AuditDraft::new(
+                time::OffsetDateTime::now_utc(),
                 "admin",
                 "NOTE",
                 Some(sales.id),

@@ -1,6 +1,7 @@
 //! Opening an existing database migrates it idempotently and keeps its data.
 
-use promptgate_store::{SqliteStore, Store, StoreError};
+use promptgate_store::prelude::*;
+use promptgate_store::{SqliteStore, StoreError};
 
 use crate::fixtures::audit_draft;
 use crate::fixtures::{Backend, Raw, TestDb, client, create, label};

@@ -138,7 +138,13 @@ async fn nul_in_lookups_and_filters_finds_nothing_or_the_mapped_row(backend: Bac
 async fn nul_in_audit_actor_and_action_keeps_the_chain_and_the_exact_body(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = &db.store;
-    let draft = AuditDraft::new("act\0or", "NOTE\0", None, json!({"text": "x\0y"}));
+    let draft = AuditDraft::new(
+        time::OffsetDateTime::now_utc(),
+        "act\0or",
+        "NOTE\0",
+        None,
+        json!({"text": "x\0y"}),
+    );
     let sealed = store
         .append_audit(std::slice::from_ref(&draft))
         .await

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use promptgate_audit::ChainVerifier;
+use promptgate_store::prelude::*;
 use promptgate_store::testing::{PrivateCluster, TestDatabase};
-use promptgate_store::{AuditFilter, PoolSettings, PostgresStore, Store, StoreError};
+use promptgate_store::{AuditFilter, PoolSettings, PostgresStore, StoreError};
 use sqlx::{Connection, PgConnection};
 use tokio::task::JoinSet;
 

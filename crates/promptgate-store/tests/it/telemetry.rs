@@ -614,6 +614,7 @@ async fn feedback_is_replaced_by_compare_and_set_with_its_audit_entry(backend: B
     assert_eq!(state.feedback.as_ref(), Some(&first));
     // Replacing what it read succeeds, with the entry.
     let audit = promptgate_audit::AuditDraft::new(
+        time::OffsetDateTime::now_utc(),
         "client",
         promptgate_audit::action::FEEDBACK_REPLACED,
         Some(prompt),

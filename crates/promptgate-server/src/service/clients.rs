@@ -1,13 +1,17 @@
-//! OAuth client management shared by the admin HTTP API, the `promptgate clients` commands and
-//! the first start's bootstrap, so that all three create clients (and rotate their secrets) the
-//! same way.
+//! OAuth clients: creating them (with a fresh or a supplied id and secret), listing, disabling
+//! and rotating their secrets, each with its audit entry. The admin HTTP API calls the
+//! `AppState` functions ([`create`], [`list`], [`disable`], [`rotate`]), which also tell the
+//! token authority; the `promptgate clients` commands and the first start's bootstrap work on a
+//! bare `Store` with [`create_client`], [`disable_entry`], [`rotate_secret`] and
+//! [`bootstrap_admin`], so that all of them create clients (and rotate secrets) the same way.
 
-use promptgate_core::ScopeSet;
 use promptgate_core::credentials::{generate_secret, hash_secret};
 use promptgate_core::scope::UnknownScope;
+use promptgate_core::{Scope, ScopeSet, Violation};
 use promptgate_store::{Client, Store, StoreError};
 
-use crate::state::now;
+use crate::clock::now;
+use crate::state::AppState;
 
 /// The longest client name.
 pub const MAX_CLIENT_NAME_CHARS: usize = 200;
@@ -29,6 +33,12 @@ pub enum ClientError {
     /// A supplied id or secret is unusable.
     #[error("{0}")]
     InvalidCredentials(String),
+    /// The request's name or scopes are invalid (every problem at once).
+    #[error("invalid client")]
+    Invalid(Vec<Violation>),
+    /// No client has this id.
+    #[error("no client with id {0}")]
+    NotFound(String),
     /// Storage failed (including a duplicate id).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -177,4 +187,126 @@ pub async fn rotate_secret(
         .rotate_client_secret(id, &hash_secret(&secret), now(), &audit)
         .await?;
     Ok(rotated.map(|client| NewClient { client, secret }))
+}
+
+/// A client as an admin asked for it over the API: the name and the scope names as sent.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientDraft<'a> {
+    /// A name for people, 1 to [`MAX_CLIENT_NAME_CHARS`] characters.
+    pub name: Option<&'a str>,
+    /// Scope names; at least one.
+    pub scopes: Option<&'a [String]>,
+}
+
+/// Creates a client from `draft`, by `actor`, with a fresh id and secret; every invalid field
+/// is reported at once.
+pub async fn create(
+    state: &AppState,
+    actor: &str,
+    draft: ClientDraft<'_>,
+) -> Result<NewClient, ClientError> {
+    let (name, scopes) = check_draft(draft).map_err(ClientError::Invalid)?;
+    create_client(state.store.as_ref(), actor, name, scopes, None).await
+}
+
+/// Every client, secrets never included (only their hashes are stored).
+pub async fn list(state: &AppState) -> Result<Vec<Client>, ClientError> {
+    Ok(state.store.list_clients().await?)
+}
+
+/// Disables client `id`, by `actor`: its tokens stop working at once on this gateway (the token
+/// authority's disabled set), within seconds on others.
+pub async fn disable(state: &AppState, actor: &str, id: &str) -> Result<Client, ClientError> {
+    let client = state
+        .store
+        .disable_client(id, now(), &disable_entry(actor, id))
+        .await?
+        .ok_or_else(|| ClientError::NotFound(id.to_owned()))?;
+    state.auth.revoke_client(&client.id);
+    Ok(client)
+}
+
+/// Gives client `id` a new secret, by `actor` ([`rotate_secret`]), and forgets its cached
+/// tokens on this gateway; other gateways notice the rotation within about a second.
+pub async fn rotate(state: &AppState, actor: &str, id: &str) -> Result<NewClient, ClientError> {
+    let rotated = rotate_secret(state.store.as_ref(), actor, id)
+        .await?
+        .ok_or_else(|| ClientError::NotFound(id.to_owned()))?;
+    state.auth.forget_client_tokens(&rotated.client.id);
+    Ok(rotated)
+}
+
+/// The draft's name and scopes, or every violation: missing or empty scopes, unknown scope
+/// names (by index), a blank or too long name.
+fn check_draft(draft: ClientDraft<'_>) -> Result<(&str, ScopeSet), Vec<Violation>> {
+    let mut violations = Vec::new();
+    let mut scopes = Vec::new();
+    match draft.scopes {
+        None => violations.push(Violation::invalid("scopes", "scopes is required")),
+        Some([]) => {
+            violations.push(Violation::invalid(
+                "scopes",
+                "a client needs at least one scope",
+            ));
+        }
+        Some(list) => {
+            for (i, name) in list.iter().enumerate() {
+                match name.parse::<Scope>() {
+                    Ok(scope) => scopes.push(scope),
+                    Err(e) => {
+                        violations.push(Violation::invalid(format!("scopes[{i}]"), e.to_string()))
+                    }
+                }
+            }
+        }
+    }
+    let name = draft.name.unwrap_or_default();
+    if name.trim().is_empty() || name.chars().count() > MAX_CLIENT_NAME_CHARS {
+        violations.push(Violation::invalid(
+            "name",
+            format!("name must be 1 to {MAX_CLIENT_NAME_CHARS} characters"),
+        ));
+    }
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok((name, ScopeSet::from_scopes(scopes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_draft_reports_every_problem_at_once() {
+        let scopes = vec!["admin".to_owned(), "nope".to_owned()];
+        let draft = ClientDraft {
+            name: Some("  "),
+            scopes: Some(&scopes),
+        };
+        let fields: Vec<String> = check_draft(draft)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["scopes[1]", "name"]);
+    }
+
+    #[test]
+    fn a_draft_needs_scopes_and_a_name() {
+        let none = ClientDraft {
+            name: None,
+            scopes: None,
+        };
+        assert_eq!(check_draft(none).err().map(|v| v.len()), Some(2));
+        let scopes = vec!["ai:prompt:read".to_owned()];
+        let fine = ClientDraft {
+            name: Some("bot"),
+            scopes: Some(&scopes),
+        };
+        let (name, set) = check_draft(fine).unwrap_or_else(|v| panic!("{v:?}"));
+        assert_eq!(name, "bot");
+        assert!(set.contains(Scope::PromptRead));
+    }
 }

@@ -1,0 +1,698 @@
+//! The invocation use case, the one pipeline behind both front doors (`POST …/invocations` and
+//! `/v1/chat/completions`): the version that serves and the input guardrails and context
+//! fitting (planned by `promptgate_core::invocation`), the model-based moderation, the
+//! provider call within the endpoint's call slots, the output guardrails, and exactly one
+//! telemetry record. It knows nothing of HTTP: each front door converts its wire request into
+//! an [`Invocation`] and the [`Invoked`] result (or [`InvokeError`]) into its own wire format.
+
+mod record;
+mod relay;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use promptgate_core::guardrails::{pii, profanity};
+use promptgate_core::invocation::{
+    InputDraft, InputPlan, InputRefusal, InvocationRecord, InvocationStatus, NoVersion, plan_input,
+    serving_version,
+};
+use promptgate_core::violation::quoted;
+use promptgate_core::{
+    BlockedCategory, ModelEndpoint, Prompt, PromptStatus, PromptVersion, Scope, ScopeSet,
+    Violation, ViolationCode,
+};
+use promptgate_providers::{ChatMessage, ChatRequest, Provider, ProviderError, Role, Usage};
+use promptgate_store::{PromptFilter, StoreError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::cache::CachedPrompt;
+use crate::state::AppState;
+use crate::telemetry::NotStored;
+use crate::upstream::{SlotsFull, UpstreamSlot};
+
+use record::RecordDraft;
+pub use relay::{Relay, RelayEvent};
+
+/// Which prompt an invocation runs.
+#[derive(Debug)]
+pub enum PromptRef {
+    /// The id as the caller sent it (`…/invocations`): looked up here, and an id that is no
+    /// UUID is simply not found.
+    Id(String),
+    /// Already looked up by the front door: `/v1` finds the prompt by name and needs its
+    /// policy to translate the request, and looking it up twice would cost a second lock.
+    Found(Arc<CachedPrompt>),
+}
+
+/// Who invokes, moved out of the caller's proof so that the record takes the id without a
+/// copy.
+#[derive(Debug)]
+pub struct Invoker {
+    /// The OAuth client id the record names.
+    pub client_id: String,
+    /// The token's scopes: an unknown caller-chosen endpoint is answered with the catalogue
+    /// only for callers who may read prompts (as `…/model-endpoints`).
+    pub scopes: ScopeSet,
+}
+
+/// When the request arrived: the record's timestamp, and the start of its latency.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    /// The monotonic start.
+    pub started: Instant,
+    /// The wall-clock time.
+    pub at: OffsetDateTime,
+}
+
+impl Received {
+    /// Now; taken first thing in a handler, so the latency covers the request's checks too.
+    pub fn now() -> Self {
+        Received {
+            started: Instant::now(),
+            at: crate::clock::now(),
+        }
+    }
+}
+
+/// A checked invocation request, from either front door.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The prompt.
+    pub prompt: PromptRef,
+    /// The user's input.
+    pub user_input: String,
+    /// The sticky-routing key, recorded with the invocation.
+    pub session_id: Option<String>,
+    /// The pinned version's label as sent, or none to let the traffic split choose.
+    pub version: Option<String>,
+    /// Earlier turns, oldest first.
+    pub turns: Vec<(Role, String)>,
+    /// Whether the answer is relayed as a stream.
+    pub stream: bool,
+    /// Whether the answer carries its token usage.
+    pub return_token_usage: bool,
+    /// The caller's maximum of output tokens.
+    pub max_output_tokens: Option<u32>,
+    /// The caller's metadata, recorded with the invocation.
+    pub metadata: BTreeMap<String, String>,
+    /// What the OpenAI-compatible front door lets a caller add or change.
+    pub overrides: CallerOverrides,
+}
+
+/// What a caller of `/v1/chat/completions` adds to, or changes in, the version's settings,
+/// already filtered by the prompt's policy. Empty for `…/invocations`.
+#[derive(Debug, Default)]
+pub struct CallerOverrides {
+    /// The caller's own system text, placed after the version's system prompt.
+    pub system_suffix: Option<String>,
+    /// A temperature instead of the version's.
+    pub temperature: Option<f64>,
+    /// A model endpoint instead of the version's.
+    pub model_endpoint: Option<String>,
+}
+
+/// The answer to an invocation (for a stream, its end: everything but the output).
+#[derive(Debug)]
+pub struct Answer {
+    /// The invocation's id (`inv-…`), the record's.
+    pub response_id: String,
+    /// The prompt.
+    pub prompt_id: Uuid,
+    /// The version that served.
+    pub version: String,
+    /// The model, as the provider reported it (or the endpoint's).
+    pub model: String,
+    /// The output after the output guardrails; none at the end of a stream.
+    pub output: Option<String>,
+    /// The token usage, when the caller asked for it.
+    pub token_usage: Option<Usage>,
+    /// The provider's normalised finish reason.
+    pub finish_reason: String,
+    /// Time in the gateway.
+    pub latency_ms: f64,
+    /// PII redactions in the input, by label.
+    pub input_redactions: BTreeMap<String, u32>,
+    /// PII redactions and masked profanity (`PROFANITY`) in the output.
+    pub output_redactions: BTreeMap<String, u32>,
+    /// Few-shot examples dropped to fit the context window.
+    pub dropped_examples: u32,
+    /// Earlier turns dropped to fit the context window.
+    pub dropped_turns: u32,
+    /// Tokens of the kept few-shot examples.
+    pub few_shot_tokens: u32,
+}
+
+/// What an invocation produced: the whole answer, or a relay of the provider's stream.
+// Made once per request and moved straight into the response: boxing either variant would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Reply {
+    /// The answer, with its output.
+    Complete(Answer),
+    /// The stream, through the output guardrails.
+    Stream(Relay),
+}
+
+/// An invocation under way or done, and the version that serves it.
+pub struct Invoked {
+    /// The version label.
+    pub version: String,
+    /// The model the version's endpoint names (before the provider reports its own).
+    pub model: String,
+    /// The invocation's id.
+    pub response_id: String,
+    /// The answer.
+    pub reply: Reply,
+}
+
+/// Why an invocation was not served. Each variant is one answer of the contract; its text is
+/// the answer's message.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// No active prompt with that id, an archived prompt, or an unknown pinned version (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// What only the serving version can judge: a caller-chosen model endpoint the gateway
+    /// lacks, or a context over the model's window (400).
+    #[error("invalid request")]
+    Invalid(Vec<Violation>),
+    /// The input touches a blocked category, by the lexicon or the moderation endpoint (422).
+    #[error("the request was refused: it matches the blocked category {}", .0.as_str())]
+    Blocked(BlockedCategory),
+    /// The model endpoint has its `max_concurrent_calls` in flight (429).
+    #[error("the model endpoint {endpoint} has {limit} calls in flight")]
+    Busy {
+        /// The endpoint's `ref`.
+        endpoint: String,
+        /// Its `max_concurrent_calls`.
+        limit: u32,
+    },
+    /// The provider or the moderation endpoint failed, or the version's model endpoint is not
+    /// configured on this gateway (502).
+    #[error("{0}")]
+    Upstream(String),
+    /// The provider did not answer in time after the gateway's retries (504).
+    #[error("{0}")]
+    UpstreamTimeout(String),
+    /// Under `ack-after-store`, the record could not be stored, so the answer is withheld (503).
+    #[error("{0}")]
+    NotStored(String),
+    /// Reading the prompt failed.
+    #[error("reading the prompt failed: {0}")]
+    Store(#[from] StoreError),
+    /// A bug (500): the text is logged, never sent.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl InvokeError {
+    /// The contract's error code of this error's answer, as the telemetry record keeps it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InvokeError::NotFound(_) | InvokeError::Store(StoreError::NotFound) => "not.found",
+            InvokeError::Invalid(violations) => match violations.split_first() {
+                Some((first, rest)) if rest.iter().all(|v| v.code == first.code) => {
+                    first.code.as_str()
+                }
+                _ => ViolationCode::InvalidValue.as_str(),
+            },
+            InvokeError::Blocked(_) => "guardrail.blocked",
+            InvokeError::Busy { .. } => "too.many.requests",
+            InvokeError::Upstream(_) => "upstream.error",
+            InvokeError::UpstreamTimeout(_) => "upstream.timeout",
+            InvokeError::NotStored(_) | InvokeError::Store(StoreError::Unavailable(_)) => {
+                "service.unavailable"
+            }
+            InvokeError::Store(_) | InvokeError::Internal(_) => "internal.server.error",
+        }
+    }
+}
+
+/// Runs one invocation: version choice, input guardrails, context fitting, moderation, the
+/// provider call and the telemetry record. A complete answer returns once its record is
+/// queued (or, under `ack-after-store`, committed); a stream returns as soon as the provider
+/// accepted the call, and its [`Relay`] finishes the record.
+pub async fn invoke(
+    state: &AppState,
+    invoker: Invoker,
+    request: Invocation,
+    received: Received,
+) -> Result<Invoked, InvokeError> {
+    let looked_up;
+    let cached: &CachedPrompt = match &request.prompt {
+        PromptRef::Found(cached) => cached,
+        PromptRef::Id(id) => {
+            let not_found = || InvokeError::NotFound(format!("no active prompt with id {id}"));
+            let prompt_id = Uuid::parse_str(id).map_err(|_| not_found())?;
+            looked_up = state.prompts.get(prompt_id).await?.ok_or_else(not_found)?;
+            &looked_up
+        }
+    };
+    run(state, invoker, cached, &request, received).await
+}
+
+/// The active prompt named `name`, if it has the `pinned` version (when one is pinned): what
+/// `/v1` serves as the model `prompt:NAME[@VERSION]`. `None` when there is no such model.
+pub async fn model_prompt(
+    state: &AppState,
+    name: &str,
+    pinned: Option<&str>,
+) -> Result<Option<Arc<CachedPrompt>>, InvokeError> {
+    let Some(prompt_id) = state.prompts.id_by_name(name).await? else {
+        return Ok(None);
+    };
+    let found = state.prompts.get(prompt_id).await?.filter(|cached| {
+        cached.prompt.status == PromptStatus::Active
+            && pinned.is_none_or(|version| {
+                version
+                    .parse()
+                    .is_ok_and(|label| cached.versions.contains_key(&label))
+            })
+    });
+    Ok(found)
+}
+
+/// Every active prompt, in id order, read `page_size` at a time and each mapped by `each` as
+/// its page arrives (so no second list of prompts is built): what `/v1/models` lists.
+pub async fn active_prompts<T>(
+    state: &AppState,
+    page_size: u32,
+    mut each: impl FnMut(Prompt) -> T,
+) -> Result<Vec<T>, InvokeError> {
+    let filter = PromptFilter {
+        name: None,
+        status: Some(PromptStatus::Active),
+    };
+    let mut data = Vec::new();
+    let mut after = None;
+    loop {
+        let page = state.store.list_prompts(&filter, after, page_size).await?;
+        let full = page.len() == page_size as usize;
+        after = page.last().map(|p| p.id);
+        data.extend(page.into_iter().map(&mut each));
+        if !full {
+            break;
+        }
+    }
+    Ok(data)
+}
+
+async fn run(
+    state: &AppState,
+    invoker: Invoker,
+    cached: &CachedPrompt,
+    request: &Invocation,
+    received: Received,
+) -> Result<Invoked, InvokeError> {
+    let prompt_id = cached.prompt.id;
+    let version = serving_version(
+        &cached.prompt,
+        &cached.versions,
+        request.version.as_deref(),
+        request.session_id.as_deref(),
+        rand::random::<f64>,
+    )
+    .map_err(|refusal| match refusal {
+        NoVersion::Archived => InvokeError::NotFound(format!(
+            "prompt {prompt_id} is archived and serves no invocations"
+        )),
+        NoVersion::UnknownPin => InvokeError::NotFound(format!(
+            "prompt {prompt_id} has no version {}",
+            quoted(request.version.as_deref().unwrap_or_default())
+        )),
+        NoVersion::Missing(label) => InvokeError::Internal(format!(
+            "prompt {prompt_id} routes to missing version {label}"
+        )),
+    })?;
+    let label = &version.version;
+    let endpoint = serving_endpoint(state, &invoker, request, version)?;
+
+    let mut record = RecordDraft {
+        sink: state.telemetry.clone(),
+        metrics: state.metrics.clone(),
+        prompt_name: cached.prompt.name.clone(),
+        base: InvocationRecord {
+            id: format!("inv-{}", Uuid::now_v7()),
+            timestamp: received.at,
+            prompt_id,
+            version: label.to_string(),
+            model: endpoint.model.clone(),
+            status: InvocationStatus::Error,
+            error_code: None,
+            latency_ms: 0.0,
+            upstream_latency_ms: None,
+            time_to_first_token_ms: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            session_id: request.session_id.clone(),
+            client_id: invoker.client_id,
+            metadata: request.metadata.clone(),
+        },
+        started: received.started,
+    };
+    let response_id = record.base.id.clone();
+    let model = endpoint.model.clone();
+    let prepared = match prepare(state, request, version, endpoint) {
+        Ok(prepared) => moderate(state, prepared, version).await,
+        Err(err) => Err(err),
+    };
+    let reply = match prepared {
+        Ok(prepared) if request.stream => {
+            start_stream(state, prepared, request.return_token_usage, record).await?
+        }
+        Ok(prepared) => complete(state, prepared, request.return_token_usage, &mut record).await?,
+        Err(err) => {
+            record.finish_error(&err);
+            return Err(err);
+        }
+    };
+    // `[telemetry] durability = "ack-after-store"`: a complete answer waits for its record's
+    // commit (503 when it fails); a stream's `done` waits in `Relay` (telemetry.rs).
+    if matches!(reply, Reply::Complete(_)) {
+        state
+            .telemetry
+            .stored(&response_id)
+            .await
+            .map_err(|NotStored(message)| InvokeError::NotStored(message))?;
+    }
+    Ok(Invoked {
+        version: label.to_string(),
+        model,
+        response_id,
+        reply,
+    })
+}
+
+/// The model endpoint that serves: the caller's choice (`/v1`, when its prompt allows it), or
+/// the version's.
+fn serving_endpoint<'a>(
+    state: &'a AppState,
+    invoker: &Invoker,
+    request: &Invocation,
+    version: &PromptVersion,
+) -> Result<&'a ModelEndpoint, InvokeError> {
+    let endpoint_ref = request
+        .overrides
+        .model_endpoint
+        .as_deref()
+        .unwrap_or(&version.settings.model_endpoint_ref);
+    match state.catalogue.get(endpoint_ref) {
+        Some(endpoint) => Ok(endpoint),
+        None if request.overrides.model_endpoint.is_some() => {
+            // The list of endpoints is for callers who may read prompts (as `…/model-endpoints`).
+            let known = if invoker.scopes.contains(Scope::PromptRead) {
+                format!("; known: {}", state.catalogue.refs_list())
+            } else {
+                String::new()
+            };
+            Err(InvokeError::Invalid(vec![Violation::invalid(
+                "model_endpoint",
+                format!(
+                    "model_endpoint {} is not configured on this gateway{known}",
+                    quoted(endpoint_ref)
+                ),
+            )]))
+        }
+        None => Err(InvokeError::Upstream(format!(
+            "model endpoint {endpoint_ref} of version {} is not configured on this gateway",
+            version.version
+        ))),
+    }
+}
+
+/// The provider request and what the guardrails and the fitting did.
+struct Prepared {
+    chat: ChatRequest,
+    /// The caller's own system text after PII redaction (`/v1`, prepend policy), which the
+    /// moderation endpoint checks like the messages.
+    caller_system: Option<String>,
+    endpoint_ref: String,
+    input_redactions: BTreeMap<String, u32>,
+    dropped_examples: u32,
+    dropped_turns: u32,
+    few_shot_tokens: u32,
+    redact_output: bool,
+    mask_output: bool,
+}
+
+fn prepare(
+    state: &AppState,
+    request: &Invocation,
+    version: &PromptVersion,
+    endpoint: &ModelEndpoint,
+) -> Result<Prepared, InvokeError> {
+    let plan = plan_input(
+        &state.counter,
+        InputDraft {
+            settings: &version.settings,
+            context_window: endpoint.context_window,
+            tokenizer: endpoint.tokenizer,
+            user_input: &request.user_input,
+            turns: request.turns.iter().map(|(_, text)| text.as_str()),
+            caller_system: request.overrides.system_suffix.as_deref(),
+            max_output_tokens: request.max_output_tokens,
+        },
+    )
+    .map_err(|refusal| match refusal {
+        InputRefusal::Blocked(category) => InvokeError::Blocked(category),
+        InputRefusal::TooLarge(e) => InvokeError::Invalid(vec![Violation::with_params(
+            ViolationCode::ContextWindowExceeded,
+            "userInput",
+            "the request needs {needed} tokens ({tokenizer}) with every example and earlier turn dropped; the context window of {model} is {limit}",
+            &[
+                ("needed", e.needed.to_string()),
+                ("tokenizer", e.tokenizer.to_owned()),
+                ("limit", e.window.to_string()),
+                ("model", endpoint.reference.clone()),
+            ],
+        )]),
+    })?;
+    let InputPlan {
+        user_input,
+        turns,
+        caller_system,
+        fitted,
+        input_redactions,
+        redact_output,
+        mask_output,
+    } = plan;
+    let mut messages: Vec<ChatMessage> = request
+        .turns
+        .iter()
+        .zip(turns)
+        .skip(fitted.dropped_turns)
+        .map(|((role, _), content)| ChatMessage {
+            role: *role,
+            content,
+        })
+        .collect();
+    messages.push(ChatMessage {
+        role: Role::User,
+        content: user_input,
+    });
+    Ok(Prepared {
+        caller_system,
+        chat: ChatRequest {
+            system: fitted.system,
+            messages,
+            temperature: request
+                .overrides
+                .temperature
+                .unwrap_or(version.settings.temperature),
+            max_output_tokens: request.max_output_tokens,
+        },
+        endpoint_ref: endpoint.reference.clone(),
+        input_redactions,
+        dropped_examples: u32::try_from(fitted.dropped_examples).unwrap_or(u32::MAX),
+        dropped_turns: u32::try_from(fitted.dropped_turns).unwrap_or(u32::MAX),
+        few_shot_tokens: u32::try_from(fitted.few_shot_tokens).unwrap_or(u32::MAX),
+        redact_output,
+        mask_output,
+    })
+}
+
+/// The model-based check for blocked categories, when configured and the version blocks any:
+/// it sees the text after PII redaction, as the provider would.
+async fn moderate(
+    state: &AppState,
+    prepared: Prepared,
+    version: &PromptVersion,
+) -> Result<Prepared, InvokeError> {
+    let blocked = &version.settings.safety_guardrails.blocked_categories;
+    let Some(check) = state.moderation.as_ref().filter(|_| !blocked.is_empty()) else {
+        return Ok(prepared);
+    };
+    let inputs: Vec<&str> = prepared
+        .caller_system
+        .iter()
+        .map(String::as_str)
+        .chain(prepared.chat.messages.iter().map(|m| m.content.as_str()))
+        .collect();
+    match check.client.categories(&inputs).await {
+        Ok(found) => match found.into_iter().find(|c| blocked.contains(c)) {
+            Some(category) => Err(InvokeError::Blocked(category)),
+            None => Ok(prepared),
+        },
+        Err(err) if check.fail_open => {
+            // The line keeps the target it had before the engine layer, so that `RUST_LOG`
+            // filters and alerts written against it still match.
+            tracing::warn!(target: "promptgate_server::routes::invocations", error = ?err.to_string(), "the moderation endpoint failed; serving anyway (fail_open)");
+            Ok(prepared)
+        }
+        Err(err) => Err(InvokeError::Upstream(format!(
+            "the moderation endpoint failed, so the request was not served: {err}"
+        ))),
+    }
+}
+
+fn provider_error(err: ProviderError, endpoint_ref: &str) -> InvokeError {
+    match err {
+        ProviderError::Timeout => InvokeError::UpstreamTimeout(format!(
+            "the model endpoint {endpoint_ref} did not answer in time after the gateway's retries"
+        )),
+        ProviderError::MissingKey { variable } => InvokeError::Upstream(format!(
+            "the model endpoint {endpoint_ref} needs its key in the gateway's environment variable {variable}"
+        )),
+        ProviderError::Upstream { status, message } => InvokeError::Upstream(format!(
+            "the model endpoint {endpoint_ref} failed{}: {message}",
+            status
+                .map(|s| format!(" with status {s}"))
+                .unwrap_or_default()
+        )),
+        ProviderError::Invalid(message) => InvokeError::Upstream(format!(
+            "the model endpoint {endpoint_ref} answered something the gateway cannot read: {message}"
+        )),
+    }
+}
+
+/// The answer from the finished record (whose id, version and model move into it) and what
+/// the guardrails and the fitting did.
+fn answer(
+    finished: InvocationRecord,
+    prepared: &Prepared,
+    output_redactions: BTreeMap<String, u32>,
+    usage: Usage,
+    finish_reason: String,
+    output: Option<String>,
+    return_token_usage: bool,
+) -> Answer {
+    Answer {
+        response_id: finished.id,
+        prompt_id: finished.prompt_id,
+        version: finished.version,
+        model: finished.model,
+        output,
+        token_usage: return_token_usage.then_some(usage),
+        finish_reason,
+        latency_ms: finished.latency_ms,
+        input_redactions: prepared.input_redactions.clone(),
+        output_redactions,
+        dropped_examples: prepared.dropped_examples,
+        dropped_turns: prepared.dropped_turns,
+        few_shot_tokens: prepared.few_shot_tokens,
+    }
+}
+
+/// The endpoint's provider and one of its call slots. A full endpoint ends the record (429);
+/// a missing provider is a bug that leaves the record to its drop (`invocation.aborted`).
+fn provider_and_slot<'a>(
+    state: &'a AppState,
+    endpoint_ref: &str,
+    record: &mut RecordDraft,
+) -> Result<(&'a Arc<dyn Provider>, Option<UpstreamSlot>), InvokeError> {
+    let provider = state
+        .providers
+        .get(endpoint_ref)
+        .ok_or_else(|| InvokeError::Internal(format!("no provider for {endpoint_ref}")))?;
+    match state.upstream_slots.acquire(endpoint_ref) {
+        Ok(slot) => Ok((provider, slot)),
+        Err(SlotsFull { endpoint, limit }) => {
+            let err = InvokeError::Busy { endpoint, limit };
+            record.finish_error(&err);
+            Err(err)
+        }
+    }
+}
+
+async fn complete(
+    state: &AppState,
+    prepared: Prepared,
+    return_token_usage: bool,
+    record: &mut RecordDraft,
+) -> Result<Reply, InvokeError> {
+    let (provider, _slot) = provider_and_slot(state, &prepared.endpoint_ref, record)?;
+    let upstream_started = Instant::now();
+    let result = provider.complete(&prepared.chat).await;
+    record.base.upstream_latency_ms = Some(millis(upstream_started));
+    let response = match result {
+        Ok(response) => response,
+        Err(err) => {
+            let err = provider_error(err, &prepared.endpoint_ref);
+            record.finish_error(&err);
+            return Err(err);
+        }
+    };
+    let mut output_redactions = BTreeMap::new();
+    let mut output = response.text;
+    if prepared.redact_output {
+        let redacted = pii::redact(&output);
+        for (label, n) in redacted.counts {
+            output_redactions.insert(label.to_owned(), n);
+        }
+        output = redacted.text;
+    }
+    if prepared.mask_output {
+        let masked = profanity::mask(&output);
+        if masked.count > 0 {
+            output_redactions.insert("PROFANITY".to_owned(), masked.count);
+        }
+        output = masked.text;
+    }
+    if !response.model.is_empty() {
+        record.base.model = response.model;
+    }
+    record.base.prompt_tokens = response.usage.prompt_tokens;
+    record.base.completion_tokens = response.usage.completion_tokens;
+    let finished = record.finish(InvocationStatus::Success, None);
+    Ok(Reply::Complete(answer(
+        finished,
+        &prepared,
+        output_redactions,
+        response.usage,
+        response.finish_reason,
+        Some(output),
+        return_token_usage,
+    )))
+}
+
+async fn start_stream(
+    state: &AppState,
+    prepared: Prepared,
+    return_token_usage: bool,
+    mut record: RecordDraft,
+) -> Result<Reply, InvokeError> {
+    let (provider, slot) = provider_and_slot(state, &prepared.endpoint_ref, &mut record)?;
+    let upstream_started = Instant::now();
+    let upstream = match provider.stream(&prepared.chat).await {
+        Ok(upstream) => upstream,
+        Err(err) => {
+            let err = provider_error(err, &prepared.endpoint_ref);
+            record.finish_error(&err);
+            return Err(err);
+        }
+    };
+    Ok(Reply::Stream(Relay::new(
+        upstream,
+        prepared,
+        record,
+        upstream_started,
+        return_token_usage,
+        slot,
+    )))
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}

@@ -1,0 +1,35 @@
+//! OAuth clients on the wire: a stored client as the contract shows it, never with its secret's
+//! hash, and a new one with its secret (shown only in the answer that creates or rotates it).
+//! Shared by the admin routes and `promptgate clients list --json`.
+
+use promptgate_api as api;
+use promptgate_store::Client;
+
+use crate::clock::rfc3339;
+use crate::service::clients::NewClient;
+
+/// The wire form of a stored client, without its secret.
+pub fn wire_client(client: &Client) -> api::OAuthClient {
+    api::OAuthClient {
+        client_id: client.id.clone(),
+        client_secret: None,
+        name: client.name.clone(),
+        scopes: client
+            .scopes
+            .names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        created_at: rfc3339(client.created_at),
+        disabled: client.disabled_at.is_some(),
+        disabled_at: client.disabled_at.map(rfc3339),
+    }
+}
+
+/// The wire form of a client just created or given a new secret: the only answer that shows
+/// the secret.
+pub fn wire_new_client(created: NewClient) -> api::OAuthClient {
+    let mut wire = wire_client(&created.client);
+    wire.client_secret = Some(created.secret);
+    wire
+}

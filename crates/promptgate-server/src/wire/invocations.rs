@@ -1,0 +1,247 @@
+//! `…/invocations` on the wire: the checks of an [`api::InvokeRequest`] into the service's
+//! [`Invocation`], the [`Answer`] as an [`api::InvokeResponse`], and the relay's events as
+//! the contract's SSE events (`delta`, `done`, `error`). `/v1` reuses the request checks
+//! (`wire::openai`), so both front doors refuse the same things with the same messages.
+
+use axum::response::sse::Event;
+use promptgate_api as api;
+use promptgate_core::Violation;
+use promptgate_core::violation::quoted;
+use promptgate_providers::Role;
+
+use crate::error::ApiError;
+use crate::limits::{RequestLimits, is_over, too_long, too_many};
+use crate::service::invoke::{Answer, CallerOverrides, Invocation, PromptRef, RelayEvent};
+
+/// The longest session id.
+pub const MAX_SESSION_ID_CHARS: usize = 256;
+/// The name the response header carries the chosen version under.
+pub const VERSION_HEADER: &str = "x-prompt-version";
+
+/// Checks an invocation request against the contract and `[limits]`, collecting every
+/// violation (in the order of the fields), into the service's input.
+pub fn invocation(
+    body: &api::InvokeRequest,
+    limits: &RequestLimits,
+) -> Result<Invocation, Vec<Violation>> {
+    let mut violations = Vec::new();
+    let prompt_id = body.prompt_id.clone().unwrap_or_else(|| {
+        violations.push(Violation::invalid("promptId", "promptId is required"));
+        String::new()
+    });
+    let user_input = match &body.user_input {
+        None => {
+            violations.push(Violation::invalid("userInput", "userInput is required"));
+            String::new()
+        }
+        Some(text) if is_over(text, limits.max_input_chars) => {
+            violations.push(too_long(
+                "userInput",
+                text.chars().count(),
+                limits.max_input_chars,
+                "max_input_chars",
+            ));
+            String::new()
+        }
+        Some(text) => text.clone(),
+    };
+    if let Some(session) = &body.session_id
+        && session.chars().count() > MAX_SESSION_ID_CHARS
+    {
+        violations.push(Violation::invalid(
+            "sessionId",
+            format!("sessionId is over the limit of {MAX_SESSION_ID_CHARS} characters"),
+        ));
+    }
+    let turns = turns(
+        body.messages.as_deref().unwrap_or_default(),
+        limits,
+        &mut violations,
+    );
+    let options = body.options.clone().unwrap_or_default();
+    let max_output_tokens = match options.max_output_tokens {
+        None => None,
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                violations.push(Violation::invalid(
+                    "options.maxOutputTokens",
+                    format!("maxOutputTokens is {n}; it must be a whole number of at least 1"),
+                ));
+                None
+            }
+        },
+    };
+    let metadata = body.metadata.clone().unwrap_or_default();
+    check_metadata(&metadata, limits, &mut violations);
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok(Invocation {
+        prompt: PromptRef::Id(prompt_id),
+        user_input,
+        session_id: body.session_id.clone(),
+        version: body.version.clone(),
+        turns,
+        stream: options.stream.unwrap_or(false),
+        return_token_usage: options.return_token_usage.unwrap_or(true),
+        max_output_tokens,
+        metadata,
+        overrides: CallerOverrides::default(),
+    })
+}
+
+/// The earlier turns, each with a user or assistant role and content within
+/// `max_input_chars`, at most `max_conversation_messages` of them.
+fn turns(
+    messages: &[api::ChatTurn],
+    limits: &RequestLimits,
+    violations: &mut Vec<Violation>,
+) -> Vec<(Role, String)> {
+    let mut turns = Vec::new();
+    if messages.len() > limits.max_conversation_messages {
+        violations.push(too_many(
+            "messages",
+            messages.len(),
+            limits.max_conversation_messages,
+            "max_conversation_messages",
+        ));
+    }
+    for (i, turn) in messages
+        .iter()
+        .enumerate()
+        .take(limits.max_conversation_messages)
+    {
+        let role = match turn.role.as_deref() {
+            Some("user") => Some(Role::User),
+            Some("assistant") => Some(Role::Assistant),
+            other => {
+                let why = match other {
+                    None => "role is required; use user or assistant".to_owned(),
+                    Some(role) => format!("role is {}; use user or assistant", quoted(role)),
+                };
+                violations.push(Violation::invalid(format!("messages[{i}].role"), why));
+                None
+            }
+        };
+        let content = match &turn.content {
+            Some(text) if !is_over(text, limits.max_input_chars) => Some(text.clone()),
+            Some(text) => {
+                violations.push(too_long(
+                    &format!("messages[{i}].content"),
+                    text.chars().count(),
+                    limits.max_input_chars,
+                    "max_input_chars",
+                ));
+                None
+            }
+            None => {
+                violations.push(Violation::invalid(
+                    format!("messages[{i}].content"),
+                    "content is required",
+                ));
+                None
+            }
+        };
+        if let (Some(role), Some(content)) = (role, content) {
+            turns.push((role, content));
+        }
+    }
+    turns
+}
+
+/// At most `max_metadata_entries` entries, each key and value within its limit.
+fn check_metadata(
+    metadata: &std::collections::BTreeMap<String, String>,
+    limits: &RequestLimits,
+    violations: &mut Vec<Violation>,
+) {
+    if metadata.len() > limits.max_metadata_entries {
+        violations.push(too_many(
+            "metadata",
+            metadata.len(),
+            limits.max_metadata_entries,
+            "max_metadata_entries",
+        ));
+    }
+    for (key, value) in metadata.iter().take(limits.max_metadata_entries) {
+        let (key_over, value_over) = (
+            is_over(key, limits.max_metadata_key_chars),
+            is_over(value, limits.max_metadata_value_chars),
+        );
+        if !(key_over || value_over) {
+            continue;
+        }
+        // The key is cut in the field name so that a huge key does not echo back whole.
+        let shown: String = key.chars().take(limits.max_metadata_key_chars).collect();
+        let field = format!("metadata.{shown}");
+        if key_over {
+            violations.push(too_long(
+                &field,
+                key.chars().count(),
+                limits.max_metadata_key_chars,
+                "max_metadata_key_chars",
+            ));
+        }
+        if value_over {
+            violations.push(too_long(
+                &field,
+                value.chars().count(),
+                limits.max_metadata_value_chars,
+                "max_metadata_value_chars",
+            ));
+        }
+    }
+}
+
+/// The answer as the contract's body (for a stream's `done`, without `output`).
+pub fn invoke_response(answer: Answer) -> api::InvokeResponse {
+    api::InvokeResponse {
+        response_id: answer.response_id,
+        prompt_id: answer.prompt_id.to_string(),
+        version: answer.version,
+        model: answer.model,
+        output: answer.output,
+        token_usage: answer.token_usage.map(|usage| api::TokenUsage {
+            prompt: usage.prompt_tokens,
+            completion: usage.completion_tokens,
+            total: usage.prompt_tokens.saturating_add(usage.completion_tokens),
+        }),
+        finish_reason: answer.finish_reason,
+        latency_ms: answer.latency_ms,
+        guardrails: api::GuardrailReport {
+            input_redactions: answer.input_redactions,
+            output_redactions: answer.output_redactions,
+        },
+        context: api::ContextReport {
+            dropped_examples: answer.dropped_examples,
+            dropped_turns: answer.dropped_turns,
+        },
+        few_shot_tokens: answer.few_shot_tokens,
+    }
+}
+
+/// One relay step as the contract's SSE event: `delta` with `{text}`, `done` with the answer
+/// minus output, or `error` with the error's status, code and message.
+pub fn sse_event(event: RelayEvent) -> Event {
+    match event {
+        RelayEvent::Delta(text) => json_event("delta", &api::StreamDelta { text }),
+        RelayEvent::Done(done) => json_event("done", &invoke_response(done)),
+        RelayEvent::Failed(err) => error_event(&ApiError::from(err)),
+    }
+}
+
+fn json_event<T: serde::Serialize>(name: &str, value: &T) -> Event {
+    Event::default()
+        .event(name)
+        .data(serde_json::to_string(value).unwrap_or_default())
+}
+
+fn error_event(err: &ApiError) -> Event {
+    let body = serde_json::json!({
+        "status": err.status().as_u16(),
+        "code": err.code(),
+        "message": err.to_string(),
+    });
+    Event::default().event("error").data(body.to_string())
+}

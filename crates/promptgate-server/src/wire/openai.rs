@@ -1,0 +1,499 @@
+//! `/v1/chat/completions` on the wire: an OpenAI Chat Completions request translated into the
+//! service's [`Invocation`] (through the same checks as `…/invocations`, with the fields
+//! renamed to OpenAI's), and the [`Answer`] written back as a `chat.completion` or as
+//! `chat.completion.chunk`s. Choices: `docs/openai-compatibility.md`.
+
+use std::collections::VecDeque;
+
+use axum::response::sse::Event;
+use promptgate_api as api;
+use promptgate_api::openai as oa;
+use promptgate_core::violation::quoted;
+use promptgate_core::{ChatCompletionsPolicy, SystemMessageMode, Violation};
+use promptgate_providers::Usage;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::limits::{RequestLimits, is_over, too_long};
+use crate::service::invoke::{Answer, CallerOverrides, Invocation};
+
+/// The header that carries the sticky-routing session key (wins over the body's `user`).
+pub const SESSION_HEADER: &str = "promptgate-session-id";
+/// The header that names caller settings the prompt's policy ignored.
+pub const IGNORED_PARAMS_HEADER: &str = "x-promptgate-ignored-params";
+
+/// An OpenAI request as the invocation pipeline takes it.
+#[derive(Debug)]
+pub struct Translated {
+    /// The checked request, with the caller's overrides the prompt's policy allows.
+    pub request: Invocation,
+    /// The caller's settings the policy ignored (`temperature`, `model_endpoint`), for the
+    /// answer to name.
+    pub ignored: Vec<String>,
+    /// The field that holds the input, for errors about it: `messages[i].content`.
+    pub input_field: String,
+    /// Whether a streamed answer ends with a usage chunk (`stream_options.include_usage`).
+    pub include_usage: bool,
+}
+
+/// Checks what only this front door has (roles, content parts, unsupported parameters) and
+/// hands the rest to the same checks as `…/invocations`, renaming their fields to OpenAI's;
+/// then applies the prompt's `policy`: the caller's system text is kept only under `prepend`,
+/// `temperature` and `model_endpoint` only under `allowCallerSettings`.
+pub fn translate(
+    body: &oa::ChatCompletionRequest,
+    prompt_id: Uuid,
+    pinned: Option<&str>,
+    session: Option<String>,
+    policy: ChatCompletionsPolicy,
+    limits: &RequestLimits,
+) -> Result<Translated, Vec<Violation>> {
+    let prepend = policy.system_message == SystemMessageMode::Prepend;
+    let mut violations = unsupported_params(body);
+    let messages = body.messages.as_deref().unwrap_or_default();
+    if body.messages.is_none() {
+        violations.push(Violation::invalid("messages", "messages is required"));
+    }
+    let mut system = Vec::new();
+    // Conversation turns and the index each came from, for naming fields.
+    let mut turns: Vec<(usize, &'static str, String)> = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let text = match message_text(message.content.as_ref()) {
+            Ok(text) => text,
+            Err(why) => {
+                violations.push(Violation::invalid(format!("messages[{i}].content"), why));
+                continue;
+            }
+        };
+        match message.role.as_deref() {
+            Some("system" | "developer") => system.push(text),
+            Some("user") => turns.push((i, "user", text)),
+            Some("assistant") => turns.push((i, "assistant", text)),
+            other => violations.push(Violation::invalid(
+                format!("messages[{i}].role"),
+                format!(
+                    "role is {}; the gateway takes system, developer, user and assistant messages (tool calls are not supported)",
+                    other.map_or_else(|| "missing".to_owned(), quoted)
+                ),
+            )),
+        }
+    }
+    let last_user = match turns.last() {
+        Some((_, "user", _)) => turns.pop(),
+        _ => {
+            if body.messages.is_some() {
+                violations.push(Violation::invalid(
+                    "messages",
+                    "the last user or assistant message must be the user's: it is the input the prompt answers",
+                ));
+            }
+            None
+        }
+    };
+    if let Some(n) = body.n
+        && n != 1
+    {
+        violations.push(Violation::invalid(
+            "n",
+            format!("n is {n}; the gateway answers with one choice (n = 1)"),
+        ));
+    }
+    if let Some(t) = body.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        violations.push(Violation::invalid(
+            "temperature",
+            format!("temperature is {t}; it must be between 0 and 2"),
+        ));
+    }
+    if body.stream_options.is_some() && body.stream != Some(true) {
+        violations.push(Violation::invalid(
+            "stream_options",
+            "stream_options is only allowed when stream is true",
+        ));
+    }
+    let system_text = (!system.is_empty()).then(|| system.join("\n\n"));
+    // Under `replace` the caller's system text is dropped, so its length does not matter.
+    if let Some(text) = system_text.as_ref().filter(|_| prepend)
+        && is_over(text, limits.max_system_prompt_chars)
+    {
+        violations.push(too_long(
+            "messages",
+            text.chars().count(),
+            limits.max_system_prompt_chars,
+            "max_system_prompt_chars",
+        ));
+    }
+    let max_output_tokens = body.max_completion_tokens.or(body.max_tokens);
+    let max_tokens_field = if body.max_completion_tokens.is_some() {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
+    };
+    let wire = api::InvokeRequest {
+        prompt_id: Some(prompt_id.to_string()),
+        user_input: Some(last_user.as_ref().map(|t| t.2.clone()).unwrap_or_default()),
+        session_id: session,
+        version: pinned.map(str::to_owned),
+        messages: Some(
+            turns
+                .iter()
+                .map(|(_, role, text)| api::ChatTurn {
+                    role: Some((*role).to_owned()),
+                    content: Some(text.clone()),
+                })
+                .collect(),
+        ),
+        options: Some(api::InvokeOptions {
+            stream: Some(body.stream.unwrap_or(false)),
+            return_token_usage: Some(true),
+            max_output_tokens,
+        }),
+        metadata: body.metadata.clone(),
+    };
+    let checked = super::invocations::invocation(&wire, limits);
+    let rename = |field: &str| -> String {
+        if field == "userInput" {
+            return match &last_user {
+                Some((i, _, _)) => format!("messages[{i}].content"),
+                None => "messages".to_owned(),
+            };
+        }
+        if field == "sessionId" {
+            return if body.user.is_some() {
+                "user".to_owned()
+            } else {
+                SESSION_HEADER.to_owned()
+            };
+        }
+        if field == "options.maxOutputTokens" {
+            return max_tokens_field.to_owned();
+        }
+        if let Some(rest) = field.strip_prefix("messages[")
+            && let Some((index, tail)) = rest.split_once(']')
+            && let Ok(index) = index.parse::<usize>()
+            && let Some((original, _, _)) = turns.get(index)
+        {
+            return format!("messages[{original}]{tail}");
+        }
+        field.to_owned()
+    };
+    let mut request = match checked {
+        Ok(request) if violations.is_empty() => request,
+        Ok(_) => return Err(violations),
+        Err(more) => {
+            violations.extend(more.into_iter().map(|mut v| {
+                v.field = rename(&v.field);
+                v
+            }));
+            return Err(violations);
+        }
+    };
+    let input_field = rename("userInput");
+    let ignored = apply_policy(body, policy, system_text.filter(|_| prepend), &mut request);
+    Ok(Translated {
+        request,
+        ignored,
+        input_field,
+        include_usage: body
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
+    })
+}
+
+/// Sets the caller's overrides the prompt's policy allows; names the settings it ignored.
+fn apply_policy(
+    body: &oa::ChatCompletionRequest,
+    policy: ChatCompletionsPolicy,
+    system_suffix: Option<String>,
+    request: &mut Invocation,
+) -> Vec<String> {
+    let mut ignored = Vec::new();
+    request.overrides = CallerOverrides {
+        system_suffix,
+        temperature: None,
+        model_endpoint: None,
+    };
+    if let Some(t) = body.temperature {
+        if policy.allow_caller_settings {
+            request.overrides.temperature = Some(t);
+        } else {
+            ignored.push("temperature".to_owned());
+        }
+    }
+    if let Some(endpoint) = &body.model_endpoint {
+        if policy.allow_caller_settings {
+            request.overrides.model_endpoint = Some(endpoint.clone());
+        } else {
+            ignored.push("model_endpoint".to_owned());
+        }
+    }
+    ignored
+}
+
+/// A message's text: a string, or the concatenated `text` parts of an array (OpenAI's content
+/// parts); images, audio and files are refused, null is empty (an assistant turn may be).
+fn message_text(content: Option<&Value>) -> Result<String, String> {
+    match content {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Value::Array(parts)) => {
+            let mut text = String::new();
+            for (j, part) in parts.iter().enumerate() {
+                match (
+                    part.get("type").and_then(Value::as_str),
+                    part.get("text").and_then(Value::as_str),
+                ) {
+                    (Some("text"), Some(t)) => text.push_str(t),
+                    (kind, _) => {
+                        return Err(format!(
+                            "content part {j} is of type {}; the gateway takes text parts only",
+                            kind.map_or_else(|| "missing".to_owned(), quoted)
+                        ));
+                    }
+                }
+            }
+            Ok(text)
+        }
+        Some(_) => Err("content must be a string or an array of text parts".to_owned()),
+    }
+}
+
+/// Parameters that would change the answer in ways the gateway cannot honour: refused, named,
+/// rather than silently dropped.
+fn unsupported_params(body: &oa::ChatCompletionRequest) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let is_empty = |v: &Option<Value>| match v {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(items)) => items.is_empty(),
+        _ => false,
+    };
+    let is_none = |v: &Option<Value>| {
+        matches!(v, None | Some(Value::Null)) || v.as_ref().and_then(Value::as_str) == Some("none")
+    };
+    let refused = [
+        (!is_empty(&body.tools), "tools", "tools are"),
+        (!is_empty(&body.functions), "functions", "functions are"),
+        (
+            !is_none(&body.tool_choice),
+            "tool_choice",
+            "tool_choice (other than none) is",
+        ),
+        (
+            !is_none(&body.function_call),
+            "function_call",
+            "function_call (other than none) is",
+        ),
+        (body.logprobs == Some(true), "logprobs", "logprobs are"),
+    ];
+    for (refuse, field, what) in refused {
+        if refuse {
+            violations.push(Violation::invalid(
+                field,
+                format!("{what} not supported by the gateway"),
+            ));
+        }
+    }
+    if let Some(format) = &body.response_format
+        && !format.is_null()
+        && format.get("type").and_then(Value::as_str) != Some("text")
+    {
+        violations.push(Violation::invalid(
+            "response_format",
+            "response_format: only the type text is supported by the gateway",
+        ));
+    }
+    violations
+}
+
+/// OpenAI's finish reasons from the providers' normalised ones.
+fn finish_reason(reason: &str) -> String {
+    match reason {
+        "length" | "max_tokens" => "length",
+        "content_filter" => "content_filter",
+        _ => "stop",
+    }
+    .to_owned()
+}
+
+fn usage(tokens: Option<&Usage>) -> oa::Usage {
+    let (prompt, completion) = tokens.map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
+    oa::Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt.saturating_add(completion),
+    }
+}
+
+fn report(answer: &Answer, ignored: Vec<String>) -> oa::GatewayReport {
+    oa::GatewayReport {
+        response_id: answer.response_id.clone(),
+        prompt_id: answer.prompt_id.to_string(),
+        version: answer.version.clone(),
+        guardrails: api::GuardrailReport {
+            input_redactions: answer.input_redactions.clone(),
+            output_redactions: answer.output_redactions.clone(),
+        },
+        context: api::ContextReport {
+            dropped_examples: answer.dropped_examples,
+            dropped_turns: answer.dropped_turns,
+        },
+        ignored_params: ignored,
+    }
+}
+
+/// The whole answer as a `chat.completion`.
+pub fn completion(mut answer: Answer, created: i64, ignored: Vec<String>) -> oa::ChatCompletion {
+    // The output and the model move into the answer; only the small report fields are copied.
+    let promptgate = report(&answer, ignored);
+    oa::ChatCompletion {
+        id: answer.response_id,
+        object: "chat.completion".to_owned(),
+        created,
+        model: answer.model,
+        system_fingerprint: None,
+        choices: vec![oa::Choice {
+            index: 0,
+            message: oa::AssistantMessage {
+                role: "assistant".to_owned(),
+                content: answer.output.take().unwrap_or_default(),
+                refusal: None,
+            },
+            logprobs: None,
+            finish_reason: finish_reason(&answer.finish_reason),
+        }],
+        usage: usage(answer.token_usage.as_ref()),
+        promptgate,
+    }
+}
+
+/// What every chunk of one streamed answer repeats, and the chunks as SSE events: a role
+/// chunk, content chunks, a finishing chunk (with the gateway's report), the usage chunk when
+/// asked for (`stream_options.include_usage`), then `[DONE]`.
+#[derive(Debug)]
+pub struct ChunkHead {
+    id: String,
+    model: String,
+    created: i64,
+    include_usage: bool,
+}
+
+impl ChunkHead {
+    /// The head of the answer `response_id` from `model`.
+    pub fn new(response_id: &str, model: &str, created: i64, include_usage: bool) -> Self {
+        ChunkHead {
+            id: response_id.to_owned(),
+            model: model.to_owned(),
+            created,
+            include_usage,
+        }
+    }
+
+    fn chunk(&self, choices: Vec<oa::ChunkChoice>) -> oa::ChatCompletionChunk {
+        oa::ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".to_owned(),
+            created: self.created,
+            model: self.model.clone(),
+            system_fingerprint: None,
+            choices,
+            usage: self.include_usage.then_some(None),
+            promptgate: None,
+        }
+    }
+
+    fn delta(&self, delta: oa::Delta) -> Event {
+        let chunk = self.chunk(vec![oa::ChunkChoice {
+            index: 0,
+            delta,
+            logprobs: None,
+            finish_reason: None,
+        }]);
+        data_event(&chunk)
+    }
+
+    /// The first chunk: the assistant's role and empty content.
+    pub fn role(&self) -> Event {
+        self.delta(oa::Delta {
+            role: Some("assistant".to_owned()),
+            content: Some(String::new()),
+        })
+    }
+
+    /// A chunk of output text.
+    pub fn content(&self, text: String) -> Event {
+        self.delta(oa::Delta {
+            role: None,
+            content: Some(text),
+        })
+    }
+
+    /// The finishing chunk with the gateway's report, the usage chunk when asked for, and
+    /// `[DONE]`, queued on `out`.
+    pub fn done(&self, done: &Answer, ignored: Vec<String>, out: &mut VecDeque<Event>) {
+        let mut last = self.chunk(vec![oa::ChunkChoice {
+            index: 0,
+            delta: oa::Delta::default(),
+            logprobs: None,
+            finish_reason: Some(finish_reason(&done.finish_reason)),
+        }]);
+        last.promptgate = Some(report(done, ignored));
+        out.push_back(data_event(&last));
+        if self.include_usage {
+            let mut usage_chunk = self.chunk(Vec::new());
+            usage_chunk.usage = Some(Some(usage(done.token_usage.as_ref())));
+            out.push_back(data_event(&usage_chunk));
+        }
+        out.push_back(Event::default().data("[DONE]"));
+    }
+}
+
+/// A value as an SSE `data:` event (OpenAI's streams have no event names).
+pub fn data_event<T: serde::Serialize>(value: &T) -> Event {
+    Event::default().data(serde_json::to_string(value).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_parts_join_their_text_and_refuse_images() {
+        let parts =
+            serde_json::json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]);
+        assert_eq!(message_text(Some(&parts)).unwrap(), "ab");
+        let image = serde_json::json!([{"type": "image_url", "image_url": {"url": "x"}}]);
+        assert!(
+            message_text(Some(&image))
+                .unwrap_err()
+                .contains("image_url")
+        );
+        assert_eq!(message_text(Some(&Value::Null)).unwrap(), "");
+        assert!(message_text(Some(&serde_json::json!(5))).is_err());
+    }
+
+    #[test]
+    fn finish_reasons_map_to_openai_names() {
+        assert_eq!(finish_reason("stop"), "stop");
+        assert_eq!(finish_reason("length"), "length");
+        assert_eq!(finish_reason("end_turn"), "stop");
+    }
+
+    #[test]
+    fn unsupported_parameters_are_named() {
+        let body = oa::ChatCompletionRequest {
+            tools: Some(serde_json::json!([{"type": "function"}])),
+            logprobs: Some(true),
+            response_format: Some(serde_json::json!({"type": "json_object"})),
+            tool_choice: Some(serde_json::json!("none")),
+            ..Default::default()
+        };
+        let fields: Vec<String> = unsupported_params(&body)
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["tools", "logprobs", "response_format"]);
+    }
+}

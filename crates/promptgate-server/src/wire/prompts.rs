@@ -1,0 +1,207 @@
+//! Prompts, versions, traffic splits and their settings between the contract's JSON shapes and
+//! the core's types: requests into drafts (moved, not copied), domain values into answers. The
+//! audit log's snapshots of a version and a split are these answers too, so an entry shows a
+//! thing exactly as `GET` does.
+
+use promptgate_api as api;
+use promptgate_core::change::{ChangeDraft, NewPromptDraft};
+use promptgate_core::prompt::{ChatCompletionsDraft, ExampleDraft, GuardrailsDraft, SettingsDraft};
+use promptgate_core::traffic::{TrafficDraft, WeightDraft};
+use promptgate_core::{
+    ChatCompletionsPolicy, EndpointCatalogue, FewShotExample, Prompt, PromptVersion,
+    SafetyGuardrails, TrafficSplit, VersionLabel,
+};
+
+use crate::clock::rfc3339;
+
+/// `POST …/prompts` as a draft of the new prompt.
+pub fn new_prompt_draft(body: api::CreatePromptRequest) -> NewPromptDraft {
+    NewPromptDraft {
+        name: body.name,
+        version: body.version,
+        settings: settings_draft(
+            body.model_endpoint_ref,
+            body.system_prompt,
+            body.temperature,
+            body.safety_guardrails,
+            body.few_shot_examples,
+        ),
+        traffic: body.traffic_distribution.map(traffic_draft),
+        chat_completions: body.chat_completions.map(chat_completions_draft),
+    }
+}
+
+/// `PUT …/prompts/{id}` as a draft of the change.
+pub fn change_draft(body: api::UpdatePromptRequest) -> ChangeDraft {
+    ChangeDraft {
+        version: body.version,
+        settings: settings_draft(
+            body.model_endpoint_ref,
+            body.system_prompt,
+            body.temperature,
+            body.safety_guardrails,
+            body.few_shot_examples,
+        ),
+        traffic: body.traffic_distribution.map(traffic_draft),
+        chat_completions: body.chat_completions.map(chat_completions_draft),
+    }
+}
+
+/// A version's settings as sent, in the shape both requests share.
+pub fn settings_draft(
+    model_endpoint_ref: Option<String>,
+    system_prompt: Option<String>,
+    temperature: Option<f64>,
+    guardrails: Option<api::SafetyGuardrails>,
+    examples: Option<Vec<api::FewShotExample>>,
+) -> SettingsDraft {
+    SettingsDraft {
+        model_endpoint_ref,
+        system_prompt,
+        temperature,
+        safety_guardrails: guardrails.map(|g| GuardrailsDraft {
+            content_filtering: g.content_filtering,
+            max_tokens: g.max_tokens,
+            blocked_categories: g.blocked_categories,
+        }),
+        few_shot_examples: examples.map(|list| {
+            list.into_iter()
+                .map(|e| ExampleDraft {
+                    input: e.input,
+                    output: e.output,
+                })
+                .collect()
+        }),
+    }
+}
+
+/// `trafficDistribution` as sent.
+pub fn traffic_draft(wire: api::TrafficDistribution) -> TrafficDraft {
+    TrafficDraft {
+        default_version: wire.default_version,
+        split_strategy: wire.split_strategy,
+        versions: wire.versions.map(|list| {
+            list.into_iter()
+                .map(|w| WeightDraft {
+                    version: w.version,
+                    weight: w.weight,
+                })
+                .collect()
+        }),
+    }
+}
+
+/// `chatCompletions` as sent.
+pub fn chat_completions_draft(wire: api::ChatCompletionsDraft) -> ChatCompletionsDraft {
+    ChatCompletionsDraft {
+        system_message: wire.system_message,
+        allow_caller_settings: wire.allow_caller_settings,
+    }
+}
+
+/// The traffic split as the contract shows it (also the audit log's `before`/`after`).
+pub fn wire_traffic(split: &TrafficSplit) -> api::TrafficDistribution {
+    api::TrafficDistribution {
+        default_version: Some(split.default_version().to_string()),
+        split_strategy: Some(split.strategy().as_str().to_owned()),
+        versions: Some(
+            split
+                .weights()
+                .iter()
+                .map(|w| api::VersionWeight {
+                    version: Some(w.version.to_string()),
+                    weight: Some(w.weight),
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// A version's guardrails as the contract shows them.
+pub fn wire_guardrails(g: &SafetyGuardrails) -> api::SafetyGuardrails {
+    api::SafetyGuardrails {
+        content_filtering: Some(
+            g.content_filtering
+                .iter()
+                .map(|f| f.as_str().to_owned())
+                .collect(),
+        ),
+        max_tokens: g.max_tokens.map(i64::from),
+        blocked_categories: Some(
+            g.blocked_categories
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+        ),
+    }
+}
+
+/// A version's few-shot examples as the contract shows them.
+pub fn wire_examples(examples: &[FewShotExample]) -> Vec<api::FewShotExample> {
+    examples
+        .iter()
+        .map(|e| api::FewShotExample {
+            input: Some(e.input.clone()),
+            output: Some(e.output.clone()),
+        })
+        .collect()
+}
+
+/// A prompt as the contract shows it: its identity and routing with the settings of `shown`
+/// (the default version, or the one a change named), and every label (`labels`, oldest first).
+/// `tokenizerExact` says whether `shown` was counted with its endpoint's own tokenizer.
+pub fn wire_prompt(
+    catalogue: &EndpointCatalogue,
+    prompt: &Prompt,
+    labels: &[VersionLabel],
+    shown: &PromptVersion,
+) -> api::Prompt {
+    let exact = catalogue
+        .get(&shown.settings.model_endpoint_ref)
+        .is_some_and(|e| e.tokenizer == shown.tokenizer && e.tokenizer_exact);
+    api::Prompt {
+        id: prompt.id.to_string(),
+        name: prompt.name.clone(),
+        status: prompt.status.as_str().to_owned(),
+        version: shown.version.to_string(),
+        model_endpoint_ref: shown.settings.model_endpoint_ref.clone(),
+        system_prompt: shown.settings.system_prompt.clone(),
+        temperature: shown.settings.temperature,
+        safety_guardrails: wire_guardrails(&shown.settings.safety_guardrails),
+        few_shot_examples: wire_examples(&shown.settings.few_shot_examples),
+        system_prompt_tokens: shown.system_prompt_tokens,
+        tokenizer: shown.tokenizer.as_str().to_owned(),
+        tokenizer_exact: exact,
+        traffic_distribution: wire_traffic(&prompt.traffic),
+        chat_completions: wire_chat_completions(prompt.chat_completions),
+        versions: labels.iter().map(ToString::to_string).collect(),
+        created_at: rfc3339(prompt.created_at),
+        updated_at: rfc3339(prompt.updated_at),
+    }
+}
+
+/// The OpenAI-compatible front door's policy as the contract shows it (also the audit log's
+/// `before`/`after`).
+pub fn wire_chat_completions(policy: ChatCompletionsPolicy) -> api::ChatCompletionsSettings {
+    api::ChatCompletionsSettings {
+        system_message: policy.system_message.as_str().to_owned(),
+        allow_caller_settings: policy.allow_caller_settings,
+    }
+}
+
+/// A version as the contract shows it (also the audit log's snapshot of a version).
+pub fn wire_version(v: &PromptVersion) -> api::PromptVersion {
+    api::PromptVersion {
+        prompt_id: v.prompt_id.to_string(),
+        version: v.version.to_string(),
+        model_endpoint_ref: v.settings.model_endpoint_ref.clone(),
+        system_prompt: v.settings.system_prompt.clone(),
+        temperature: v.settings.temperature,
+        safety_guardrails: wire_guardrails(&v.settings.safety_guardrails),
+        few_shot_examples: wire_examples(&v.settings.few_shot_examples),
+        system_prompt_tokens: v.system_prompt_tokens,
+        tokenizer: v.tokenizer.as_str().to_owned(),
+        created_at: rfc3339(v.created_at),
+        created_by: v.created_by.clone(),
+    }
+}
