@@ -302,10 +302,9 @@ impl AuditLog {
     /// their signatures checked; heads of a key it was rotated away from keep pinning history by
     /// their roots, since only their public keys (which the gateway no longer holds) could check
     /// them.
-    pub async fn verify(&self) -> Result<api::AuditVerification, StoreError> {
+    pub async fn verify(&self) -> Result<LogReport, StoreError> {
         let signatures = Signatures::OfKey(PublicKey::from(self.verifying_key()));
-        let report = verify_store(self.store.as_ref(), Vec::new(), signatures).await?;
-        Ok(verification(&report))
+        verify_store(self.store.as_ref(), Vec::new(), signatures).await
     }
 
     /// How a version's settings appear in entries: the system prompt's SHA-256 instead of its
@@ -458,33 +457,6 @@ pub async fn verify_store(
     Ok(verifier.finish())
 }
 
-/// The contract's answer to `GET …/audit-logs/verify` for a replay: `reason` is the first
-/// problem in words, `firstInvalidSequence` the first bad entry (null when only a signed head
-/// disagrees, since then no single entry can be blamed).
-pub fn verification(report: &LogReport) -> api::AuditVerification {
-    api::AuditVerification {
-        valid: report.is_valid(),
-        entries: report.entries,
-        head_sequence: report.head_sequence,
-        head_hash: report.head_hash.clone(),
-        root_hash: report.root_hash.clone(),
-        first_invalid_sequence: report.first_invalid_sequence(),
-        reason: report.first_problem().map(ToString::to_string),
-        signed_heads_checked: report.heads_checked,
-    }
-}
-
-/// The signed head as the contract serves it.
-pub fn wire_head(signed: &SignedTreeHead) -> api::SignedTreeHead {
-    api::SignedTreeHead {
-        tree_size: signed.head.tree_size,
-        root_hash: to_hex(&signed.head.root_hash),
-        timestamp: signed.head.timestamp.clone(),
-        key_id: signed.key_id.clone(),
-        signature: signed.signature.clone(),
-    }
-}
-
 /// A gateway entry for a change by `actor`.
 pub fn draft(
     actor: &str,
@@ -592,7 +564,7 @@ mod tests {
         let report = verify_store(&store, Vec::new(), own()).await.expect("read");
         assert!(report.is_valid(), "{:?}", report.problems);
         assert_eq!((report.heads_checked, report.signatures_checked), (2, 1));
-        let answer = verification(&report);
+        let answer = crate::wire::audit::verification(&report);
         assert!(answer.valid);
         assert_eq!(answer.entries, 4);
         assert_eq!(answer.head_sequence, 4);
@@ -624,7 +596,7 @@ mod tests {
         let report = verify_store(&store, vec![saved.clone().into()], own())
             .await
             .expect("read");
-        let answer = verification(&report);
+        let answer = crate::wire::audit::verification(&report);
         assert!(!answer.valid);
         assert_eq!(answer.first_invalid_sequence, None);
         let reason = answer.reason.expect("a reason");
@@ -653,12 +625,16 @@ mod tests {
         let own = || Signatures::OfKey(PublicKey::from(key.verifying_key()));
         // Nothing signed yet is no problem for the gateway's own check.
         let store = store_with(3).await;
-        let answer = verification(&verify_store(&store, Vec::new(), own()).await.expect("read"));
+        let answer = crate::wire::audit::verification(
+            &verify_store(&store, Vec::new(), own()).await.expect("read"),
+        );
         assert!(answer.valid, "{answer:?}");
         assert_eq!(answer.signed_heads_checked, 0);
 
         sign_stored(&store, &key, 5).await;
-        let answer = verification(&verify_store(&store, Vec::new(), own()).await.expect("read"));
+        let answer = crate::wire::audit::verification(
+            &verify_store(&store, Vec::new(), own()).await.expect("read"),
+        );
         assert!(!answer.valid);
         assert_eq!(answer.entries, 3);
         assert_eq!(answer.first_invalid_sequence, None);

@@ -158,7 +158,9 @@ pub async fn verify(
     caller: Caller,
 ) -> Result<Json<api::AuditVerification>, ApiError> {
     caller.require(Scope::AuditRead)?;
-    Ok(Json(state.audit.verify().await?))
+    Ok(Json(crate::wire::audit::verification(
+        &state.audit.verify().await?,
+    )))
 }
 
 /// The latest signed tree head (signed now if the log grew since the last one).
@@ -172,7 +174,7 @@ pub async fn checkpoint(
 ) -> Result<Json<api::SignedTreeHead>, ApiError> {
     caller.require(Scope::AuditRead)?;
     let signed = state.audit.checkpoint().await?;
-    Ok(Json(crate::audit::wire_head(&signed)))
+    Ok(Json(crate::wire::audit::wire_head(&signed)))
 }
 
 /// The Ed25519 public key that verifies the signed tree heads.

@@ -2,6 +2,7 @@
 //! wire types (`promptgate-api`), in one place, so that routes, the audit log's snapshots and
 //! the exporters show a thing the same way.
 
+pub mod audit;
 pub mod clients;
 pub mod endpoints;
 pub mod invocations;
