@@ -63,6 +63,24 @@ SYSTEM_PROMPT = (
     "never ask for payment details, and hand over to a human when the customer is upset."
 )
 TEMPERATURE = 0.2
+# `--template`: the same system prompt as a template with three variables, whose values render it
+# back to SYSTEM_PROMPT exactly (so the upstream request is byte for byte the direct one).
+TEMPLATE_PROMPT = (
+    "You are a helpful {{role}} for {{ shop }}. Answer {{style}} and politely, "
+    "never ask for payment details, and hand over to a human when the customer is upset."
+)
+TEMPLATE_VARIABLES = {"role": "customer support agent", "shop": "an online shop", "style": "briefly"}
+TEMPLATE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "role": {"type": "string", "maxLength": 100},
+        "shop": {"type": "string", "maxLength": 100},
+        "style": {"enum": ["briefly", "in detail"], "default": "briefly"},
+    },
+    "required": ["role", "shop"],
+}
+# Set from `--template` before anything is sent.
+USE_TEMPLATE = False
 # A support message with an e-mail address and a phone number, so that the PII guardrail has
 # something to redact on every request.
 USER_INPUT = (
@@ -210,6 +228,9 @@ def create_prompt(gateway: str, token: str) -> tuple[str, str]:
         "safetyGuardrails": {"contentFiltering": ["pii"], "maxTokens": 1500},
         "version": "1.0.0",
     }
+    if USE_TEMPLATE:
+        body["systemPrompt"] = TEMPLATE_PROMPT
+        body["variablesSchema"] = TEMPLATE_SCHEMA
     answer = http_json(
         "POST", f"{gateway}{PROMPTS}", json.dumps(body).encode(),
         {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
@@ -240,21 +261,27 @@ def direct_body(stream: bool) -> str:
 
 
 def gateway_body(prompt_id: str, stream: bool) -> str:
-    return json.dumps({
+    body: dict = {
         "promptId": prompt_id,
         "userInput": USER_INPUT,
         "sessionId": "bench-session-1",
         "options": {"stream": stream, "returnTokenUsage": True},
-    }, separators=(",", ":"))
+    }
+    if USE_TEMPLATE:
+        body["variables"] = TEMPLATE_VARIABLES
+    return json.dumps(body, separators=(",", ":"))
 
 
 def openai_body(prompt_name: str) -> str:
     """The same call through the OpenAI-compatible front door (`--front-door openai`)."""
-    return json.dumps({
+    body: dict = {
         "model": f"prompt:{prompt_name}",
         "messages": [{"role": "user", "content": USER_INPUT}],
         "user": "bench-session-1",
-    }, separators=(",", ":"))
+    }
+    if USE_TEMPLATE:
+        body["prompt_variables"] = TEMPLATE_VARIABLES
+    return json.dumps(body, separators=(",", ":"))
 
 
 def gateway_request(front_door: str, prompt_id: str, prompt_name: str) -> tuple[str, str]:
@@ -545,7 +572,8 @@ def fmt(value, digits: int = 3) -> str:
 
 def markdown(report: dict) -> str:
     lines = [
-        f"promptgate overhead ({report['mode']}, through {report['front_door']}, "
+        f"promptgate overhead ({report['mode']}, through {report['front_door']}"
+        f"{', templated prompt (3 variables)' if report.get('template') else ''}, "
         f"telemetry durability {report.get('durability', 'queued')}, "
         f"upstream delay {report['settings']['delay_ms']} ms, "
         f"{report['machine']['cpus']} CPUs, load average at start "
@@ -652,10 +680,15 @@ def main() -> int:
     parser.add_argument("--front-door", choices=["invocations", "openai"], default="invocations",
                         help="the gateway path of the non-streamed phases: the contract's "
                              "invocations (default) or the OpenAI-compatible /v1/chat/completions")
+    parser.add_argument("--template", action="store_true",
+                        help="serve a templated prompt with 3 variables (a schema with a default) "
+                             "that renders to the plain prompt's text")
     parser.add_argument("--durability", choices=["queued", "ack-after-store"], default="queued",
                         help="[telemetry] durability of the gateway: queued (the default) or "
                              "ack-after-store (each answer waits for its record's commit)")
     args = parser.parse_args()
+    global USE_TEMPLATE
+    USE_TEMPLATE = args.template
 
     args.gateway_bin = os.path.abspath(args.gateway_bin)
     args.fake_bin = os.path.abspath(args.fake_bin)
@@ -722,6 +755,7 @@ def main() -> int:
         "schema": SCHEMA,
         "mode": "smoke" if args.smoke else "full",
         "front_door": args.front_door,
+        "template": args.template,
         "durability": args.durability,
         "started_at": started,
         "machine": {

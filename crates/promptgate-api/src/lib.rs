@@ -185,6 +185,40 @@ pub struct FewShotExample {
     pub output: Option<String>,
 }
 
+/// One fixed turn of a chat template (`templateMessages`): sent after the system prompt and its
+/// examples, before the caller's conversation. Its content may hold `{{placeholders}}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct TemplateMessage {
+    /// `user` or `assistant`.
+    #[serde(default)]
+    #[schema(required = true, schema_with = role_schema)]
+    pub role: Option<String>,
+    /// What is said (a template).
+    #[serde(default)]
+    #[schema(required = true, value_type = String)]
+    pub content: Option<String>,
+}
+
+/// A variable a version's template uses (`GET …/versions/{version}` lists them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VariableInfo {
+    /// The top-level variable name (`customer` for `{{customer.tier}}`).
+    pub name: String,
+    /// Whether an invocation must supply it (no default, required by the schema, or no
+    /// schema at all).
+    pub required: bool,
+}
+
+/// Reads a field that may be absent (keep), `null` (remove) or a value (set): the two levels of
+/// `Option` tell them apart.
+fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 /// One version's share of traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct VersionWeight {
@@ -238,6 +272,14 @@ pub struct CreatePromptRequest {
     /// Few-shot examples, oldest first (at most 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub few_shot_examples: Option<Vec<FewShotExample>>,
+    /// The chat template's fixed turns (at most 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_messages: Option<Vec<TemplateMessage>>,
+    /// The variables' JSON Schema (draft 2020-12) of an object; without it every placeholder
+    /// is a required string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub variables_schema: Option<serde_json::Value>,
     /// The first version's label (semantic version, e.g. `1.0.0`).
     #[schema(required = true, value_type = String)]
     pub version: Option<String>,
@@ -273,6 +315,17 @@ pub struct UpdatePromptRequest {
     /// New few-shot examples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub few_shot_examples: Option<Vec<FewShotExample>>,
+    /// New template messages (`[]` removes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_messages: Option<Vec<TemplateMessage>>,
+    /// New variables schema; `null` removes it (every placeholder is then a required string).
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub variables_schema: Option<Option<serde_json::Value>>,
     /// New split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_distribution: Option<TrafficDistribution>,
@@ -305,7 +358,17 @@ pub struct Prompt {
     pub safety_guardrails: SafetyGuardrails,
     /// Its few-shot examples.
     pub few_shot_examples: Vec<FewShotExample>,
-    /// Its system prompt's token count.
+    /// Its chat template's fixed turns (left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub template_messages: Vec<TemplateMessage>,
+    /// Its variables schema (left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub variables_schema: Option<serde_json::Value>,
+    /// The variables its templates use (left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<VariableInfo>,
+    /// Its system prompt's token count (of the template with its placeholders removed).
     pub system_prompt_tokens: u32,
     /// The tokenizer that counted (an extension of the contract).
     pub tokenizer: String,
@@ -319,6 +382,9 @@ pub struct Prompt {
     pub chat_completions: ChatCompletionsSettings,
     /// Every version label, oldest first by semver.
     pub versions: Vec<String>,
+    /// Named pins to versions (`{"production": "1.2.0"}`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     /// When the prompt was created.
     pub created_at: String,
     /// When it last changed.
@@ -343,7 +409,17 @@ pub struct PromptVersion {
     pub safety_guardrails: SafetyGuardrails,
     /// Few-shot examples.
     pub few_shot_examples: Vec<FewShotExample>,
-    /// System prompt tokens.
+    /// The chat template's fixed turns (left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub template_messages: Vec<TemplateMessage>,
+    /// The variables schema (left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub variables_schema: Option<serde_json::Value>,
+    /// The variables its templates use, with whether each is required (left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<VariableInfo>,
+    /// System prompt tokens (of the template with its placeholders removed).
     pub system_prompt_tokens: u32,
     /// The tokenizer that counted.
     pub tokenizer: String,
@@ -351,6 +427,68 @@ pub struct PromptVersion {
     pub created_at: String,
     /// The OAuth client that created it.
     pub created_by: String,
+}
+
+/// `PUT …/prompts/{id}/labels/{label}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct LabelRequest {
+    /// The version the label points at.
+    #[serde(default)]
+    #[schema(required = true, value_type = String)]
+    pub version: Option<String>,
+}
+
+/// `POST …/prompts/{id}/render`: a preview of a version's templates with sample variables.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct RenderRequest {
+    /// The version to render; without it (and without `label`), the default version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Render the version this label points at (an extension; not together with `version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The variables, checked as an invocation checks them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One rendered turn of a chat template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RenderedMessage {
+    /// `user` or `assistant`.
+    pub role: String,
+    /// The rendered text.
+    pub content: String,
+    /// Its tokens with the endpoint's tokenizer.
+    pub tokens: u32,
+}
+
+/// The answer of `POST …/prompts/{id}/render`: what a model would be sent, without calling one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderResponse {
+    /// The prompt.
+    pub prompt_id: String,
+    /// The version rendered.
+    pub version: String,
+    /// The rendered system prompt.
+    pub system_prompt: String,
+    /// Its tokens with the endpoint's tokenizer.
+    pub system_prompt_tokens: u32,
+    /// The rendered template messages.
+    pub template_messages: Vec<RenderedMessage>,
+    /// The rendered few-shot examples (left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub few_shot_examples: Vec<FewShotExample>,
+    /// The tokenizer that counted.
+    pub tokenizer: String,
+    /// The version's token budget for the system prompt, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// The variables as used, defaults applied (names and values: the caller sent them).
+    #[schema(value_type = Object)]
+    pub variables: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A page of entities with a cursor to the next page.
@@ -516,6 +654,13 @@ pub struct InvokeRequest {
     /// Pin a version, bypassing the split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Serve the version this label points at (not together with `version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The template's variables, validated against the version's schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub variables: Option<serde_json::Map<String, serde_json::Value>>,
     /// Earlier turns, oldest first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<ChatTurn>>,
@@ -627,6 +772,12 @@ pub struct TelemetryEntity {
     /// The caller's metadata (an extension).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// The label the invocation named, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The names of the variables the caller supplied (never their values; left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<String>,
     /// The feedback, if any (an extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<FeedbackEntity>,

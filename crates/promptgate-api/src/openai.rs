@@ -67,6 +67,10 @@ pub struct ChatCompletionRequest {
     /// the prompt allows caller settings.
     #[serde(default)]
     pub model_endpoint: Option<String>,
+    /// An extension: the managed prompt's template variables (the OpenAI SDKs send it with
+    /// `extra_body={"prompt_variables": {...}}`).
+    #[serde(default)]
+    pub prompt_variables: Option<serde_json::Map<String, Value>>,
 }
 
 /// `stream_options`.

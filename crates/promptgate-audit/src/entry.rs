@@ -39,9 +39,15 @@ pub mod action {
     pub const CHAT_COMPLETIONS_UPDATED: &str = "CHAT_COMPLETIONS_UPDATED";
     /// An invocation's feedback was replaced by a later post (its owner's or an admin's).
     pub const FEEDBACK_REPLACED: &str = "FEEDBACK_REPLACED";
+    /// A prompt's label was created or moved to another version.
+    pub const LABEL_MOVED: &str = "LABEL_MOVED";
+    /// A prompt's label was deleted.
+    pub const LABEL_DELETED: &str = "LABEL_DELETED";
 
     /// Every action reserved for the gateway.
-    pub const RESERVED: [&str; 10] = [
+    pub const RESERVED: [&str; 12] = [
+        LABEL_MOVED,
+        LABEL_DELETED,
         FEEDBACK_REPLACED,
         PROMPT_CREATED,
         VERSION_CREATED,

@@ -13,10 +13,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::endpoint::EndpointCatalogue;
+use crate::label::{LabelMove, LabelName, Labels};
 use crate::prompt::{
     ChatCompletionsChange, ChatCompletionsDraft, ChatCompletionsPolicy, CheckedSettings, Prompt,
     PromptStatus, PromptVersion, SettingsDraft, check_name, check_version,
 };
+use crate::template::SchemaCheck;
 use crate::tokenizer::TokenCounter;
 use crate::traffic::{TrafficDraft, TrafficSplit};
 use crate::version::VersionLabel;
@@ -25,12 +27,14 @@ use crate::violation::Violation;
 /// What every decision about a change needs beside the prompt: the model endpoints and the
 /// tokenizers that settings are checked with, and who makes the change and when (the caller's
 /// clock, so that a plan is a pure function of its inputs).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ChangeContext<'a> {
     /// The configured model endpoints.
     pub catalogue: &'a EndpointCatalogue,
     /// The tokenizers that count a system prompt's tokens.
     pub counter: &'a TokenCounter,
+    /// What checks a version's variables schema (JSON Schema, outside core).
+    pub schemas: &'a dyn SchemaCheck,
     /// The OAuth client that makes the change.
     pub by: &'a str,
     /// The instant of the change: the new version's creation and the prompt's update.
@@ -124,6 +128,10 @@ pub struct Revision {
     pub status: Option<PromptStatus>,
     /// The policy after the change, when it differs.
     pub chat_completions: Option<ChatCompletionsPolicy>,
+    /// The labels after the change, when they differ.
+    pub labels: Option<Labels>,
+    /// The label change that made them differ (one per revision): what its audit entry records.
+    pub label_move: Option<LabelMove>,
     /// The newest version before `new_version`: what the new version's audit entry compares
     /// it with.
     pub compared_with: Option<PromptVersion>,
@@ -165,6 +173,22 @@ pub enum AuditFact<'a> {
         before: ChatCompletionsPolicy,
         /// The policy after.
         after: ChatCompletionsPolicy,
+    },
+    /// A label was created or moved (`LABEL_MOVED`).
+    LabelMoved {
+        /// The label.
+        label: &'a LabelName,
+        /// The version it pointed at before; none when new.
+        from: Option<&'a VersionLabel>,
+        /// The version it points at now.
+        to: &'a VersionLabel,
+    },
+    /// A label was deleted (`LABEL_DELETED`).
+    LabelDeleted {
+        /// The label.
+        label: &'a LabelName,
+        /// The version it pointed at.
+        version: &'a VersionLabel,
     },
     /// The prompt was archived (`PROMPT_ARCHIVED`).
     PromptArchived {
@@ -208,7 +232,7 @@ impl NewPromptDraft {
             .ok();
         let checked = self
             .settings
-            .check(None, cx.catalogue, cx.counter)
+            .check(None, cx.catalogue, cx.counter, cx.schemas)
             .map_err(|v| violations.extend(v))
             .ok();
         let traffic = match (&version, &self.traffic) {
@@ -241,6 +265,7 @@ impl NewPromptDraft {
             status: PromptStatus::Active,
             traffic,
             chat_completions,
+            labels: Labels::new(),
             revision: 1,
             created_at: cx.at,
             updated_at: cx.at,
@@ -330,9 +355,9 @@ impl PromptChange {
             let base = read.ok_or(PlanError::NoVersions {
                 prompt_id: current.id,
             })?;
-            let checked = self
-                .settings
-                .check(Some(&base.settings), cx.catalogue, cx.counter);
+            let checked =
+                self.settings
+                    .check(Some(&base.settings), cx.catalogue, cx.counter, cx.schemas);
             if labels.contains(label) {
                 match checked {
                     Ok(checked) if checked.settings == base.settings => shown = Some(base),
@@ -396,8 +421,24 @@ impl Revision {
             traffic: None,
             status: None,
             chat_completions: None,
+            labels: None,
+            label_move: None,
             compared_with: None,
             shown: None,
+        }
+    }
+
+    /// The next revision of `current` at `at` with `labels`, recording `change`.
+    pub(crate) fn relabel(
+        current: &Prompt,
+        at: OffsetDateTime,
+        labels: Labels,
+        change: LabelMove,
+    ) -> Self {
+        Revision {
+            labels: Some(labels),
+            label_move: Some(change),
+            ..Revision::next(current, at)
         }
     }
 
@@ -411,7 +452,7 @@ impl Revision {
     }
 
     /// What the change's audit entries record, one entry per fact, in this order: the new
-    /// version, the split, the policy, the status. `before` is the prompt the plan was decided on.
+    /// version, the split, the policy, the label, the status. `before` is the prompt the plan was decided on.
     pub fn facts<'a>(&'a self, before: &'a Prompt) -> impl Iterator<Item = AuditFact<'a>> {
         let version = self
             .new_version
@@ -439,7 +480,24 @@ impl Revision {
             .map(|_| AuditFact::PromptArchived {
                 before: before.status,
             });
-        [version, traffic, policy, status].into_iter().flatten()
+        let label = self
+            .label_move
+            .as_ref()
+            .and_then(|change| match (&change.from, &change.to) {
+                (from, Some(to)) => Some(AuditFact::LabelMoved {
+                    label: &change.label,
+                    from: from.as_ref(),
+                    to,
+                }),
+                (Some(version), None) => Some(AuditFact::LabelDeleted {
+                    label: &change.label,
+                    version,
+                }),
+                (None, None) => None,
+            });
+        [version, traffic, policy, label, status]
+            .into_iter()
+            .flatten()
     }
 }
 
@@ -489,6 +547,7 @@ mod tests {
         let cx = ChangeContext {
             catalogue: &catalogue,
             counter: &counter,
+            schemas: &crate::template::AcceptingSchemas,
             by: "editor",
             at: at(),
         };
@@ -532,6 +591,8 @@ mod tests {
                 AuditFact::VersionCreated { .. } => "version",
                 AuditFact::TrafficUpdated { .. } => "traffic",
                 AuditFact::ChatCompletionsUpdated { .. } => "policy",
+                AuditFact::LabelMoved { .. } => "label moved",
+                AuditFact::LabelDeleted { .. } => "label deleted",
                 AuditFact::PromptArchived { .. } => "archived",
             })
             .collect()

@@ -42,31 +42,55 @@ pub enum NoVersion {
     Archived,
     /// The caller pinned a version the prompt does not have (or text that is no version label).
     UnknownPin,
+    /// The caller named a label the prompt does not have.
+    UnknownLabel,
     /// The traffic split routes to a label without a version. A split only names versions
     /// that exist, so this is a bug, reported rather than panicked on.
     Missing(VersionLabel),
 }
 
-/// The version that serves one invocation: the pinned one, or the traffic split's choice
-/// ([`choose_version`], sticky by session). `draw` gives the random point in [0, 1) and is
-/// called only when the split decides, so a pinned call costs no random number.
+/// What the caller named to choose the version, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin<'a> {
+    /// Nothing: the traffic split decides.
+    None,
+    /// A version (`"version"`, `prompt:NAME@1.2.0`).
+    Version(&'a str),
+    /// A label (`"label"`, `prompt:NAME@staging`): a named pin, independent of the split.
+    Label(&'a str),
+}
+
+/// The version that serves one invocation: the pinned or labelled one, or the traffic split's
+/// choice ([`choose_version`], sticky by session). `draw` gives the random point in [0, 1) and
+/// is called only when the split decides, so a pinned call costs no random number.
 pub fn serving_version<'a>(
     prompt: &Prompt,
     versions: &'a HashMap<VersionLabel, PromptVersion>,
-    pinned: Option<&str>,
+    pin: Pin<'_>,
     session_id: Option<&str>,
     draw: impl FnOnce() -> f64,
 ) -> Result<&'a PromptVersion, NoVersion> {
     if prompt.status == PromptStatus::Archived {
         return Err(NoVersion::Archived);
     }
-    match pinned {
-        Some(pinned) => pinned
+    match pin {
+        Pin::Version(pinned) => pinned
             .parse::<VersionLabel>()
             .ok()
             .and_then(|label| versions.get(&label))
             .ok_or(NoVersion::UnknownPin),
-        None => {
+        Pin::Label(name) => {
+            let version = prompt
+                .labels
+                .iter()
+                .find(|(label, _)| label.as_str() == name)
+                .map(|(_, version)| version)
+                .ok_or(NoVersion::UnknownLabel)?;
+            versions
+                .get(version)
+                .ok_or_else(|| NoVersion::Missing(version.clone()))
+        }
+        Pin::None => {
             let label = choose_version(&prompt.traffic, prompt.id, session_id, draw());
             versions
                 .get(label)
@@ -243,6 +267,10 @@ pub struct InvocationRecord {
     pub client_id: String,
     /// The caller's metadata.
     pub metadata: BTreeMap<String, String>,
+    /// The label the caller named (`"label"`, `prompt:NAME@LABEL`), if any.
+    pub label: Option<String>,
+    /// The names of the variables the caller supplied (never their values), sorted.
+    pub variable_names: Vec<String>,
 }
 
 #[cfg(test)]
@@ -332,6 +360,8 @@ mod tests {
             temperature: 0.2,
             safety_guardrails: guardrails,
             few_shot_examples: examples(2),
+            template_messages: Vec::new(),
+            variables_schema: None,
         }
     }
 
@@ -362,6 +392,7 @@ mod tests {
             status,
             traffic: TrafficSplit::single(label(labels[0])),
             chat_completions: ChatCompletionsPolicy::default(),
+            labels: crate::label::Labels::new(),
             revision: 1,
             created_at: at,
             updated_at: at,
@@ -374,30 +405,46 @@ mod tests {
     fn a_pinned_version_serves_without_a_draw_and_must_exist() {
         let (prompt, versions) = prompt_with(&["1.0.0", "1.1.0"], PromptStatus::Active);
         let no_draw = || -> f64 { panic!("a pinned call draws no random number") };
-        let found = serving_version(&prompt, &versions, Some("1.1.0"), None, no_draw).unwrap();
+        let found =
+            serving_version(&prompt, &versions, Pin::Version("1.1.0"), None, no_draw).unwrap();
         assert_eq!(found.version, label("1.1.0"));
         for pin in ["2.0.0", "latest", ""] {
             assert_eq!(
-                serving_version(&prompt, &versions, Some(pin), None, no_draw),
+                serving_version(&prompt, &versions, Pin::Version(pin), None, no_draw),
                 Err(NoVersion::UnknownPin),
                 "{pin}"
             );
         }
-        let routed = serving_version(&prompt, &versions, None, Some("s-1"), || 0.5).unwrap();
+        let routed = serving_version(&prompt, &versions, Pin::None, Some("s-1"), || 0.5).unwrap();
         assert_eq!(routed.version, label("1.0.0"));
+    }
+
+    #[test]
+    fn a_label_serves_its_version_without_a_draw_and_must_exist() {
+        let (mut prompt, versions) = prompt_with(&["1.0.0", "1.1.0"], PromptStatus::Active);
+        let no_draw = || -> f64 { panic!("a labelled call draws no random number") };
+        let staging = crate::label::LabelName::parse("label", "staging").unwrap();
+        prompt.labels.insert(staging, label("1.1.0"));
+        let found =
+            serving_version(&prompt, &versions, Pin::Label("staging"), None, no_draw).unwrap();
+        assert_eq!(found.version, label("1.1.0"));
+        assert_eq!(
+            serving_version(&prompt, &versions, Pin::Label("production"), None, no_draw),
+            Err(NoVersion::UnknownLabel)
+        );
     }
 
     #[test]
     fn an_archived_prompt_serves_nothing_and_a_split_to_nowhere_is_reported() {
         let (prompt, versions) = prompt_with(&["1.0.0"], PromptStatus::Archived);
         assert_eq!(
-            serving_version(&prompt, &versions, Some("1.0.0"), None, || 0.0),
+            serving_version(&prompt, &versions, Pin::Version("1.0.0"), None, || 0.0),
             Err(NoVersion::Archived)
         );
         let (mut prompt, versions) = prompt_with(&["1.0.0"], PromptStatus::Active);
         prompt.traffic = TrafficSplit::single(label("3.0.0"));
         assert_eq!(
-            serving_version(&prompt, &versions, None, None, || 0.0),
+            serving_version(&prompt, &versions, Pin::None, None, || 0.0),
             Err(NoVersion::Missing(label("3.0.0")))
         );
     }

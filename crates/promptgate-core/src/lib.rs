@@ -25,11 +25,14 @@ pub mod guardrails;
 #[cfg(feature = "tokenizer")]
 pub mod invocation;
 #[cfg(feature = "tokenizer")]
+pub mod label;
+#[cfg(feature = "tokenizer")]
 pub mod prompt;
 pub mod redact;
 pub mod scope;
 #[cfg(feature = "tokenizer")]
 pub mod stats;
+pub mod template;
 pub mod tokenizer;
 pub mod traffic;
 pub mod version;

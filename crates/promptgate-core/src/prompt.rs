@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::endpoint::{EndpointCatalogue, ModelEndpoint};
+use crate::template::{Placeholder, SchemaCheck, Template};
 use crate::tokenizer::{TokenCounter, TokenizerKind};
 use crate::traffic::TrafficSplit;
 use crate::version::VersionLabel;
@@ -21,6 +22,8 @@ pub const MAX_SYSTEM_PROMPT_CHARS: usize = 1_000_000;
 pub const MAX_FEW_SHOT_EXAMPLES: usize = 1_000;
 /// The ceiling on one few-shot input or output, in characters (servers configure a lower one).
 pub const MAX_EXAMPLE_CHARS: usize = 200_000;
+/// The ceiling on a version's template messages (shared/API.md: at most 100).
+pub const MAX_TEMPLATE_MESSAGES: usize = 100;
 /// The temperature used when a new prompt does not give one (the providers' own default).
 pub const DEFAULT_TEMPERATURE: f64 = 1.0;
 
@@ -131,6 +134,44 @@ pub struct FewShotExample {
     pub output: String,
 }
 
+/// Who speaks a fixed turn of a chat template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateRole {
+    /// A user turn.
+    User,
+    /// An assistant turn.
+    Assistant,
+}
+
+impl TemplateRole {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TemplateRole::User => "user",
+            TemplateRole::Assistant => "assistant",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "user" => Some(TemplateRole::User),
+            "assistant" => Some(TemplateRole::Assistant),
+            _ => None,
+        }
+    }
+}
+
+/// One fixed turn of a chat template, sent after the system prompt (and its examples) and
+/// before the caller's conversation. Its content may hold placeholders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateMessage {
+    /// Who speaks.
+    pub role: TemplateRole,
+    /// What is said (a template).
+    pub content: String,
+}
+
 /// Everything a version fixes about generation. Two versions with equal settings are the same
 /// content (a re-sent version is then a no-op).
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +186,11 @@ pub struct VersionSettings {
     pub safety_guardrails: SafetyGuardrails,
     /// Few-shot examples, oldest first.
     pub few_shot_examples: Vec<FewShotExample>,
+    /// The chat template's fixed turns (none for a plain system prompt).
+    pub template_messages: Vec<TemplateMessage>,
+    /// The variables' JSON Schema as compact JSON text; none: every placeholder is a required
+    /// string. Core keeps it as text (it reads no JSON); [`SchemaCheck`] interprets it.
+    pub variables_schema: Option<String>,
 }
 
 /// An immutable version of a prompt.
@@ -220,6 +266,8 @@ pub struct Prompt {
     pub traffic: TrafficSplit,
     /// The OpenAI-compatible front door's policy.
     pub chat_completions: ChatCompletionsPolicy,
+    /// Named pins to versions (`production` → `1.2.0`).
+    pub labels: crate::label::Labels,
     /// Bumped on every change; the ETag is derived from it.
     pub revision: i64,
     /// When it was created.
@@ -317,6 +365,20 @@ pub struct SettingsDraft {
     pub safety_guardrails: Option<GuardrailsDraft>,
     /// `fewShotExamples`.
     pub few_shot_examples: Option<Vec<ExampleDraft>>,
+    /// `templateMessages`.
+    pub template_messages: Option<Vec<TemplateMessageDraft>>,
+    /// `variablesSchema` as compact JSON text: absent keeps the base version's, `null`
+    /// (`Some(None)`) removes it.
+    pub variables_schema: Option<Option<String>>,
+}
+
+/// One turn of `templateMessages` as sent.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateMessageDraft {
+    /// `role`.
+    pub role: Option<String>,
+    /// `content`.
+    pub content: Option<String>,
 }
 
 /// `safetyGuardrails` as sent; left-out parts come from the base version.
@@ -358,16 +420,23 @@ impl SettingsDraft {
             && self.temperature.is_none()
             && self.safety_guardrails.is_none()
             && self.few_shot_examples.is_none()
+            && self.template_messages.is_none()
+            && self.variables_schema.is_none()
     }
 
     /// Checks the draft over `base` (the newest version, on update; none on create), counts the
     /// system prompt's tokens with the endpoint's tokenizer and checks the budget and the
     /// context window. Every violation is returned at once.
+    ///
+    /// Every text is parsed as a template: a malformed placeholder is a violation of its
+    /// field, a schema is checked by `schemas` against the placeholders, and the budget is
+    /// checked on the system prompt with its placeholders removed (the values come later).
     pub fn check(
         &self,
         base: Option<&VersionSettings>,
         catalogue: &EndpointCatalogue,
         counter: &TokenCounter,
+        schemas: &dyn SchemaCheck,
     ) -> Result<CheckedSettings, Vec<Violation>> {
         let mut violations = Vec::new();
 
@@ -434,15 +503,48 @@ impl SettingsDraft {
             ),
         };
 
+        let template_messages = match &self.template_messages {
+            Some(drafts) => check_template_messages(drafts, &mut violations),
+            None => Some(
+                base.map(|b| b.template_messages.clone())
+                    .unwrap_or_default(),
+            ),
+        };
+        let variables_schema = match &self.variables_schema {
+            Some(schema) => schema.clone(),
+            None => base.and_then(|b| b.variables_schema.clone()),
+        };
+
         let (
             Some(endpoint),
             Some(system_prompt),
             Some(temperature),
             Some(guardrails),
             Some(examples),
-        ) = (endpoint, system_prompt, temperature, guardrails, examples)
+            Some(template_messages),
+        ) = (
+            endpoint,
+            system_prompt,
+            temperature,
+            guardrails,
+            examples,
+            template_messages,
+        )
         else {
             return Err(violations);
+        };
+        let templates = TemplateTexts::parse(&system_prompt, &template_messages, &examples);
+        let system_template = match templates {
+            Ok(parsed) => {
+                if let Some(schema) = &variables_schema {
+                    violations.extend(schemas.check(schema, &parsed.placeholders));
+                }
+                Some(parsed.system)
+            }
+            Err(problems) => {
+                violations.extend(problems);
+                None
+            }
         };
         if endpoint.provider == crate::ProviderKind::Anthropic && temperature > 1.0 {
             violations.push(Violation::invalid(
@@ -457,7 +559,8 @@ impl SettingsDraft {
             return Err(violations);
         }
 
-        let tokens = counter.count(endpoint.tokenizer, &system_prompt);
+        let literal = system_template.map_or_else(String::new, |t| t.literal());
+        let tokens = counter.count(endpoint.tokenizer, &literal);
         let tokens_u32 = u32::try_from(tokens).unwrap_or(u32::MAX);
         let count_params = |limit: u32| {
             vec![
@@ -498,6 +601,8 @@ impl SettingsDraft {
                 temperature,
                 safety_guardrails: guardrails,
                 few_shot_examples: examples,
+                template_messages,
+                variables_schema,
             },
             system_prompt_tokens: tokens_u32,
             tokenizer: endpoint.tokenizer,
@@ -586,6 +691,118 @@ fn parse_names<T: Copy + PartialEq>(
         }
     }
     out
+}
+
+/// A version's texts parsed as templates, with every placeholder and the field it is in.
+struct TemplateTexts {
+    system: Template,
+    placeholders: Vec<Placeholder>,
+}
+
+impl TemplateTexts {
+    /// Parses every text; each malformed one is a violation of its field.
+    fn parse(
+        system_prompt: &str,
+        messages: &[TemplateMessage],
+        examples: &[FewShotExample],
+    ) -> Result<Self, Vec<Violation>> {
+        let mut violations = Vec::new();
+        let mut placeholders = Vec::new();
+        let mut parse = |field: String, text: &str| match Template::parse(text) {
+            Ok(template) => {
+                placeholders.extend(template.placeholders().map(|path| Placeholder {
+                    field: field.clone(),
+                    path: path.clone(),
+                }));
+                Some(template)
+            }
+            Err(e) => {
+                violations.push(Violation::invalid(field, e.to_string()));
+                None
+            }
+        };
+        let system = parse("systemPrompt".to_owned(), system_prompt);
+        for (i, message) in messages.iter().enumerate() {
+            parse(format!("templateMessages[{i}].content"), &message.content);
+        }
+        for (i, example) in examples.iter().enumerate() {
+            parse(format!("fewShotExamples[{i}].input"), &example.input);
+            parse(format!("fewShotExamples[{i}].output"), &example.output);
+        }
+        match system {
+            Some(system) if violations.is_empty() => Ok(TemplateTexts {
+                system,
+                placeholders,
+            }),
+            _ => Err(violations),
+        }
+    }
+}
+
+fn check_template_messages(
+    drafts: &[TemplateMessageDraft],
+    violations: &mut Vec<Violation>,
+) -> Option<Vec<TemplateMessage>> {
+    let before = violations.len();
+    if drafts.len() > MAX_TEMPLATE_MESSAGES {
+        violations.push(Violation::invalid(
+            "templateMessages",
+            format!(
+                "{} template messages given; the limit is {MAX_TEMPLATE_MESSAGES}",
+                drafts.len()
+            ),
+        ));
+        return None;
+    }
+    let mut messages = Vec::with_capacity(drafts.len());
+    for (i, draft) in drafts.iter().enumerate() {
+        let role = match draft.role.as_deref() {
+            None => {
+                violations.push(Violation::invalid(
+                    format!("templateMessages[{i}].role"),
+                    "role is required",
+                ));
+                None
+            }
+            Some(text) => TemplateRole::parse(text).or_else(|| {
+                violations.push(Violation::invalid(
+                    format!("templateMessages[{i}].role"),
+                    format!(
+                        "role is {}; use user or assistant",
+                        crate::violation::quoted(text)
+                    ),
+                ));
+                None
+            }),
+        };
+        let field = format!("templateMessages[{i}].content");
+        let content = match &draft.content {
+            None => {
+                violations.push(Violation::invalid(field, "content is required"));
+                None
+            }
+            Some(text) if text.trim().is_empty() => {
+                violations.push(Violation::invalid(field, "content must not be empty"));
+                None
+            }
+            Some(text) if text.chars().count() > MAX_EXAMPLE_CHARS => {
+                violations.push(Violation::invalid(
+                    field,
+                    format!("content is over {MAX_EXAMPLE_CHARS} characters"),
+                ));
+                None
+            }
+            Some(text) if text.contains('\0') => {
+                violations.push(nul_violation(&field));
+                None
+            }
+            Some(text) => Some(text.clone()),
+        };
+        if let (Some(role), Some(content)) = (role, content) {
+            messages.push(TemplateMessage { role, content });
+        }
+    }
+    (violations.len() == before).then_some(messages)
 }
 
 fn check_system_prompt(text: &str, violations: &mut Vec<Violation>) -> Option<String> {
@@ -704,6 +921,7 @@ pub fn check_version(field: &str, text: Option<&str>) -> Result<VersionLabel, Vi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::AcceptingSchemas;
 
     fn catalogue() -> EndpointCatalogue {
         EndpointCatalogue::with_overrides([])
@@ -720,13 +938,15 @@ mod tests {
                 blocked_categories: Some(vec!["violence".into()]),
             }),
             few_shot_examples: None,
+            template_messages: None,
+            variables_schema: None,
         }
     }
 
     #[test]
     fn valid_draft_counts_tokens() {
         let checked = draft()
-            .check(None, &catalogue(), &TokenCounter::load())
+            .check(None, &catalogue(), &TokenCounter::load(), &AcceptingSchemas)
             .unwrap();
         assert_eq!(checked.tokenizer, TokenizerKind::O200kBase);
         assert_eq!(checked.system_prompt_tokens, 8);
@@ -748,7 +968,7 @@ mod tests {
             output: None,
         }]);
         let errs = d
-            .check(None, &catalogue(), &TokenCounter::load())
+            .check(None, &catalogue(), &TokenCounter::load(), &AcceptingSchemas)
             .unwrap_err();
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
@@ -778,9 +998,14 @@ mod tests {
             d.system_prompt.as_deref().unwrap(),
         ) as i64;
         d.safety_guardrails.as_mut().unwrap().max_tokens = Some(tokens);
-        assert!(d.check(None, &catalogue(), &counter).is_ok());
+        assert!(
+            d.check(None, &catalogue(), &counter, &AcceptingSchemas)
+                .is_ok()
+        );
         d.safety_guardrails.as_mut().unwrap().max_tokens = Some(tokens - 1);
-        let errs = d.check(None, &catalogue(), &counter).unwrap_err();
+        let errs = d
+            .check(None, &catalogue(), &counter, &AcceptingSchemas)
+            .unwrap_err();
         assert_eq!(errs[0].code, ViolationCode::TokenBudgetExceeded);
         assert_eq!(errs[0].params["estimated"], tokens.to_string());
         assert_eq!(errs[0].params["limit"], (tokens - 1).to_string());
@@ -790,7 +1015,7 @@ mod tests {
     fn update_takes_left_out_fields_from_base() {
         let counter = TokenCounter::load();
         let base = draft()
-            .check(None, &catalogue(), &counter)
+            .check(None, &catalogue(), &counter, &AcceptingSchemas)
             .unwrap()
             .settings;
         let update = SettingsDraft {
@@ -802,7 +1027,7 @@ mod tests {
             ..SettingsDraft::default()
         };
         let checked = update
-            .check(Some(&base), &catalogue(), &counter)
+            .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
             .unwrap()
             .settings;
         assert_eq!(checked.temperature, 0.2);
@@ -817,7 +1042,7 @@ mod tests {
     #[test]
     fn create_requires_core_fields() {
         let errs = SettingsDraft::default()
-            .check(None, &catalogue(), &TokenCounter::load())
+            .check(None, &catalogue(), &TokenCounter::load(), &AcceptingSchemas)
             .unwrap_err();
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["modelEndpointRef", "systemPrompt"]);
@@ -840,7 +1065,7 @@ mod tests {
             ..SettingsDraft::default()
         };
         let errs = d
-            .check(None, &catalogue, &TokenCounter::load())
+            .check(None, &catalogue, &TokenCounter::load(), &AcceptingSchemas)
             .unwrap_err();
         assert_eq!(errs[0].code, ViolationCode::ContextWindowExceeded);
     }
@@ -851,11 +1076,14 @@ mod tests {
         d.model_endpoint_ref = Some("anthropic/claude-3-haiku".into());
         d.temperature = Some(1.5);
         let errs = d
-            .check(None, &catalogue(), &TokenCounter::load())
+            .check(None, &catalogue(), &TokenCounter::load(), &AcceptingSchemas)
             .unwrap_err();
         assert_eq!(errs[0].field, "temperature");
         d.temperature = Some(1.0);
-        assert!(d.check(None, &catalogue(), &TokenCounter::load()).is_ok());
+        assert!(
+            d.check(None, &catalogue(), &TokenCounter::load(), &AcceptingSchemas)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -873,7 +1101,7 @@ mod tests {
             },
         ]);
         let errs = d
-            .check(None, &catalogue(), &TokenCounter::load())
+            .check(None, &catalogue(), &TokenCounter::load(), &AcceptingSchemas)
             .unwrap_err();
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
@@ -896,7 +1124,10 @@ mod tests {
         // Other text is untouched: a NUL-free prompt with unusual characters passes.
         let mut d = draft();
         d.system_prompt = Some("Tabs\tand newlines\n and \u{FFFD} are fine.".into());
-        assert!(d.check(None, &catalogue(), &TokenCounter::load()).is_ok());
+        assert!(
+            d.check(None, &catalogue(), &TokenCounter::load(), &AcceptingSchemas)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -906,5 +1137,181 @@ mod tests {
         assert!(check_name(Some("a\u{7}b")).is_err());
         assert!(check_name(Some(&"x".repeat(MAX_NAME_CHARS + 1))).is_err());
         assert!(check_name(None).is_err());
+    }
+
+    /// Records what it was asked and refuses one placeholder, as the JSON Schema check would.
+    struct RefusesCustomer(std::sync::Mutex<Vec<String>>);
+
+    impl SchemaCheck for RefusesCustomer {
+        fn check(&self, schema: &str, placeholders: &[Placeholder]) -> Vec<Violation> {
+            self.0.lock().unwrap().push(schema.to_owned());
+            placeholders
+                .iter()
+                .filter(|p| p.path.root() == "customer")
+                .map(|p| Violation::invalid(p.field.clone(), "not declared"))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn templates_are_parsed_in_every_text_and_malformed_ones_name_their_field() {
+        let d = SettingsDraft {
+            system_prompt: Some("Hello {{name".into()),
+            template_messages: Some(vec![
+                TemplateMessageDraft {
+                    role: Some("user".into()),
+                    content: Some("fine {{ a }}".into()),
+                },
+                TemplateMessageDraft {
+                    role: Some("system".into()),
+                    content: Some("{{ 1x }}".into()),
+                },
+                TemplateMessageDraft {
+                    role: None,
+                    content: Some("   ".into()),
+                },
+            ]),
+            few_shot_examples: Some(vec![ExampleDraft {
+                input: Some("{{}}".into()),
+                output: Some("ok".into()),
+            }]),
+            ..draft()
+        };
+        let errs = d
+            .check(None, &catalogue(), &TokenCounter::load(), &AcceptingSchemas)
+            .unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "templateMessages[1].role",
+                "templateMessages[2].role",
+                "templateMessages[2].content",
+            ],
+            "{errs:?}"
+        );
+        // With the turns fixed, the malformed placeholders are reported, each in its field.
+        let d = SettingsDraft {
+            template_messages: Some(vec![TemplateMessageDraft {
+                role: Some("assistant".into()),
+                content: Some("{{ 1x }}".into()),
+            }]),
+            ..d
+        };
+        let errs = d
+            .check(None, &catalogue(), &TokenCounter::load(), &AcceptingSchemas)
+            .unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "systemPrompt",
+                "templateMessages[0].content",
+                "fewShotExamples[0].input"
+            ]
+        );
+        assert!(
+            errs[0].message().contains("not closed"),
+            "{}",
+            errs[0].message()
+        );
+    }
+
+    #[test]
+    fn the_schema_check_sees_every_placeholder_and_the_budget_ignores_them() {
+        let check = RefusesCustomer(Default::default());
+        let d = SettingsDraft {
+            system_prompt: Some("You help {{customer.name}} on the {{ tier }} plan.".into()),
+            template_messages: Some(vec![TemplateMessageDraft {
+                role: Some("user".into()),
+                content: Some("I am {{customer.name}}".into()),
+            }]),
+            variables_schema: Some(Some(r#"{"type":"object"}"#.into())),
+            ..draft()
+        };
+        let errs = d
+            .check(None, &catalogue(), &TokenCounter::load(), &check)
+            .unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["systemPrompt", "templateMessages[0].content"]);
+        assert_eq!(*check.0.lock().unwrap(), [r#"{"type":"object"}"#]);
+
+        let checked = d
+            .check(None, &catalogue(), &TokenCounter::load(), &AcceptingSchemas)
+            .unwrap();
+        let counter = TokenCounter::load();
+        let literal = counter.count(checked.tokenizer, "You help  on the  plan.");
+        assert_eq!(checked.system_prompt_tokens as usize, literal);
+        assert_eq!(checked.settings.template_messages.len(), 1);
+        assert_eq!(
+            checked.settings.template_messages[0].role,
+            TemplateRole::User
+        );
+        // Without a schema the check is not asked at all.
+        let check = RefusesCustomer(Default::default());
+        let plain = SettingsDraft {
+            variables_schema: Some(None),
+            ..d
+        };
+        assert!(
+            plain
+                .check(None, &catalogue(), &TokenCounter::load(), &check)
+                .is_ok()
+        );
+        assert!(check.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn template_fields_are_inherited_from_the_base_unless_sent() {
+        let counter = TokenCounter::load();
+        let base = SettingsDraft {
+            system_prompt: Some("Hi {{name}}".into()),
+            template_messages: Some(vec![TemplateMessageDraft {
+                role: Some("user".into()),
+                content: Some("hello".into()),
+            }]),
+            variables_schema: Some(Some("{}".into())),
+            ..draft()
+        }
+        .check(None, &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap()
+        .settings;
+        let next = SettingsDraft {
+            temperature: Some(0.5),
+            ..Default::default()
+        }
+        .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap()
+        .settings;
+        assert_eq!(next.template_messages, base.template_messages);
+        assert_eq!(next.variables_schema.as_deref(), Some("{}"));
+        let cleared = SettingsDraft {
+            variables_schema: Some(None),
+            template_messages: Some(Vec::new()),
+            ..Default::default()
+        }
+        .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap()
+        .settings;
+        assert!(cleared.template_messages.is_empty());
+        assert_eq!(cleared.variables_schema, None);
+        let too_many = SettingsDraft {
+            template_messages: Some(vec![
+                TemplateMessageDraft {
+                    role: Some("user".into()),
+                    content: Some("x".into()),
+                };
+                MAX_TEMPLATE_MESSAGES + 1
+            ]),
+            ..Default::default()
+        }
+        .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap_err();
+        assert_eq!(too_many[0].field, "templateMessages");
+        assert!(
+            too_many[0].message().contains("100"),
+            "{}",
+            too_many[0].message()
+        );
     }
 }

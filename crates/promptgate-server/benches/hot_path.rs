@@ -40,6 +40,8 @@ fn record(i: usize) -> InvocationRecord {
         session_id: Some(format!("s-{i}")),
         client_id: "4976ecba-d969-4a98-b88c-9babab34c6c0".to_owned(),
         metadata: BTreeMap::from([("channel".to_owned(), "web".to_owned())]),
+        label: None,
+        variable_names: Vec::new(),
     }
 }
 

@@ -373,6 +373,18 @@ impl AuditLog {
                     Some(&json_value(&wire_chat_completions(after))),
                 ),
             ),
+            AuditFact::LabelMoved { label, from, to } => (
+                action::LABEL_MOVED,
+                label_details(
+                    label.as_str(),
+                    from.map(ToString::to_string),
+                    Some(to.to_string()),
+                ),
+            ),
+            AuditFact::LabelDeleted { label, version } => (
+                action::LABEL_DELETED,
+                label_details(label.as_str(), Some(version.to_string()), None),
+            ),
             AuditFact::PromptArchived { before } => (
                 action::PROMPT_ARCHIVED,
                 promptgate_audit::change_details(
@@ -510,6 +522,23 @@ pub async fn record_configuration(
         )])
         .await?;
     Ok(())
+}
+
+/// The `details` of a label change: the label, the version it pointed at before and after
+/// (null when new or deleted), and the change in the usual before/after/diff form.
+fn label_details(label: &str, from: Option<String>, to: Option<String>) -> Value {
+    let side = |version: &Option<String>| {
+        version
+            .as_ref()
+            .map(|v| json!({"label": label, "version": v}))
+    };
+    let mut details = promptgate_audit::change_details(side(&from).as_ref(), side(&to).as_ref());
+    if let Value::Object(map) = &mut details {
+        map.insert("label".to_owned(), json!(label));
+        map.insert("fromVersion".to_owned(), json!(from));
+        map.insert("toVersion".to_owned(), json!(to));
+    }
+    details
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use promptgate_core::{Prompt, PromptVersion, VersionLabel};
 use promptgate_store::{PromptFilter, Store, StoreError};
 use uuid::Uuid;
 
+use crate::templates::VersionTemplate;
+
 /// How many prompts one listing reads when a name holds the wildcard `*`.
 const NAME_PAGE: u32 = 500;
 
@@ -22,6 +24,23 @@ pub struct CachedPrompt {
     pub prompt: Prompt,
     /// Its versions by label.
     pub versions: HashMap<VersionLabel, PromptVersion>,
+    /// Each version's templates, parsed and compiled once, by label.
+    pub templates: HashMap<VersionLabel, VersionTemplate>,
+}
+
+impl CachedPrompt {
+    /// The prompt with its versions, each version's templates parsed and compiled.
+    pub fn new(prompt: Prompt, versions: HashMap<VersionLabel, PromptVersion>) -> Self {
+        let templates = versions
+            .iter()
+            .map(|(label, version)| (label.clone(), VersionTemplate::build(&version.settings)))
+            .collect();
+        CachedPrompt {
+            prompt,
+            versions,
+            templates,
+        }
+    }
 }
 
 /// Prompts by id, and ids by name.
@@ -91,7 +110,7 @@ impl PromptCache {
             .into_iter()
             .map(|v| (v.version.clone(), v))
             .collect();
-        let entry = Arc::new(CachedPrompt { prompt, versions });
+        let entry = Arc::new(CachedPrompt::new(prompt, versions));
         if let Ok(mut entries) = self.entries.write() {
             // A concurrent writer may have cached a newer revision meanwhile; keep the newer.
             let newer = entries

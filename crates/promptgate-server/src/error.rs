@@ -42,6 +42,9 @@ pub enum ApiError {
     /// An unknown id, version or route (404).
     #[error("not found: {0}")]
     NotFound(String),
+    /// A label the prompt does not have (404 `label.not.found`).
+    #[error("label not found: {0}")]
+    LabelNotFound(String),
     /// A known path with another method (405).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -119,7 +122,7 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::MissingScope(_) | ApiError::NotAuthorized(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::LabelNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
@@ -160,6 +163,7 @@ impl ApiError {
             },
             ApiError::NotAuthorized(message) => simple(status, "not.authorized", message),
             ApiError::NotFound(message) => simple(status, "not.found", message),
+            ApiError::LabelNotFound(message) => simple(status, "label.not.found", message),
             ApiError::MethodNotAllowed => simple(
                 status,
                 "method.not.allowed",

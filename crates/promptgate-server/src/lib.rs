@@ -26,6 +26,7 @@ pub mod routes;
 pub mod service;
 pub mod state;
 pub mod telemetry;
+pub mod templates;
 pub mod upstream;
 pub mod wire;
 
@@ -36,7 +37,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use promptgate_api::BASE_PATH;
 use promptgate_store::{Store, StoreError};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -84,6 +85,14 @@ pub fn app(state: AppState) -> Router {
         .route(
             &format!("{BASE_PATH}/prompts/{{id}}/versions/{{version}}"),
             get(prompts::get_version),
+        )
+        .route(
+            &format!("{BASE_PATH}/prompts/{{id}}/labels/{{label}}"),
+            put(prompts::put_label).delete(prompts::delete_label),
+        )
+        .route(
+            &format!("{BASE_PATH}/prompts/{{id}}/render"),
+            post(prompts::render),
         )
         .route(
             &format!("{BASE_PATH}/invocations"),

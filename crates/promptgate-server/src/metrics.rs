@@ -330,6 +330,8 @@ mod tests {
             session_id: None,
             client_id: "c".into(),
             metadata: BTreeMap::new(),
+            label: None,
+            variable_names: Vec::new(),
         }
     }
 

@@ -27,6 +27,9 @@ use promptgate_api as api;
         routes::prompts::archive_prompt,
         routes::prompts::list_versions,
         routes::prompts::get_version,
+        routes::prompts::put_label,
+        routes::prompts::delete_label,
+        routes::prompts::render,
         routes::invocations::invoke,
         routes::telemetry::list_telemetry,
         routes::telemetry::post_feedback,
@@ -61,6 +64,8 @@ use promptgate_api as api;
         api::FeedbackStats, api::VersionComparison, api::DiffEstimate, api::ExportPayload,
         api::AuditEntryRequest, api::AuditEntry, api::AuditVerification, api::SignedTreeHead,
         api::AuditPublicKey, api::InclusionProof, api::ConsistencyProof,
+        api::TemplateMessage, api::VariableInfo, api::LabelRequest, api::RenderRequest,
+        api::RenderResponse, api::RenderedMessage,
     )),
     modifiers(&BearerAuth, &CommonResponses, &TokenForm, &InvocationStream, &QueryFormats),
 )]

@@ -706,6 +706,8 @@ mod tests {
             session_id: None,
             client_id: "c".to_owned(),
             metadata: BTreeMap::new(),
+            label: None,
+            variable_names: Vec::new(),
         }
     }
 

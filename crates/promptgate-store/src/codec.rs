@@ -1,7 +1,10 @@
 //! Conversions between domain values and their stored columns. The JSON columns use the
 //! contract's field names so that a database is readable by people with `sqlite3`.
 
-use promptgate_core::prompt::{BlockedCategory, ContentFilter, FewShotExample, SafetyGuardrails};
+use promptgate_core::label::{LabelName, Labels};
+use promptgate_core::prompt::{
+    BlockedCategory, ContentFilter, FewShotExample, SafetyGuardrails, TemplateMessage, TemplateRole,
+};
 use promptgate_core::{ScopeSet, SplitStrategy, TrafficSplit, VersionLabel};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -164,6 +167,88 @@ pub(crate) fn examples_from_json(text: &str) -> Result<Vec<FewShotExample>, Stor
         .collect()
 }
 
+/// A version's template turns as the `template_messages` column holds them: a JSON array of
+/// `{"role", "content"}`, as `few_shot_examples` holds its pairs.
+pub(crate) fn template_messages_json(messages: &[TemplateMessage]) -> String {
+    Value::Array(
+        messages
+            .iter()
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .collect(),
+    )
+    .to_string()
+}
+
+pub(crate) fn template_messages_from_json(text: &str) -> Result<Vec<TemplateMessage>, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("template messages: {text}"));
+    let value: Value = serde_json::from_str(text).map_err(|_| corrupt())?;
+    value
+        .as_array()
+        .ok_or_else(corrupt)?
+        .iter()
+        .map(|m| {
+            Ok(TemplateMessage {
+                role: m["role"]
+                    .as_str()
+                    .and_then(TemplateRole::parse)
+                    .ok_or_else(corrupt)?,
+                content: m["content"].as_str().ok_or_else(corrupt)?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// A stored variables schema, handed back as the exact text stored (core keeps it as text);
+/// text that is not a JSON object cannot have been stored by the gateway, so it is corrupt
+/// rather than a schema every later check would trip over.
+pub(crate) fn variables_schema(text: Option<String>) -> Result<Option<String>, StoreError> {
+    match text {
+        Some(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(_)) => Ok(Some(text)),
+            _ => Err(StoreError::Corrupt(format!("variables schema: {text}"))),
+        },
+        None => Ok(None),
+    }
+}
+
+/// A prompt's labels as the `labels` column holds them: a JSON object from label name to
+/// version, in name order.
+pub(crate) fn labels_json(labels: &Labels) -> String {
+    Value::Object(
+        labels
+            .iter()
+            .map(|(name, version)| (name.to_string(), Value::String(version.to_string())))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// The `labels` column; a name that is not a label name or a version that is not a version is
+/// corrupt, as everything else decoded here.
+pub(crate) fn labels_from_json(text: &str) -> Result<Labels, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("labels: {text}"));
+    let value: Value = serde_json::from_str(text).map_err(|_| corrupt())?;
+    value
+        .as_object()
+        .ok_or_else(corrupt)?
+        .iter()
+        .map(|(name, version)| {
+            let name = LabelName::parse("labels", name).map_err(|_| corrupt())?;
+            Ok((name, self::version(version.as_str().ok_or_else(corrupt)?)?))
+        })
+        .collect()
+}
+
+/// An invocation's variable names as the `variable_names` column holds them: a JSON array of
+/// strings, as `metadata` is a JSON object.
+pub(crate) fn variable_names_json(names: &[String]) -> String {
+    Value::Array(names.iter().map(|n| Value::String(n.clone())).collect()).to_string()
+}
+
+pub(crate) fn variable_names_from_json(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt(format!("variable names {text:?}")))
+}
+
 /// The front door's policy from its two columns.
 pub(crate) fn chat_completions_policy(
     system_message_mode: &str,
@@ -221,6 +306,99 @@ pub(crate) fn name_filter(name: Option<&str>) -> (Option<String>, Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn template_messages_labels_and_variable_names_round_trip() {
+        let messages = vec![
+            TemplateMessage {
+                role: TemplateRole::User,
+                content: "Hi {{ name }} \"quoted\"".to_owned(),
+            },
+            TemplateMessage {
+                role: TemplateRole::Assistant,
+                content: String::new(),
+            },
+        ];
+        let text = template_messages_json(&messages);
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!([
+                {"role": "user", "content": "Hi {{ name }} \"quoted\""},
+                {"role": "assistant", "content": ""},
+            ])
+        );
+        assert_eq!(template_messages_from_json(&text).unwrap(), messages);
+        assert_eq!(template_messages_from_json("[]").unwrap(), Vec::new());
+
+        let mut labels = Labels::new();
+        labels.insert(
+            LabelName::parse("l", "staging").unwrap(),
+            "1.1.0".parse().unwrap(),
+        );
+        labels.insert(
+            LabelName::parse("l", "production").unwrap(),
+            "1.0.0".parse().unwrap(),
+        );
+        let text = labels_json(&labels);
+        assert_eq!(text, r#"{"production":"1.0.0","staging":"1.1.0"}"#);
+        assert_eq!(labels_from_json(&text).unwrap(), labels);
+        assert_eq!(labels_from_json("{}").unwrap(), Labels::new());
+
+        let names = vec!["customer.tier".to_owned(), "name".to_owned()];
+        let text = variable_names_json(&names);
+        assert_eq!(text, r#"["customer.tier","name"]"#);
+        assert_eq!(variable_names_from_json(&text).unwrap(), names);
+    }
+
+    #[test]
+    fn corrupt_templates_labels_schemas_and_variable_names_are_refused() {
+        for text in [
+            "",
+            "{}",
+            r#"[{"role":"system","content":"x"}]"#,
+            r#"[{"role":"user"}]"#,
+            r#"[{"role":"user","content":1}]"#,
+        ] {
+            let err = template_messages_from_json(text).unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Corrupt(m) if m.starts_with("template messages")),
+                "{text}: {err:?}"
+            );
+        }
+        for text in [
+            "[]",
+            "not json",
+            r#"{"Production":"1.0.0"}"#,
+            r#"{"production":1}"#,
+            r#"{"production":"one"}"#,
+        ] {
+            let err = labels_from_json(text).unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt(_)), "{text}: {err:?}");
+        }
+        for text in ["", "[1]", r#"{"a":"b"}"#] {
+            let err = variable_names_from_json(text).unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Corrupt(m) if m.starts_with("variable names")),
+                "{text}: {err:?}"
+            );
+        }
+        for text in ["", "[]", "\"text\"", "{"] {
+            let err = variables_schema(Some(text.to_owned())).unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Corrupt(m) if m.starts_with("variables schema")),
+                "{text}: {err:?}"
+            );
+        }
+        let schema = r#"{"type":"object","properties":{"name":{"type":"string"}}}"#;
+        assert_eq!(
+            variables_schema(Some(schema.to_owned()))
+                .unwrap()
+                .as_deref(),
+            Some(schema),
+            "a schema is handed back as the exact text stored"
+        );
+        assert_eq!(variables_schema(None).unwrap(), None);
+    }
 
     #[test]
     fn like_pattern_escapes_sql_wildcards() {

@@ -153,6 +153,8 @@ pub struct TelemetryFilter {
     pub end: Option<OffsetDateTime>,
     /// Only this outcome.
     pub status: Option<InvocationStatus>,
+    /// Only invocations that named this label.
+    pub label: Option<String>,
 }
 
 /// A stored invocation record with its storage sequence and feedback.
@@ -217,6 +219,8 @@ pub struct PromptUpdate {
     pub status: Option<PromptStatus>,
     /// A new policy for the OpenAI-compatible front door.
     pub chat_completions: Option<ChatCompletionsPolicy>,
+    /// The prompt's labels after the change.
+    pub labels: Option<promptgate_core::label::Labels>,
     /// The audit entries that record this change, appended in the same transaction.
     pub audit: Vec<AuditDraft>,
 }

@@ -126,8 +126,9 @@ macro_rules! begin_write {
 }
 pub(crate) use begin_write;
 
-/// Binds a telemetry filter's five conditions (`prompt_id`, `version`, the time range, `status`)
-/// as the first five parameters of `$query`, in the order every telemetry statement reads them.
+/// Binds a telemetry filter's six conditions (`prompt_id`, `version`, the time range, `status`,
+/// `label`) as the first six parameters of `$query`, in the order every telemetry statement
+/// reads them: listings and summaries filter alike.
 macro_rules! telemetry_filter {
     ($query:expr, $filter:expr, $sql:ident) => {
         $query
@@ -140,6 +141,7 @@ macro_rules! telemetry_filter {
                     .status
                     .map(::promptgate_core::invocation::InvocationStatus::as_str),
             )
+            .bind($crate::codec::nul_free_opt($filter.label.as_deref()))
     };
 }
 pub(crate) use telemetry_filter;
@@ -509,6 +511,7 @@ macro_rules! prompt_store {
                             .chat_completions
                             .map(|p| $sql::flag(p.allow_caller_settings)),
                     )
+                    .bind(update.labels.as_ref().map($crate::codec::labels_json))
                     .bind($sql::uuid(update.id))
                     .bind(update.expected_revision)
                     .execute(&mut *tx)

@@ -426,8 +426,8 @@ async fn copy_prompts(
     for row in all_rows(read, "SELECT * FROM prompts ORDER BY id").await? {
         sqlx::query(
             "INSERT INTO prompts (id, name, status, traffic, revision, created_at, updated_at, \
-             created_by, system_message_mode, allow_caller_settings) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             created_by, system_message_mode, allow_caller_settings, labels) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(uuid(&row, "id")?)
         .bind(text(&row, "name", report)?)
@@ -439,6 +439,7 @@ async fn copy_prompts(
         .bind(text(&row, "created_by", report)?)
         .bind(get::<String>(&row, "system_message_mode")?)
         .bind(get::<i64>(&row, "allow_caller_settings")? != 0)
+        .bind(get::<String>(&row, "labels")?)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;
@@ -461,7 +462,8 @@ async fn copy_versions(
         sqlx::query(
             "INSERT INTO prompt_versions (prompt_id, version, model_endpoint_ref, system_prompt, \
              temperature, safety_guardrails, few_shot_examples, system_prompt_tokens, tokenizer, \
-             created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             created_at, created_by, template_messages, variables_schema) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(uuid(&row, "prompt_id")?)
         .bind(get::<String>(&row, "version")?)
@@ -474,6 +476,8 @@ async fn copy_versions(
         .bind(get::<String>(&row, "tokenizer")?)
         .bind(get::<i64>(&row, "created_at")?)
         .bind(text(&row, "created_by", report)?)
+        .bind(text(&row, "template_messages", report)?)
+        .bind(optional_text(&row, "variables_schema", report)?)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;
@@ -554,6 +558,8 @@ struct InvocationColumns {
     feedback_score: Vec<Option<f64>>,
     feedback_comment: Vec<Option<String>>,
     feedback_at: Vec<Option<i64>>,
+    label: Vec<Option<String>>,
+    variable_names: Vec<String>,
 }
 
 impl InvocationColumns {
@@ -583,6 +589,9 @@ impl InvocationColumns {
         self.feedback_comment
             .push(optional_text(row, "feedback_comment", report)?);
         self.feedback_at.push(get(row, "feedback_at")?);
+        self.label.push(optional_text(row, "label", report)?);
+        self.variable_names
+            .push(text(row, "variable_names", report)?);
         Ok(())
     }
 
@@ -591,11 +600,12 @@ impl InvocationColumns {
             "INSERT INTO invocations (seq, id, timestamp, prompt_id, version, model, status, \
              error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
              prompt_tokens, completion_tokens, session_id, client_id, metadata, \
-             feedback_score, feedback_comment, feedback_at) \
+             feedback_score, feedback_comment, feedback_at, label, variable_names) \
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], \
                  $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], \
                  $11::float8[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], \
-                 $16::text[], $17::float8[], $18::text[], $19::bigint[])",
+                 $16::text[], $17::float8[], $18::text[], $19::bigint[], $20::text[], \
+                 $21::text[])",
         )
         .bind(self.seq)
         .bind(self.id)
@@ -616,6 +626,8 @@ impl InvocationColumns {
         .bind(self.feedback_score)
         .bind(self.feedback_comment)
         .bind(self.feedback_at)
+        .bind(self.label)
+        .bind(self.variable_names)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;

@@ -237,12 +237,12 @@ mod sql {
         "DELETE FROM access_tokens WHERE expires_at < $1";
 
     pub(super) const INSERT_PROMPT: &str = "INSERT INTO prompts (id, allow_caller_settings, name, \
-         status, traffic, revision, created_at, updated_at, created_by, system_message_mode) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+         status, traffic, revision, created_at, updated_at, created_by, system_message_mode, \
+         labels) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     pub(super) const INSERT_VERSION: &str = "INSERT INTO prompt_versions (prompt_id, version, \
          model_endpoint_ref, system_prompt, temperature, safety_guardrails, few_shot_examples, \
-         system_prompt_tokens, tokenizer, created_at, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+         system_prompt_tokens, tokenizer, created_at, created_by, template_messages, \
+         variables_schema) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
     pub(super) const PROMPT_BY_ID: &str = "SELECT * FROM prompts WHERE id = $1";
     /// A pattern ignores ASCII case only, as SQLite's LIKE does: `lower` under the "C" collation
     /// folds A-Z and nothing else.
@@ -261,8 +261,9 @@ mod sql {
     pub(super) const UPDATE_PROMPT: &str = "UPDATE prompts SET revision = $1, updated_at = $2, \
          traffic = COALESCE($3, traffic), status = COALESCE($4, status), \
          system_message_mode = COALESCE($5, system_message_mode), \
-         allow_caller_settings = COALESCE($6, allow_caller_settings) \
-         WHERE id = $7 AND revision = $8";
+         allow_caller_settings = COALESCE($6, allow_caller_settings), \
+         labels = COALESCE($7, labels) \
+         WHERE id = $8 AND revision = $9";
     pub(super) const PROMPT_REVISION: &str = "SELECT revision FROM prompts WHERE id = $1";
 
     pub(super) const LIST_INVOCATIONS: &str = "SELECT * FROM invocations \
@@ -271,8 +272,9 @@ mod sql {
            AND ($3::bigint IS NULL OR timestamp >= $3) \
            AND ($4::bigint IS NULL OR timestamp < $4) \
            AND ($5::text IS NULL OR status = $5) \
-           AND ($6::bigint IS NULL OR seq > $6) \
-         ORDER BY seq LIMIT $7";
+           AND ($6::text IS NULL OR label = $6) \
+           AND ($7::bigint IS NULL OR seq > $7) \
+         ORDER BY seq LIMIT $8";
     pub(super) const SET_FEEDBACK: &str = "UPDATE invocations SET feedback_score = $1, \
          feedback_comment = $2, feedback_at = $3 WHERE id = $4";
     pub(super) const FEEDBACK_STATE: &str = "SELECT client_id, prompt_id, feedback_score, \
@@ -325,15 +327,15 @@ mod sql {
     pub(super) const INSERT_TREE_HEAD: &str = "INSERT INTO audit_tree_heads (tree_size, key_id, \
          root_hash, signed_at, signature) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (tree_size, key_id) DO NOTHING";
-    /// The telemetry summary's filters as $1..$5 (a NULL switches its condition off); the finite
-    /// range is $6 and $7 (infinities and NaN are left out), repeated wherever the rows are read.
+    /// The telemetry summary's filters as $1..$6 (a NULL switches its condition off); the finite
+    /// range is $7 and $8 (infinities and NaN are left out), repeated wherever the rows are read.
     /// `summary.rs` says how the two queries work.
     const FILTER: &str = "($1::uuid IS NULL OR prompt_id = $1) \
          AND ($2::text IS NULL OR version = $2) \
          AND ($3::bigint IS NULL OR timestamp >= $3) AND ($4::bigint IS NULL OR timestamp < $4) \
-         AND ($5::text IS NULL OR status = $5)";
-    const LATENCY: &str = "status <> 'BLOCKED' AND latency_ms BETWEEN $6::float8 AND $7::float8";
-    const FEEDBACK: &str = "feedback_score BETWEEN $6::float8 AND $7::float8";
+         AND ($5::text IS NULL OR status = $5) AND ($6::text IS NULL OR label = $6)";
+    const LATENCY: &str = "status <> 'BLOCKED' AND latency_ms BETWEEN $7::float8 AND $8::float8";
+    const FEEDBACK: &str = "feedback_score BETWEEN $7::float8 AND $8::float8";
 
     /// The summary's per-version aggregates. FILTER and the rest are constants: nothing from the
     /// caller is spliced into the SQL.
@@ -368,14 +370,14 @@ mod sql {
     /// One snapshot for both summary queries, so the ranks asked for exist.
     pub(super) const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
-    /// The latencies at the wanted ranks, given as $8 and $9 (see [`bind_ranks`]).
+    /// The latencies at the wanted ranks, given as $9 and $10 (see [`bind_ranks`]).
     pub(super) fn summary_ranks() -> sqlx::AssertSqlSafe<String> {
         sqlx::AssertSqlSafe(format!(
             "SELECT r.version, r.i, r.latency_ms FROM ( \
                SELECT version, latency_ms, \
                  ROW_NUMBER() OVER (PARTITION BY version ORDER BY latency_ms) - 1 AS i \
                FROM invocations WHERE {FILTER} AND {LATENCY}) AS r \
-             JOIN UNNEST($8::text[], $9::bigint[]) AS w (version, i) \
+             JOIN UNNEST($9::text[], $10::bigint[]) AS w (version, i) \
                ON w.version = r.version AND w.i = r.i"
         ))
     }
@@ -544,6 +546,8 @@ methods::telemetry_store!(PostgresStore, sql, {
         let mut session_ids = Vec::with_capacity(records.len());
         let mut client_ids = Vec::with_capacity(records.len());
         let mut metadata = Vec::with_capacity(records.len());
+        let mut labels = Vec::with_capacity(records.len());
+        let mut variable_names = Vec::with_capacity(records.len());
         for r in records {
             ids.push(nul_free(&r.id));
             timestamps.push(millis(r.timestamp));
@@ -560,6 +564,8 @@ methods::telemetry_store!(PostgresStore, sql, {
             session_ids.push(nul_free_opt(r.session_id.as_deref()));
             client_ids.push(nul_free(&r.client_id));
             metadata.push(serde_json::to_string(&r.metadata).unwrap_or_else(|_| "{}".to_owned()));
+            labels.push(nul_free_opt(r.label.as_deref()));
+            variable_names.push(codec::variable_names_json(&r.variable_names));
         }
         let mut tx = self.pool()?.begin_with(BEGIN).await.map_err(db_error)?;
         // Batches commit one at a time, in the order of their sequence numbers (see the
@@ -571,16 +577,18 @@ methods::telemetry_store!(PostgresStore, sql, {
         sqlx::query(
             "INSERT INTO invocations (id, timestamp, prompt_id, version, model, status, \
              error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, prompt_tokens, \
-             completion_tokens, session_id, client_id, metadata) \
+             completion_tokens, session_id, client_id, metadata, label, variable_names) \
              SELECT id, timestamp, prompt_id, version, model, status, error_code, latency_ms, \
              upstream_latency_ms, time_to_first_token_ms, prompt_tokens, completion_tokens, \
-             session_id, client_id, metadata \
+             session_id, client_id, metadata, label, variable_names \
              FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], \
                          $6::text[], $7::text[], $8::float8[], $9::float8[], $10::float8[], \
-                         $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[]) \
+                         $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[], \
+                         $16::text[], $17::text[]) \
                WITH ORDINALITY AS r (id, timestamp, prompt_id, version, model, status, \
                error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
-               prompt_tokens, completion_tokens, session_id, client_id, metadata, ord) \
+               prompt_tokens, completion_tokens, session_id, client_id, metadata, label, \
+               variable_names, ord) \
              ORDER BY ord \
              ON CONFLICT (id) DO NOTHING",
         )
@@ -599,6 +607,8 @@ methods::telemetry_store!(PostgresStore, sql, {
         .bind(session_ids)
         .bind(client_ids)
         .bind(metadata)
+        .bind(labels)
+        .bind(variable_names)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -151,7 +151,7 @@ pub(crate) fn token_values<Q: Values>(query: Q, token: &AccessToken) -> Q {
 }
 
 /// `prompts (name, status, traffic, revision, created_at, updated_at, created_by,
-/// system_message_mode)`: every column but the id and the flag `allow_caller_settings`.
+/// system_message_mode, labels)`: every column but the id and the flag `allow_caller_settings`.
 pub(crate) fn prompt_values<Q: Values>(query: Q, prompt: &Prompt) -> Q {
     query
         .text(&prompt.name)
@@ -162,11 +162,12 @@ pub(crate) fn prompt_values<Q: Values>(query: Q, prompt: &Prompt) -> Q {
         .int(millis(prompt.updated_at))
         .text(&prompt.created_by)
         .text(prompt.chat_completions.system_message.as_str())
+        .text(&codec::labels_json(&prompt.labels))
 }
 
 /// `prompt_versions (version, model_endpoint_ref, system_prompt, temperature,
 /// safety_guardrails, few_shot_examples, system_prompt_tokens, tokenizer, created_at,
-/// created_by)`: every column but the prompt id.
+/// created_by, template_messages, variables_schema)`: every column but the prompt id.
 pub(crate) fn version_values<Q: Values>(query: Q, v: &PromptVersion) -> Q {
     query
         .text(&v.version.to_string())
@@ -179,6 +180,10 @@ pub(crate) fn version_values<Q: Values>(query: Q, v: &PromptVersion) -> Q {
         .text(v.tokenizer.as_str())
         .int(millis(v.created_at))
         .text(&v.created_by)
+        .text(&codec::template_messages_json(
+            &v.settings.template_messages,
+        ))
+        .opt_text(v.settings.variables_schema.as_deref())
 }
 
 /// `audit_entries (sequence, recorded_at, actor, action, body, prev_hash, hash, leaf_hash)`:
@@ -247,6 +252,7 @@ pub(crate) fn prompt(row: &impl StoredRow) -> Result<Prompt, StoreError> {
             &row.text("system_message_mode")?,
             row.flag("allow_caller_settings")?,
         )?,
+        labels: codec::labels_from_json(&row.text("labels")?)?,
         revision: row.int("revision")?,
         created_at: from_millis(row.int("created_at")?)?,
         updated_at: from_millis(row.int("updated_at")?)?,
@@ -267,6 +273,8 @@ pub(crate) fn version(row: &impl StoredRow) -> Result<PromptVersion, StoreError>
             temperature: row.float("temperature")?,
             safety_guardrails: codec::guardrails_from_json(&row.text("safety_guardrails")?)?,
             few_shot_examples: codec::examples_from_json(&row.text("few_shot_examples")?)?,
+            template_messages: codec::template_messages_from_json(&row.text("template_messages")?)?,
+            variables_schema: codec::variables_schema(row.opt_text("variables_schema")?)?,
         },
         system_prompt_tokens: u32::try_from(tokens)
             .map_err(|_| StoreError::Corrupt(format!("token count {tokens}")))?,
@@ -315,6 +323,8 @@ pub(crate) fn invocation(row: &impl StoredRow) -> Result<StoredInvocation, Store
             client_id: row.text("client_id")?,
             metadata: serde_json::from_str(&metadata)
                 .map_err(|_| StoreError::Corrupt(format!("metadata {metadata:?}")))?,
+            label: row.opt_text("label")?,
+            variable_names: codec::variable_names_from_json(&row.text("variable_names")?)?,
         },
         feedback,
     })

@@ -168,12 +168,12 @@ mod sql {
     pub(super) const DELETE_EXPIRED_TOKENS: &str = "DELETE FROM access_tokens WHERE expires_at < ?";
 
     pub(super) const INSERT_PROMPT: &str = "INSERT INTO prompts (id, allow_caller_settings, name, \
-         status, traffic, revision, created_at, updated_at, created_by, system_message_mode) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+         status, traffic, revision, created_at, updated_at, created_by, system_message_mode, \
+         labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     pub(super) const INSERT_VERSION: &str = "INSERT INTO prompt_versions (prompt_id, version, \
          model_endpoint_ref, system_prompt, temperature, safety_guardrails, few_shot_examples, \
-         system_prompt_tokens, tokenizer, created_at, created_by) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+         system_prompt_tokens, tokenizer, created_at, created_by, template_messages, \
+         variables_schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     pub(super) const PROMPT_BY_ID: &str = "SELECT * FROM prompts WHERE id = ?";
     pub(super) const LIST_PROMPTS: &str = "SELECT * FROM prompts \
          WHERE (?1 IS NULL OR name = ?1) \
@@ -189,7 +189,8 @@ mod sql {
     pub(super) const UPDATE_PROMPT: &str = "UPDATE prompts SET revision = ?, updated_at = ?, \
          traffic = COALESCE(?, traffic), status = COALESCE(?, status), \
          system_message_mode = COALESCE(?, system_message_mode), \
-         allow_caller_settings = COALESCE(?, allow_caller_settings) \
+         allow_caller_settings = COALESCE(?, allow_caller_settings), \
+         labels = COALESCE(?, labels) \
          WHERE id = ? AND revision = ?";
     pub(super) const PROMPT_REVISION: &str = "SELECT revision FROM prompts WHERE id = ?";
 
@@ -199,8 +200,9 @@ mod sql {
            AND (?3 IS NULL OR timestamp >= ?3) \
            AND (?4 IS NULL OR timestamp < ?4) \
            AND (?5 IS NULL OR status = ?5) \
-           AND (?6 IS NULL OR seq > ?6) \
-         ORDER BY seq LIMIT ?7";
+           AND (?6 IS NULL OR label = ?6) \
+           AND (?7 IS NULL OR seq > ?7) \
+         ORDER BY seq LIMIT ?8";
     pub(super) const SET_FEEDBACK: &str = "UPDATE invocations SET feedback_score = ?, \
          feedback_comment = ?, feedback_at = ? WHERE id = ?";
     pub(super) const FEEDBACK_STATE: &str = "SELECT client_id, prompt_id, feedback_score, \
@@ -250,12 +252,12 @@ mod sql {
     pub(super) const INSERT_TREE_HEAD: &str = "INSERT INTO audit_tree_heads (tree_size, key_id, \
          root_hash, signed_at, signature) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT (tree_size, key_id) DO NOTHING";
-    /// The telemetry summary's filters as ?1..?5 (a NULL switches its condition off); the finite
-    /// range is ?6 and ?7 (infinities are left out, NaN is stored as NULL), repeated wherever the
+    /// The telemetry summary's filters as ?1..?6 (a NULL switches its condition off); the finite
+    /// range is ?7 and ?8 (infinities are left out, NaN is stored as NULL), repeated wherever the
     /// rows are read. `summary.rs` says how the two queries work.
     const FILTER: &str = "(?1 IS NULL OR prompt_id = ?1) AND (?2 IS NULL OR version = ?2) \
          AND (?3 IS NULL OR timestamp >= ?3) AND (?4 IS NULL OR timestamp < ?4) \
-         AND (?5 IS NULL OR status = ?5)";
+         AND (?5 IS NULL OR status = ?5) AND (?6 IS NULL OR label = ?6)";
 
     /// The summary's per-version aggregates. FILTER and the rest are constants: nothing from the
     /// caller is spliced into the SQL.
@@ -264,19 +266,19 @@ mod sql {
             "WITH m AS (SELECT version, COUNT(*) AS n, \
                  SUM(status = 'ERROR') AS errors, SUM(status = 'BLOCKED') AS blocked, \
                  SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, \
-                 COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN 1 END) AS latency_n, \
-                 SUM(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN latency_ms END) \
-                   / COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7 THEN 1 END) AS latency_mean, \
-                 COUNT(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN 1 END) AS feedback_n, \
-                 SUM(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN feedback_score END) \
-                   / COUNT(CASE WHEN feedback_score BETWEEN ?6 AND ?7 THEN 1 END) AS feedback_mean \
+                 COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?7 AND ?8 THEN 1 END) AS latency_n, \
+                 SUM(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?7 AND ?8 THEN latency_ms END) \
+                   / COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?7 AND ?8 THEN 1 END) AS latency_mean, \
+                 COUNT(CASE WHEN feedback_score BETWEEN ?7 AND ?8 THEN 1 END) AS feedback_n, \
+                 SUM(CASE WHEN feedback_score BETWEEN ?7 AND ?8 THEN feedback_score END) \
+                   / COUNT(CASE WHEN feedback_score BETWEEN ?7 AND ?8 THEN 1 END) AS feedback_mean \
                FROM invocations WHERE {FILTER} GROUP BY version) \
              SELECT m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
                m.latency_n, m.latency_mean, \
-               SUM(CASE WHEN i.status <> 'BLOCKED' AND i.latency_ms BETWEEN ?6 AND ?7 \
+               SUM(CASE WHEN i.status <> 'BLOCKED' AND i.latency_ms BETWEEN ?7 AND ?8 \
                    THEN (i.latency_ms - m.latency_mean) * (i.latency_ms - m.latency_mean) END) AS latency_m2, \
                m.feedback_n, m.feedback_mean, \
-               SUM(CASE WHEN i.feedback_score BETWEEN ?6 AND ?7 \
+               SUM(CASE WHEN i.feedback_score BETWEEN ?7 AND ?8 \
                    THEN (i.feedback_score - m.feedback_mean) * (i.feedback_score - m.feedback_mean) END) AS feedback_m2 \
              FROM (SELECT version, status, latency_ms, feedback_score FROM invocations \
                WHERE {FILTER}) AS i CROSS JOIN m ON m.version = i.version \
@@ -288,18 +290,18 @@ mod sql {
     /// snapshot (WAL), so the ranks asked for exist.
     pub(super) const BEGIN_SNAPSHOT: &str = "BEGIN";
 
-    /// The latencies at the wanted ranks, given as ?8 (see [`bind_ranks`]).
+    /// The latencies at the wanted ranks, given as ?9 (see [`bind_ranks`]).
     pub(super) fn summary_ranks() -> sqlx::AssertSqlSafe<String> {
         sqlx::AssertSqlSafe(format!(
             // The wanted ranks are parsed once (a materialised CTE, looked up through the
             // index `IN` builds), not once per ranked row.
             "WITH w AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS version, \
-               json_extract(value, '$[1]') AS i FROM json_each(?8)) \
+               json_extract(value, '$[1]') AS i FROM json_each(?9)) \
              SELECT r.version, r.i, r.latency_ms FROM ( \
                SELECT version, latency_ms, \
                  ROW_NUMBER() OVER (PARTITION BY version ORDER BY latency_ms) - 1 AS i \
                FROM invocations WHERE {FILTER} \
-                 AND status <> 'BLOCKED' AND latency_ms BETWEEN ?6 AND ?7) AS r \
+                 AND status <> 'BLOCKED' AND latency_ms BETWEEN ?7 AND ?8) AS r \
              WHERE (r.version, r.i) IN (SELECT version, i FROM w)"
         ))
     }
@@ -472,8 +474,8 @@ methods::telemetry_store!(SqliteStore, sql, {
             sqlx::query(
                 "INSERT OR IGNORE INTO invocations (id, timestamp, prompt_id, version, model, \
                  status, error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
-                 prompt_tokens, completion_tokens, session_id, client_id, metadata) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 prompt_tokens, completion_tokens, session_id, client_id, metadata, label, \
+                 variable_names) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(nul_free(&r.id))
             .bind(millis(r.timestamp))
@@ -490,6 +492,8 @@ methods::telemetry_store!(SqliteStore, sql, {
             .bind(nul_free_opt(r.session_id.as_deref()))
             .bind(nul_free(&r.client_id))
             .bind(serde_json::to_string(&r.metadata).unwrap_or_else(|_| "{}".to_owned()))
+            .bind(nul_free_opt(r.label.as_deref()))
+            .bind(codec::variable_names_json(&r.variable_names))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

@@ -137,6 +137,8 @@ mod tests {
             system_prompt: "You are a helpful support agent.".to_owned(),
             temperature: 0.2,
             safety_guardrails: guardrails,
+            template_messages: Vec::new(),
+            variables_schema: None,
             few_shot_examples: vec![FewShotExample {
                 input: "question about shipping".to_owned(),
                 output: "answer about shipping".to_owned(),

@@ -75,6 +75,7 @@ impl From<InvokeError> for ApiError {
     fn from(err: InvokeError) -> Self {
         match err {
             InvokeError::NotFound(message) => ApiError::NotFound(message),
+            InvokeError::LabelNotFound(message) => ApiError::LabelNotFound(message),
             InvokeError::Invalid(violations) => ApiError::Invalid(violations),
             InvokeError::Blocked(category) => ApiError::GuardrailBlocked {
                 category: category.as_str().to_owned(),

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,14 +16,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use promptgate_api::openai as oa;
+use promptgate_core::label::LabelName;
 use promptgate_core::{Scope, VersionLabel, Violation};
 
 use crate::auth::Caller;
+use crate::cache::CachedPrompt;
 use crate::clock::now;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::service::invoke::{
-    self, Invoked, Invoker, PromptRef, Received, Relay, RelayEvent, Reply,
+    self, Invoked, Invoker, PinRequest, PromptRef, Received, Relay, RelayEvent, Reply,
 };
 use crate::state::AppState;
 use crate::wire::invocations::VERSION_HEADER;
@@ -39,10 +42,10 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let received = Received::now();
     caller.require(Scope::GatewayWrite)?;
-    let (name, pinned) = parse_model(body.model.as_deref())?;
-    let cached = invoke::model_prompt(&state, name, pinned)
+    let model = body.model.as_deref();
+    let (cached, pin) = find_model(&state, model)
         .await?
-        .ok_or_else(|| model_not_found(body.model.as_deref().unwrap_or_default()))?;
+        .ok_or_else(|| model_not_found(model.unwrap_or_default()))?;
     let session = headers
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -52,7 +55,7 @@ pub async fn chat_completions(
     let translated = wire::translate(
         &body,
         cached.prompt.id,
-        pinned,
+        &pin,
         session,
         policy,
         &state.limits,
@@ -111,6 +114,8 @@ fn input_named(err: ApiError, input_field: &str) -> ApiError {
                 .map(|mut v| {
                     if v.field == "userInput" {
                         input_field.clone_into(&mut v.field);
+                    } else if let Some(renamed) = wire::variables_field(&v.field) {
+                        v.field = renamed;
                     }
                     v
                 })
@@ -143,11 +148,10 @@ pub async fn get_model(
     Path(id): Path<String>,
 ) -> Result<Json<oa::Model>, ApiError> {
     caller.require(Scope::GatewayWrite)?;
-    let (name, pinned) = parse_model(Some(&id))?;
-    let cached = invoke::model_prompt(&state, name, pinned)
+    let (cached, _) = find_model(&state, Some(&id))
         .await?
         .ok_or_else(|| model_not_found(&id))?;
-    let mut found = model(name, &cached.prompt);
+    let mut found = model(&cached.prompt.name, &cached.prompt);
     found.id = id;
     Ok(Json(found))
 }
@@ -166,30 +170,89 @@ fn model(name: &str, prompt: &promptgate_core::Prompt) -> oa::Model {
 fn model_not_found(model: &str) -> ApiError {
     ApiError::NotFound(format!(
         "The model `{model}` does not exist or is not an active prompt; promptgate serves \
-         managed prompts as models named prompt:NAME or prompt:NAME@VERSION"
+         managed prompts as models named prompt:NAME, prompt:NAME@VERSION or prompt:NAME@LABEL"
     ))
 }
 
-/// Splits `prompt:NAME[@VERSION]`. The version is what follows the last `@` when that is a
-/// semantic version; otherwise the whole rest is the name, so a name may hold an `@` itself.
-fn parse_model(model: Option<&str>) -> Result<(&str, Option<&str>), ApiError> {
+/// What follows the last `@` of a model name, when it can pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Suffix<'a> {
+    /// A semantic version.
+    Version(&'a str),
+    /// Anything else that is a label name (`[a-z][a-z0-9-]*`).
+    Label(&'a str),
+}
+
+/// Splits `prompt:NAME[@VERSION|@LABEL]`. The suffix is what follows the last `@` when it is a
+/// semantic version or a label name; the name may hold an `@` itself (see [`find_model`]).
+fn parse_model(model: Option<&str>) -> Result<(&str, Option<Suffix<'_>>), ApiError> {
     let Some(model) = model.filter(|m| !m.is_empty()) else {
         return Err(ApiError::Invalid(vec![Violation::invalid(
             "model",
-            "model is required: prompt:NAME or prompt:NAME@VERSION",
+            "model is required: prompt:NAME, prompt:NAME@VERSION or prompt:NAME@LABEL",
         )]));
     };
     let Some(rest) = model.strip_prefix(oa::PROMPT_MODEL_PREFIX) else {
         return Err(model_not_found(model));
     };
-    let (name, version) = match rest.rsplit_once('@') {
-        Some((name, version)) if version.parse::<VersionLabel>().is_ok() => (name, Some(version)),
+    let (name, suffix) = match rest.rsplit_once('@') {
+        Some((name, version)) if version.parse::<VersionLabel>().is_ok() => {
+            (name, Some(Suffix::Version(version)))
+        }
+        Some((name, label)) if LabelName::parse("model", label).is_ok() => {
+            (name, Some(Suffix::Label(label)))
+        }
         _ => (rest, None),
     };
     if name.is_empty() {
         return Err(model_not_found(model));
     }
-    Ok((name, version))
+    Ok((name, suffix))
+}
+
+/// The prompt a model name serves and what it pins. A version suffix must exist. A label
+/// suffix is the prompt's label when the prompt before the `@` has it; otherwise the whole
+/// rest is tried as a prompt name (names may hold `@`). `None`: no such model.
+async fn find_model(
+    state: &AppState,
+    model: Option<&str>,
+) -> Result<Option<(Arc<CachedPrompt>, PinRequest)>, ApiError> {
+    let (name, suffix) = parse_model(model)?;
+    let pinned = match suffix {
+        Some(Suffix::Version(version)) => Some(version),
+        _ => None,
+    };
+    if let Some(cached) = invoke::model_prompt(state, name, pinned).await? {
+        let pin = match suffix {
+            None => PinRequest::None,
+            Some(Suffix::Version(version)) => PinRequest::Version(version.to_owned()),
+            Some(Suffix::Label(label)) => {
+                if cached.prompt.labels.keys().any(|l| l.as_str() == label) {
+                    PinRequest::Label(label.to_owned())
+                } else {
+                    return whole_name(state, model).await;
+                }
+            }
+        };
+        return Ok(Some((cached, pin)));
+    }
+    match suffix {
+        Some(Suffix::Label(_)) => whole_name(state, model).await,
+        _ => Ok(None),
+    }
+}
+
+/// The prompt named by everything after `prompt:`, unpinned.
+async fn whole_name(
+    state: &AppState,
+    model: Option<&str>,
+) -> Result<Option<(Arc<CachedPrompt>, PinRequest)>, ApiError> {
+    let rest = model
+        .and_then(|m| m.strip_prefix(oa::PROMPT_MODEL_PREFIX))
+        .unwrap_or_default();
+    Ok(invoke::model_prompt(state, rest, None)
+        .await?
+        .map(|cached| (cached, PinRequest::None)))
 }
 
 /// The SSE answer (`ChunkHead`'s chunks). A provider failure mid-stream is one
@@ -257,17 +320,22 @@ mod tests {
         );
         assert_eq!(
             parse_model(Some("prompt:support@1.2.0")).unwrap(),
-            ("support", Some("1.2.0"))
+            ("support", Some(Suffix::Version("1.2.0")))
         );
-        // A name may hold an `@`; only a semantic version after the last one pins.
+        // A name may hold an `@`; a semantic version or a label name after the last one pins.
         assert_eq!(
             parse_model(Some("prompt:team@support@2.0.0")).unwrap(),
-            ("team@support", Some("2.0.0"))
+            ("team@support", Some(Suffix::Version("2.0.0")))
         );
         assert_eq!(parse_model(Some("prompt:x@")).unwrap(), ("x@", None));
         assert_eq!(
-            parse_model(Some("prompt:x@latest")).unwrap(),
-            ("x@latest", None)
+            parse_model(Some("prompt:x@staging")).unwrap(),
+            ("x", Some(Suffix::Label("staging")))
+        );
+        // Not a label name (upper case): part of the name.
+        assert_eq!(
+            parse_model(Some("prompt:x@Latest")).unwrap(),
+            ("x@Latest", None)
         );
         for bad in ["gpt-4o", "prompt:", "prompt:@1.0.0"] {
             assert!(

@@ -16,9 +16,11 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, encode_cursor};
-use crate::service::prompts::{self as service, Page, PromptError, PromptView};
+use crate::service::prompts::{self as service, LabelAction, Page, PromptError, PromptView};
 use crate::state::AppState;
-use crate::wire::prompts::{change_draft, new_prompt_draft, wire_prompt, wire_version};
+use crate::wire::prompts::{
+    change_draft, new_prompt_draft, wire_prompt, wire_rendered, wire_version,
+};
 
 impl From<PromptError> for ApiError {
     fn from(err: PromptError) -> Self {
@@ -33,6 +35,10 @@ impl From<PromptError> for ApiError {
             PromptError::Stale { current_etag } => ApiError::PreconditionFailed { current_etag },
             PromptError::Busy { .. } => ApiError::Unavailable(err.to_string()),
             PromptError::NoVersions { .. } => ApiError::Internal(err.to_string()),
+            PromptError::NoLabel { .. } => ApiError::LabelNotFound(err.to_string()),
+            PromptError::Blocked(category) => ApiError::GuardrailBlocked {
+                category: category.as_str().to_owned(),
+            },
             PromptError::Store(err) => err.into(),
         }
     }
@@ -203,6 +209,98 @@ pub async fn update_prompt(
     )
     .await?;
     Ok(prompt_response(&state, &view, StatusCode::OK))
+}
+
+/// Points a label at a version, creating the label if it is new.
+#[utoipa::path(put, path = "/api/v2/ai/llm/gateway/prompts/{id}/labels/{label}", tag = "prompts",
+    params(("id" = String, Path, description = "prompt id"),
+        ("label" = String, Path, description = "label name: `[a-z][a-z0-9-]{0,62}`"),
+        ("If-Match" = Option<String>, Header, description = "the ETag the change is based on; 412 when stale")),
+    request_body = api::LabelRequest,
+    responses((status = 200, description = "the prompt with its labels; ETag header set", body = api::Prompt),
+        (status = 400, description = "bad label name, unknown version, or over 20 labels", body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, body = api::ErrorBody),
+        (status = 409, description = "the prompt is archived", body = api::ErrorBody),
+        (status = 412, body = api::ErrorBody)),
+    security(("bearer" = ["ai:prompt:write"])))]
+pub async fn put_label(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, label)): Path<(String, String)>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<api::LabelRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::PromptWrite)?;
+    let action = LabelAction::Move {
+        version: body.version,
+    };
+    let if_match = if_match(&headers);
+    let view = service::change_label(
+        &state,
+        &caller.client_id,
+        &id,
+        &label,
+        action,
+        if_match.as_deref(),
+    )
+    .await?;
+    Ok(prompt_response(&state, &view, StatusCode::OK))
+}
+
+/// Deletes a label.
+#[utoipa::path(delete, path = "/api/v2/ai/llm/gateway/prompts/{id}/labels/{label}", tag = "prompts",
+    params(("id" = String, Path, description = "prompt id"), ("label" = String, Path, description = "label name"),
+        ("If-Match" = Option<String>, Header, description = "the ETag the change is based on; 412 when stale")),
+    responses((status = 200, description = "the prompt without the label; ETag header set", body = api::Prompt),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, description = "no such prompt, or `label.not.found`", body = api::ErrorBody),
+        (status = 409, body = api::ErrorBody), (status = 412, body = api::ErrorBody)),
+    security(("bearer" = ["ai:prompt:write"])))]
+pub async fn delete_label(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, label)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::PromptWrite)?;
+    let if_match = if_match(&headers);
+    let view = service::change_label(
+        &state,
+        &caller.client_id,
+        &id,
+        &label,
+        LabelAction::Delete,
+        if_match.as_deref(),
+    )
+    .await?;
+    Ok(prompt_response(&state, &view, StatusCode::OK))
+}
+
+/// Renders a version's templates with sample variables, calling no model.
+#[utoipa::path(post, path = "/api/v2/ai/llm/gateway/prompts/{id}/render", tag = "prompts",
+    params(("id" = String, Path, description = "prompt id")),
+    request_body = api::RenderRequest,
+    responses((status = 200, description = "the rendered texts and their token counts", body = api::RenderResponse),
+        (status = 400, description = "variables that break the schema (`variables.<name>`), or over the budget", body = api::ErrorBody),
+        (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
+        (status = 404, description = "no such prompt, version or label", body = api::ErrorBody),
+        (status = 422, description = "a variable matches a blocked category", body = api::ErrorBody)),
+    security(("bearer" = ["ai:prompt:read"])))]
+pub async fn render(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<api::RenderRequest>,
+) -> Result<Json<api::RenderResponse>, ApiError> {
+    caller.require(Scope::PromptRead)?;
+    let input = service::RenderInput {
+        version: body.version,
+        label: body.label,
+        variables: body.variables,
+    };
+    let rendered = service::render(&state, &id, input).await?;
+    Ok(Json(wire_rendered(rendered)))
 }
 
 /// Archives a prompt: it stops serving; its history stays.

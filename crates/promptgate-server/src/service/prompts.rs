@@ -11,13 +11,17 @@
 use promptgate_core::change::{
     ChangeContext, ChangeDraft, ChangePlan, NewPrompt, NewPromptDraft, PlanError, Revision,
 };
+use promptgate_core::label::{self, LabelError};
 use promptgate_core::violation::quoted;
-use promptgate_core::{Prompt, PromptStatus, PromptVersion, VersionLabel, Violation};
+use promptgate_core::{
+    BlockedCategory, Prompt, PromptStatus, PromptVersion, VersionLabel, Violation,
+};
 use promptgate_store::{PromptFilter, PromptUpdate, StoreError};
 use uuid::Uuid;
 
 use crate::clock::now;
 use crate::state::AppState;
+use crate::templates::{FillError, Filled};
 
 /// How many times an unconditional change re-reads after losing a race to another process
 /// (changes within this process take turns on a lock) before giving up.
@@ -101,7 +105,7 @@ pub enum PromptError {
     /// Other processes kept changing the prompt while this change was planned, every attempt.
     #[error("the prompt is changing too fast to {doing}; retry")]
     Busy {
-        /// What was being done: `update` or `archive`.
+        /// What was being done: `update`, `archive` or `move the label`.
         doing: &'static str,
     },
     /// The prompt has no version to base a new one on (the store broke an invariant).
@@ -110,6 +114,18 @@ pub enum PromptError {
         /// The prompt.
         prompt_id: Uuid,
     },
+    /// The prompt has no label of this name (deleting it, or rendering through it).
+    #[error("prompt {prompt_id} has no label {}", quoted(.label))]
+    NoLabel {
+        /// The prompt.
+        prompt_id: Uuid,
+        /// The label as given.
+        label: String,
+    },
+    /// A variable's value touches one of the version's blocked categories (a render preview
+    /// refuses what an invocation would).
+    #[error("the request was refused: it matches the blocked category {}", .0.as_str())]
+    Blocked(BlockedCategory),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -276,6 +292,152 @@ pub async fn update_prompt(
     Err(PromptError::Busy { doing: "update" })
 }
 
+/// What a label request does: point the label at a version (creating it if new), or delete it.
+#[derive(Debug, Clone)]
+pub enum LabelAction {
+    /// `PUT …/labels/{label}` with `{"version": …}` (the text as sent, checked by the plan).
+    Move {
+        /// The version, if sent.
+        version: Option<String>,
+    },
+    /// `DELETE …/labels/{label}`.
+    Delete,
+}
+
+/// Moves, creates or deletes the prompt's label `label` by `actor`, recording `LABEL_MOVED` or
+/// `LABEL_DELETED`; honours `If-Match` like any change. Pointing a label where it points
+/// already answers the prompt as it is and records nothing.
+pub async fn change_label(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+    label: &str,
+    action: LabelAction,
+    if_match: Option<&str>,
+) -> Result<PromptView, PromptError> {
+    let _turn = lock_prompt(state, id).await;
+    for _ in 0..MAX_UPDATE_ATTEMPTS {
+        let prompt = load_prompt(state, id).await?;
+        check_if_match(if_match, &prompt)?;
+        if prompt.status == PromptStatus::Archived {
+            return Err(PromptError::Archived { id: prompt.id });
+        }
+        let versions = sorted_labels(state, prompt.id).await?;
+        let planned = match &action {
+            LabelAction::Move { version } => {
+                label::plan_move(&prompt, &versions, label, version.as_deref(), now())
+            }
+            LabelAction::Delete => label::plan_delete(&prompt, label, now()),
+        };
+        let revision = match planned {
+            Ok(ChangePlan::Unchanged { .. }) => {
+                return view(state, prompt, Some(versions), None).await;
+            }
+            Ok(ChangePlan::Changed(revision)) => revision,
+            Err(LabelError::Invalid(violation)) => {
+                return Err(PromptError::Invalid(vec![violation]));
+            }
+            Err(LabelError::NotFound(label)) => {
+                return Err(PromptError::NoLabel {
+                    prompt_id: prompt.id,
+                    label,
+                });
+            }
+        };
+        if let Some(view) = write(state, actor, prompt, versions, revision, if_match).await? {
+            return Ok(view);
+        }
+    }
+    Err(PromptError::Busy {
+        doing: "move the label",
+    })
+}
+
+/// What to render: a version (by label, by name, or the default one) with sample variables.
+#[derive(Debug, Clone, Default)]
+pub struct RenderInput {
+    /// The version as sent.
+    pub version: Option<String>,
+    /// The label as sent (not together with `version`).
+    pub label: Option<String>,
+    /// The variables as sent.
+    pub variables: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A version's templates rendered with the variables, and their token counts.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The prompt.
+    pub prompt_id: Uuid,
+    /// The version rendered.
+    pub version: PromptVersion,
+    /// The rendered texts and the variables as used.
+    pub filled: Filled,
+    /// The rendered system prompt's tokens, with the version's tokenizer.
+    pub system_prompt_tokens: u32,
+    /// Each rendered template message's tokens.
+    pub message_tokens: Vec<u32>,
+}
+
+/// Renders a version's templates as an invocation would (the schema, the defaults, the
+/// guardrails on the values, the budget), calling no model: previews in the console and tests
+/// in CI.
+pub async fn render(
+    state: &AppState,
+    id: &str,
+    input: RenderInput,
+) -> Result<Rendered, PromptError> {
+    let not_found = || PromptError::NoPrompt { id: id.to_owned() };
+    let prompt_id = Uuid::parse_str(id).map_err(|_| not_found())?;
+    let cached = state.prompts.get(prompt_id).await?.ok_or_else(not_found)?;
+    let label = match (&input.version, &input.label) {
+        (Some(_), Some(_)) => {
+            return Err(PromptError::Invalid(vec![Violation::invalid(
+                "label",
+                "version and label are exclusive: name the version, or the label that points at one",
+            )]));
+        }
+        (Some(version), None) => version.parse().map_err(|_| PromptError::NotAVersion {
+            id: id.to_owned(),
+            version: version.clone(),
+        })?,
+        (None, Some(name)) => cached
+            .prompt
+            .labels
+            .iter()
+            .find(|(l, _)| l.as_str() == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| PromptError::NoLabel {
+                prompt_id,
+                label: name.clone(),
+            })?,
+        (None, None) => cached.prompt.traffic.default_version().clone(),
+    };
+    let (Some(version), Some(template)) =
+        (cached.versions.get(&label), cached.templates.get(&label))
+    else {
+        return Err(PromptError::NoVersion {
+            prompt_id,
+            version: label,
+        });
+    };
+    let count = |text: &str| state.counter.count(version.tokenizer, text);
+    let filled = template
+        .fill(&version.settings, input.variables.as_ref(), count)
+        .map_err(|err| match err {
+            FillError::Invalid(violations) => PromptError::Invalid(violations),
+            FillError::Blocked(category) => PromptError::Blocked(category),
+        })?;
+    let tokens = |text: &str| u32::try_from(count(text)).unwrap_or(u32::MAX);
+    Ok(Rendered {
+        prompt_id,
+        system_prompt_tokens: tokens(&filled.system_prompt),
+        message_tokens: filled.messages.iter().map(|m| tokens(&m.content)).collect(),
+        version: version.clone(),
+        filled,
+    })
+}
+
 /// Archives a prompt by `actor`: it stops serving; its history stays. Archiving an archived
 /// prompt answers it as it is.
 pub async fn archive_prompt(
@@ -313,6 +475,7 @@ fn context<'a>(state: &'a AppState, actor: &'a str) -> ChangeContext<'a> {
     ChangeContext {
         catalogue: &state.catalogue,
         counter: &state.counter,
+        schemas: &promptgate_variables::SchemaChecker,
         by: actor,
         at: now(),
     }
@@ -353,6 +516,7 @@ async fn write(
         traffic: revision.traffic,
         status: revision.status,
         chat_completions: revision.chat_completions,
+        labels: revision.labels,
         audit,
     };
     if !apply(state, &update, if_match).await? {
@@ -365,6 +529,7 @@ async fn write(
         traffic,
         status,
         chat_completions,
+        labels: pins,
         ..
     } = update;
     let prompt = Prompt {
@@ -373,6 +538,7 @@ async fn write(
         traffic: traffic.unwrap_or(before.traffic),
         status: status.unwrap_or(before.status),
         chat_completions: chat_completions.unwrap_or(before.chat_completions),
+        labels: pins.unwrap_or(before.labels),
         ..before
     };
     if let Some(v) = &new_version {

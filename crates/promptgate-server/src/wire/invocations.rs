@@ -11,7 +11,9 @@ use promptgate_providers::Role;
 
 use crate::error::ApiError;
 use crate::limits::{RequestLimits, is_over, too_long, too_many};
-use crate::service::invoke::{Answer, CallerOverrides, Invocation, PromptRef, RelayEvent};
+use crate::service::invoke::{
+    Answer, CallerOverrides, Invocation, PinRequest, PromptRef, RelayEvent,
+};
 
 /// The longest session id.
 pub const MAX_SESSION_ID_CHARS: usize = 256;
@@ -74,6 +76,14 @@ pub fn invocation(
     };
     let metadata = body.metadata.clone().unwrap_or_default();
     check_metadata(&metadata, limits, &mut violations);
+    let pin = pin(
+        body.version.as_deref(),
+        body.label.as_deref(),
+        &mut violations,
+    );
+    if let Some(variables) = &body.variables {
+        check_variables(variables, limits, &mut violations);
+    }
     if !violations.is_empty() {
         return Err(violations);
     }
@@ -81,7 +91,8 @@ pub fn invocation(
         prompt: PromptRef::Id(prompt_id),
         user_input,
         session_id: body.session_id.clone(),
-        version: body.version.clone(),
+        pin,
+        variables: body.variables.clone(),
         turns,
         stream: options.stream.unwrap_or(false),
         return_token_usage: options.return_token_usage.unwrap_or(true),
@@ -89,6 +100,47 @@ pub fn invocation(
         metadata,
         overrides: CallerOverrides::default(),
     })
+}
+
+/// The version the caller named, or the label; both at once is a violation.
+pub fn pin(
+    version: Option<&str>,
+    label: Option<&str>,
+    violations: &mut Vec<Violation>,
+) -> PinRequest {
+    match (version, label) {
+        (None, None) => PinRequest::None,
+        (Some(version), None) => PinRequest::Version(version.to_owned()),
+        (None, Some(label)) => PinRequest::Label(label.to_owned()),
+        (Some(_), Some(_)) => {
+            violations.push(Violation::invalid(
+                "label",
+                "version and label are exclusive: name the version, or the label that points at one",
+            ));
+            PinRequest::None
+        }
+    }
+}
+
+/// Each top-level string variable within `max_input_chars` (a value is caller input, like
+/// `userInput`); the schema checks the rest once the version is known.
+pub fn check_variables(
+    variables: &serde_json::Map<String, serde_json::Value>,
+    limits: &RequestLimits,
+    violations: &mut Vec<Violation>,
+) {
+    for (name, value) in variables {
+        if let serde_json::Value::String(text) = value
+            && is_over(text, limits.max_input_chars)
+        {
+            violations.push(too_long(
+                &format!("variables.{name}"),
+                text.chars().count(),
+                limits.max_input_chars,
+                "max_input_chars",
+            ));
+        }
+    }
 }
 
 /// The earlier turns, each with a user or assistant role and content within

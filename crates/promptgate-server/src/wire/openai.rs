@@ -15,7 +15,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::limits::{RequestLimits, is_over, too_long};
-use crate::service::invoke::{Answer, CallerOverrides, Invocation};
+use crate::service::invoke::{Answer, CallerOverrides, Invocation, PinRequest};
 
 /// The header that carries the sticky-routing session key (wins over the body's `user`).
 pub const SESSION_HEADER: &str = "promptgate-session-id";
@@ -43,7 +43,7 @@ pub struct Translated {
 pub fn translate(
     body: &oa::ChatCompletionRequest,
     prompt_id: Uuid,
-    pinned: Option<&str>,
+    pin: &PinRequest,
     session: Option<String>,
     policy: ChatCompletionsPolicy,
     limits: &RequestLimits,
@@ -134,7 +134,15 @@ pub fn translate(
         prompt_id: Some(prompt_id.to_string()),
         user_input: Some(last_user.as_ref().map(|t| t.2.clone()).unwrap_or_default()),
         session_id: session,
-        version: pinned.map(str::to_owned),
+        version: match pin {
+            PinRequest::Version(version) => Some(version.clone()),
+            _ => None,
+        },
+        label: match pin {
+            PinRequest::Label(label) => Some(label.clone()),
+            _ => None,
+        },
+        variables: body.prompt_variables.clone(),
         messages: Some(
             turns
                 .iter()
@@ -169,6 +177,9 @@ pub fn translate(
         if field == "options.maxOutputTokens" {
             return max_tokens_field.to_owned();
         }
+        if let Some(name) = variables_field(field) {
+            return name;
+        }
         if let Some(rest) = field.strip_prefix("messages[")
             && let Some((index, tail)) = rest.split_once(']')
             && let Ok(index) = index.parse::<usize>()
@@ -201,6 +212,13 @@ pub fn translate(
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
     })
+}
+
+/// `variables` and `variables.NAME` (the contract's names for template variables) as this
+/// front door names them: `prompt_variables`, `prompt_variables.NAME`.
+pub fn variables_field(field: &str) -> Option<String> {
+    let rest = field.strip_prefix("variables")?;
+    (rest.is_empty() || rest.starts_with('.')).then(|| format!("prompt_variables{rest}"))
 }
 
 /// Sets the caller's overrides the prompt's policy allows; names the settings it ignored.

@@ -5,27 +5,40 @@
 
 use promptgate_api as api;
 use promptgate_core::change::{ChangeDraft, NewPromptDraft};
-use promptgate_core::prompt::{ChatCompletionsDraft, ExampleDraft, GuardrailsDraft, SettingsDraft};
+use promptgate_core::prompt::{
+    ChatCompletionsDraft, ExampleDraft, GuardrailsDraft, SettingsDraft, TemplateMessage,
+    TemplateMessageDraft,
+};
 use promptgate_core::traffic::{TrafficDraft, WeightDraft};
 use promptgate_core::{
     ChatCompletionsPolicy, EndpointCatalogue, FewShotExample, Prompt, PromptVersion,
-    SafetyGuardrails, TrafficSplit, VersionLabel,
+    SafetyGuardrails, TrafficSplit, VersionLabel, VersionSettings,
 };
 
 use crate::clock::rfc3339;
+use crate::service::prompts::Rendered;
+use crate::templates::VersionTemplate;
 
 /// `POST …/prompts` as a draft of the new prompt.
 pub fn new_prompt_draft(body: api::CreatePromptRequest) -> NewPromptDraft {
     NewPromptDraft {
         name: body.name,
         version: body.version,
-        settings: settings_draft(
-            body.model_endpoint_ref,
-            body.system_prompt,
-            body.temperature,
-            body.safety_guardrails,
-            body.few_shot_examples,
-        ),
+        settings: SettingsDraft {
+            template_messages: body.template_messages.map(template_messages_draft),
+            // On create, `null` and absent both mean no schema.
+            variables_schema: body
+                .variables_schema
+                .filter(|schema| !schema.is_null())
+                .map(|schema| Some(schema.to_string())),
+            ..settings_draft(
+                body.model_endpoint_ref,
+                body.system_prompt,
+                body.temperature,
+                body.safety_guardrails,
+                body.few_shot_examples,
+            )
+        },
         traffic: body.traffic_distribution.map(traffic_draft),
         chat_completions: body.chat_completions.map(chat_completions_draft),
     }
@@ -35,16 +48,34 @@ pub fn new_prompt_draft(body: api::CreatePromptRequest) -> NewPromptDraft {
 pub fn change_draft(body: api::UpdatePromptRequest) -> ChangeDraft {
     ChangeDraft {
         version: body.version,
-        settings: settings_draft(
-            body.model_endpoint_ref,
-            body.system_prompt,
-            body.temperature,
-            body.safety_guardrails,
-            body.few_shot_examples,
-        ),
+        settings: SettingsDraft {
+            template_messages: body.template_messages.map(template_messages_draft),
+            variables_schema: body.variables_schema.map(|schema| {
+                schema
+                    .filter(|schema| !schema.is_null())
+                    .map(|schema| schema.to_string())
+            }),
+            ..settings_draft(
+                body.model_endpoint_ref,
+                body.system_prompt,
+                body.temperature,
+                body.safety_guardrails,
+                body.few_shot_examples,
+            )
+        },
         traffic: body.traffic_distribution.map(traffic_draft),
         chat_completions: body.chat_completions.map(chat_completions_draft),
     }
+}
+
+/// `templateMessages` as sent.
+pub fn template_messages_draft(list: Vec<api::TemplateMessage>) -> Vec<TemplateMessageDraft> {
+    list.into_iter()
+        .map(|m| TemplateMessageDraft {
+            role: m.role,
+            content: m.content,
+        })
+        .collect()
 }
 
 /// A version's settings as sent, in the shape both requests share.
@@ -72,6 +103,8 @@ pub fn settings_draft(
                 })
                 .collect()
         }),
+        template_messages: None,
+        variables_schema: None,
     }
 }
 
@@ -169,12 +202,20 @@ pub fn wire_prompt(
         temperature: shown.settings.temperature,
         safety_guardrails: wire_guardrails(&shown.settings.safety_guardrails),
         few_shot_examples: wire_examples(&shown.settings.few_shot_examples),
+        template_messages: wire_template_messages(&shown.settings.template_messages),
+        variables_schema: wire_schema(shown.settings.variables_schema.as_deref()),
+        variables: wire_variables(&shown.settings),
         system_prompt_tokens: shown.system_prompt_tokens,
         tokenizer: shown.tokenizer.as_str().to_owned(),
         tokenizer_exact: exact,
         traffic_distribution: wire_traffic(&prompt.traffic),
         chat_completions: wire_chat_completions(prompt.chat_completions),
         versions: labels.iter().map(ToString::to_string).collect(),
+        labels: prompt
+            .labels
+            .iter()
+            .map(|(label, version)| (label.to_string(), version.to_string()))
+            .collect(),
         created_at: rfc3339(prompt.created_at),
         updated_at: rfc3339(prompt.updated_at),
     }
@@ -199,9 +240,79 @@ pub fn wire_version(v: &PromptVersion) -> api::PromptVersion {
         temperature: v.settings.temperature,
         safety_guardrails: wire_guardrails(&v.settings.safety_guardrails),
         few_shot_examples: wire_examples(&v.settings.few_shot_examples),
+        template_messages: wire_template_messages(&v.settings.template_messages),
+        variables_schema: wire_schema(v.settings.variables_schema.as_deref()),
+        variables: wire_variables(&v.settings),
         system_prompt_tokens: v.system_prompt_tokens,
         tokenizer: v.tokenizer.as_str().to_owned(),
         created_at: rfc3339(v.created_at),
         created_by: v.created_by.clone(),
+    }
+}
+
+/// A version's template messages as the contract shows them.
+pub fn wire_template_messages(messages: &[TemplateMessage]) -> Vec<api::TemplateMessage> {
+    messages
+        .iter()
+        .map(|m| api::TemplateMessage {
+            role: Some(m.role.as_str().to_owned()),
+            content: Some(m.content.clone()),
+        })
+        .collect()
+}
+
+/// A stored schema as JSON (stored as compact JSON text, so it always parses; a text that
+/// would not is shown as a string rather than lost).
+fn wire_schema(schema: Option<&str>) -> Option<serde_json::Value> {
+    schema.map(|text| {
+        serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+    })
+}
+
+/// The variables a version's templates use, with whether each is required (none for a plain
+/// version, so its answer is unchanged).
+fn wire_variables(settings: &VersionSettings) -> Vec<api::VariableInfo> {
+    let template = VersionTemplate::build(settings);
+    if template.is_constant() {
+        return Vec::new();
+    }
+    template
+        .describe()
+        .into_iter()
+        .map(|v| api::VariableInfo {
+            name: v.name,
+            required: v.required,
+        })
+        .collect()
+}
+
+/// A render preview as the contract shows it.
+pub fn wire_rendered(rendered: Rendered) -> api::RenderResponse {
+    let Rendered {
+        prompt_id,
+        version,
+        filled,
+        system_prompt_tokens,
+        message_tokens,
+    } = rendered;
+    api::RenderResponse {
+        prompt_id: prompt_id.to_string(),
+        version: version.version.to_string(),
+        system_prompt: filled.system_prompt,
+        system_prompt_tokens,
+        template_messages: filled
+            .messages
+            .into_iter()
+            .zip(message_tokens)
+            .map(|(m, tokens)| api::RenderedMessage {
+                role: m.role.as_str().to_owned(),
+                content: m.content,
+                tokens,
+            })
+            .collect(),
+        few_shot_examples: wire_examples(&filled.examples),
+        tokenizer: version.tokenizer.as_str().to_owned(),
+        max_tokens: version.settings.safety_guardrails.max_tokens,
+        variables: filled.values,
     }
 }

@@ -48,7 +48,8 @@ pub fn read_time_range(
     (start, end)
 }
 
-/// Reads the contract's filters (`promptId`, `version`, `startTime`, `endTime`, `status`),
+/// Reads the contract's filters (`promptId`, `version`, `startTime`, `endTime`, `status`, and
+/// `label`: only the invocations that named that label),
 /// reporting every invalid one at once.
 pub fn read_filter(query: &QueryParams, violations: &mut Vec<Violation>) -> TelemetryFilter {
     let (start, end) = read_time_range(query, violations);
@@ -73,6 +74,7 @@ pub fn read_filter(query: &QueryParams, violations: &mut Vec<Violation>) -> Tele
                 None
             })
         }),
+        label: query.get("label").map(str::to_owned),
     }
 }
 
@@ -159,6 +161,8 @@ pub fn wire_entity(stored: &StoredInvocation) -> api::TelemetryEntity {
         },
         session_id: r.session_id.clone(),
         metadata: r.metadata.clone(),
+        label: r.label.clone(),
+        variables: r.variable_names.clone(),
         feedback: stored.feedback.as_ref().map(|f| api::FeedbackEntity {
             score: f.score,
             comment: f.comment.clone(),

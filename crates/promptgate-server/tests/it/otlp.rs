@@ -97,6 +97,8 @@ fn record(
             session_id: (seq == 1).then(|| "sess-1".to_owned()),
             client_id: "client-a".to_owned(),
             metadata: BTreeMap::new(),
+            label: None,
+            variable_names: Vec::new(),
         },
         feedback: None,
     }

@@ -222,6 +222,8 @@ fn record(n: usize) -> InvocationRecord {
         session_id: None,
         client_id: "client".to_owned(),
         metadata: BTreeMap::new(),
+        label: None,
+        variable_names: Vec::new(),
     }
 }
 

@@ -207,6 +207,7 @@ async fn an_audit_write_failure_fails_the_change(backend: Backend) {
         traffic: None,
         status: None,
         chat_completions: None,
+        labels: None,
         audit: vec![audit_draft()],
     };
     assert!(db.store.update_prompt(&update).await.is_err());
@@ -245,6 +246,7 @@ async fn a_failed_change_writes_no_entry_and_a_repeated_disable_writes_one(backe
         traffic: None,
         status: None,
         chat_completions: None,
+        labels: None,
         audit: vec![audit_draft()],
     };
     assert!(matches!(

@@ -81,6 +81,7 @@ async fn two_stores_run_write_transactions_concurrently(backend: Backend) {
                         traffic: None,
                         status: Some(PromptStatus::Active),
                         chat_completions: None,
+                        labels: None,
                         audit: vec![],
                     };
                     match store.update_prompt(&update).await {

@@ -179,6 +179,7 @@ async fn status_filter_splits_active_from_archived(backend: Backend) {
             traffic: None,
             status: Some(PromptStatus::Archived),
             chat_completions: None,
+            labels: None,
             audit: vec![],
         })
         .await
@@ -279,6 +280,7 @@ async fn listings_are_the_page_with_its_labels_and_default_versions(backend: Bac
                 traffic: Some(TrafficSplit::single(label(default))),
                 status: None,
                 chat_completions: None,
+                labels: None,
                 audit: vec![],
             })
             .await

@@ -44,4 +44,5 @@ mod nul;
 mod postgres;
 mod prompts;
 mod telemetry;
+mod templates;
 mod tokens;

@@ -43,6 +43,12 @@ fn invocation(n: i64, prompt_id: Uuid) -> InvocationRecord {
         session_id: (n % 4 == 0).then(|| format!("s-{n}")),
         client_id: "admin".to_owned(),
         metadata: BTreeMap::from([("n".to_owned(), n.to_string())]),
+        label: (n % 3 == 0).then(|| "production".to_owned()),
+        variable_names: if n % 2 == 0 {
+            vec!["customer.tier".to_owned(), "name".to_owned()]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -79,17 +85,25 @@ async fn populated_sqlite() -> TestDb {
     }
     let (support, _) = create(&**store, "support_agent").await;
     let (sales, _) = create(&**store, "sales_agent").await;
-    // A new version, then a traffic split, as two audited updates.
+    // A new templated version, then a traffic split and labels, as two audited updates.
+    let mut templated = version(support.id, "1.1.0", "You are terse with {{ name }}.");
+    templated.settings.template_messages = vec![promptgate_core::prompt::TemplateMessage {
+        role: promptgate_core::prompt::TemplateRole::User,
+        content: "I am on the {{tier}} plan.".to_owned(),
+    }];
+    templated.settings.variables_schema =
+        Some(r#"{"type":"object","properties":{"tier":{"enum":["free","pro"]}}}"#.to_owned());
     store
         .update_prompt(&PromptUpdate {
             id: support.id,
             expected_revision: 1,
             new_revision: 2,
             updated_at: T0 + Duration::seconds(10),
-            new_version: Some(version(support.id, "1.1.0", "You are terse.")),
+            new_version: Some(templated),
             traffic: None,
             status: None,
             chat_completions: None,
+            labels: None,
             audit: vec![audit_draft()],
         })
         .await
@@ -111,6 +125,17 @@ async fn populated_sqlite() -> TestDb {
             ),
             status: None,
             chat_completions: None,
+            labels: Some(
+                [("production", "1.0.0"), ("staging", "1.1.0")]
+                    .into_iter()
+                    .map(|(name, v)| {
+                        (
+                            promptgate_core::label::LabelName::parse("label", name).unwrap(),
+                            label(v),
+                        )
+                    })
+                    .collect(),
+            ),
             audit: vec![audit_draft(), audit_draft()],
         })
         .await
@@ -237,6 +262,28 @@ async fn a_sqlite_database_moves_to_postgres_verbatim() {
     );
     let pg: Arc<dyn Store> = promptgate_store::open(target.url()).await.unwrap();
     assert_eq!(everything(&*source.store).await, everything(&*pg).await);
+    // Issue 19's columns are among what was copied, not left at their defaults.
+    let support = pg
+        .list_prompts(&PromptFilter::default(), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == "support_agent")
+        .unwrap();
+    assert_eq!(support.labels.len(), 2);
+    let templated = pg
+        .get_version(support.id, &label("1.1.0"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(templated.settings.template_messages.len(), 1);
+    assert!(templated.settings.variables_schema.is_some());
+    let records = pg
+        .list_invocations(&TelemetryFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert!(records.iter().any(|r| r.record.label.is_some()));
+    assert!(records.iter().any(|r| !r.record.variable_names.is_empty()));
     // The stored leaf hashes and filters work on the copy as on the original.
     assert_eq!(
         source
@@ -396,7 +443,8 @@ async fn a_failure_half_way_leaves_the_target_empty() {
         "PRAGMA foreign_keys = OFF; \
          INSERT INTO prompt_versions SELECT 'not-a-uuid', version, model_endpoint_ref, \
          system_prompt, temperature, safety_guardrails, few_shot_examples, \
-         system_prompt_tokens, tokenizer, created_at, created_by FROM prompt_versions LIMIT 1;",
+         system_prompt_tokens, tokenizer, created_at, created_by, template_messages, \
+         variables_schema FROM prompt_versions LIMIT 1;",
     )
     .execute(&mut raw)
     .await

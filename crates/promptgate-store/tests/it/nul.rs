@@ -37,6 +37,8 @@ fn record(id: &str) -> InvocationRecord {
         session_id: Some("a\0b".to_owned()),
         client_id: "client\0".to_owned(),
         metadata: BTreeMap::from([("ke\0y".to_owned(), "va\0lue".to_owned())]),
+        label: Some("a\0b".to_owned()),
+        variable_names: vec!["na\0me".to_owned()],
     }
 }
 
@@ -61,6 +63,9 @@ async fn nul_in_invocation_records_and_feedback_is_stored_as_a_replacement_chara
     assert_eq!(first.error_code.as_deref(), Some("upstream\u{FFFD}error"));
     // Metadata is stored as JSON text, where U+0000 is the escape `\u0000`: kept exactly.
     assert_eq!(first.metadata, record("inv-1").metadata);
+    assert_eq!(first.label.as_deref(), Some(REPLACED));
+    // Variable names are JSON text too: kept exactly.
+    assert_eq!(first.variable_names, record("inv-1").variable_names);
     assert_eq!(stored[1].record.id, "inv-\u{FFFD}two");
     // The same batch again (a retry after a lost commit) stays one copy of each.
     store
@@ -127,6 +132,26 @@ async fn nul_in_lookups_and_filters_finds_nothing_or_the_mapped_row(backend: Bac
             .is_empty()
     );
     assert!(store.summary_aggregates(&filter).await.unwrap().is_empty());
+    // A label filter maps its text as the stored label was mapped: it finds the record.
+    store.insert_invocations(&[record("inv-1")]).await.unwrap();
+    let by_label = TelemetryFilter {
+        label: Some("a\0b".to_owned()),
+        ..TelemetryFilter::default()
+    };
+    assert_eq!(
+        store
+            .list_invocations(&by_label, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.summary_aggregates(&by_label).await.unwrap()[0]
+            .group
+            .count,
+        1
+    );
     let feedback = Feedback {
         score: 0.0,
         comment: None,

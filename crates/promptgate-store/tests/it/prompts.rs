@@ -60,6 +60,7 @@ async fn update_applies_version_traffic_and_revision_together(backend: Backend) 
         traffic: Some(half_split()),
         status: None,
         chat_completions: Some(prepend_with_caller_settings()),
+        labels: None,
         audit: vec![],
     };
     db.store.update_prompt(&update).await.unwrap();
@@ -94,6 +95,7 @@ async fn stale_revision_is_refused_and_changes_nothing(backend: Backend) {
             traffic: None,
             status: None,
             chat_completions: None,
+            labels: None,
             audit: vec![],
         })
         .await
@@ -110,6 +112,7 @@ async fn stale_revision_is_refused_and_changes_nothing(backend: Backend) {
         traffic: Some(half_split()),
         status: Some(PromptStatus::Archived),
         chat_completions: None,
+        labels: None,
         audit: vec![],
     };
     let err = db.store.update_prompt(&stale).await.unwrap_err();
@@ -143,6 +146,7 @@ async fn update_of_an_unknown_prompt_is_not_found(backend: Backend) {
             traffic: None,
             status: None,
             chat_completions: None,
+            labels: None,
             audit: vec![],
         })
         .await
@@ -170,6 +174,7 @@ async fn duplicate_version_rolls_back_the_prompt_update(backend: Backend) {
             traffic: Some(TrafficSplit::single(label("1.0.0"))),
             status: Some(PromptStatus::Archived),
             chat_completions: None,
+            labels: None,
             audit: vec![],
         })
         .await
@@ -198,6 +203,7 @@ async fn duplicate_version_rolls_back_the_prompt_update(backend: Backend) {
             traffic: None,
             status: None,
             chat_completions: None,
+            labels: None,
             audit: vec![],
         })
         .await

@@ -20,6 +20,8 @@ for_each_store!(
     summary_aggregates_equal_the_figures_computed_by_hand,
     summary_aggregates_over_many_rows_equal_the_in_memory_summary,
     feedback_is_replaced_by_compare_and_set_with_its_audit_entry,
+    label_and_variable_names_round_trip_and_the_label_filters_listing_and_summary,
+    a_stored_variable_names_column_that_is_not_a_list_is_corrupt,
 );
 
 fn record(n: usize, prompt_id: Uuid, status: InvocationStatus) -> InvocationRecord {
@@ -44,6 +46,8 @@ fn record(n: usize, prompt_id: Uuid, status: InvocationStatus) -> InvocationReco
         session_id: Some(format!("s-{n}")),
         client_id: "client".to_owned(),
         metadata: BTreeMap::from([("channel".to_owned(), "web".to_owned())]),
+        label: None,
+        variable_names: Vec::new(),
     }
 }
 
@@ -649,5 +653,156 @@ async fn feedback_is_replaced_by_compare_and_set_with_its_audit_entry(backend: B
             .replace_feedback("inv-missing", None, &first, None)
             .await
             .unwrap()
+    );
+}
+
+/// Issue 19: an invocation's label and variable names are stored and read back as given, and a
+/// label filter selects the same records in a listing (through every page) and in a summary
+/// (its counts and its percentiles), alone or with the other filters.
+async fn label_and_variable_names_round_trip_and_the_label_filters_listing_and_summary(
+    backend: Backend,
+) {
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    let prompt = Uuid::now_v7();
+    // 0, 3, 6, … production; 1, 4, 7, … staging; 2, 5, 8, … no label (a tutorial client).
+    let records: Vec<_> = (0..12)
+        .map(|n| InvocationRecord {
+            label: match n % 3 {
+                0 => Some("production".to_owned()),
+                1 => Some("staging".to_owned()),
+                _ => None,
+            },
+            variable_names: match n % 4 {
+                0 => Vec::new(),
+                1 => vec!["name".to_owned()],
+                _ => vec![
+                    "customer.tier".to_owned(),
+                    "name".to_owned(),
+                    "ünïcode \"q\"".to_owned(),
+                ],
+            },
+            ..sample(
+                n,
+                prompt,
+                "1.0.0",
+                InvocationStatus::Success,
+                10.0 * n as f64,
+            )
+        })
+        .collect();
+    store.insert_invocations(&records).await.unwrap();
+    store
+        .insert_invocations(&[record(99, Uuid::now_v7(), InvocationStatus::Error)])
+        .await
+        .unwrap();
+
+    let all = store
+        .list_invocations(
+            &TelemetryFilter {
+                prompt_id: Some(prompt),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    let read: Vec<_> = all.into_iter().map(|r| r.record).collect();
+    assert_eq!(read, records, "label and variable names round-trip");
+
+    // Paged two at a time: the label filter and the cursor are separate parameters.
+    let production = TelemetryFilter {
+        label: Some("production".to_owned()),
+        ..Default::default()
+    };
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list_invocations(&production, after, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.seq);
+        assert!(page.len() <= 2);
+        ids.extend(page.into_iter().map(|r| r.record.id));
+    }
+    assert_eq!(
+        ids,
+        ["inv-000000", "inv-000003", "inv-000006", "inv-000009"]
+    );
+    let staging_errors = TelemetryFilter {
+        label: Some("staging".to_owned()),
+        status: Some(InvocationStatus::Error),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_invocations(&staging_errors, None, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the label combines with the other filters"
+    );
+    let unknown = TelemetryFilter {
+        label: Some("canary".to_owned()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_invocations(&unknown, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The summary counts the labelled records only, and its percentiles are theirs: latencies
+    // 0, 30, 60, 90 (type 7: p50 = 45).
+    let summary = store.summary_aggregates(&production).await.unwrap();
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    let group = &summary[0].group;
+    assert_eq!(group.count, 4);
+    assert_eq!(group.latency.n, 4);
+    assert_eq!(group.latency.mean, 45.0);
+    assert_eq!(group.latency_percentiles.unwrap()[0], 45.0);
+    let staging = store
+        .summary_aggregates(&TelemetryFilter {
+            prompt_id: Some(prompt),
+            label: Some("staging".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(staging[0].group.count, 4);
+    assert_eq!(staging[0].group.latency.mean, 55.0);
+    assert!(store.summary_aggregates(&unknown).await.unwrap().is_empty());
+    // Without a label filter every record counts, labelled or not.
+    let everything = store
+        .summary_aggregates(&TelemetryFilter {
+            prompt_id: Some(prompt),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(everything[0].group.count, 12);
+}
+
+async fn a_stored_variable_names_column_that_is_not_a_list_is_corrupt(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.store
+        .insert_invocations(&[record(1, Uuid::now_v7(), InvocationStatus::Success)])
+        .await
+        .unwrap();
+    let mut raw = db.raw().await;
+    raw.execute("UPDATE invocations SET variable_names = '{\"name\": 1}'")
+        .await
+        .unwrap();
+    raw.close().await;
+    let err = db
+        .store
+        .list_invocations(&TelemetryFilter::default(), None, 10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, promptgate_store::StoreError::Corrupt(m) if m.starts_with("variable names")),
+        "{err:?}"
     );
 }

@@ -77,7 +77,7 @@
     const parts = [h('label', { for: control.id }, labelText), control];
     if (hint) {
       const hintId = uid('hint');
-      control.setAttribute('aria-describedby', hintId);
+      addDescribedBy(control, hintId);
       parts.push(h('div', { id: hintId, class: 'muted' }, hint));
     }
     return h('div', { class: 'field' }, parts);
@@ -99,6 +99,82 @@
     const old = container.querySelector(':scope > .notice');
     if (old) old.remove();
     if (text) container.prepend(h('p', { class: 'notice', role: 'status' }, text));
+  }
+
+  /** Adds `id` to the element's aria-describedby (kept as a set of ids). */
+  function addDescribedBy(el, id) {
+    const ids = (el.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean);
+    if (!ids.includes(id)) ids.push(id);
+    el.setAttribute('aria-describedby', ids.join(' '));
+  }
+
+  function removeDescribedBy(el, id) {
+    const ids = (el.getAttribute('aria-describedby') || '').split(/\s+/).filter((x) => x && x !== id);
+    if (ids.length) el.setAttribute('aria-describedby', ids.join(' '));
+    else el.removeAttribute('aria-describedby');
+  }
+
+  /**
+   * Shows `message` right after `control` as its error (aria-invalid, and the message in its
+   * aria-describedby so a screen reader reads it with the field), or removes it when `message`
+   * is empty.
+   */
+  function setFieldError(control, message) {
+    let box = control.fieldError;
+    if (!message) {
+      if (box) {
+        box.remove();
+        removeDescribedBy(control, box.id);
+        control.fieldError = null;
+      }
+      control.removeAttribute('aria-invalid');
+      return;
+    }
+    if (!box) {
+      box = h('p', { class: 'field-error', id: uid('err') });
+      control.after(box);
+      addDescribedBy(control, box.id);
+      control.fieldError = box;
+    }
+    box.textContent = message;
+    control.setAttribute('aria-invalid', 'true');
+  }
+
+  /**
+   * The problems of an error answer as [{field, message}]: one per `errors` entry when the
+   * server reported several, else the message with each `details` entry's field.
+   */
+  function fieldProblems(error) {
+    const body = error && error.body;
+    if (!body || typeof body !== 'object') return [];
+    if (Array.isArray(body.errors) && body.errors.length) {
+      return body.errors.map((e) => ({
+        field: (e.details && e.details[0] && e.details[0].fieldName) || null,
+        message: e.message || body.message,
+      }));
+    }
+    return (body.details || []).map((d) => ({ field: d.fieldName || null, message: body.message }));
+  }
+
+  /**
+   * Puts each problem of `error` next to the control `controlFor(field)` names; answers the
+   * problems no control took. Clears the errors of `controls` first.
+   */
+  function placeFieldErrors(controls, error, controlFor) {
+    for (const c of controls) setFieldError(c, null);
+    const placed = new Map();
+    const rest = [];
+    for (const p of fieldProblems(error)) {
+      const control = p.field ? controlFor(p.field) : null;
+      if (control) {
+        if (!placed.has(control)) placed.set(control, []);
+        placed.get(control).push(p.message);
+      } else {
+        rest.push(p);
+      }
+    }
+    for (const [control, messages] of placed) setFieldError(control, messages.join('; '));
+    return { placed: [...placed.keys()], rest };
   }
 
   function errorText(error) {
@@ -234,6 +310,257 @@
   function nextMinor(v) {
     const p = parseSemver(v);
     return p ? `${p.major}.${p.minor + 1}.0` : '';
+  }
+
+  // ---------------------------------------------------------------- templates
+
+  /** A variable path: identifiers joined by dots (the gateway's `VariablePath`). */
+  function isVariablePath(text) {
+    return text.length > 0 && new TextEncoder().encode(text).length <= 256 &&
+      text.split('.').every((s) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(s));
+  }
+
+  /**
+   * Parses a template as the gateway does (`promptgate-core/src/template.rs`): `{{name}}` or
+   * `{{ name }}` (dotted names allowed), `\{{` a literal `{{`, a lone `}}` literal text, any
+   * other `{{` an error. Answers the source cut into segments for highlighting
+   * ({kind: 'text'|'escape'|'var'|'bad', raw, path}), the placeholders' paths in order, the
+   * literal text (placeholders removed, escapes resolved: what the budget is counted on) and
+   * the first error, if any. Parsing goes on after an error so the rest is still highlighted.
+   */
+  function parseTemplate(text) {
+    const segments = [];
+    const paths = [];
+    let literal = '';
+    let error = null;
+    let escapes = 0;
+    let pos = 0;
+    const at = (index) => Array.from(text.slice(0, index)).length;
+    for (;;) {
+      const found = text.indexOf('{{', pos);
+      if (found < 0) break;
+      if (found > pos && text[found - 1] === '\\') {
+        const before = text.slice(pos, found - 1);
+        if (before) segments.push({ kind: 'text', raw: before });
+        segments.push({ kind: 'escape', raw: '\\{{' });
+        literal += `${before}{{`;
+        escapes += 1;
+        pos = found + 2;
+        continue;
+      }
+      const before = text.slice(pos, found);
+      if (before) segments.push({ kind: 'text', raw: before });
+      literal += before;
+      const close = text.indexOf('}}', found + 2);
+      if (close < 0) {
+        segments.push({ kind: 'bad', raw: text.slice(found) });
+        if (!error) error = `the placeholder opened at character ${at(found)} is not closed with }}; write \\{{ for a literal {{`;
+        pos = text.length;
+        break;
+      }
+      const inner = text.slice(found + 2, close).replace(/^[ \t]+|[ \t]+$/g, '');
+      const raw = text.slice(found, close + 2);
+      if (isVariablePath(inner)) {
+        segments.push({ kind: 'var', raw, path: inner });
+        paths.push(inner);
+      } else {
+        segments.push({ kind: 'bad', raw });
+        if (!error) error = `the placeholder at character ${at(found)} is not a variable name (letters, digits and _, dotted for nested values); write \\{{ for a literal {{`;
+      }
+      pos = close + 2;
+    }
+    const tail = text.slice(pos);
+    if (tail) segments.push({ kind: 'text', raw: tail });
+    literal += tail;
+    return { segments, paths, literal, error, escapes };
+  }
+
+  /** The distinct top-level variables of some paths, in order of appearance. */
+  function variableRoots(paths) {
+    const roots = [];
+    for (const p of paths) {
+      const root = p.split('.')[0];
+      if (!roots.includes(root)) roots.push(root);
+    }
+    return roots;
+  }
+
+  /**
+   * The placeholders of a template field, kept up to date under it: a list of the detected
+   * placeholders (tied to the field by aria-describedby, so it is read with it), the template's
+   * error when it is malformed, and a highlighted copy of the text (placeholders marked,
+   * `\{{` escapes shown as literals) that is only visual, hidden from assistive technology
+   * because the list already says what it shows. Answers {element, update, parsed}.
+   */
+  function templateHints(textarea) {
+    const listId = uid('ph');
+    const list = h('div', { class: 'placeholders', id: listId });
+    const view = h('div', { class: 'template-view', 'aria-hidden': 'true', hidden: true });
+    addDescribedBy(textarea, listId);
+    const state = { parsed: parseTemplate(textarea.value) };
+    const update = () => {
+      const parsed = parseTemplate(textarea.value);
+      state.parsed = parsed;
+      const distinct = [...new Set(parsed.paths)];
+      const parts = [];
+      if (distinct.length) {
+        parts.push(h('span', { class: 'ph-title' }, `Placeholders (${distinct.length}): `),
+          h('ul', null, distinct.map((p) => h('li', null, h('code', null, `{{${p}}}`)))));
+      } else {
+        parts.push(h('span', { class: 'muted' }, 'No placeholders.'));
+      }
+      if (parsed.escapes) parts.push(h('span', { class: 'muted' }, ' \\{{ writes a literal {{ (not a placeholder).'));
+      if (parsed.error) parts.push(h('span', { class: 'template-error' }, ` Not a valid template: ${parsed.error}.`));
+      list.replaceChildren(...parts);
+      if (parsed.error) textarea.setAttribute('aria-invalid', 'true');
+      else if (!textarea.fieldError) textarea.removeAttribute('aria-invalid');
+      view.hidden = !textarea.value.includes('{{');
+      if (!view.hidden) {
+        view.replaceChildren(...parsed.segments.map((s) => {
+          if (s.kind === 'var') return h('mark', { class: 'ph' }, s.raw);
+          if (s.kind === 'escape') return h('span', { class: 'escape', title: 'a literal {{' }, s.raw);
+          if (s.kind === 'bad') return h('span', { class: 'bad' }, s.raw);
+          return s.raw;
+        }));
+      }
+    };
+    textarea.addEventListener('input', update);
+    update();
+    return { element: h('div', { class: 'template-hints' }, list, view), update, state };
+  }
+
+  /**
+   * The template parts of a version form: the system prompt, the template messages (user and
+   * assistant turns, added and removed), the variables schema as JSON, and a summary of the
+   * variables the templates use against the schema. `init` is the version it starts from.
+   */
+  function templateEditor(init, systemPromptAttrs) {
+    const systemPrompt = h('textarea', Object.assign({ name: 'systemPrompt', rows: '10' }, systemPromptAttrs || {}));
+    systemPrompt.value = init.systemPrompt || '';
+    const systemField = field('System prompt', systemPrompt, 'Placeholders: {{name}} or {{ customer.tier }}; \\{{ writes a literal {{.');
+    const systemHints = templateHints(systemPrompt);
+    const systemBlock = h('div', null, systemField, systemHints.element);
+
+    // Template messages.
+    const messages = (init.templateMessages || []).map((m) => ({ role: m.role === 'assistant' ? 'assistant' : 'user', content: m.content || '' }));
+    let controls = [];
+    const list = h('ol', { class: 'template-messages' });
+    const empty = h('p', { class: 'muted' }, 'No template messages: the caller’s conversation follows the system prompt directly.');
+    const addUser = h('button', { type: 'button', class: 'secondary' }, 'Add user message');
+    const addAssistant = h('button', { type: 'button', class: 'secondary' }, 'Add assistant message');
+    const onChange = [];
+    const changed = () => onChange.forEach((f) => f());
+    const drawMessages = () => {
+      controls = messages.map((m, i) => {
+        const n = i + 1;
+        const role = h('select', { name: `templateMessages[${i}].role` },
+          h('option', { value: 'user' }, 'user'), h('option', { value: 'assistant' }, 'assistant'));
+        role.value = m.role;
+        const content = h('textarea', { name: `templateMessages[${i}].content`, rows: '3', class: 'short' });
+        content.value = m.content;
+        const hints = templateHints(content);
+        const remove = h('button', { type: 'button', class: 'secondary' }, `Remove message ${n}`);
+        role.addEventListener('change', () => { m.role = role.value; changed(); });
+        content.addEventListener('input', () => { m.content = content.value; changed(); });
+        remove.addEventListener('click', () => {
+          messages.splice(i, 1);
+          drawMessages();
+          changed();
+          const next = controls[Math.min(i, controls.length - 1)];
+          (next ? next.content : addUser).focus();
+        });
+        const item = h('li', { class: 'template-message' },
+          h('div', { class: 'message-head' }, field(`Role of message ${n}`, role), remove),
+          field(`Content of message ${n}`, content),
+          hints.element);
+        return { role, content, hints, item };
+      });
+      list.replaceChildren(...controls.map((c) => c.item));
+      empty.hidden = messages.length > 0;
+    };
+    const add = (role) => {
+      messages.push({ role, content: '' });
+      drawMessages();
+      changed();
+      controls[controls.length - 1].content.focus();
+    };
+    addUser.addEventListener('click', () => add('user'));
+    addAssistant.addEventListener('click', () => add('assistant'));
+    drawMessages();
+    const messagesBlock = h('fieldset', { class: 'template-fieldset' },
+      h('legend', null, 'Template messages'),
+      h('p', { class: 'muted' }, 'Fixed user and assistant turns, sent after the system prompt and before the caller’s conversation. They may hold placeholders too.'),
+      list, empty,
+      h('div', { class: 'actions' }, addUser, addAssistant));
+
+    // Variables schema.
+    const schema = h('textarea', { name: 'variablesSchema', rows: '6', class: 'short', spellcheck: 'false' });
+    schema.value = init.variablesSchema === undefined || init.variablesSchema === null ? '' : JSON.stringify(init.variablesSchema, null, 2);
+    const readSchema = () => {
+      const text = schema.value.trim();
+      if (!text) return { empty: true, value: null, error: null };
+      try {
+        const value = JSON.parse(text);
+        if (!value || typeof value !== 'object' || Array.isArray(value)) {
+          return { empty: false, value: null, error: 'The variables schema must be a JSON object (a JSON Schema such as {"type": "object", "properties": {…}}).' };
+        }
+        return { empty: false, value, error: null };
+      } catch (e) {
+        return { empty: false, value: null, error: `The variables schema is not JSON: ${e.message}.` };
+      }
+    };
+    const summary = h('p', { class: 'variables-summary', id: uid('vars') });
+    const drawSchema = () => {
+      const read = readSchema();
+      setFieldError(schema, read.error);
+      const paths = systemHints.state.parsed.paths.concat(...controls.map((c) => c.hints.state.parsed.paths));
+      const roots = variableRoots(paths);
+      const parts = [roots.length
+        ? `Variables the templates use: ${roots.join(', ')}.`
+        : 'The templates use no variables.'];
+      if (read.value) {
+        const declared = read.value.properties && typeof read.value.properties === 'object' ? Object.keys(read.value.properties) : [];
+        const missing = roots.filter((r) => !declared.includes(r));
+        if (missing.length) parts.push(` Not declared in the schema’s "properties": ${missing.join(', ')} (the gateway refuses a version whose placeholders the schema does not declare).`);
+      } else if (read.empty && roots.length) {
+        parts.push(' Without a schema every placeholder is a required string.');
+      }
+      summary.textContent = parts.join('');
+      summary.classList.toggle('warn', parts.length > 1 && Boolean(read.value));
+    };
+    schema.addEventListener('input', drawSchema);
+    systemPrompt.addEventListener('input', drawSchema);
+    onChange.push(drawSchema);
+    drawSchema();
+    const schemaField = field('Variables schema (JSON)', schema,
+      'A JSON Schema (draft 2020-12) of an object whose properties are the variables, with types, enums, lengths and defaults. Leave it empty for none.');
+    addDescribedBy(schema, summary.id);
+    const schemaBlock = h('div', null, schemaField, summary);
+
+    return {
+      systemPrompt,
+      systemBlock,
+      messagesBlock,
+      schemaBlock,
+      /** The system prompt as the budget counts it: placeholders removed, escapes resolved. */
+      countedText: () => {
+        const parsed = systemHints.state.parsed;
+        return parsed.error ? { text: systemPrompt.value, placeholders: false } : { text: parsed.literal, placeholders: parsed.paths.length > 0 };
+      },
+      messages: () => messages.map((m) => ({ role: m.role, content: m.content })),
+      readSchema,
+      schemaInput: schema,
+      /** Every control that can carry a field error. */
+      controls: () => [systemPrompt, schema, ...controls.flatMap((c) => [c.role, c.content])],
+      /** The control a field name of the API's errors points at. */
+      controlFor: (fieldName) => {
+        if (fieldName === 'systemPrompt') return systemPrompt;
+        if (fieldName === 'variablesSchema' || fieldName.startsWith('variablesSchema.')) return schema;
+        const m = /^templateMessages\[(\d+)\](?:\.(role|content))?/.exec(fieldName);
+        if (m && controls[+m[1]]) return m[2] === 'role' ? controls[+m[1]].role : controls[+m[1]].content;
+        return null;
+      },
+    };
   }
 
   // ---------------------------------------------------------------- routing
@@ -422,16 +749,19 @@
 
   /**
    * Keeps `output` showing the server's count of `textarea`'s text against the budget, debounced
-   * by 250 ms; stale answers (an older keystroke's) are dropped.
+   * by 250 ms; stale answers (an older keystroke's) are dropped. `textOf` gives the text to count
+   * ({text, placeholders}): for a template, its text with the placeholders removed, which is what
+   * the gateway checks the budget on when the version is saved.
    */
-  function liveCount(output, textarea, budgetInput, endpointOf) {
+  function liveCount(output, textarea, budgetInput, endpointOf, textOf) {
+    const counted = textOf || (() => ({ text: textarea.value, placeholders: false }));
     let timer = null;
     let sequence = 0;
     let last = null;
     const draw = () => {
       if (!last) return;
       const budget = parseInt(budgetInput.value, 10);
-      const tokenizer = `${last.tokenizer}${last.exact ? '' : ', estimate'}`;
+      const tokenizer = `${last.tokenizer}${last.exact ? '' : ', estimate'}${last.placeholders ? ', placeholders not counted' : ''}`;
       const over = Number.isFinite(budget) && last.tokens > budget;
       output.textContent = Number.isFinite(budget)
         ? `${last.tokens} / ${budget} tokens (${tokenizer})${over ? ' — over budget' : ''}`
@@ -446,12 +776,13 @@
         output.textContent = 'Choose a model endpoint to count tokens';
         return;
       }
+      const what = counted();
       try {
         const { data } = await api('POST', '/console/api/token-count', {
-          body: { modelEndpointRef: endpoint, text: textarea.value },
+          body: { modelEndpointRef: endpoint, text: what.text },
         });
         if (mine !== sequence) return;
-        last = data;
+        last = Object.assign({}, data, { placeholders: what.placeholders });
         draw();
       } catch (error) {
         if (mine !== sequence) return;
@@ -482,7 +813,8 @@
     }
     const name = h('input', { type: 'text', name: 'name', required: true, spellcheck: 'false', autocomplete: 'off' });
     const endpoint = h('select', { name: 'modelEndpointRef', required: true });
-    const systemPrompt = h('textarea', { name: 'systemPrompt', rows: '10', required: true });
+    const editor = templateEditor({}, { required: true });
+    const systemPrompt = editor.systemPrompt;
     const temperature = h('input', { type: 'number', name: 'temperature', min: '0', max: '2', step: '0.1', value: '0.2' });
     const budget = h('input', { type: 'number', name: 'maxTokens', min: '1', step: '1', value: '1500' });
     const version = h('input', { type: 'text', name: 'version', value: '1.0.0', required: true, spellcheck: 'false' });
@@ -495,15 +827,17 @@
     const form = h('form', { novalidate: true },
       field('Name', name),
       field('Model endpoint', endpoint),
-      field('System prompt', systemPrompt),
+      editor.systemBlock,
       counter,
       h('div', { class: 'grid2' },
         field('Temperature', temperature),
-        field('Token budget', budget, 'The most tokens the system prompt may have.'),
+        field('Token budget', budget, 'The most tokens the system prompt may have (placeholders not counted).'),
         field('Version', version)),
       h('fieldset', null, h('legend', null, 'Content filtering'),
         h('label', { class: 'inline', for: pii.id }, pii, 'Redact PII'),
         h('label', { class: 'inline', for: profanity.id }, profanity, 'Mask profanity')),
+      editor.messagesBlock,
+      editor.schemaBlock,
       h('div', { class: 'actions' }, submit, h('a', { href: '#/prompts' }, 'Cancel')));
     page('New prompt', form);
     focusHeading();
@@ -519,10 +853,16 @@
     } catch (error) {
       showError(form, error);
     }
-    counting = liveCount(counter, systemPrompt, budget, () => endpoint.value);
+    counting = liveCount(counter, systemPrompt, budget, () => endpoint.value, editor.countedText);
     endpoint.addEventListener('change', () => counting.now());
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
+      const schema = editor.readSchema();
+      if (schema.error) {
+        showError(form, new ApiError(400, { message: schema.error }));
+        editor.schemaInput.focus();
+        return;
+      }
       submit.disabled = true;
       const filtering = [];
       if (pii.checked) filtering.push('pii');
@@ -535,11 +875,15 @@
         safetyGuardrails: { contentFiltering: filtering, maxTokens: numberOrUndefined(budget.value) },
         version: version.value.trim(),
       };
+      const templateMessages = editor.messages();
+      if (templateMessages.length) body.templateMessages = templateMessages;
+      if (schema.value) body.variablesSchema = schema.value;
       try {
         const { data } = await api('POST', 'prompts', { body });
         showError(form, null);
         location.hash = `#/prompts/${encodeURIComponent(data.id)}`;
       } catch (error) {
+        placeFieldErrors(editor.controls(), error, editor.controlFor);
         showError(form, error);
       } finally {
         submit.disabled = false;
@@ -557,7 +901,12 @@
 
   // ---------------------------------------------------------------- prompt page
 
-  async function renderPrompt(id) {
+  /**
+   * The prompt page. `flash` ({section, text, previewVersion}) is what the change that reloaded
+   * it reports: a notice in that section, which takes the focus (the change's controls were
+   * replaced), and the version the preview opens on.
+   */
+  async function renderPrompt(id, flash) {
     const gen = generation;
     const { main } = page('Prompt', h('p', { class: 'muted', role: 'status' }, 'Loading the prompt…'));
     focusHeading();
@@ -577,7 +926,10 @@
     }
     if (gen !== generation) return;
     versions.sort((a, b) => compareSemver(b.version, a.version));
-    const state = { id, prompt, etag, versions, reload: () => { if (gen === generation) renderPrompt(id); } };
+    const state = {
+      id, prompt, etag, versions, flash: flash || null, openPreview: null,
+      reload: (next) => { if (gen === generation) renderPrompt(id, next); },
+    };
     const traffic = prompt.trafficDistribution || {};
     const facts = h('dl', { class: 'facts' },
       h('dt', null, 'ID'), h('dd', { class: 'mono' }, prompt.id),
@@ -585,15 +937,33 @@
       h('dt', null, 'Default version'), h('dd', null, traffic.defaultVersion || prompt.version),
       h('dt', null, 'Split strategy'), h('dd', null, traffic.splitStrategy || 'sticky'),
       h('dt', null, 'Updated'), h('dd', null, fmtTime(prompt.updatedAt)));
+    const sections = {
+      labels: labelsSection(state),
+      versions: versionsSection(state),
+      preview: previewSection(state),
+      compare: compareSection(state),
+      addVersion: can(SCOPES.write) ? addVersionSection(state) : null,
+      traffic: trafficSection(state),
+      performance: can(SCOPES.telemetry) ? performanceSection(state) : null,
+    };
     page(prompt.name,
       h('p', null, h('a', { href: '#/prompts' }, '← All prompts')),
       facts,
-      versionsSection(state),
-      compareSection(state),
-      can(SCOPES.write) ? addVersionSection(state) : null,
-      trafficSection(state),
-      can(SCOPES.telemetry) ? performanceSection(state) : null);
-    focusHeading();
+      sections.labels,
+      sections.versions,
+      sections.preview,
+      sections.compare,
+      sections.addVersion,
+      sections.traffic,
+      sections.performance);
+    const flashed = flash && flash.section && sections[flash.section];
+    if (flashed) {
+      const heading = flashed.querySelector('h2');
+      heading.setAttribute('tabindex', '-1');
+      heading.focus({ preventScroll: false });
+    } else {
+      focusHeading();
+    }
     return main;
   }
 
@@ -602,23 +972,369 @@
     return h('section', { 'aria-labelledby': headingId }, h('h2', { id: headingId }, title), children);
   }
 
+  /** The labels that point at `version`, sorted. */
+  function labelsOf(state, version) {
+    return Object.entries(state.prompt.labels || {}).filter(([, v]) => v === version).map(([l]) => l).sort();
+  }
+
+  /** A version's variables as "name, name (optional)". */
+  function variablesText(v) {
+    const vars = v.variables || [];
+    return vars.length ? vars.map((x) => (x.required ? x.name : `${x.name} (optional)`)).join(', ') : '—';
+  }
+
   function versionsSection(state) {
-    const rows = state.versions.map((v) => h('tr', null,
-      h('td', null, v.version),
-      h('td', null, v.modelEndpointRef),
-      h('td', { class: 'num' }, fmtNum(v.temperature, 2)),
-      h('td', { class: 'num' }, `${v.systemPromptTokens}${v.safetyGuardrails && v.safetyGuardrails.maxTokens ? ` / ${v.safetyGuardrails.maxTokens}` : ''}`),
-      h('td', null, fmtTime(v.createdAt))));
+    const rows = state.versions.map((v) => {
+      const preview = h('button', { type: 'button', class: 'secondary small' }, 'Preview', h('span', { class: 'visually-hidden' }, ` ${v.version}`));
+      preview.addEventListener('click', () => { if (state.openPreview) state.openPreview(v.version); });
+      return h('tr', null,
+        h('td', null, v.version),
+        h('td', null, labelsOf(state, v.version).join(', ')),
+        h('td', null, v.modelEndpointRef),
+        h('td', { class: 'num' }, fmtNum(v.temperature, 2)),
+        h('td', { class: 'num' }, `${v.systemPromptTokens}${v.safetyGuardrails && v.safetyGuardrails.maxTokens ? ` / ${v.safetyGuardrails.maxTokens}` : ''}`),
+        h('td', null, variablesText(v)),
+        h('td', null, fmtTime(v.createdAt)),
+        h('td', null, preview));
+    });
     return section('Versions',
       h('table', null,
         h('caption', { class: 'visually-hidden' }, 'Versions, newest first'),
         h('thead', null, h('tr', null,
           h('th', { scope: 'col' }, 'Version'),
+          h('th', { scope: 'col' }, 'Labels'),
           h('th', { scope: 'col' }, 'Model endpoint'),
           h('th', { scope: 'col', class: 'num' }, 'Temperature'),
           h('th', { scope: 'col', class: 'num' }, 'Tokens'),
-          h('th', { scope: 'col' }, 'Created'))),
+          h('th', { scope: 'col' }, 'Variables'),
+          h('th', { scope: 'col' }, 'Created'),
+          h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
         h('tbody', null, rows)));
+  }
+
+  /**
+   * A modal confirmation: `title` is the question, `text` what it does. Answers true when the
+   * user confirms. The focus starts on Cancel (the safe choice), Escape cancels, and the focus
+   * goes back to `opener` when it closes.
+   */
+  function confirmDialog({ title, text, confirm, opener }) {
+    return new Promise((resolve) => {
+      const titleId = uid('dlg');
+      const textId = uid('dlg');
+      const yes = h('button', { type: 'button' }, confirm);
+      const no = h('button', { type: 'button', class: 'secondary' }, 'Cancel');
+      const dialog = h('dialog', { 'aria-labelledby': titleId, 'aria-describedby': textId, 'aria-modal': 'true' },
+        h('h2', { id: titleId }, title),
+        h('p', { id: textId }, text),
+        h('div', { class: 'actions' }, yes, no));
+      let answered = false;
+      const done = (answer) => {
+        if (answered) return;
+        answered = true;
+        dialog.close();
+        dialog.remove();
+        if (opener && opener.isConnected) opener.focus();
+        resolve(answer);
+      };
+      yes.addEventListener('click', () => done(true));
+      no.addEventListener('click', () => done(false));
+      dialog.addEventListener('cancel', (e) => { e.preventDefault(); done(false); });
+      document.body.append(dialog);
+      dialog.showModal();
+      no.focus();
+    });
+  }
+
+  // ---------------------------------------------------------------- labels
+
+  /** The 412 message of a label change. */
+  const LABEL_STALE = 'The prompt changed since this page loaded (someone else changed it); reload the prompt and try again.';
+
+  function labelsSection(state) {
+    const labels = state.prompt.labels || {};
+    const names = Object.keys(labels).sort();
+    const writable = can(SCOPES.write);
+    const container = h('div', { class: 'labels-box' });
+    const versionOptions = () => state.versions.map((v) => h('option', { value: v.version }, v.version));
+    const call = async (method, name, body, done) => {
+      try {
+        await api(method, `prompts/${encodeURIComponent(state.id)}/labels/${encodeURIComponent(name)}`, { body, ifMatch: state.etag });
+        state.reload({ section: 'labels', text: done });
+        return null;
+      } catch (error) {
+        if (error.status === 412) staleAlert(container, state, LABEL_STALE);
+        else showError(container, error);
+        return error;
+      }
+    };
+    const move = async (name, from, to, opener) => {
+      if (from === to) {
+        showNotice(container, `${name} already points at ${to}.`);
+        return null;
+      }
+      if (from) {
+        const ok = await confirmDialog({
+          title: `Move ${name} from ${from} to ${to}?`,
+          text: `Invocations that name the label ${name} (and prompt:${state.prompt.name}@${name} on /v1) will be served by ${to} instead of ${from}. The traffic split is not changed. The move is audited.`,
+          confirm: 'Move label',
+          opener,
+        });
+        if (!ok) return null;
+      }
+      return call('PUT', name, { version: to }, from ? `Moved ${name} from ${from} to ${to}.` : `Created the label ${name} on ${to}.`);
+    };
+
+    let table;
+    if (names.length === 0) {
+      table = h('p', { class: 'muted' }, 'No labels yet.');
+    } else {
+      table = h('table', { class: 'labels' },
+        h('caption', { class: 'visually-hidden' }, 'Labels and the versions they point at'),
+        h('thead', null, h('tr', null,
+          h('th', { scope: 'col' }, 'Label'),
+          h('th', { scope: 'col' }, 'Version'),
+          writable ? h('th', { scope: 'col' }, 'Change') : null)),
+        h('tbody', null, names.map((name) => {
+          const current = labels[name];
+          let change = null;
+          if (writable) {
+            const target = h('select', { name: `move-${name}` }, versionOptions());
+            target.id = uid('f');
+            target.value = current;
+            const moveButton = h('button', { type: 'button' }, 'Move', h('span', { class: 'visually-hidden' }, ` ${name}`));
+            const deleteButton = h('button', { type: 'button', class: 'secondary' }, 'Delete', h('span', { class: 'visually-hidden' }, ` ${name}`));
+            moveButton.addEventListener('click', () => move(name, current, target.value, moveButton));
+            deleteButton.addEventListener('click', async () => {
+              const ok = await confirmDialog({
+                title: `Delete the label ${name}?`,
+                text: `${name} points at ${current}. Invocations that name it will get 404 label.not.found until it is created again. The version itself is kept. The deletion is audited.`,
+                confirm: 'Delete label',
+                opener: deleteButton,
+              });
+              if (ok) await call('DELETE', name, undefined, `Deleted the label ${name} (it pointed at ${current}).`);
+            });
+            change = h('td', null, h('div', { class: 'inline-controls' },
+              h('label', { for: target.id, class: 'visually-hidden' }, `Move ${name} to`),
+              target, moveButton, deleteButton));
+          }
+          return h('tr', null,
+            h('th', { scope: 'row', class: 'mono' }, name),
+            h('td', null, current),
+            change);
+        })));
+    }
+
+    let createForm = null;
+    if (writable) {
+      const nameInput = h('input', { type: 'text', name: 'labelName', spellcheck: 'false', autocomplete: 'off' });
+      const versionSelect = h('select', { name: 'labelVersion' }, versionOptions());
+      versionSelect.value = (state.prompt.trafficDistribution && state.prompt.trafficDistribution.defaultVersion) || state.versions[0].version;
+      const create = h('button', { type: 'submit' }, 'Create label');
+      createForm = h('form', { novalidate: true, class: 'label-form' },
+        h('div', { class: 'toolbar' },
+          field('Label name', nameInput, 'Lower-case letters, digits and -, starting with a letter (production, staging, canary-eu).'),
+          field('Label version', versionSelect),
+          h('div', null, create)));
+      createForm.addEventListener('submit', async (event) => {
+        event.preventDefault();
+        const name = nameInput.value.trim();
+        if (!name) {
+          setFieldError(nameInput, 'Enter a label name.');
+          nameInput.focus();
+          return;
+        }
+        setFieldError(nameInput, null);
+        // Not disabled while it runs: the confirmation gives the focus back to this button.
+        const error = await move(name, labels[name] || null, versionSelect.value, create);
+        if (error) {
+          placeFieldErrors([nameInput, versionSelect], error, (f) => (f === 'label' ? nameInput : (f === 'version' ? versionSelect : null)));
+        }
+      });
+    }
+
+    append(container, [
+      h('p', { class: 'muted' }, 'A label is a named pin to a version (production, staging): invocations that name it are served by that version, whatever the traffic split.'),
+      table,
+      createForm,
+    ]);
+    if (state.flash && state.flash.section === 'labels' && state.flash.text) showNotice(container, state.flash.text);
+    return section('Labels', container);
+  }
+
+  // ---------------------------------------------------------------- render preview
+
+  /** How a sample variable is typed in: as text, or as JSON (numbers, booleans, objects). */
+  function variableKind(v, name) {
+    const prop = v.variablesSchema && v.variablesSchema.properties && v.variablesSchema.properties[name];
+    const dotted = [v.systemPrompt || '', ...(v.templateMessages || []).map((m) => m.content || '')]
+      .some((t) => parseTemplate(t).paths.some((p) => p.startsWith(`${name}.`)));
+    if (dotted) return 'json';
+    if (!prop || typeof prop !== 'object') return 'string';
+    const types = [].concat(prop.type || []);
+    if (types.length === 0) {
+      return Array.isArray(prop.enum) && prop.enum.some((x) => typeof x !== 'string') ? 'json' : 'string';
+    }
+    return types.includes('string') ? 'string' : 'json';
+  }
+
+  /** What the schema says of a variable, in words. */
+  function variableHint(v, info, kind) {
+    const prop = (v.variablesSchema && v.variablesSchema.properties && v.variablesSchema.properties[info.name]) || {};
+    const parts = [info.required ? 'Required' : 'Optional'];
+    if (prop.type) parts.push([].concat(prop.type).join(' or '));
+    if (Array.isArray(prop.enum)) parts.push(`one of ${prop.enum.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join(', ')}`);
+    if (prop.maxLength !== undefined) parts.push(`at most ${prop.maxLength} characters`);
+    if (prop.default !== undefined) parts.push(`default ${typeof prop.default === 'string' ? prop.default : JSON.stringify(prop.default)}`);
+    if (kind === 'json') parts.push('typed as JSON (e.g. 3, true, {"tier": "gold"})');
+    return `${parts.join('; ')}.`;
+  }
+
+  /**
+   * The Preview section: a saved version rendered by the gateway (`POST …/render`) with sample
+   * variables typed into one input per variable, refreshed 300 ms after the last keystroke;
+   * the rendered system prompt and template messages with their token counts; the API's
+   * `variables.<name>` errors next to the inputs they concern.
+   */
+  function previewSection(state) {
+    const select = h('select', { name: 'previewVersion' }, state.versions.map((v) => {
+      const labels = labelsOf(state, v.version);
+      return h('option', { value: v.version }, labels.length ? `${v.version} (${labels.join(', ')})` : v.version);
+    }));
+    select.value = (state.flash && state.flash.previewVersion) || state.versions[0].version;
+    const inputsBox = h('div', { class: 'grid2 preview-vars' });
+    const renderButton = h('button', { type: 'submit' }, 'Render preview');
+    const status = h('p', { id: 'preview-status', role: 'status', class: 'count' });
+    const output = h('div', { id: 'preview-output', class: 'preview-output' });
+    const form = h('form', { novalidate: true },
+      h('p', { class: 'muted' }, 'Renders a saved version as an invocation would (schema checked, defaults applied, PII redacted, blocked categories refused), with the gateway’s token counts, without calling a model. To preview an edit, add it as a version first.'),
+      field('Version to preview', select),
+      h('fieldset', null, h('legend', null, 'Sample variables'), inputsBox),
+      h('div', { class: 'actions' }, renderButton));
+    const container = h('div', null, form, status, output);
+    const typed = {};
+    let inputs = [];
+    let timer = null;
+    let sequence = 0;
+
+    const version = () => state.versions.find((v) => v.version === select.value) || state.versions[0];
+
+    const drawInputs = () => {
+      const v = version();
+      const vars = v.variables || [];
+      inputs = vars.map((info) => {
+        const kind = variableKind(v, info.name);
+        const input = h('input', { type: 'text', name: `var-${info.name}`, spellcheck: 'false', autocomplete: 'off', value: typed[info.name] || '' });
+        input.addEventListener('input', () => {
+          typed[info.name] = input.value;
+          if (timer) clearTimeout(timer);
+          timer = setTimeout(run, 300);
+        });
+        return { name: info.name, kind, input, element: field(info.name, input, variableHint(v, info, kind)) };
+      });
+      inputsBox.replaceChildren(...(inputs.length
+        ? inputs.map((i) => i.element)
+        : [h('p', { class: 'muted' }, 'This version has no variables: it renders as it is.')]));
+    };
+
+    const drawOutput = (data) => {
+      const max = data.maxTokens;
+      const over = max !== undefined && max !== null && data.systemPromptTokens > max;
+      const messageTokens = (data.templateMessages || []).reduce((t, m) => t + m.tokens, 0);
+      const parts = [
+        h('h3', null, 'Rendered system prompt'),
+        h('p', { class: `count${over ? ' over' : ''}`, id: 'preview-system-tokens' },
+          `${data.systemPromptTokens}${max !== undefined && max !== null ? ` / ${max}` : ''} tokens (${data.tokenizer})${over ? ' — over budget' : ''}`),
+        h('pre', { class: 'rendered' }, data.systemPrompt),
+      ];
+      if ((data.templateMessages || []).length) {
+        parts.push(h('h3', null, 'Rendered template messages'),
+          h('ol', { class: 'rendered-messages' }, data.templateMessages.map((m, i) => h('li', null,
+            h('p', { class: 'count' }, `Message ${i + 1}, ${m.role}: ${m.tokens} tokens`),
+            h('pre', { class: 'rendered' }, m.content)))));
+      }
+      if ((data.fewShotExamples || []).length) {
+        parts.push(h('h3', null, 'Rendered few-shot examples'),
+          h('ol', { class: 'rendered-messages' }, data.fewShotExamples.map((e) => h('li', null,
+            h('pre', { class: 'rendered' }, `User: ${e.input}\nAssistant: ${e.output}`)))));
+      }
+      parts.push(h('p', { class: 'total' }, `Total: ${data.systemPromptTokens + messageTokens} tokens (system prompt and template messages).`));
+      output.replaceChildren(...parts);
+      const used = Object.keys(data.variables || {});
+      status.textContent = `Rendered ${data.version}${used.length ? ` with ${used.join(', ')}` : ''}: system prompt ${data.systemPromptTokens}${max !== undefined && max !== null ? ` / ${max}` : ''} tokens${(data.templateMessages || []).length ? `, template messages ${messageTokens} tokens` : ''}.`;
+      status.classList.toggle('over', over);
+    };
+
+    const run = async () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      sequence += 1;
+      const mine = sequence;
+      const v = version();
+      const variables = {};
+      for (const { name, kind, input } of inputs) {
+        const text = input.value;
+        if (text === '') continue;
+        if (kind === 'string') {
+          variables[name] = text;
+        } else {
+          // Sent as typed when it is not JSON, so the gateway names the variable in its 400.
+          try { variables[name] = JSON.parse(text); } catch (_) { variables[name] = text; }
+        }
+      }
+      status.classList.remove('over');
+      status.textContent = `Rendering ${v.version}…`;
+      try {
+        const { data } = await api('POST', `prompts/${encodeURIComponent(state.id)}/render`, { body: { version: v.version, variables } });
+        if (mine !== sequence) return;
+        for (const i of inputs) setFieldError(i.input, null);
+        showError(container, null);
+        drawOutput(data);
+      } catch (error) {
+        if (mine !== sequence) return;
+        const { placed, rest } = placeFieldErrors(inputs.map((i) => i.input), error, (f) => {
+          if (!f.startsWith('variables.')) return null;
+          const name = f.slice('variables.'.length);
+          const hit = inputs.find((i) => i.name === name || name.startsWith(`${i.name}.`));
+          return hit ? hit.input : null;
+        });
+        output.replaceChildren();
+        if (rest.length || placed.length === 0) showError(container, error);
+        else showError(container, null);
+        const named = placed.map((c) => `${c.name.replace(/^var-/, '')}: ${c.fieldError ? c.fieldError.textContent : ''}`);
+        status.textContent = `Not rendered: ${named.length ? named.join('; ') : errorText(error)}`;
+      }
+    };
+
+    // Renders at once when nothing is required or something is typed; otherwise waits for the
+    // user's values, so that the form does not open full of "required" errors.
+    const maybeRun = () => {
+      const needsInput = (version().variables || []).some((x) => x.required);
+      if (!needsInput || inputs.some((i) => i.input.value !== '')) {
+        run();
+      } else {
+        sequence += 1;
+        output.replaceChildren();
+        showError(container, null);
+        status.classList.remove('over');
+        status.textContent = `Type sample variables to render ${version().version}.`;
+      }
+    };
+    if (state.flash && state.flash.section === 'preview' && state.flash.previewVersion) {
+      showNotice(container, `Saved version ${state.flash.previewVersion}. It gets no traffic until the split or a label names it; type sample variables below to preview it.`);
+    }
+    select.addEventListener('change', () => { drawInputs(); maybeRun(); });
+    form.addEventListener('submit', (event) => { event.preventDefault(); run(); });
+    drawInputs();
+    maybeRun();
+    state.openPreview = (v) => {
+      select.value = v;
+      drawInputs();
+      const required = (version().variables || []).filter((x) => x.required).map((x) => x.name);
+      const first = inputs.find((i) => required.includes(i.name)) || inputs[0];
+      (first ? first.input : select).focus();
+      maybeRun();
+    };
+    return section('Preview', container);
   }
 
   // ---------------------------------------------------------------- diff
@@ -733,6 +1449,9 @@
       ['Content filtering', (g.contentFiltering || []).join(', ') || 'none'],
       ['Blocked categories', (g.blockedCategories || []).join(', ') || 'none'],
       ['Few-shot examples', String((v.fewShotExamples || []).length)],
+      ['Template messages', String((v.templateMessages || []).length)],
+      ['Variables', variablesText(v)],
+      ['Variables schema', v.variablesSchema ? 'yes (diff below)' : 'none'],
       ['System prompt tokens', `${v.systemPromptTokens} (${v.tokenizer})`],
       ['Created', fmtTime(v.createdAt)],
       ['Created by', v.createdBy],
@@ -768,8 +1487,18 @@
       const a = state.versions.find((v) => v.version === left.value);
       const b = state.versions.find((v) => v.version === right.value);
       if (!a || !b) return;
+      const messagesText = (v) => (v.templateMessages || [])
+        .map((m, i) => `[message ${i + 1}, ${m.role}]\n${m.content}`).join('\n');
+      const schemaText = (v) => prettyJson(v.variablesSchema);
+      const optional = (what, left, right, table) => (left === '' && right === ''
+        ? h('p', { class: 'muted' }, `Neither version has ${what}.`)
+        : table);
       out.replaceChildren(
         diffTable(`System prompt: ${a.version} → ${b.version}`, a.version, b.version, a.systemPrompt, b.systemPrompt),
+        optional('template messages', messagesText(a), messagesText(b),
+          diffTable(`Template messages: ${a.version} → ${b.version}`, a.version, b.version, messagesText(a), messagesText(b))),
+        optional('a variables schema', schemaText(a), schemaText(b),
+          diffTable(`Variables schema: ${a.version} → ${b.version}`, a.version, b.version, schemaText(a), schemaText(b))),
         settingsTable(a, b));
     };
     left.addEventListener('change', draw);
@@ -786,22 +1515,37 @@
     const newest = state.versions[0];
     const g = newest.safetyGuardrails || {};
     const version = h('input', { type: 'text', name: 'version', value: nextMinor(newest.version), required: true, spellcheck: 'false' });
-    const systemPrompt = h('textarea', { name: 'systemPrompt', rows: '10' });
-    systemPrompt.value = newest.systemPrompt;
+    const editor = templateEditor(newest);
+    const systemPrompt = editor.systemPrompt;
     const temperature = h('input', { type: 'number', name: 'temperature', min: '0', max: '2', step: '0.1', value: String(newest.temperature) });
     const budget = h('input', { type: 'number', name: 'maxTokens', min: '1', step: '1', value: g.maxTokens === undefined || g.maxTokens === null ? '' : String(g.maxTokens) });
     const counter = h('p', { id: 'new-version-token-count', role: 'status', class: 'count' }, 'Counting tokens…');
     const submit = h('button', { type: 'submit' }, 'Add version');
     const form = h('form', { novalidate: true },
-      h('p', { class: 'muted' }, `Prefilled from ${newest.version}; model endpoint ${newest.modelEndpointRef}. A new version gets no traffic until the split names it.`),
+      h('p', { class: 'muted' }, `Prefilled from ${newest.version}; model endpoint ${newest.modelEndpointRef}. A new version gets no traffic until the split or a label names it. Save it, then preview it in the Preview section with sample variables.`),
       field('Version', version),
-      field('System prompt', systemPrompt),
+      editor.systemBlock,
       counter,
-      h('div', { class: 'grid2' }, field('Temperature', temperature), field('Token budget', budget)),
+      h('div', { class: 'grid2' }, field('Temperature', temperature), field('Token budget', budget, 'Counted on the system prompt with its placeholders removed.')),
+      editor.messagesBlock,
+      editor.schemaBlock,
       h('div', { class: 'actions' }, submit));
-    liveCount(counter, systemPrompt, budget, () => newest.modelEndpointRef);
+    liveCount(counter, systemPrompt, budget, () => newest.modelEndpointRef, editor.countedText);
+    const controls = () => [version, temperature, budget, ...editor.controls()];
+    const controlFor = (f) => {
+      if (f === 'version') return version;
+      if (f === 'temperature') return temperature;
+      if (f === 'safetyGuardrails.maxTokens') return budget;
+      return editor.controlFor(f);
+    };
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
+      const schema = editor.readSchema();
+      if (schema.error) {
+        showError(form, new ApiError(400, { message: schema.error }));
+        editor.schemaInput.focus();
+        return;
+      }
       submit.disabled = true;
       const guardrails = { contentFiltering: g.contentFiltering || [] };
       if (g.blockedCategories) guardrails.blockedCategories = g.blockedCategories;
@@ -812,14 +1556,20 @@
         systemPrompt: systemPrompt.value,
         temperature: numberOrUndefined(temperature.value),
         safetyGuardrails: guardrails,
+        // Always sent: fields left out would be taken from the newest version, so an emptied
+        // list must say so ([] removes the messages, null the schema).
+        templateMessages: editor.messages(),
       };
+      if (schema.value) body.variablesSchema = schema.value;
+      else if (newest.variablesSchema) body.variablesSchema = null;
       try {
         await api('PUT', `prompts/${encodeURIComponent(state.id)}`, { body, ifMatch: state.etag });
-        state.reload();
+        state.reload({ section: 'preview', previewVersion: body.version });
       } catch (error) {
         if (error.status === 412) {
           staleAlert(form, state, 'The prompt changed since this page loaded (someone else updated it); reload the prompt to see the current versions.');
         } else {
+          placeFieldErrors(controls(), error, controlFor);
           showError(form, error);
         }
         submit.disabled = false;
@@ -1048,6 +1798,10 @@
     const traffic = state.prompt.trafficDistribution || {};
     const baseline = h('select', { name: 'baseline' }, state.versions.map((v) => h('option', { value: v.version }, v.version)));
     baseline.value = traffic.defaultVersion || state.prompt.version;
+    const labelNames = Object.keys(state.prompt.labels || {}).sort();
+    const labelFilter = h('select', { name: 'label' },
+      h('option', { value: '' }, 'Any (all invocations)'),
+      labelNames.map((l) => h('option', { value: l }, l)));
     const refresh = h('button', { type: 'button' }, 'Refresh');
     const verdict = h('p', { id: 'verdict', 'aria-live': 'polite' }, 'Loading telemetry…');
     const charts = h('div', { class: 'charts' });
@@ -1056,6 +1810,7 @@
       h('div', { class: 'toolbar' },
         field('Time range', range),
         field('Compare against', baseline),
+        field('Label', labelFilter, 'Only invocations that named this label.'),
         h('div', null, refresh)),
       verdict, charts, tableBox);
     const load = async () => {
@@ -1069,7 +1824,7 @@
       const start = new Date(startMs).toISOString().replace(/\.\d+Z$/, 'Z');
       try {
         const { data } = await api('GET', 'telemetry/summary', {
-          query: { promptId: state.id, startTime: start, compareTo: baseline.value, groupBy: 'version' },
+          query: { promptId: state.id, startTime: start, compareTo: baseline.value, groupBy: 'version', label: labelFilter.value },
         });
         // Requests over time come from the invocation records themselves, a bounded number of
         // pages; the summary above stays exact whatever this chart could read.
@@ -1079,7 +1834,7 @@
           let cursor = null;
           let complete = false;
           for (let pageNo = 0; pageNo < TIMELINE_PAGES; pageNo += 1) {
-            const q = { promptId: state.id, startTime: start, pageSize: 500 };
+            const q = { promptId: state.id, startTime: start, pageSize: 500, label: labelFilter.value || undefined };
             if (cursor) q.cursor = cursor;
             const got = await api('GET', 'telemetry', { query: q });
             records.push(...(got.data.entities || []));
@@ -1104,6 +1859,7 @@
     refresh.addEventListener('click', load);
     range.addEventListener('change', load);
     baseline.addEventListener('change', load);
+    labelFilter.addEventListener('change', load);
     load();
     return section('Performance', container);
   }
@@ -1392,7 +2148,7 @@
 
   // ---------------------------------------------------------------- audit
 
-  const ACTIONS = ['PROMPT_CREATED', 'VERSION_CREATED', 'TRAFFIC_UPDATED', 'PROMPT_ARCHIVED',
+  const ACTIONS = ['PROMPT_CREATED', 'VERSION_CREATED', 'TRAFFIC_UPDATED', 'PROMPT_ARCHIVED', 'LABEL_MOVED', 'LABEL_DELETED',
     'CLIENT_CREATED', 'CLIENT_DISABLED', 'CLIENT_SECRET_ROTATED', 'CONFIG_RELOADED'];
 
   /** Reads a time filter: RFC 3339, a date, or a date and time without zone (taken as UTC). */

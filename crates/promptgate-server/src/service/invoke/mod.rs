@@ -14,13 +14,14 @@ use std::time::Instant;
 
 use promptgate_core::guardrails::{pii, profanity};
 use promptgate_core::invocation::{
-    InputDraft, InputPlan, InputRefusal, InvocationRecord, InvocationStatus, NoVersion, plan_input,
-    serving_version,
+    InputDraft, InputPlan, InputRefusal, InvocationRecord, InvocationStatus, NoVersion, Pin,
+    plan_input, serving_version,
 };
+use promptgate_core::prompt::TemplateRole;
 use promptgate_core::violation::quoted;
 use promptgate_core::{
     BlockedCategory, ModelEndpoint, Prompt, PromptStatus, PromptVersion, Scope, ScopeSet,
-    Violation, ViolationCode,
+    VersionSettings, Violation, ViolationCode,
 };
 use promptgate_providers::{ChatMessage, ChatRequest, Provider, ProviderError, Role, Usage};
 use promptgate_store::{PromptFilter, StoreError};
@@ -30,6 +31,7 @@ use uuid::Uuid;
 use crate::cache::CachedPrompt;
 use crate::state::AppState;
 use crate::telemetry::NotStored;
+use crate::templates::{FillError, VersionTemplate};
 use crate::upstream::{SlotsFull, UpstreamSlot};
 
 use record::RecordDraft;
@@ -85,8 +87,10 @@ pub struct Invocation {
     pub user_input: String,
     /// The sticky-routing key, recorded with the invocation.
     pub session_id: Option<String>,
-    /// The pinned version's label as sent, or none to let the traffic split choose.
-    pub version: Option<String>,
+    /// The version or label the caller named, or none to let the traffic split choose.
+    pub pin: PinRequest,
+    /// The template's variables as sent (checked against the version's schema here).
+    pub variables: Option<serde_json::Map<String, serde_json::Value>>,
     /// Earlier turns, oldest first.
     pub turns: Vec<(Role, String)>,
     /// Whether the answer is relayed as a stream.
@@ -99,6 +103,36 @@ pub struct Invocation {
     pub metadata: BTreeMap<String, String>,
     /// What the OpenAI-compatible front door lets a caller add or change.
     pub overrides: CallerOverrides,
+}
+
+/// What the caller named to choose the version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PinRequest {
+    /// Nothing: the traffic split decides.
+    #[default]
+    None,
+    /// A version, as sent.
+    Version(String),
+    /// A label, as sent.
+    Label(String),
+}
+
+impl PinRequest {
+    fn as_pin(&self) -> Pin<'_> {
+        match self {
+            PinRequest::None => Pin::None,
+            PinRequest::Version(version) => Pin::Version(version),
+            PinRequest::Label(label) => Pin::Label(label),
+        }
+    }
+
+    /// The label named, which the record keeps.
+    fn label(&self) -> Option<String> {
+        match self {
+            PinRequest::Label(label) => Some(label.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// What a caller of `/v1/chat/completions` adds to, or changes in, the version's settings,
@@ -174,6 +208,9 @@ pub enum InvokeError {
     /// No active prompt with that id, an archived prompt, or an unknown pinned version (404).
     #[error("{0}")]
     NotFound(String),
+    /// The prompt has no label of the name the caller gave (404 `label.not.found`).
+    #[error("{0}")]
+    LabelNotFound(String),
     /// What only the serving version can judge: a caller-chosen model endpoint the gateway
     /// lacks, or a context over the model's window (400).
     #[error("invalid request")]
@@ -212,6 +249,7 @@ impl InvokeError {
     pub fn code(&self) -> &'static str {
         match self {
             InvokeError::NotFound(_) | InvokeError::Store(StoreError::NotFound) => "not.found",
+            InvokeError::LabelNotFound(_) => "label.not.found",
             InvokeError::Invalid(violations) => match violations.split_first() {
                 Some((first, rest)) if rest.iter().all(|v| v.code == first.code) => {
                     first.code.as_str()
@@ -310,7 +348,7 @@ async fn run(
     let version = serving_version(
         &cached.prompt,
         &cached.versions,
-        request.version.as_deref(),
+        request.pin.as_pin(),
         request.session_id.as_deref(),
         rand::random::<f64>,
     )
@@ -320,7 +358,17 @@ async fn run(
         )),
         NoVersion::UnknownPin => InvokeError::NotFound(format!(
             "prompt {prompt_id} has no version {}",
-            quoted(request.version.as_deref().unwrap_or_default())
+            quoted(match &request.pin {
+                PinRequest::Version(version) => version,
+                _ => "",
+            })
+        )),
+        NoVersion::UnknownLabel => InvokeError::LabelNotFound(format!(
+            "prompt {prompt_id} has no label {}",
+            quoted(match &request.pin {
+                PinRequest::Label(label) => label,
+                _ => "",
+            })
         )),
         NoVersion::Missing(label) => InvokeError::Internal(format!(
             "prompt {prompt_id} routes to missing version {label}"
@@ -349,12 +397,15 @@ async fn run(
             session_id: request.session_id.clone(),
             client_id: invoker.client_id,
             metadata: request.metadata.clone(),
+            label: request.pin.label(),
+            variable_names: variable_names(request.variables.as_ref()),
         },
         started: received.started,
     };
     let response_id = record.base.id.clone();
     let model = endpoint.model.clone();
-    let prepared = match prepare(state, request, version, endpoint) {
+    let template = cached.templates.get(label);
+    let prepared = match prepare(state, request, version, template, endpoint) {
         Ok(prepared) => moderate(state, prepared, version).await,
         Err(err) => Err(err),
     };
@@ -383,6 +434,15 @@ async fn run(
         response_id,
         reply,
     })
+}
+
+/// The names of the variables the caller sent, sorted (telemetry keeps names, never values).
+fn variable_names(variables: Option<&serde_json::Map<String, serde_json::Value>>) -> Vec<String> {
+    let mut names: Vec<String> = variables
+        .map(|vars| vars.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort_unstable();
+    names
 }
 
 /// The model endpoint that serves: the caller's choice (`/v1`, when its prompt allows it), or
@@ -441,13 +501,55 @@ fn prepare(
     state: &AppState,
     request: &Invocation,
     version: &PromptVersion,
+    template: Option<&VersionTemplate>,
     endpoint: &ModelEndpoint,
 ) -> Result<Prepared, InvokeError> {
+    // The variables first (shared/API.md: before anything else happens). A constant version
+    // called without variables skips this and serves its stored texts.
+    let filled = match template {
+        Some(t)
+            if !t.is_constant() || request.variables.as_ref().is_some_and(|v| !v.is_empty()) =>
+        {
+            let count = |text: &str| state.counter.count(version.tokenizer, text);
+            Some(
+                t.fill(&version.settings, request.variables.as_ref(), count)
+                    .map_err(|err| match err {
+                        FillError::Invalid(violations) => InvokeError::Invalid(violations),
+                        FillError::Blocked(category) => InvokeError::Blocked(category),
+                    })?,
+            )
+        }
+        _ => None,
+    };
+    let (rendered, template_turns, variable_redactions) = match filled {
+        None => (None, Vec::new(), BTreeMap::new()),
+        Some(filled) => (
+            Some(VersionSettings {
+                model_endpoint_ref: version.settings.model_endpoint_ref.clone(),
+                system_prompt: filled.system_prompt,
+                temperature: version.settings.temperature,
+                safety_guardrails: version.settings.safety_guardrails.clone(),
+                few_shot_examples: filled.examples,
+                template_messages: Vec::new(),
+                variables_schema: None,
+            }),
+            filled.messages,
+            filled.redactions,
+        ),
+    };
+    // The template's turns are part of the prompt: never dropped, so the window left for the
+    // examples and the conversation is what they leave.
+    let template_tokens: usize = template_turns
+        .iter()
+        .map(|m| state.counter.count(endpoint.tokenizer, &m.content))
+        .sum();
     let plan = plan_input(
         &state.counter,
         InputDraft {
-            settings: &version.settings,
-            context_window: endpoint.context_window,
+            settings: rendered.as_ref().unwrap_or(&version.settings),
+            context_window: endpoint
+                .context_window
+                .saturating_sub(u32::try_from(template_tokens).unwrap_or(u32::MAX)),
             tokenizer: endpoint.tokenizer,
             user_input: &request.user_input,
             turns: request.turns.iter().map(|(_, text)| text.as_str()),
@@ -474,20 +576,34 @@ fn prepare(
         turns,
         caller_system,
         fitted,
-        input_redactions,
+        mut input_redactions,
         redact_output,
         mask_output,
     } = plan;
-    let mut messages: Vec<ChatMessage> = request
-        .turns
-        .iter()
-        .zip(turns)
-        .skip(fitted.dropped_turns)
-        .map(|((role, _), content)| ChatMessage {
-            role: *role,
-            content,
+    for (label, n) in variable_redactions {
+        *input_redactions.entry(label).or_default() += n;
+    }
+    let mut messages: Vec<ChatMessage> = template_turns
+        .into_iter()
+        .map(|turn| ChatMessage {
+            role: match turn.role {
+                TemplateRole::User => Role::User,
+                TemplateRole::Assistant => Role::Assistant,
+            },
+            content: turn.content,
         })
         .collect();
+    messages.extend(
+        request
+            .turns
+            .iter()
+            .zip(turns)
+            .skip(fitted.dropped_turns)
+            .map(|((role, _), content)| ChatMessage {
+                role: *role,
+                content,
+            }),
+    );
     messages.push(ChatMessage {
         role: Role::User,
         content: user_input,
