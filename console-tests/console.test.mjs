@@ -740,11 +740,288 @@ test('read-only client (ai:prompt:read): no "New prompt" link; the prompts are l
       await visible(section(page, 'Traffic'), 'the "Traffic" section (read-only)');
       assert.equal(await section(page, 'Add version').count(), 0, 'no "Add version" section without ai:prompt:write');
       assert.equal(await page.getByRole('button', { name: 'Review change' }).count(), 0, 'no "Review change" button without ai:prompt:write');
+      await visible(section(page, 'Labels'), 'the "Labels" section (read-only)');
+      assert.equal(await page.getByRole('button', { name: 'Create label' }).count(), 0, 'no "Create label" button without ai:prompt:write');
       const weight = section(page, 'Traffic').getByLabel('Weight of 1.0.0 (%)', { exact: true });
       assert.ok(await weight.isDisabled(), 'the weights cannot be edited without ai:prompt:write');
       await screenshot(page, '10-prompt-read-only');
       await checkAccessibility(page, 'prompt (read-only)');
     }
+    checkNoPageErrors();
+  } finally {
+    await context.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Templates, the render preview and labels (issue 19), on a prompt of their own
+
+test('templates: edit a template, save it, preview it with sample variables; move a label with a confirmation', LIMIT, async () => {
+  // Setup through the API: a templated 1.0.0 (schema with a default and an enum, two template
+  // messages, an escaped \{{) and a plain edit of it as 1.1.0.
+  const name = `console_templates_${Date.now().toString(36)}`;
+  const system = 'You are the support agent of {{company}}. The customer {{ customer_name }} is on the {{tier}} plan. Quote \\{{ticket}} literally.';
+  const schema = {
+    type: 'object',
+    properties: {
+      company: { type: 'string', default: 'Acme' },
+      customer_name: { type: 'string', maxLength: 40 },
+      tier: { enum: ['gold', 'silver'], default: 'silver' },
+    },
+    required: ['customer_name'],
+  };
+  let r = await api('POST', `${GW}/prompts`, {
+    name,
+    modelEndpointRef: 'builtin/echo',
+    systemPrompt: system,
+    temperature: 0.2,
+    safetyGuardrails: { contentFiltering: [], maxTokens: 500 },
+    templateMessages: [
+      { role: 'user', content: 'Hello, I am {{customer_name}}.' },
+      { role: 'assistant', content: 'Hi {{customer_name}}, how can I help?' },
+    ],
+    variablesSchema: schema,
+    version: '1.0.0',
+  });
+  assert.equal(r.status, 201, `creating the templated prompt: ${JSON.stringify(r.body)}`);
+  const id = r.body.id;
+  r = await api('PUT', `${GW}/prompts/${id}`, { version: '1.1.0', systemPrompt: `${system} Answer briefly.` });
+  assert.equal(r.status, 200, `adding 1.1.0: ${JSON.stringify(r.body)}`);
+  assert.deepEqual(r.body.labels, {}, 'no labels yet');
+
+  const { context, page } = await openConsole('templates');
+  try {
+    await signIn(page, ADMIN_ID, ADMIN_SECRET);
+    await page.getByLabel('Search prompts', { exact: true }).fill(name);
+    await (await visible(page.locator('main').getByRole('link', { name, exact: true }), `the prompt ${name} in the list`)).click();
+    await heading1(page, name);
+    const labels = section(page, 'Labels');
+    await visible(labels.getByText('No labels yet.'), '"No labels yet." in the Labels section');
+
+    // --- The version form: a new placeholder in a template message is listed and highlighted.
+    const add = section(page, 'Add version');
+    await visible(add, 'the "Add version" section');
+    assert.equal(await add.getByLabel('Version', { exact: true }).inputValue(), '1.2.0', 'the next minor version is proposed');
+    const systemField = add.getByLabel('System prompt', { exact: true });
+    assert.equal(await systemField.inputValue(), `${system} Answer briefly.`, 'the form starts from the newest version');
+    for (const p of ['{{company}}', '{{customer_name}}', '{{tier}}']) {
+      await visible(add.locator('.placeholders code', { hasText: p }).first(), `the system prompt's placeholder ${p} listed`);
+    }
+    // \{{ticket}} is a literal, not a placeholder.
+    assert.equal(await add.locator('.placeholders code', { hasText: '{{ticket}}' }).count(), 0, '\\{{ticket}} is not listed as a placeholder');
+    await visible(add.getByText('\\{{ writes a literal {{ (not a placeholder).', { exact: false }), 'the note that \\{{ is a literal');
+
+    const message1 = add.getByLabel('Content of message 1', { exact: true });
+    assert.equal(await message1.inputValue(), 'Hello, I am {{customer_name}}.');
+    assert.equal(await add.getByLabel('Role of message 2', { exact: true }).inputValue(), 'assistant');
+    await message1.fill('Hello, I am {{customer_name}}. My order is {{ order_id }}.');
+    const orderListed = add.locator('.placeholders code', { hasText: '{{order_id}}' });
+    await visible(orderListed, 'the new placeholder {{order_id}} listed under its field');
+    const describedBy = (await message1.getAttribute('aria-describedby')) || '';
+    const listId = await orderListed.first().evaluate((el) => el.closest('.placeholders').id);
+    assert.ok(describedBy.split(/\s+/).includes(listId), `the placeholder list describes its field (aria-describedby="${describedBy}", list ${listId})`);
+    await visible(add.locator('.template-view mark', { hasText: '{{ order_id }}' }), 'the new placeholder highlighted in the copy of the text');
+    await visible(add.getByText(/Not declared in the schema’s "properties": order_id/), 'the warning that order_id is not in the schema');
+
+    // Turns: add an assistant turn, add a user turn, remove it again.
+    await add.getByRole('button', { name: 'Add assistant message', exact: true }).click();
+    const message3 = add.getByLabel('Content of message 3', { exact: true });
+    assert.ok(await message3.evaluate((el) => el === document.activeElement), 'the new turn\'s content takes the focus');
+    assert.equal(await add.getByLabel('Role of message 3', { exact: true }).inputValue(), 'assistant');
+    await message3.fill('Order {{order_id}} noted.');
+    await add.getByRole('button', { name: 'Add user message', exact: true }).click();
+    await visible(add.getByLabel('Content of message 4', { exact: true }), 'a fourth turn');
+    await add.getByRole('button', { name: 'Remove message 4', exact: true }).click();
+    assert.equal(await add.getByLabel('Content of message 4', { exact: true }).count(), 0, 'the fourth turn is removed');
+
+    // The schema editor: not JSON is a clear error on the field; a fixed schema clears it.
+    const schemaField = add.getByLabel('Variables schema (JSON)', { exact: true });
+    const newSchema = structuredClone(schema);
+    newSchema.properties.order_id = { type: 'string', pattern: '^[0-9]+$' };
+    await schemaField.fill('{"type": "object", "properties": {');
+    const schemaError = await visible(add.locator('.field-error', { hasText: 'not JSON' }), 'the "not JSON" error of the schema');
+    assert.equal(await schemaField.getAttribute('aria-invalid'), 'true', 'the schema field is marked invalid');
+    const errorId = await schemaError.getAttribute('id');
+    assert.ok(((await schemaField.getAttribute('aria-describedby')) || '').split(/\s+/).includes(errorId), 'the error describes the schema field');
+    await add.getByRole('button', { name: 'Add version', exact: true }).click();
+    await visible(add.getByRole('alert').filter({ hasText: 'not JSON' }), 'the alert refusing to save a schema that is not JSON');
+    assert.ok(await schemaField.evaluate((el) => el === document.activeElement), 'the schema field takes the focus');
+    r = await api('GET', `${GW}/prompts/${id}/versions/1.2.0`);
+    assert.equal(r.status, 404, 'nothing was saved while the schema is not JSON');
+    await screenshot(page, '11-version-form-template');
+    await checkAccessibility(page, 'version form (templates, schema error)');
+    await schemaField.fill(JSON.stringify(newSchema, null, 2));
+    await eventually('the schema error to go away', async () => (await add.locator('.field-error', { hasText: 'not JSON' }).count()) === 0);
+    assert.equal(await add.getByText(/Not declared in the schema/).count(), 0, 'order_id is declared now');
+
+    await add.getByRole('button', { name: 'Add version', exact: true }).click();
+    const versions = section(page, 'Versions');
+    await visible(versionCell(versions, '1.2.0'), 'version 1.2.0 in the versions table after "Add version"');
+    r = await api('GET', `${GW}/prompts/${id}/versions/1.2.0`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.templateMessages, [
+      { role: 'user', content: 'Hello, I am {{customer_name}}. My order is {{ order_id }}.' },
+      { role: 'assistant', content: 'Hi {{customer_name}}, how can I help?' },
+      { role: 'assistant', content: 'Order {{order_id}} noted.' },
+    ]);
+    assert.deepEqual(r.body.variablesSchema.properties.order_id, newSchema.properties.order_id);
+    assert.ok(r.body.variables.some((v) => v.name === 'order_id' && !v.required), `order_id is an optional variable: ${JSON.stringify(r.body.variables)}`);
+
+    // --- The preview: sample variables, the rendered texts and their token counts.
+    const preview = section(page, 'Preview');
+    await versions.getByRole('button', { name: 'Preview 1.2.0', exact: true }).click();
+    assert.equal(await preview.getByLabel('Version to preview', { exact: true }).inputValue(), '1.2.0');
+    const customer = preview.getByLabel('customer_name', { exact: true });
+    assert.ok(await customer.evaluate((el) => el === document.activeElement), '"Preview 1.2.0" moves the focus to the first variable');
+    for (const v of ['company', 'tier', 'order_id']) {
+      await visible(preview.getByLabel(v, { exact: true }), `an input for the variable ${v}`);
+    }
+    await customer.fill('Jane');
+    await preview.getByLabel('order_id', { exact: true }).fill('12345');
+    const output = page.locator('#preview-output');
+    const expected = 'You are the support agent of Acme. The customer Jane is on the silver plan. Quote {{ticket}} literally. Answer briefly.';
+    await eventually('the rendered system prompt (defaults applied, the escape resolved)', async () =>
+      (await output.locator('pre').first().innerText()).trim() === expected);
+    await visible(output.getByText('Hello, I am Jane. My order is 12345.', { exact: true }), 'the rendered first template message');
+    await visible(output.getByText('Order 12345 noted.', { exact: true }), 'the rendered third template message');
+    const shownTokens = (await page.locator('#preview-system-tokens').innerText()).trim();
+    const m = shownTokens.match(/^(\d+) \/ 500 tokens \(([^)]+)\)$/);
+    assert.ok(m, `the system prompt's count against its budget, got "${shownTokens}"`);
+    const rendered = await api('POST', `${GW}/prompts/${id}/render`, { version: '1.2.0', variables: { customer_name: 'Jane', order_id: '12345' } });
+    assert.equal(rendered.status, 200, JSON.stringify(rendered.body));
+    assert.equal(Number(m[1]), rendered.body.systemPromptTokens, 'the preview shows the gateway\'s count');
+    assert.equal(m[2], rendered.body.tokenizer);
+    const firstMessage = rendered.body.templateMessages[0];
+    await visible(output.getByText(`Message 1, user: ${firstMessage.tokens} tokens`, { exact: true }), 'the first message\'s token count');
+    assert.match(await page.locator('#preview-status').innerText(), /^Rendered 1\.2\.0/, '#preview-status says what was rendered');
+
+    // A wrong value: the API's variables.tier error appears next to the tier input.
+    const tier = preview.getByLabel('tier', { exact: true });
+    await tier.fill('platinum');
+    await eventually('the tier input to be marked invalid', async () => (await tier.getAttribute('aria-invalid')) === 'true');
+    const tierError = preview.locator('.field-error').first();
+    const tierErrorText = (await tierError.innerText()).trim();
+    assert.ok(tierErrorText.length > 0, 'the tier error says something');
+    assert.ok(((await tier.getAttribute('aria-describedby')) || '').split(/\s+/).includes(await tierError.getAttribute('id')), 'the error describes the tier input');
+    assert.equal(await preview.getByLabel('customer_name', { exact: true }).getAttribute('aria-invalid'), null, 'only the wrong variable is marked');
+    assert.match(await page.locator('#preview-status').innerText(), /^Not rendered: tier: /);
+    const refused = await api('POST', `${GW}/prompts/${id}/render`, { version: '1.2.0', variables: { customer_name: 'Jane', tier: 'platinum' } });
+    assert.equal(refused.status, 400);
+    assert.ok(JSON.stringify(refused.body).includes('variables.tier'), `the API names variables.tier: ${JSON.stringify(refused.body)}`);
+    await screenshot(page, '12-preview-variables-error');
+    await checkAccessibility(page, 'render preview (variables error)');
+    await tier.fill('gold');
+    await eventually('the preview to render the gold plan', async () => (await output.innerText()).includes('on the gold plan'));
+    assert.equal(await tier.getAttribute('aria-invalid'), null, 'the tier error is gone');
+    await screenshot(page, '13-preview');
+    await checkAccessibility(page, 'render preview');
+
+    // --- The diff covers the template messages and the schema.
+    const compare = section(page, 'Compare versions');
+    await compare.getByLabel('Left version', { exact: true }).selectOption('1.1.0');
+    await compare.getByLabel('Right version', { exact: true }).selectOption('1.2.0');
+    await visible(compare.getByRole('table', { name: /^Template messages: 1\.1\.0 → 1\.2\.0/ }), 'the template messages diff');
+    await visible(compare.getByRole('table', { name: /^Variables schema: 1\.1\.0 → 1\.2\.0/ }), 'the variables schema diff');
+    await visible(compare.locator('ins', { hasText: 'Order {{order_id}} noted.' }), 'the added turn marked as added');
+    await visible(compare.locator('ins', { hasText: 'order_id' }), 'the added schema property marked as added');
+
+    // --- Labels: create production on 1.0.0, move it to 1.1.0 through the confirmation.
+    await labels.getByLabel('Label name', { exact: true }).fill('production');
+    await labels.getByLabel('Label version', { exact: true }).selectOption('1.0.0');
+    await labels.getByRole('button', { name: 'Create label', exact: true }).click();
+    const row = (label) => section(page, 'Labels').locator('tbody tr').filter({ has: page.getByRole('rowheader', { name: label, exact: true }) });
+    await eventually('the production row to show 1.0.0', async () => (await row('production').locator('td').first().innerText()).trim() === '1.0.0');
+    await visible(labels.getByText('Created the label production on 1.0.0.'), 'the notice of the new label');
+    r = await api('GET', `${GW}/prompts/${id}`);
+    assert.deepEqual(r.body.labels, { production: '1.0.0' }, 'the server has the label');
+
+    await labels.getByLabel('Move production to', { exact: true }).selectOption('1.1.0');
+    const moveButton = labels.getByRole('button', { name: 'Move production', exact: true });
+    await moveButton.click();
+    let dialog = await visible(page.getByRole('dialog'), 'the label move confirmation');
+    const question = (await dialog.getByRole('heading').innerText()).trim();
+    assert.equal(question, 'Move production from 1.0.0 to 1.1.0?', 'the dialog names the old and the new version');
+    assert.ok(await dialog.evaluate((d) => d.contains(document.activeElement)), 'the dialog holds the focus');
+    await screenshot(page, '14-label-move-dialog');
+    await checkAccessibility(page, 'label move dialog');
+    // Cancel writes nothing.
+    await dialog.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await eventually('the dialog to close', async () => (await page.getByRole('dialog').count()) === 0);
+    assert.ok(await moveButton.evaluate((el) => el === document.activeElement), 'Cancel gives the focus back to the button');
+    r = await api('GET', `${GW}/prompts/${id}`);
+    assert.equal(r.body.labels.production, '1.0.0', 'Cancel moved nothing');
+    await moveButton.click();
+    dialog = await visible(page.getByRole('dialog'), 'the label move confirmation (again)');
+    await dialog.getByRole('button', { name: 'Move label', exact: true }).click();
+    await eventually('the server to move production to 1.1.0', async () => {
+      r = await api('GET', `${GW}/prompts/${id}`);
+      return r.body.labels && r.body.labels.production === '1.1.0';
+    });
+    await visible(labels.getByText('Moved production from 1.0.0 to 1.1.0.'), 'the notice of the move');
+    await eventually('the production row to show 1.1.0', async () => (await row('production').locator('td').first().innerText()).trim() === '1.1.0');
+    const audit = await api('GET', `${GW}/audit-logs?promptId=${id}&action=LABEL_MOVED`);
+    assert.equal(audit.status, 200, JSON.stringify(audit.body));
+    const moved = audit.body.entities.find((e) => e.details && e.details.toVersion === '1.1.0');
+    assert.ok(moved && moved.details.fromVersion === '1.0.0' && moved.details.label === 'production', `a LABEL_MOVED entry 1.0.0 → 1.1.0: ${JSON.stringify(audit.body.entities.map((e) => e.details))}`);
+
+    // Delete a label through its confirmation.
+    await labels.getByLabel('Label name', { exact: true }).fill('staging');
+    await labels.getByLabel('Label version', { exact: true }).selectOption('1.2.0');
+    await labels.getByRole('button', { name: 'Create label', exact: true }).click();
+    await visible(row('staging'), 'the staging row');
+    await labels.getByRole('button', { name: 'Delete staging', exact: true }).click();
+    dialog = await visible(page.getByRole('dialog'), 'the label delete confirmation');
+    assert.equal((await dialog.getByRole('heading').innerText()).trim(), 'Delete the label staging?');
+    await dialog.getByRole('button', { name: 'Delete label', exact: true }).click();
+    await eventually('the server to delete staging', async () => {
+      r = await api('GET', `${GW}/prompts/${id}`);
+      return r.body.labels && !('staging' in r.body.labels) && r.body.labels.production === '1.1.0';
+    });
+    await eventually('the staging row to go', async () => (await row('staging').count()) === 0);
+
+    // A change made elsewhere since the page loaded: the move is refused with 412, shown as
+    // "the prompt changed", and "Reload prompt" shows the other change.
+    r = await api('PUT', `${GW}/prompts/${id}/labels/canary`, { version: '1.0.0' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await labels.getByLabel('Move production to', { exact: true }).selectOption('1.2.0');
+    await labels.getByRole('button', { name: 'Move production', exact: true }).click();
+    dialog = await visible(page.getByRole('dialog'), 'the label move confirmation (stale page)');
+    assert.equal((await dialog.getByRole('heading').innerText()).trim(), 'Move production from 1.1.0 to 1.2.0?');
+    await dialog.getByRole('button', { name: 'Move label', exact: true }).click();
+    const stale = await visible(labels.getByRole('alert'), 'the 412 alert');
+    assert.match(await stale.innerText(), /prompt changed/);
+    r = await api('GET', `${GW}/prompts/${id}`);
+    assert.equal(r.body.labels.production, '1.1.0', 'the stale move changed nothing');
+    await stale.getByRole('button', { name: 'Reload prompt', exact: true }).click();
+    await visible(row('canary'), 'the canary label after "Reload prompt"');
+    await visible(versionCell(section(page, 'Versions'), '1.1.0'), 'the versions table after the reload');
+    await screenshot(page, '15-labels');
+    await checkAccessibility(page, 'prompt (labels)');
+
+    // --- The performance filter by label.
+    for (const [label, i] of [['production', 1], [undefined, 2]]) {
+      const inv = await api('POST', `${GW}/invocations`, {
+        promptId: id,
+        userInput: `Where is my order ${i}?`,
+        sessionId: `templates-${i}`,
+        variables: { customer_name: 'Jane' },
+        ...(label ? { label } : {}),
+      });
+      assert.equal(inv.status, 200, `invocation ${i}: ${JSON.stringify(inv.body)}`);
+      if (label) assert.equal(inv.body.version, '1.1.0', 'the label serves 1.1.0');
+    }
+    const perf = section(page, 'Performance');
+    const table = perf.getByRole('table', { name: 'Per-version summary' });
+    const total = async () => {
+      await perf.getByRole('button', { name: 'Refresh', exact: true }).click();
+      await eventually('Refresh to finish', async () => perf.getByRole('button', { name: 'Refresh', exact: true }).isEnabled());
+      if (!(await table.count())) return -1;
+      const rows = await table.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('th, td')].map((c) => c.innerText.trim())));
+      return rows.reduce((sum, cells) => sum + Number(cells[1] || 0), 0);
+    };
+    await eventually('both invocations in the Performance table', async () => (await total()) === 2, { timeout: TELEMETRY_WAIT_MS, interval: 500 });
+    await perf.getByLabel('Label', { exact: true }).selectOption('production');
+    await eventually('only the labelled invocation with the production filter', async () => (await total()) === 1, { timeout: TELEMETRY_WAIT_MS, interval: 500 });
     checkNoPageErrors();
   } finally {
     await context.close();
