@@ -29,6 +29,24 @@ const LONG_SYSTEM =
   "three sentences, never promise refunds, always offer to escalate to a human colleague, and " +
   "close every answer by asking whether there is anything else you can help with today.";
 
+// A templated prompt (issue 19): version 1.0.0 a short template, 1.1.0 a long one, the label
+// "staging" on 1.1.0 while all traffic stays on 1.0.0. The npm SDK sends a body parameter it
+// does not know as it is, so the variables go as the front door's body extension
+// `prompt_variables`, an extra key of the request.
+const TEMPLATE_SHORT = "You are the support agent of {{company}} for {{customer_name}} ({{ tier }} plan).";
+const TEMPLATE_LONG = `${LONG_SYSTEM} Address {{customer_name}} by name; they are on the {{ tier }} plan of {{company}}.`;
+const TEMPLATE_SCHEMA = {
+  type: "object",
+  properties: {
+    company: { type: "string", default: "Acme" },
+    customer_name: { type: "string", maxLength: 60 },
+    tier: { enum: ["gold", "silver"], default: "silver" },
+  },
+  required: ["customer_name"],
+};
+const SHORT_NAME = "Jane";
+const LONG_NAME = "Maximilian Alexander Fitzgerald-Worthington";
+
 function env(name) {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set (scripts/openai-sdk-test sets it)`);
@@ -190,6 +208,42 @@ before(async () => {
   }
   // Otherwise the pinned-version check could not tell the two versions apart.
   assert.ok(S.systemTokens["1.1.0"] - S.systemTokens["1.0.0"] >= 10, JSON.stringify(S.systemTokens));
+
+  // "tpl": a templated prompt with the label "staging" on 1.1.0 (traffic on 1.0.0), and the
+  // rendered system prompts' token counts from the render preview, to compare with what the
+  // offline provider counts.
+  S.tpl = `sdk_node_tpl_${tag}`;
+  const tpl = await http("POST", `${GATEWAY}/prompts`, {
+    token: admin,
+    body: {
+      name: S.tpl,
+      modelEndpointRef: S.endpointRef,
+      systemPrompt: TEMPLATE_SHORT,
+      variablesSchema: TEMPLATE_SCHEMA,
+      safetyGuardrails: { contentFiltering: [], maxTokens: 1000 },
+      version: "1.0.0",
+    },
+  });
+  S.tplId = tpl.id;
+  await http("PUT", `${GATEWAY}/prompts/${tpl.id}`, { token: admin, body: { version: "1.1.0", systemPrompt: TEMPLATE_LONG } });
+  const labelled = await http("PUT", `${GATEWAY}/prompts/${tpl.id}/labels/staging`, {
+    token: admin,
+    body: { version: "1.1.0" },
+  });
+  assert.deepEqual(labelled.labels, { staging: "1.1.0" });
+  S.rendered = {};
+  for (const target of [{ label: "staging" }, { version: "1.0.0" }]) {
+    for (const name of [SHORT_NAME, LONG_NAME]) {
+      const preview = await http("POST", `${GATEWAY}/prompts/${tpl.id}/render`, {
+        token: admin,
+        body: { ...target, variables: { customer_name: name, tier: "gold" } },
+      });
+      S.rendered[`${preview.version} ${name}`] = preview.systemPromptTokens;
+    }
+  }
+  // Otherwise the rendering checks could not tell the values or the versions apart.
+  assert.ok(S.rendered[`1.1.0 ${LONG_NAME}`] - S.rendered[`1.1.0 ${SHORT_NAME}`] >= 5, JSON.stringify(S.rendered));
+  assert.ok(S.rendered[`1.1.0 ${SHORT_NAME}`] - S.rendered[`1.0.0 ${SHORT_NAME}`] >= 10, JSON.stringify(S.rendered));
   console.log(`openai (npm) on Node ${process.version} against ${URL_}`);
 });
 
@@ -436,6 +490,73 @@ describe("errors as the SDK's own exception types", () => {
       client(S.reader).chat.completions.create({ model: `prompt:${S.main}`, messages: user(QUESTION) }),
       OpenAI.PermissionDeniedError,
       403,
+    );
+  });
+});
+
+describe("templates and labels", () => {
+  test("prompt:NAME@LABEL with prompt_variables", async () => {
+    const variables = { customer_name: SHORT_NAME, tier: "gold" };
+    const labelled = await ask(`prompt:${S.tpl}@staging`, { prompt_variables: variables });
+    // The label's version serves, although all traffic is on 1.0.0.
+    checkCompletion(labelled.data, labelled.response, "1.1.0");
+    assert.equal(labelled.data.promptgate.promptId, S.tplId);
+    assert.ok(labelled.data.choices[0].message.content.includes(`You said: ${QUESTION}`));
+
+    // The call as most code writes it: the variables were rendered into the system prompt. The
+    // offline provider counts the system prompt in prompt_tokens, so a longer name costs exactly
+    // what the render preview says it costs.
+    const longer = await client().chat.completions.create({
+      model: `prompt:${S.tpl}@staging`,
+      messages: user(QUESTION),
+      prompt_variables: { customer_name: LONG_NAME, tier: "gold" },
+    });
+    assert.equal(
+      longer.usage.prompt_tokens - labelled.data.usage.prompt_tokens,
+      S.rendered[`1.1.0 ${LONG_NAME}`] - S.rendered[`1.1.0 ${SHORT_NAME}`],
+      `prompt_tokens ${longer.usage.prompt_tokens} vs ${labelled.data.usage.prompt_tokens}; rendered ${JSON.stringify(S.rendered)}`,
+    );
+
+    // Without the label, the split's version (1.0.0) renders the same variables.
+    const unlabelled = await ask(`prompt:${S.tpl}`, { prompt_variables: variables });
+    checkCompletion(unlabelled.data, unlabelled.response, "1.0.0");
+    assert.equal(
+      labelled.data.usage.prompt_tokens - unlabelled.data.usage.prompt_tokens,
+      S.rendered[`1.1.0 ${SHORT_NAME}`] - S.rendered[`1.0.0 ${SHORT_NAME}`],
+    );
+  });
+
+  test("a missing prompt variable: BadRequestError naming it", async () => {
+    for (const extra of [{ prompt_variables: { tier: "gold" } }, {}]) {
+      const caught = await rejectsWith(ask(`prompt:${S.tpl}@staging`, extra), OpenAI.BadRequestError, 400, {
+        type: "invalid_request_error",
+      });
+      assert.equal(caught.param, "prompt_variables.customer_name", JSON.stringify(caught.error));
+    }
+  });
+
+  test("invalid and unknown prompt variables: BadRequestError naming each", async () => {
+    for (const [variables, param] of [
+      [{ customer_name: SHORT_NAME, tier: "bronze" }, "prompt_variables.tier"],
+      [{ customer_name: SHORT_NAME, nickname: "JJ" }, "prompt_variables.nickname"],
+      [{ customer_name: 42 }, "prompt_variables.customer_name"],
+    ]) {
+      const caught = await rejectsWith(
+        ask(`prompt:${S.tpl}@staging`, { prompt_variables: variables }),
+        OpenAI.BadRequestError,
+        400,
+        { type: "invalid_request_error" },
+      );
+      assert.equal(caught.param, param, JSON.stringify(caught.error));
+    }
+  });
+
+  test("an unknown label: NotFoundError, model_not_found", async () => {
+    await rejectsWith(
+      ask(`prompt:${S.tpl}@production`, { prompt_variables: { customer_name: SHORT_NAME } }),
+      OpenAI.NotFoundError,
+      404,
+      { code: "model_not_found" },
     );
   });
 });

@@ -38,6 +38,23 @@ LONG_SYSTEM = (
     "close every answer by asking whether there is anything else you can help with today."
 )
 
+# A templated prompt (issue 19): version 1.0.0 a short template, 1.1.0 a long one, the label
+# "staging" on 1.1.0 while all traffic stays on 1.0.0. The SDK sends the variables with
+# extra_body={"prompt_variables": {...}}, the front door's body extension.
+TEMPLATE_SHORT = "You are the support agent of {{company}} for {{customer_name}} ({{ tier }} plan)."
+TEMPLATE_LONG = LONG_SYSTEM + " Address {{customer_name}} by name; they are on the {{ tier }} plan of {{company}}."
+TEMPLATE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "company": {"type": "string", "default": "Acme"},
+        "customer_name": {"type": "string", "maxLength": 60},
+        "tier": {"enum": ["gold", "silver"], "default": "silver"},
+    },
+    "required": ["customer_name"],
+}
+SHORT_NAME = "Jane"
+LONG_NAME = "Maximilian Alexander Fitzgerald-Worthington"
+
 ENV = {}
 S = {}  # what the setup made: tokens, prompt names and ids, the offline model's name
 
@@ -153,6 +170,42 @@ def setUpModule():
     S["system_tokens"] = tokens
     # Otherwise the pinned-version check below could not tell the two versions apart.
     assert tokens["1.1.0"] - tokens["1.0.0"] >= 10, f"setup: system prompt token counts {tokens}"
+
+    # "tpl": a templated prompt with the label "staging" on 1.1.0 (traffic on 1.0.0), and the
+    # rendered system prompts' token counts from the render preview, to compare with what the
+    # offline provider counts.
+    S["tpl"] = f"sdk_py_tpl_{tag}"
+    tpl = http(
+        "POST",
+        f"{GATEWAY}/prompts",
+        admin,
+        {
+            "name": S["tpl"],
+            "modelEndpointRef": S["endpoint_ref"],
+            "systemPrompt": TEMPLATE_SHORT,
+            "variablesSchema": TEMPLATE_SCHEMA,
+            "safetyGuardrails": {"contentFiltering": [], "maxTokens": 1000},
+            "version": "1.0.0",
+        },
+    )
+    S["tpl_id"] = tpl["id"]
+    http("PUT", f"{GATEWAY}/prompts/{tpl['id']}", admin, {"version": "1.1.0", "systemPrompt": TEMPLATE_LONG})
+    labelled = http("PUT", f"{GATEWAY}/prompts/{tpl['id']}/labels/staging", admin, {"version": "1.1.0"})
+    assert labelled["labels"] == {"staging": "1.1.0"}, f"setup: labels {labelled['labels']}"
+    rendered = {}
+    for target in ({"label": "staging"}, {"version": "1.0.0"}):
+        for name in (SHORT_NAME, LONG_NAME):
+            preview = http(
+                "POST",
+                f"{GATEWAY}/prompts/{tpl['id']}/render",
+                admin,
+                dict(target, variables={"customer_name": name, "tier": "gold"}),
+            )
+            rendered[(preview["version"], name)] = preview["systemPromptTokens"]
+    S["rendered_tokens"] = rendered
+    # Otherwise the rendering checks below could not tell the values or the versions apart.
+    assert rendered[("1.1.0", LONG_NAME)] - rendered[("1.1.0", SHORT_NAME)] >= 5, f"setup: {rendered}"
+    assert rendered[("1.1.0", SHORT_NAME)] - rendered[("1.0.0", SHORT_NAME)] >= 10, f"setup: {rendered}"
 
 
 def client(api_key=None):
@@ -441,6 +494,73 @@ class Errors(unittest.TestCase):
                 stream=True,
             )
         self.check(caught.exception, 404, code="model_not_found")
+
+
+class TemplatesAndLabels(unittest.TestCase):
+    """`prompt:NAME@LABEL` and the `prompt_variables` body extension, sent with `extra_body`."""
+
+    def test_label_with_prompt_variables(self):
+        variables = {"customer_name": SHORT_NAME, "tier": "gold"}
+        raw = client().chat.completions.with_raw_response.create(
+            model=f"prompt:{S['tpl']}@staging",
+            messages=[{"role": "user", "content": QUESTION}],
+            extra_body={"prompt_variables": variables},
+        )
+        labelled = raw.parse()
+        # The label's version serves, although all traffic is on 1.0.0.
+        ChatCompletion.check_completion(self, labelled, raw.headers, "1.1.0")
+        self.assertEqual(extra(labelled).get("promptId"), S["tpl_id"])
+        self.assertIn(f"You said: {QUESTION}", labelled.choices[0].message.content)
+
+        # The call as most code writes it: the variables were rendered into the system prompt.
+        # The offline provider counts the system prompt in prompt_tokens, so a longer name
+        # costs exactly what the render preview says it costs.
+        longer = client().chat.completions.create(
+            model=f"prompt:{S['tpl']}@staging",
+            messages=[{"role": "user", "content": QUESTION}],
+            extra_body={"prompt_variables": {"customer_name": LONG_NAME, "tier": "gold"}},
+        )
+        rendered = S["rendered_tokens"]
+        self.assertEqual(
+            longer.usage.prompt_tokens - labelled.usage.prompt_tokens,
+            rendered[("1.1.0", LONG_NAME)] - rendered[("1.1.0", SHORT_NAME)],
+            f"prompt_tokens {longer.usage.prompt_tokens} vs {labelled.usage.prompt_tokens}; rendered {rendered}",
+        )
+
+        # Without the label, the split's version (1.0.0) renders the same variables.
+        unlabelled, headers = ask(f"prompt:{S['tpl']}", extra_body={"prompt_variables": variables})
+        ChatCompletion.check_completion(self, unlabelled, headers, "1.0.0")
+        self.assertEqual(
+            labelled.usage.prompt_tokens - unlabelled.usage.prompt_tokens,
+            rendered[("1.1.0", SHORT_NAME)] - rendered[("1.0.0", SHORT_NAME)],
+        )
+
+    def test_missing_prompt_variable_is_a_bad_request(self):
+        for body in ({"prompt_variables": {"tier": "gold"}}, None):
+            with self.assertRaises(openai.BadRequestError) as caught:
+                client().chat.completions.create(
+                    model=f"prompt:{S['tpl']}@staging",
+                    messages=[{"role": "user", "content": QUESTION}],
+                    extra_body=body,
+                )
+            Errors.check(self, caught.exception, 400, error_type="invalid_request_error")
+            self.assertEqual(caught.exception.param, "prompt_variables.customer_name", caught.exception.body)
+
+    def test_invalid_and_unknown_prompt_variables_are_bad_requests(self):
+        for variables, param in (
+            ({"customer_name": SHORT_NAME, "tier": "bronze"}, "prompt_variables.tier"),
+            ({"customer_name": SHORT_NAME, "nickname": "JJ"}, "prompt_variables.nickname"),
+            ({"customer_name": 42}, "prompt_variables.customer_name"),
+        ):
+            with self.assertRaises(openai.BadRequestError) as caught:
+                ask(f"prompt:{S['tpl']}@staging", extra_body={"prompt_variables": variables})
+            Errors.check(self, caught.exception, 400, error_type="invalid_request_error")
+            self.assertEqual(caught.exception.param, param, caught.exception.body)
+
+    def test_unknown_label_is_model_not_found(self):
+        with self.assertRaises(openai.NotFoundError) as caught:
+            ask(f"prompt:{S['tpl']}@production", extra_body={"prompt_variables": {"customer_name": SHORT_NAME}})
+        Errors.check(self, caught.exception, 404, code="model_not_found")
 
 
 class RateLimit(unittest.TestCase):
