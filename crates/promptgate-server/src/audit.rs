@@ -317,6 +317,21 @@ impl AuditLog {
             let digest = hex_sha256(version.settings.system_prompt.as_bytes());
             if self.hash_system_prompts {
                 fields.remove("systemPrompt");
+                // A chat template's turns are part of the prompt: hashed the same way.
+                if !version.settings.template_messages.is_empty() {
+                    let turns: Vec<Value> = version
+                        .settings
+                        .template_messages
+                        .iter()
+                        .map(|m| {
+                            json!({
+                                "role": m.role.as_str(),
+                                "contentSha256": hex_sha256(m.content.as_bytes()),
+                            })
+                        })
+                        .collect();
+                    fields.insert("templateMessages".into(), Value::Array(turns));
+                }
             }
             fields.insert("systemPromptSha256".into(), json!(digest));
         }
@@ -817,5 +832,43 @@ endpoint = "http://otel:OTELPASS@collector.internal:4318?auth=OTELTOKEN"
             load_or_create_key(&path),
             Err(KeyError::Invalid { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn hashing_system_prompts_hashes_the_template_turns_too() {
+        use promptgate_core::prompt::{TemplateMessage, TemplateRole};
+        let store: Arc<dyn Store> = Arc::new(store_with(0).await);
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let version = PromptVersion {
+            prompt_id: uuid::Uuid::nil(),
+            version: "1.0.0".parse().expect("a version"),
+            settings: promptgate_core::VersionSettings {
+                model_endpoint_ref: "offline/echo".into(),
+                system_prompt: "secret system {{name}}".into(),
+                temperature: 0.2,
+                safety_guardrails: Default::default(),
+                few_shot_examples: Vec::new(),
+                template_messages: vec![TemplateMessage {
+                    role: TemplateRole::User,
+                    content: "secret turn".into(),
+                }],
+                variables_schema: None,
+            },
+            system_prompt_tokens: 3,
+            tokenizer: promptgate_core::TokenizerKind::O200kBase,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            created_by: "c".into(),
+        };
+        let hashed = AuditLog::new(store.clone(), key.clone(), true).version_snapshot(&version);
+        let text = hashed.to_string();
+        assert!(!text.contains("secret"), "{text}");
+        assert_eq!(hashed["templateMessages"][0]["role"], "user");
+        assert_eq!(
+            hashed["templateMessages"][0]["contentSha256"],
+            hex_sha256(b"secret turn")
+        );
+        let plain = AuditLog::new(store, key, false).version_snapshot(&version);
+        assert_eq!(plain["templateMessages"][0]["content"], "secret turn");
+        assert_eq!(plain["variables"][0]["name"], "name");
     }
 }
