@@ -1,11 +1,11 @@
 //! Values built locally and checked before any request: a prompt draft whose token budget is
-//! counted with the same tokenizer the server uses, and a traffic split whose weights must sum
-//! to one.
+//! counted with the same tokenizer the server uses, a new version's draft, and a traffic split
+//! whose weights must sum to one.
 
-use promptgate_api::{self as api, CreatePromptRequest};
+use promptgate_api::{self as api, CreatePromptRequest, UpdatePromptRequest};
 use promptgate_core::{SplitStrategy, VersionLabel};
 #[cfg(feature = "tokens")]
-use promptgate_core::{TokenCounter, TokenizerKind};
+use promptgate_core::{TokenCounter, TokenizerKind, template::Template};
 
 use crate::error::Error;
 
@@ -21,6 +21,26 @@ use crate::error::Error;
 ///     .version("1.0.0");
 /// # #[cfg(feature = "tokens")]
 /// assert!(draft.check_budget(promptgate_core::TokenizerKind::O200kBase).is_ok());
+/// ```
+///
+/// A template: placeholders in the system prompt and the template messages, declared by a
+/// variables schema (without one, every placeholder is a required string).
+///
+/// ```
+/// use promptgate_client::PromptDraft;
+/// use serde_json::json;
+/// let draft = PromptDraft::new("support_agent", "openai/gpt-4o-mini")
+///     .system_prompt("You are the support agent of {{company}}.")
+///     .template_messages(&[("user", "My name is {{customer_name}}.")])
+///     .variables_schema(json!({
+///         "type": "object",
+///         "properties": {
+///             "company": {"type": "string", "default": "Acme"},
+///             "customer_name": {"type": "string", "maxLength": 200}
+///         },
+///         "required": ["customer_name"]
+///     }));
+/// # let _ = draft;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct PromptDraft {
@@ -85,15 +105,23 @@ impl PromptDraft {
 
     /// Few-shot examples, oldest first.
     pub fn few_shot_examples(mut self, examples: &[(&str, &str)]) -> Self {
-        self.request.few_shot_examples = Some(
-            examples
-                .iter()
-                .map(|(input, output)| api::FewShotExample {
-                    input: Some((*input).to_owned()),
-                    output: Some((*output).to_owned()),
-                })
-                .collect(),
-        );
+        self.request.few_shot_examples = Some(few_shot_examples(examples));
+        self
+    }
+
+    /// The chat template's fixed turns, `(role, content)` with role `user` or `assistant`:
+    /// sent after the system prompt and its examples, before the caller's conversation. Their
+    /// content may hold `{{placeholders}}`.
+    pub fn template_messages(mut self, messages: &[(&str, &str)]) -> Self {
+        self.request.template_messages = Some(template_messages(messages));
+        self
+    }
+
+    /// The variables' JSON Schema (draft 2020-12) of an object whose properties are the
+    /// variables, with their types, `required` and `default`s. Without one, every placeholder
+    /// is a required string.
+    pub fn variables_schema(mut self, schema: serde_json::Value) -> Self {
+        self.request.variables_schema = Some(schema);
         self
     }
 
@@ -122,12 +150,19 @@ impl PromptDraft {
     /// Counts the system prompt with `tokenizer` and fails with
     /// [`Error::TokenBudgetExceeded`] when it is over `maxTokens`. Returns the count.
     ///
+    /// Like the server, it counts the template with its placeholders removed (the values are
+    /// not known yet), and a malformed `{{` is an [`Error::Invalid`] on `systemPrompt`.
+    ///
     /// Needs the `tokens` feature (on by default): counting uses tiktoken's tables. Without it
     /// the server still checks the budget when the prompt is created.
     #[cfg(feature = "tokens")]
     pub fn check_budget(&self, tokenizer: TokenizerKind) -> Result<usize, Error> {
-        let text = self.request.system_prompt.as_deref().unwrap_or("");
-        let tokens = TokenCounter::load().count(tokenizer, text);
+        let template = Template::parse(self.request.system_prompt.as_deref().unwrap_or(""))
+            .map_err(|e| Error::Invalid {
+                field: "systemPrompt".to_owned(),
+                message: e.to_string(),
+            })?;
+        let tokens = TokenCounter::load().count(tokenizer, &template.literal());
         let limit = self
             .request
             .safety_guardrails
@@ -143,6 +178,109 @@ impl PromptDraft {
             _ => Ok(tokens),
         }
     }
+}
+
+/// A new version of an existing prompt, for [`crate::Client::add_version`]: the fields left
+/// unset are taken from the newest version by the gateway.
+///
+/// ```
+/// use promptgate_client::VersionDraft;
+/// let draft = VersionDraft::new("1.1.0")
+///     .system_prompt("You are the concise support agent of {{company}}.")
+///     .remove_variables_schema();
+/// let body = serde_json::to_value(draft.request()).unwrap();
+/// assert_eq!(body["variablesSchema"], serde_json::Value::Null);
+/// assert!(body.as_object().unwrap().contains_key("variablesSchema"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct VersionDraft {
+    request: UpdatePromptRequest,
+}
+
+impl VersionDraft {
+    /// A draft of the version `version` (a new semantic version such as `1.1.0`).
+    pub fn new(version: &str) -> Self {
+        VersionDraft {
+            request: UpdatePromptRequest {
+                version: Some(version.to_owned()),
+                ..UpdatePromptRequest::default()
+            },
+        }
+    }
+
+    /// A draft from the contract's PUT body (for example read from a JSON file).
+    pub fn from_request(request: UpdatePromptRequest) -> Self {
+        VersionDraft { request }
+    }
+
+    /// The new system prompt (a template).
+    pub fn system_prompt(mut self, text: impl Into<String>) -> Self {
+        self.request.system_prompt = Some(text.into());
+        self
+    }
+
+    /// The new temperature, in [0, 2].
+    pub fn temperature(mut self, temperature: f64) -> Self {
+        self.request.temperature = Some(temperature);
+        self
+    }
+
+    /// The new model endpoint `ref`.
+    pub fn model_endpoint_ref(mut self, reference: &str) -> Self {
+        self.request.model_endpoint_ref = Some(reference.to_owned());
+        self
+    }
+
+    /// New few-shot examples, oldest first.
+    pub fn few_shot_examples(mut self, examples: &[(&str, &str)]) -> Self {
+        self.request.few_shot_examples = Some(few_shot_examples(examples));
+        self
+    }
+
+    /// New template messages, `(role, content)`; an empty list removes them.
+    pub fn template_messages(mut self, messages: &[(&str, &str)]) -> Self {
+        self.request.template_messages = Some(template_messages(messages));
+        self
+    }
+
+    /// A new variables schema (JSON Schema draft 2020-12 of an object).
+    pub fn variables_schema(mut self, schema: serde_json::Value) -> Self {
+        self.request.variables_schema = Some(Some(schema));
+        self
+    }
+
+    /// The new version has no variables schema (it sends `"variablesSchema": null`): every
+    /// placeholder is then a required string. Without this or
+    /// [`Self::variables_schema`] the newest version's schema is kept.
+    pub fn remove_variables_schema(mut self) -> Self {
+        self.request.variables_schema = Some(None);
+        self
+    }
+
+    /// The request body this draft sends.
+    pub fn request(&self) -> &UpdatePromptRequest {
+        &self.request
+    }
+}
+
+fn few_shot_examples(examples: &[(&str, &str)]) -> Vec<api::FewShotExample> {
+    examples
+        .iter()
+        .map(|(input, output)| api::FewShotExample {
+            input: Some((*input).to_owned()),
+            output: Some((*output).to_owned()),
+        })
+        .collect()
+}
+
+fn template_messages(messages: &[(&str, &str)]) -> Vec<api::TemplateMessage> {
+    messages
+        .iter()
+        .map(|(role, content)| api::TemplateMessage {
+            role: Some((*role).to_owned()),
+            content: Some((*content).to_owned()),
+        })
+        .collect()
 }
 
 /// A traffic split that cannot hold weights outside [0, 1] or weights that do not sum to 1
@@ -262,5 +400,76 @@ mod tests {
             }
             other => panic!("expected a budget error, got {other:?}"),
         }
+    }
+
+    #[test]
+    #[cfg(feature = "tokens")]
+    fn budget_counts_the_template_without_its_placeholders() {
+        // As the server does: a value is not known when the version is created.
+        let literal = TokenCounter::load().count(TokenizerKind::O200kBase, "one two  three");
+        let limit = u32::try_from(literal).unwrap();
+        let draft = PromptDraft::new("p", "openai/gpt-4o")
+            .system_prompt("one two {{ customer.name }} three{{x}}")
+            .max_tokens(limit);
+        assert_eq!(
+            draft.check_budget(TokenizerKind::O200kBase).unwrap(),
+            literal
+        );
+        // An escaped `{{` is text, and it counts.
+        let escaped = draft.clone().system_prompt(r"one two \{{x}} three");
+        assert!(matches!(
+            escaped.check_budget(TokenizerKind::O200kBase),
+            Err(Error::TokenBudgetExceeded { .. })
+        ));
+        // A malformed placeholder is refused locally, naming the field as the server does.
+        let broken = draft.system_prompt("Hello {{ customer name }}");
+        match broken.check_budget(TokenizerKind::O200kBase) {
+            Err(Error::Invalid { field, message }) => {
+                assert_eq!(field, "systemPrompt");
+                assert!(message.contains("not a variable name"), "{message}");
+            }
+            other => panic!("expected an invalid template, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn drafts_send_templates_and_can_remove_a_schema() {
+        let schema =
+            serde_json::json!({"type": "object", "properties": {"tier": {"type": "string"}}});
+        let draft = PromptDraft::new("p", "openai/gpt-4o")
+            .system_prompt("Tier {{tier}}.")
+            .template_messages(&[("user", "Hi, I am {{tier}}."), ("assistant", "Hello.")])
+            .variables_schema(schema.clone());
+        let body = serde_json::to_value(draft.request()).unwrap();
+        assert_eq!(
+            body["templateMessages"],
+            serde_json::json!([
+                {"role": "user", "content": "Hi, I am {{tier}}."},
+                {"role": "assistant", "content": "Hello."}
+            ])
+        );
+        assert_eq!(body["variablesSchema"], schema);
+
+        let keep = serde_json::to_value(VersionDraft::new("1.1.0").request()).unwrap();
+        assert_eq!(
+            keep,
+            serde_json::json!({"version": "1.1.0"}),
+            "nothing else is sent"
+        );
+        let set = VersionDraft::new("1.1.0")
+            .variables_schema(schema.clone())
+            .template_messages(&[]);
+        let set = serde_json::to_value(set.request()).unwrap();
+        assert_eq!(
+            set,
+            serde_json::json!({"version": "1.1.0", "variablesSchema": schema, "templateMessages": []})
+        );
+        let removed = VersionDraft::new("1.1.0")
+            .variables_schema(schema)
+            .remove_variables_schema();
+        assert_eq!(
+            serde_json::to_value(removed.request()).unwrap(),
+            serde_json::json!({"version": "1.1.0", "variablesSchema": null})
+        );
     }
 }

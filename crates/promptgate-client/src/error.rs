@@ -102,15 +102,77 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An invocation's or a preview's template variables break the version's schema: missing,
+    /// of the wrong type, too long, not in the enum, or unknown to the version. Found locally
+    /// (the `variables` feature, before any request) or by the gateway (400 `invalid.value` on
+    /// `variables.<name>`): the same variant either way, so a caller handles it once.
+    #[error("invalid variables: {}; send the variables the version lists (`variables` of the version)", violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    InvalidVariables {
+        /// Every problem at once, each naming its field (`variables.customer_name`).
+        violations: Vec<FieldViolation>,
+        /// The request id when the gateway found them; `None` when found locally.
+        context_id: Option<String>,
+    },
     /// The gateway's answer could not be understood.
     #[error("unexpected answer from the gateway: {0}; is the URL a promptgate gateway?")]
     Decode(String),
+}
+
+/// One problem with one field, such as `variables.customer_name`: what the contract's error
+/// body says per problem, kept apart so that a caller can point at the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field's JSON path (`variables.customer_name`, `variables.customer.tier`).
+    pub field: String,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Whether a field is one of an invocation's variables (the prefix the gateway names them by).
+fn is_variable_field(field: &str) -> bool {
+    field.starts_with("variables.")
+}
+
+/// The variable problems of a 400 `invalid.value` body, when every problem it names is one.
+fn variable_violations(body: &ErrorBody) -> Option<Vec<FieldViolation>> {
+    // One problem: the body itself; several: one body each in `errors`.
+    let bodies: Vec<&ErrorBody> = if body.errors.is_empty() {
+        vec![body]
+    } else {
+        body.errors.iter().collect()
+    };
+    let mut violations = Vec::with_capacity(bodies.len());
+    for one in bodies {
+        let field = one.details.first()?.field_name.as_deref()?;
+        if !is_variable_field(field) {
+            return None;
+        }
+        violations.push(FieldViolation {
+            field: field.to_owned(),
+            message: one.message.clone(),
+        });
+    }
+    Some(violations)
 }
 
 impl Error {
     /// The error for an API answer with an ErrorBody.
     pub(crate) fn from_body(status: u16, body: ErrorBody, etag: Option<String>) -> Self {
         let context_id = Some(body.context_id.clone()).filter(|c| !c.is_empty());
+        if (status, body.code.as_str()) == (400, "invalid.value")
+            && let Some(violations) = variable_violations(&body)
+        {
+            return Error::InvalidVariables {
+                violations,
+                context_id,
+            };
+        }
         match (status, body.code.as_str()) {
             (401, _) => Error::Unauthorized {
                 message: body.message,
@@ -167,6 +229,7 @@ impl Error {
             Error::Unauthorized { context_id, .. }
             | Error::NotFound { context_id, .. }
             | Error::Conflict { context_id, .. }
+            | Error::InvalidVariables { context_id, .. }
             | Error::Api { context_id, .. } => context_id.as_deref(),
             _ => None,
         }

@@ -1,11 +1,159 @@
 //! Invocations: one answer, or a stream of `delta` events ending with `done`.
 
+use std::collections::BTreeMap;
+
 use futures_util::stream::{self, BoxStream, StreamExt};
-use promptgate_api::{BASE_PATH, InvokeRequest, InvokeResponse, StreamDelta};
+use promptgate_api::{
+    BASE_PATH, ChatTurn, InvokeOptions, InvokeRequest, InvokeResponse, StreamDelta,
+};
 use reqwest::Method;
+use serde_json::{Map, Value};
 
 use crate::client::{Call, Client};
 use crate::error::Error;
+#[cfg(feature = "variables")]
+use crate::variables::VariablesCheck;
+
+/// An invocation, built step by step: what [`Client::invoke`] and [`Client::invoke_stream`]
+/// send.
+///
+/// ```
+/// use promptgate_client::Invocation;
+/// let invocation = Invocation::new("01a21b90-f811-7001-9495-3ba146e3a674", "Where is my order?")
+///     .session("s-42")
+///     .label("staging")
+///     .var("customer_name", "Jane")
+///     .var("order_count", 3);
+/// let body = serde_json::to_value(invocation.request()).unwrap();
+/// assert_eq!(body["variables"], serde_json::json!({"customer_name": "Jane", "order_count": 3}));
+/// assert_eq!(body["label"], "staging");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    request: InvokeRequest,
+}
+
+impl Invocation {
+    /// An invocation of the prompt `prompt_id` with what the user said.
+    pub fn new(prompt_id: &str, user_input: impl Into<String>) -> Self {
+        Invocation {
+            request: InvokeRequest {
+                prompt_id: Some(prompt_id.to_owned()),
+                user_input: Some(user_input.into()),
+                ..InvokeRequest::default()
+            },
+        }
+    }
+
+    /// An invocation from the contract's request body as is.
+    pub fn from_request(request: InvokeRequest) -> Self {
+        Invocation { request }
+    }
+
+    /// The conversation id: sticky routing keeps a session on one version.
+    pub fn session(mut self, session_id: impl Into<String>) -> Self {
+        self.request.session_id = Some(session_id.into());
+        self
+    }
+
+    /// Pins a version, bypassing the traffic split (not together with [`Self::label`]).
+    pub fn version(mut self, version: &str) -> Self {
+        self.request.version = Some(version.to_owned());
+        self
+    }
+
+    /// Serves the version the label points at, such as `production` (not together with
+    /// [`Self::version`]: the gateway refuses both).
+    pub fn label(mut self, label: &str) -> Self {
+        self.request.label = Some(label.to_owned());
+        self
+    }
+
+    /// One template variable: a string, number, boolean, or an object read through dotted
+    /// placeholders (`{{customer.tier}}`). A second value for the same name replaces the first.
+    pub fn var(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.request
+            .variables
+            .get_or_insert_with(Map::new)
+            .insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Every template variable at once, replacing any set before.
+    pub fn variables(mut self, variables: Map<String, Value>) -> Self {
+        self.request.variables = Some(variables);
+        self
+    }
+
+    /// Earlier turns, `(role, content)` oldest first, role `user` or `assistant`.
+    pub fn messages(mut self, turns: &[(&str, &str)]) -> Self {
+        self.request.messages = Some(
+            turns
+                .iter()
+                .map(|(role, content)| ChatTurn {
+                    role: Some((*role).to_owned()),
+                    content: Some((*content).to_owned()),
+                })
+                .collect(),
+        );
+        self
+    }
+
+    /// The most tokens the model may generate.
+    pub fn max_output_tokens(mut self, limit: u32) -> Self {
+        self.request
+            .options
+            .get_or_insert_with(InvokeOptions::default)
+            .max_output_tokens = Some(i64::from(limit));
+        self
+    }
+
+    /// One metadata entry kept with the telemetry.
+    pub fn metadata(mut self, key: &str, value: &str) -> Self {
+        self.request
+            .metadata
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Checks the variables locally against the version `check` was compiled for, so that a
+    /// missing, mistyped or unknown variable fails with [`Error::InvalidVariables`] before any
+    /// request. Unless the invocation names a label, it is pinned to that version, so that the
+    /// version checked is the one that serves it; an invocation pinned to another version is an
+    /// [`Error::Invalid`] on `version`. (With a label the gateway decides the version and checks
+    /// again.)
+    ///
+    /// Needs the `variables` feature (on by default).
+    #[cfg(feature = "variables")]
+    pub fn checked(mut self, check: &VariablesCheck) -> Result<Self, Error> {
+        match (&self.request.version, &self.request.label) {
+            (Some(pinned), _) if pinned != check.version() => {
+                return Err(Error::Invalid {
+                    field: "version".to_owned(),
+                    message: format!(
+                        "the invocation pins {pinned} but its variables were checked against {}",
+                        check.version()
+                    ),
+                });
+            }
+            (None, None) => self.request.version = Some(check.version().to_owned()),
+            _ => {}
+        }
+        check.check(self.request.variables.as_ref())?;
+        Ok(self)
+    }
+
+    /// The request body this invocation sends.
+    pub fn request(&self) -> &InvokeRequest {
+        &self.request
+    }
+
+    /// The request body, to change what the builder has no method for.
+    pub fn into_request(self) -> InvokeRequest {
+        self.request
+    }
+}
 
 /// One event of a streamed invocation.
 #[derive(Debug, Clone, PartialEq)]

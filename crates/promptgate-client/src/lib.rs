@@ -33,8 +33,48 @@
 //! everything else works the same, and the server still refuses an over-budget prompt with
 //! [`Error::TokenBudgetExceeded`]. See `docs/sdk.md`.
 //!
+//! Cargo feature `variables` (on by default): local checks of an invocation's template
+//! variables against a version read from the gateway ([`VariablesCheck`],
+//! [`Invocation::checked`], [`check_variables`]), with the gateway's own rules (the
+//! `promptgate-variables` crate and its JSON Schema validator). Without it the gateway alone
+//! checks them, with the same [`Error::InvalidVariables`].
+//!
+//! Templates (shared/API.md, "Templates and variables"; `docs/templates.md`):
+//!
+//! ```no_run
+//! # async fn demo(client: promptgate_client::Client) -> Result<(), promptgate_client::Error> {
+//! use promptgate_client::{Invocation, PromptDraft, VariablesCheck};
+//! use promptgate_client::api::RenderRequest;
+//!
+//! let created = client
+//!     .create_prompt(&PromptDraft::new("support_agent", "openai/gpt-4o-mini")
+//!         .system_prompt("You are the support agent of {{company}}; the customer is {{customer_name}}.")
+//!         .variables_schema(serde_json::json!({
+//!             "type": "object",
+//!             "properties": {"company": {"type": "string", "default": "Acme"},
+//!                            "customer_name": {"type": "string", "maxLength": 200}},
+//!             "required": ["customer_name"]})))
+//!     .await?;
+//! let id = &created.value.id;
+//! client.set_label(id, "production", "1.0.0", created.etag.as_deref()).await?;
+//! // A preview, calling no model.
+//! let mut variables = serde_json::Map::new();
+//! variables.insert("customer_name".into(), "Jane".into());
+//! let preview = client
+//!     .render(id, &RenderRequest { label: Some("production".into()), variables: Some(variables), ..RenderRequest::default() })
+//!     .await?;
+//! # let _ = preview;
+//! // An invocation whose variables are checked locally first.
+//! let check = VariablesCheck::for_version(&client.get_version(id, "1.0.0").await?);
+//! let invocation = Invocation::new(id, "Where is my order?").var("customer_name", "Jane").checked(&check)?;
+//! let answer = client.invoke(invocation.request()).await?;
+//! # let _ = answer;
+//! # Ok(()) }
+//! ```
+//!
 //! Architecture invariant: depends on the wire types (`promptgate-api`), the domain rules it
-//! shares with the server (`promptgate-core`: tokenizers, traffic split, few-shot fitting), the
+//! shares with the server (`promptgate-core`: tokenizers, traffic split, few-shot fitting,
+//! templates; `promptgate-variables`: the variables' schema, with the `variables` feature), the
 //! audit log's hashing and signature rules (`promptgate-audit`, so that [`audit`] checks proofs
 //! offline with the very code that sealed the entries) and reqwest; never on the server or the
 //! store.
@@ -48,12 +88,14 @@ mod error;
 mod invoke;
 mod prompts;
 mod telemetry;
+#[cfg(feature = "variables")]
+mod variables;
 
 pub use audit::AuditQuery;
-pub use builder::{PromptDraft, TrafficSplit};
+pub use builder::{PromptDraft, TrafficSplit, VersionDraft};
 pub use client::{Client, ClientBuilder, RetryPolicy, Tagged};
-pub use error::Error;
-pub use invoke::InvokeEvent;
+pub use error::{Error, FieldViolation};
+pub use invoke::{Invocation, InvokeEvent};
 pub use promptgate_api as api;
 #[cfg(feature = "tokens")]
 pub use promptgate_core::fewshot::{self, FitStrategy, FittedPrompt};
@@ -62,3 +104,5 @@ pub use promptgate_core::{FewShotExample, TokenCounter};
 pub use promptgate_core::{SplitStrategy, TokenizerKind};
 pub use prompts::PromptQuery;
 pub use telemetry::{Score, TelemetryQuery};
+#[cfg(feature = "variables")]
+pub use variables::{VariablesCheck, check_variables};

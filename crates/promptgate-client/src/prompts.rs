@@ -4,12 +4,13 @@ use futures_util::stream::BoxStream;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use promptgate_api::{
     BASE_PATH, ChatCompletionsDraft, CreateClientRequest, CreatePromptRequest, HealthStatus,
-    Listing, ModelEndpoint, OAuthClient, Page, Prompt, PromptVersion, UpdatePromptRequest,
+    LabelRequest, Listing, ModelEndpoint, OAuthClient, Page, Prompt, PromptVersion, RenderRequest,
+    RenderResponse, UpdatePromptRequest,
 };
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 
-use crate::builder::{PromptDraft, TrafficSplit};
+use crate::builder::{PromptDraft, TrafficSplit, VersionDraft};
 use crate::client::{Call, Client, Tagged};
 use crate::error::Error;
 
@@ -109,6 +110,71 @@ impl Client {
             format!("{BASE_PATH}/prompts/{}", segment(prompt_id)),
             Some(to_json(request)?),
         );
+        call.if_match = if_match.map(str::to_owned);
+        self.send(call).await?.tagged()
+    }
+
+    /// Adds a version built with [`VersionDraft`] (fields it leaves unset are the newest
+    /// version's). With `if_match`, fails with [`Error::PreconditionFailed`] when the prompt
+    /// changed since that ETag.
+    pub async fn add_version(
+        &self,
+        prompt_id: &str,
+        draft: &VersionDraft,
+        if_match: Option<&str>,
+    ) -> Result<Tagged<Prompt>, Error> {
+        self.update_prompt(prompt_id, draft.request(), if_match)
+            .await
+    }
+
+    /// Renders a version's templates with sample variables, calling no model: the system
+    /// prompt and template messages a model would be sent, with their token counts. The
+    /// variables are checked as an invocation checks them ([`Error::InvalidVariables`]); the
+    /// request names a `version`, a `label`, or neither (the default version).
+    pub async fn render(
+        &self,
+        prompt_id: &str,
+        request: &RenderRequest,
+    ) -> Result<RenderResponse, Error> {
+        let call = Call::with(
+            Method::POST,
+            format!("{BASE_PATH}/prompts/{}/render", segment(prompt_id)),
+            Some(to_json(request)?),
+        );
+        self.send(call).await?.json()
+    }
+
+    /// Points the label `label` (such as `production`) at `version`, creating it or moving it;
+    /// answers the prompt with its labels. With `if_match`, fails with
+    /// [`Error::PreconditionFailed`] when the prompt changed since that ETag.
+    pub async fn set_label(
+        &self,
+        prompt_id: &str,
+        label: &str,
+        version: &str,
+        if_match: Option<&str>,
+    ) -> Result<Tagged<Prompt>, Error> {
+        let request = LabelRequest {
+            version: Some(version.to_owned()),
+        };
+        let mut call = Call::with(
+            Method::PUT,
+            label_path(prompt_id, label),
+            Some(to_json(&request)?),
+        );
+        call.if_match = if_match.map(str::to_owned);
+        self.send(call).await?.tagged()
+    }
+
+    /// Deletes the label `label`; answers the prompt without it ([`Error::NotFound`] when the
+    /// prompt has no such label).
+    pub async fn delete_label(
+        &self,
+        prompt_id: &str,
+        label: &str,
+        if_match: Option<&str>,
+    ) -> Result<Tagged<Prompt>, Error> {
+        let mut call = Call::with(Method::DELETE, label_path(prompt_id, label), None);
         call.if_match = if_match.map(str::to_owned);
         self.send(call).await?.tagged()
     }
@@ -269,6 +335,14 @@ impl Client {
 fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, Error> {
     serde_json::to_value(value)
         .map_err(|e| Error::Config(format!("cannot encode the request: {e}")))
+}
+
+fn label_path(prompt_id: &str, label: &str) -> String {
+    format!(
+        "{BASE_PATH}/prompts/{}/labels/{}",
+        segment(prompt_id),
+        segment(label)
+    )
 }
 
 /// Percent-encodes a path segment so ids and versions cannot change the path.

@@ -23,6 +23,8 @@ pub struct TelemetryQuery {
     pub end_time: Option<String>,
     /// `SUCCESS`, `ERROR` or `BLOCKED`.
     pub status: Option<String>,
+    /// Only the invocations that named this label (such as `production`).
+    pub label: Option<String>,
     /// Entities per request (1–500).
     pub page_size: Option<u32>,
 }
@@ -35,6 +37,7 @@ impl TelemetryQuery {
             ("startTime", &self.start_time),
             ("endTime", &self.end_time),
             ("status", &self.status),
+            ("label", &self.label),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))

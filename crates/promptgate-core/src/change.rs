@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::endpoint::EndpointCatalogue;
-use crate::label::{LabelMove, LabelName, Labels};
+use crate::label::{LabelError, LabelMove, LabelName, Labels, MAX_LABELS};
 use crate::prompt::{
     ChatCompletionsChange, ChatCompletionsDraft, ChatCompletionsPolicy, CheckedSettings, Prompt,
     PromptStatus, PromptVersion, SettingsDraft, check_name, check_version,
@@ -501,6 +501,72 @@ impl Revision {
     }
 }
 
+/// Plans moving (or creating) `label` to `version` on `current`, whose versions are
+/// `versions`. Pointing a label where it points already changes nothing.
+pub fn plan_label_move(
+    current: &Prompt,
+    versions: &[VersionLabel],
+    label: &str,
+    version: Option<&str>,
+    at: OffsetDateTime,
+) -> Result<ChangePlan, LabelError> {
+    let label = LabelName::parse("label", label).map_err(LabelError::Invalid)?;
+    let version = check_version("version", version).map_err(LabelError::Invalid)?;
+    let Some(version) = versions.iter().find(|v| **v == version).cloned() else {
+        return Err(LabelError::Invalid(Violation::with_params(
+            crate::violation::ViolationCode::InvalidValue,
+            "version",
+            "version {version} does not exist",
+            &[("version", version.to_string())],
+        )));
+    };
+    let from = current.labels.get(&label).cloned();
+    if from.as_ref() == Some(&version) {
+        return Ok(ChangePlan::Unchanged { shown: None });
+    }
+    if from.is_none() && current.labels.len() >= MAX_LABELS {
+        return Err(LabelError::Invalid(Violation::invalid(
+            "label",
+            format!("the prompt has {MAX_LABELS} labels, the limit; delete one first"),
+        )));
+    }
+    let mut labels = current.labels.clone();
+    labels.insert(label.clone(), version.clone());
+    Ok(ChangePlan::Changed(Revision::relabel(
+        current,
+        at,
+        labels,
+        LabelMove {
+            label,
+            from,
+            to: Some(version),
+        },
+    )))
+}
+
+/// Plans deleting `label` from `current`.
+pub fn plan_label_delete(
+    current: &Prompt,
+    label: &str,
+    at: OffsetDateTime,
+) -> Result<ChangePlan, LabelError> {
+    let name = LabelName::parse("label", label).map_err(LabelError::Invalid)?;
+    let mut labels = current.labels.clone();
+    let Some(from) = labels.remove(&name) else {
+        return Err(LabelError::NotFound(label.to_owned()));
+    };
+    Ok(ChangePlan::Changed(Revision::relabel(
+        current,
+        at,
+        labels,
+        LabelMove {
+            label: name,
+            from: Some(from),
+            to: None,
+        },
+    )))
+}
+
 fn checked_version(
     prompt_id: Uuid,
     version: VersionLabel,
@@ -865,5 +931,143 @@ mod tests {
             assert!(new.prompt.matches(&format!("\"other\", W/{etag}")));
             assert!(!new.prompt.matches("\"other\""));
         });
+    }
+}
+
+#[cfg(test)]
+mod label_plans {
+    use super::*;
+    use crate::label::{LabelName, Labels, MAX_LABELS};
+    use crate::prompt::{ChatCompletionsPolicy, PromptStatus};
+    use crate::traffic::TrafficSplit;
+    use uuid::Uuid;
+
+    fn v(text: &str) -> VersionLabel {
+        text.parse().unwrap()
+    }
+
+    fn prompt() -> Prompt {
+        Prompt {
+            id: Uuid::nil(),
+            name: "p".into(),
+            status: PromptStatus::Active,
+            traffic: TrafficSplit::single(v("1.0.0")),
+            chat_completions: ChatCompletionsPolicy::default(),
+            labels: Labels::new(),
+            revision: 3,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            created_by: "c".into(),
+        }
+    }
+
+    fn changed(plan: ChangePlan) -> Revision {
+        match plan {
+            ChangePlan::Changed(r) => r,
+            ChangePlan::Unchanged { .. } => panic!("expected a change"),
+        }
+    }
+
+    #[test]
+    fn moving_creates_then_moves_and_records_the_old_version() {
+        let versions = [v("1.0.0"), v("1.1.0")];
+        let current = prompt();
+        let at = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(5);
+        let first =
+            changed(plan_label_move(&current, &versions, "production", Some("1.0.0"), at).unwrap());
+        assert_eq!(first.new_revision, 4);
+        let labels = first.labels.clone().unwrap();
+        assert_eq!(labels.len(), 1);
+        let facts: Vec<_> = first.facts(&current).collect();
+        assert_eq!(
+            facts,
+            [AuditFact::LabelMoved {
+                label: &LabelName::parse("label", "production").unwrap(),
+                from: None,
+                to: &v("1.0.0"),
+            }]
+        );
+        let mut moved = current.clone();
+        moved.labels = labels;
+        let second =
+            changed(plan_label_move(&moved, &versions, "production", Some("1.1.0"), at).unwrap());
+        let facts: Vec<_> = second.facts(&moved).collect();
+        assert_eq!(
+            facts,
+            [AuditFact::LabelMoved {
+                label: &LabelName::parse("label", "production").unwrap(),
+                from: Some(&v("1.0.0")),
+                to: &v("1.1.0"),
+            }]
+        );
+        // Where it points already: nothing to do.
+        assert!(matches!(
+            plan_label_move(&moved, &versions, "production", Some("1.0.0"), at).unwrap(),
+            ChangePlan::Unchanged { .. }
+        ));
+    }
+
+    #[test]
+    fn unknown_versions_bad_names_and_the_limit_are_refused() {
+        let versions = [v("1.0.0")];
+        let current = prompt();
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let e = plan_label_move(&current, &versions, "prod", Some("9.9.9"), at).unwrap_err();
+        assert!(
+            matches!(&e, LabelError::Invalid(v) if v.field == "version"),
+            "{e:?}"
+        );
+        let e = plan_label_move(&current, &versions, "prod", Some("x"), at).unwrap_err();
+        assert!(
+            matches!(&e, LabelError::Invalid(v) if v.field == "version"),
+            "{e:?}"
+        );
+        let e = plan_label_move(&current, &versions, "prod", None, at).unwrap_err();
+        assert!(
+            matches!(&e, LabelError::Invalid(v) if v.field == "version"),
+            "{e:?}"
+        );
+        let e = plan_label_move(&current, &versions, "Prod", Some("1.0.0"), at).unwrap_err();
+        assert!(
+            matches!(&e, LabelError::Invalid(v) if v.field == "label"),
+            "{e:?}"
+        );
+        let mut full = current.clone();
+        for i in 0..MAX_LABELS {
+            full.labels.insert(
+                LabelName::parse("label", &format!("l{i}")).unwrap(),
+                v("1.0.0"),
+            );
+        }
+        let e = plan_label_move(&full, &versions, "one-more", Some("1.0.0"), at).unwrap_err();
+        assert!(
+            matches!(&e, LabelError::Invalid(v) if v.message().contains("20")),
+            "{e:?}"
+        );
+        // Moving an existing label is still allowed at the limit.
+        assert!(plan_label_move(&full, &versions, "l0", Some("1.0.0"), at).is_ok());
+    }
+
+    #[test]
+    fn deleting_records_the_version_and_refuses_a_missing_label() {
+        let mut current = prompt();
+        current
+            .labels
+            .insert(LabelName::parse("label", "staging").unwrap(), v("1.0.0"));
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let r = changed(plan_label_delete(&current, "staging", at).unwrap());
+        assert!(r.labels.as_ref().unwrap().is_empty());
+        let facts: Vec<_> = r.facts(&current).collect();
+        assert_eq!(
+            facts,
+            [AuditFact::LabelDeleted {
+                label: &LabelName::parse("label", "staging").unwrap(),
+                version: &v("1.0.0"),
+            }]
+        );
+        assert_eq!(
+            plan_label_delete(&current, "production", at).unwrap_err(),
+            LabelError::NotFound("production".into())
+        );
     }
 }

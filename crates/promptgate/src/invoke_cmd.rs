@@ -11,12 +11,14 @@ use futures_util::{StreamExt, TryStreamExt};
 use promptgate_client::api::{ChatTurn, InvokeOptions, InvokeRequest, InvokeResponse};
 use promptgate_client::{Client, InvokeEvent, PromptQuery};
 
+use crate::UsageError;
 use crate::output::Output;
+use crate::template_flags::VariableArgs;
 
 /// `promptgate invoke` arguments.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  promptgate invoke support_agent 'Where is my order?' --session s-42\n  promptgate invoke 01a21b90-f811-7001-9495-3ba146e3a674 'Hi' --stream"
+    after_help = "Examples:\n  promptgate invoke support_agent 'Where is my order?' --session s-42\n  promptgate invoke 01a21b90-f811-7001-9495-3ba146e3a674 'Hi' --stream\n  promptgate invoke support_agent 'Where is my order?' --var customer_name=Jane --vars-file vars.json --label staging"
 )]
 pub struct InvokeArgs {
     /// The prompt's id or name.
@@ -29,6 +31,11 @@ pub struct InvokeArgs {
     /// Pin a version, bypassing the traffic split.
     #[arg(long)]
     version: Option<String>,
+    /// Serve the version this label points at, such as production or staging.
+    #[arg(long, conflicts_with = "version")]
+    label: Option<String>,
+    #[command(flatten)]
+    variables: VariableArgs,
     /// Print the answer as it is generated.
     #[arg(long)]
     stream: bool,
@@ -54,6 +61,11 @@ pub struct ChatArgs {
     /// Pin a version, bypassing the traffic split.
     #[arg(long)]
     version: Option<String>,
+    /// Serve the version this label points at, such as production or staging.
+    #[arg(long, conflicts_with = "version")]
+    label: Option<String>,
+    #[command(flatten)]
+    variables: VariableArgs,
 }
 
 /// Finds a prompt's id from an id or an exact name.
@@ -90,6 +102,14 @@ fn is_uuid(text: &str) -> bool {
 
 /// Runs `promptgate invoke`.
 pub async fn invoke(args: InvokeArgs, client: &Client, out: &Output) -> anyhow::Result<ExitCode> {
+    if args.input == "-" && args.variables.reads_stdin() {
+        return Err(UsageError(
+            "the input and --vars-file cannot both be - (standard input)".to_owned(),
+        )
+        .into());
+    }
+    // Every flag is checked before anything is sent.
+    let variables = args.variables.variables()?;
     let input = if args.input == "-" {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
@@ -110,6 +130,8 @@ pub async fn invoke(args: InvokeArgs, client: &Client, out: &Output) -> anyhow::
         user_input: Some(input),
         session_id: args.session,
         version: args.version,
+        label: args.label,
+        variables,
         messages: None,
         options: Some(InvokeOptions {
             max_output_tokens: args.max_output_tokens,
@@ -179,6 +201,7 @@ fn report(answer: &InvokeResponse) {
 
 /// Runs `promptgate chat`: one session, the earlier turns sent with every message.
 pub async fn chat(args: ChatArgs, client: &Client) -> anyhow::Result<ExitCode> {
+    let variables = args.variables.variables()?;
     let prompt_id = resolve_prompt(client, &args.prompt).await?;
     let session = args
         .session
@@ -202,6 +225,8 @@ pub async fn chat(args: ChatArgs, client: &Client) -> anyhow::Result<ExitCode> {
             user_input: Some(line.clone()),
             session_id: Some(session.clone()),
             version: args.version.clone(),
+            label: args.label.clone(),
+            variables: variables.clone(),
             messages: Some(turns.clone()),
             options: None,
             metadata: None,

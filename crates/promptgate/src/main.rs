@@ -12,6 +12,7 @@ mod output;
 mod profile;
 mod prompts_cmd;
 mod telemetry_cmd;
+mod template_flags;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

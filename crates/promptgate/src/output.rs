@@ -3,7 +3,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use promptgate_client::api::{ModelEndpoint, Prompt, PromptVersion};
+use promptgate_client::api::{ModelEndpoint, Prompt, PromptVersion, RenderResponse};
 use serde::Serialize;
 
 /// The chosen output form.
@@ -97,10 +97,76 @@ impl Output {
                 "ignored"
             }
         );
+        let labels = if prompt.labels.is_empty() {
+            "none".to_owned()
+        } else {
+            prompt
+                .labels
+                .iter()
+                .map(|(label, version)| format!("{label}={version}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("labels:        {labels}");
+        if !prompt.variables.is_empty() {
+            // A required variable is marked with `*`, as forms do.
+            let names: Vec<String> = prompt
+                .variables
+                .iter()
+                .map(|v| format!("{}{}", v.name, if v.required { "*" } else { "" }))
+                .collect();
+            println!("variables:     {} (* required)", names.join(" "));
+        }
         if let Some(tag) = etag {
             println!("etag:          {tag}");
         }
         println!("system prompt: {}", prompt.system_prompt);
+        for message in &prompt.template_messages {
+            println!(
+                "{:<14} {}",
+                format!("{}:", message.role.as_deref().unwrap_or("?")),
+                message.content.as_deref().unwrap_or_default()
+            );
+        }
+    }
+
+    /// A render preview: each rendered text under a heading with its token count.
+    pub fn rendered(&self, rendered: &RenderResponse) {
+        if self.json {
+            self.print_json(rendered);
+            return;
+        }
+        let budget = rendered
+            .max_tokens
+            .map(|limit| format!(", budget {limit}"))
+            .unwrap_or_default();
+        println!(
+            "prompt {} version {} ({})",
+            rendered.prompt_id, rendered.version, rendered.tokenizer
+        );
+        println!();
+        println!(
+            "--- system prompt ({} tokens{budget})",
+            rendered.system_prompt_tokens
+        );
+        println!("{}", rendered.system_prompt);
+        for example in &rendered.few_shot_examples {
+            println!("--- example");
+            println!("User: {}", example.input.as_deref().unwrap_or_default());
+            println!(
+                "Assistant: {}",
+                example.output.as_deref().unwrap_or_default()
+            );
+        }
+        for message in &rendered.template_messages {
+            println!("--- {} ({} tokens)", message.role, message.tokens);
+            println!("{}", message.content);
+        }
+        if !rendered.variables.is_empty() {
+            // As used: defaults applied, PII redacted.
+            println!("--- variables");
+            println!("{}", serde_json::Value::Object(rendered.variables.clone()));
+        }
     }
 
     /// A list of prompts.

@@ -1,15 +1,14 @@
 //! `promptgate prompts …` and `promptgate model-endpoints`: the gateway's prompt API from a
 //! terminal or a script, on the client SDK.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use futures_util::TryStreamExt;
 use promptgate_client::api::{
-    ChatCompletionsDraft, CreatePromptRequest, Prompt, UpdatePromptRequest,
+    ChatCompletionsDraft, CreatePromptRequest, Prompt, RenderRequest, UpdatePromptRequest,
 };
 use promptgate_client::{
     Client, FewShotExample, FitStrategy, PromptDraft, PromptQuery, SplitStrategy, TokenCounter,
@@ -19,6 +18,7 @@ use serde_json::json;
 
 use crate::UsageError;
 use crate::output::Output;
+use crate::template_flags::{self, VariableArgs, read_input};
 
 #[derive(Debug, Subcommand)]
 pub enum PromptsCommand {
@@ -105,6 +105,17 @@ pub enum PromptsCommand {
         #[arg(long)]
         if_match: Option<String>,
     },
+    /// Preview a version's templates with sample variables: the rendered system prompt and
+    /// template messages with their token counts (no model is called).
+    #[command(
+        after_help = "Examples:\n  promptgate prompts render ID --version 1.2.0 --var customer_name=Jane\n  promptgate prompts render ID --label production --vars-file vars.json --json"
+    )]
+    Render(RenderArgs),
+    /// Create or move a label (a named pointer to a version, such as production), or delete it.
+    #[command(
+        after_help = "Examples:\n  promptgate prompts label ID production 1.2.0\n  promptgate prompts label ID production --delete"
+    )]
+    Label(LabelArgs),
     /// Fit few-shot examples to a token limit and print the combined prompt (offline).
     #[command(
         after_help = "Example:\n  promptgate prompts optimize --base-file system.txt --examples examples.jsonl --limit 1500 --strategy keep-recent\n\nexamples.jsonl holds one {\"input\": \"…\", \"output\": \"…\"} per line, oldest first."
@@ -117,7 +128,7 @@ pub struct CreateArgs {
     /// The contract's JSON body; `-` reads standard input.
     #[arg(long, conflicts_with_all = [
         "name", "model", "system_prompt", "system_prompt_file", "temperature", "version",
-        "filters", "blocked", "max_tokens",
+        "filters", "blocked", "max_tokens", "variables_schema", "template_messages",
     ])]
     file: Option<PathBuf>,
     /// Unique name.
@@ -147,6 +158,13 @@ pub struct CreateArgs {
     /// The system prompt's token budget.
     #[arg(long)]
     max_tokens: Option<u32>,
+    /// A JSON file: the variables' JSON Schema (draft 2020-12) of an object; without it every
+    /// {{placeholder}} is a required string.
+    #[arg(long, value_name = "FILE")]
+    variables_schema: Option<PathBuf>,
+    /// A JSON file: the chat template's fixed turns, [{"role": "user"|"assistant", "content": "…"}].
+    #[arg(long, value_name = "FILE")]
+    template_messages: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -171,6 +189,46 @@ pub struct UpdateArgs {
     /// New model endpoint ref.
     #[arg(long)]
     model: Option<String>,
+    /// A JSON file: the new version's variables schema (JSON Schema draft 2020-12).
+    #[arg(long, value_name = "FILE")]
+    variables_schema: Option<PathBuf>,
+    /// The new version has no variables schema: every {{placeholder}} is a required string.
+    #[arg(long, conflicts_with = "variables_schema")]
+    remove_variables_schema: bool,
+    /// A JSON file: the new version's template messages, [{"role", "content"}] (`[]` removes them).
+    #[arg(long, value_name = "FILE")]
+    template_messages: Option<PathBuf>,
+    /// Only if the prompt's ETag is still this.
+    #[arg(long)]
+    if_match: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// The prompt id.
+    id: String,
+    /// The version to render (default: the prompt's default version).
+    #[arg(long)]
+    version: Option<String>,
+    /// Render the version this label points at.
+    #[arg(long, conflicts_with = "version")]
+    label: Option<String>,
+    #[command(flatten)]
+    variables: VariableArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LabelArgs {
+    /// The prompt id.
+    id: String,
+    /// The label: a lower-case letter, then letters, digits and '-' (production, canary-eu).
+    label: String,
+    /// The version the label points at from now on.
+    #[arg(required_unless_present = "delete", conflicts_with = "delete")]
+    version: Option<String>,
+    /// Delete the label instead.
+    #[arg(long)]
+    delete: bool,
     /// Only if the prompt's ETag is still this.
     #[arg(long)]
     if_match: Option<String>,
@@ -200,19 +258,6 @@ pub struct OptimizeArgs {
     /// o200k_base or cl100k_base.
     #[arg(long, default_value = "o200k_base")]
     tokenizer: String,
-}
-
-/// Reads a file, or standard input for `-`.
-fn read_input(path: &Path) -> anyhow::Result<String> {
-    if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read standard input")?;
-        Ok(text)
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-    }
 }
 
 pub async fn run(
@@ -270,6 +315,22 @@ async fn online(
                     if let Some(limit) = args.max_tokens {
                         draft = draft.max_tokens(limit);
                     }
+                    if let Some(path) = &args.variables_schema {
+                        draft = draft.variables_schema(template_flags::variables_schema(path)?);
+                    }
+                    if let Some(path) = &args.template_messages {
+                        let messages = template_flags::template_messages(path)?;
+                        let pairs: Vec<(&str, &str)> = messages
+                            .iter()
+                            .map(|m| {
+                                (
+                                    m.role.as_deref().unwrap_or_default(),
+                                    m.content.as_deref().unwrap_or_default(),
+                                )
+                            })
+                            .collect();
+                        draft = draft.template_messages(&pairs);
+                    }
                     draft
                 }
             };
@@ -296,6 +357,17 @@ async fn online(
             out.version_table(&versions);
         }
         PromptsCommand::Update(args) => {
+            // The template files are checked before anything else is read.
+            let schema = args
+                .variables_schema
+                .as_deref()
+                .map(template_flags::variables_schema)
+                .transpose()?;
+            let messages = args
+                .template_messages
+                .as_deref()
+                .map(template_flags::template_messages)
+                .transpose()?;
             let mut request = match &args.file {
                 Some(path) => serde_json::from_str::<UpdatePromptRequest>(&read_input(path)?)
                     .with_context(|| format!("{} is not an update body", path.display()))?,
@@ -312,6 +384,14 @@ async fn online(
             }
             if args.model.is_some() {
                 request.model_endpoint_ref = args.model;
+            }
+            if let Some(schema) = schema {
+                request.variables_schema = Some(Some(schema));
+            } else if args.remove_variables_schema {
+                request.variables_schema = Some(None);
+            }
+            if messages.is_some() {
+                request.template_messages = messages;
             }
             let updated = client
                 .update_prompt(&args.id, &request, args.if_match.as_deref())
@@ -373,6 +453,39 @@ async fn online(
         PromptsCommand::Archive { id, if_match } => {
             let archived = client.archive_prompt(&id, if_match.as_deref()).await?;
             out.prompt("archived", &archived.value, archived.etag.as_deref());
+        }
+        PromptsCommand::Render(args) => {
+            let request = RenderRequest {
+                version: args.version,
+                label: args.label,
+                variables: args.variables.variables()?,
+            };
+            let rendered = client.render(&args.id, &request).await?;
+            out.rendered(&rendered);
+        }
+        PromptsCommand::Label(args) => {
+            let if_match = args.if_match.as_deref();
+            let (updated, verb) = if args.delete {
+                (
+                    client.delete_label(&args.id, &args.label, if_match).await?,
+                    format!("label {} deleted from", args.label),
+                )
+            } else {
+                // clap requires the version without --delete; this is its message otherwise.
+                let Some(version) = &args.version else {
+                    return Err(UsageError(
+                        "give the version the label points at, or --delete".to_owned(),
+                    )
+                    .into());
+                };
+                (
+                    client
+                        .set_label(&args.id, &args.label, version, if_match)
+                        .await?,
+                    format!("label {} now points at {version} on", args.label),
+                )
+            };
+            out.prompt(&verb, &updated.value, updated.etag.as_deref());
         }
         PromptsCommand::Optimize(args) => return optimize(args, out),
     }

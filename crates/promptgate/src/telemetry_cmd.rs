@@ -32,6 +32,9 @@ pub struct Filters {
     /// SUCCESS, ERROR or BLOCKED.
     #[arg(long)]
     status: Option<String>,
+    /// Only the invocations that named this label (such as production).
+    #[arg(long)]
+    label: Option<String>,
 }
 
 impl Filters {
@@ -42,6 +45,7 @@ impl Filters {
             start_time: self.start.clone(),
             end_time: self.end.clone(),
             status: self.status.clone(),
+            label: self.label.clone(),
             page_size: Some(500),
         }
     }

@@ -19,4 +19,5 @@ mod audit;
 mod gateway;
 mod real_gateway;
 mod scripted;
+mod templates;
 mod tutorial;

@@ -240,6 +240,9 @@ fn prompt(status: &str) -> Value {
         temperature: 1.0,
         safety_guardrails: api::SafetyGuardrails::default(),
         few_shot_examples: Vec::new(),
+        template_messages: Vec::new(),
+        variables_schema: None,
+        variables: Vec::new(),
         system_prompt_tokens: 3,
         tokenizer: "o200k_base".into(),
         tokenizer_exact: false,
@@ -250,6 +253,7 @@ fn prompt(status: &str) -> Value {
         },
         chat_completions: api::ChatCompletionsSettings::default(),
         versions: vec!["1.0.0".into()],
+        labels: Default::default(),
         created_at: "2026-11-27T04:15:39Z".into(),
         updated_at: "2026-11-27T04:15:39Z".into(),
     })

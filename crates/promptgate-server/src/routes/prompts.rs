@@ -299,8 +299,20 @@ pub async fn render(
         label: body.label,
         variables: body.variables,
     };
-    let rendered = service::render(&state, &id, input).await?;
-    Ok(Json(wire_rendered(rendered)))
+    let service::Rendered {
+        prompt_id,
+        version,
+        filled,
+        system_prompt_tokens,
+        message_tokens,
+    } = service::render(&state, &id, input).await?;
+    Ok(Json(wire_rendered(
+        prompt_id,
+        &version,
+        filled,
+        system_prompt_tokens,
+        message_tokens,
+    )))
 }
 
 /// Archives a prompt: it stops serving; its history stays.

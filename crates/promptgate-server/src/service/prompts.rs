@@ -10,8 +10,9 @@
 
 use promptgate_core::change::{
     ChangeContext, ChangeDraft, ChangePlan, NewPrompt, NewPromptDraft, PlanError, Revision,
+    plan_label_delete, plan_label_move,
 };
-use promptgate_core::label::{self, LabelError};
+use promptgate_core::label::LabelError;
 use promptgate_core::violation::quoted;
 use promptgate_core::{
     BlockedCategory, Prompt, PromptStatus, PromptVersion, VersionLabel, Violation,
@@ -325,9 +326,9 @@ pub async fn change_label(
         let versions = sorted_labels(state, prompt.id).await?;
         let planned = match &action {
             LabelAction::Move { version } => {
-                label::plan_move(&prompt, &versions, label, version.as_deref(), now())
+                plan_label_move(&prompt, &versions, label, version.as_deref(), now())
             }
-            LabelAction::Delete => label::plan_delete(&prompt, label, now()),
+            LabelAction::Delete => plan_label_delete(&prompt, label, now()),
         };
         let revision = match planned {
             Ok(ChangePlan::Unchanged { .. }) => {

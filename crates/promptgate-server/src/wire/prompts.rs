@@ -15,9 +15,10 @@ use promptgate_core::{
     SafetyGuardrails, TrafficSplit, VersionLabel, VersionSettings,
 };
 
+use uuid::Uuid;
+
 use crate::clock::rfc3339;
-use crate::service::prompts::Rendered;
-use crate::templates::VersionTemplate;
+use crate::templates::{Filled, VersionTemplate};
 
 /// `POST …/prompts` as a draft of the new prompt.
 pub fn new_prompt_draft(body: api::CreatePromptRequest) -> NewPromptDraft {
@@ -286,15 +287,15 @@ fn wire_variables(settings: &VersionSettings) -> Vec<api::VariableInfo> {
         .collect()
 }
 
-/// A render preview as the contract shows it.
-pub fn wire_rendered(rendered: Rendered) -> api::RenderResponse {
-    let Rendered {
-        prompt_id,
-        version,
-        filled,
-        system_prompt_tokens,
-        message_tokens,
-    } = rendered;
+/// A render preview as the contract shows it: `version`'s texts as `filled`, with the rendered
+/// system prompt's tokens and each template message's.
+pub fn wire_rendered(
+    prompt_id: Uuid,
+    version: &PromptVersion,
+    filled: Filled,
+    system_prompt_tokens: u32,
+    message_tokens: Vec<u32>,
+) -> api::RenderResponse {
     api::RenderResponse {
         prompt_id: prompt_id.to_string(),
         version: version.version.to_string(),
