@@ -154,5 +154,56 @@ fn audit_append(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, telemetry, token_check, audit_append);
+/// A version's templates filled per call, as an invocation does it: three variables checked
+/// against a schema with a default, PII redaction of their values (the version filters PII),
+/// the system prompt, a template message and an example rendered. The budget (1,500 tokens) is
+/// longer than the text in bytes, so nothing is counted (as in `bench/overhead.sh --template`).
+fn template_fill(c: &mut Criterion) {
+    use promptgate_core::prompt::{ContentFilter, TemplateMessage, TemplateRole};
+    use promptgate_core::{FewShotExample, SafetyGuardrails, VersionSettings};
+    use promptgate_server::templates::VersionTemplate;
+
+    let settings = VersionSettings {
+        model_endpoint_ref: "openai/gpt-4o".into(),
+        system_prompt: "You are a helpful {{role}} for {{ shop }}. Answer {{style}} and politely, \
+                        never ask for payment details, and hand over to a human when the \
+                        customer is upset."
+            .into(),
+        temperature: 0.2,
+        safety_guardrails: SafetyGuardrails {
+            content_filtering: vec![ContentFilter::Pii],
+            max_tokens: Some(1500),
+            blocked_categories: Vec::new(),
+        },
+        few_shot_examples: vec![FewShotExample {
+            input: "Who are you?".into(),
+            output: "The {{role}} of {{shop}}.".into(),
+        }],
+        template_messages: vec![TemplateMessage {
+            role: TemplateRole::User,
+            content: "I shop at {{shop}}.".into(),
+        }],
+        variables_schema: Some(
+            json!({"type": "object", "properties": {
+                "role": {"type": "string", "maxLength": 100},
+                "shop": {"type": "string", "maxLength": 100},
+                "style": {"enum": ["briefly", "in detail"], "default": "briefly"}},
+                "required": ["role", "shop"]})
+            .to_string(),
+        ),
+    };
+    let template = VersionTemplate::build(&settings);
+    let variables = json!({"role": "customer support agent", "shop": "an online shop"});
+    let variables = variables.as_object().unwrap().clone();
+    c.bench_function("template fill (3 variables, schema, PII on)", |b| {
+        b.iter(|| {
+            let filled = template
+                .fill(&settings, Some(black_box(&variables)), |_| unreachable!())
+                .unwrap();
+            black_box(filled)
+        });
+    });
+}
+
+criterion_group!(benches, telemetry, token_check, audit_append, template_fill);
 criterion_main!(benches);

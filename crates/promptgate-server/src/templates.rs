@@ -22,8 +22,8 @@ pub struct VersionTemplate {
     system: Template,
     messages: Vec<(TemplateRole, Template)>,
     examples: Vec<(Template, Template)>,
-    /// None when neither the stored schema nor the placeholders compile (a version stored
-    /// before templates existed): it then declares no variables.
+    /// None for a constant version, and when neither the stored schema nor the placeholders
+    /// compile (a version stored before templates existed): it then declares no variables.
     variables: Option<VersionVariables>,
     constant: bool,
 }
@@ -81,10 +81,15 @@ impl VersionTemplate {
         // A schema without placeholders still has its `required` and its types to enforce.
         let constant =
             placeholders.is_empty() && messages.is_empty() && settings.variables_schema.is_none();
-        let variables =
+        // A constant version declares no variables: no validator is built for it (most prompts
+        // are plain, and the JSON Schema machinery then stays unloaded).
+        let variables = if constant {
+            None
+        } else {
             VersionVariables::compile(settings.variables_schema.as_deref(), placeholders.clone())
                 .or_else(|_| VersionVariables::compile(None, placeholders))
-                .ok();
+                .ok()
+        };
         VersionTemplate {
             system,
             messages,
@@ -125,9 +130,11 @@ impl VersionTemplate {
                         supplied
                             .keys()
                             .map(|name| {
-                                Violation::invalid(
+                                Violation::with_params(
+                                    promptgate_core::ViolationCode::InvalidValue,
                                     format!("variables.{name}"),
-                                    "this version declares no variables",
+                                    "unknown variable {name}; this version declares no variables",
+                                    &[("name", name.clone())],
                                 )
                             })
                             .collect(),
@@ -137,7 +144,13 @@ impl VersionTemplate {
         };
         let redactions = guard(settings, &mut resolved)?;
         let system_prompt = resolved.render(&self.system);
-        if let Some(limit) = settings.safety_guardrails.max_tokens {
+        // A token covers at least one byte, so a text no longer in bytes than the budget is
+        // within it without counting (the common case: budgets are in the thousands).
+        if let Some(limit) = settings
+            .safety_guardrails
+            .max_tokens
+            .filter(|limit| system_prompt.len() > *limit as usize)
+        {
             let tokens = count(&system_prompt);
             if tokens > limit as usize {
                 return Err(FillError::Invalid(vec![Violation::with_params(
@@ -335,6 +348,18 @@ mod tests {
             promptgate_core::ViolationCode::TokenBudgetExceeded
         );
         assert_eq!(violations[0].params["estimated"], "8");
+        // Shorter in bytes than the budget: within it, and nothing is counted.
+        s.safety_guardrails.max_tokens = Some(1000);
+        let no_count =
+            |_: &str| -> usize { panic!("a text shorter than the budget is not counted") };
+        assert!(
+            t.fill(
+                &s,
+                Some(&vars(json!({"name": "Jo", "tier": "x"}))),
+                no_count
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -362,6 +387,13 @@ mod tests {
         assert!(
             matches!(&err, FillError::Invalid(v) if v[0].field == "variables.a"),
             "{err:?}"
+        );
+        let FillError::Invalid(v) = err else {
+            unreachable!()
+        };
+        assert_eq!(
+            v[0].message(),
+            "unknown variable a; this version declares no variables"
         );
     }
 }
