@@ -93,6 +93,8 @@ fuzz_target!(|body: &[u8]| {
     let _ = decode::<api::FeedbackRequest>("FeedbackRequest", body);
     let _ = decode::<api::AuditEntryRequest>("AuditEntryRequest", body);
     let _ = decode::<api::CreateClientRequest>("CreateClientRequest", body);
+    let _ = decode::<api::LabelRequest>("LabelRequest", body);
+    let _ = decode::<api::RenderRequest>("RenderRequest", body);
     let _ = decode::<api::openai::ChatCompletionRequest>("ChatCompletionRequest", body);
 
     // GET filters sent as a body.

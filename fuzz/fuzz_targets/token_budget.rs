@@ -10,7 +10,9 @@
 //!   `maxTokens`, and `context.window.exceeded` iff it is over the endpoint's window, with the
 //!   count and the limit as the violation's `estimated` and `limit`; otherwise it accepts with
 //!   `systemPromptTokens` equal to the count and the endpoint's tokenizer;
-//! - an invalid prompt or budget is refused before counting, never accepted;
+//! - an invalid prompt or budget is refused before counting, never accepted (a malformed
+//!   `{{` placeholder makes a prompt invalid; a template is counted with its placeholders
+//!   removed);
 //! - the SDK's `PromptDraft::check_budget` gives the same count and the same verdict.
 #![no_main]
 
@@ -20,7 +22,8 @@ use libfuzzer_sys::fuzz_target;
 use promptgate_client::{Error as SdkError, PromptDraft};
 use promptgate_core::endpoint::{EndpointCatalogue, ModelEndpoint, ProviderKind};
 use promptgate_core::prompt::{GuardrailsDraft, MAX_SYSTEM_PROMPT_CHARS, SettingsDraft};
-use promptgate_core::{TokenCounter, TokenizerKind, ViolationCode};
+use promptgate_core::template::{Placeholder, SchemaCheck, Template};
+use promptgate_core::{TokenCounter, TokenizerKind, Violation, ViolationCode};
 
 /// Loading the BPE tables takes a few hundred milliseconds: once per process.
 static COUNTER: LazyLock<TokenCounter> = LazyLock::new(TokenCounter::load);
@@ -59,6 +62,15 @@ impl Input {
 
 const FUZZ_REF: &str = "fuzz/small";
 
+/// The drafts here carry no variables schema, so the schema check is never asked.
+struct NoSchema;
+
+impl SchemaCheck for NoSchema {
+    fn check(&self, _schema: &str, _placeholders: &[Placeholder]) -> Vec<Violation> {
+        unreachable!("a draft without a variables schema is not checked against one")
+    }
+}
+
 fn catalogue(window: u32, kind: TokenizerKind) -> EndpointCatalogue {
     let small = ModelEndpoint::new(
         FUZZ_REF,
@@ -78,7 +90,12 @@ fn check_one(input: &Input, reference: &str, catalogue: &EndpointCatalogue) {
         .expect("the endpoint is in the catalogue");
     let counter = &*COUNTER;
     let text = input.system_prompt.as_str();
-    let count = counter.count(endpoint.tokenizer, text);
+    // The budget is checked on the template with its placeholders removed; a malformed
+    // placeholder makes the prompt invalid (refused before counting).
+    let template = Template::parse(text);
+    let count = template
+        .as_ref()
+        .map_or(0, |t| counter.count(endpoint.tokenizer, &t.literal()));
 
     let draft = SettingsDraft {
         model_endpoint_ref: Some(reference.to_owned()),
@@ -90,12 +107,15 @@ fn check_one(input: &Input, reference: &str, catalogue: &EndpointCatalogue) {
             blocked_categories: Some(vec![]),
         }),
         few_shot_examples: None,
+        template_messages: None,
+        variables_schema: None,
     };
-    let result = draft.check(None, catalogue, counter);
+    let result = draft.check(None, catalogue, counter, &NoSchema);
 
     let prompt_ok = !text.trim().is_empty()
         && text.chars().count() <= MAX_SYSTEM_PROMPT_CHARS
-        && !text.contains('\0');
+        && !text.contains('\0')
+        && template.is_ok();
     let budget: Option<u32> = match input.max_tokens {
         None => None,
         Some(n) => match u32::try_from(n) {

@@ -310,4 +310,25 @@ mod tests {
         assert!(VariablePath::parse(&long).is_none());
         assert!(VariablePath::parse(&"a".repeat(MAX_PATH_BYTES)).is_some());
     }
+
+    proptest::proptest! {
+        /// Any text escaped with `\{{` is a constant template that renders back to itself, and
+        /// parsing any text never panics (it is a template or an error with an offset inside it).
+        #[test]
+        fn escaped_text_renders_to_itself(text in "[a-z{} .\\\\]{0,80}") {
+            let escaped = text.replace("{{", "\\{{");
+            // `\{{` is itself an escape, so a text holding `\` before `{{` cannot round-trip;
+            // leave those out.
+            proptest::prop_assume!(!text.contains("\\{{") && !escaped.ends_with('\\'));
+            let t = Template::parse(&escaped).unwrap();
+            proptest::prop_assert!(t.is_constant());
+            proptest::prop_assert_eq!(t.literal(), text.clone());
+            match Template::parse(&text) {
+                Ok(t) => proptest::prop_assert!(t.literal().len() <= text.len()),
+                Err(TemplateError::Unclosed { at } | TemplateError::BadName { at }) => {
+                    proptest::prop_assert!(at < text.chars().count())
+                }
+            }
+        }
+    }
 }
