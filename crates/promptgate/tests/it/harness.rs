@@ -514,6 +514,20 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (bounded) until the log holds `needle` `count` times: a line written just after
+    /// the one the start waited for may not have been read from the pipe yet.
+    pub async fn wait_for_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.log().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} (x{count}) in the log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -147,19 +147,6 @@ fn send_signal(server: &Server, signal: &str) {
     assert!(status.success());
 }
 
-/// Waits (bounded) until the server's log holds `needle` `count` times.
-async fn wait_for_log(server: &Server, needle: &str, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.log().matches(needle).count() < count {
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} (x{count}) in the log:\n{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn https_serves_http2_and_http11_by_alpn_and_refuses_plain_http() {
     let ours = pki("a");
@@ -220,7 +207,7 @@ async fn sighup_reloads_the_pair_for_new_connections_and_keeps_open_ones() {
     std::fs::write(&cert, &new.cert_pem).unwrap();
     std::fs::write(&key, &new.key_pem).unwrap();
     send_signal(&server, "HUP");
-    wait_for_log(&server, "reloaded the TLS certificate", 1).await;
+    server.wait_for_log("reloaded the TLS certificate", 1).await;
 
     // New handshakes get the new certificate.
     let (mut fresh, leaf) = tls_connect(&server, &both).await;
@@ -267,7 +254,9 @@ async fn sighup_with_a_broken_key_keeps_the_old_pair() {
     )
     .unwrap();
     send_signal(&server, "HUP");
-    wait_for_log(&server, "cannot reload the TLS certificate", 1).await;
+    server
+        .wait_for_log("cannot reload the TLS certificate", 1)
+        .await;
     assert!(
         server.log().contains(&key.display().to_string()),
         "the error does not name the key file:\n{}",
@@ -284,14 +273,16 @@ async fn sighup_with_a_broken_key_keeps_the_old_pair() {
     // A key that does not match the certificate is refused too.
     std::fs::write(&key, &good.key_pem).unwrap();
     send_signal(&server, "HUP");
-    wait_for_log(&server, "cannot reload the TLS certificate", 2).await;
+    server
+        .wait_for_log("cannot reload the TLS certificate", 2)
+        .await;
     let (_, leaf) = tls_connect(&server, &[good.ca_pem.as_str(), other.ca_pem.as_str()]).await;
     assert_eq!(leaf, good.cert_der);
 
     // A good pair again is taken.
     std::fs::write(&key, &other.key_pem).unwrap();
     send_signal(&server, "HUP");
-    wait_for_log(&server, "reloaded the TLS certificate", 1).await;
+    server.wait_for_log("reloaded the TLS certificate", 1).await;
     let (_, leaf) = tls_connect(&server, &[good.ca_pem.as_str(), other.ca_pem.as_str()]).await;
     assert_eq!(leaf, other.cert_der);
 }

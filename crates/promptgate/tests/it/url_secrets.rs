@@ -262,6 +262,7 @@ async fn serve_logs_its_database_without_the_password() {
             ..Options::default()
         },
     );
+    server.wait_for_log("serving", 1).await;
     let log = server.log();
     let serving = log
         .lines()
