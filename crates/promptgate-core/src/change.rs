@@ -550,7 +550,9 @@ pub fn plan_label_delete(
     label: &str,
     at: OffsetDateTime,
 ) -> Result<ChangePlan, LabelError> {
-    let name = LabelName::parse("label", label).map_err(LabelError::Invalid)?;
+    // A text that is no label name names no label the prompt has: not found, like any other.
+    let name =
+        LabelName::parse("label", label).map_err(|_| LabelError::NotFound(label.to_owned()))?;
     let mut labels = current.labels.clone();
     let Some(from) = labels.remove(&name) else {
         return Err(LabelError::NotFound(label.to_owned()));
@@ -1068,6 +1070,10 @@ mod label_plans {
         assert_eq!(
             plan_label_delete(&current, "production", at).unwrap_err(),
             LabelError::NotFound("production".into())
+        );
+        assert_eq!(
+            plan_label_delete(&current, "Not a label", at).unwrap_err(),
+            LabelError::NotFound("Not a label".into())
         );
     }
 }

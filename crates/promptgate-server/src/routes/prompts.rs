@@ -254,7 +254,7 @@ pub async fn put_label(
         ("If-Match" = Option<String>, Header, description = "the ETag the change is based on; 412 when stale")),
     responses((status = 200, description = "the prompt without the label; ETag header set", body = api::Prompt),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody),
-        (status = 404, description = "no such prompt, or `label.not.found`", body = api::ErrorBody),
+        (status = 404, description = "no such prompt, or `label.not.found` (also for a text that is no label name)", body = api::ErrorBody),
         (status = 409, body = api::ErrorBody), (status = 412, body = api::ErrorBody)),
     security(("bearer" = ["ai:prompt:write"])))]
 pub async fn delete_label(
