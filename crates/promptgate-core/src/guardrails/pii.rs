@@ -537,6 +537,17 @@ fn validate_card(hay: &str, start: usize, end: usize) -> Option<usize> {
         return None;
     }
     let bytes = hay.as_bytes();
+    // A card never spans a joiner next to a long group: the group is a whole number of its
+    // own (see `splits`). Cutting there first makes the answer the same whatever follows the
+    // long group: more digits, or the placeholder they became ("0532 011111111 415-555-0132"
+    // and "0532 011111111 [PHONE]" hold no card).
+    let end = (start + 1..end)
+        .find(|&j| {
+            matches!(bytes[j], b' ' | b'-')
+                && (digits_back(bytes, j, LONG_GROUP) >= LONG_GROUP
+                    || digits_fwd(bytes, j + 1, LONG_GROUP) >= LONG_GROUP)
+        })
+        .unwrap_or(end);
     let text = &hay[start..end];
     let mut seps = text.bytes().filter(|b| !b.is_ascii_digit());
     let one_sep = seps.next().is_none_or(|first| seps.all(|b| b == first));

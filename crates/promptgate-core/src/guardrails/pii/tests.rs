@@ -334,6 +334,30 @@ fn numbers_next_to_each_other_are_each_redacted() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A group of `LONG_GROUP` digits is a whole number, so no card spans the joiner next to it,
+/// whether more digits or a placeholder follow (the fuzzer found "0532 011111111" read as a
+/// card once the phone after it had become `[PHONE]`, so redacting twice changed the text).
+#[test]
+fn a_long_group_ends_a_card_whatever_follows_it() {
+    for (input, expected) in [
+        ("0532 011111111 415-555-0132", "0532 011111111 [PHONE]"),
+        ("0532 011111111 [PHONE]", "0532 011111111 [PHONE]"),
+        ("0532 011111111", "0532 011111111"),
+        ("4111111111111111 123", "[CARD] 123"),
+    ] {
+        let once = redact(input);
+        assert_eq!(once.text, expected, "{input:?}");
+        let twice = redact(&once.text);
+        assert_eq!(twice.text, once.text, "{input:?} redacted twice");
+        assert!(twice.counts.is_empty(), "{input:?}: {:?}", twice.counts);
+    }
+    // The fuzzer's input, whole.
+    let found = "1234 5678 9012 3456 7890 IBAN DE89 3-0001\n\u{a5}haar \u{9c} 0532 011111111 \
+        415-555-0132\u{d7}\u{9c}234704 0044 0532 011111111 415-555-0132\u{d7}-0199";
+    let once = redact(found);
+    assert_eq!(redact(&once.text).text, once.text);
+}
+
 /// What still reads as one number: a decimal, a run with one separator and no card at either
 /// end, and a card written with two kinds of separator.
 #[test]
