@@ -8,8 +8,9 @@
 //! Cargo features, both on by default: `tokenizer` (tiktoken's tables: token counting and every
 //! module that counts or picks a tokenizer) and `guardrails` (regex and rustrict; needs
 //! `tokenizer`). Without them only what the SDK needs to build requests remains: scopes, traffic
-//! splits, version labels, violations, credentials, redaction and the tokenizer names. A new
-//! module that uses prompts, endpoints or counting is gated on `tokenizer` like its neighbours.
+//! splits, version labels, violations, credentials, redaction, the tool definitions and the
+//! tokenizer names. A new module that uses prompts, endpoints or counting is gated on
+//! `tokenizer` like its neighbours.
 
 #![warn(missing_docs)]
 
@@ -34,6 +35,7 @@ pub mod scope;
 pub mod stats;
 pub mod template;
 pub mod tokenizer;
+pub mod tools;
 pub mod traffic;
 pub mod version;
 pub mod violation;
@@ -49,6 +51,7 @@ pub use scope::{Scope, ScopeSet};
 #[cfg(feature = "tokenizer")]
 pub use tokenizer::TokenCounter;
 pub use tokenizer::TokenizerKind;
+pub use tools::{JsonSchemaFormat, ResponseFormat, ToolCall, ToolChoice, ToolDefinition};
 pub use traffic::{SplitStrategy, TrafficSplit};
 pub use version::VersionLabel;
 pub use violation::{Violation, ViolationCode};

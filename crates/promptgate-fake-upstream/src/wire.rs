@@ -156,6 +156,116 @@ impl Fixtures {
         self.end_events(flavor, completion).concat()
     }
 
+    /// A whole answer that calls tools: each of `calls` is (id, name, arguments as JSON
+    /// text; Anthropic's `input` is that JSON); no text; finished `tool_calls` (OpenAI) or `tool_use` (Anthropic).
+    pub fn tool_call_answer(
+        &self,
+        flavor: Flavor,
+        calls: &[(&str, &str, &str)],
+        prompt: u32,
+        completion: u32,
+    ) -> String {
+        match flavor {
+            Flavor::OpenAi => {
+                let tool_calls: Vec<Value> = calls
+                    .iter()
+                    .map(|(id, name, arguments)| {
+                        json!({"id": id, "type": "function",
+                            "function": {"name": name, "arguments": arguments}})
+                    })
+                    .collect();
+                json!({
+                    "id": self.openai_id, "object": "chat.completion", "created": CREATED,
+                    "model": self.openai_model, "system_fingerprint": self.fingerprint,
+                    "choices": [{"index": 0,
+                        "message": {"role": "assistant", "content": null, "refusal": null,
+                            "tool_calls": tool_calls},
+                        "logprobs": null, "finish_reason": "tool_calls"}],
+                    "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                              "total_tokens": prompt + completion}
+                })
+                .to_string()
+            }
+            Flavor::Anthropic => {
+                let content: Vec<Value> = calls
+                    .iter()
+                    .map(|(id, name, arguments)| {
+                        // Text that is not JSON goes as a JSON string, as a broken upstream's
+                        // would, so that a test can script one.
+                        let input: Value = serde_json::from_str(arguments)
+                            .unwrap_or_else(|_| Value::String((*arguments).to_owned()));
+                        json!({"type": "tool_use", "id": id, "name": name, "input": input})
+                    })
+                    .collect();
+                json!({
+                    "id": self.anthropic_id, "type": "message", "role": "assistant",
+                    "model": self.anthropic_model, "content": content,
+                    "stop_reason": "tool_use", "stop_sequence": null,
+                    "usage": {"input_tokens": prompt, "output_tokens": completion}
+                })
+                .to_string()
+            }
+        }
+    }
+
+    /// A stream that calls one tool, `id` and `name`, its arguments sent in `pieces`, ending
+    /// with `completion` tokens, one string per event: OpenAI's role chunk, a chunk with the
+    /// call's id and name, a chunk per piece, the finish reason `tool_calls`, the usage and
+    /// `[DONE]`; Anthropic's message_start, a `tool_use` content_block_start, an
+    /// `input_json_delta` per piece, content_block_stop, message_delta (`tool_use`) and
+    /// message_stop.
+    pub fn tool_call_stream_events(
+        &self,
+        flavor: Flavor,
+        (id, name): (&str, &str),
+        pieces: &[&str],
+        completion: u32,
+    ) -> Vec<String> {
+        let prompt = self.stream_prompt_tokens;
+        match flavor {
+            Flavor::OpenAi => {
+                let mut out = vec![
+                    self.openai_chunk(json!({"role": "assistant", "content": null}), None),
+                    self.openai_chunk(
+                        json!({"tool_calls": [{"index": 0, "id": id, "type": "function",
+                            "function": {"name": name, "arguments": ""}}]}),
+                        None,
+                    ),
+                ];
+                out.extend(pieces.iter().map(|piece| {
+                    self.openai_chunk(
+                        json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                        None,
+                    )
+                }));
+                out.push(self.openai_chunk(json!({}), Some("tool_calls")));
+                out.push(self.openai_usage_chunk(prompt, completion));
+                out.push("data: [DONE]\n\n".to_owned());
+                out
+            }
+            Flavor::Anthropic => {
+                let mut out = vec![
+                    self.anthropic_message_start(),
+                    anthropic_event(
+                        "content_block_start",
+                        json!({"type": "content_block_start", "index": 0,
+                            "content_block": {"type": "tool_use", "id": id, "name": name,
+                                "input": {}}}),
+                    ),
+                ];
+                out.extend(pieces.iter().map(|piece| {
+                    anthropic_event(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": 0,
+                            "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                    )
+                }));
+                out.extend(anthropic_stop_events("tool_use", completion));
+                out
+            }
+        }
+    }
+
     fn start_events(&self, flavor: Flavor, first: &str) -> Vec<String> {
         match flavor {
             Flavor::OpenAi => vec![
@@ -163,17 +273,7 @@ impl Fixtures {
                 self.openai_chunk(json!({"content": first}), None),
             ],
             Flavor::Anthropic => vec![
-                anthropic_event(
-                    "message_start",
-                    json!({
-                        "type": "message_start",
-                        "message": {"id": self.anthropic_id, "type": "message",
-                            "role": "assistant", "content": [], "model": self.anthropic_model,
-                            "stop_reason": null, "stop_sequence": null,
-                            "usage": {"input_tokens": self.stream_prompt_tokens,
-                                "output_tokens": 1}}
-                    }),
-                ),
+                self.anthropic_message_start(),
                 anthropic_event(
                     "content_block_start",
                     json!({"type": "content_block_start", "index": 0,
@@ -190,34 +290,38 @@ impl Fixtures {
         match flavor {
             Flavor::OpenAi => vec![
                 self.openai_chunk(json!({}), Some("stop")),
-                format!(
-                    "data: {}\n\n",
-                    json!({
-                        "id": self.openai_id, "object": "chat.completion.chunk",
-                        "created": CREATED, "model": self.openai_model,
-                        "system_fingerprint": self.fingerprint, "choices": [],
-                        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                                  "total_tokens": prompt + completion}
-                    })
-                ),
+                self.openai_usage_chunk(prompt, completion),
                 "data: [DONE]\n\n".to_owned(),
             ],
-            Flavor::Anthropic => vec![
-                anthropic_event(
-                    "content_block_stop",
-                    json!({"type": "content_block_stop", "index": 0}),
-                ),
-                anthropic_event(
-                    "message_delta",
-                    json!({
-                        "type": "message_delta",
-                        "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-                        "usage": {"output_tokens": completion}
-                    }),
-                ),
-                anthropic_event("message_stop", json!({"type": "message_stop"})),
-            ],
+            Flavor::Anthropic => anthropic_stop_events("end_turn", completion),
         }
+    }
+
+    fn openai_usage_chunk(&self, prompt: u32, completion: u32) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({
+                "id": self.openai_id, "object": "chat.completion.chunk",
+                "created": CREATED, "model": self.openai_model,
+                "system_fingerprint": self.fingerprint, "choices": [],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                          "total_tokens": prompt + completion}
+            })
+        )
+    }
+
+    fn anthropic_message_start(&self) -> String {
+        anthropic_event(
+            "message_start",
+            json!({
+                "type": "message_start",
+                "message": {"id": self.anthropic_id, "type": "message",
+                    "role": "assistant", "content": [], "model": self.anthropic_model,
+                    "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": self.stream_prompt_tokens,
+                        "output_tokens": 1}}
+            }),
+        )
     }
 
     fn openai_chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
@@ -288,6 +392,25 @@ impl Flavor {
 /// One Messages stream event.
 fn anthropic_event(name: &str, data: Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// The end of a Messages stream whose one content block is index 0.
+fn anthropic_stop_events(stop_reason: &str, completion: u32) -> Vec<String> {
+    vec![
+        anthropic_event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        anthropic_event(
+            "message_delta",
+            json!({
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+                "usage": {"output_tokens": completion}
+            }),
+        ),
+        anthropic_event("message_stop", json!({"type": "message_stop"})),
+    ]
 }
 
 fn anthropic_text_delta(text: &str) -> String {

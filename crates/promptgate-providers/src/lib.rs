@@ -30,6 +30,7 @@
 mod anthropic;
 mod builtin;
 mod error;
+mod json;
 mod moderation;
 mod openai;
 mod relay;
@@ -40,6 +41,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use promptgate_core::{JsonSchemaFormat, ResponseFormat, ToolCall, ToolChoice, ToolDefinition};
 use promptgate_core::{ModelEndpoint, ProviderKind, TokenCounter};
 
 pub use builtin::OFFLINE_LABEL;
@@ -53,6 +55,8 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// The caller's answer to one of the model's tool calls.
+    Tool,
 }
 
 /// One turn of the conversation.
@@ -60,12 +64,39 @@ pub enum Role {
 pub struct ChatMessage {
     /// Who wrote it.
     pub role: Role,
-    /// What was written.
+    /// What was written; for a tool turn, the tool's result. May be empty on an assistant turn
+    /// that only calls tools.
     pub content: String,
+    /// The tool calls an assistant turn made, in order; empty on other turns.
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a tool turn answers; none on other turns.
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    /// A turn that is only text (a user's or the model's).
+    pub fn text(role: Role, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// The result of the tool call `tool_call_id`.
+    pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role: Role::Tool,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: Some(tool_call_id.into()),
+        }
+    }
 }
 
 /// One generation request, provider-neutral.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatRequest {
     /// The system prompt; empty for none.
     pub system: String,
@@ -76,6 +107,15 @@ pub struct ChatRequest {
     /// The most tokens the answer may have; `None` leaves it to the provider (Anthropic, which
     /// requires a limit, gets [`ANTHROPIC_DEFAULT_MAX_TOKENS`]).
     pub max_output_tokens: Option<u32>,
+    /// The functions the model may call; empty for none. Shared, because a version's tools are
+    /// the same for every call.
+    pub tools: Arc<[ToolDefinition]>,
+    /// How the model must choose among `tools`; none leaves it to the provider (`auto`).
+    pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may call several tools in one turn; none leaves it to the provider.
+    pub parallel_tool_calls: Option<bool>,
+    /// The form of the output; none (or `Text`) for free text.
+    pub response_format: Option<Arc<ResponseFormat>>,
 }
 
 /// Token counts of one generation.
@@ -90,8 +130,11 @@ pub struct Usage {
 /// A finished generation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatResponse {
-    /// The answer.
+    /// The answer; may be empty when the model only called tools. With a JSON response format
+    /// it is the JSON text (on Anthropic, the forced output tool's input).
     pub text: String,
+    /// The tools the model called, in order; empty when it called none.
+    pub tool_calls: Vec<ToolCall>,
     /// Token counts, as the provider reported them (or counted locally when it reported none).
     pub usage: Usage,
     /// Why generation stopped, normalised to OpenAI's names: `stop`, `length`, `tool_calls`,
@@ -101,11 +144,27 @@ pub struct ChatResponse {
     pub model: String,
 }
 
+/// A piece of a streamed tool call. The first piece of a call carries its `id` and `name`;
+/// the call's arguments are the concatenation of its pieces' `arguments_delta`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallDelta {
+    /// Which call of the answer this piece belongs to, from 0, in the order the calls began.
+    pub index: u32,
+    /// The call's id, on its first piece.
+    pub id: Option<String>,
+    /// The function's name, on its first piece.
+    pub name: Option<String>,
+    /// The next piece of the arguments' JSON text (may be empty).
+    pub arguments_delta: String,
+}
+
 /// One event of a streamed generation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// The next piece of the answer.
     Delta(String),
+    /// The next piece of a tool call.
+    ToolCall(ToolCallDelta),
     /// The generation finished; always the last event of a successful stream.
     Done {
         /// Token counts of the whole generation.

@@ -1,20 +1,26 @@
 //! OpenAI-compatible Chat Completions: `POST {base_url}/chat/completions`.
 //!
 //! Only the documented core of the format is used (`model`, `messages`, `temperature`,
-//! `max_tokens`, `stream`, `stream_options.include_usage`), so vLLM, llama.cpp's server and
-//! Ollama work as well as OpenAI. `max_tokens` rather than the newer `max_completion_tokens`
+//! `max_tokens`, `stream`, `stream_options.include_usage`, and when a request has them
+//! `tools`, `tool_choice`, `parallel_tool_calls`, `response_format`), so vLLM, llama.cpp's
+//! server and Ollama work as well as OpenAI. `max_tokens` rather than the newer `max_completion_tokens`
 //! because every compatible server knows it; OpenAI still accepts it for its chat models.
+
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use promptgate_core::TokenCounter;
 use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
+use crate::json::raw_json;
 use crate::relay::{StreamParser, relay};
 use crate::sse::SseEvent;
 use crate::transport::{Prepared, Transport, error_message, scrub};
 use crate::{
-    ChatRequest, ChatResponse, EventStream, Provider, ProviderError, Role, StreamEvent, Usage,
+    ChatRequest, ChatResponse, EventStream, Provider, ProviderError, ResponseFormat, Role,
+    StreamEvent, ToolCall, ToolCallDelta, ToolChoice, Usage,
 };
 
 /// A provider that speaks OpenAI's Chat Completions.
@@ -34,12 +40,57 @@ struct WireRequest<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
 struct WireMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    /// Null on an assistant turn that only calls tools, as OpenAI writes it.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireCalled<'a>,
+}
+
+#[derive(Serialize)]
+struct WireCalled<'a> {
+    name: &'a str,
+    arguments: &'a str,
 }
 
 #[derive(Serialize)]
@@ -64,6 +115,21 @@ struct WireChoice {
 struct WireAnswer {
     /// Null when the model answered only with tool calls or a refusal.
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireAnsweredCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireAnsweredCall {
+    id: String,
+    function: WireAnsweredFunction,
+}
+
+#[derive(Deserialize)]
+struct WireAnsweredFunction {
+    name: String,
+    #[serde(default)]
+    arguments: String,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -98,6 +164,26 @@ struct WireChunkChoice {
 struct WireDelta {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireCallDelta>>,
+}
+
+/// A piece of a streamed tool call: the first carries `id` and `function.name`.
+#[derive(Deserialize)]
+struct WireCallDelta {
+    index: u32,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct WireFunctionDelta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
 }
 
 impl OpenAiProvider {
@@ -108,15 +194,51 @@ impl OpenAiProvider {
     fn body(&self, request: &ChatRequest, stream: bool) -> Result<Bytes, ProviderError> {
         let system = (!request.system.is_empty()).then(|| WireMessage {
             role: "system",
-            content: &request.system,
+            content: Some(&request.system),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         });
         let turns = request.messages.iter().map(|message| WireMessage {
             role: match message.role {
                 Role::User => "user",
                 Role::Assistant => "assistant",
+                Role::Tool => "tool",
             },
-            content: &message.content,
+            content: (!message.content.is_empty() || message.tool_calls.is_empty())
+                .then_some(message.content.as_str()),
+            tool_calls: message
+                .tool_calls
+                .iter()
+                .map(|call| WireToolCall {
+                    id: &call.id,
+                    kind: "function",
+                    function: WireCalled {
+                        name: &call.name,
+                        arguments: &call.arguments,
+                    },
+                })
+                .collect(),
+            tool_call_id: message.tool_call_id.as_deref(),
         });
+        let tools = request
+            .tools
+            .iter()
+            .map(|tool| {
+                Ok(WireTool {
+                    kind: "function",
+                    function: WireFunction {
+                        name: &tool.name,
+                        description: tool.description.as_deref(),
+                        parameters: tool
+                            .parameters
+                            .as_deref()
+                            .map(|schema| raw_json(schema, "a tool's parameters"))
+                            .transpose()?,
+                        strict: tool.strict,
+                    },
+                })
+            })
+            .collect::<Result<_, ProviderError>>()?;
         let wire = WireRequest {
             model: &self.transport.endpoint.model,
             messages: system.into_iter().chain(turns).collect(),
@@ -126,6 +248,14 @@ impl OpenAiProvider {
             stream_options: stream.then_some(StreamOptions {
                 include_usage: true,
             }),
+            tools,
+            tool_choice: request.tool_choice.as_ref().map(wire_tool_choice),
+            parallel_tool_calls: request.parallel_tool_calls,
+            response_format: request
+                .response_format
+                .as_deref()
+                .map(wire_response_format)
+                .transpose()?,
         };
         serde_json::to_vec(&wire).map(Bytes::from).map_err(|err| {
             ProviderError::Invalid(format!("the request could not be encoded: {err}"))
@@ -145,7 +275,13 @@ impl OpenAiProvider {
             + request
                 .messages
                 .iter()
-                .map(|m| self.counter.count(tokenizer, &m.content))
+                .map(|m| {
+                    self.counter.count(tokenizer, &m.content)
+                        + m.tool_calls
+                            .iter()
+                            .map(|call| self.counter.count(tokenizer, &call.arguments))
+                            .sum::<usize>()
+                })
                 .sum::<usize>();
         u32::try_from(total).unwrap_or(u32::MAX)
     }
@@ -187,6 +323,17 @@ impl OpenAiProvider {
                 ProviderError::Invalid("chat completion has no choices".to_owned())
             })?;
         let text = choice.message.content.unwrap_or_default();
+        let tool_calls: Vec<ToolCall> = choice
+            .message
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .map(|call| ToolCall {
+                id: call.id,
+                name: call.function.name,
+                arguments: call.function.arguments,
+            })
+            .collect();
         let usage = match wire.usage {
             Some(usage) => Usage {
                 prompt_tokens: usage.prompt_tokens,
@@ -194,11 +341,16 @@ impl OpenAiProvider {
             },
             None => Usage {
                 prompt_tokens: self.counted_prompt(request),
-                completion_tokens: count(&self.counter, &self.transport, &text),
+                completion_tokens: count(&self.counter, &self.transport, &text)
+                    + tool_calls
+                        .iter()
+                        .map(|call| count(&self.counter, &self.transport, &call.arguments))
+                        .sum::<u32>(),
             },
         };
         Ok(ChatResponse {
             text,
+            tool_calls,
             usage,
             finish_reason: choice.finish_reason.unwrap_or_else(|| "stop".to_owned()),
             model: wire.model,
@@ -232,6 +384,45 @@ impl OpenAiProvider {
     }
 }
 
+/// `tool_choice` in OpenAI's shape: a word, or the function to call.
+fn wire_tool_choice(choice: &ToolChoice) -> serde_json::Value {
+    match choice {
+        ToolChoice::Auto => "auto".into(),
+        ToolChoice::None => "none".into(),
+        ToolChoice::Required => "required".into(),
+        ToolChoice::Function(name) => {
+            serde_json::json!({"type": "function", "function": {"name": name}})
+        }
+    }
+}
+
+/// `response_format` in OpenAI's shape.
+fn wire_response_format(format: &ResponseFormat) -> Result<serde_json::Value, ProviderError> {
+    Ok(match format {
+        ResponseFormat::Text => serde_json::json!({"type": "text"}),
+        ResponseFormat::JsonObject => serde_json::json!({"type": "json_object"}),
+        ResponseFormat::JsonSchema(format) => {
+            let mut json_schema = serde_json::Map::new();
+            json_schema.insert("name".into(), format.name.clone().into());
+            if let Some(description) = &format.description {
+                json_schema.insert("description".into(), description.clone().into());
+            }
+            if let Some(schema) = &format.schema {
+                let schema = serde_json::from_str(schema).map_err(|err| {
+                    ProviderError::Invalid(format!(
+                        "the response format's schema is not JSON: {err}"
+                    ))
+                })?;
+                json_schema.insert("schema".into(), schema);
+            }
+            if let Some(strict) = format.strict {
+                json_schema.insert("strict".into(), strict.into());
+            }
+            serde_json::json!({"type": "json_schema", "json_schema": json_schema})
+        }
+    })
+}
+
 fn count(counter: &TokenCounter, transport: &Transport, text: &str) -> u32 {
     u32::try_from(counter.count(transport.endpoint.tokenizer, text)).unwrap_or(u32::MAX)
 }
@@ -250,6 +441,11 @@ struct ChunkParser {
 }
 
 impl ChunkParser {
+    fn count_completion(&mut self, text: &str) {
+        let tokens = u32::try_from(self.counter.count(self.tokenizer, text)).unwrap_or(u32::MAX);
+        self.counted_completion = self.counted_completion.saturating_add(tokens);
+    }
+
     fn done(&mut self) -> StreamEvent {
         StreamEvent::Done {
             usage: self.usage.unwrap_or(Usage {
@@ -266,9 +462,14 @@ impl ChunkParser {
 }
 
 impl StreamParser for ChunkParser {
-    fn event(&mut self, event: &SseEvent) -> Result<Option<StreamEvent>, ProviderError> {
+    fn event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut VecDeque<StreamEvent>,
+    ) -> Result<(), ProviderError> {
         if event.data.trim() == "[DONE]" {
-            return Ok(Some(self.done()));
+            out.push_back(self.done());
+            return Ok(());
         }
         let chunk: WireChunk = serde_json::from_str(&event.data)
             .map_err(|err| ProviderError::Invalid(format!("chat completion chunk: {err}")))?;
@@ -289,20 +490,32 @@ impl StreamParser for ChunkParser {
             });
         }
         let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) else {
-            return Ok(None);
+            return Ok(());
         };
         if let Some(reason) = choice.finish_reason {
             self.finish_reason = Some(reason);
         }
-        match choice.delta.and_then(|d| d.content) {
-            Some(text) if !text.is_empty() => {
-                let tokens =
-                    u32::try_from(self.counter.count(self.tokenizer, &text)).unwrap_or(u32::MAX);
-                self.counted_completion = self.counted_completion.saturating_add(tokens);
-                Ok(Some(StreamEvent::Delta(text)))
-            }
-            _ => Ok(None),
+        let Some(delta) = choice.delta else {
+            return Ok(());
+        };
+        if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
+            self.count_completion(&text);
+            out.push_back(StreamEvent::Delta(text));
         }
+        for call in delta.tool_calls.unwrap_or_default() {
+            let (name, arguments) = call
+                .function
+                .map_or((None, None), |function| (function.name, function.arguments));
+            let arguments_delta = arguments.unwrap_or_default();
+            self.count_completion(&arguments_delta);
+            out.push_back(StreamEvent::ToolCall(ToolCallDelta {
+                index: call.index,
+                id: call.id,
+                name,
+                arguments_delta,
+            }));
+        }
+        Ok(())
     }
 
     fn end(&mut self) -> Result<StreamEvent, ProviderError> {

@@ -17,8 +17,13 @@ use crate::{EventStream, ProviderError, StreamEvent};
 
 /// What a provider's stream format makes of each event.
 pub(crate) trait StreamParser: Send + 'static {
-    /// The stream event `event` carries, if any; `Done` ends the relay, as does an error.
-    fn event(&mut self, event: &SseEvent) -> Result<Option<StreamEvent>, ProviderError>;
+    /// Pushes the stream events `event` carries (none, one, or several: one chunk may carry
+    /// pieces of several tool calls) onto `out`; `Done` ends the relay, as does an error.
+    fn event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut VecDeque<StreamEvent>,
+    ) -> Result<(), ProviderError>;
 
     /// What the body ending before `Done` means.
     fn end(&mut self) -> Result<StreamEvent, ProviderError>;
@@ -28,6 +33,8 @@ struct Relay<P> {
     body: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
     decoder: SseDecoder,
     pending: VecDeque<SseEvent>,
+    /// Events parsed and not yet handed out.
+    ready: VecDeque<StreamEvent>,
     parser: P,
     idle: Duration,
     key: Option<String>,
@@ -45,6 +52,7 @@ pub(crate) fn relay<P: StreamParser>(
         body: Some(response.bytes_stream().boxed()),
         decoder: SseDecoder::default(),
         pending: VecDeque::new(),
+        ready: VecDeque::new(),
         parser,
         idle,
         key,
@@ -61,19 +69,22 @@ impl<P: StreamParser> Relay<P> {
     async fn next(&mut self) -> Option<Result<StreamEvent, ProviderError>> {
         loop {
             let body = self.body.as_mut()?;
-            if let Some(event) = self.pending.pop_front() {
-                match self.parser.event(&event) {
-                    Ok(None) => continue,
-                    Ok(Some(delta @ StreamEvent::Delta(_))) => return Some(Ok(delta)),
-                    Ok(Some(done)) => {
-                        // The body usually ends right after the last event; reading that end
-                        // now, without waiting, returns the connection to the pool.
-                        let _ = body.next().now_or_never();
-                        self.body = None;
-                        return Some(Ok(done));
-                    }
-                    Err(error) => return self.finish(error),
+            if let Some(event) = self.ready.pop_front() {
+                if !matches!(event, StreamEvent::Done { .. }) {
+                    return Some(Ok(event));
                 }
+                // The body usually ends right after the last event; reading that end now,
+                // without waiting, returns the connection to the pool.
+                let _ = body.next().now_or_never();
+                self.body = None;
+                self.ready.clear();
+                return Some(Ok(event));
+            }
+            if let Some(event) = self.pending.pop_front() {
+                if let Err(error) = self.parser.event(&event, &mut self.ready) {
+                    return self.finish(error);
+                }
+                continue;
             }
             match tokio::time::timeout(self.idle, body.next()).await {
                 Ok(Some(Ok(chunk))) => self.decoder.feed(&chunk, &mut self.pending),

@@ -96,7 +96,7 @@ async fn streams_the_same_answer_in_several_deltas() {
         .iter()
         .map(|event| match event {
             StreamEvent::Delta(text) => text.as_str(),
-            StreamEvent::Done { .. } => panic!("done before the end"),
+            other => panic!("{other:?} before the end"),
         })
         .collect();
     assert_eq!(text, answer.text);

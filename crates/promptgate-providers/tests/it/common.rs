@@ -37,21 +37,13 @@ pub fn request() -> ChatRequest {
     ChatRequest {
         system: "You are a terse support agent.".to_owned(),
         messages: vec![
-            ChatMessage {
-                role: Role::User,
-                content: "Hi".to_owned(),
-            },
-            ChatMessage {
-                role: Role::Assistant,
-                content: "Hello! How can I help?".to_owned(),
-            },
-            ChatMessage {
-                role: Role::User,
-                content: "Where is my order?".to_owned(),
-            },
+            ChatMessage::text(Role::User, "Hi"),
+            ChatMessage::text(Role::Assistant, "Hello! How can I help?"),
+            ChatMessage::text(Role::User, "Where is my order?"),
         ],
         temperature: 0.25,
         max_output_tokens: Some(64),
+        ..ChatRequest::default()
     }
 }
 
@@ -126,6 +118,19 @@ impl Flavor {
     /// A successful answer: "Your order ships today.", 31 prompt and 6 completion tokens.
     pub fn answer(self) -> String {
         FIXTURES.answer(self.wire(), "Your order ships today.", 31, 6)
+    }
+
+    /// A whole answer that calls `calls` (id, name, arguments), 31 prompt and 9 completion
+    /// tokens.
+    pub fn tool_call_answer(self, calls: &[(&str, &str, &str)]) -> String {
+        FIXTURES.tool_call_answer(self.wire(), calls, 31, 9)
+    }
+
+    /// A whole stream that calls one tool, its arguments in `pieces`, 9 completion tokens.
+    pub fn tool_call_stream(self, call: (&str, &str), pieces: &[&str]) -> String {
+        FIXTURES
+            .tool_call_stream_events(self.wire(), call, pieces, 9)
+            .concat()
     }
 
     /// The provider's error body.

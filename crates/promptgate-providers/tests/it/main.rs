@@ -11,3 +11,4 @@ mod openai;
 mod redirects;
 mod secrets;
 mod suite;
+mod tools;

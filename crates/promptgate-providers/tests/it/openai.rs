@@ -72,12 +72,10 @@ async fn a_local_server_gets_no_authorization_and_optional_fields_are_left_out()
     endpoint.api_key_env = None;
     let request = ChatRequest {
         system: String::new(),
-        messages: vec![ChatMessage {
-            role: Role::User,
-            content: "Hi".to_owned(),
-        }],
+        messages: vec![ChatMessage::text(Role::User, "Hi")],
         temperature: 1.0,
         max_output_tokens: None,
+        ..ChatRequest::default()
     };
     Flavor::OpenAi
         .provider(&endpoint)

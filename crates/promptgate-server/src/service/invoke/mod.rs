@@ -585,12 +585,12 @@ fn prepare(
     }
     let mut messages: Vec<ChatMessage> = template_turns
         .into_iter()
-        .map(|turn| ChatMessage {
-            role: match turn.role {
+        .map(|turn| {
+            let role = match turn.role {
                 TemplateRole::User => Role::User,
                 TemplateRole::Assistant => Role::Assistant,
-            },
-            content: turn.content,
+            };
+            ChatMessage::text(role, turn.content)
         })
         .collect();
     messages.extend(
@@ -599,15 +599,9 @@ fn prepare(
             .iter()
             .zip(turns)
             .skip(fitted.dropped_turns)
-            .map(|((role, _), content)| ChatMessage {
-                role: *role,
-                content,
-            }),
+            .map(|((role, _), content)| ChatMessage::text(*role, content)),
     );
-    messages.push(ChatMessage {
-        role: Role::User,
-        content: user_input,
-    });
+    messages.push(ChatMessage::text(Role::User, user_input));
     Ok(Prepared {
         caller_system,
         chat: ChatRequest {
@@ -618,6 +612,9 @@ fn prepare(
                 .temperature
                 .unwrap_or(version.settings.temperature),
             max_output_tokens: request.max_output_tokens,
+            // Versions and callers cannot define tools yet: the providers speak them, the
+            // gateway's front doors do not (they refuse `tools` and `response_format`).
+            ..ChatRequest::default()
         },
         endpoint_ref: endpoint.reference.clone(),
         input_redactions,

@@ -82,6 +82,9 @@ impl Relay {
                         self.pending.push_back(RelayEvent::Delta(text));
                     }
                 }
+                // No request the gateway builds defines tools yet (see `prepare`), so no
+                // provider streams a call; there is nothing to relay.
+                Some(Ok(StreamEvent::ToolCall(_))) => {}
                 Some(Ok(StreamEvent::Done {
                     usage,
                     finish_reason,
