@@ -455,7 +455,8 @@ fn wire_tools<'a>(
     output: Option<&OutputTool<'a>>,
 ) -> Result<(Vec<WireTool<'a>>, Option<serde_json::Value>), ProviderError> {
     let no_tools = request.tools.is_empty() || request.tool_choice == Some(ToolChoice::None);
-    let mut tools = Vec::with_capacity(request.tools.len() + 1);
+    // No allocation for the common request without tools.
+    let mut tools = Vec::new();
     if !(no_tools && output.is_some()) {
         for tool in request.tools.iter() {
             tools.push(WireTool {
@@ -493,7 +494,9 @@ fn wire_tools<'a>(
     {
         choice["disable_parallel_tool_use"] = true.into();
     }
-    Ok((tools, (!choice.is_null()).then_some(choice)))
+    // A `tool_choice` without tools is refused by the API.
+    let choice = (!choice.is_null() && !tools.is_empty()).then_some(choice);
+    Ok((tools, choice))
 }
 
 /// Anthropic's stop reasons in OpenAI's words, which the gateway's answers use.

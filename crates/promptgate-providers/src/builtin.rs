@@ -5,8 +5,8 @@
 //! Its rules, in order:
 //! - **A tool call.** When the newest turn is the user's `call NAME ARGS`, NAME is one of the
 //!   request's tools, ARGS is a JSON object and `tool_choice` is not `none`, it answers with
-//!   that one call (id `call_offline_N`, N the number of turns before it; ARGS as written, trimmed)
-//!   and `finish_reason` `tool_calls`, and no text.
+//!   that one call (id `call_offline_N`, N the number of turns before it; ARGS as written,
+//!   trimmed) and `finish_reason` `tool_calls`, and no text.
 //! - **After a tool result** (the newest turn is a tool's), it echoes the result:
 //!   `<label> The tool answered: CONTENT`.
 //! - Otherwise it echoes the newest user turn: `<label> You said: TEXT`.
@@ -124,9 +124,12 @@ fn requested_call(request: &ChatRequest) -> Option<ToolCall> {
     let rest = last.content.trim().strip_prefix("call ")?.trim_start();
     let (name, arguments) = rest.split_once(char::is_whitespace)?;
     let arguments = arguments.trim();
+    if !request.tools.iter().any(|tool| tool.name == name) {
+        return None;
+    }
     let is_object =
         serde_json::from_str::<serde_json::Value>(arguments).is_ok_and(|value| value.is_object());
-    (is_object && request.tools.iter().any(|tool| tool.name == name)).then(|| ToolCall {
+    is_object.then(|| ToolCall {
         id: format!("call_offline_{}", request.messages.len() - 1),
         name: name.to_owned(),
         arguments: arguments.to_owned(),

@@ -220,7 +220,7 @@ impl OpenAiProvider {
                 .collect(),
             tool_call_id: message.tool_call_id.as_deref(),
         });
-        let tools = request
+        let tools: Vec<WireTool<'_>> = request
             .tools
             .iter()
             .map(|tool| {
@@ -248,9 +248,14 @@ impl OpenAiProvider {
             stream_options: stream.then_some(StreamOptions {
                 include_usage: true,
             }),
+            // OpenAI refuses `tool_choice` and `parallel_tool_calls` without `tools`.
+            tool_choice: request
+                .tool_choice
+                .as_ref()
+                .filter(|_| !tools.is_empty())
+                .map(wire_tool_choice),
+            parallel_tool_calls: request.parallel_tool_calls.filter(|_| !tools.is_empty()),
             tools,
-            tool_choice: request.tool_choice.as_ref().map(wire_tool_choice),
-            parallel_tool_calls: request.parallel_tool_calls,
             response_format: request
                 .response_format
                 .as_deref()

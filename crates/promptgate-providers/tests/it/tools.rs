@@ -181,6 +181,29 @@ async fn a_request_without_tools_sends_none_of_their_fields() {
 }
 
 #[tokio::test]
+async fn a_tool_choice_without_tools_is_not_sent_as_the_apis_refuse_it() {
+    for flavor in FLAVORS {
+        let fake = Fake::start(vec![Reply::json(200, &flavor.answer())]).await;
+        let request = ChatRequest {
+            tool_choice: Some(ToolChoice::Required),
+            parallel_tool_calls: Some(false),
+            ..request()
+        };
+        flavor
+            .start_provider(&fake)
+            .complete(&request)
+            .await
+            .unwrap();
+        let sent = fake.only_request().json();
+        assert!(sent.get("tool_choice").is_none(), "{flavor:?}: {sent}");
+        assert!(
+            sent.get("parallel_tool_calls").is_none(),
+            "{flavor:?}: {sent}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn anthropic_gets_input_schemas_its_tool_choice_and_tool_blocks() {
     let fake = Fake::start(vec![Reply::json(200, &Flavor::Anthropic.answer())]).await;
     Flavor::Anthropic
