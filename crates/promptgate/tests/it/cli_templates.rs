@@ -578,6 +578,22 @@ async fn bad_template_files_are_refused_before_any_request() {
     assert_fails(&output, 3, &["{{name}} is not declared in variablesSchema"]);
 }
 
+/// Adds version 1.1.0 with `system_prompt` to prompt `id` and points `staging` at it.
+async fn add_staging_version(cli: &Cli, id: &str, system_prompt: &str) {
+    cli.json(&[
+        "prompts",
+        "update",
+        id,
+        "--version",
+        "1.1.0",
+        "--system-prompt",
+        system_prompt,
+    ])
+    .await;
+    cli.json(&["prompts", "label", id, "staging", "1.1.0"])
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoke_sends_variables_and_a_label() {
     let fake = Fake::start(vec![
@@ -588,18 +604,12 @@ async fn invoke_sends_variables_and_a_label() {
     let gw = Gateway::start_with(fake, Endpoints::default()).await;
     let cli = Cli::new(&gw.server);
     let id = create_templated(&cli, "cli_vars", OPENAI_REF).await;
-    cli.json(&[
-        "prompts",
-        "update",
+    add_staging_version(
+        &cli,
         &id,
-        "--version",
-        "1.1.0",
-        "--system-prompt",
         "Staging agent of {{company}} for {{customer_name}}.",
-    ])
+    )
     .await;
-    cli.json(&["prompts", "label", &id, "staging", "1.1.0"])
-        .await;
 
     // By name, with the file's variables, one of them overridden by --var, through the label.
     let vars = cli.file("vars.json", r#"{"customer_name": "File", "tier": "gold"}"#);
@@ -766,18 +776,7 @@ async fn chat_sends_the_variables_and_the_label_with_every_message() {
     let gw = Gateway::start_with(fake, Endpoints::default()).await;
     let cli = Cli::new(&gw.server);
     let id = create_templated(&cli, "cli_chat_vars", OPENAI_REF).await;
-    cli.json(&[
-        "prompts",
-        "update",
-        &id,
-        "--version",
-        "1.1.0",
-        "--system-prompt",
-        "Agent for {{customer_name}}.",
-    ])
-    .await;
-    cli.json(&["prompts", "label", &id, "staging", "1.1.0"])
-        .await;
+    add_staging_version(&cli, &id, "Agent for {{customer_name}}.").await;
     let output = cli
         .run_with_stdin(
             &[

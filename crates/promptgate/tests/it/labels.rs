@@ -23,6 +23,25 @@ fn label_path(id: &str, label: &str) -> String {
     format!("{PROMPTS}/{id}/labels/{label}")
 }
 
+/// `…/invocations` of prompt `id` with `user_input` and the fields of `more`.
+async fn invoke_with(
+    server: &Server,
+    token: &str,
+    id: &str,
+    user_input: &str,
+    more: Value,
+) -> Resp {
+    let mut body = json!({"promptId": id, "userInput": user_input});
+    if let Value::Object(extra) = more {
+        for (k, v) in extra {
+            body[k] = v;
+        }
+    }
+    server
+        .post(&format!("{GW}/invocations"), Some(token), &body)
+        .await
+}
+
 /// A prompt on `builtin/echo` with 1.0.0 (`SYSTEM_A`, all the traffic) and 1.1.0 (`SYSTEM_B`).
 async fn two_versions(server: &Server, token: &str, name: &str) -> String {
     let mut body = prompt_body(name);
@@ -341,22 +360,7 @@ async fn an_invocation_naming_a_label_is_served_by_its_version_whatever_the_spli
     put_label(&server, &token, &id, "staging", "1.1.0", None)
         .await
         .ok(200);
-    let invoke = |more: Value| {
-        let server = &server;
-        let token = &token;
-        let id = &id;
-        async move {
-            let mut body = json!({"promptId": id, "userInput": "Where is my order?"});
-            if let Value::Object(extra) = more {
-                for (k, v) in extra {
-                    body[k] = v;
-                }
-            }
-            server
-                .post(&format!("{GW}/invocations"), Some(token), &body)
-                .await
-        }
-    };
+    let invoke = |more: Value| invoke_with(&server, &token, &id, "Where is my order?", more);
 
     // The split sends everything to 1.0.0; the label serves 1.1.0, for every session.
     for i in 0..10 {
@@ -425,22 +429,7 @@ async fn an_invocation_naming_a_label_is_served_by_its_version_whatever_the_spli
     let token = server.admin_token().await;
     let got = server.get(&prompt_path(&id), Some(&token)).await.ok(200);
     assert_eq!(got["labels"], json!({"staging": "1.0.0"}), "{got}");
-    let invoke = |more: Value| {
-        let server = &server;
-        let token = &token;
-        let id = &id;
-        async move {
-            let mut body = json!({"promptId": id, "userInput": "Where is my order?"});
-            if let Value::Object(extra) = more {
-                for (k, v) in extra {
-                    body[k] = v;
-                }
-            }
-            server
-                .post(&format!("{GW}/invocations"), Some(token), &body)
-                .await
-        }
-    };
+    let invoke = |more: Value| invoke_with(&server, &token, &id, "Where is my order?", more);
     let resp = invoke(json!({"label": "staging"})).await;
     assert_eq!(served_version(&resp.ok(200), &resp), "1.0.0");
 
@@ -658,22 +647,10 @@ async fn telemetry_and_its_summary_filter_by_label() {
     put_label(&server, &token, &id, "canary", "1.0.0", None)
         .await
         .ok(200);
-    let invoke = |more: Value| {
-        let server = &server;
-        let token = &token;
-        let id = &id;
-        async move {
-            let mut body = json!({"promptId": id, "userInput": "Hello"});
-            if let Value::Object(extra) = more {
-                for (k, v) in extra {
-                    body[k] = v;
-                }
-            }
-            server
-                .post(&format!("{GW}/invocations"), Some(token), &body)
-                .await
-                .ok(200)
-        }
+    let invoke = |more: Value| async {
+        invoke_with(&server, &token, &id, "Hello", more)
+            .await
+            .ok(200)
     };
     let mut staging_ids = Vec::new();
     for _ in 0..3 {
