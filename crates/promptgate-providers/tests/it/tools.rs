@@ -7,7 +7,7 @@ use std::sync::Arc;
 use promptgate_core::{EndpointCatalogue, TokenCounter};
 use promptgate_fake_upstream::{Fake, Reply};
 use promptgate_providers::{
-    ChatMessage, ChatRequest, ChatResponse, JsonSchemaFormat, OFFLINE_LABEL, Provider,
+    ChatMessage, ChatRequest, ChatResponse, EventStream, JsonSchemaFormat, OFFLINE_LABEL, Provider,
     ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice, ToolDefinition, http_client,
     provider_for,
 };
@@ -79,6 +79,26 @@ fn offline() -> Arc<dyn Provider> {
     provider_for(&endpoint, http_client().unwrap(), TokenCounter::load())
 }
 
+/// The body `flavor`'s provider sends for `request` (the fake answers it plainly).
+async fn sent_body(flavor: Flavor, request: &ChatRequest) -> serde_json::Value {
+    let fake = Fake::start(vec![Reply::json(200, &flavor.answer())]).await;
+    flavor
+        .start_provider(&fake)
+        .complete(request)
+        .await
+        .unwrap();
+    fake.only_request().json()
+}
+
+/// Every event of a stream that must not fail.
+async fn events_of(stream: EventStream) -> Vec<StreamEvent> {
+    collect(stream)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// A stream's tool calls put together from their pieces, and its finish reason.
 fn assemble(events: Vec<StreamEvent>) -> (String, Vec<ToolCall>, String) {
     let mut text = String::new();
@@ -113,18 +133,11 @@ fn assemble(events: Vec<StreamEvent>) -> (String, Vec<ToolCall>, String) {
 
 #[tokio::test]
 async fn openai_gets_tools_choice_parallel_format_and_tool_turns_in_its_own_shapes() {
-    let fake = Fake::start(vec![Reply::json(200, &Flavor::OpenAi.answer())]).await;
     let request = ChatRequest {
         response_format: Some(order_format()),
         ..after_a_tool_call()
     };
-    Flavor::OpenAi
-        .start_provider(&fake)
-        .complete(&request)
-        .await
-        .unwrap();
-
-    let sent = fake.only_request().json();
+    let sent = sent_body(Flavor::OpenAi, &request).await;
     assert_eq!(
         sent["messages"],
         json!([
@@ -162,13 +175,7 @@ async fn openai_gets_tools_choice_parallel_format_and_tool_turns_in_its_own_shap
 #[tokio::test]
 async fn a_request_without_tools_sends_none_of_their_fields() {
     for flavor in FLAVORS {
-        let fake = Fake::start(vec![Reply::json(200, &flavor.answer())]).await;
-        flavor
-            .start_provider(&fake)
-            .complete(&request())
-            .await
-            .unwrap();
-        let sent = fake.only_request().json();
+        let sent = sent_body(flavor, &request()).await;
         for field in [
             "tools",
             "tool_choice",
@@ -183,18 +190,12 @@ async fn a_request_without_tools_sends_none_of_their_fields() {
 #[tokio::test]
 async fn a_tool_choice_without_tools_is_not_sent_as_the_apis_refuse_it() {
     for flavor in FLAVORS {
-        let fake = Fake::start(vec![Reply::json(200, &flavor.answer())]).await;
         let request = ChatRequest {
             tool_choice: Some(ToolChoice::Required),
             parallel_tool_calls: Some(false),
             ..request()
         };
-        flavor
-            .start_provider(&fake)
-            .complete(&request)
-            .await
-            .unwrap();
-        let sent = fake.only_request().json();
+        let sent = sent_body(flavor, &request).await;
         assert!(sent.get("tool_choice").is_none(), "{flavor:?}: {sent}");
         assert!(
             sent.get("parallel_tool_calls").is_none(),
@@ -205,14 +206,7 @@ async fn a_tool_choice_without_tools_is_not_sent_as_the_apis_refuse_it() {
 
 #[tokio::test]
 async fn anthropic_gets_input_schemas_its_tool_choice_and_tool_blocks() {
-    let fake = Fake::start(vec![Reply::json(200, &Flavor::Anthropic.answer())]).await;
-    Flavor::Anthropic
-        .start_provider(&fake)
-        .complete(&after_a_tool_call())
-        .await
-        .unwrap();
-
-    let sent = fake.only_request().json();
+    let sent = sent_body(Flavor::Anthropic, &after_a_tool_call()).await;
     let order_schema: serde_json::Value = serde_json::from_str(ORDER_SCHEMA).unwrap();
     assert_eq!(
         sent["tools"],
@@ -260,19 +254,13 @@ async fn anthropic_tool_choices_translate_word_by_word() {
         (None, Some(true), serde_json::Value::Null),
     ];
     for (choice, parallel, expected) in cases {
-        let fake = Fake::start(vec![Reply::json(200, &Flavor::Anthropic.answer())]).await;
         let request = ChatRequest {
             tools: tools(),
             tool_choice: choice.clone(),
             parallel_tool_calls: parallel,
             ..request()
         };
-        Flavor::Anthropic
-            .start_provider(&fake)
-            .complete(&request)
-            .await
-            .unwrap();
-        let sent = fake.only_request().json();
+        let sent = sent_body(Flavor::Anthropic, &request).await;
         assert_eq!(
             sent.get("tool_choice").cloned().unwrap_or_default(),
             expected,
@@ -337,11 +325,7 @@ async fn every_provider_streams_a_tool_call_in_pieces() {
             .stream(&after_a_tool_call())
             .await
             .unwrap();
-        let events: Vec<StreamEvent> = collect(stream)
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let events: Vec<StreamEvent> = events_of(stream).await;
         let tool_events = events
             .iter()
             .filter(|e| matches!(e, StreamEvent::ToolCall(_)))
@@ -368,11 +352,7 @@ async fn every_provider_streams_a_tool_call_in_pieces() {
         ..after_a_tool_call()
     };
     let stream = offline().stream(&offline_request).await.unwrap();
-    let events = collect(stream)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let events = events_of(stream).await;
     let (text, calls, finish) = assemble(events);
     assert_eq!(text, "");
     assert_eq!(calls.len(), 1);
@@ -405,11 +385,7 @@ async fn on_anthropic_a_json_schema_is_a_forced_output_tool_whose_input_is_the_a
     assert_eq!(answer.tool_calls, vec![]);
     assert_eq!(answer.finish_reason, "stop");
 
-    let events = collect(provider.stream(&request).await.unwrap())
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let events = events_of(provider.stream(&request).await.unwrap()).await;
     let (text, calls, finish) = assemble(events);
     assert_eq!(text, output);
     assert_eq!(calls, vec![]);
