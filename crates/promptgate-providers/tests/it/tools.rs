@@ -8,8 +8,8 @@ use promptgate_core::{EndpointCatalogue, TokenCounter};
 use promptgate_fake_upstream::{Fake, Reply};
 use promptgate_providers::{
     ChatMessage, ChatRequest, ChatResponse, EventStream, JsonSchemaFormat, OFFLINE_LABEL, Provider,
-    ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice, ToolDefinition, http_client,
-    provider_for,
+    ProviderError, ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice, ToolDefinition,
+    http_client, provider_for,
 };
 use serde_json::json;
 
@@ -201,6 +201,49 @@ async fn a_tool_choice_without_tools_is_not_sent_as_the_apis_refuse_it() {
             sent.get("parallel_tool_calls").is_none(),
             "{flavor:?}: {sent}"
         );
+    }
+}
+
+#[tokio::test]
+async fn text_that_is_not_json_where_json_belongs_is_refused_before_any_call() {
+    let broken_schema = ChatRequest {
+        tools: Arc::from(vec![ToolDefinition {
+            parameters: Some("{not json".to_owned()),
+            ..tools()[0].clone()
+        }]),
+        ..request()
+    };
+    let mut broken_arguments = after_a_tool_call();
+    broken_arguments.messages[1].tool_calls[0].arguments = "{\"order_id\": ".to_owned();
+    let cases = [
+        (
+            Flavor::OpenAi,
+            &broken_schema,
+            "a tool's parameters is not JSON",
+        ),
+        (
+            Flavor::Anthropic,
+            &broken_schema,
+            "a tool's parameters is not JSON",
+        ),
+        (
+            Flavor::Anthropic,
+            &broken_arguments,
+            "a tool call's arguments is not JSON",
+        ),
+    ];
+    for (flavor, request, expected) in cases {
+        let fake = Fake::start(vec![Reply::json(200, &flavor.answer())]).await;
+        let err = flavor
+            .start_provider(&fake)
+            .complete(request)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::Invalid(text) if text.contains(expected)),
+            "{flavor:?}: {err:?}"
+        );
+        assert!(fake.requests().is_empty(), "{flavor:?} called upstream");
     }
 }
 
