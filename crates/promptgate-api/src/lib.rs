@@ -9,6 +9,12 @@
 #![warn(missing_docs)]
 
 pub mod openai;
+mod tools;
+
+pub use tools::{
+    FunctionDefinition, JsonSchemaSpec, OutputError, RateEstimate, ResponseFormat, StreamToolCall,
+    Tool, ToolCall,
+};
 
 use std::collections::BTreeMap;
 
@@ -280,6 +286,16 @@ pub struct CreatePromptRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub variables_schema: Option<serde_json::Value>,
+    /// Function tools the model may call (at most 128), in OpenAI's shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<Tool>>,
+    /// `auto`, `none`, `required`, or `{"type": "function", "function": {"name": "…"}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<serde_json::Value>,
+    /// The form of the output: `text`, `json_object` or `json_schema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
     /// The first version's label (semantic version, e.g. `1.0.0`).
     #[schema(required = true, value_type = String)]
     pub version: Option<String>,
@@ -326,6 +342,24 @@ pub struct UpdatePromptRequest {
     )]
     #[schema(value_type = Option<Object>)]
     pub variables_schema: Option<Option<serde_json::Value>>,
+    /// New tools (`[]` removes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<Tool>>,
+    /// New tool choice; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<Option<serde_json::Value>>,
+    /// New response format; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_format: Option<Option<ResponseFormat>>,
     /// New split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_distribution: Option<TrafficDistribution>,
@@ -368,6 +402,16 @@ pub struct Prompt {
     /// The variables its templates use (left out when none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variables: Vec<VariableInfo>,
+    /// Its tools (left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    /// Its tool choice (left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<serde_json::Value>,
+    /// Its response format (left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
     /// Its system prompt's token count (of the template with its placeholders removed).
     pub system_prompt_tokens: u32,
     /// The tokenizer that counted (an extension of the contract).
@@ -419,6 +463,16 @@ pub struct PromptVersion {
     /// The variables its templates use, with whether each is required (left out when none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variables: Vec<VariableInfo>,
+    /// Its tools (left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    /// Its tool choice (left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<serde_json::Value>,
+    /// Its response format (left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
     /// System prompt tokens (of the template with its placeholders removed).
     pub system_prompt_tokens: u32,
     /// The tokenizer that counted.
@@ -613,13 +667,28 @@ pub struct HealthStatus {
 
 /// One earlier turn of the conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ChatTurn {
-    /// `user` or `assistant`.
-    #[schema(required = true, schema_with = role_schema)]
+    /// `user`, `assistant` or `tool`.
+    #[schema(required = true, schema_with = turn_role_schema)]
     pub role: Option<String>,
-    /// What was said.
+    /// What was said (a `tool` turn: the tool's result; may be empty in an assistant turn
+    /// that calls tools).
     #[schema(required = true, value_type = String)]
     pub content: Option<String>,
+    /// The calls an assistant turn made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// The call a `tool` turn answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+fn turn_role_schema() -> utoipa::openapi::schema::Object {
+    name_schema(
+        "`user`, `assistant` or `tool`.",
+        &["user", "assistant", "tool"],
+    )
 }
 
 /// Options of an invocation.
@@ -731,6 +800,21 @@ pub struct InvokeResponse {
     pub context: ContextReport,
     /// Tokens of the few-shot examples sent.
     pub few_shot_tokens: u32,
+    /// The tools the model called (`finishReason` is then `tool_calls`; left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// With a JSON `responseFormat`: the output as JSON when it is valid, else null (left out
+    /// without one).
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub parsed: Option<Option<serde_json::Value>>,
+    /// With a JSON `responseFormat`: why the output is not valid (left out when it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_errors: Option<Vec<OutputError>>,
 }
 
 /// A `delta` event of a streamed invocation.
@@ -781,6 +865,12 @@ pub struct TelemetryEntity {
     /// The feedback, if any (an extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<FeedbackEntity>,
+    /// Whether the output matched the version's JSON `responseFormat` (left out without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_valid: Option<bool>,
+    /// How many tool calls the answer made (left out when none; an extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_count: Option<u32>,
 }
 
 /// Feedback as stored.
@@ -853,6 +943,10 @@ pub struct VersionSummary {
     pub token_usage: TokenSums,
     /// Feedback count and mean.
     pub feedback: FeedbackStats,
+    /// The share of checked outputs that matched the JSON `responseFormat`, with its interval
+    /// (left out when no output was checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_valid_rate: Option<RateEstimate>,
     /// The comparison with `compareTo`, when asked for (absent for that version itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<VersionComparison>,
@@ -904,6 +998,9 @@ pub struct VersionComparison {
     /// Mean feedback difference (this − reference; an extension); null with too little data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback_mean_diff: Option<DiffEstimate>,
+    /// Schema-valid rate difference (this − reference); null with too little data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_valid_rate_diff: Option<DiffEstimate>,
 }
 
 /// A difference with its 95% confidence interval.

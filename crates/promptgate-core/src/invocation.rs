@@ -362,6 +362,7 @@ mod tests {
             few_shot_examples: examples(2),
             template_messages: Vec::new(),
             variables_schema: None,
+            tool_settings: Default::default(),
         }
     }
 

@@ -51,7 +51,9 @@ pub use scope::{Scope, ScopeSet};
 #[cfg(feature = "tokenizer")]
 pub use tokenizer::TokenCounter;
 pub use tokenizer::TokenizerKind;
-pub use tools::{JsonSchemaFormat, ResponseFormat, ToolCall, ToolChoice, ToolDefinition};
+pub use tools::{
+    JsonSchemaFormat, ResponseFormat, ToolCall, ToolChoice, ToolDefinition, ToolSettings,
+};
 pub use traffic::{SplitStrategy, TrafficSplit};
 pub use version::VersionLabel;
 pub use violation::{Violation, ViolationCode};

@@ -10,6 +10,10 @@ use crate::endpoint::{EndpointCatalogue, ModelEndpoint};
 use crate::template::{Placeholder, SchemaCheck, Template};
 use crate::tokenizer::{TokenCounter, TokenizerKind};
 use crate::traffic::TrafficSplit;
+use crate::tools::{
+    ResponseFormat, ResponseFormatDraft, ToolChoiceDraft, ToolDraft, ToolFieldNames, ToolSettings,
+    check_tool_settings,
+};
 use crate::version::VersionLabel;
 use crate::violation::{Violation, ViolationCode};
 
@@ -191,6 +195,8 @@ pub struct VersionSettings {
     /// The variables' JSON Schema as compact JSON text; none: every placeholder is a required
     /// string. Core keeps it as text (it reads no JSON); [`SchemaCheck`] interprets it.
     pub variables_schema: Option<String>,
+    /// The tools the model may call, how it chooses, and the output's form (empty: none).
+    pub tool_settings: ToolSettings,
 }
 
 /// An immutable version of a prompt.
@@ -370,6 +376,12 @@ pub struct SettingsDraft {
     /// `variablesSchema` as compact JSON text: absent keeps the base version's, `null`
     /// (`Some(None)`) removes it.
     pub variables_schema: Option<Option<String>>,
+    /// `tools`: absent keeps the base version's, `[]` removes them.
+    pub tools: Option<Vec<ToolDraft>>,
+    /// `toolChoice`: absent keeps, `null` (`Some(None)`) removes.
+    pub tool_choice: Option<Option<ToolChoiceDraft>>,
+    /// `responseFormat`: absent keeps, `null` (`Some(None)`) removes.
+    pub response_format: Option<Option<ResponseFormatDraft>>,
 }
 
 /// One turn of `templateMessages` as sent.
@@ -422,6 +434,39 @@ impl SettingsDraft {
             && self.few_shot_examples.is_none()
             && self.template_messages.is_none()
             && self.variables_schema.is_none()
+            && !self.changes_tools()
+    }
+
+    /// Whether the draft sends any of `tools`, `toolChoice`, `responseFormat`.
+    fn changes_tools(&self) -> bool {
+        self.tools.is_some() || self.tool_choice.is_some() || self.response_format.is_some()
+    }
+
+    /// The tool settings: the base version's when none is sent (already checked), else those
+    /// sent over the base's, checked together.
+    fn check_tools(
+        &self,
+        base: Option<&VersionSettings>,
+        schemas: &dyn SchemaCheck,
+        violations: &mut Vec<Violation>,
+    ) -> Option<ToolSettings> {
+        if !self.changes_tools() {
+            return Some(base.map(|b| b.tool_settings.clone()).unwrap_or_default());
+        }
+        let (base_tools, base_choice, base_format) =
+            base.map(|b| b.tool_settings.drafts()).unwrap_or_default();
+        let tools = self.tools.as_deref().unwrap_or(&base_tools);
+        let choice = match &self.tool_choice {
+            Some(choice) => choice.as_ref(),
+            None => base_choice.as_ref(),
+        };
+        let format = match &self.response_format {
+            Some(format) => format.as_ref(),
+            None => base_format.as_ref(),
+        };
+        check_tool_settings(tools, choice, format, &ToolFieldNames::VERSION, schemas)
+            .map_err(|found| violations.extend(found))
+            .ok()
     }
 
     /// Checks the draft over `base` (the newest version, on update; none on create), counts the
@@ -546,6 +591,7 @@ impl SettingsDraft {
                 None
             }
         };
+        let tool_settings = self.check_tools(base, schemas, &mut violations);
         if endpoint.provider == crate::ProviderKind::Anthropic && temperature > 1.0 {
             violations.push(Violation::invalid(
                 "temperature",
@@ -559,8 +605,10 @@ impl SettingsDraft {
             return Err(violations);
         }
 
+        let tool_settings = tool_settings.unwrap_or_default();
         let literal = system_template.map_or_else(String::new, |t| t.literal());
-        let tokens = counter.count(endpoint.tokenizer, &literal);
+        let tokens = counter.count(endpoint.tokenizer, &literal)
+            + tool_tokens(counter, endpoint.tokenizer, &tool_settings);
         let tokens_u32 = u32::try_from(tokens).unwrap_or(u32::MAX);
         let count_params = |limit: u32| {
             vec![
@@ -603,11 +651,21 @@ impl SettingsDraft {
                 few_shot_examples: examples,
                 template_messages,
                 variables_schema,
+                tool_settings,
             },
             system_prompt_tokens: tokens_u32,
             tokenizer: endpoint.tokenizer,
         })
     }
+}
+
+/// The tokens that stand for a version's tool definitions and output schema in
+/// `systemPromptTokens` (see [`ToolSettings::counted_text`]); 0 without any.
+pub fn tool_tokens(counter: &TokenCounter, tokenizer: TokenizerKind, tools: &ToolSettings) -> usize {
+    if tools.tools.is_empty() && !matches!(tools.response_format, Some(ResponseFormat::JsonSchema(_))) {
+        return 0;
+    }
+    counter.count(tokenizer, &tools.counted_text())
 }
 
 impl GuardrailsDraft {
@@ -940,6 +998,7 @@ mod tests {
             few_shot_examples: None,
             template_messages: None,
             variables_schema: None,
+            ..SettingsDraft::default()
         }
     }
 
@@ -1151,6 +1210,10 @@ mod tests {
                 .map(|p| Violation::invalid(p.field.clone(), "not declared"))
                 .collect()
         }
+
+        fn check_document(&self, _schema: &str, _field: &str) -> Vec<Violation> {
+            Vec::new()
+        }
     }
 
     #[test]
@@ -1314,4 +1377,85 @@ mod tests {
             too_many[0].message()
         );
     }
+
+    fn lookup_tool() -> crate::tools::ToolDraft {
+        crate::tools::ToolDraft {
+            kind: Some("function".into()),
+            name: Some("lookup_order".into()),
+            has_function: true,
+            description: Some("Find an order by its number.".into()),
+            parameters: Some(r#"{"type":"object","properties":{"order":{"type":"string"}}}"#.into()),
+            strict: None,
+        }
+    }
+
+    #[test]
+    fn tool_definitions_count_towards_the_system_prompt_and_its_budget() {
+        let counter = TokenCounter::load();
+        let plain = draft()
+            .check(None, &catalogue(), &counter, &AcceptingSchemas)
+            .unwrap();
+        let with_tools = SettingsDraft {
+            tools: Some(vec![lookup_tool()]),
+            ..draft()
+        }
+        .check(None, &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap();
+        let tool_tokens = tool_tokens(
+            &counter,
+            plain.tokenizer,
+            &with_tools.settings.tool_settings,
+        ) as u32;
+        assert!(tool_tokens > 10, "{tool_tokens}");
+        assert_eq!(
+            with_tools.system_prompt_tokens,
+            plain.system_prompt_tokens + tool_tokens
+        );
+        let mut tight = draft();
+        tight.tools = Some(vec![lookup_tool()]);
+        tight.safety_guardrails.as_mut().unwrap().max_tokens =
+            Some(i64::from(plain.system_prompt_tokens));
+        let violations = tight
+            .check(None, &catalogue(), &counter, &AcceptingSchemas)
+            .unwrap_err();
+        assert_eq!(violations[0].code, ViolationCode::TokenBudgetExceeded);
+    }
+
+    #[test]
+    fn tool_settings_are_kept_unless_sent_and_checked_against_the_kept_ones() {
+        let counter = TokenCounter::load();
+        let base = SettingsDraft {
+            tools: Some(vec![lookup_tool()]),
+            ..draft()
+        }
+        .check(None, &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap()
+        .settings;
+        let kept = SettingsDraft {
+            system_prompt: Some("Shorter.".into()),
+            ..SettingsDraft::default()
+        }
+        .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap();
+        assert_eq!(kept.settings.tool_settings, base.tool_settings);
+        let choice = |name: &str| SettingsDraft {
+            tool_choice: Some(Some(crate::tools::ToolChoiceDraft::Function(Some(name.into())))),
+            ..SettingsDraft::default()
+        };
+        assert!(choice("lookup_order")
+            .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+            .is_ok());
+        let refused = choice("refund")
+            .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+            .unwrap_err();
+        assert_eq!(refused[0].field, "toolChoice.function.name");
+        let removed = SettingsDraft {
+            tools: Some(Vec::new()),
+            ..SettingsDraft::default()
+        }
+        .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap();
+        assert!(removed.settings.tool_settings.is_empty());
+    }
+
 }

@@ -209,6 +209,10 @@ pub struct Placeholder {
 pub trait SchemaCheck: Send + Sync {
     /// The problems of `schema` with `placeholders`; empty when it is fine.
     fn check(&self, schema: &str, placeholders: &[Placeholder]) -> Vec<Violation>;
+
+    /// The problems of `schema` as a JSON Schema document on its own (a tool's parameters, an
+    /// output format), reported against `field`; empty when it is one.
+    fn check_document(&self, schema: &str, field: &str) -> Vec<Violation>;
 }
 
 /// For core's own tests: a check that finds nothing wrong with any schema.
@@ -218,6 +222,10 @@ pub(crate) struct AcceptingSchemas;
 #[cfg(test)]
 impl SchemaCheck for AcceptingSchemas {
     fn check(&self, _schema: &str, _placeholders: &[Placeholder]) -> Vec<Violation> {
+        Vec::new()
+    }
+
+    fn check_document(&self, _schema: &str, _field: &str) -> Vec<Violation> {
         Vec::new()
     }
 }

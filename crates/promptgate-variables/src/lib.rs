@@ -1,6 +1,7 @@
 //! The variables of a prompt template: their JSON Schema (draft 2020-12), the check of a
 //! caller's values with defaults applied, and the values as text for rendering
-//! (shared/API.md, "Templates and variables").
+//! (shared/API.md, "Templates and variables"); and the other JSON Schemas a version holds, a
+//! tool's parameters and the output format ([`output`]).
 //!
 //! Core parses templates and reads no JSON; this crate holds everything that needs JSON Schema,
 //! so that the server and the SDK apply one set of rules. It is used twice:
@@ -56,9 +57,11 @@
 #![warn(missing_docs)]
 
 mod messages;
+pub mod output;
 mod schema;
 mod values;
 
+pub use output::{OutputCheck, OutputVerdict};
 pub use schema::{SchemaChecker, VariablesError};
 pub use values::{ResolvedVariables, VariableInfo, VersionVariables};
 

@@ -153,6 +153,12 @@ impl SchemaCheck for SchemaChecker {
         }
         violations
     }
+
+    /// A tool's parameters (the field ends in `.parameters`) must describe an object; an
+    /// output schema may be anything.
+    fn check_document(&self, schema: &str, field: &str) -> Vec<Violation> {
+        crate::output::check_document(schema, field, field.ends_with(".parameters"))
+    }
 }
 
 /// A placeholder's problem as a violation of its own field, with the names in parameters.

@@ -139,6 +139,7 @@ mod tests {
             safety_guardrails: guardrails,
             template_messages: Vec::new(),
             variables_schema: None,
+            tool_settings: Default::default(),
             few_shot_examples: vec![FewShotExample {
                 input: "question about shipping".to_owned(),
                 output: "answer about shipping".to_owned(),
