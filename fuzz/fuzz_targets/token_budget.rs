@@ -109,6 +109,7 @@ fn check_one(input: &Input, reference: &str, catalogue: &EndpointCatalogue) {
         few_shot_examples: None,
         template_messages: None,
         variables_schema: None,
+        tool_settings: Default::default(),
     };
     let result = draft.check(None, catalogue, counter, &NoSchema);
 

@@ -684,6 +684,18 @@ pub struct ChatTurn {
     pub tool_call_id: Option<String>,
 }
 
+impl ChatTurn {
+    /// A user or assistant turn that only says something (no tool calls).
+    pub fn text(role: &str, content: impl Into<String>) -> Self {
+        ChatTurn {
+            role: Some(role.to_owned()),
+            content: Some(content.into()),
+            tool_calls: None,
+            tool_call_id: None,
+        }
+    }
+}
+
 fn turn_role_schema() -> utoipa::openapi::schema::Object {
     name_schema(
         "`user`, `assistant` or `tool`.",

@@ -17,7 +17,7 @@ pub struct ChatCompletionRequest {
     /// `prompt:NAME` or `prompt:NAME@VERSION`.
     #[serde(default)]
     pub model: Option<String>,
-    /// The conversation; the last message must be the user's.
+    /// The conversation; the last message must be the user's, or a tool result.
     #[serde(default)]
     pub messages: Option<Vec<ChatMessage>>,
     /// Used only when the prompt allows caller settings.
@@ -45,12 +45,15 @@ pub struct ChatCompletionRequest {
     /// A string map, kept with the invocation's telemetry.
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
-    /// Not supported by the gateway (refused unless empty).
+    /// Function tools, in OpenAI's shape; used unless the version defines its own.
     #[serde(default)]
     pub tools: Option<Value>,
-    /// Not supported (refused unless `none`).
+    /// `auto`, `none`, `required` or a named function; with the caller's tools only.
     #[serde(default)]
     pub tool_choice: Option<Value>,
+    /// Whether the model may call several tools at once.
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
     /// Not supported (refused unless empty).
     #[serde(default)]
     pub functions: Option<Value>,
@@ -60,7 +63,7 @@ pub struct ChatCompletionRequest {
     /// Not supported (refused when true).
     #[serde(default)]
     pub logprobs: Option<bool>,
-    /// Only `{"type": "text"}` is supported.
+    /// `text`, `json_object` or `json_schema`; used unless the version defines its own.
     #[serde(default)]
     pub response_format: Option<Value>,
     /// An extension: a configured model endpoint's `ref` to use instead of the version's, when
@@ -84,12 +87,47 @@ pub struct StreamOptions {
 /// One message of the conversation.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// `system`, `developer`, `user` or `assistant` (`tool` and `function` are refused).
+    /// `system`, `developer`, `user`, `assistant` or `tool` (`function` is refused).
     #[serde(default)]
     pub role: Option<String>,
     /// A string, or an array of `{"type": "text", "text": …}` parts.
     #[serde(default)]
     pub content: Option<Value>,
+    /// The calls an assistant message made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// The call a `tool` message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+/// A tool call in OpenAI's shape: `{"id", "type": "function", "function": {"name",
+/// "arguments"}}`; in a streamed delta also `index`, with each part present only when new.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Which call (streamed deltas only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    /// The call's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Always `function`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The function and its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionCall>,
+}
+
+/// The function of a tool call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    /// The function's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The arguments as JSON text (in a delta, the next piece of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
 }
 
 /// The answer of a non-streamed call.
@@ -122,7 +160,7 @@ pub struct Choice {
     pub message: AssistantMessage,
     /// Always null.
     pub logprobs: Option<Value>,
-    /// `stop`, `length` or `content_filter`.
+    /// `stop`, `length`, `tool_calls` or `content_filter`.
     pub finish_reason: String,
 }
 
@@ -131,10 +169,13 @@ pub struct Choice {
 pub struct AssistantMessage {
     /// Always `assistant`.
     pub role: String,
-    /// The output, after the output guardrails.
-    pub content: String,
+    /// The output, after the output guardrails; null when the model only called tools.
+    pub content: Option<String>,
     /// Always null.
     pub refusal: Option<String>,
+    /// The calls the model made (left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
 }
 
 /// Token usage in OpenAI's names.
@@ -193,6 +234,9 @@ pub struct Delta {
     /// Text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Pieces of tool calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
 }
 
 /// What the gateway did for this call (an extension field, ignored by OpenAI's SDKs).

@@ -90,10 +90,7 @@ impl Invocation {
         self.request.messages = Some(
             turns
                 .iter()
-                .map(|(role, content)| ChatTurn {
-                    role: Some((*role).to_owned()),
-                    content: Some((*content).to_owned()),
-                })
+                .map(|(role, content)| ChatTurn::text(role, *content))
                 .collect(),
         );
         self

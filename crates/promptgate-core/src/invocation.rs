@@ -271,6 +271,11 @@ pub struct InvocationRecord {
     pub label: Option<String>,
     /// The names of the variables the caller supplied (never their values), sorted.
     pub variable_names: Vec<String>,
+    /// Whether the output matched the version's JSON response format; none when it has none
+    /// (or the invocation produced no output to check).
+    pub schema_valid: Option<bool>,
+    /// How many tool calls the answer made.
+    pub tool_call_count: u32,
 }
 
 #[cfg(test)]

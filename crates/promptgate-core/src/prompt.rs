@@ -9,11 +9,11 @@ use uuid::Uuid;
 use crate::endpoint::{EndpointCatalogue, ModelEndpoint};
 use crate::template::{Placeholder, SchemaCheck, Template};
 use crate::tokenizer::{TokenCounter, TokenizerKind};
-use crate::traffic::TrafficSplit;
 use crate::tools::{
     ResponseFormat, ResponseFormatDraft, ToolChoiceDraft, ToolDraft, ToolFieldNames, ToolSettings,
     check_tool_settings,
 };
+use crate::traffic::TrafficSplit;
 use crate::version::VersionLabel;
 use crate::violation::{Violation, ViolationCode};
 
@@ -661,8 +661,14 @@ impl SettingsDraft {
 
 /// The tokens that stand for a version's tool definitions and output schema in
 /// `systemPromptTokens` (see [`ToolSettings::counted_text`]); 0 without any.
-pub fn tool_tokens(counter: &TokenCounter, tokenizer: TokenizerKind, tools: &ToolSettings) -> usize {
-    if tools.tools.is_empty() && !matches!(tools.response_format, Some(ResponseFormat::JsonSchema(_))) {
+pub fn tool_tokens(
+    counter: &TokenCounter,
+    tokenizer: TokenizerKind,
+    tools: &ToolSettings,
+) -> usize {
+    if tools.tools.is_empty()
+        && !matches!(tools.response_format, Some(ResponseFormat::JsonSchema(_)))
+    {
         return 0;
     }
     counter.count(tokenizer, &tools.counted_text())
@@ -1384,7 +1390,9 @@ mod tests {
             name: Some("lookup_order".into()),
             has_function: true,
             description: Some("Find an order by its number.".into()),
-            parameters: Some(r#"{"type":"object","properties":{"order":{"type":"string"}}}"#.into()),
+            parameters: Some(
+                r#"{"type":"object","properties":{"order":{"type":"string"}}}"#.into(),
+            ),
             strict: None,
         }
     }
@@ -1439,12 +1447,16 @@ mod tests {
         .unwrap();
         assert_eq!(kept.settings.tool_settings, base.tool_settings);
         let choice = |name: &str| SettingsDraft {
-            tool_choice: Some(Some(crate::tools::ToolChoiceDraft::Function(Some(name.into())))),
+            tool_choice: Some(Some(crate::tools::ToolChoiceDraft::Function(Some(
+                name.into(),
+            )))),
             ..SettingsDraft::default()
         };
-        assert!(choice("lookup_order")
-            .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
-            .is_ok());
+        assert!(
+            choice("lookup_order")
+                .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+                .is_ok()
+        );
         let refused = choice("refund")
             .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
             .unwrap_err();
@@ -1457,5 +1469,4 @@ mod tests {
         .unwrap();
         assert!(removed.settings.tool_settings.is_empty());
     }
-
 }

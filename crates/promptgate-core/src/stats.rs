@@ -29,6 +29,8 @@ pub struct Sample {
     pub completion_tokens: u32,
     /// The caller's score in [0, 1], when feedback was given.
     pub feedback: Option<f64>,
+    /// Whether the output matched the JSON response format; none when it was not checked.
+    pub schema_valid: Option<bool>,
 }
 
 /// Latency percentiles and mean of one version, over its SUCCESS and ERROR invocations.
@@ -85,6 +87,21 @@ pub struct Comparison {
     pub mean_latency_ms_diff: Option<DiffEstimate>,
     /// Mean feedback score difference, by Welch's interval.
     pub feedback_mean_diff: Option<DiffEstimate>,
+    /// Schema-valid rate difference, by Newcombe's hybrid score interval.
+    pub schema_valid_rate_diff: Option<DiffEstimate>,
+}
+
+/// A share of checked invocations (the schema-valid rate) with its 95% Wilson score interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSummary {
+    /// Invocations checked.
+    pub count: u64,
+    /// Of which passed.
+    pub passed: u64,
+    /// passed / count.
+    pub rate: f64,
+    /// The 95% Wilson score interval of the rate, low then high.
+    pub ci95: (f64, f64),
 }
 
 /// The numbers of one version (one group of samples).
@@ -105,6 +122,9 @@ pub struct GroupSummary {
     pub token_usage: TokenSums,
     /// Feedback over every invocation that has a score.
     pub feedback: FeedbackSummary,
+    /// The share of checked outputs that matched the JSON response format; `None` when no
+    /// output was checked.
+    pub schema_valid: Option<RateSummary>,
 }
 
 /// Count, mean and sum of squared deviations from the mean of some values: all that the mean
@@ -166,6 +186,10 @@ pub struct GroupAggregate {
     pub latency_percentiles: Option<[f64; 3]>,
     /// The finite feedback scores.
     pub feedback: Moments,
+    /// Invocations whose output was checked against a JSON response format.
+    pub schema_checked: u64,
+    /// Of which matched.
+    pub schema_valid: u64,
 }
 
 /// The 0-based ranks (in ascending order) of the values that [`percentile`] reads for the
@@ -210,6 +234,10 @@ pub fn aggregate(samples: &[Sample]) -> GroupAggregate {
         group.completion_tokens = group
             .completion_tokens
             .saturating_add(u64::from(sample.completion_tokens));
+        if let Some(valid) = sample.schema_valid {
+            group.schema_checked += 1;
+            group.schema_valid += u64::from(valid);
+        }
     }
     let mut latencies = latencies(samples);
     group.latency = Moments::of(&latencies);
@@ -255,6 +283,14 @@ pub fn summarize_aggregate(group: &GroupAggregate) -> GroupSummary {
             count: group.feedback.n,
             mean: group.feedback.mean(),
         },
+        schema_valid: wilson(group.schema_valid, group.schema_checked).map(|(rate, low, high)| {
+            RateSummary {
+                count: group.schema_checked,
+                passed: group.schema_valid,
+                rate,
+                ci95: (low, high),
+            }
+        }),
     }
 }
 
@@ -269,6 +305,12 @@ pub fn compare_aggregates(this: &GroupAggregate, reference: &GroupAggregate) -> 
         ),
         mean_latency_ms_diff: welch(&this.latency, &reference.latency),
         feedback_mean_diff: welch(&this.feedback, &reference.feedback),
+        schema_valid_rate_diff: newcombe(
+            this.schema_valid,
+            this.schema_checked,
+            reference.schema_valid,
+            reference.schema_checked,
+        ),
     }
 }
 

@@ -259,8 +259,8 @@ pub fn check_tool_settings(
         }
         Some(choice)
     });
-    let response_format =
-        response_format.and_then(|draft| check_response_format(draft, names, schemas, &mut violations));
+    let response_format = response_format
+        .and_then(|draft| check_response_format(draft, names, schemas, &mut violations));
     if violations.is_empty() {
         Ok(ToolSettings {
             tools: checked,
@@ -440,7 +440,12 @@ fn check_response_format(
                 violations,
             );
             if let Some(schema) = &spec.schema {
-                check_schema_text(schema, &format!("{field}.json_schema.schema"), schemas, violations);
+                check_schema_text(
+                    schema,
+                    &format!("{field}.json_schema.schema"),
+                    schemas,
+                    violations,
+                );
             }
             (violations.len() == before).then(|| {
                 ResponseFormat::JsonSchema(JsonSchemaFormat {
@@ -474,7 +479,13 @@ fn check_response_format(
 impl ToolSettings {
     /// These settings as drafts, so that a change which sends only some of them is checked
     /// together with the rest (a new `toolChoice` against the kept `tools`).
-    pub fn drafts(&self) -> (Vec<ToolDraft>, Option<ToolChoiceDraft>, Option<ResponseFormatDraft>) {
+    pub fn drafts(
+        &self,
+    ) -> (
+        Vec<ToolDraft>,
+        Option<ToolChoiceDraft>,
+        Option<ResponseFormatDraft>,
+    ) {
         let tools = self
             .tools
             .iter()
@@ -594,14 +605,25 @@ mod tests {
     #[test]
     fn required_without_tools_and_unknown_words_are_refused() {
         assert_eq!(
-            fields(check(&[], Some(ToolChoiceDraft::Word("required".into())), None)),
+            fields(check(
+                &[],
+                Some(ToolChoiceDraft::Word("required".into())),
+                None
+            )),
             ["toolChoice"]
         );
         assert_eq!(
-            fields(check(&[tool("a")], Some(ToolChoiceDraft::Word("always".into())), None)),
+            fields(check(
+                &[tool("a")],
+                Some(ToolChoiceDraft::Word("always".into())),
+                None
+            )),
             ["toolChoice"]
         );
-        assert_eq!(fields(check(&[tool("a")], Some(ToolChoiceDraft::Malformed), None)), ["toolChoice"]);
+        assert_eq!(
+            fields(check(&[tool("a")], Some(ToolChoiceDraft::Malformed), None)),
+            ["toolChoice"]
+        );
     }
 
     #[test]
@@ -609,7 +631,11 @@ mod tests {
         let many: Vec<ToolDraft> = (0..=MAX_TOOLS).map(|i| tool(&format!("t{i}"))).collect();
         let violations = check(&many, None, None).unwrap_err();
         assert_eq!(violations.len(), 1);
-        assert!(violations[0].message().contains("129 tools given; the limit is 128"));
+        assert!(
+            violations[0]
+                .message()
+                .contains("129 tools given; the limit is 128")
+        );
     }
 
     #[test]
@@ -643,7 +669,9 @@ mod tests {
             json_schema: spec,
         };
         assert_eq!(
-            check(&[], None, Some(format("json_object", None))).unwrap().response_format,
+            check(&[], None, Some(format("json_object", None)))
+                .unwrap()
+                .response_format,
             Some(ResponseFormat::JsonObject)
         );
         assert_eq!(

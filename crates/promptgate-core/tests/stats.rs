@@ -21,6 +21,7 @@ fn sample(latency_ms: f64, status: InvocationStatus) -> Sample {
         prompt_tokens: 0,
         completion_tokens: 0,
         feedback: None,
+        schema_valid: None,
     }
 }
 
@@ -497,14 +498,18 @@ fn any_sample() -> impl Strategy<Value = Sample> {
         any::<u32>(),
         any::<u32>(),
         proptest::option::of(prop_oneof![Just(0.0), Just(1.0), 0.0..=1.0f64]),
+        proptest::option::of(any::<bool>()),
     )
         .prop_map(
-            |(latency_ms, status, prompt_tokens, completion_tokens, feedback)| Sample {
-                latency_ms,
-                status,
-                prompt_tokens,
-                completion_tokens,
-                feedback,
+            |(latency_ms, status, prompt_tokens, completion_tokens, feedback, schema_valid)| {
+                Sample {
+                    latency_ms,
+                    status,
+                    prompt_tokens,
+                    completion_tokens,
+                    feedback,
+                    schema_valid,
+                }
             },
         )
 }
@@ -637,4 +642,34 @@ fn percentiles_from_the_ranked_values_equal_the_percentiles_of_all_values() {
     }
     assert_eq!(percentile_ranks(0, 0.5), None);
     assert_eq!(percentile_ranks(10, 1.5), None);
+}
+
+/// The schema-valid rate counts checked invocations only, with Wilson's interval, and the
+/// comparison's difference is Newcombe's like the error rate's.
+#[test]
+fn schema_valid_rate_counts_checked_outputs_only() {
+    let with = |valid: Option<bool>| Sample {
+        schema_valid: valid,
+        ..sample(100.0, InvocationStatus::Success)
+    };
+    let mut group: Vec<Sample> = (0..8).map(|_| with(Some(true))).collect();
+    group.extend((0..2).map(|_| with(Some(false))));
+    group.extend((0..5).map(|_| with(None)));
+    let rate = summarize(&group).schema_valid.unwrap();
+    assert_eq!((rate.count, rate.passed), (10, 8));
+    assert!((rate.rate - 0.8).abs() < 1e-12);
+    // Wilson 95% for 8/10: 0.4902 to 0.9433.
+    assert!((rate.ci95.0 - 0.4902).abs() < 5e-4, "{:?}", rate.ci95);
+    assert!((rate.ci95.1 - 0.9433).abs() < 5e-4, "{:?}", rate.ci95);
+    assert_eq!(summarize(&[with(None)]).schema_valid, None);
+
+    let reference: Vec<Sample> = (0..10).map(|i| with(Some(i < 3))).collect();
+    let diff = compare(&group, &reference).schema_valid_rate_diff.unwrap();
+    assert!((diff.estimate - 0.5).abs() < 1e-12);
+    assert!(diff.ci95.0 < diff.estimate && diff.estimate < diff.ci95.1);
+    assert!(
+        compare(&group, &[with(None)])
+            .schema_valid_rate_diff
+            .is_none()
+    );
 }

@@ -853,6 +853,7 @@ endpoint = "http://otel:OTELPASS@collector.internal:4318?auth=OTELTOKEN"
                     content: "secret turn".into(),
                 }],
                 variables_schema: None,
+                tool_settings: Default::default(),
             },
             system_prompt_tokens: 3,
             tokenizer: promptgate_core::TokenizerKind::O200kBase,

@@ -13,6 +13,7 @@ use promptgate_store::{PromptFilter, Store, StoreError};
 use uuid::Uuid;
 
 use crate::templates::VersionTemplate;
+use crate::tools::ServedTools;
 
 /// How many prompts one listing reads when a name holds the wildcard `*`.
 const NAME_PAGE: u32 = 500;
@@ -26,6 +27,8 @@ pub struct CachedPrompt {
     pub versions: HashMap<VersionLabel, PromptVersion>,
     /// Each version's templates, parsed and compiled once, by label.
     pub templates: HashMap<VersionLabel, VersionTemplate>,
+    /// The tools and output format of each version that has any, built once, by label.
+    pub tools: HashMap<VersionLabel, Arc<ServedTools>>,
 }
 
 impl CachedPrompt {
@@ -35,10 +38,19 @@ impl CachedPrompt {
             .iter()
             .map(|(label, version)| (label.clone(), VersionTemplate::build(&version.settings)))
             .collect();
+        let tools = versions
+            .iter()
+            .filter(|(_, version)| !version.settings.tool_settings.is_empty())
+            .map(|(label, version)| {
+                let served = ServedTools::build(&version.settings.tool_settings);
+                (label.clone(), Arc::new(served))
+            })
+            .collect();
         CachedPrompt {
             prompt,
             versions,
             templates,
+            tools,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod service;
 pub mod state;
 pub mod telemetry;
 pub mod templates;
+pub mod tools;
 pub mod upstream;
 pub mod wire;
 

@@ -708,6 +708,8 @@ mod tests {
             metadata: BTreeMap::new(),
             label: None,
             variable_names: Vec::new(),
+            schema_valid: None,
+            tool_call_count: 0,
         }
     }
 

@@ -239,6 +239,7 @@ mod tests {
                 content: "My plan is {{tier}}".into(),
             }],
             variables_schema: schema.map(|s| s.to_string()),
+            tool_settings: Default::default(),
         }
     }
 
@@ -376,6 +377,7 @@ mod tests {
         let checked = VersionSettings {
             system_prompt: "Plain".into(),
             variables_schema: Some(schema.to_string()),
+            tool_settings: Default::default(),
             ..s.clone()
         };
         assert!(!VersionTemplate::build(&checked).is_constant());

@@ -5,8 +5,11 @@ use promptgate_core::label::{LabelName, Labels};
 use promptgate_core::prompt::{
     BlockedCategory, ContentFilter, FewShotExample, SafetyGuardrails, TemplateMessage, TemplateRole,
 };
-use promptgate_core::{ScopeSet, SplitStrategy, TrafficSplit, VersionLabel};
-use serde_json::{Value, json};
+use promptgate_core::{
+    JsonSchemaFormat, ResponseFormat, ScopeSet, SplitStrategy, ToolChoice, ToolDefinition,
+    ToolSettings, TrafficSplit, VersionLabel,
+};
+use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::StoreError;
@@ -211,6 +214,138 @@ pub(crate) fn variables_schema(text: Option<String>) -> Result<Option<String>, S
     }
 }
 
+/// A version's tools, tool choice and response format as the `tool_settings` column holds
+/// them: one JSON object in the contract's shapes (`tools`, `toolChoice`, `responseFormat`,
+/// each left out when unset); none when the version has none of them.
+pub(crate) fn tool_settings_json(settings: &ToolSettings) -> Option<String> {
+    if settings.is_empty() {
+        return None;
+    }
+    let mut object = Map::new();
+    if !settings.tools.is_empty() {
+        let tools = settings
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut function = Map::new();
+                function.insert("name".into(), Value::String(tool.name.clone()));
+                if let Some(description) = &tool.description {
+                    function.insert("description".into(), Value::String(description.clone()));
+                }
+                if let Some(parameters) = &tool.parameters {
+                    function.insert("parameters".into(), json_text(parameters));
+                }
+                if let Some(strict) = tool.strict {
+                    function.insert("strict".into(), Value::Bool(strict));
+                }
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        object.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = &settings.tool_choice {
+        let value = match choice.word() {
+            Some(word) => Value::String(word.to_owned()),
+            None => match choice {
+                ToolChoice::Function(name) => {
+                    json!({"type": "function", "function": {"name": name}})
+                }
+                _ => Value::Null,
+            },
+        };
+        object.insert("toolChoice".into(), value);
+    }
+    if let Some(format) = &settings.response_format {
+        let value = match format {
+            ResponseFormat::Text => json!({"type": "text"}),
+            ResponseFormat::JsonObject => json!({"type": "json_object"}),
+            ResponseFormat::JsonSchema(spec) => {
+                let mut inner = Map::new();
+                inner.insert("name".into(), Value::String(spec.name.clone()));
+                if let Some(description) = &spec.description {
+                    inner.insert("description".into(), Value::String(description.clone()));
+                }
+                if let Some(schema) = &spec.schema {
+                    inner.insert("schema".into(), json_text(schema));
+                }
+                if let Some(strict) = spec.strict {
+                    inner.insert("strict".into(), Value::Bool(strict));
+                }
+                json!({"type": "json_schema", "json_schema": inner})
+            }
+        };
+        object.insert("responseFormat".into(), value);
+    }
+    Some(Value::Object(object).to_string())
+}
+
+/// Stored JSON text as a value (the gateway stores only JSON it parsed; anything else is kept
+/// as a string rather than lost).
+fn json_text(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// The `tool_settings` column; anything the gateway cannot have written is corrupt.
+pub(crate) fn tool_settings_from_json(text: Option<String>) -> Result<ToolSettings, StoreError> {
+    let Some(text) = text else {
+        return Ok(ToolSettings::default());
+    };
+    let corrupt = || StoreError::Corrupt(format!("tool settings: {text}"));
+    let value: Value = serde_json::from_str(&text).map_err(|_| corrupt())?;
+    let string = |v: &Value| v.as_str().map(str::to_owned);
+    let tools = match value.get("tools") {
+        None => Vec::new(),
+        Some(list) => list
+            .as_array()
+            .ok_or_else(corrupt)?
+            .iter()
+            .map(|tool| {
+                let function = &tool["function"];
+                Ok(ToolDefinition {
+                    name: string(&function["name"]).ok_or_else(corrupt)?,
+                    description: function.get("description").and_then(string),
+                    parameters: function.get("parameters").map(Value::to_string),
+                    strict: function.get("strict").and_then(Value::as_bool),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+    };
+    let tool_choice = match value.get("toolChoice") {
+        None => None,
+        Some(Value::String(word)) => Some(match word.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            _ => return Err(corrupt()),
+        }),
+        Some(object) => Some(ToolChoice::Function(
+            string(&object["function"]["name"]).ok_or_else(corrupt)?,
+        )),
+    };
+    let response_format = match value.get("responseFormat") {
+        None => None,
+        Some(format) => Some(match format["type"].as_str() {
+            Some("text") => ResponseFormat::Text,
+            Some("json_object") => ResponseFormat::JsonObject,
+            Some("json_schema") => {
+                let spec = &format["json_schema"];
+                ResponseFormat::JsonSchema(JsonSchemaFormat {
+                    name: string(&spec["name"]).ok_or_else(corrupt)?,
+                    description: spec.get("description").and_then(string),
+                    schema: spec.get("schema").map(Value::to_string),
+                    strict: spec.get("strict").and_then(Value::as_bool),
+                })
+            }
+            _ => return Err(corrupt()),
+        }),
+    };
+    Ok(ToolSettings {
+        tools,
+        tool_choice,
+        response_format,
+    })
+}
+
 /// A prompt's labels as the `labels` column holds them: a JSON object from label name to
 /// version, in name order.
 pub(crate) fn labels_json(labels: &Labels) -> String {
@@ -411,5 +546,51 @@ mod tests {
         assert_eq!(name_filter(None), (None, None));
         assert_eq!(name_filter(Some("a_b")), (Some("a_b".to_owned()), None));
         assert_eq!(name_filter(Some("a_*")), (None, Some("a\\_%".to_owned())));
+    }
+
+    #[test]
+    fn tool_settings_round_trip_and_none_is_stored_as_null() {
+        let settings = ToolSettings {
+            tools: vec![
+                ToolDefinition {
+                    name: "lookup_order".into(),
+                    description: Some("Find an order.".into()),
+                    parameters: Some(
+                        r#"{"properties":{"order":{"type":"string"}},"type":"object"}"#.into(),
+                    ),
+                    strict: Some(true),
+                },
+                ToolDefinition {
+                    name: "ping".into(),
+                    description: None,
+                    parameters: None,
+                    strict: None,
+                },
+            ],
+            tool_choice: Some(ToolChoice::Function("ping".into())),
+            response_format: Some(ResponseFormat::JsonSchema(JsonSchemaFormat {
+                name: "answer".into(),
+                description: None,
+                schema: Some(r#"{"type":"object"}"#.into()),
+                strict: Some(true),
+            })),
+        };
+        let text = tool_settings_json(&settings).unwrap();
+        assert_eq!(tool_settings_from_json(Some(text)).unwrap(), settings);
+        assert_eq!(tool_settings_json(&ToolSettings::default()), None);
+        assert_eq!(
+            tool_settings_from_json(None).unwrap(),
+            ToolSettings::default()
+        );
+        for corrupt in [
+            "[",
+            r#"{"toolChoice":"sometimes"}"#,
+            r#"{"tools":[{"function":{}}]}"#,
+        ] {
+            assert!(matches!(
+                tool_settings_from_json(Some(corrupt.into())),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
     }
 }

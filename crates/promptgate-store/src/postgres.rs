@@ -242,7 +242,8 @@ mod sql {
     pub(super) const INSERT_VERSION: &str = "INSERT INTO prompt_versions (prompt_id, version, \
          model_endpoint_ref, system_prompt, temperature, safety_guardrails, few_shot_examples, \
          system_prompt_tokens, tokenizer, created_at, created_by, template_messages, \
-         variables_schema) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+         variables_schema, tool_settings) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
     pub(super) const PROMPT_BY_ID: &str = "SELECT * FROM prompts WHERE id = $1";
     /// A pattern ignores ASCII case only, as SQLite's LIKE does: `lower` under the "C" collation
     /// folds A-Z and nothing else.
@@ -351,7 +352,9 @@ mod sql {
                    / NULLIF(COUNT(*) FILTER (WHERE {LATENCY}), 0) AS latency_mean, \
                  COUNT(*) FILTER (WHERE {FEEDBACK}) AS feedback_n, \
                  SUM(feedback_score) FILTER (WHERE {FEEDBACK}) \
-                   / NULLIF(COUNT(*) FILTER (WHERE {FEEDBACK}), 0) AS feedback_mean \
+                   / NULLIF(COUNT(*) FILTER (WHERE {FEEDBACK}), 0) AS feedback_mean, \
+                 COUNT(schema_valid) AS schema_n, \
+                 COUNT(*) FILTER (WHERE schema_valid = 1) AS schema_valid_n \
                FROM invocations WHERE {FILTER} GROUP BY version) \
              SELECT m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
                m.latency_n, m.latency_mean, \
@@ -359,11 +362,13 @@ mod sql {
                  FILTER (WHERE i.{LATENCY}) AS latency_m2, \
                m.feedback_n, m.feedback_mean, \
                SUM((i.feedback_score - m.feedback_mean) * (i.feedback_score - m.feedback_mean)) \
-                 FILTER (WHERE i.{FEEDBACK}) AS feedback_m2 \
+                 FILTER (WHERE i.{FEEDBACK}) AS feedback_m2, \
+               m.schema_n, m.schema_valid_n \
              FROM (SELECT version, status, latency_ms, feedback_score FROM invocations \
                WHERE {FILTER}) AS i JOIN m ON m.version = i.version \
              GROUP BY m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
-               m.latency_n, m.latency_mean, m.feedback_n, m.feedback_mean"
+               m.latency_n, m.latency_mean, m.feedback_n, m.feedback_mean, m.schema_n, \
+               m.schema_valid_n"
         ))
     }
 
@@ -548,6 +553,8 @@ methods::telemetry_store!(PostgresStore, sql, {
         let mut metadata = Vec::with_capacity(records.len());
         let mut labels = Vec::with_capacity(records.len());
         let mut variable_names = Vec::with_capacity(records.len());
+        let mut schema_valid = Vec::with_capacity(records.len());
+        let mut tool_call_counts = Vec::with_capacity(records.len());
         for r in records {
             ids.push(nul_free(&r.id));
             timestamps.push(millis(r.timestamp));
@@ -566,6 +573,8 @@ methods::telemetry_store!(PostgresStore, sql, {
             metadata.push(serde_json::to_string(&r.metadata).unwrap_or_else(|_| "{}".to_owned()));
             labels.push(nul_free_opt(r.label.as_deref()));
             variable_names.push(codec::variable_names_json(&r.variable_names));
+            schema_valid.push(r.schema_valid.map(i64::from));
+            tool_call_counts.push(i64::from(r.tool_call_count));
         }
         let mut tx = self.pool()?.begin_with(BEGIN).await.map_err(db_error)?;
         // Batches commit one at a time, in the order of their sequence numbers (see the
@@ -577,18 +586,20 @@ methods::telemetry_store!(PostgresStore, sql, {
         sqlx::query(
             "INSERT INTO invocations (id, timestamp, prompt_id, version, model, status, \
              error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, prompt_tokens, \
-             completion_tokens, session_id, client_id, metadata, label, variable_names) \
+             completion_tokens, session_id, client_id, metadata, label, variable_names, \
+             schema_valid, tool_call_count) \
              SELECT id, timestamp, prompt_id, version, model, status, error_code, latency_ms, \
              upstream_latency_ms, time_to_first_token_ms, prompt_tokens, completion_tokens, \
-             session_id, client_id, metadata, label, variable_names \
+             session_id, client_id, metadata, label, variable_names, schema_valid, \
+             tool_call_count \
              FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], \
                          $6::text[], $7::text[], $8::float8[], $9::float8[], $10::float8[], \
                          $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[], \
-                         $16::text[], $17::text[]) \
+                         $16::text[], $17::text[], $18::bigint[], $19::bigint[]) \
                WITH ORDINALITY AS r (id, timestamp, prompt_id, version, model, status, \
                error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
                prompt_tokens, completion_tokens, session_id, client_id, metadata, label, \
-               variable_names, ord) \
+               variable_names, schema_valid, tool_call_count, ord) \
              ORDER BY ord \
              ON CONFLICT (id) DO NOTHING",
         )
@@ -609,6 +620,8 @@ methods::telemetry_store!(PostgresStore, sql, {
         .bind(metadata)
         .bind(labels)
         .bind(variable_names)
+        .bind(schema_valid)
+        .bind(tool_call_counts)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -167,7 +167,8 @@ pub(crate) fn prompt_values<Q: Values>(query: Q, prompt: &Prompt) -> Q {
 
 /// `prompt_versions (version, model_endpoint_ref, system_prompt, temperature,
 /// safety_guardrails, few_shot_examples, system_prompt_tokens, tokenizer, created_at,
-/// created_by, template_messages, variables_schema)`: every column but the prompt id.
+/// created_by, template_messages, variables_schema, tool_settings)`: every column but the
+/// prompt id.
 pub(crate) fn version_values<Q: Values>(query: Q, v: &PromptVersion) -> Q {
     query
         .text(&v.version.to_string())
@@ -184,6 +185,7 @@ pub(crate) fn version_values<Q: Values>(query: Q, v: &PromptVersion) -> Q {
             &v.settings.template_messages,
         ))
         .opt_text(v.settings.variables_schema.as_deref())
+        .opt_text(codec::tool_settings_json(&v.settings.tool_settings).as_deref())
 }
 
 /// `audit_entries (sequence, recorded_at, actor, action, body, prev_hash, hash, leaf_hash)`:
@@ -275,6 +277,7 @@ pub(crate) fn version(row: &impl StoredRow) -> Result<PromptVersion, StoreError>
             few_shot_examples: codec::examples_from_json(&row.text("few_shot_examples")?)?,
             template_messages: codec::template_messages_from_json(&row.text("template_messages")?)?,
             variables_schema: codec::variables_schema(row.opt_text("variables_schema")?)?,
+            tool_settings: codec::tool_settings_from_json(row.opt_text("tool_settings")?)?,
         },
         system_prompt_tokens: u32::try_from(tokens)
             .map_err(|_| StoreError::Corrupt(format!("token count {tokens}")))?,
@@ -325,6 +328,8 @@ pub(crate) fn invocation(row: &impl StoredRow) -> Result<StoredInvocation, Store
                 .map_err(|_| StoreError::Corrupt(format!("metadata {metadata:?}")))?,
             label: row.opt_text("label")?,
             variable_names: codec::variable_names_from_json(&row.text("variable_names")?)?,
+            schema_valid: row.opt_int("schema_valid")?.map(|v| v != 0),
+            tool_call_count: u32::try_from(row.int("tool_call_count")?).unwrap_or(u32::MAX),
         },
         feedback,
     })

@@ -173,7 +173,7 @@ mod sql {
     pub(super) const INSERT_VERSION: &str = "INSERT INTO prompt_versions (prompt_id, version, \
          model_endpoint_ref, system_prompt, temperature, safety_guardrails, few_shot_examples, \
          system_prompt_tokens, tokenizer, created_at, created_by, template_messages, \
-         variables_schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+         variables_schema, tool_settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     pub(super) const PROMPT_BY_ID: &str = "SELECT * FROM prompts WHERE id = ?";
     pub(super) const LIST_PROMPTS: &str = "SELECT * FROM prompts \
          WHERE (?1 IS NULL OR name = ?1) \
@@ -271,7 +271,9 @@ mod sql {
                    / COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?7 AND ?8 THEN 1 END) AS latency_mean, \
                  COUNT(CASE WHEN feedback_score BETWEEN ?7 AND ?8 THEN 1 END) AS feedback_n, \
                  SUM(CASE WHEN feedback_score BETWEEN ?7 AND ?8 THEN feedback_score END) \
-                   / COUNT(CASE WHEN feedback_score BETWEEN ?7 AND ?8 THEN 1 END) AS feedback_mean \
+                   / COUNT(CASE WHEN feedback_score BETWEEN ?7 AND ?8 THEN 1 END) AS feedback_mean, \
+                 COUNT(schema_valid) AS schema_n, \
+                 COUNT(CASE WHEN schema_valid = 1 THEN 1 END) AS schema_valid_n \
                FROM invocations WHERE {FILTER} GROUP BY version) \
              SELECT m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
                m.latency_n, m.latency_mean, \
@@ -279,7 +281,8 @@ mod sql {
                    THEN (i.latency_ms - m.latency_mean) * (i.latency_ms - m.latency_mean) END) AS latency_m2, \
                m.feedback_n, m.feedback_mean, \
                SUM(CASE WHEN i.feedback_score BETWEEN ?7 AND ?8 \
-                   THEN (i.feedback_score - m.feedback_mean) * (i.feedback_score - m.feedback_mean) END) AS feedback_m2 \
+                   THEN (i.feedback_score - m.feedback_mean) * (i.feedback_score - m.feedback_mean) END) AS feedback_m2, \
+               m.schema_n, m.schema_valid_n \
              FROM (SELECT version, status, latency_ms, feedback_score FROM invocations \
                WHERE {FILTER}) AS i CROSS JOIN m ON m.version = i.version \
              GROUP BY m.version"
@@ -475,7 +478,8 @@ methods::telemetry_store!(SqliteStore, sql, {
                 "INSERT OR IGNORE INTO invocations (id, timestamp, prompt_id, version, model, \
                  status, error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
                  prompt_tokens, completion_tokens, session_id, client_id, metadata, label, \
-                 variable_names) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 variable_names, schema_valid, tool_call_count) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(nul_free(&r.id))
             .bind(millis(r.timestamp))
@@ -494,6 +498,8 @@ methods::telemetry_store!(SqliteStore, sql, {
             .bind(serde_json::to_string(&r.metadata).unwrap_or_else(|_| "{}".to_owned()))
             .bind(nul_free_opt(r.label.as_deref()))
             .bind(codec::variable_names_json(&r.variable_names))
+            .bind(r.schema_valid.map(i64::from))
+            .bind(i64::from(r.tool_call_count))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

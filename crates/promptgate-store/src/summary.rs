@@ -35,6 +35,8 @@ pub(crate) struct AggregateRow {
     pub(crate) feedback_n: i64,
     pub(crate) feedback_mean: Option<f64>,
     pub(crate) feedback_m2: Option<f64>,
+    pub(crate) schema_n: i64,
+    pub(crate) schema_valid_n: i64,
 }
 
 impl AggregateRow {
@@ -61,6 +63,8 @@ impl AggregateRow {
             feedback_n: row.try_get("feedback_n")?,
             feedback_mean: row.try_get("feedback_mean")?,
             feedback_m2: row.try_get("feedback_m2")?,
+            schema_n: row.try_get("schema_n")?,
+            schema_valid_n: row.try_get("schema_valid_n")?,
         })
     }
 }
@@ -128,6 +132,8 @@ pub(crate) fn assemble(
                     latency: moments(row.latency_n, row.latency_mean, row.latency_m2),
                     latency_percentiles,
                     feedback: moments(row.feedback_n, row.feedback_mean, row.feedback_m2),
+                    schema_checked: unsigned(row.schema_n),
+                    schema_valid: unsigned(row.schema_valid_n),
                 },
                 version: row.version,
             }

@@ -81,9 +81,12 @@ fn load(text: &str, object_only: bool) -> Result<Validator, Vec<String>> {
 }
 
 fn compile(root: &Value) -> Result<Validator, String> {
-    options()
-        .build(root)
-        .map_err(|e| format!("the schema cannot be compiled: {}", e.masked_with("the value")))
+    options().build(root).map_err(|e| {
+        format!(
+            "the schema cannot be compiled: {}",
+            e.masked_with("the value")
+        )
+    })
 }
 
 fn options() -> ValidationOptions<'static> {
@@ -210,15 +213,28 @@ mod tests {
             ("{", "not JSON"),
             ("[1]", "must be a JSON object"),
             (r#"{"type":"string"}"#, "must describe an object"),
-            (r#"{"type":"object","properties":{"a":{"type":"strange"}}}"#, "not a valid JSON Schema"),
-            (r#"{"$schema":"https://example.com/mine"}"#, "not a JSON Schema draft"),
-            (r#"{"$ref":"https://example.com/remote.json"}"#, "cannot be compiled"),
+            (
+                r#"{"type":"object","properties":{"a":{"type":"strange"}}}"#,
+                "not a valid JSON Schema",
+            ),
+            (
+                r#"{"$schema":"https://example.com/mine"}"#,
+                "not a JSON Schema draft",
+            ),
+            (
+                r#"{"$ref":"https://example.com/remote.json"}"#,
+                "cannot be compiled",
+            ),
         ];
         for (text, expected) in cases {
             let found = check_document(text, "tools[0].function.parameters", true);
             assert_eq!(found.len(), 1, "{text}: {found:?}");
             assert_eq!(found[0].field, "tools[0].function.parameters");
-            assert!(found[0].message().contains(expected), "{text}: {}", found[0].message());
+            assert!(
+                found[0].message().contains(expected),
+                "{text}: {}",
+                found[0].message()
+            );
         }
     }
 
@@ -232,17 +248,28 @@ mod tests {
         assert_eq!(bad.parsed, None);
         assert_eq!(bad.errors.len(), 1);
         assert_eq!(bad.errors[0].path, "/items/0/qty");
-        assert!(!bad.errors[0].message.contains("two"), "{}", bad.errors[0].message);
+        assert!(
+            !bad.errors[0].message.contains("two"),
+            "{}",
+            bad.errors[0].message
+        );
         let prose = check.check("Sure! Here is your order.");
         assert_eq!(prose.errors[0].path, "");
-        assert!(prose.errors[0].message.starts_with("the output is not JSON"));
+        assert!(
+            prose.errors[0]
+                .message
+                .starts_with("the output is not JSON")
+        );
     }
 
     #[test]
     fn json_object_needs_an_object_and_text_checks_nothing() {
         let check = OutputCheck::compile(&ResponseFormat::JsonObject).unwrap();
         assert!(check.check(r#"{"a":1}"#).is_valid());
-        assert_eq!(check.check("[1,2]").errors[0].message, "the output is not a JSON object");
+        assert_eq!(
+            check.check("[1,2]").errors[0].message,
+            "the output is not a JSON object"
+        );
         assert!(OutputCheck::compile(&ResponseFormat::Text).is_none());
     }
 

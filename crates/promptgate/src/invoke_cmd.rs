@@ -233,14 +233,8 @@ pub async fn chat(args: ChatArgs, client: &Client) -> anyhow::Result<ExitCode> {
         };
         let (answer, done) = stream_to_stdout(client, &request, true).await?;
         report(&done);
-        turns.push(ChatTurn {
-            role: Some("user".to_owned()),
-            content: Some(line),
-        });
-        turns.push(ChatTurn {
-            role: Some("assistant".to_owned()),
-            content: Some(answer),
-        });
+        turns.push(ChatTurn::text("user", line));
+        turns.push(ChatTurn::text("assistant", answer));
     }
     Ok(ExitCode::SUCCESS)
 }

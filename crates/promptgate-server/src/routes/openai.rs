@@ -286,6 +286,10 @@ fn stream(head: ChunkHead, relay: Relay, ignored: Vec<String>) -> Response {
                     let event = pump.head.content(text);
                     pump.pending.push_back(event);
                 }
+                Some(RelayEvent::ToolCall(call)) => {
+                    let event = pump.head.tool_call(call);
+                    pump.pending.push_back(event);
+                }
                 Some(RelayEvent::Done(done)) => {
                     let ignored = std::mem::take(&mut pump.ignored);
                     pump.head.done(&done, ignored, &mut pump.pending);

@@ -5,15 +5,18 @@
 
 use axum::response::sse::Event;
 use promptgate_api as api;
+use promptgate_core::ToolCall;
 use promptgate_core::Violation;
+use promptgate_core::tools::MAX_TOOLS;
 use promptgate_core::violation::quoted;
-use promptgate_providers::Role;
+use promptgate_providers::{ChatMessage, Role};
 
 use crate::error::ApiError;
 use crate::limits::{RequestLimits, is_over, too_long, too_many};
 use crate::service::invoke::{
     Answer, CallerOverrides, Invocation, PinRequest, PromptRef, RelayEvent,
 };
+use crate::wire::tools::wire_tool_calls;
 
 /// The longest session id.
 pub const MAX_SESSION_ID_CHARS: usize = 256;
@@ -31,7 +34,15 @@ pub fn invocation(
         violations.push(Violation::invalid("promptId", "promptId is required"));
         String::new()
     });
+    // Continuing after tool calls, the conversation ends with the tools' results: the caller
+    // may then have nothing to add.
+    let after_tools = body
+        .messages
+        .as_ref()
+        .and_then(|turns| turns.last())
+        .is_some_and(|turn| turn.role.as_deref() == Some("tool"));
     let user_input = match &body.user_input {
+        None if after_tools => String::new(),
         None => {
             violations.push(Violation::invalid("userInput", "userInput is required"));
             String::new()
@@ -99,6 +110,8 @@ pub fn invocation(
         max_output_tokens,
         metadata,
         overrides: CallerOverrides::default(),
+        caller_tools: None,
+        parallel_tool_calls: None,
     })
 }
 
@@ -143,13 +156,15 @@ pub fn check_variables(
     }
 }
 
-/// The earlier turns, each with a user or assistant role and content within
-/// `max_input_chars`, at most `max_conversation_messages` of them.
+/// The earlier turns, at most `max_conversation_messages` of them: user and assistant turns
+/// with content within `max_input_chars`, assistant turns that called tools (`toolCalls`,
+/// content then optional), and `tool` turns answering one of those calls (`toolCallId`).
 fn turns(
     messages: &[api::ChatTurn],
     limits: &RequestLimits,
     violations: &mut Vec<Violation>,
-) -> Vec<(Role, String)> {
+) -> Vec<ChatMessage> {
+    let mut call_ids: Vec<String> = Vec::new();
     let mut turns = Vec::new();
     if messages.len() > limits.max_conversation_messages {
         violations.push(too_many(
@@ -167,16 +182,23 @@ fn turns(
         let role = match turn.role.as_deref() {
             Some("user") => Some(Role::User),
             Some("assistant") => Some(Role::Assistant),
+            Some("tool") => Some(Role::Tool),
             other => {
                 let why = match other {
-                    None => "role is required; use user or assistant".to_owned(),
-                    Some(role) => format!("role is {}; use user or assistant", quoted(role)),
+                    None => "role is required; use user, assistant or tool".to_owned(),
+                    Some(role) => {
+                        format!("role is {}; use user, assistant or tool", quoted(role))
+                    }
                 };
                 violations.push(Violation::invalid(format!("messages[{i}].role"), why));
                 None
             }
         };
+        let tool_calls = tool_calls_of(i, turn, role, limits, violations);
+        let tool_call_id = tool_call_id_of(i, turn, role, &call_ids, violations);
+        call_ids.extend(tool_calls.iter().map(|call| call.id.clone()));
         let content = match &turn.content {
+            None if !tool_calls.is_empty() => Some(String::new()),
             Some(text) if !is_over(text, limits.max_input_chars) => Some(text.clone()),
             Some(text) => {
                 violations.push(too_long(
@@ -196,10 +218,123 @@ fn turns(
             }
         };
         if let (Some(role), Some(content)) = (role, content) {
-            turns.push((role, content));
+            turns.push(ChatMessage {
+                role,
+                content,
+                tool_calls,
+                tool_call_id,
+            });
         }
     }
     turns
+}
+
+/// The calls of an assistant turn, each with an id, a name and its arguments within
+/// `max_input_chars`; other roles carry none.
+fn tool_calls_of(
+    i: usize,
+    turn: &api::ChatTurn,
+    role: Option<Role>,
+    limits: &RequestLimits,
+    violations: &mut Vec<Violation>,
+) -> Vec<ToolCall> {
+    let Some(calls) = &turn.tool_calls else {
+        return Vec::new();
+    };
+    if role != Some(Role::Assistant) {
+        violations.push(Violation::invalid(
+            format!("messages[{i}].toolCalls"),
+            "only an assistant turn carries toolCalls",
+        ));
+        return Vec::new();
+    }
+    if calls.len() > MAX_TOOLS {
+        violations.push(Violation::invalid(
+            format!("messages[{i}].toolCalls"),
+            format!("{} tool calls given; the limit is {MAX_TOOLS}", calls.len()),
+        ));
+        return Vec::new();
+    }
+    let mut checked = Vec::with_capacity(calls.len());
+    for (j, call) in calls.iter().enumerate() {
+        let field = |part: &str| format!("messages[{i}].toolCalls[{j}].{part}");
+        let mut part = |name: &str, value: &Option<String>| match value {
+            Some(text) if text.is_empty() && name != "arguments" => {
+                violations.push(Violation::invalid(field(name), format!("{name} is empty")));
+                None
+            }
+            Some(text) if is_over(text, limits.max_input_chars) => {
+                violations.push(too_long(
+                    &field(name),
+                    text.chars().count(),
+                    limits.max_input_chars,
+                    "max_input_chars",
+                ));
+                None
+            }
+            Some(text) => Some(text.clone()),
+            None => {
+                violations.push(Violation::invalid(
+                    field(name),
+                    format!("{name} is required"),
+                ));
+                None
+            }
+        };
+        let (id, name, arguments) = (
+            part("id", &call.id),
+            part("name", &call.name),
+            part("arguments", &call.arguments),
+        );
+        if let (Some(id), Some(name), Some(arguments)) = (id, name, arguments) {
+            checked.push(ToolCall {
+                id,
+                name,
+                arguments,
+            });
+        }
+    }
+    checked
+}
+
+/// The call a `tool` turn answers: required, and one an earlier assistant turn made (a provider
+/// refuses a result without its call); other roles name none.
+fn tool_call_id_of(
+    i: usize,
+    turn: &api::ChatTurn,
+    role: Option<Role>,
+    call_ids: &[String],
+    violations: &mut Vec<Violation>,
+) -> Option<String> {
+    let field = format!("messages[{i}].toolCallId");
+    match (&turn.tool_call_id, role) {
+        (Some(id), Some(Role::Tool)) if call_ids.contains(id) => Some(id.clone()),
+        (Some(id), Some(Role::Tool)) => {
+            violations.push(Violation::invalid(
+                field,
+                format!(
+                    "toolCallId {} answers no call of an earlier assistant turn",
+                    quoted(id)
+                ),
+            ));
+            None
+        }
+        (None, Some(Role::Tool)) => {
+            violations.push(Violation::invalid(
+                field,
+                "toolCallId is required in a tool turn: the id of the call it answers",
+            ));
+            None
+        }
+        (Some(_), _) => {
+            violations.push(Violation::invalid(
+                field,
+                "only a tool turn carries toolCallId",
+            ));
+            None
+        }
+        (None, _) => None,
+    }
 }
 
 /// At most `max_metadata_entries` entries, each key and value within its limit.
@@ -248,6 +383,22 @@ fn check_metadata(
 
 /// The answer as the contract's body (for a stream's `done`, without `output`).
 pub fn invoke_response(answer: Answer) -> api::InvokeResponse {
+    let (parsed, output_errors) = match answer.output_check {
+        None => (None, None),
+        Some(check) => {
+            let errors = (!check.errors.is_empty()).then(|| {
+                check
+                    .errors
+                    .into_iter()
+                    .map(|e| api::OutputError {
+                        path: e.path,
+                        message: e.message,
+                    })
+                    .collect()
+            });
+            (Some(check.parsed), errors)
+        }
+    };
     api::InvokeResponse {
         response_id: answer.response_id,
         prompt_id: answer.prompt_id.to_string(),
@@ -270,6 +421,9 @@ pub fn invoke_response(answer: Answer) -> api::InvokeResponse {
             dropped_turns: answer.dropped_turns,
         },
         few_shot_tokens: answer.few_shot_tokens,
+        tool_calls: wire_tool_calls(answer.tool_calls),
+        parsed,
+        output_errors,
     }
 }
 
@@ -278,6 +432,15 @@ pub fn invoke_response(answer: Answer) -> api::InvokeResponse {
 pub fn sse_event(event: RelayEvent) -> Event {
     match event {
         RelayEvent::Delta(text) => json_event("delta", &api::StreamDelta { text }),
+        RelayEvent::ToolCall(call) => json_event(
+            "tool_call",
+            &api::StreamToolCall {
+                index: call.index,
+                id: call.id,
+                name: call.name,
+                arguments_delta: call.arguments_delta,
+            },
+        ),
         RelayEvent::Done(done) => json_event("done", &invoke_response(done)),
         RelayEvent::Failed(err) => error_event(&ApiError::from(err)),
     }

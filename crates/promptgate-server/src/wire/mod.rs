@@ -9,3 +9,4 @@ pub mod invocations;
 pub mod openai;
 pub mod prompts;
 pub mod telemetry;
+pub mod tools;

@@ -8,14 +8,18 @@ use std::collections::VecDeque;
 use axum::response::sse::Event;
 use promptgate_api as api;
 use promptgate_api::openai as oa;
+use promptgate_core::tools::{ToolFieldNames, check_tool_settings};
 use promptgate_core::violation::quoted;
-use promptgate_core::{ChatCompletionsPolicy, SystemMessageMode, Violation};
-use promptgate_providers::Usage;
+use promptgate_core::{ChatCompletionsPolicy, SystemMessageMode, ToolCall, Violation};
+use promptgate_providers::{ToolCallDelta, Usage};
+use promptgate_variables::SchemaChecker;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::limits::{RequestLimits, is_over, too_long};
 use crate::service::invoke::{Answer, CallerOverrides, Invocation, PinRequest};
+use crate::tools::ServedTools;
+use crate::wire::tools::{response_format_draft, tool_choice_draft, tool_drafts};
 
 /// The header that carries the sticky-routing session key (wins over the body's `user`).
 pub const SESSION_HEADER: &str = "promptgate-session-id";
@@ -56,7 +60,7 @@ pub fn translate(
     }
     let mut system = Vec::new();
     // Conversation turns and the index each came from, for naming fields.
-    let mut turns: Vec<(usize, &'static str, String)> = Vec::new();
+    let mut turns: Vec<(usize, api::ChatTurn)> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
         let text = match message_text(message.content.as_ref()) {
             Ok(text) => text,
@@ -65,26 +69,48 @@ pub fn translate(
                 continue;
             }
         };
-        match message.role.as_deref() {
-            Some("system" | "developer") => system.push(text),
-            Some("user") => turns.push((i, "user", text)),
-            Some("assistant") => turns.push((i, "assistant", text)),
-            other => violations.push(Violation::invalid(
-                format!("messages[{i}].role"),
-                format!(
-                    "role is {}; the gateway takes system, developer, user and assistant messages (tool calls are not supported)",
-                    other.map_or_else(|| "missing".to_owned(), quoted)
-                ),
-            )),
-        }
+        let role = match message.role.as_deref() {
+            Some("system" | "developer") => {
+                system.push(text);
+                continue;
+            }
+            Some(role @ ("user" | "assistant" | "tool")) => role,
+            other => {
+                violations.push(Violation::invalid(
+                    format!("messages[{i}].role"),
+                    format!(
+                        "role is {}; the gateway takes system, developer, user, assistant and tool messages",
+                        other.map_or_else(|| "missing".to_owned(), quoted)
+                    ),
+                ));
+                continue;
+            }
+        };
+        let tool_calls = message
+            .tool_calls
+            .as_ref()
+            .map(|calls| turn_tool_calls(i, calls, &mut violations));
+        turns.push((
+            i,
+            api::ChatTurn {
+                role: Some(role.to_owned()),
+                content: Some(text),
+                tool_calls,
+                tool_call_id: message.tool_call_id.clone(),
+            },
+        ));
     }
-    let last_user = match turns.last() {
-        Some((_, "user", _)) => turns.pop(),
+    // The input is the last message: the user's, or (continuing after tool calls) a tool
+    // result, which stays a turn and leaves the input empty.
+    let last_role = turns.last().and_then(|(_, t)| t.role.clone());
+    let last_user = match last_role.as_deref() {
+        Some("user") => turns.pop(),
+        Some("tool") => None,
         _ => {
             if body.messages.is_some() {
                 violations.push(Violation::invalid(
                     "messages",
-                    "the last user or assistant message must be the user's: it is the input the prompt answers",
+                    "the last user, assistant or tool message must be the user's or a tool result: it is the input the prompt answers",
                 ));
             }
             None
@@ -132,7 +158,12 @@ pub fn translate(
     };
     let wire = api::InvokeRequest {
         prompt_id: Some(prompt_id.to_string()),
-        user_input: Some(last_user.as_ref().map(|t| t.2.clone()).unwrap_or_default()),
+        user_input: Some(
+            last_user
+                .as_ref()
+                .and_then(|(_, t)| t.content.clone())
+                .unwrap_or_default(),
+        ),
         session_id: session,
         version: match pin {
             PinRequest::Version(version) => Some(version.clone()),
@@ -143,15 +174,7 @@ pub fn translate(
             _ => None,
         },
         variables: body.prompt_variables.clone(),
-        messages: Some(
-            turns
-                .iter()
-                .map(|(_, role, text)| api::ChatTurn {
-                    role: Some((*role).to_owned()),
-                    content: Some(text.clone()),
-                })
-                .collect(),
-        ),
+        messages: Some(turns.iter().map(|(_, turn)| turn.clone()).collect()),
         options: Some(api::InvokeOptions {
             stream: Some(body.stream.unwrap_or(false)),
             return_token_usage: Some(true),
@@ -163,7 +186,7 @@ pub fn translate(
     let rename = |field: &str| -> String {
         if field == "userInput" {
             return match &last_user {
-                Some((i, _, _)) => format!("messages[{i}].content"),
+                Some((i, _)) => format!("messages[{i}].content"),
                 None => "messages".to_owned(),
             };
         }
@@ -183,12 +206,16 @@ pub fn translate(
         if let Some(rest) = field.strip_prefix("messages[")
             && let Some((index, tail)) = rest.split_once(']')
             && let Ok(index) = index.parse::<usize>()
-            && let Some((original, _, _)) = turns.get(index)
+            && let Some((original, _)) = turns.get(index)
         {
+            let tail = tail
+                .replace(".toolCalls", ".tool_calls")
+                .replace(".toolCallId", ".tool_call_id");
             return format!("messages[{original}]{tail}");
         }
         field.to_owned()
     };
+    let caller_tools = caller_tools(body, &mut violations);
     let mut request = match checked {
         Ok(request) if violations.is_empty() => request,
         Ok(_) => return Err(violations),
@@ -202,6 +229,8 @@ pub fn translate(
     };
     let input_field = rename("userInput");
     let ignored = apply_policy(body, policy, system_text.filter(|_| prepend), &mut request);
+    request.caller_tools = caller_tools;
+    request.parallel_tool_calls = body.parallel_tool_calls;
     Ok(Translated {
         request,
         ignored,
@@ -212,6 +241,94 @@ pub fn translate(
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
     })
+}
+
+/// An assistant message's `tool_calls` in the contract's shape, for the shared checks (which
+/// name each missing part); a call of another type than `function` is refused here.
+fn turn_tool_calls(
+    i: usize,
+    calls: &[oa::ToolCall],
+    violations: &mut Vec<Violation>,
+) -> Vec<api::ToolCall> {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(j, call)| {
+            if let Some(kind) = call.kind.as_deref().filter(|k| *k != "function") {
+                violations.push(Violation::invalid(
+                    format!("messages[{i}].tool_calls[{j}].type"),
+                    format!("tool call type {}; the only type is function", quoted(kind)),
+                ));
+            }
+            let function = call.function.clone().unwrap_or_default();
+            api::ToolCall {
+                id: call.id.clone(),
+                name: function.name,
+                arguments: function.arguments,
+            }
+        })
+        .collect()
+}
+
+/// The caller's `tools`, `tool_choice` and `response_format`, checked as a version's are (in
+/// OpenAI's field names) and built for the call; none when the caller sent none of them.
+fn caller_tools(
+    body: &oa::ChatCompletionRequest,
+    violations: &mut Vec<Violation>,
+) -> Option<ServedTools> {
+    fn present(v: &Option<Value>) -> Option<&Value> {
+        v.as_ref().filter(|v| !v.is_null())
+    }
+    let (tools, choice, format) = (
+        present(&body.tools),
+        present(&body.tool_choice),
+        present(&body.response_format),
+    );
+    if tools.is_none() && choice.is_none() && format.is_none() {
+        return None;
+    }
+    let before = violations.len();
+    let tools = match tools.map(|v| serde_json::from_value::<Vec<api::Tool>>(v.clone())) {
+        None => Vec::new(),
+        Some(Ok(list)) => tool_drafts(list),
+        Some(Err(e)) => {
+            violations.push(Violation::invalid(
+                "tools",
+                format!(
+                    "tools must be an array of {{\"type\": \"function\", \"function\": {{…}}}}: {e}"
+                ),
+            ));
+            Vec::new()
+        }
+    };
+    let choice = choice.map(tool_choice_draft);
+    let format = match format.map(|v| serde_json::from_value::<api::ResponseFormat>(v.clone())) {
+        None => None,
+        Some(Ok(format)) => Some(response_format_draft(format)),
+        Some(Err(e)) => {
+            violations.push(Violation::invalid(
+                "response_format",
+                format!("response_format must be {{\"type\": …}}: {e}"),
+            ));
+            None
+        }
+    };
+    if violations.len() > before {
+        return None;
+    }
+    match check_tool_settings(
+        &tools,
+        choice.as_ref(),
+        format.as_ref(),
+        &ToolFieldNames::OPENAI,
+        &SchemaChecker,
+    ) {
+        Ok(settings) => Some(ServedTools::build(&settings)),
+        Err(found) => {
+            violations.extend(found);
+            None
+        }
+    }
 }
 
 /// `variables` and `variables.NAME` (the contract's names for template variables) as this
@@ -292,12 +409,10 @@ fn unsupported_params(body: &oa::ChatCompletionRequest) -> Vec<Violation> {
         matches!(v, None | Some(Value::Null)) || v.as_ref().and_then(Value::as_str) == Some("none")
     };
     let refused = [
-        (!is_empty(&body.tools), "tools", "tools are"),
-        (!is_empty(&body.functions), "functions", "functions are"),
         (
-            !is_none(&body.tool_choice),
-            "tool_choice",
-            "tool_choice (other than none) is",
+            !is_empty(&body.functions),
+            "functions",
+            "functions (the deprecated form of tools; send tools) are",
         ),
         (
             !is_none(&body.function_call),
@@ -314,15 +429,6 @@ fn unsupported_params(body: &oa::ChatCompletionRequest) -> Vec<Violation> {
             ));
         }
     }
-    if let Some(format) = &body.response_format
-        && !format.is_null()
-        && format.get("type").and_then(Value::as_str) != Some("text")
-    {
-        violations.push(Violation::invalid(
-            "response_format",
-            "response_format: only the type text is supported by the gateway",
-        ));
-    }
     violations
 }
 
@@ -331,6 +437,7 @@ fn finish_reason(reason: &str) -> String {
     match reason {
         "length" | "max_tokens" => "length",
         "content_filter" => "content_filter",
+        "tool_calls" | "tool_use" => "tool_calls",
         _ => "stop",
     }
     .to_owned()
@@ -376,8 +483,14 @@ pub fn completion(mut answer: Answer, created: i64, ignored: Vec<String>) -> oa:
             index: 0,
             message: oa::AssistantMessage {
                 role: "assistant".to_owned(),
-                content: answer.output.take().unwrap_or_default(),
+                // OpenAI's shape: null content beside tool calls when the model said nothing.
+                content: answer
+                    .output
+                    .take()
+                    .filter(|text| !text.is_empty() || answer.tool_calls.is_empty()),
                 refusal: None,
+                tool_calls: (!answer.tool_calls.is_empty())
+                    .then(|| answer.tool_calls.drain(..).map(openai_tool_call).collect()),
             },
             logprobs: None,
             finish_reason: finish_reason(&answer.finish_reason),
@@ -437,6 +550,7 @@ impl ChunkHead {
         self.delta(oa::Delta {
             role: Some("assistant".to_owned()),
             content: Some(String::new()),
+            tool_calls: None,
         })
     }
 
@@ -445,6 +559,25 @@ impl ChunkHead {
         self.delta(oa::Delta {
             role: None,
             content: Some(text),
+            tool_calls: None,
+        })
+    }
+
+    /// A chunk with a piece of a tool call: its id, type and name on the call's first piece.
+    pub fn tool_call(&self, call: ToolCallDelta) -> Event {
+        let first = call.id.is_some();
+        self.delta(oa::Delta {
+            role: None,
+            content: None,
+            tool_calls: Some(vec![oa::ToolCall {
+                index: Some(call.index),
+                id: call.id,
+                kind: first.then(|| "function".to_owned()),
+                function: Some(oa::FunctionCall {
+                    name: call.name,
+                    arguments: Some(call.arguments_delta),
+                }),
+            }]),
         })
     }
 
@@ -465,6 +598,19 @@ impl ChunkHead {
             out.push_back(data_event(&usage_chunk));
         }
         out.push_back(Event::default().data("[DONE]"));
+    }
+}
+
+/// A tool call in OpenAI's shape.
+fn openai_tool_call(call: ToolCall) -> oa::ToolCall {
+    oa::ToolCall {
+        index: None,
+        id: Some(call.id),
+        kind: Some("function".to_owned()),
+        function: Some(oa::FunctionCall {
+            name: Some(call.name),
+            arguments: Some(call.arguments),
+        }),
     }
 }
 
@@ -503,6 +649,7 @@ mod tests {
     fn unsupported_parameters_are_named() {
         let body = oa::ChatCompletionRequest {
             tools: Some(serde_json::json!([{"type": "function"}])),
+            functions: Some(serde_json::json!([{"name": "f"}])),
             logprobs: Some(true),
             response_format: Some(serde_json::json!({"type": "json_object"})),
             tool_choice: Some(serde_json::json!("none")),
@@ -512,6 +659,39 @@ mod tests {
             .into_iter()
             .map(|v| v.field)
             .collect();
-        assert_eq!(fields, ["tools", "logprobs", "response_format"]);
+        assert_eq!(fields, ["functions", "logprobs"]);
+    }
+
+    #[test]
+    fn callers_tools_are_checked_in_openais_names() {
+        let body = oa::ChatCompletionRequest {
+            tools: Some(serde_json::json!([
+                {"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
+                {"type": "function", "function": {"name": "a"}}
+            ])),
+            tool_choice: Some(serde_json::json!({"type": "function", "function": {"name": "b"}})),
+            response_format: Some(serde_json::json!({"type": "xml"})),
+            ..Default::default()
+        };
+        let mut violations = Vec::new();
+        assert!(caller_tools(&body, &mut violations).is_none());
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "tools[1].function.name",
+                "tool_choice.function.name",
+                "response_format.type"
+            ]
+        );
+        let mut none = Vec::new();
+        let fine = oa::ChatCompletionRequest {
+            tools: Some(serde_json::json!([{"type": "function", "function": {"name": "a"}}])),
+            tool_choice: Some(serde_json::json!("required")),
+            ..Default::default()
+        };
+        let served = caller_tools(&fine, &mut none).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(served.tools[0].name, "a");
     }
 }

@@ -19,6 +19,9 @@ use uuid::Uuid;
 
 use crate::clock::rfc3339;
 use crate::templates::{Filled, VersionTemplate};
+use crate::wire::tools::{
+    response_format_draft, tool_choice_draft, tool_drafts, wire_tool_settings,
+};
 
 /// `POST …/prompts` as a draft of the new prompt.
 pub fn new_prompt_draft(body: api::CreatePromptRequest) -> NewPromptDraft {
@@ -32,6 +35,14 @@ pub fn new_prompt_draft(body: api::CreatePromptRequest) -> NewPromptDraft {
                 .variables_schema
                 .filter(|schema| !schema.is_null())
                 .map(|schema| Some(schema.to_string())),
+            tools: body.tools.map(tool_drafts),
+            tool_choice: body
+                .tool_choice
+                .filter(|choice| !choice.is_null())
+                .map(|choice| Some(tool_choice_draft(&choice))),
+            response_format: body
+                .response_format
+                .map(|format| Some(response_format_draft(format))),
             ..settings_draft(
                 body.model_endpoint_ref,
                 body.system_prompt,
@@ -56,6 +67,15 @@ pub fn change_draft(body: api::UpdatePromptRequest) -> ChangeDraft {
                     .filter(|schema| !schema.is_null())
                     .map(|schema| schema.to_string())
             }),
+            tools: body.tools.map(tool_drafts),
+            tool_choice: body.tool_choice.map(|choice| {
+                choice
+                    .filter(|choice| !choice.is_null())
+                    .map(|choice| tool_choice_draft(&choice))
+            }),
+            response_format: body
+                .response_format
+                .map(|format| format.map(response_format_draft)),
             ..settings_draft(
                 body.model_endpoint_ref,
                 body.system_prompt,
@@ -104,8 +124,7 @@ pub fn settings_draft(
                 })
                 .collect()
         }),
-        template_messages: None,
-        variables_schema: None,
+        ..SettingsDraft::default()
     }
 }
 
@@ -193,6 +212,7 @@ pub fn wire_prompt(
     let exact = catalogue
         .get(&shown.settings.model_endpoint_ref)
         .is_some_and(|e| e.tokenizer == shown.tokenizer && e.tokenizer_exact);
+    let (tools, tool_choice, response_format) = wire_tool_settings(&shown.settings.tool_settings);
     api::Prompt {
         id: prompt.id.to_string(),
         name: prompt.name.clone(),
@@ -206,6 +226,9 @@ pub fn wire_prompt(
         template_messages: wire_template_messages(&shown.settings.template_messages),
         variables_schema: wire_schema(shown.settings.variables_schema.as_deref()),
         variables: wire_variables(&shown.settings),
+        tools,
+        tool_choice,
+        response_format,
         system_prompt_tokens: shown.system_prompt_tokens,
         tokenizer: shown.tokenizer.as_str().to_owned(),
         tokenizer_exact: exact,
@@ -233,6 +256,7 @@ pub fn wire_chat_completions(policy: ChatCompletionsPolicy) -> api::ChatCompleti
 
 /// A version as the contract shows it (also the audit log's snapshot of a version).
 pub fn wire_version(v: &PromptVersion) -> api::PromptVersion {
+    let (tools, tool_choice, response_format) = wire_tool_settings(&v.settings.tool_settings);
     api::PromptVersion {
         prompt_id: v.prompt_id.to_string(),
         version: v.version.to_string(),
@@ -244,6 +268,9 @@ pub fn wire_version(v: &PromptVersion) -> api::PromptVersion {
         template_messages: wire_template_messages(&v.settings.template_messages),
         variables_schema: wire_schema(v.settings.variables_schema.as_deref()),
         variables: wire_variables(&v.settings),
+        tools,
+        tool_choice,
+        response_format,
         system_prompt_tokens: v.system_prompt_tokens,
         tokenizer: v.tokenizer.as_str().to_owned(),
         created_at: rfc3339(v.created_at),

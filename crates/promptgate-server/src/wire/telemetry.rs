@@ -168,6 +168,8 @@ pub fn wire_entity(stored: &StoredInvocation) -> api::TelemetryEntity {
             comment: f.comment.clone(),
             created_at: rfc3339(f.at),
         }),
+        schema_valid: r.schema_valid,
+        tool_call_count: (r.tool_call_count > 0).then_some(r.tool_call_count),
     }
 }
 
@@ -185,10 +187,17 @@ pub fn wire_summary(summary: Summary) -> api::TelemetrySummary {
                     error_rate_diff: c.error_rate_diff.map(wire_diff),
                     mean_latency_ms_diff: c.mean_latency_ms_diff.map(wire_diff),
                     feedback_mean_diff: c.feedback_mean_diff.map(wire_diff),
+                    schema_valid_rate_diff: c.schema_valid_rate_diff.map(wire_diff),
                 }),
                 _ => None,
             };
             api::VersionSummary {
+                schema_valid_rate: group.schema_valid.map(|rate| api::RateEstimate {
+                    count: rate.count,
+                    valid: rate.passed,
+                    rate: rate.rate,
+                    ci95: [rate.ci95.0, rate.ci95.1],
+                }),
                 version: numbers.version,
                 count: group.count,
                 error_count: group.error_count,

@@ -99,6 +99,8 @@ fn record(
             metadata: BTreeMap::new(),
             label: None,
             variable_names: Vec::new(),
+            schema_valid: None,
+            tool_call_count: 0,
         },
         feedback: None,
     }

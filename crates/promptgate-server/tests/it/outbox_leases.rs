@@ -224,6 +224,8 @@ fn record(n: usize) -> InvocationRecord {
         metadata: BTreeMap::new(),
         label: None,
         variable_names: Vec::new(),
+        schema_valid: None,
+        tool_call_count: 0,
     }
 }
 

@@ -49,6 +49,8 @@ fn invocation(n: i64, prompt_id: Uuid) -> InvocationRecord {
         } else {
             Vec::new()
         },
+        schema_valid: (n % 3 != 0).then_some(n % 2 == 0),
+        tool_call_count: u32::try_from(n % 4).unwrap(),
     }
 }
 
@@ -93,6 +95,16 @@ async fn populated_sqlite() -> TestDb {
     }];
     templated.settings.variables_schema =
         Some(r#"{"type":"object","properties":{"tier":{"enum":["free","pro"]}}}"#.to_owned());
+    templated.settings.tool_settings = promptgate_core::ToolSettings {
+        tools: vec![promptgate_core::ToolDefinition {
+            name: "lookup_order".to_owned(),
+            description: Some("Find an order.".to_owned()),
+            parameters: Some(r#"{"type":"object"}"#.to_owned()),
+            strict: None,
+        }],
+        tool_choice: Some(promptgate_core::ToolChoice::Required),
+        response_format: Some(promptgate_core::ResponseFormat::JsonObject),
+    };
     store
         .update_prompt(&PromptUpdate {
             id: support.id,
@@ -278,12 +290,22 @@ async fn a_sqlite_database_moves_to_postgres_verbatim() {
         .unwrap();
     assert_eq!(templated.settings.template_messages.len(), 1);
     assert!(templated.settings.variables_schema.is_some());
+    assert_eq!(
+        templated.settings.tool_settings.tools[0].name,
+        "lookup_order"
+    );
+    assert_eq!(
+        templated.settings.tool_settings.tool_choice,
+        Some(promptgate_core::ToolChoice::Required)
+    );
     let records = pg
         .list_invocations(&TelemetryFilter::default(), None, 100)
         .await
         .unwrap();
     assert!(records.iter().any(|r| r.record.label.is_some()));
     assert!(records.iter().any(|r| !r.record.variable_names.is_empty()));
+    assert!(records.iter().any(|r| r.record.schema_valid == Some(false)));
+    assert!(records.iter().any(|r| r.record.tool_call_count == 3));
     // The stored leaf hashes and filters work on the copy as on the original.
     assert_eq!(
         source
@@ -444,7 +466,7 @@ async fn a_failure_half_way_leaves_the_target_empty() {
          INSERT INTO prompt_versions SELECT 'not-a-uuid', version, model_endpoint_ref, \
          system_prompt, temperature, safety_guardrails, few_shot_examples, \
          system_prompt_tokens, tokenizer, created_at, created_by, template_messages, \
-         variables_schema FROM prompt_versions LIMIT 1;",
+         variables_schema, tool_settings FROM prompt_versions LIMIT 1;",
     )
     .execute(&mut raw)
     .await

@@ -51,8 +51,8 @@ async fn reopening_keeps_data_and_applies_migrations_once(backend: Backend) {
     let mut raw = db.raw().await;
     let applied = raw.applied_migrations().await;
     let expected: Vec<(i64, bool)> = match backend {
-        Backend::Sqlite => (1..=10).map(|v| (v, true)).collect(),
-        Backend::Postgres => (1..=8).map(|v| (v, true)).collect(),
+        Backend::Sqlite => (1..=11).map(|v| (v, true)).collect(),
+        Backend::Postgres => (1..=9).map(|v| (v, true)).collect(),
     };
     assert_eq!(applied, expected);
     match &mut raw {
@@ -282,6 +282,8 @@ async fn a_database_before_templates_gets_the_new_columns_with_their_defaults(ba
             metadata: BTreeMap::from([("channel".to_owned(), "web".to_owned())]),
             label: None,
             variable_names: Vec::new(),
+            schema_valid: None,
+            tool_call_count: 0,
         }
     );
     // A record without a label is left out by a label filter, and counted without one.

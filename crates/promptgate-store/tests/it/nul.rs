@@ -39,6 +39,8 @@ fn record(id: &str) -> InvocationRecord {
         metadata: BTreeMap::from([("ke\0y".to_owned(), "va\0lue".to_owned())]),
         label: Some("a\0b".to_owned()),
         variable_names: vec!["na\0me".to_owned()],
+        schema_valid: None,
+        tool_call_count: 0,
     }
 }
 

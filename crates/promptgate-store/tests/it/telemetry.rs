@@ -48,6 +48,8 @@ fn record(n: usize, prompt_id: Uuid, status: InvocationStatus) -> InvocationReco
         metadata: BTreeMap::from([("channel".to_owned(), "web".to_owned())]),
         label: None,
         variable_names: Vec::new(),
+        schema_valid: None,
+        tool_call_count: 0,
     }
 }
 
@@ -477,7 +479,11 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
             _ => InvocationStatus::Success,
         };
         let latency = 50.0 + (r % 100_000) as f64 / 37.0 + (n % 3) as f64 * 120.0;
-        records.push(sample(n, prompt, versions[n % 3], status, latency));
+        let mut record = sample(n, prompt, versions[n % 3], status, latency);
+        // Some outputs checked against a schema (NULL elsewhere), most of them valid.
+        record.schema_valid = (r % 4 != 0).then_some(r % 11 != 0);
+        record.tool_call_count = u32::try_from(r % 3).unwrap();
+        records.push(record);
     }
     for chunk in records.chunks(500) {
         store.insert_invocations(chunk).await.unwrap();
@@ -499,6 +505,7 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
             prompt_tokens: r.prompt_tokens,
             completion_tokens: r.completion_tokens,
             feedback,
+            schema_valid: r.schema_valid,
         });
     }
     let groups: std::collections::BTreeMap<String, stats::GroupAggregate> = store
@@ -527,6 +534,8 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
         assert_eq!(from_db.blocked_count, in_memory.blocked_count, "{version}");
         assert_eq!(from_db.error_rate, in_memory.error_rate, "{version}");
         assert_eq!(from_db.token_usage, in_memory.token_usage, "{version}");
+        assert_eq!(from_db.schema_valid, in_memory.schema_valid, "{version}");
+        assert!(from_db.schema_valid.unwrap().count > 1_000, "{version}");
         assert_eq!(
             from_db.feedback.count, in_memory.feedback.count,
             "{version}"
@@ -564,6 +573,11 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
                 from_db.feedback_mean_diff,
                 in_memory.feedback_mean_diff,
                 "feedback",
+            ),
+            (
+                from_db.schema_valid_rate_diff,
+                in_memory.schema_valid_rate_diff,
+                "schema-valid rate",
             ),
         ] {
             let (db, mem) = (db.unwrap(), mem.unwrap());

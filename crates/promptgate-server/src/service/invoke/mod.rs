@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use promptgate_core::ToolCall;
 use promptgate_core::guardrails::{pii, profanity};
 use promptgate_core::invocation::{
     InputDraft, InputPlan, InputRefusal, InvocationRecord, InvocationStatus, NoVersion, Pin,
@@ -25,6 +26,7 @@ use promptgate_core::{
 };
 use promptgate_providers::{ChatMessage, ChatRequest, Provider, ProviderError, Role, Usage};
 use promptgate_store::{PromptFilter, StoreError};
+use promptgate_variables::{OutputCheck, OutputVerdict};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -32,6 +34,7 @@ use crate::cache::CachedPrompt;
 use crate::state::AppState;
 use crate::telemetry::NotStored;
 use crate::templates::{FillError, VersionTemplate};
+use crate::tools::{ServedTools, guard_arguments};
 use crate::upstream::{SlotsFull, UpstreamSlot};
 
 use record::RecordDraft;
@@ -91,8 +94,9 @@ pub struct Invocation {
     pub pin: PinRequest,
     /// The template's variables as sent (checked against the version's schema here).
     pub variables: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Earlier turns, oldest first.
-    pub turns: Vec<(Role, String)>,
+    /// Earlier turns, oldest first: user and assistant text, assistant turns that called
+    /// tools, and `tool` turns with their results.
+    pub turns: Vec<ChatMessage>,
     /// Whether the answer is relayed as a stream.
     pub stream: bool,
     /// Whether the answer carries its token usage.
@@ -103,6 +107,11 @@ pub struct Invocation {
     pub metadata: BTreeMap<String, String>,
     /// What the OpenAI-compatible front door lets a caller add or change.
     pub overrides: CallerOverrides,
+    /// The caller's own tools and output format (`/v1`), already checked; the version's win
+    /// where it sets them.
+    pub caller_tools: Option<ServedTools>,
+    /// The caller's `parallel_tool_calls` (`/v1`).
+    pub parallel_tool_calls: Option<bool>,
 }
 
 /// What the caller named to choose the version.
@@ -176,6 +185,11 @@ pub struct Answer {
     pub dropped_turns: u32,
     /// Tokens of the kept few-shot examples.
     pub few_shot_tokens: u32,
+    /// The tools the model called, their arguments through the output guardrails.
+    pub tool_calls: Vec<ToolCall>,
+    /// The check of the output against a JSON output format; none without one (or when the
+    /// model called tools instead of answering).
+    pub output_check: Option<OutputVerdict>,
 }
 
 /// What an invocation produced: the whole answer, or a relay of the provider's stream.
@@ -399,13 +413,16 @@ async fn run(
             metadata: request.metadata.clone(),
             label: request.pin.label(),
             variable_names: variable_names(request.variables.as_ref()),
+            schema_valid: None,
+            tool_call_count: 0,
         },
         started: received.started,
     };
     let response_id = record.base.id.clone();
     let model = endpoint.model.clone();
     let template = cached.templates.get(label);
-    let prepared = match prepare(state, request, version, template, endpoint) {
+    let tools = served_tools(cached.tools.get(label), request);
+    let prepared = match prepare(state, request, version, template, tools, endpoint) {
         Ok(prepared) => moderate(state, prepared, version).await,
         Err(err) => Err(err),
     };
@@ -434,6 +451,19 @@ async fn run(
         response_id,
         reply,
     })
+}
+
+/// The tools and output format the call sends: the version's where it sets them, else the
+/// caller's (`/v1`); none for a version and caller without any.
+fn served_tools(
+    version: Option<&Arc<ServedTools>>,
+    request: &Invocation,
+) -> Option<Arc<ServedTools>> {
+    match (version, &request.caller_tools) {
+        (None, None) => None,
+        (Some(own), None) => Some(own.clone()),
+        (own, Some(caller)) => Some(Arc::new(ServedTools::merged(own.map(Arc::as_ref), caller))),
+    }
 }
 
 /// The names of the variables the caller sent, sorted (telemetry keeps names, never values).
@@ -495,6 +525,8 @@ struct Prepared {
     few_shot_tokens: u32,
     redact_output: bool,
     mask_output: bool,
+    /// The check of a JSON output format, if the call has one.
+    output_check: Option<Arc<OutputCheck>>,
 }
 
 fn prepare(
@@ -502,6 +534,7 @@ fn prepare(
     request: &Invocation,
     version: &PromptVersion,
     template: Option<&VersionTemplate>,
+    tools: Option<Arc<ServedTools>>,
     endpoint: &ModelEndpoint,
 ) -> Result<Prepared, InvokeError> {
     // The variables first (shared/API.md: before anything else happens). A constant version
@@ -532,6 +565,7 @@ fn prepare(
                 few_shot_examples: filled.examples,
                 template_messages: Vec::new(),
                 variables_schema: None,
+                tool_settings: Default::default(),
             }),
             filled.messages,
             filled.redactions,
@@ -539,10 +573,14 @@ fn prepare(
     };
     // The template's turns are part of the prompt: never dropped, so the window left for the
     // examples and the conversation is what they leave.
+    // So are the tool definitions: the window left is what they leave too.
     let template_tokens: usize = template_turns
         .iter()
         .map(|m| state.counter.count(endpoint.tokenizer, &m.content))
-        .sum();
+        .sum::<usize>()
+        + tools
+            .as_ref()
+            .map_or(0, |t| t.tokens(&state.counter, endpoint.tokenizer));
     let plan = plan_input(
         &state.counter,
         InputDraft {
@@ -552,7 +590,7 @@ fn prepare(
                 .saturating_sub(u32::try_from(template_tokens).unwrap_or(u32::MAX)),
             tokenizer: endpoint.tokenizer,
             user_input: &request.user_input,
-            turns: request.turns.iter().map(|(_, text)| text.as_str()),
+            turns: request.turns.iter().map(|turn| turn.content.as_str()),
             caller_system: request.overrides.system_suffix.as_deref(),
             max_output_tokens: request.max_output_tokens,
         },
@@ -593,15 +631,46 @@ fn prepare(
             ChatMessage::text(role, turn.content)
         })
         .collect();
+    // A tool result whose call was dropped would be refused by the provider: it goes too.
+    let orphans = request
+        .turns
+        .iter()
+        .skip(fitted.dropped_turns)
+        .take_while(|turn| turn.role == Role::Tool)
+        .count();
+    let dropped_turns = fitted.dropped_turns + orphans;
     messages.extend(
         request
             .turns
             .iter()
             .zip(turns)
-            .skip(fitted.dropped_turns)
-            .map(|((role, _), content)| ChatMessage::text(*role, content)),
+            .skip(dropped_turns)
+            .map(|(turn, content)| ChatMessage {
+                role: turn.role,
+                content,
+                // Earlier calls' arguments go back to the provider: caller input like the rest.
+                tool_calls: turn
+                    .tool_calls
+                    .iter()
+                    .map(|call| ToolCall {
+                        arguments: guard_arguments(
+                            &call.arguments,
+                            redact_output,
+                            false,
+                            &mut input_redactions,
+                        ),
+                        ..call.clone()
+                    })
+                    .collect(),
+                tool_call_id: turn.tool_call_id.clone(),
+            }),
     );
-    messages.push(ChatMessage::text(Role::User, user_input));
+    // After tool results the input may be empty: the results are then the last turn.
+    let after_tools = messages.last().is_some_and(|m| m.role == Role::Tool);
+    if !(user_input.is_empty() && after_tools) {
+        messages.push(ChatMessage::text(Role::User, user_input));
+    }
+    let tools = tools.unwrap_or_default();
     Ok(Prepared {
         caller_system,
         chat: ChatRequest {
@@ -612,17 +681,19 @@ fn prepare(
                 .temperature
                 .unwrap_or(version.settings.temperature),
             max_output_tokens: request.max_output_tokens,
-            // Versions and callers cannot define tools yet: the providers speak them, the
-            // gateway's front doors do not (they refuse `tools` and `response_format`).
-            ..ChatRequest::default()
+            tools: tools.tools.clone(),
+            tool_choice: tools.tool_choice.clone(),
+            parallel_tool_calls: request.parallel_tool_calls,
+            response_format: tools.response_format.clone(),
         },
         endpoint_ref: endpoint.reference.clone(),
         input_redactions,
         dropped_examples: u32::try_from(fitted.dropped_examples).unwrap_or(u32::MAX),
-        dropped_turns: u32::try_from(fitted.dropped_turns).unwrap_or(u32::MAX),
+        dropped_turns: u32::try_from(dropped_turns).unwrap_or(u32::MAX),
         few_shot_tokens: u32::try_from(fitted.few_shot_tokens).unwrap_or(u32::MAX),
         redact_output,
         mask_output,
+        output_check: tools.output_check.clone(),
     })
 }
 
@@ -680,15 +751,44 @@ fn provider_error(err: ProviderError, endpoint_ref: &str) -> InvokeError {
     }
 }
 
+/// What the model produced, through the output guardrails and the output check.
+struct Produced {
+    /// The output; none at the end of a stream (it was relayed).
+    output: Option<String>,
+    output_redactions: BTreeMap<String, u32>,
+    usage: Usage,
+    finish_reason: String,
+    tool_calls: Vec<ToolCall>,
+    output_check: Option<OutputVerdict>,
+}
+
+impl Produced {
+    /// Writes what the record keeps of it: whether the output matched, how many calls.
+    fn record_into(&self, record: &mut InvocationRecord) {
+        record.prompt_tokens = self.usage.prompt_tokens;
+        record.completion_tokens = self.usage.completion_tokens;
+        record.schema_valid = self.output_check.as_ref().map(OutputVerdict::is_valid);
+        record.tool_call_count = u32::try_from(self.tool_calls.len()).unwrap_or(u32::MAX);
+    }
+}
+
+/// The check of the final output against the call's JSON output format: none without one, and
+/// none when the model called tools instead of answering (there is no final output yet).
+fn check_output(
+    prepared: &Prepared,
+    output: &str,
+    tool_calls: &[ToolCall],
+) -> Option<OutputVerdict> {
+    let check = prepared.output_check.as_ref()?;
+    tool_calls.is_empty().then(|| check.check(output))
+}
+
 /// The answer from the finished record (whose id, version and model move into it) and what
 /// the guardrails and the fitting did.
 fn answer(
     finished: InvocationRecord,
     prepared: &Prepared,
-    output_redactions: BTreeMap<String, u32>,
-    usage: Usage,
-    finish_reason: String,
-    output: Option<String>,
+    produced: Produced,
     return_token_usage: bool,
 ) -> Answer {
     Answer {
@@ -696,15 +796,17 @@ fn answer(
         prompt_id: finished.prompt_id,
         version: finished.version,
         model: finished.model,
-        output,
-        token_usage: return_token_usage.then_some(usage),
-        finish_reason,
+        output: produced.output,
+        token_usage: return_token_usage.then_some(produced.usage),
+        finish_reason: produced.finish_reason,
         latency_ms: finished.latency_ms,
         input_redactions: prepared.input_redactions.clone(),
-        output_redactions,
+        output_redactions: produced.output_redactions,
         dropped_examples: prepared.dropped_examples,
         dropped_turns: prepared.dropped_turns,
         few_shot_tokens: prepared.few_shot_tokens,
+        tool_calls: produced.tool_calls,
+        output_check: produced.output_check,
     }
 }
 
@@ -766,16 +868,33 @@ async fn complete(
     if !response.model.is_empty() {
         record.base.model = response.model;
     }
-    record.base.prompt_tokens = response.usage.prompt_tokens;
-    record.base.completion_tokens = response.usage.completion_tokens;
+    let tool_calls: Vec<ToolCall> = response
+        .tool_calls
+        .into_iter()
+        .map(|call| ToolCall {
+            arguments: guard_arguments(
+                &call.arguments,
+                prepared.redact_output,
+                prepared.mask_output,
+                &mut output_redactions,
+            ),
+            ..call
+        })
+        .collect();
+    let produced = Produced {
+        output_check: check_output(&prepared, &output, &tool_calls),
+        output: Some(output),
+        output_redactions,
+        usage: response.usage,
+        finish_reason: response.finish_reason,
+        tool_calls,
+    };
+    produced.record_into(&mut record.base);
     let finished = record.finish(InvocationStatus::Success, None);
     Ok(Reply::Complete(answer(
         finished,
         &prepared,
-        output_redactions,
-        response.usage,
-        response.finish_reason,
-        Some(output),
+        produced,
         return_token_usage,
     )))
 }

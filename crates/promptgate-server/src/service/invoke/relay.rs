@@ -4,13 +4,17 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use futures_util::StreamExt;
+use promptgate_core::ToolCall;
 use promptgate_core::guardrails::{pii, profanity};
 use promptgate_core::invocation::InvocationStatus;
-use promptgate_providers::{EventStream, StreamEvent};
+use promptgate_providers::{EventStream, StreamEvent, ToolCallDelta};
 
 use super::record::RecordDraft;
-use super::{Answer, InvokeError, Prepared, answer, millis, provider_error};
+use super::{
+    Answer, InvokeError, Prepared, Produced, answer, check_output, millis, provider_error,
+};
 use crate::telemetry::NotStored;
+use crate::tools::guard_arguments;
 use crate::upstream::UpstreamSlot;
 
 /// One step of a relayed stream, for each front door to put in its own wire format.
@@ -18,6 +22,10 @@ use crate::upstream::UpstreamSlot;
 pub enum RelayEvent {
     /// Output text, after the guardrails.
     Delta(String),
+    /// A piece of a tool call. With output guardrails on, each call comes whole in one piece,
+    /// its arguments guarded, just before `Done` (arguments are JSON: they are guarded once
+    /// complete, so that a redaction never splits a value).
+    ToolCall(ToolCallDelta),
     /// The end: the answer minus its output.
     Done(Answer),
     /// The provider failed mid-stream, or the record was not stored under `ack-after-store`
@@ -37,6 +45,11 @@ pub struct Relay {
     prepared: Prepared,
     upstream_started: Instant,
     return_token_usage: bool,
+    /// The tool calls so far, by index: what `Done` reports and, with guardrails on, what is
+    /// relayed once complete.
+    calls: Vec<ToolCall>,
+    /// The output so far, kept only when it is checked against a JSON output format.
+    collected: Option<String>,
     /// The endpoint's call slot, held until the relay ends (or the client goes away).
     _slot: Option<UpstreamSlot>,
 }
@@ -51,6 +64,7 @@ impl Relay {
         return_token_usage: bool,
         slot: Option<UpstreamSlot>,
     ) -> Self {
+        let collected = prepared_collects(&prepared).then(String::new);
         Relay {
             upstream,
             redactor: prepared.redact_output.then(pii::StreamRedactor::new),
@@ -60,6 +74,8 @@ impl Relay {
             prepared,
             upstream_started,
             return_token_usage,
+            calls: Vec::new(),
+            collected,
             _slot: slot,
         }
     }
@@ -78,29 +94,50 @@ impl Relay {
                         record.base.time_to_first_token_ms = Some(millis(record.started));
                     }
                     let text = self.filter(&text);
+                    if let Some(collected) = &mut self.collected {
+                        collected.push_str(&text);
+                    }
                     if !text.is_empty() {
                         self.pending.push_back(RelayEvent::Delta(text));
                     }
                 }
-                // No request the gateway builds defines tools yet (see `prepare`), so no
-                // provider streams a call; there is nothing to relay.
-                Some(Ok(StreamEvent::ToolCall(_))) => {}
+                Some(Ok(StreamEvent::ToolCall(delta))) => {
+                    if record.base.time_to_first_token_ms.is_none() {
+                        record.base.time_to_first_token_ms = Some(millis(record.started));
+                    }
+                    self.gather(&delta);
+                    if !self.guards_output() {
+                        self.pending.push_back(RelayEvent::ToolCall(delta));
+                    }
+                }
                 Some(Ok(StreamEvent::Done {
                     usage,
                     finish_reason,
                     model,
                 })) => {
-                    let (tail, redactions) = self.flush();
+                    let (tail, mut redactions) = self.flush();
+                    if let Some(collected) = &mut self.collected {
+                        collected.push_str(&tail);
+                    }
                     if !tail.is_empty() {
                         self.pending.push_back(RelayEvent::Delta(tail));
                     }
+                    let tool_calls = self.finish_calls(&mut redactions);
                     let mut record = self.record.take()?;
                     record.base.upstream_latency_ms = Some(millis(self.upstream_started));
                     if !model.is_empty() {
                         record.base.model = model;
                     }
-                    record.base.prompt_tokens = usage.prompt_tokens;
-                    record.base.completion_tokens = usage.completion_tokens;
+                    let output = self.collected.take().unwrap_or_default();
+                    let produced = Produced {
+                        output_check: check_output(&self.prepared, &output, &tool_calls),
+                        output: None,
+                        output_redactions: redactions,
+                        usage,
+                        finish_reason,
+                        tool_calls,
+                    };
+                    produced.record_into(&mut record.base);
                     let finished = record.finish(InvocationStatus::Success, None);
                     // `ack-after-store`: `done` only once the record is committed, else an
                     // error event in its place (telemetry.rs).
@@ -109,15 +146,7 @@ impl Relay {
                             .push_back(RelayEvent::Failed(InvokeError::NotStored(message)));
                         continue;
                     }
-                    let done = answer(
-                        finished,
-                        &self.prepared,
-                        redactions,
-                        usage,
-                        finish_reason,
-                        None,
-                        self.return_token_usage,
-                    );
+                    let done = answer(finished, &self.prepared, produced, self.return_token_usage);
                     self.pending.push_back(RelayEvent::Done(done));
                 }
                 Some(Err(err)) => {
@@ -138,6 +167,59 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// Whether output guardrails apply (tool calls are then relayed whole, guarded).
+    fn guards_output(&self) -> bool {
+        self.prepared.redact_output || self.prepared.mask_output
+    }
+
+    /// Adds a piece of a tool call to the calls so far.
+    fn gather(&mut self, delta: &ToolCallDelta) {
+        let index = delta.index as usize;
+        if self.calls.len() <= index {
+            // A provider numbers its calls from 0 without gaps; a gap is left empty rather
+            // than trusted to allocate without bound.
+            if index > promptgate_core::tools::MAX_TOOLS * 4 {
+                return;
+            }
+            self.calls.resize_with(index + 1, || ToolCall {
+                id: String::new(),
+                name: String::new(),
+                arguments: String::new(),
+            });
+        }
+        let call = &mut self.calls[index];
+        if let Some(id) = &delta.id {
+            call.id.clone_from(id);
+        }
+        if let Some(name) = &delta.name {
+            call.name.clone_from(name);
+        }
+        call.arguments.push_str(&delta.arguments_delta);
+    }
+
+    /// The complete calls; with guardrails on, their arguments guarded and each relayed whole.
+    fn finish_calls(&mut self, redactions: &mut BTreeMap<String, u32>) -> Vec<ToolCall> {
+        let mut calls = std::mem::take(&mut self.calls);
+        calls.retain(|call| !call.name.is_empty() || !call.arguments.is_empty());
+        if self.guards_output() {
+            for (index, call) in calls.iter_mut().enumerate() {
+                call.arguments = guard_arguments(
+                    &call.arguments,
+                    self.prepared.redact_output,
+                    self.prepared.mask_output,
+                    redactions,
+                );
+                self.pending.push_back(RelayEvent::ToolCall(ToolCallDelta {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    id: Some(call.id.clone()),
+                    name: Some(call.name.clone()),
+                    arguments_delta: call.arguments.clone(),
+                }));
+            }
+        }
+        calls
     }
 
     /// Passes a chunk through the stream guardrails (PII first, then profanity).
@@ -180,4 +262,9 @@ impl Relay {
         };
         (tail, redactions)
     }
+}
+
+/// Whether the relay keeps the output to check it at the end.
+fn prepared_collects(prepared: &Prepared) -> bool {
+    prepared.output_check.is_some()
 }
