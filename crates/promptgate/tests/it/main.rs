@@ -60,6 +60,7 @@ mod state_unchanged;
 mod telemetry;
 mod templates;
 mod tls;
+mod tools;
 mod url_secrets;
 mod validation;
 mod versions_and_traffic;
