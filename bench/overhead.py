@@ -63,6 +63,31 @@ SYSTEM_PROMPT = (
     "never ask for payment details, and hand over to a human when the customer is upset."
 )
 TEMPERATURE = 0.2
+# `--tools`: the version owns 5 function tools and a json_schema response format; the direct
+# requests carry the same definitions, so the upstream work is the same and the difference is
+# the gateway's (building the request with them, and checking the output against the schema).
+TOOLS = [
+    {"type": "function", "function": {
+        "name": name, "description": description,
+        "parameters": {"type": "object", "properties": properties,
+                       "required": list(properties), "additionalProperties": False}}}
+    for name, description, properties in [
+        ("lookup_order", "Find an order by its number.", {"order": {"type": "string"}}),
+        ("track_parcel", "Where a parcel is now.", {"tracking": {"type": "string"},
+                                                     "carrier": {"enum": ["dhl", "ups", "royal-mail"]}}),
+        ("refund", "Refund part or all of an order.", {"order": {"type": "string"},
+                                                        "amount": {"type": "number", "minimum": 0}}),
+        ("update_address", "Change the delivery address.", {"order": {"type": "string"},
+                                                             "address": {"type": "string", "maxLength": 500}}),
+        ("handover", "Hand the conversation to a human.", {"reason": {"type": "string"}}),
+    ]
+]
+RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {
+    "name": "support_answer", "strict": True,
+    "schema": {"type": "object", "properties": {"answer": {"type": "string"},
+                                                "handover": {"type": "boolean"}},
+               "required": ["answer", "handover"], "additionalProperties": False}}}
+USE_TOOLS = False
 # `--template`: the same system prompt as a template with three variables, whose values render it
 # back to SYSTEM_PROMPT exactly (so the upstream request is byte for byte the direct one).
 TEMPLATE_PROMPT = (
@@ -231,6 +256,11 @@ def create_prompt(gateway: str, token: str) -> tuple[str, str]:
     if USE_TEMPLATE:
         body["systemPrompt"] = TEMPLATE_PROMPT
         body["variablesSchema"] = TEMPLATE_SCHEMA
+    if USE_TOOLS:
+        body["tools"] = TOOLS
+        body["responseFormat"] = RESPONSE_FORMAT
+        # The definitions count in systemPromptTokens: a budget that fits them.
+        body["safetyGuardrails"]["maxTokens"] = 3000
     answer = http_json(
         "POST", f"{gateway}{PROMPTS}", json.dumps(body).encode(),
         {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
@@ -257,6 +287,9 @@ def direct_body(stream: bool) -> str:
     }
     if stream:
         body["stream_options"] = {"include_usage": True}
+    if USE_TOOLS:
+        body["tools"] = TOOLS
+        body["response_format"] = RESPONSE_FORMAT
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -573,7 +606,8 @@ def fmt(value, digits: int = 3) -> str:
 def markdown(report: dict) -> str:
     lines = [
         f"promptgate overhead ({report['mode']}, through {report['front_door']}"
-        f"{', templated prompt (3 variables)' if report.get('template') else ''}, "
+        f"{', templated prompt (3 variables)' if report.get('template') else ''}"
+        f"{', 5 tools and a json_schema format' if report.get('tools') else ''}, "
         f"telemetry durability {report.get('durability', 'queued')}, "
         f"upstream delay {report['settings']['delay_ms']} ms, "
         f"{report['machine']['cpus']} CPUs, load average at start "
@@ -683,12 +717,16 @@ def main() -> int:
     parser.add_argument("--template", action="store_true",
                         help="serve a templated prompt with 3 variables (a schema with a default) "
                              "that renders to the plain prompt's text")
+    parser.add_argument("--tools", action="store_true",
+                        help="the version owns 5 function tools and a json_schema response format "
+                             "(the direct requests carry the same definitions)")
     parser.add_argument("--durability", choices=["queued", "ack-after-store"], default="queued",
                         help="[telemetry] durability of the gateway: queued (the default) or "
                              "ack-after-store (each answer waits for its record's commit)")
     args = parser.parse_args()
-    global USE_TEMPLATE
+    global USE_TEMPLATE, USE_TOOLS
     USE_TEMPLATE = args.template
+    USE_TOOLS = args.tools
 
     args.gateway_bin = os.path.abspath(args.gateway_bin)
     args.fake_bin = os.path.abspath(args.fake_bin)
@@ -756,6 +794,7 @@ def main() -> int:
         "mode": "smoke" if args.smoke else "full",
         "front_door": args.front_door,
         "template": args.template,
+        "tools": args.tools,
         "durability": args.durability,
         "started_at": started,
         "machine": {

@@ -233,7 +233,7 @@ pub fn check_tool_settings(
             violations.push(Violation::invalid(
                 names.tool_choice,
                 format!(
-                    "{} must be \"auto\", \"none\", \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": \"…\"}}}}",
+                    "{} must be auto, none, required, or an object of type function naming the function (function.name)",
                     names.tool_choice
                 ),
             ));
@@ -312,13 +312,13 @@ fn check_tool(
         Some(other) => violations.push(Violation::invalid(
             format!("{field}[{i}].type"),
             format!(
-                "tool type {} is not supported; the only type is \"function\"",
+                "tool type {} is not supported; the only type is function",
                 crate::violation::quoted(other)
             ),
         )),
         None => violations.push(Violation::invalid(
             format!("{field}[{i}].type"),
-            "type is required (\"function\")",
+            "type is required (function)",
         )),
     }
     if !draft.has_function {
@@ -409,7 +409,7 @@ fn check_response_format(
             let Some(spec) = &draft.json_schema else {
                 violations.push(Violation::invalid(
                     format!("{field}.json_schema"),
-                    "json_schema is required when type is \"json_schema\"",
+                    "json_schema is required when type is json_schema",
                 ));
                 return None;
             };
@@ -460,7 +460,7 @@ fn check_response_format(
             violations.push(Violation::invalid(
                 format!("{field}.type"),
                 format!(
-                    "response format type {} is not supported; use \"text\", \"json_object\" or \"json_schema\"",
+                    "response format type {} is not supported; use text, json_object or json_schema",
                     crate::violation::quoted(other)
                 ),
             ));
@@ -469,7 +469,7 @@ fn check_response_format(
         None => {
             violations.push(Violation::invalid(
                 format!("{field}.type"),
-                "type is required (\"text\", \"json_object\" or \"json_schema\")",
+                "type is required (text, json_object or json_schema)",
             ));
             None
         }

@@ -42,6 +42,8 @@ fn record(i: usize) -> InvocationRecord {
         metadata: BTreeMap::from([("channel".to_owned(), "web".to_owned())]),
         label: None,
         variable_names: Vec::new(),
+        schema_valid: None,
+        tool_call_count: 0,
     }
 }
 
@@ -191,6 +193,7 @@ fn template_fill(c: &mut Criterion) {
                 "required": ["role", "shop"]})
             .to_string(),
         ),
+        tool_settings: Default::default(),
     };
     let template = VersionTemplate::build(&settings);
     let variables = json!({"role": "customer support agent", "shop": "an online shop"});

@@ -63,8 +63,11 @@ fn load(text: &str, object_only: bool) -> Result<Validator, Vec<String>> {
         && let Some(kind) = object.get("type")
         && kind.as_str() != Some("object")
     {
+        let kind = kind
+            .as_str()
+            .map_or_else(|| kind.to_string(), promptgate_core::violation::quoted);
         return Err(vec![format!(
-            "a tool's parameters must describe an object (\"type\": \"object\"); its type is {kind}"
+            "a tool's parameters must describe an object (type object); its type is {kind}"
         )]);
     }
     if let Err(error) = jsonschema::meta::validate(&root) {

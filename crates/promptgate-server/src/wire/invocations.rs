@@ -441,7 +441,7 @@ pub fn sse_event(event: RelayEvent) -> Event {
                 arguments_delta: call.arguments_delta,
             },
         ),
-        RelayEvent::Done(done) => json_event("done", &invoke_response(done)),
+        RelayEvent::Done(done) => json_event("done", &invoke_response(*done)),
         RelayEvent::Failed(err) => error_event(&ApiError::from(err)),
     }
 }

@@ -291,12 +291,10 @@ fn caller_tools(
     let tools = match tools.map(|v| serde_json::from_value::<Vec<api::Tool>>(v.clone())) {
         None => Vec::new(),
         Some(Ok(list)) => tool_drafts(list),
-        Some(Err(e)) => {
+        Some(Err(_)) => {
             violations.push(Violation::invalid(
                 "tools",
-                format!(
-                    "tools must be an array of {{\"type\": \"function\", \"function\": {{…}}}}: {e}"
-                ),
+                "tools must be an array of function tools: type function, and a function object whose name and description are text and strict a boolean",
             ));
             Vec::new()
         }
@@ -305,10 +303,10 @@ fn caller_tools(
     let format = match format.map(|v| serde_json::from_value::<api::ResponseFormat>(v.clone())) {
         None => None,
         Some(Ok(format)) => Some(response_format_draft(format)),
-        Some(Err(e)) => {
+        Some(Err(_)) => {
             violations.push(Violation::invalid(
                 "response_format",
-                format!("response_format must be {{\"type\": …}}: {e}"),
+                "response_format must be an object with a type (and for json_schema a json_schema object with a name)",
             ));
             None
         }

@@ -488,7 +488,7 @@ async fn error_messages_show_no_rust_debug_syntax() {
             400,
             chat(
                 "prompt:plain-errors",
-                json!({"response_format": {"type": "json_object"}}),
+                json!({"response_format": {"type": "yaml"}}),
             ),
         ),
         case(
@@ -500,7 +500,7 @@ async fn error_messages_show_no_rust_debug_syntax() {
         ),
         case(
             400,
-            chat("prompt:plain-errors", json!({"tool_choice": "auto"})),
+            chat("prompt:plain-errors", json!({"tool_choice": "required"})),
         ),
         case(400, chat("prompt:plain-errors", json!({"n": 2}))),
         case(400, chat("prompt:plain-errors", json!({"temperature": 7}))),

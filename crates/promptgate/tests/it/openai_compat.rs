@@ -391,6 +391,11 @@ async fn errors_take_openai_shape_with_openai_codes() {
         (
             json!({"model": "prompt:errs", "messages": [{"role": "tool", "content": "a"},
                                                        {"role": "user", "content": "b"}]}),
+            "messages[0].tool_call_id",
+        ),
+        (
+            json!({"model": "prompt:errs", "messages": [{"role": "function", "content": "a"},
+                                                       {"role": "user", "content": "b"}]}),
             "messages[0].role",
         ),
         (
@@ -408,8 +413,14 @@ async fn errors_take_openai_shape_with_openai_codes() {
         ),
         (
             json!({"model": "prompt:errs", "messages": user("hi"),
-                   "tools": [{"type": "function", "function": {"name": "f"}}]}),
-            "tools",
+                   "tools": [{"type": "function", "function": {"name": "f"}},
+                             {"type": "function", "function": {"name": "f"}}]}),
+            "tools[1].function.name",
+        ),
+        (
+            json!({"model": "prompt:errs", "messages": user("hi"),
+                   "functions": [{"name": "f"}]}),
+            "functions",
         ),
         (
             json!({"model": "prompt:errs", "messages": user("hi"),

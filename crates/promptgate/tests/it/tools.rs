@@ -93,7 +93,11 @@ async fn record_of(server: &Server, token: &str, prompt_id: &str, response_id: &
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let page = server
-            .get_query(TELEMETRY, token, &[("promptId", prompt_id), ("pageSize", "500")])
+            .get_query(
+                TELEMETRY,
+                token,
+                &[("promptId", prompt_id), ("pageSize", "500")],
+            )
             .await
             .ok(200);
         if let Some(entity) = page["entities"]
@@ -124,13 +128,19 @@ async fn a_version_owns_its_tools_shown_as_sent_counted_inherited_audited_and_re
     let id = str_field(&created, "id");
     assert_eq!(created["tools"], body["tools"], "{created}");
     assert_eq!(created["toolChoice"], body["toolChoice"], "{created}");
-    assert_eq!(created["responseFormat"], body["responseFormat"], "{created}");
+    assert_eq!(
+        created["responseFormat"], body["responseFormat"],
+        "{created}"
+    );
     let version = server
         .get(&version_path(&id, "1.0.0"), Some(&token))
         .await
         .ok(200);
     assert_eq!(version["tools"], body["tools"], "{version}");
-    assert_eq!(version["responseFormat"], body["responseFormat"], "{version}");
+    assert_eq!(
+        version["responseFormat"], body["responseFormat"],
+        "{version}"
+    );
 
     // The definitions count towards systemPromptTokens: the same prompt without them is
     // smaller by what the documented estimate counts.
@@ -175,7 +185,11 @@ async fn a_version_owns_its_tools_shown_as_sent_counted_inherited_audited_and_re
         .get_query(
             AUDIT,
             &token,
-            &[("promptId", &id), ("action", "VERSION_CREATED"), ("pageSize", "50")],
+            &[
+                ("promptId", &id),
+                ("action", "VERSION_CREATED"),
+                ("pageSize", "50"),
+            ],
         )
         .await
         .ok(200);
@@ -192,7 +206,10 @@ async fn invalid_tool_definitions_are_refused_naming_the_field_and_store_nothing
     let server = Server::start();
     let token = server.admin_token().await;
     let cases: Vec<(Value, Vec<&str>)> = vec![
-        (json!({"tools": [lookup_tool(), lookup_tool()]}), vec!["tools[1].function.name"]),
+        (
+            json!({"tools": [lookup_tool(), lookup_tool()]}),
+            vec!["tools[1].function.name"],
+        ),
         (
             json!({"toolChoice": {"type": "function", "function": {"name": "cancel"}}}),
             vec!["toolChoice.function.name"],
@@ -216,7 +233,10 @@ async fn invalid_tool_definitions_are_refused_naming_the_field_and_store_nothing
                     "json_schema": {"name": "x", "schema": {"type": 12}}}}),
             vec!["responseFormat.json_schema.schema"],
         ),
-        (json!({"responseFormat": {"type": "yaml"}}), vec!["responseFormat.type"]),
+        (
+            json!({"responseFormat": {"type": "yaml"}}),
+            vec!["responseFormat.type"],
+        ),
         (
             json!({"tools": (0..129).map(|i| json!({"type": "function",
                     "function": {"name": format!("t{i}")}})).collect::<Vec<_>>()}),
@@ -317,7 +337,11 @@ async fn a_tool_round_trip_through_the_offline_provider() {
 
     let record = record_of(&server, &token, &id, first["responseId"].as_str().unwrap()).await;
     assert_eq!(record["toolCallCount"], 1, "{record}");
-    assert_eq!(record.get("schemaValid"), None, "no output format: {record}");
+    assert_eq!(
+        record.get("schemaValid"),
+        None,
+        "no output format: {record}"
+    );
 }
 
 #[tokio::test]
@@ -408,7 +432,11 @@ async fn streamed_tool_calls_arrive_as_tool_call_events_and_done_lists_them() {
     let done = done.json();
     assert_eq!(done["finishReason"], "tool_calls", "{done}");
     assert_eq!(done["toolCalls"][0]["id"], id0.as_str(), "{done}");
-    assert_eq!(done["toolCalls"][0]["arguments"], arguments.as_str(), "{done}");
+    assert_eq!(
+        done["toolCalls"][0]["arguments"],
+        arguments.as_str(),
+        "{done}"
+    );
 }
 
 /// A gateway whose fake upstream answers with the given replies in order.
@@ -438,7 +466,11 @@ async fn pii_inside_tool_arguments_is_redacted_and_the_arguments_stay_json() {
             30,
             12,
         );
-        let pieces = ["{\"to\": \"jane.d", "oe@example.com\", \"body\": \"Call me on +1 415 ", "555 0100\", \"copies\": 4155550100}"];
+        let pieces = [
+            "{\"to\": \"jane.d",
+            "oe@example.com\", \"body\": \"Call me on +1 415 ",
+            "555 0100\", \"copies\": 4155550100}",
+        ];
         let streamed = Fixtures::TEST
             .tool_call_stream_events(flavor, ("call_2", "send_email"), &pieces, 12)
             .concat();
@@ -456,8 +488,14 @@ async fn pii_inside_tool_arguments_is_redacted_and_the_arguments_stay_json() {
             serde_json::from_str(body["toolCalls"][0]["arguments"].as_str().unwrap())
                 .unwrap_or_else(|e| panic!("{flavor:?}: arguments not JSON ({e}): {body}"));
         assert_eq!(arguments["to"], "[EMAIL]", "{flavor:?}: {body}");
-        assert_eq!(arguments["body"], "Call me on [PHONE]", "{flavor:?}: {body}");
-        assert_eq!(arguments["copies"], 4155550100_u64, "numbers are not text: {body}");
+        assert_eq!(
+            arguments["body"], "Call me on [PHONE]",
+            "{flavor:?}: {body}"
+        );
+        assert_eq!(
+            arguments["copies"], 4155550100_u64,
+            "numbers are not text: {body}"
+        );
         assert_eq!(body["guardrails"]["outputRedactions"]["EMAIL"], 1, "{body}");
         assert!(!body.to_string().contains("jane.doe"), "{body}");
 
@@ -468,7 +506,10 @@ async fn pii_inside_tool_arguments_is_redacted_and_the_arguments_stay_json() {
             json!({"promptId": id, "userInput": "Write to Jane again."}),
         )
         .await;
-        assert!(!raw.contains("jane.d"), "{flavor:?}: PII in the stream: {raw}");
+        assert!(
+            !raw.contains("jane.d"),
+            "{flavor:?}: PII in the stream: {raw}"
+        );
         let calls: Vec<Value> = events
             .iter()
             .filter(|e| e.event == "tool_call")
@@ -484,11 +525,16 @@ async fn pii_inside_tool_arguments_is_redacted_and_the_arguments_stay_json() {
 
 #[tokio::test]
 async fn tool_results_are_caller_input_under_the_guardrails() {
-    let gw = scripted(vec![Reply::json(200, &Flavor::OpenAi.answer("Sent.", 40, 2))]).await;
+    let gw = scripted(vec![Reply::json(
+        200,
+        &Flavor::OpenAi.answer("Sent.", 40, 2),
+    )])
+    .await;
     let id = gw
         .create_prompt(&pii_tool_prompt("tool-results", OPENAI_REF))
         .await;
-    let call = json!({"id": "call_1", "name": "send_email", "arguments": "{\"to\": \"bob@example.org\"}"});
+    let call =
+        json!({"id": "call_1", "name": "send_email", "arguments": "{\"to\": \"bob@example.org\"}"});
     let turns = |result: &str| {
         json!([
             {"role": "user", "content": "Write to Bob."},
@@ -520,9 +566,14 @@ async fn tool_results_are_caller_input_under_the_guardrails() {
     assert_eq!(last["tool_call_id"], "call_1", "{sent}");
     assert_eq!(last["content"], "Delivered to [EMAIL]", "{sent}");
     let assistant = &messages[messages.len() - 2];
-    assert_eq!(assistant["tool_calls"][0]["function"]["name"], "send_email", "{sent}");
+    assert_eq!(
+        assistant["tool_calls"][0]["function"]["name"], "send_email",
+        "{sent}"
+    );
     let arguments: Value = serde_json::from_str(
-        assistant["tool_calls"][0]["function"]["arguments"].as_str().unwrap(),
+        assistant["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(arguments["to"], "[EMAIL]", "{sent}");
@@ -542,7 +593,9 @@ async fn structured_output_is_parsed_or_located_and_its_rate_is_summarised() {
         .iter()
         .map(|text| Reply::json(200, &Flavor::OpenAi.answer(text, 20, 8)))
         .collect();
-    replies.push(Reply::sse(&Flavor::OpenAi.full_stream(&["{\"items\": [{\"qty", "\": 3}]}"], 8)));
+    replies.push(Reply::sse(
+        &Flavor::OpenAi.full_stream(&["{\"items\": [{\"qty", "\": 3}]}"], 8),
+    ));
     let gw = scripted(replies).await;
     let mut body = prompt_on("structured", OPENAI_REF, "Summarise the order as JSON.");
     body["responseFormat"] = order_format();
@@ -558,10 +611,19 @@ async fn structured_output_is_parsed_or_located_and_its_rate_is_summarised() {
         ids.push(answer["responseId"].as_str().unwrap().to_owned());
         results.push(answer);
     }
-    assert_eq!(results[0]["parsed"], json!({"items": [{"qty": 2}]}), "{}", results[0]);
+    assert_eq!(
+        results[0]["parsed"],
+        json!({"items": [{"qty": 2}]}),
+        "{}",
+        results[0]
+    );
     assert_eq!(results[0].get("outputErrors"), None, "{}", results[0]);
     assert_eq!(results[1]["parsed"], Value::Null, "{}", results[1]);
-    assert_eq!(results[1]["outputErrors"][0]["path"], "/items/0/qty", "{}", results[1]);
+    assert_eq!(
+        results[1]["outputErrors"][0]["path"], "/items/0/qty",
+        "{}",
+        results[1]
+    );
     assert!(results[1]["outputErrors"][0]["message"].is_string());
     assert_eq!(results[2]["parsed"], Value::Null);
     assert_eq!(results[2]["outputErrors"][0]["path"], "", "{}", results[2]);
@@ -595,13 +657,19 @@ async fn structured_output_is_parsed_or_located_and_its_rate_is_summarised() {
     let rate = &summary["entities"][0]["schemaValidRate"];
     assert_eq!(rate["count"], 5, "{summary}");
     assert_eq!(rate["valid"], 3, "{summary}");
-    assert!((rate["rate"].as_f64().unwrap() - 0.6).abs() < 1e-9, "{summary}");
+    assert!(
+        (rate["rate"].as_f64().unwrap() - 0.6).abs() < 1e-9,
+        "{summary}"
+    );
     // Wilson's 95% interval for 3 of 5: 0.2307 to 0.8824.
     let (low, high) = (
         rate["ci95"][0].as_f64().unwrap(),
         rate["ci95"][1].as_f64().unwrap(),
     );
-    assert!((low - 0.2307).abs() < 5e-4 && (high - 0.8824).abs() < 5e-4, "{summary}");
+    assert!(
+        (low - 0.2307).abs() < 5e-4 && (high - 0.8824).abs() < 5e-4,
+        "{summary}"
+    );
 }
 
 #[tokio::test]
@@ -634,23 +702,25 @@ async fn the_schema_valid_rate_is_compared_between_versions() {
             .ok(200);
             if version == "1.0.0" {
                 assert_eq!(answer["parsed"], Value::Null, "{answer}");
-                assert_eq!(
-                    answer["outputErrors"][0]["message"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with("the output is not JSON"),
-                    true,
-                    "{answer}"
-                );
+                let message = answer["outputErrors"][0]["message"].as_str().unwrap();
+                assert!(message.starts_with("the output is not JSON"), "{answer}");
             } else {
-                assert_eq!(answer.get("parsed"), None, "a text format checks nothing: {answer}");
+                assert_eq!(
+                    answer.get("parsed"),
+                    None,
+                    "a text format checks nothing: {answer}"
+                );
             }
             last = answer["responseId"].as_str().unwrap().to_owned();
         }
     }
     record_of(&server, &token, &id, &last).await;
     let summary = server
-        .get_query(SUMMARY, &token, &[("promptId", &id), ("compareTo", "1.1.0")])
+        .get_query(
+            SUMMARY,
+            &token,
+            &[("promptId", &id), ("compareTo", "1.1.0")],
+        )
         .await
         .ok(200);
     let entities = summary["entities"].as_array().unwrap();
@@ -702,8 +772,14 @@ async fn the_openai_door_passes_the_callers_tools_and_the_versions_win() {
     let choice = &first["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls", "{first}");
     assert_eq!(choice["message"]["content"], Value::Null, "{first}");
-    assert_eq!(choice["message"]["tool_calls"][0]["id"], "call_7", "{first}");
-    assert_eq!(choice["message"]["tool_calls"][0]["type"], "function", "{first}");
+    assert_eq!(
+        choice["message"]["tool_calls"][0]["id"], "call_7",
+        "{first}"
+    );
+    assert_eq!(
+        choice["message"]["tool_calls"][0]["type"], "function",
+        "{first}"
+    );
     assert_eq!(
         choice["message"]["tool_calls"][0]["function"],
         json!({"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}),
@@ -726,7 +802,10 @@ async fn the_openai_door_passes_the_callers_tools_and_the_versions_win() {
     }))
     .await
     .ok(200);
-    assert_eq!(second["choices"][0]["message"]["content"], "Sunny.", "{second}");
+    assert_eq!(
+        second["choices"][0]["message"]["content"], "Sunny.",
+        "{second}"
+    );
     let sent = gw.fake.requests()[1].json();
     let messages = sent["messages"].as_array().unwrap();
     assert_eq!(messages.last().unwrap()["role"], "tool", "{sent}");
@@ -755,5 +834,9 @@ async fn the_openai_door_passes_the_callers_tools_and_the_versions_win() {
     }))
     .await;
     assert_eq!(resp.status, 400, "{resp}");
-    assert_eq!(resp.json()["error"]["param"], "tools[1].function.name", "{resp}");
+    assert_eq!(
+        resp.json()["error"]["param"],
+        "tools[1].function.name",
+        "{resp}"
+    );
 }

@@ -26,8 +26,9 @@ pub enum RelayEvent {
     /// its arguments guarded, just before `Done` (arguments are JSON: they are guarded once
     /// complete, so that a redaction never splits a value).
     ToolCall(ToolCallDelta),
-    /// The end: the answer minus its output.
-    Done(Answer),
+    /// The end: the answer minus its output (boxed: one allocation per stream keeps every
+    /// other event small).
+    Done(Box<Answer>),
     /// The provider failed mid-stream, or the record was not stored under `ack-after-store`
     /// (the record is then an ERROR, or already stored as a success).
     Failed(InvokeError),
@@ -147,7 +148,7 @@ impl Relay {
                         continue;
                     }
                     let done = answer(finished, &self.prepared, produced, self.return_token_usage);
-                    self.pending.push_back(RelayEvent::Done(done));
+                    self.pending.push_back(RelayEvent::Done(Box::new(done)));
                 }
                 Some(Err(err)) => {
                     let mut record = self.record.take()?;
