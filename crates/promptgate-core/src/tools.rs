@@ -328,26 +328,12 @@ fn check_tool(
         ));
         return None;
     }
-    let name = match &draft.name {
-        Some(name) if is_function_name(name) => Some(name.clone()),
-        Some(name) => {
-            violations.push(Violation::invalid(
-                format!("{field}[{i}].function.name"),
-                format!(
-                    "tool name {} must be 1 to 64 letters, digits, _ or -",
-                    crate::violation::quoted(name)
-                ),
-            ));
-            None
-        }
-        None => {
-            violations.push(Violation::invalid(
-                format!("{field}[{i}].function.name"),
-                "name is required",
-            ));
-            None
-        }
-    };
+    let name = check_name(
+        draft.name.as_deref(),
+        &format!("{field}[{i}].function.name"),
+        "tool",
+        violations,
+    );
     check_description(
         draft.description.as_deref(),
         &format!("{field}[{i}].function.description"),
@@ -363,6 +349,32 @@ fn check_tool(
         parameters: draft.parameters.clone(),
         strict: draft.strict,
     })
+}
+
+/// A function's or schema's name (`what`), or a violation of `field`.
+fn check_name(
+    name: Option<&str>,
+    field: &str,
+    what: &str,
+    violations: &mut Vec<Violation>,
+) -> Option<String> {
+    match name {
+        Some(name) if is_function_name(name) => Some(name.to_owned()),
+        Some(name) => {
+            violations.push(Violation::invalid(
+                field,
+                format!(
+                    "{what} name {} must be 1 to 64 letters, digits, _ or -",
+                    crate::violation::quoted(name)
+                ),
+            ));
+            None
+        }
+        None => {
+            violations.push(Violation::invalid(field, "name is required"));
+            None
+        }
+    }
 }
 
 fn check_description(text: Option<&str>, field: &str, violations: &mut Vec<Violation>) {
@@ -414,26 +426,13 @@ fn check_response_format(
                 return None;
             };
             let before = violations.len();
-            let name = match &spec.name {
-                Some(name) if is_function_name(name) => name.clone(),
-                Some(name) => {
-                    violations.push(Violation::invalid(
-                        format!("{field}.json_schema.name"),
-                        format!(
-                            "schema name {} must be 1 to 64 letters, digits, _ or -",
-                            crate::violation::quoted(name)
-                        ),
-                    ));
-                    String::new()
-                }
-                None => {
-                    violations.push(Violation::invalid(
-                        format!("{field}.json_schema.name"),
-                        "name is required",
-                    ));
-                    String::new()
-                }
-            };
+            let name = check_name(
+                spec.name.as_deref(),
+                &format!("{field}.json_schema.name"),
+                "schema",
+                violations,
+            )
+            .unwrap_or_default();
             check_description(
                 spec.description.as_deref(),
                 &format!("{field}.json_schema.description"),
