@@ -55,6 +55,21 @@ impl CachedPrompt {
     }
 }
 
+impl CachedPrompt {
+    /// The tokens `label`'s tool definitions take in its budget and window (0 without any),
+    /// counted once per version.
+    pub fn tool_tokens(
+        &self,
+        label: &VersionLabel,
+        counter: &promptgate_core::TokenCounter,
+        tokenizer: promptgate_core::TokenizerKind,
+    ) -> usize {
+        self.tools
+            .get(label)
+            .map_or(0, |tools| tools.tokens(counter, tokenizer))
+    }
+}
+
 /// Prompts by id, and ids by name.
 pub struct PromptCache {
     store: Arc<dyn Store>,

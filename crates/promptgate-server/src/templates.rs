@@ -121,6 +121,18 @@ impl VersionTemplate {
         supplied: Option<&Map<String, Value>>,
         count: impl Fn(&str) -> usize,
     ) -> Result<Filled, FillError> {
+        self.fill_reserving(settings, supplied, 0, count)
+    }
+
+    /// [`Self::fill`] for a version whose budget also holds `reserved` tokens besides the
+    /// system prompt: its tool definitions, which `systemPromptTokens` counts too.
+    pub fn fill_reserving(
+        &self,
+        settings: &VersionSettings,
+        supplied: Option<&Map<String, Value>>,
+        reserved: usize,
+        count: impl Fn(&str) -> usize,
+    ) -> Result<Filled, FillError> {
         let mut resolved = match &self.variables {
             Some(variables) => variables.resolve(supplied).map_err(FillError::Invalid)?,
             None => match supplied.filter(|s| !s.is_empty()) {
@@ -149,9 +161,9 @@ impl VersionTemplate {
         if let Some(limit) = settings
             .safety_guardrails
             .max_tokens
-            .filter(|limit| system_prompt.len() > *limit as usize)
+            .filter(|limit| system_prompt.len().saturating_add(reserved) > *limit as usize)
         {
-            let tokens = count(&system_prompt);
+            let tokens = count(&system_prompt).saturating_add(reserved);
             if tokens > limit as usize {
                 return Err(FillError::Invalid(vec![Violation::with_params(
                     promptgate_core::ViolationCode::TokenBudgetExceeded,
@@ -321,6 +333,26 @@ mod tests {
         assert!(
             matches!(err, FillError::Blocked(BlockedCategory::Violence)),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_budget_holds_the_reserved_tool_tokens_too() {
+        let mut s = settings("Say hi to {{name}} and {{tier}}.", None);
+        s.safety_guardrails.max_tokens = Some(8);
+        let t = VersionTemplate::build(&s);
+        let supplied = vars(json!({"name": "Jo", "tier": "x"}));
+        // 6 words: within 8 alone and with 2 reserved, over it with 3.
+        assert!(t.fill_reserving(&s, Some(&supplied), 2, words).is_ok());
+        let Err(FillError::Invalid(violations)) = t.fill_reserving(&s, Some(&supplied), 3, words)
+        else {
+            panic!("expected the budget")
+        };
+        assert_eq!(violations[0].field, "variables");
+        assert!(
+            violations[0].message().contains("9 tokens"),
+            "{}",
+            violations[0].message()
         );
     }
 

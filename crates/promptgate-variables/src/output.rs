@@ -126,7 +126,8 @@ impl OutputVerdict {
 
 /// The output check of one version's JSON `responseFormat`, compiled once.
 pub struct OutputCheck {
-    /// The schema's validator; none for `json_object` (any JSON object).
+    /// The schema's validator; none: any JSON (`json_object`, whose contract is "valid JSON",
+    /// and a `json_schema` without a schema).
     validator: Option<Validator>,
 }
 
@@ -140,7 +141,8 @@ impl std::fmt::Debug for OutputCheck {
 
 impl OutputCheck {
     /// The check for `format`; none for free text (nothing to check). A stored schema that no
-    /// longer compiles (after an upgrade of the validator) checks that the output is JSON only.
+    /// longer compiles (after an upgrade of the validator) checks that the output is JSON only,
+    /// as `json_object` and a `json_schema` without a schema do.
     pub fn compile(format: &ResponseFormat) -> Option<OutputCheck> {
         match format {
             ResponseFormat::Text => None,
@@ -154,8 +156,9 @@ impl OutputCheck {
         }
     }
 
-    /// Reads `output` as JSON and checks it: with `json_object` it must be an object, with a
-    /// schema the schema must accept it.
+    /// Reads `output` as JSON and checks it: any JSON passes `json_object` (shared/API.md:
+    /// "valid JSON"; OpenAI's JSON mode asks the model for an object, but the gateway checks
+    /// what the contract names), with a schema the schema must accept it.
     pub fn check(&self, output: &str) -> OutputVerdict {
         let value: Value = match serde_json::from_str(output.trim()) {
             Ok(value) => value,
@@ -170,10 +173,6 @@ impl OutputCheck {
             }
         };
         let errors: Vec<OutputError> = match &self.validator {
-            None if !value.is_object() => vec![OutputError {
-                path: String::new(),
-                message: "the output is not a JSON object".to_owned(),
-            }],
             None => Vec::new(),
             Some(validator) => validator
                 .iter_errors(&value)
@@ -266,13 +265,19 @@ mod tests {
     }
 
     #[test]
-    fn json_object_needs_an_object_and_text_checks_nothing() {
+    fn json_object_and_a_schemaless_format_need_json_and_text_checks_nothing() {
         let check = OutputCheck::compile(&ResponseFormat::JsonObject).unwrap();
         assert!(check.check(r#"{"a":1}"#).is_valid());
-        assert_eq!(
-            check.check("[1,2]").errors[0].message,
-            "the output is not a JSON object"
-        );
+        assert_eq!(check.check("[1,2]").parsed, Some(serde_json::json!([1, 2])));
+        assert!(!check.check("{").is_valid());
+        let schemaless = OutputCheck::compile(&ResponseFormat::JsonSchema(JsonSchemaFormat {
+            name: "any".into(),
+            description: None,
+            schema: None,
+            strict: None,
+        }))
+        .unwrap();
+        assert!(schemaless.check("42").is_valid());
         assert!(OutputCheck::compile(&ResponseFormat::Text).is_none());
     }
 

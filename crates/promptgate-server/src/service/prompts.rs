@@ -423,8 +423,9 @@ pub async fn render(
         });
     };
     let count = |text: &str| state.counter.count(version.tokenizer, text);
+    let reserved = cached.tool_tokens(&label, &state.counter, version.tokenizer);
     let filled = template
-        .fill(&version.settings, input.variables.as_ref(), count)
+        .fill_reserving(&version.settings, input.variables.as_ref(), reserved, count)
         .map_err(|err| match err {
             FillError::Invalid(violations) => PromptError::Invalid(violations),
             FillError::Blocked(category) => PromptError::Blocked(category),

@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::cache::CachedPrompt;
 use crate::state::AppState;
 use crate::telemetry::NotStored;
-use crate::templates::{FillError, VersionTemplate};
+use crate::templates::FillError;
 use crate::tools::{ServedTools, guard_arguments};
 use crate::upstream::{SlotsFull, UpstreamSlot};
 
@@ -420,9 +420,8 @@ async fn run(
     };
     let response_id = record.base.id.clone();
     let model = endpoint.model.clone();
-    let template = cached.templates.get(label);
     let tools = served_tools(cached.tools.get(label), request);
-    let prepared = match prepare(state, request, version, template, tools, endpoint) {
+    let prepared = match prepare(state, request, cached, version, tools, endpoint) {
         Ok(prepared) => moderate(state, prepared, version).await,
         Err(err) => Err(err),
     };
@@ -532,11 +531,12 @@ struct Prepared {
 fn prepare(
     state: &AppState,
     request: &Invocation,
+    cached: &CachedPrompt,
     version: &PromptVersion,
-    template: Option<&VersionTemplate>,
     tools: Option<Arc<ServedTools>>,
     endpoint: &ModelEndpoint,
 ) -> Result<Prepared, InvokeError> {
+    let template = cached.templates.get(&version.version);
     // The variables first (shared/API.md: before anything else happens). A constant version
     // called without variables skips this and serves its stored texts.
     let filled = match template {
@@ -544,12 +544,19 @@ fn prepare(
             if !t.is_constant() || request.variables.as_ref().is_some_and(|v| !v.is_empty()) =>
         {
             let count = |text: &str| state.counter.count(version.tokenizer, text);
+            // The budget holds the version's tool definitions too (systemPromptTokens does).
+            let reserved = cached.tool_tokens(&version.version, &state.counter, version.tokenizer);
             Some(
-                t.fill(&version.settings, request.variables.as_ref(), count)
-                    .map_err(|err| match err {
-                        FillError::Invalid(violations) => InvokeError::Invalid(violations),
-                        FillError::Blocked(category) => InvokeError::Blocked(category),
-                    })?,
+                t.fill_reserving(
+                    &version.settings,
+                    request.variables.as_ref(),
+                    reserved,
+                    count,
+                )
+                .map_err(|err| match err {
+                    FillError::Invalid(violations) => InvokeError::Invalid(violations),
+                    FillError::Blocked(category) => InvokeError::Blocked(category),
+                })?,
             )
         }
         _ => None,
