@@ -1027,3 +1027,235 @@ test('templates: edit a template, save it, preview it with sample variables; mov
     await context.close();
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// Tools and structured output (issue 20), on a prompt of its own
+
+/** The console's wording of a schema-valid rate ("0.0% (95% CI 0.0% to 49.0%; 0 of 4)"). */
+function schemaValidText(rate) {
+  const pct = (x) => `${(x * 100).toFixed(1)}%`;
+  return `${pct(rate.rate)} (95% CI ${pct(rate.ci95[0])} to ${pct(rate.ci95[1])}; ${rate.valid} of ${rate.count})`;
+}
+
+test('tools: edit tools and a JSON schema output, the gateway\'s error by its field; the schema-valid rate with its interval', LIMIT, async () => {
+  const name = `console_tools_${Date.now().toString(36)}`;
+  let r = await api('POST', `${GW}/prompts`, {
+    name,
+    modelEndpointRef: 'builtin/echo',
+    systemPrompt: 'You are the order desk of Acme. Look orders up before answering.',
+    temperature: 0.2,
+    safetyGuardrails: { contentFiltering: [], maxTokens: 1000 },
+    version: '1.0.0',
+  });
+  assert.equal(r.status, 201, `creating the prompt: ${JSON.stringify(r.body)}`);
+  const id = r.body.id;
+  assert.equal(r.body.tools, undefined, '1.0.0 has no tools');
+
+  const lookup = {
+    type: 'function',
+    function: {
+      name: 'lookup_order',
+      description: 'Looks an order up by its id.',
+      parameters: { type: 'object', properties: { orderId: { type: 'string' } }, required: ['orderId'] },
+      strict: true,
+    },
+  };
+  const cancel = structuredClone(lookup);
+  cancel.function.description = 'Cancels an order.';
+  const outputSchema = { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] };
+
+  const { context, page } = await openConsole('tools');
+  try {
+    await signIn(page, ADMIN_ID, ADMIN_SECRET);
+    await page.getByLabel('Search prompts', { exact: true }).fill(name);
+    await (await visible(page.locator('main').getByRole('link', { name, exact: true }), `the prompt ${name} in the list`)).click();
+    await heading1(page, name);
+    const versions = section(page, 'Versions');
+    await visible(versions.getByRole('columnheader', { name: 'Tools and output', exact: true }), 'the "Tools and output" column');
+
+    // --- The editor: the helper adds a function tool; text that is not JSON is an error at once.
+    const add = section(page, 'Add version');
+    await visible(add, 'the "Add version" section');
+    assert.equal(await add.getByLabel('Version', { exact: true }).inputValue(), '1.1.0');
+    const toolsField = add.getByLabel('Tools (JSON)', { exact: true });
+    assert.equal(await toolsField.inputValue(), '', 'no tools yet');
+    await add.getByRole('button', { name: 'Add function tool', exact: true }).click();
+    const added = JSON.parse(await toolsField.inputValue());
+    assert.equal(added.length, 1, 'the helper adds one tool');
+    assert.equal(added[0].type, 'function');
+    assert.equal(added[0].function.name, 'new_tool');
+    assert.equal(added[0].function.parameters.type, 'object');
+    assert.ok(await toolsField.evaluate((el) => el === document.activeElement), 'the tools field takes the focus');
+    await visible(add.getByText('1 tool: new_tool.', { exact: true }), 'the tools summary');
+    await toolsField.fill('[{"type": "function",');
+    await visible(add.locator('.field-error', { hasText: 'The tools are not JSON' }), 'the "not JSON" error of the tools');
+    assert.equal(await toolsField.getAttribute('aria-invalid'), 'true');
+
+    // Two tools with the same name, a choice, a json_schema output.
+    await toolsField.fill(JSON.stringify([lookup, cancel], null, 2));
+    await eventually('the "not JSON" error to go', async () => (await add.locator('.field-error', { hasText: 'not JSON' }).count()) === 0);
+    const choice = add.getByLabel('Tool choice', { exact: true });
+    const choices = await choice.locator('option').allInnerTexts();
+    assert.ok(choices.includes('lookup_order (always this tool)'), `a defined tool can be chosen: ${JSON.stringify(choices)}`);
+    assert.ok(['auto (the model decides)', 'none (no tool calls)', 'required (some tool)'].every((c) => choices.includes(c)), JSON.stringify(choices));
+    await choice.selectOption('auto');
+    const format = add.getByLabel('Response format', { exact: true });
+    assert.equal(await add.getByLabel('Schema name', { exact: true }).isVisible(), false, 'the schema fields are hidden until json_schema is chosen');
+    await format.selectOption('json_schema');
+    await add.getByLabel('Schema name', { exact: true }).fill('order_reply');
+    await add.getByLabel('Output schema (JSON)', { exact: true }).fill(JSON.stringify(outputSchema, null, 2));
+    assert.ok(await add.getByLabel(/^Strict/).isChecked(), 'strict is on by default');
+
+    await add.getByRole('button', { name: 'Add version', exact: true }).click();
+    const toolsError = await visible(add.locator('.field-error', { hasText: 'tools[1].function.name' }), 'the gateway\'s duplicate-name error under the tools');
+    const toolsErrorText = (await toolsError.innerText()).trim();
+    assert.match(toolsErrorText, /lookup_order/, `the error names the tool: ${toolsErrorText}`);
+    assert.equal(await toolsField.getAttribute('aria-invalid'), 'true', 'the tools field is marked invalid');
+    assert.ok(((await toolsField.getAttribute('aria-describedby')) || '').split(/\s+/).includes(await toolsError.getAttribute('id')), 'the error describes the tools field');
+    await visible(add.getByRole('alert'), 'the alert of the refused version');
+    assert.equal(await format.getAttribute('aria-invalid'), null, 'only the tools are marked');
+    // The API names the same field for the same definitions.
+    r = await api('PUT', `${GW}/prompts/${id}`, { version: '1.1.0', tools: [lookup, cancel] });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.ok(JSON.stringify(r.body).includes('"fieldName":"tools[1].function.name"'), `the API names tools[1].function.name: ${JSON.stringify(r.body)}`);
+    r = await api('GET', `${GW}/prompts/${id}/versions/1.1.0`);
+    assert.equal(r.status, 404, 'nothing was saved');
+    await screenshot(page, '16-version-form-tools-error');
+    await checkAccessibility(page, 'version form (tools, duplicate name)');
+
+    // Fixed: the error goes as the field is edited, and the version saves.
+    cancel.function.name = 'cancel_order';
+    await toolsField.fill(JSON.stringify([lookup, cancel], null, 2));
+    await eventually('the tools error to go', async () => (await toolsField.getAttribute('aria-invalid')) === null);
+    await visible(add.getByText('2 tools: lookup_order, cancel_order.', { exact: true }), 'the tools summary');
+    await add.getByRole('button', { name: 'Add version', exact: true }).click();
+    await visible(versionCell(versions, '1.1.0'), 'version 1.1.0 in the versions table');
+    r = await api('GET', `${GW}/prompts/${id}/versions/1.1.0`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.tools, [lookup, cancel], 'the server has the tools typed');
+    assert.equal(r.body.toolChoice, 'auto');
+    assert.deepEqual(r.body.responseFormat, { type: 'json_schema', json_schema: { name: 'order_reply', schema: outputSchema, strict: true } });
+    const v11 = r.body;
+
+    // Read-only in the versions table; the new form (prefilled from 1.1.0) counts the tool
+    // definitions as the gateway does.
+    const toolsColumn = async () => {
+      const headers = (await versions.locator('thead th').allInnerTexts()).map((t) => t.trim());
+      const col = headers.indexOf('Tools and output');
+      const rows = await versions.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('th, td')].map((c) => c.innerText.trim())));
+      return Object.fromEntries(rows.map((cells) => [cells[0], cells[col]]));
+    };
+    const toolsShown = await toolsColumn();
+    assert.equal(toolsShown['1.1.0'], 'Tools: lookup_order, cancel_order; choice: auto; output: json_schema order_reply (strict)', 'the tools of 1.1.0 in its row');
+    assert.equal(toolsShown['1.0.0'], '—', '1.0.0 has no tools');
+    const add2 = section(page, 'Add version');
+    assert.equal(await add2.getByLabel('Version', { exact: true }).inputValue(), '1.2.0');
+    assert.deepEqual(JSON.parse(await add2.getByLabel('Tools (JSON)', { exact: true }).inputValue()), [lookup, cancel], 'the form starts from 1.1.0\'s tools');
+    assert.equal(await add2.getByLabel('Response format', { exact: true }).inputValue(), 'json_schema');
+    await eventually(`the live count to equal 1.1.0's systemPromptTokens (${v11.systemPromptTokens}, tools included)`, async () => {
+      const t = (await page.locator('#new-version-token-count').innerText()).trim();
+      return t.startsWith(`${v11.systemPromptTokens} / 1000 tokens`) && /for tool definitions/.test(t);
+    });
+
+    // --- The diff shows the tools and the format.
+    const compare = section(page, 'Compare versions');
+    await compare.getByLabel('Left version', { exact: true }).selectOption('1.0.0');
+    await compare.getByLabel('Right version', { exact: true }).selectOption('1.1.0');
+    await visible(compare.getByRole('table', { name: /^Tools: 1\.0\.0 → 1\.1\.0/ }), 'the tools diff');
+    await visible(compare.getByRole('table', { name: /^Response format: 1\.0\.0 → 1\.1\.0/ }), 'the response format diff');
+    await visible(compare.locator('ins', { hasText: 'lookup_order' }), 'the added tool marked as added');
+    await visible(compare.locator('ins', { hasText: 'order_reply' }), 'the added schema name marked as added');
+    for (const setting of ['Tools', 'Tool choice', 'Response format']) {
+      await visible(compare.getByRole('rowheader', { name: `${setting} (differs)`, exact: true }), `the "${setting}" setting marked as differing`);
+    }
+
+    // --- Invocations through the API: tool calls and outputs checked against the schema.
+    r = await api('PUT', `${GW}/prompts/${id}`, { version: '1.2.0', responseFormat: { type: 'json_object' } });
+    assert.equal(r.status, 200, `adding 1.2.0 (json_object): ${JSON.stringify(r.body)}`);
+    const invoke = async (version, userInput, i) => {
+      const inv = await api('POST', `${GW}/invocations`, { promptId: id, version, userInput, sessionId: `tools-${version}-${i}` });
+      assert.equal(inv.status, 200, `invocation ${version} ${i}: ${JSON.stringify(inv.body)}`);
+      return inv.body;
+    };
+    const called = await invoke('1.1.0', 'call lookup_order {"orderId": "42"}', 0);
+    assert.equal(called.finishReason, 'tool_calls', JSON.stringify(called));
+    assert.equal(called.toolCalls.length, 1);
+    assert.equal(called.toolCalls[0].name, 'lookup_order');
+    assert.deepEqual(JSON.parse(called.toolCalls[0].arguments), { orderId: '42' });
+    for (let i = 1; i <= 4; i++) {
+      const answer = await invoke('1.1.0', `Where is order ${i}?`, i);
+      assert.equal(answer.parsed, null, `the offline output is not JSON: ${JSON.stringify(answer)}`);
+      assert.ok(answer.outputErrors.length > 0, 'with outputErrors');
+    }
+    for (let i = 1; i <= 3; i++) await invoke('1.2.0', `Where is order ${i}?`, i);
+    for (let i = 1; i <= 2; i++) await invoke('1.0.0', `Where is order ${i}?`, i);
+
+    // The telemetry records them (written in batches): schemaValid and toolCallCount.
+    const records = await eventually('the 10 invocations in the telemetry', async () => {
+      const t = await api('GET', `${GW}/telemetry?promptId=${id}&pageSize=50`);
+      return t.status === 200 && t.body.entities.length === 10 ? t.body.entities : false;
+    }, { timeout: TELEMETRY_WAIT_MS, interval: 500 });
+    assert.ok(records.filter((e) => e.version === '1.0.0').every((e) => e.schemaValid === undefined), 'no schema check without a JSON format');
+    assert.ok(records.filter((e) => e.version === '1.1.0' && !e.toolCallCount).every((e) => e.schemaValid === false), JSON.stringify(records));
+    assert.equal(records.filter((e) => e.toolCallCount === 1).length, 1, 'one invocation called a tool');
+
+    const summary = async (compareTo) => {
+      const s = await api('GET', `${GW}/telemetry/summary?promptId=${id}&compareTo=${compareTo}`);
+      assert.equal(s.status, 200, JSON.stringify(s.body));
+      return Object.fromEntries(s.body.entities.map((e) => [e.version, e]));
+    };
+    let byVersion = await summary('1.0.0');
+    assert.equal(byVersion['1.0.0'].schemaValidRate, undefined, '1.0.0 has no schema-valid rate');
+    const rate11 = byVersion['1.1.0'].schemaValidRate;
+    const rate12 = byVersion['1.2.0'].schemaValidRate;
+    assert.ok(rate11 && rate11.count >= 4 && rate11.valid === 0, JSON.stringify(byVersion['1.1.0']));
+    assert.ok(rate12 && rate12.count === 3 && rate12.valid === 0, JSON.stringify(byVersion['1.2.0']));
+
+    // --- The Performance section: the rate and its interval per version, the chart.
+    const perf = section(page, 'Performance');
+    const table = perf.getByRole('table', { name: 'Per-version summary' });
+    const refresh = perf.getByRole('button', { name: 'Refresh', exact: true });
+    const readTable = async () => {
+      await refresh.click();
+      await eventually('Refresh to finish', async () => refresh.isEnabled());
+      if (!(await table.count())) return null;
+      const headers = (await table.locator('thead th').allInnerTexts()).map((t) => t.trim());
+      const rows = await table.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('th, td')].map((c) => c.innerText.trim())));
+      return { headers, rows: Object.fromEntries(rows.map((cells) => [cells[0], cells])) };
+    };
+    const shown = await eventually('the schema-valid rates in the per-version table', async () => {
+      const t = await readTable();
+      return t && t.headers.includes('Schema valid') && t.rows['1.1.0'] && t.rows['1.2.0'] ? t : false;
+    }, { timeout: TELEMETRY_WAIT_MS, interval: 500 });
+    const col = shown.headers.indexOf('Schema valid');
+    assert.equal(shown.rows['1.0.0'][col], 'not checked');
+    assert.equal(shown.rows['1.1.0'][col], schemaValidText(rate11), 'the rate of 1.1.0 with its interval, as the summary gives it');
+    assert.equal(shown.rows['1.2.0'][col], schemaValidText(rate12));
+    const chartLabel = await perf.locator('svg[role="img"][aria-label^="Schema-valid rate by version"]').getAttribute('aria-label');
+    assert.ok(chartLabel.includes(`1.1.0 ${schemaValidText(rate11)}`), `the chart states 1.1.0's rate and interval: ${chartLabel}`);
+    assert.ok(chartLabel.includes('1.0.0 not checked'), chartLabel);
+    await screenshot(page, '17-schema-valid-rate');
+    await checkAccessibility(page, 'prompt (tools, schema-valid rate)');
+
+    // Against 1.1.0, 1.2.0's schema-valid difference is in the forest plot and the verdict.
+    byVersion = await summary('1.1.0');
+    const diff = byVersion['1.2.0'].comparison && byVersion['1.2.0'].comparison.schemaValidRateDiff;
+    assert.ok(diff && Array.isArray(diff.ci95), `the summary compares 1.2.0's schema-valid rate with 1.1.0's: ${JSON.stringify(byVersion['1.2.0'])}`);
+    assert.equal(diff.significant, false, 'two versions that never produce JSON do not differ significantly');
+    await perf.getByLabel('Compare against', { exact: true }).selectOption('1.1.0');
+    const ciLabel = await eventually('the forest plot to show 1.2.0\'s schema-valid difference', async () => {
+      const l = await perf.locator('svg[role="img"][aria-label^="Difference from the baseline"]').getAttribute('aria-label');
+      return l && l.includes('1.2.0 schema valid') ? l : false;
+    });
+    const pts = (x) => (x * 100).toFixed(2);
+    assert.ok(ciLabel.includes(`1.2.0 schema valid ${pts(diff.estimate)} pts (95% CI ${pts(diff.ci95[0])} to ${pts(diff.ci95[1])}, not significant)`), ciLabel);
+    // The verdict names only significant differences; latency may differ by chance, so only
+    // the schema-valid part is pinned: no claim about it for 1.2.0.
+    const verdict = (await page.locator('#verdict').innerText()).trim();
+    assert.match(verdict, /1\.2\.0/, `the verdict speaks of 1.2.0: ${verdict}`);
+    assert.doesNotMatch(verdict, /significantly (lower|higher) schema-valid rate/, verdict);
+    checkNoPageErrors();
+  } finally {
+    await context.close();
+  }
+});

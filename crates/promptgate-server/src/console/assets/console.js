@@ -158,7 +158,9 @@
 
   /**
    * Puts each problem of `error` next to the control `controlFor(field)` names; answers the
-   * problems no control took. Clears the errors of `controls` first.
+   * problems no control took. Clears the errors of `controls` first. A control that holds a
+   * whole list (`showFieldNames`, the tools' JSON) gets each message with its field's name
+   * (`tools[1].function.name: …`), so the user knows which element is meant.
    */
   function placeFieldErrors(controls, error, controlFor) {
     for (const c of controls) setFieldError(c, null);
@@ -168,7 +170,7 @@
       const control = p.field ? controlFor(p.field) : null;
       if (control) {
         if (!placed.has(control)) placed.set(control, []);
-        placed.get(control).push(p.message);
+        placed.get(control).push(control.showFieldNames ? `${p.field}: ${p.message}` : p.message);
       } else {
         rest.push(p);
       }
@@ -563,6 +565,284 @@
     };
   }
 
+  // ---------------------------------------------------------------- tools and structured output
+
+  /** The names of the tools in a parsed `tools` array (only the well-formed ones). */
+  function toolNames(tools) {
+    return (Array.isArray(tools) ? tools : [])
+      .map((t) => t && t.function && t.function.name)
+      .filter((n) => typeof n === 'string' && n !== '');
+  }
+
+  /** A tool choice as the select holds it: '', 'auto', 'none', 'required' or 'function:NAME'. */
+  function toolChoiceKey(choice) {
+    if (choice === undefined || choice === null) return '';
+    if (typeof choice === 'string') return choice;
+    if (choice && choice.function && typeof choice.function.name === 'string') return `function:${choice.function.name}`;
+    return '';
+  }
+
+  /** A tool choice in words: "auto", "lookup_order (forced)". */
+  function toolChoiceText(choice) {
+    const key = toolChoiceKey(choice);
+    if (!key) return 'not set';
+    return key.startsWith('function:') ? `${key.slice('function:'.length)} (forced)` : key;
+  }
+
+  /** A response format in words: "json_schema order_reply (strict)", "text". */
+  function responseFormatText(format) {
+    if (!format || !format.type) return 'not set (text)';
+    if (format.type !== 'json_schema') return format.type;
+    const spec = format.json_schema || {};
+    return `json_schema ${spec.name || '(unnamed)'}${spec.strict ? ' (strict)' : ''}`;
+  }
+
+  /** A version's tools and output form in one line, for the versions table. */
+  function toolsSummaryText(v) {
+    const names = toolNames(v.tools);
+    const parts = [];
+    if (names.length) parts.push(`Tools: ${names.join(', ')}`);
+    if (v.toolChoice !== undefined && v.toolChoice !== null) parts.push(`choice: ${toolChoiceText(v.toolChoice)}`);
+    if (v.responseFormat) parts.push(`output: ${responseFormatText(v.responseFormat)}`);
+    return parts.length ? parts.join('; ') : '—';
+  }
+
+  /**
+   * The text the gateway counts for a version's tool definitions and output schema in
+   * `systemPromptTokens` (`ToolSettings::counted_text` in promptgate-core): each tool's name,
+   * description and parameters schema, then the output schema's name, description and schema,
+   * one non-empty line each; schemas as compact JSON with sorted keys, as the gateway stores
+   * them. Answers '' when nothing is counted (no tools, no json_schema format).
+   */
+  function toolCountedText(tools, format) {
+    const lines = [];
+    const push = (text) => { if (text) lines.push(text); };
+    const schemaText = (value) => (value === undefined || value === null ? '' : JSON.stringify(sortedKeys(value)));
+    for (const t of Array.isArray(tools) ? tools : []) {
+      const f = (t && t.function) || {};
+      push(typeof f.name === 'string' ? f.name : '');
+      push(typeof f.description === 'string' ? f.description : '');
+      push(schemaText(f.parameters));
+    }
+    if (format && format.type === 'json_schema' && format.json_schema) {
+      const spec = format.json_schema;
+      push(typeof spec.name === 'string' ? spec.name : '');
+      push(typeof spec.description === 'string' ? spec.description : '');
+      push(schemaText(spec.schema));
+    }
+    return lines.map((l) => `${l}\n`).join('');
+  }
+
+  /**
+   * The tools and structured-output part of a version form: *Tools (JSON)* (the `tools` array
+   * in OpenAI's shape, with an *Add function tool* helper), *Tool choice* (not set, auto,
+   * none, required, or one of the defined tools) and *Response format* (not set, text,
+   * json_object, json_schema with *Schema name*, *Schema description*, *Output schema (JSON)*
+   * and *Strict*). Text that is not JSON is an error under its field as you type; everything
+   * else (duplicate names, schemas, a choice naming no tool) is the gateway's to check, and its
+   * 400 lands next to the field it names. `init` is the version it starts from.
+   */
+  function toolsEditor(init) {
+    const onChange = [];
+    const changed = () => onChange.forEach((f) => f());
+
+    // Tools.
+    const tools = h('textarea', { name: 'tools', rows: '8', class: 'short', spellcheck: 'false' });
+    tools.value = Array.isArray(init.tools) && init.tools.length ? JSON.stringify(init.tools, null, 2) : '';
+    // The tools' errors name an element of the array (tools[1].function.name): keep the name.
+    tools.showFieldNames = true;
+    const readTools = () => {
+      const text = tools.value.trim();
+      if (!text) return { value: [], error: null };
+      try {
+        const value = JSON.parse(text);
+        if (!Array.isArray(value)) {
+          return { value: null, error: 'The tools must be a JSON array of function tools ([{"type": "function", "function": {"name": …}}]).' };
+        }
+        return { value, error: null };
+      } catch (e) {
+        return { value: null, error: `The tools are not JSON: ${e.message}.` };
+      }
+    };
+    const toolsSummary = h('p', { class: 'variables-summary', id: uid('tools') });
+    const addTool = h('button', { type: 'button', class: 'secondary' }, 'Add function tool');
+    addTool.addEventListener('click', () => {
+      const read = readTools();
+      if (read.error) {
+        setFieldError(tools, `${read.error} Fix it before adding a tool.`);
+        tools.focus();
+        return;
+      }
+      const taken = toolNames(read.value);
+      let name = 'new_tool';
+      for (let n = 2; taken.includes(name); n += 1) name = `new_tool_${n}`;
+      read.value.push({
+        type: 'function',
+        function: {
+          name,
+          description: 'What the tool does, for the model.',
+          parameters: { type: 'object', properties: {}, required: [] },
+        },
+      });
+      tools.value = JSON.stringify(read.value, null, 2);
+      changed();
+      tools.focus();
+      // The new tool's name selected, ready to be typed over.
+      const at = tools.value.lastIndexOf(`"${name}"`);
+      if (at >= 0) tools.setSelectionRange(at + 1, at + 1 + name.length);
+    });
+
+    // Tool choice.
+    const choice = h('select', { name: 'toolChoice' });
+    let choiceKey = toolChoiceKey(init.toolChoice);
+    const drawChoice = (names) => {
+      const options = [
+        h('option', { value: '' }, 'Not set (the model decides)'),
+        h('option', { value: 'auto' }, 'auto (the model decides)'),
+        h('option', { value: 'none' }, 'none (no tool calls)'),
+        h('option', { value: 'required' }, 'required (some tool)'),
+      ];
+      for (const n of names) options.push(h('option', { value: `function:${n}` }, `${n} (always this tool)`));
+      // A forced tool that is no longer defined stays selectable, so the gateway names it.
+      if (choiceKey.startsWith('function:') && !names.includes(choiceKey.slice('function:'.length))) {
+        options.push(h('option', { value: choiceKey }, `${choiceKey.slice('function:'.length)} (not among the tools)`));
+      }
+      choice.replaceChildren(...options);
+      choice.value = choiceKey;
+    };
+    choice.addEventListener('change', () => { choiceKey = choice.value; });
+
+    const drawTools = () => {
+      const read = readTools();
+      setFieldError(tools, read.error);
+      const names = read.value ? toolNames(read.value) : null;
+      if (names) {
+        toolsSummary.textContent = read.value.length
+          ? `${read.value.length} ${read.value.length === 1 ? 'tool' : 'tools'}: ${names.join(', ') || '(no names)'}.`
+          : 'No tools: the model answers in text only.';
+        drawChoice(names);
+      }
+    };
+    tools.addEventListener('input', changed);
+    onChange.push(drawTools);
+
+    // Response format.
+    const format = init.responseFormat || null;
+    const spec = (format && format.json_schema) || {};
+    const formatSelect = h('select', { name: 'responseFormat' },
+      h('option', { value: '' }, 'Not set (free text)'),
+      h('option', { value: 'text' }, 'text'),
+      h('option', { value: 'json_object' }, 'json_object (any JSON object)'),
+      h('option', { value: 'json_schema' }, 'json_schema (JSON matching a schema)'));
+    formatSelect.value = (format && format.type) || '';
+    const schemaName = h('input', { type: 'text', name: 'responseFormat.json_schema.name', spellcheck: 'false', autocomplete: 'off', value: spec.name || '' });
+    const schemaDescription = h('input', { type: 'text', name: 'responseFormat.json_schema.description', autocomplete: 'off', value: spec.description || '' });
+    const outputSchema = h('textarea', { name: 'responseFormat.json_schema.schema', rows: '6', class: 'short', spellcheck: 'false' });
+    outputSchema.value = spec.schema === undefined || spec.schema === null ? '' : JSON.stringify(spec.schema, null, 2);
+    const strict = h('input', { type: 'checkbox', name: 'responseFormat.json_schema.strict', checked: spec.strict === undefined ? true : Boolean(spec.strict) });
+    strict.id = uid('f');
+    const readOutputSchema = () => {
+      const text = outputSchema.value.trim();
+      if (!text) return { value: null, error: null };
+      try {
+        const value = JSON.parse(text);
+        if (!value || typeof value !== 'object' || Array.isArray(value)) {
+          return { value: null, error: 'The output schema must be a JSON object (a JSON Schema such as {"type": "object", "properties": {…}}).' };
+        }
+        return { value, error: null };
+      } catch (e) {
+        return { value: null, error: `The output schema is not JSON: ${e.message}.` };
+      }
+    };
+    outputSchema.addEventListener('input', () => setFieldError(outputSchema, readOutputSchema().error));
+    const schemaBox = h('fieldset', { class: 'template-fieldset' },
+      h('legend', null, 'JSON schema of the output'),
+      h('div', { class: 'grid2' },
+        field('Schema name', schemaName, 'Letters, digits, _ or - (1 to 64).'),
+        field('Schema description', schemaDescription, 'Optional; what the output is, for the model.')),
+      field('Output schema (JSON)', outputSchema, 'A JSON Schema (draft 2020-12). The gateway validates every final output against it: the answer carries parsed or outputErrors, and telemetry records schemaValid.'),
+      h('label', { class: 'inline', for: strict.id }, strict, 'Strict (the provider enforces the schema where it can)'));
+    const drawFormat = () => { schemaBox.hidden = formatSelect.value !== 'json_schema'; };
+    formatSelect.addEventListener('change', () => { drawFormat(); changed(); });
+    [schemaName, schemaDescription, outputSchema].forEach((c) => c.addEventListener('input', changed));
+    drawFormat();
+    drawTools();
+    if (!readTools().value) drawChoice([]);
+
+    const toolsField = field('Tools (JSON)', tools,
+      'An array of function tools in OpenAI’s shape: {"type": "function", "function": {"name", "description", "parameters": <JSON Schema>, "strict"}}, at most 128, names unique. Leave it empty for none.');
+    addDescribedBy(tools, toolsSummary.id);
+    const block = h('fieldset', { class: 'template-fieldset tools-fieldset' },
+      h('legend', null, 'Tools and structured output'),
+      toolsField, toolsSummary,
+      h('div', { class: 'actions' }, addTool),
+      h('div', { class: 'grid2' },
+        field('Tool choice', choice, 'Whether and which tool the model must call.'),
+        field('Response format', formatSelect, 'The form of the output; JSON formats are validated by the gateway.')),
+      schemaBox);
+
+    /**
+     * The three fields as the API takes them, or {error, control} when text is not JSON.
+     * `tools` is always an array ([] removes them), `toolChoice` and `responseFormat` null
+     * when not set (null removes them on a PUT).
+     */
+    const read = () => {
+      const t = readTools();
+      if (t.error) return { error: t.error, control: tools };
+      let toolChoice = null;
+      if (choice.value.startsWith('function:')) toolChoice = { type: 'function', function: { name: choice.value.slice('function:'.length) } };
+      else if (choice.value) toolChoice = choice.value;
+      let responseFormat = null;
+      if (formatSelect.value === 'json_schema') {
+        const s = readOutputSchema();
+        if (s.error) return { error: s.error, control: outputSchema };
+        const jsonSchema = { name: schemaName.value.trim(), strict: strict.checked };
+        if (schemaDescription.value.trim()) jsonSchema.description = schemaDescription.value.trim();
+        if (s.value) jsonSchema.schema = s.value;
+        responseFormat = { type: 'json_schema', json_schema: jsonSchema };
+      } else if (formatSelect.value) {
+        responseFormat = { type: formatSelect.value };
+      }
+      return { value: { tools: t.value, toolChoice, responseFormat } };
+    };
+
+    return {
+      block,
+      read,
+      /** The text counted for the tools and output schema (see toolCountedText), '' when none. */
+      countedText: () => {
+        const t = readTools();
+        const s = readOutputSchema();
+        const fmt = formatSelect.value === 'json_schema'
+          ? { type: 'json_schema', json_schema: { name: schemaName.value.trim(), description: schemaDescription.value.trim() || undefined, schema: s.value } }
+          : null;
+        return toolCountedText(t.value || [], fmt);
+      },
+      /** Called whenever the counted text may have changed. */
+      onChange: (f) => onChange.push(f),
+      inputs: [tools, outputSchema, schemaName, schemaDescription],
+      controls: () => [tools, choice, formatSelect, schemaName, schemaDescription, outputSchema],
+      controlFor: (fieldName) => {
+        if (fieldName === 'tools' || fieldName.startsWith('tools[') || fieldName.startsWith('tools.')) return tools;
+        if (fieldName === 'toolChoice' || fieldName.startsWith('toolChoice.')) return choice;
+        if (fieldName === 'responseFormat.json_schema.name') return schemaName;
+        if (fieldName === 'responseFormat.json_schema.description') return schemaDescription;
+        if (fieldName.startsWith('responseFormat.json_schema.schema')) return outputSchema;
+        if (fieldName === 'responseFormat' || fieldName.startsWith('responseFormat.')) return formatSelect;
+        return null;
+      },
+    };
+  }
+
+  /** JSON values with object keys sorted (serde_json's order), recursively. */
+  function sortedKeys(v) {
+    if (Array.isArray(v)) return v.map(sortedKeys);
+    if (v && typeof v === 'object') {
+      return Object.keys(v).sort().reduce((o, k) => { o[k] = sortedKeys(v[k]); return o; }, {});
+    }
+    return v;
+  }
+
   // ---------------------------------------------------------------- routing
 
   function route() {
@@ -753,7 +1033,7 @@
    * ({text, placeholders}): for a template, its text with the placeholders removed, which is what
    * the gateway checks the budget on when the version is saved.
    */
-  function liveCount(output, textarea, budgetInput, endpointOf, textOf) {
+  function liveCount(output, textarea, budgetInput, endpointOf, textOf, extraOf) {
     const counted = textOf || (() => ({ text: textarea.value, placeholders: false }));
     let timer = null;
     let sequence = 0;
@@ -761,7 +1041,7 @@
     const draw = () => {
       if (!last) return;
       const budget = parseInt(budgetInput.value, 10);
-      const tokenizer = `${last.tokenizer}${last.exact ? '' : ', estimate'}${last.placeholders ? ', placeholders not counted' : ''}`;
+      const tokenizer = `${last.tokenizer}${last.exact ? '' : ', estimate'}${last.placeholders ? ', placeholders not counted' : ''}${last.toolTokens ? `, of which ${last.toolTokens} for tool definitions and the output schema` : ''}`;
       const over = Number.isFinite(budget) && last.tokens > budget;
       output.textContent = Number.isFinite(budget)
         ? `${last.tokens} / ${budget} tokens (${tokenizer})${over ? ' — over budget' : ''}`
@@ -777,12 +1057,22 @@
         return;
       }
       const what = counted();
+      // Tool definitions and the output schema count in systemPromptTokens too, counted apart
+      // from the system prompt as the gateway counts them (a sum of two counts).
+      const extra = extraOf ? extraOf() : '';
       try {
         const { data } = await api('POST', '/console/api/token-count', {
           body: { modelEndpointRef: endpoint, text: what.text },
         });
+        let toolTokens = 0;
+        if (extra) {
+          const more = await api('POST', '/console/api/token-count', {
+            body: { modelEndpointRef: endpoint, text: extra },
+          });
+          toolTokens = more.data.tokens;
+        }
         if (mine !== sequence) return;
-        last = Object.assign({}, data, { placeholders: what.placeholders });
+        last = Object.assign({}, data, { tokens: data.tokens + toolTokens, toolTokens, placeholders: what.placeholders });
         draw();
       } catch (error) {
         if (mine !== sequence) return;
@@ -814,6 +1104,7 @@
     const name = h('input', { type: 'text', name: 'name', required: true, spellcheck: 'false', autocomplete: 'off' });
     const endpoint = h('select', { name: 'modelEndpointRef', required: true });
     const editor = templateEditor({}, { required: true });
+    const toolsBox = toolsEditor({});
     const systemPrompt = editor.systemPrompt;
     const temperature = h('input', { type: 'number', name: 'temperature', min: '0', max: '2', step: '0.1', value: '0.2' });
     const budget = h('input', { type: 'number', name: 'maxTokens', min: '1', step: '1', value: '1500' });
@@ -838,6 +1129,7 @@
         h('label', { class: 'inline', for: profanity.id }, profanity, 'Mask profanity')),
       editor.messagesBlock,
       editor.schemaBlock,
+      toolsBox.block,
       h('div', { class: 'actions' }, submit, h('a', { href: '#/prompts' }, 'Cancel')));
     page('New prompt', form);
     focusHeading();
@@ -853,7 +1145,8 @@
     } catch (error) {
       showError(form, error);
     }
-    counting = liveCount(counter, systemPrompt, budget, () => endpoint.value, editor.countedText);
+    counting = liveCount(counter, systemPrompt, budget, () => endpoint.value, editor.countedText, toolsBox.countedText);
+    toolsBox.onChange(counting.schedule);
     endpoint.addEventListener('change', () => counting.now());
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
@@ -861,6 +1154,12 @@
       if (schema.error) {
         showError(form, new ApiError(400, { message: schema.error }));
         editor.schemaInput.focus();
+        return;
+      }
+      const toolSettings = toolsBox.read();
+      if (toolSettings.error) {
+        showError(form, new ApiError(400, { message: toolSettings.error }));
+        toolSettings.control.focus();
         return;
       }
       submit.disabled = true;
@@ -878,12 +1177,16 @@
       const templateMessages = editor.messages();
       if (templateMessages.length) body.templateMessages = templateMessages;
       if (schema.value) body.variablesSchema = schema.value;
+      const t = toolSettings.value;
+      if (t.tools.length) body.tools = t.tools;
+      if (t.toolChoice !== null) body.toolChoice = t.toolChoice;
+      if (t.responseFormat !== null) body.responseFormat = t.responseFormat;
       try {
         const { data } = await api('POST', 'prompts', { body });
         showError(form, null);
         location.hash = `#/prompts/${encodeURIComponent(data.id)}`;
       } catch (error) {
-        placeFieldErrors(editor.controls(), error, editor.controlFor);
+        placeFieldErrors([...editor.controls(), ...toolsBox.controls()], error, (f) => editor.controlFor(f) || toolsBox.controlFor(f));
         showError(form, error);
       } finally {
         submit.disabled = false;
@@ -994,6 +1297,7 @@
         h('td', { class: 'num' }, fmtNum(v.temperature, 2)),
         h('td', { class: 'num' }, `${v.systemPromptTokens}${v.safetyGuardrails && v.safetyGuardrails.maxTokens ? ` / ${v.safetyGuardrails.maxTokens}` : ''}`),
         h('td', null, variablesText(v)),
+        h('td', null, toolsSummaryText(v)),
         h('td', null, fmtTime(v.createdAt)),
         h('td', null, preview));
     });
@@ -1007,6 +1311,7 @@
           h('th', { scope: 'col', class: 'num' }, 'Temperature'),
           h('th', { scope: 'col', class: 'num' }, 'Tokens'),
           h('th', { scope: 'col' }, 'Variables'),
+          h('th', { scope: 'col' }, 'Tools and output'),
           h('th', { scope: 'col' }, 'Created'),
           h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
         h('tbody', null, rows)));
@@ -1452,6 +1757,9 @@
       ['Template messages', String((v.templateMessages || []).length)],
       ['Variables', variablesText(v)],
       ['Variables schema', v.variablesSchema ? 'yes (diff below)' : 'none'],
+      ['Tools', toolNames(v.tools).join(', ') || 'none'],
+      ['Tool choice', toolChoiceText(v.toolChoice)],
+      ['Response format', responseFormatText(v.responseFormat)],
       ['System prompt tokens', `${v.systemPromptTokens} (${v.tokenizer})`],
       ['Created', fmtTime(v.createdAt)],
       ['Created by', v.createdBy],
@@ -1490,6 +1798,8 @@
       const messagesText = (v) => (v.templateMessages || [])
         .map((m, i) => `[message ${i + 1}, ${m.role}]\n${m.content}`).join('\n');
       const schemaText = (v) => prettyJson(v.variablesSchema);
+      const toolsText = (v) => ((v.tools || []).length ? prettyJson(v.tools) : '');
+      const formatText = (v) => (v.responseFormat ? prettyJson(v.responseFormat) : '');
       const optional = (what, left, right, table) => (left === '' && right === ''
         ? h('p', { class: 'muted' }, `Neither version has ${what}.`)
         : table);
@@ -1499,6 +1809,10 @@
           diffTable(`Template messages: ${a.version} → ${b.version}`, a.version, b.version, messagesText(a), messagesText(b))),
         optional('a variables schema', schemaText(a), schemaText(b),
           diffTable(`Variables schema: ${a.version} → ${b.version}`, a.version, b.version, schemaText(a), schemaText(b))),
+        optional('tools', toolsText(a), toolsText(b),
+          diffTable(`Tools: ${a.version} → ${b.version}`, a.version, b.version, toolsText(a), toolsText(b))),
+        optional('a response format', formatText(a), formatText(b),
+          diffTable(`Response format: ${a.version} → ${b.version}`, a.version, b.version, formatText(a), formatText(b))),
         settingsTable(a, b));
     };
     left.addEventListener('change', draw);
@@ -1516,6 +1830,7 @@
     const g = newest.safetyGuardrails || {};
     const version = h('input', { type: 'text', name: 'version', value: nextMinor(newest.version), required: true, spellcheck: 'false' });
     const editor = templateEditor(newest);
+    const toolsBox = toolsEditor(newest);
     const systemPrompt = editor.systemPrompt;
     const temperature = h('input', { type: 'number', name: 'temperature', min: '0', max: '2', step: '0.1', value: String(newest.temperature) });
     const budget = h('input', { type: 'number', name: 'maxTokens', min: '1', step: '1', value: g.maxTokens === undefined || g.maxTokens === null ? '' : String(g.maxTokens) });
@@ -1529,14 +1844,16 @@
       h('div', { class: 'grid2' }, field('Temperature', temperature), field('Token budget', budget, 'Counted on the system prompt with its placeholders removed.')),
       editor.messagesBlock,
       editor.schemaBlock,
+      toolsBox.block,
       h('div', { class: 'actions' }, submit));
-    liveCount(counter, systemPrompt, budget, () => newest.modelEndpointRef, editor.countedText);
-    const controls = () => [version, temperature, budget, ...editor.controls()];
+    const counting = liveCount(counter, systemPrompt, budget, () => newest.modelEndpointRef, editor.countedText, toolsBox.countedText);
+    toolsBox.onChange(counting.schedule);
+    const controls = () => [version, temperature, budget, ...editor.controls(), ...toolsBox.controls()];
     const controlFor = (f) => {
       if (f === 'version') return version;
       if (f === 'temperature') return temperature;
       if (f === 'safetyGuardrails.maxTokens') return budget;
-      return editor.controlFor(f);
+      return editor.controlFor(f) || toolsBox.controlFor(f);
     };
     form.addEventListener('submit', async (event) => {
       event.preventDefault();
@@ -1544,6 +1861,12 @@
       if (schema.error) {
         showError(form, new ApiError(400, { message: schema.error }));
         editor.schemaInput.focus();
+        return;
+      }
+      const toolSettings = toolsBox.read();
+      if (toolSettings.error) {
+        showError(form, new ApiError(400, { message: toolSettings.error }));
+        toolSettings.control.focus();
         return;
       }
       submit.disabled = true;
@@ -1559,6 +1882,10 @@
         // Always sent: fields left out would be taken from the newest version, so an emptied
         // list must say so ([] removes the messages, null the schema).
         templateMessages: editor.messages(),
+        // The same for the tools ([] removes them) and the choice and format (null removes).
+        tools: toolSettings.value.tools,
+        toolChoice: toolSettings.value.toolChoice,
+        responseFormat: toolSettings.value.responseFormat,
       };
       if (schema.value) body.variablesSchema = schema.value;
       else if (newest.variablesSchema) body.variablesSchema = null;
@@ -1876,6 +2203,7 @@
       const er = c.errorRateDiff;
       const lat = c.meanLatencyMsDiff;
       const fb = c.feedbackMeanDiff;
+      const sv = c.schemaValidRateDiff;
       if (er && er.significant && er.estimate > 0) {
         bad = true;
         findings.push(`${e.version} has a significantly higher error rate than ${c.against} (${signedPts(er.estimate)}, 95% CI ${signedPts(er.ci95[0])} to ${signedPts(er.ci95[1])}) — consider rolling back.`);
@@ -1897,8 +2225,16 @@
         good = true;
         findings.push(`${e.version} gets significantly better feedback than ${c.against}.`);
       }
-      if (!(er && er.significant) && !(lat && lat.significant) && !(fb && fb.significant)) {
-        findings.push(er || lat
+      // Higher is better for the schema-valid rate (outputs that match the JSON format).
+      if (sv && sv.significant && sv.estimate < 0) {
+        bad = true;
+        findings.push(`${e.version} has a significantly lower schema-valid rate than ${c.against} (${signedPts(sv.estimate)}, 95% CI ${signedPts(sv.ci95[0])} to ${signedPts(sv.ci95[1])}) — consider rolling back.`);
+      } else if (sv && sv.significant && sv.estimate > 0) {
+        good = true;
+        findings.push(`${e.version} has a significantly higher schema-valid rate than ${c.against} (${signedPts(sv.estimate)}, 95% CI ${signedPts(sv.ci95[0])} to ${signedPts(sv.ci95[1])}).`);
+      }
+      if (!(er && er.significant) && !(lat && lat.significant) && !(fb && fb.significant) && !(sv && sv.significant)) {
+        findings.push(er || lat || sv
           ? `No significant difference between ${e.version} and ${c.against} yet (${e.count} vs ${(rows.find((r) => r.version === c.against) || { count: 0 }).count} requests).`
           : `Too little data to compare ${e.version} with ${c.against} yet.`);
       }
@@ -1941,6 +2277,13 @@
         groups: versions, series: [{ name: 'Error rate', values: rows.map((r) => r.errorRate * 100) }], floor: 5,
         format: (v) => `${fmtNum(v, 1)}%`,
       })),
+      rows.some((r) => r.schemaValidRate) ? chartBox('Schema-valid rate (95% CI)', barChart({
+        label: `Schema-valid rate by version, the share of outputs that matched the JSON response format, with 95% confidence intervals: ${rows.map((r) => `${r.version} ${schemaValidText(r.schemaValidRate)}`).join('; ')}`,
+        groups: versions,
+        series: [{ name: 'Schema-valid rate', values: rows.map((r) => (r.schemaValidRate ? r.schemaValidRate.rate * 100 : 0)) }],
+        intervals: [rows.map((r) => (r.schemaValidRate ? r.schemaValidRate.ci95.map((x) => x * 100) : null))],
+        format: (v) => `${fmtNum(v, 0)}%`, max: 100,
+      })) : null,
       chartBox('Feedback', barChart({
         label: `Mean feedback score (0 to 1) by version: ${rows.map((r) => `${r.version} ${r.feedback && r.feedback.mean !== null && r.feedback.mean !== undefined ? `${fmtNum(r.feedback.mean, 2)} from ${r.feedback.count}` : 'none'}`).join(', ') || 'none'}`,
         groups: versions, series: [{ name: 'Mean score', values: rows.map((r) => (r.feedback && r.feedback.mean) || 0) }],
@@ -1949,10 +2292,12 @@
       chartBox(`Difference from ${baselineVersion} (95% CI)`, ciChart(rows)),
     ]);
 
+    // The schema-valid column only when some version's outputs were checked (a JSON format).
+    const checked = rows.some((r) => r.schemaValidRate);
     tableBox.replaceChildren(h('table', null,
       h('caption', null, 'Per-version summary'),
-      h('thead', null, h('tr', null, ['Version', 'Requests', 'Errors', 'Error rate', 'p50 ms', 'p95 ms', 'p99 ms', 'Tokens', 'Feedback']
-        .map((c, i) => h('th', { scope: 'col', class: i > 0 ? 'num' : null }, c)))),
+      h('thead', null, h('tr', null, ['Version', 'Requests', 'Errors', 'Error rate', 'p50 ms', 'p95 ms', 'p99 ms', 'Tokens', 'Feedback', checked ? 'Schema valid' : null]
+        .filter(Boolean).map((c, i) => h('th', { scope: 'col', class: i > 0 ? 'num' : null }, c)))),
       h('tbody', null, rows.map((r) => h('tr', null,
         h('th', { scope: 'row' }, r.version),
         h('td', { class: 'num' }, fmtInt(r.count)),
@@ -1962,7 +2307,14 @@
         h('td', { class: 'num' }, r.latencyMs ? fmtNum(r.latencyMs.p95, 0) : '—'),
         h('td', { class: 'num' }, r.latencyMs ? fmtNum(r.latencyMs.p99, 0) : '—'),
         h('td', { class: 'num' }, fmtInt(r.tokenUsage.total)),
-        h('td', { class: 'num' }, r.feedback && r.feedback.count ? `${fmtNum(r.feedback.mean, 2)} (${r.feedback.count})` : '—'))))));
+        h('td', { class: 'num' }, r.feedback && r.feedback.count ? `${fmtNum(r.feedback.mean, 2)} (${r.feedback.count})` : '—'),
+        checked ? h('td', { class: 'num' }, schemaValidText(r.schemaValidRate)) : null)))));
+  }
+
+  /** A schema-valid rate with its interval: "40.0% (95% CI 16.8% to 68.7%; 4 of 10)". */
+  function schemaValidText(rate) {
+    if (!rate) return 'not checked';
+    return `${fmtPct(rate.rate, 1)} (95% CI ${fmtPct(rate.ci95[0], 1)} to ${fmtPct(rate.ci95[1], 1)}; ${rate.valid} of ${rate.count})`;
   }
 
   function signedPts(fraction) {
@@ -2082,6 +2434,16 @@
         const x = gx + si * barW;
         svg.append(s('rect', { class: `s${si}`, x, y: top + plotH - hgt, width: Math.max(1, barW - 2), height: hgt },
           s('title', null, `${g} ${series.name}: ${spec.format(v)}`)));
+        // An interval, when given: a whisker from its low to its high end, with caps.
+        const ci = spec.intervals && spec.intervals[si] && spec.intervals[si][gi];
+        if (ci) {
+          const cx = x + Math.max(1, barW - 2) / 2;
+          const y0 = top + plotH - (Math.max(0, ci[0]) / max) * plotH;
+          const y1 = top + plotH - (Math.min(max, ci[1]) / max) * plotH;
+          svg.append(s('line', { class: 'whisker', x1: cx, x2: cx, y1: y0, y2: y1 }));
+          svg.append(s('line', { class: 'whisker', x1: cx - 5, x2: cx + 5, y1: y0, y2: y0 }));
+          svg.append(s('line', { class: 'whisker', x1: cx - 5, x2: cx + 5, y1: y1, y2: y1 }));
+        }
       });
       svg.append(s('text', { x: left + gi * groupW + groupW / 2, y: height - bottom + 16, 'text-anchor': 'middle' }, g));
     });
@@ -2107,6 +2469,7 @@
       if (c.errorRateDiff) items.push({ label: `${r.version} error rate`, d: c.errorRateDiff, scale: 100, unit: ' pts', worseIfUp: true });
       if (c.meanLatencyMsDiff) items.push({ label: `${r.version} mean latency`, d: c.meanLatencyMsDiff, scale: 1, unit: ' ms', worseIfUp: true });
       if (c.feedbackMeanDiff) items.push({ label: `${r.version} feedback`, d: c.feedbackMeanDiff, scale: 1, unit: '', worseIfUp: false });
+      if (c.schemaValidRateDiff) items.push({ label: `${r.version} schema valid`, d: c.schemaValidRateDiff, scale: 100, unit: ' pts', worseIfUp: false });
     }
     const describe = (it) => `${it.label} ${fmtNum(it.d.estimate * it.scale, 2)}${it.unit} (95% CI ${fmtNum(it.d.ci95[0] * it.scale, 2)} to ${fmtNum(it.d.ci95[1] * it.scale, 2)}${it.d.significant ? ', significant' : ', not significant'})`;
     const width = 420;
