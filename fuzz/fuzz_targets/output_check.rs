@@ -59,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
             let Some((&which, output)) = rest.split_first() else {
                 return;
             };
-            (format(Some(SCHEMAS[usize::from(which) % SCHEMAS.len()])), output)
+            (
+                format(Some(SCHEMAS[usize::from(which) % SCHEMAS.len()])),
+                output,
+            )
         }
         _ => {
             let cut = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
@@ -75,7 +78,10 @@ fuzz_target!(|data: &[u8]| {
                     "usable as parameters but not as an output schema: {as_output:?}"
                 );
             }
-            (format(Some(&schema)), rest.get(cut + 1..).unwrap_or_default())
+            (
+                format(Some(&schema)),
+                rest.get(cut + 1..).unwrap_or_default(),
+            )
         }
     };
     let output = String::from_utf8_lossy(output);
@@ -115,5 +121,9 @@ fuzz_target!(|data: &[u8]| {
             "json_object: valid iff a JSON object"
         );
     }
-    assert_eq!(check.check(&output), verdict, "the same output, another verdict");
+    assert_eq!(
+        check.check(&output),
+        verdict,
+        "the same output, another verdict"
+    );
 });

@@ -73,7 +73,8 @@ use uuid::Uuid;
 static COUNTER: LazyLock<TokenCounter> = LazyLock::new(TokenCounter::load);
 /// The built-in endpoints (`builtin/echo`, `openai/gpt-4o`, …), as a gateway without
 /// `[[endpoints]]` has them.
-static CATALOGUE: LazyLock<EndpointCatalogue> = LazyLock::new(|| EndpointCatalogue::with_overrides([]));
+static CATALOGUE: LazyLock<EndpointCatalogue> =
+    LazyLock::new(|| EndpointCatalogue::with_overrides([]));
 /// The version an update is checked over: a tool, a forced choice of it, a `json_schema`
 /// output format (so that an update sending only some of the three is checked against the
 /// kept rest).
@@ -114,7 +115,11 @@ fn decode<T: DeserializeOwned>(name: &str, body: &[u8]) -> Option<T> {
     }
 }
 
-fuzz_target!(|body: &[u8]| {
+fuzz_target!(init: {
+    // The BPE tables and the base version, loaded before the first input so that their few
+    // seconds (more under AddressSanitizer) do not count against libFuzzer's per-input timeout.
+    LazyLock::force(&BASE);
+}, |body: &[u8]| {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
 
     // The depth pre-check agrees with the parser on every body the parser accepts. It reads the
@@ -227,7 +232,10 @@ fn check_version(settings: &SettingsDraft, base: Option<&VersionSettings>) {
     if let Some(base) = base
         && !sent_tools
     {
-        assert_eq!(tools, &base.tool_settings, "an update without tools kept the base's");
+        assert_eq!(
+            tools, &base.tool_settings,
+            "an update without tools kept the base's"
+        );
     }
     check_settings_shape(tools);
 
@@ -244,7 +252,11 @@ fn check_version(settings: &SettingsDraft, base: Option<&VersionSettings>) {
     assert_eq!(&again, tools, "tool settings changed through drafts");
 
     // Through the contract's JSON and back, as GET then PUT: equal again.
-    assert_eq!(&through_wire(tools), tools, "tool settings changed through the wire");
+    assert_eq!(
+        &through_wire(tools),
+        tools,
+        "tool settings changed through the wire"
+    );
 
     // systemPromptTokens: the prompt's literal text plus the tool definitions.
     let endpoint = CATALOGUE
@@ -269,7 +281,9 @@ fn through_wire(settings: &ToolSettings) -> ToolSettings {
     let (tools, choice, format): (Vec<api::Tool>, Option<Value>, Option<api::ResponseFormat>) =
         serde_json::from_str(&text).expect("wire settings read back");
     let drafts = tool_drafts(tools);
-    let choice = choice.filter(|c| !c.is_null()).map(|c| tool_choice_draft(&c));
+    let choice = choice
+        .filter(|c| !c.is_null())
+        .map(|c| tool_choice_draft(&c));
     let format = format.map(response_format_draft);
     check_tool_settings(
         &drafts,
@@ -283,7 +297,10 @@ fn through_wire(settings: &ToolSettings) -> ToolSettings {
 
 /// What every checked set of tool settings is.
 fn check_settings_shape(settings: &ToolSettings) {
-    assert!(settings.tools.len() <= MAX_TOOLS, "more than {MAX_TOOLS} tools");
+    assert!(
+        settings.tools.len() <= MAX_TOOLS,
+        "more than {MAX_TOOLS} tools"
+    );
     for (i, tool) in settings.tools.iter().enumerate() {
         assert!(
             promptgate_core::tools::is_function_name(&tool.name),
@@ -312,11 +329,21 @@ fn check_turns(turns: &[ChatMessage]) {
     let mut call_ids: Vec<&str> = Vec::new();
     for (i, turn) in turns.iter().enumerate() {
         if turn.role != Role::Assistant {
-            assert!(turn.tool_calls.is_empty(), "turn {i}: calls on a {:?} turn", turn.role);
+            assert!(
+                turn.tool_calls.is_empty(),
+                "turn {i}: calls on a {:?} turn",
+                turn.role
+            );
         }
-        assert!(turn.tool_calls.len() <= MAX_TOOLS, "turn {i}: too many calls");
+        assert!(
+            turn.tool_calls.len() <= MAX_TOOLS,
+            "turn {i}: too many calls"
+        );
         for call in &turn.tool_calls {
-            assert!(!call.id.is_empty() && !call.name.is_empty(), "turn {i}: {call:?}");
+            assert!(
+                !call.id.is_empty() && !call.name.is_empty(),
+                "turn {i}: {call:?}"
+            );
         }
         match (&turn.tool_call_id, turn.role == Role::Tool) {
             (Some(id), true) => assert!(
@@ -335,7 +362,11 @@ fn check_invocation(request: &api::InvokeRequest) {
     match wire::invocations::invocation(request, &RequestLimits::default()) {
         Ok(invocation) => {
             let sent = request.messages.as_ref().map_or(0, Vec::len);
-            assert_eq!(invocation.turns.len(), sent, "a message was dropped or added");
+            assert_eq!(
+                invocation.turns.len(),
+                sent,
+                "a message was dropped or added"
+            );
             check_turns(&invocation.turns);
             assert!(invocation.caller_tools.is_none());
         }
@@ -361,8 +392,7 @@ fn check_chat_completion(body: &api::openai::ChatCompletionRequest) {
             system_message,
             allow_caller_settings: system_message == SystemMessageMode::Prepend,
         };
-        match wire::openai::translate(body, Uuid::nil(), &PinRequest::None, None, policy, &limits)
-        {
+        match wire::openai::translate(body, Uuid::nil(), &PinRequest::None, None, policy, &limits) {
             Ok(translated) => {
                 let request = &translated.request;
                 check_turns(&request.turns);
@@ -370,7 +400,11 @@ fn check_chat_completion(body: &api::openai::ChatCompletionRequest) {
                 let sent = present(&body.tools)
                     || present(&body.tool_choice)
                     || present(&body.response_format);
-                assert_eq!(request.caller_tools.is_some(), sent, "caller tools set iff sent");
+                assert_eq!(
+                    request.caller_tools.is_some(),
+                    sent,
+                    "caller tools set iff sent"
+                );
                 assert_eq!(request.parallel_tool_calls, body.parallel_tool_calls);
                 if let Some(served) = &request.caller_tools {
                     let settings = ToolSettings {
