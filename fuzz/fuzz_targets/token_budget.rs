@@ -69,6 +69,10 @@ impl SchemaCheck for NoSchema {
     fn check(&self, _schema: &str, _placeholders: &[Placeholder]) -> Vec<Violation> {
         unreachable!("a draft without a variables schema is not checked against one")
     }
+
+    fn check_document(&self, _schema: &str, _field: &str) -> Vec<Violation> {
+        unreachable!("a draft without tools or an output schema checks no schema document")
+    }
 }
 
 fn catalogue(window: u32, kind: TokenizerKind) -> EndpointCatalogue {
@@ -109,7 +113,9 @@ fn check_one(input: &Input, reference: &str, catalogue: &EndpointCatalogue) {
         few_shot_examples: None,
         template_messages: None,
         variables_schema: None,
-        tool_settings: Default::default(),
+        tools: None,
+        tool_choice: None,
+        response_format: None,
     };
     let result = draft.check(None, catalogue, counter, &NoSchema);
 
