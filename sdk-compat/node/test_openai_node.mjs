@@ -9,12 +9,21 @@
 // The setup (clients, prompts, versions, traffic) goes through promptgate's own API with Node's
 // built-in fetch; everything under test goes through the SDK exactly as a user writes it:
 // `new OpenAI({ baseURL: `${PROMPTGATE_URL}/v1`, apiKey: <access token> })`.
+//
+// Tools and structured output (issue 20) run against two more endpoints, named by
+//   PROMPTGATE_RULES_OPENAI_REF      an OpenAI-compatible endpoint on the fake upstream in --rules mode
+//   PROMPTGATE_RULES_ANTHROPIC_REF   an Anthropic endpoint on the same fake upstream
+// whose deterministic model answers `call NAME {JSON}` with a call of the tool NAME, a tool result
+// with `The tool answered: RESULT`, `json {JSON}` (when JSON output is required) with that JSON,
+// and anything else with `Echo: TEXT` (crates/promptgate-fake-upstream/src/rules.rs).
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { before, describe, test } from "node:test";
 
 import OpenAI from "openai";
+import { zodFunction, zodResponseFormat } from "openai/helpers/zod";
+import { z } from "zod";
 
 const GATEWAY = "/api/v2/ai/llm/gateway";
 const OFFLINE_LABEL = "[promptgate offline provider — no model was called]";
@@ -46,6 +55,62 @@ const TEMPLATE_SCHEMA = {
 };
 const SHORT_NAME = "Jane";
 const LONG_NAME = "Maximilian Alexander Fitzgerald-Worthington";
+
+// Tools and structured output (issue 20). The fake upstream's rules: `call NAME {JSON}` calls the
+// tool NAME when the request defines it; a tool result is answered "The tool answered: RESULT";
+// `json {JSON}` is the answer when JSON output is required; anything else is echoed.
+const LOOKUP_ORDER = {
+  type: "function",
+  function: {
+    name: "lookup_order",
+    description: "Look up an order by its id.",
+    parameters: {
+      type: "object",
+      properties: { order_id: { type: "string" } },
+      required: ["order_id"],
+      additionalProperties: false,
+    },
+    // Strict, so that parse() accepts it beside a response format.
+    strict: true,
+  },
+};
+const GET_WEATHER = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "The weather in a city.",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  },
+};
+const CALL_LOOKUP = 'call lookup_order {"order_id": "A-17"}';
+const TOOL_RESULT = '{"status": "shipped", "eta": "Tuesday"}';
+const ORDER_JSON = { order_id: "A-17", status: "shipped", items: ["kettle", "mug"], total_cents: 4599 };
+const ASK_JSON = `json ${JSON.stringify(ORDER_JSON)}`;
+const Order = z.object({
+  order_id: z.string(),
+  status: z.string(),
+  items: z.array(z.string()),
+  total_cents: z.number().int(),
+});
+// The Order schema as a version owns it (strict, as zodResponseFormat sends it).
+const ORDER_FORMAT = {
+  type: "json_schema",
+  json_schema: {
+    name: "order",
+    strict: true,
+    schema: {
+      type: "object",
+      properties: {
+        order_id: { type: "string" },
+        status: { type: "string" },
+        items: { type: "array", items: { type: "string" } },
+        total_cents: { type: "integer" },
+      },
+      required: ["order_id", "status", "items", "total_cents"],
+      additionalProperties: false,
+    },
+  },
+};
 
 function env(name) {
   const value = process.env[name];
@@ -244,6 +309,39 @@ before(async () => {
   // Otherwise the rendering checks could not tell the values or the versions apart.
   assert.ok(S.rendered[`1.1.0 ${LONG_NAME}`] - S.rendered[`1.1.0 ${SHORT_NAME}`] >= 5, JSON.stringify(S.rendered));
   assert.ok(S.rendered[`1.1.0 ${SHORT_NAME}`] - S.rendered[`1.0.0 ${SHORT_NAME}`] >= 10, JSON.stringify(S.rendered));
+
+  // Per upstream flavor (an OpenAI-compatible and an Anthropic endpoint, both on the rules-mode
+  // fake upstream): "tools", a plain version (the caller brings tools and formats); "owned", a
+  // version that owns its tools (lookup_order, tool_choice auto); "owned_json", a version that
+  // owns its response format (the Order schema).
+  const refs = { openai: env("PROMPTGATE_RULES_OPENAI_REF"), anthropic: env("PROMPTGATE_RULES_ANTHROPIC_REF") };
+  const known = entities.map((e) => e.ref);
+  for (const [flavor, ref] of Object.entries(refs)) {
+    assert.ok(known.includes(ref), `setup: no model endpoint ${ref} in ${known}`);
+    for (const [kind, own] of [
+      ["tools", {}],
+      ["owned", { tools: [LOOKUP_ORDER], toolChoice: "auto" }],
+      ["owned_json", { responseFormat: ORDER_FORMAT }],
+    ]) {
+      const name = `sdk_node_${kind}_${flavor}_${tag}`;
+      const made = await http("POST", `${GATEWAY}/prompts`, {
+        token: admin,
+        body: {
+          name,
+          modelEndpointRef: ref,
+          systemPrompt: SHORT_SYSTEM,
+          safetyGuardrails: { contentFiltering: [], maxTokens: 1000 },
+          version: "1.0.0",
+          ...own,
+        },
+      });
+      const version = await http("GET", `${GATEWAY}/prompts/${made.id}/versions/1.0.0`, { token: admin });
+      for (const [field, value] of Object.entries(own)) {
+        assert.deepEqual(version[field], value, `setup: ${name} 1.0.0 ${field}`);
+      }
+      S[`${kind}_${flavor}`] = `prompt:${name}`;
+    }
+  }
   console.log(`openai (npm) on Node ${process.version} against ${URL_}`);
 });
 
@@ -560,6 +658,255 @@ describe("templates and labels", () => {
     );
   });
 });
+
+/** The one tool call of an answer that only calls tools: its message and call. */
+function checkSingleCall(completion, name, args) {
+  const choice = completion.choices[0];
+  assert.equal(choice.finish_reason, "tool_calls", JSON.stringify(completion));
+  assert.equal(choice.message.role, "assistant");
+  assert.equal(choice.message.content, null, "content must be null when only tools were called");
+  assert.equal(choice.message.tool_calls.length, 1, JSON.stringify(completion));
+  const call = choice.message.tool_calls[0];
+  assert.equal(call.type, "function");
+  assert.ok(call.id, "a call has an id");
+  assert.equal(call.function.name, name);
+  assert.deepEqual(JSON.parse(call.function.arguments), args);
+  return { message: choice.message, call };
+}
+
+function checkToolAnswer(completion) {
+  const choice = completion.choices[0];
+  assert.equal(choice.finish_reason, "stop", JSON.stringify(completion));
+  assert.ok(!choice.message.tool_calls?.length, JSON.stringify(completion));
+  assert.equal(choice.message.content, `The tool answered: ${TOOL_RESULT}`);
+}
+
+// The same cases against both upstream flavors: the gateway passes OpenAI's shapes to the
+// OpenAI-compatible endpoint and translates them for the Anthropic one.
+for (const flavor of ["openai", "anthropic"]) {
+  const model = (kind = "tools") => S[`${kind}_${flavor}`];
+
+  describe(`tools and structured output through the ${flavor} upstream`, () => {
+    test("tool round trip: tool_calls, then the assistant message and a tool message", async () => {
+      const messages = user(CALL_LOOKUP);
+      const first = await client().chat.completions.create({ model: model(), messages, tools: [LOOKUP_ORDER, GET_WEATHER] });
+      assert.equal(first.object, "chat.completion");
+      const { message, call } = checkSingleCall(first, "lookup_order", { order_id: "A-17" });
+      // As OpenAI's guide writes it: the answer's message object itself goes back, then the result.
+      messages.push(message, { role: "tool", tool_call_id: call.id, content: TOOL_RESULT });
+      const second = await client().chat.completions.create({ model: model(), messages, tools: [LOOKUP_ORDER, GET_WEATHER] });
+      checkToolAnswer(second);
+      assert.ok(second.usage.completion_tokens > 0);
+    });
+
+    test("tool_choice none, and no tools: text", async () => {
+      for (const params of [{ tools: [LOOKUP_ORDER], tool_choice: "none" }, {}]) {
+        const completion = await client().chat.completions.create({ model: model(), messages: user(CALL_LOOKUP), ...params });
+        assert.equal(completion.choices[0].finish_reason, "stop", JSON.stringify(params));
+        assert.ok(!completion.choices[0].message.tool_calls?.length, JSON.stringify(params));
+        assert.equal(completion.choices[0].message.content, `Echo: ${CALL_LOOKUP}`);
+      }
+    });
+
+    test("streamed tool round trip, delta.tool_calls accumulated by index", async () => {
+      const messages = user(CALL_LOOKUP);
+      const stream = await client().chat.completions.create({
+        model: model(),
+        messages,
+        tools: [LOOKUP_ORDER, GET_WEATHER],
+        stream: true,
+      });
+      const calls = new Map();
+      const finish = [];
+      let pieces = 0;
+      for await (const chunk of stream) {
+        assert.equal(chunk.object, "chat.completion.chunk");
+        const choice = chunk.choices[0];
+        if (!choice) continue;
+        for (const delta of choice.delta.tool_calls ?? []) {
+          if (!calls.has(delta.index)) {
+            // A call's first chunk names it.
+            assert.ok(delta.id, JSON.stringify(delta));
+            assert.equal(delta.type, "function", JSON.stringify(delta));
+            assert.ok(delta.function?.name, JSON.stringify(delta));
+            calls.set(delta.index, { id: delta.id, name: delta.function.name, arguments: "" });
+          }
+          if (delta.function?.arguments) {
+            calls.get(delta.index).arguments += delta.function.arguments;
+            pieces += 1;
+          }
+        }
+        if (choice.finish_reason) finish.push(choice.finish_reason);
+      }
+      assert.deepEqual(finish, ["tool_calls"]);
+      assert.deepEqual([...calls.keys()], [0]);
+      const call = calls.get(0);
+      assert.equal(call.name, "lookup_order");
+      assert.deepEqual(JSON.parse(call.arguments), { order_id: "A-17" });
+      assert.ok(pieces > 1, "the fake upstream sends the arguments in several pieces");
+
+      messages.push(
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [{ id: call.id, type: "function", function: { name: call.name, arguments: call.arguments } }],
+        },
+        { role: "tool", tool_call_id: call.id, content: TOOL_RESULT },
+      );
+      const again = await client().chat.completions.create({ model: model(), messages, tools: [LOOKUP_ORDER, GET_WEATHER], stream: true });
+      let text = "";
+      const finished = [];
+      for await (const chunk of again) {
+        const choice = chunk.choices[0];
+        if (!choice) continue;
+        assert.ok(!choice.delta.tool_calls?.length);
+        text += choice.delta.content ?? "";
+        if (choice.finish_reason) finished.push(choice.finish_reason);
+      }
+      assert.equal(text, `The tool answered: ${TOOL_RESULT}`);
+      assert.deepEqual(finished, ["stop"]);
+    });
+
+    test("streamed tool round trip with chat.completions.stream()", async () => {
+      const messages = user(CALL_LOOKUP);
+      const kinds = [];
+      const stream = client()
+        .chat.completions.stream({ model: model(), messages, tools: [LOOKUP_ORDER, GET_WEATHER] })
+        .on("tool_calls.function.arguments.delta", () => kinds.push("delta"))
+        .on("tool_calls.function.arguments.done", (done) => kinds.push(`done ${done.name}`));
+      const final = await stream.finalChatCompletion();
+      assert.ok(kinds.filter((k) => k === "delta").length > 1, kinds.join());
+      assert.deepEqual(kinds.filter((k) => k !== "delta"), ["done lookup_order"]);
+      const { message, call } = checkSingleCall(final, "lookup_order", { order_id: "A-17" });
+      messages.push(message, { role: "tool", tool_call_id: call.id, content: TOOL_RESULT });
+      const again = client().chat.completions.stream({ model: model(), messages, tools: [LOOKUP_ORDER, GET_WEATHER] });
+      checkToolAnswer(await again.finalChatCompletion());
+    });
+
+    test("runTools(): the SDK runs the tool and sends its result back, whole and streamed", async () => {
+      for (const stream of [false, true]) {
+        const seen = [];
+        const runner = client().chat.completions.runTools({
+          model: model(),
+          messages: user(CALL_LOOKUP),
+          stream,
+          tools: [
+            {
+              type: "function",
+              function: {
+                ...LOOKUP_ORDER.function,
+                strict: undefined,
+                parse: JSON.parse,
+                function: (args) => {
+                  seen.push(args);
+                  return JSON.parse(TOOL_RESULT);
+                },
+              },
+            },
+          ],
+        });
+        assert.equal(await runner.finalContent(), `The tool answered: ${JSON.stringify(JSON.parse(TOOL_RESULT))}`);
+        assert.deepEqual(seen, [{ order_id: "A-17" }], `stream ${stream}`);
+        // The user's turn, the call, the tool's result, the answer.
+        assert.deepEqual(
+          runner.messages.map((m) => m.role),
+          ["user", "assistant", "tool", "assistant"],
+          `stream ${stream}`,
+        );
+      }
+    });
+
+    test("parse() with zodResponseFormat: message.parsed", async () => {
+      const completion = await client().chat.completions.parse({
+        model: model(),
+        messages: user(ASK_JSON),
+        response_format: zodResponseFormat(Order, "order"),
+      });
+      const { message, finish_reason } = completion.choices[0];
+      assert.equal(finish_reason, "stop", JSON.stringify(completion));
+      assert.deepEqual(message.parsed, ORDER_JSON);
+      assert.deepEqual(JSON.parse(message.content), ORDER_JSON);
+      assert.ok(!message.tool_calls?.length);
+    });
+
+    test("stream() with zodResponseFormat: parsed from the deltas", async () => {
+      let deltas = 0;
+      const stream = client()
+        .chat.completions.stream({ model: model(), messages: user(ASK_JSON), response_format: zodResponseFormat(Order, "order") })
+        .on("content.delta", () => {
+          deltas += 1;
+        });
+      const final = await stream.finalChatCompletion();
+      assert.ok(deltas > 1, `${deltas} content deltas`);
+      assert.deepEqual(final.choices[0].message.parsed, ORDER_JSON);
+    });
+
+    test("parse() with a zodFunction tool: parsed_arguments", async () => {
+      const completion = await client().chat.completions.parse({
+        model: model(),
+        messages: user(CALL_LOOKUP),
+        tools: [zodFunction({ name: "lookup_order", parameters: z.object({ order_id: z.string() }) })],
+      });
+      assert.equal(completion.choices[0].finish_reason, "tool_calls");
+      const call = completion.choices[0].message.tool_calls[0];
+      assert.equal(call.function.name, "lookup_order");
+      assert.deepEqual(call.function.parsed_arguments, { order_id: "A-17" });
+    });
+
+    test("tools beside a response format", async () => {
+      const first = await client().chat.completions.parse({
+        model: model(),
+        messages: user(CALL_LOOKUP),
+        tools: [LOOKUP_ORDER],
+        response_format: zodResponseFormat(Order, "order"),
+      });
+      const { message, call } = checkSingleCall(first, "lookup_order", { order_id: "A-17" });
+      assert.equal(message.parsed, null);
+      const second = await client().chat.completions.parse({
+        model: model(),
+        messages: [
+          ...user(CALL_LOOKUP),
+          message,
+          { role: "tool", tool_call_id: call.id, content: TOOL_RESULT },
+          ...user(ASK_JSON),
+        ],
+        tools: [LOOKUP_ORDER],
+        response_format: zodResponseFormat(Order, "order"),
+      });
+      assert.equal(second.choices[0].finish_reason, "stop", JSON.stringify(second));
+      assert.deepEqual(second.choices[0].message.parsed, ORDER_JSON);
+    });
+
+    test("a version that owns its tools serves a caller who sends none; its tools win", async () => {
+      const messages = user(CALL_LOOKUP);
+      const first = await client().chat.completions.create({ model: model("owned"), messages });
+      const { message, call } = checkSingleCall(first, "lookup_order", { order_id: "A-17" });
+      messages.push(message, { role: "tool", tool_call_id: call.id, content: TOOL_RESULT });
+      checkToolAnswer(await client().chat.completions.create({ model: model("owned"), messages }));
+
+      const streamed = await client().chat.completions.stream({ model: model("owned"), messages: user(CALL_LOOKUP) }).finalChatCompletion();
+      checkSingleCall(streamed, "lookup_order", { order_id: "A-17" });
+
+      // The caller's get_weather never reaches the upstream: the version's tools win.
+      const weather = 'call get_weather {"city": "Oslo"}';
+      const echoed = await client().chat.completions.create({ model: model("owned"), messages: user(weather), tools: [GET_WEATHER] });
+      assert.equal(echoed.choices[0].finish_reason, "stop", JSON.stringify(echoed));
+      assert.equal(echoed.choices[0].message.content, `Echo: ${weather}`);
+    });
+
+    test("a version that owns its response format answers JSON; parse() reads it", async () => {
+      const completion = await client().chat.completions.create({ model: model("owned_json"), messages: user(ASK_JSON) });
+      assert.equal(completion.choices[0].finish_reason, "stop", JSON.stringify(completion));
+      assert.deepEqual(JSON.parse(completion.choices[0].message.content), ORDER_JSON);
+      const parsed = await client().chat.completions.parse({
+        model: model("owned_json"),
+        messages: user(ASK_JSON),
+        response_format: zodResponseFormat(Order, "order"),
+      });
+      assert.deepEqual(parsed.choices[0].message.parsed, ORDER_JSON);
+    });
+  });
+}
 
 describe("rate limit", () => {
   test("429: RateLimitError, rate_limit_exceeded", async () => {

@@ -9,7 +9,15 @@ The setup (clients, prompts, versions, traffic) goes over HTTP with urllib, thro
 own API; everything under test goes through the SDK exactly as a user writes it:
 `OpenAI(base_url=f"{PROMPTGATE_URL}/v1", api_key=<access token>)`.
 
-Standard library + openai only. Exit status 0 only when every case passed.
+Tools and structured output (issue 20) run against two more endpoints, named by
+  PROMPTGATE_RULES_OPENAI_REF      an OpenAI-compatible endpoint on the fake upstream in --rules mode
+  PROMPTGATE_RULES_ANTHROPIC_REF   an Anthropic endpoint on the same fake upstream
+whose deterministic model answers `call NAME {JSON}` with a call of the tool NAME, a tool result
+with `The tool answered: RESULT`, `json {JSON}` (when JSON output is required) with that JSON, and
+anything else with `Echo: TEXT` (crates/promptgate-fake-upstream/src/rules.rs).
+
+Standard library + openai (and pydantic, its dependency) only. Exit status 0 only when every case
+passed.
 """
 
 import json
@@ -22,6 +30,7 @@ import urllib.request
 import uuid
 
 import openai
+import pydantic
 from openai import OpenAI
 
 GATEWAY = "/api/v2/ai/llm/gateway"
@@ -54,6 +63,70 @@ TEMPLATE_SCHEMA = {
 }
 SHORT_NAME = "Jane"
 LONG_NAME = "Maximilian Alexander Fitzgerald-Worthington"
+
+# Tools and structured output (issue 20). The fake upstream's rules: `call NAME {JSON}` calls the
+# tool NAME when the request defines it; a tool result is answered "The tool answered: RESULT";
+# `json {JSON}` is the answer when JSON output is required; anything else is echoed.
+LOOKUP_ORDER = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "description": "Look up an order by its id.",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}},
+            "required": ["order_id"],
+            "additionalProperties": False,
+        },
+        # Strict, so that parse() accepts it beside a response format.
+        "strict": True,
+    },
+}
+GET_WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+CALL_LOOKUP = 'call lookup_order {"order_id": "A-17"}'
+TOOL_RESULT = '{"status": "shipped", "eta": "Tuesday"}'
+ORDER_JSON = {"order_id": "A-17", "status": "shipped", "items": ["kettle", "mug"], "total_cents": 4599}
+
+
+class Order(pydantic.BaseModel):
+    order_id: str
+    status: str
+    items: list[str]
+    total_cents: int
+
+
+class LookupOrder(pydantic.BaseModel):
+    """Look up an order by its id."""
+
+    order_id: str
+
+
+# The Order model's schema as the SDK sends it in strict mode, for a version that owns it.
+ORDER_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "order",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {
+                "order_id": {"type": "string"},
+                "status": {"type": "string"},
+                "items": {"type": "array", "items": {"type": "string"}},
+                "total_cents": {"type": "integer"},
+            },
+            "required": ["order_id", "status", "items", "total_cents"],
+            "additionalProperties": False,
+        },
+    },
+}
 
 ENV = {}
 S = {}  # what the setup made: tokens, prompt names and ids, the offline model's name
@@ -206,6 +279,40 @@ def setUpModule():
     # Otherwise the rendering checks below could not tell the values or the versions apart.
     assert rendered[("1.1.0", LONG_NAME)] - rendered[("1.1.0", SHORT_NAME)] >= 5, f"setup: {rendered}"
     assert rendered[("1.1.0", SHORT_NAME)] - rendered[("1.0.0", SHORT_NAME)] >= 10, f"setup: {rendered}"
+
+    setup_tools(admin, tag)
+
+
+def setup_tools(admin, tag):
+    """Per upstream flavor (an OpenAI-compatible and an Anthropic endpoint, both on the rules-mode
+    fake upstream): "tools", a plain version (the caller brings tools and formats); "owned", a
+    version that owns its tools (lookup_order, tool_choice auto); "owned_json", a version that owns
+    its response format (the Order schema)."""
+    refs = {
+        "openai": env("PROMPTGATE_RULES_OPENAI_REF"),
+        "anthropic": env("PROMPTGATE_RULES_ANTHROPIC_REF"),
+    }
+    known = {e["ref"] for e in http("GET", f"{GATEWAY}/model-endpoints", admin)["entities"]}
+    for flavor, ref in refs.items():
+        assert ref in known, f"setup: no model endpoint {ref} in {sorted(known)}"
+        base = {
+            "modelEndpointRef": ref,
+            "systemPrompt": SHORT_SYSTEM,
+            "safetyGuardrails": {"contentFiltering": [], "maxTokens": 1000},
+            "version": "1.0.0",
+        }
+        for kind, own in (
+            ("tools", {}),
+            ("owned", {"tools": [LOOKUP_ORDER], "toolChoice": "auto"}),
+            ("owned_json", {"responseFormat": ORDER_FORMAT}),
+        ):
+            name = f"sdk_py_{kind}_{flavor}_{tag}"
+            made = http("POST", f"{GATEWAY}/prompts", admin, dict(base, name=name, **own))
+            if own:
+                version = http("GET", f"{GATEWAY}/prompts/{made['id']}/versions/1.0.0", admin)
+                for field, value in own.items():
+                    assert version.get(field) == value, f"setup: {name} 1.0.0 {field} = {version.get(field)}"
+            S[f"{kind}_{flavor}"] = f"prompt:{name}"
 
 
 def client(api_key=None):
@@ -561,6 +668,246 @@ class TemplatesAndLabels(unittest.TestCase):
         with self.assertRaises(openai.NotFoundError) as caught:
             ask(f"prompt:{S['tpl']}@production", extra_body={"prompt_variables": {"customer_name": SHORT_NAME}})
         Errors.check(self, caught.exception, 404, code="model_not_found")
+
+
+class ToolsAndStructuredOutput:
+    """Tools and structured output (issue 20) through one upstream flavor: the subclasses run the
+    same cases against the OpenAI-compatible and the Anthropic endpoint (the gateway translates
+    tools, tool turns and JSON output for the latter)."""
+
+    flavor = None
+
+    def model(self, kind="tools"):
+        return S[f"{kind}_{self.flavor}"]
+
+    def check_single_call(self, completion, name, arguments, streamed=False):
+        choice = completion.choices[0]
+        self.assertEqual(choice.finish_reason, "tool_calls", completion.model_dump_json())
+        self.assertEqual(choice.message.role, "assistant")
+        if streamed:
+            # The SDK's stream helper assembles content from the chunks; the gateway's first chunk
+            # says `content: ""` where OpenAI says null before tool calls, so the assembled
+            # content is "" rather than None (a known difference, reported on issue 20).
+            self.assertIn(choice.message.content, (None, ""))
+        else:
+            self.assertIsNone(choice.message.content, "content must be null when only tools were called")
+        self.assertEqual(len(choice.message.tool_calls), 1, completion.model_dump_json())
+        call = choice.message.tool_calls[0]
+        self.assertIsInstance(call, openai.types.chat.ChatCompletionMessageToolCall)
+        self.assertEqual(call.type, "function")
+        self.assertTrue(call.id)
+        self.assertEqual(call.function.name, name)
+        self.assertEqual(json.loads(call.function.arguments), arguments)
+        return choice.message, call
+
+    def check_tool_answer(self, completion, result=TOOL_RESULT):
+        choice = completion.choices[0]
+        self.assertEqual(choice.finish_reason, "stop", completion.model_dump_json())
+        self.assertFalse(choice.message.tool_calls)
+        self.assertEqual(choice.message.content, f"The tool answered: {result}")
+
+    def test_tool_round_trip(self):
+        messages = [{"role": "user", "content": CALL_LOOKUP}]
+        first = client().chat.completions.create(
+            model=self.model(), messages=messages, tools=[LOOKUP_ORDER, GET_WEATHER]
+        )
+        self.assertEqual(first.object, "chat.completion")
+        message, call = self.check_single_call(first, "lookup_order", {"order_id": "A-17"})
+        # As OpenAI's guide writes it: the answer's message object itself goes back, then the result.
+        messages += [message, {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT}]
+        second = client().chat.completions.create(
+            model=self.model(), messages=messages, tools=[LOOKUP_ORDER, GET_WEATHER]
+        )
+        self.check_tool_answer(second)
+        self.assertGreater(second.usage.completion_tokens, 0)
+
+    def test_tool_choice_none_and_no_tools_answer_text(self):
+        for kwargs in ({"tools": [LOOKUP_ORDER], "tool_choice": "none"}, {}):
+            completion = client().chat.completions.create(
+                model=self.model(), messages=[{"role": "user", "content": CALL_LOOKUP}], **kwargs
+            )
+            self.assertEqual(completion.choices[0].finish_reason, "stop", kwargs)
+            self.assertFalse(completion.choices[0].message.tool_calls, kwargs)
+            self.assertEqual(completion.choices[0].message.content, f"Echo: {CALL_LOOKUP}", kwargs)
+
+    def test_streamed_tool_round_trip_with_raw_chunks(self):
+        """stream=True, the chunks' delta.tool_calls accumulated by index as OpenAI documents it."""
+        messages = [{"role": "user", "content": CALL_LOOKUP}]
+        stream = client().chat.completions.create(
+            model=self.model(), messages=messages, tools=[LOOKUP_ORDER, GET_WEATHER], stream=True
+        )
+        calls, pieces, finish = {}, 0, []
+        for chunk in stream:
+            self.assertEqual(chunk.object, "chat.completion.chunk")
+            if not chunk.choices:
+                continue
+            choice = chunk.choices[0]
+            for delta in choice.delta.tool_calls or []:
+                if delta.index not in calls:
+                    # A call's first chunk names it.
+                    self.assertTrue(delta.id, delta)
+                    self.assertEqual(delta.type, "function", delta)
+                    self.assertTrue(delta.function.name, delta)
+                    calls[delta.index] = {"id": delta.id, "name": delta.function.name, "arguments": ""}
+                if delta.function and delta.function.arguments:
+                    calls[delta.index]["arguments"] += delta.function.arguments
+                    pieces += 1
+            if choice.finish_reason:
+                finish.append(choice.finish_reason)
+        self.assertEqual(finish, ["tool_calls"])
+        self.assertEqual(list(calls), [0])
+        self.assertEqual(calls[0]["name"], "lookup_order")
+        self.assertEqual(json.loads(calls[0]["arguments"]), {"order_id": "A-17"})
+        self.assertGreater(pieces, 1, "the fake upstream sends the arguments in several pieces")
+
+        messages += [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": calls[0]["id"],
+                        "type": "function",
+                        "function": {"name": calls[0]["name"], "arguments": calls[0]["arguments"]},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": calls[0]["id"], "content": TOOL_RESULT},
+        ]
+        stream = client().chat.completions.create(
+            model=self.model(), messages=messages, tools=[LOOKUP_ORDER, GET_WEATHER], stream=True
+        )
+        text, finish = "", []
+        for chunk in stream:
+            if chunk.choices:
+                self.assertFalse(chunk.choices[0].delta.tool_calls)
+                text += chunk.choices[0].delta.content or ""
+                if chunk.choices[0].finish_reason:
+                    finish.append(chunk.choices[0].finish_reason)
+        self.assertEqual(text, f"The tool answered: {TOOL_RESULT}")
+        self.assertEqual(finish, ["stop"])
+
+    def test_streamed_tool_round_trip_with_the_stream_helper(self):
+        """client.chat.completions.stream(): the SDK assembles the calls and its events."""
+        messages = [{"role": "user", "content": CALL_LOOKUP}]
+        with client().chat.completions.stream(
+            model=self.model(), messages=messages, tools=[LOOKUP_ORDER, GET_WEATHER]
+        ) as stream:
+            kinds = [event.type for event in stream]
+            final = stream.get_final_completion()
+        self.assertGreater(kinds.count("tool_calls.function.arguments.delta"), 1, kinds)
+        self.assertEqual(kinds.count("tool_calls.function.arguments.done"), 1, kinds)
+        message, call = self.check_single_call(final, "lookup_order", {"order_id": "A-17"}, streamed=True)
+        messages += [message, {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT}]
+        with client().chat.completions.stream(
+            model=self.model(), messages=messages, tools=[LOOKUP_ORDER, GET_WEATHER]
+        ) as stream:
+            kinds = [event.type for event in stream]
+            final = stream.get_final_completion()
+        self.assertIn("content.done", kinds)
+        self.check_tool_answer(final)
+
+    def test_parse_with_a_pydantic_model(self):
+        for parse in (client().chat.completions.parse, client().beta.chat.completions.parse):
+            completion = parse(
+                model=self.model(),
+                messages=[{"role": "user", "content": "json " + json.dumps(ORDER_JSON)}],
+                response_format=Order,
+            )
+            message = completion.choices[0].message
+            self.assertEqual(completion.choices[0].finish_reason, "stop", completion.model_dump_json())
+            self.assertIsInstance(message.parsed, Order)
+            self.assertEqual(message.parsed, Order(**ORDER_JSON))
+            self.assertEqual(json.loads(message.content), ORDER_JSON)
+            self.assertFalse(message.tool_calls)
+
+    def test_streamed_parse_with_a_pydantic_model(self):
+        with client().chat.completions.stream(
+            model=self.model(),
+            messages=[{"role": "user", "content": "json " + json.dumps(ORDER_JSON)}],
+            response_format=Order,
+        ) as stream:
+            kinds = [event.type for event in stream]
+            final = stream.get_final_completion()
+        self.assertGreater(kinds.count("content.delta"), 1, kinds)
+        self.assertEqual(final.choices[0].message.parsed, Order(**ORDER_JSON))
+
+    def test_parse_with_a_strict_function_tool(self):
+        """openai.pydantic_function_tool: parse() gives the call's arguments as the model."""
+        completion = client().chat.completions.parse(
+            model=self.model(),
+            messages=[{"role": "user", "content": CALL_LOOKUP.replace("lookup_order", "LookupOrder")}],
+            tools=[openai.pydantic_function_tool(LookupOrder)],
+        )
+        call = completion.choices[0].message.tool_calls[0]
+        self.assertEqual(completion.choices[0].finish_reason, "tool_calls")
+        self.assertEqual(call.function.name, "LookupOrder")
+        self.assertEqual(call.function.parsed_arguments, LookupOrder(order_id="A-17"))
+
+    def test_tools_beside_a_response_format(self):
+        """Both at once: the model may call a tool or answer in the format (on Anthropic the
+        output tool sits beside the caller's tools)."""
+        first = client().chat.completions.parse(
+            model=self.model(),
+            messages=[{"role": "user", "content": CALL_LOOKUP}],
+            tools=[LOOKUP_ORDER],
+            response_format=Order,
+        )
+        message, call = self.check_single_call(first, "lookup_order", {"order_id": "A-17"})
+        self.assertIsNone(message.parsed)
+        messages = [
+            {"role": "user", "content": CALL_LOOKUP},
+            message,
+            {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT},
+            {"role": "user", "content": "json " + json.dumps(ORDER_JSON)},
+        ]
+        second = client().chat.completions.parse(
+            model=self.model(), messages=messages, tools=[LOOKUP_ORDER], response_format=Order
+        )
+        self.assertEqual(second.choices[0].finish_reason, "stop", second.model_dump_json())
+        self.assertEqual(second.choices[0].message.parsed, Order(**ORDER_JSON))
+
+    def test_version_owns_its_tools(self):
+        """A version with its own tools serves a caller who sends none; its tools win over the
+        caller's (the upstream never hears of get_weather, so the model echoes)."""
+        messages = [{"role": "user", "content": CALL_LOOKUP}]
+        first = client().chat.completions.create(model=self.model("owned"), messages=messages)
+        message, call = self.check_single_call(first, "lookup_order", {"order_id": "A-17"})
+        messages += [message, {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT}]
+        self.check_tool_answer(client().chat.completions.create(model=self.model("owned"), messages=messages))
+
+        with client().chat.completions.stream(model=self.model("owned"), messages=messages[:1]) as stream:
+            for _ in stream:
+                pass
+            final = stream.get_final_completion()
+        self.check_single_call(final, "lookup_order", {"order_id": "A-17"}, streamed=True)
+
+        weather = 'call get_weather {"city": "Oslo"}'
+        completion = client().chat.completions.create(
+            model=self.model("owned"), messages=[{"role": "user", "content": weather}], tools=[GET_WEATHER]
+        )
+        self.assertEqual(completion.choices[0].finish_reason, "stop", completion.model_dump_json())
+        self.assertEqual(completion.choices[0].message.content, f"Echo: {weather}")
+
+    def test_version_owns_its_response_format(self):
+        """A version with its own json_schema answers JSON to a caller who asks for none, and
+        parse() with the same model reads it."""
+        ask_json = [{"role": "user", "content": "json " + json.dumps(ORDER_JSON)}]
+        completion = client().chat.completions.create(model=self.model("owned_json"), messages=ask_json)
+        self.assertEqual(completion.choices[0].finish_reason, "stop", completion.model_dump_json())
+        self.assertEqual(json.loads(completion.choices[0].message.content), ORDER_JSON)
+        parsed = client().chat.completions.parse(
+            model=self.model("owned_json"), messages=ask_json, response_format=Order
+        )
+        self.assertEqual(parsed.choices[0].message.parsed, Order(**ORDER_JSON))
+
+
+class ToolsThroughOpenAiUpstream(ToolsAndStructuredOutput, unittest.TestCase):
+    flavor = "openai"
+
+
+class ToolsThroughAnthropicUpstream(ToolsAndStructuredOutput, unittest.TestCase):
+    flavor = "anthropic"
 
 
 class RateLimit(unittest.TestCase):

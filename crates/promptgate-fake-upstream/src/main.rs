@@ -13,6 +13,12 @@
 //! `--delay-ms` is the time before the answer (whole answers) or before the first byte of the
 //! body (streams; the response head is sent at once, as real providers do). A stream then sends
 //! its events `--chunk-interval-ms` apart (default 0: back to back, each its own body chunk).
+//!
+//! `--rules` serves a deterministic model instead of the fixed answer (see
+//! [`promptgate_fake_upstream::rules`]): `call NAME {JSON}` calls a tool the request defines,
+//! a tool result is answered `The tool answered: …`, `json {JSON}` is the answer when the
+//! request requires JSON output, anything else is echoed. `--delay-ms` and
+//! `--chunk-interval-ms` do not apply to it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,7 +29,7 @@ use promptgate_fake_upstream::bench::{Answers, serve};
 #[derive(Debug, Parser)]
 #[command(
     name = "promptgate-fake-upstream",
-    about = "A fake OpenAI-compatible and Anthropic model provider for benchmarks"
+    about = "A fake OpenAI-compatible and Anthropic model provider for benchmarks (and, with --rules, for tool-calling tests)"
 )]
 struct Args {
     /// Address to listen on; port 0 picks a free one. The address is printed on stdout.
@@ -38,6 +44,10 @@ struct Args {
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     threads: Option<usize>,
+    /// Answer from the request by the rules of `promptgate_fake_upstream::rules` (tool calls,
+    /// tool results, JSON output, echoes) instead of with the benchmark's fixed answer.
+    #[arg(long, conflicts_with_all = ["delay_ms", "chunk_interval_ms"])]
+    rules: bool,
 }
 
 fn main() -> std::io::Result<()> {
@@ -47,6 +57,12 @@ fn main() -> std::io::Result<()> {
         builder.worker_threads(threads.max(1));
     }
     let runtime = builder.enable_all().build()?;
+    if args.rules {
+        return runtime.block_on(promptgate_fake_upstream::rules::serve(
+            args.listen,
+            announce,
+        ));
+    }
     let answers = Answers::new(
         Duration::from_millis(args.delay_ms),
         Duration::from_millis(args.chunk_interval_ms),
