@@ -231,9 +231,10 @@ pub struct Delta {
     /// `assistant` on the first chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    /// Text.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
+    /// Text; `Some(None)` is an explicit `null` (the role chunk before tool calls), `None`
+    /// leaves the field out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Option<String>>,
     /// Pieces of tool calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,

@@ -264,14 +264,17 @@ fn stream(head: ChunkHead, relay: Relay, ignored: Vec<String>) -> Response {
         pending: VecDeque<Event>,
         ended: bool,
         ignored: Vec<String>,
+        /// Whether the role chunk went out: it waits for the first step, whose kind decides its
+        /// `content` (`null` before tool calls, as OpenAI sends it, else `""`).
+        role_sent: bool,
     }
-    let first = head.role();
     let pump = Pump {
         head,
         relay,
-        pending: VecDeque::from([first]),
+        pending: VecDeque::new(),
         ended: false,
         ignored,
+        role_sent: false,
     };
     let events = futures_util::stream::unfold(pump, |mut pump| async move {
         loop {
@@ -281,7 +284,14 @@ fn stream(head: ChunkHead, relay: Relay, ignored: Vec<String>) -> Response {
             if pump.ended {
                 return None;
             }
-            match pump.relay.next_event().await {
+            let event = pump.relay.next_event().await;
+            if !pump.role_sent {
+                pump.role_sent = true;
+                let before_tools = matches!(event, Some(RelayEvent::ToolCall(_)));
+                let role = pump.head.role(before_tools);
+                pump.pending.push_back(role);
+            }
+            match event {
                 Some(RelayEvent::Delta(text)) => {
                     let event = pump.head.content(text);
                     pump.pending.push_back(event);

@@ -543,11 +543,12 @@ impl ChunkHead {
         data_event(&chunk)
     }
 
-    /// The first chunk: the assistant's role and empty content.
-    pub fn role(&self) -> Event {
+    /// The first chunk: the assistant's role, and empty content — `null` when tool calls come
+    /// first, as OpenAI sends it (the Python SDK's assembled message then has `content` None).
+    pub fn role(&self, before_tool_calls: bool) -> Event {
         self.delta(oa::Delta {
             role: Some("assistant".to_owned()),
-            content: Some(String::new()),
+            content: Some((!before_tool_calls).then(String::new)),
             tool_calls: None,
         })
     }
@@ -556,7 +557,7 @@ impl ChunkHead {
     pub fn content(&self, text: String) -> Event {
         self.delta(oa::Delta {
             role: None,
-            content: Some(text),
+            content: Some(Some(text)),
             tool_calls: None,
         })
     }

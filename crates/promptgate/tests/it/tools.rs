@@ -840,3 +840,61 @@ async fn the_openai_door_passes_the_callers_tools_and_the_versions_win() {
         "{resp}"
     );
 }
+
+#[tokio::test]
+async fn the_openai_door_streams_tool_calls_in_openais_chunks() {
+    let events = Fixtures::TEST.tool_call_stream_events(
+        Flavor::OpenAi,
+        ("call_9", "get_weather"),
+        &["{\"city\": ", "\"Paris\"}"],
+        7,
+    );
+    let gw = scripted(vec![Reply::sse(&events.concat())]).await;
+    gw.create_prompt(&prompt_on("v1-stream-tools", OPENAI_REF, "Weather."))
+        .await;
+    let response = gw
+        .server
+        .request(reqwest::Method::POST, "/v1/chat/completions")
+        .bearer_auth(&gw.token)
+        .json(&json!({
+            "model": "prompt:v1-stream-tools", "stream": true,
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather"}}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut sse = SseReader::new(response);
+    let chunks: Vec<Value> = sse
+        .rest()
+        .await
+        .into_iter()
+        .filter(|e| e.data != "[DONE]")
+        .map(|e| e.json())
+        .collect();
+    let raw = &sse.raw;
+    // OpenAI's first chunk before tool calls: the role, and content null (not "").
+    let first = &chunks[0]["choices"][0]["delta"];
+    assert_eq!(first["role"], "assistant", "{raw}");
+    assert_eq!(first.get("content"), Some(&Value::Null), "{raw}");
+    let pieces: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"].get("tool_calls"))
+        .collect();
+    assert_eq!(pieces[0][0]["index"], 0, "{raw}");
+    assert_eq!(pieces[0][0]["id"], "call_9", "{raw}");
+    assert_eq!(pieces[0][0]["type"], "function", "{raw}");
+    assert_eq!(pieces[0][0]["function"]["name"], "get_weather", "{raw}");
+    let arguments: String = pieces
+        .iter()
+        .filter_map(|p| p[0]["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(arguments, "{\"city\": \"Paris\"}", "{raw}");
+    let last = chunks
+        .iter()
+        .rev()
+        .find(|c| c["choices"][0]["finish_reason"].is_string())
+        .unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "tool_calls", "{raw}");
+}
