@@ -66,6 +66,8 @@ use promptgate_api as api;
         api::AuditPublicKey, api::InclusionProof, api::ConsistencyProof,
         api::TemplateMessage, api::VariableInfo, api::LabelRequest, api::RenderRequest,
         api::RenderResponse, api::RenderedMessage,
+        api::Tool, api::FunctionDefinition, api::ResponseFormat, api::JsonSchemaSpec,
+        api::ToolCall, api::StreamToolCall, api::OutputError, api::RateEstimate,
     )),
     modifiers(&BearerAuth, &CommonResponses, &TokenForm, &InvocationStream, &QueryFormats),
 )]
@@ -278,9 +280,10 @@ impl Modify for InvocationStream {
         let stream: Response = response_from(json!({
             "description": "",
             "content": {"text/event-stream": {"schema": {
-                "description": "with options.stream: `delta` events with {\"text\"} as the provider streams, then one `done` event with the answer minus `output`; a failure after the first byte ends the stream with an `error` event {status, code, message}",
+                "description": "with options.stream: `delta` events with {\"text\"} as the provider streams and `tool_call` events with {index, id, name, argumentsDelta} as it calls tools, then one `done` event with the answer minus `output`; a failure after the first byte ends the stream with an `error` event {status, code, message}",
                 "oneOf": [
                     event("delta", json!({"$ref": "#/components/schemas/StreamDelta"})),
+                    event("tool_call", json!({"$ref": "#/components/schemas/StreamToolCall"})),
                     event("done", json!({"$ref": "#/components/schemas/InvokeResponse"})),
                     event("error", json!({
                         "type": "object",
@@ -398,7 +401,7 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(
             names,
-            [json!("delta"), json!("done"), json!("error")],
+            [json!("delta"), json!("tool_call"), json!("done"), json!("error")],
             "{ok}"
         );
     }
