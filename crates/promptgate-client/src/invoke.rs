@@ -50,7 +50,7 @@ use crate::variables::VariablesCheck;
 /// assert_eq!(body["messages"][1]["toolCalls"][0]["id"], "call_1");
 /// assert_eq!(body["messages"][2], serde_json::json!(
 ///     {"role": "tool", "content": "{\"status\": \"shipped\"}", "toolCallId": "call_1"}));
-/// assert!(body.get("userInput").is_none());
+/// assert!(body["userInput"].is_null(), "no new user input");
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Invocation {

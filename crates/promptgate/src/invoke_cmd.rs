@@ -193,7 +193,8 @@ pub async fn invoke(args: InvokeArgs, client: &Client, out: &Output) -> anyhow::
     } else {
         let output = answer.output.as_deref().unwrap_or_default();
         // An answer that only calls tools has no text: its calls are the answer.
-        if !args.stream && !(output.is_empty() && !answer.tool_calls.is_empty()) {
+        let has_text = !output.is_empty() || answer.tool_calls.is_empty();
+        if !args.stream && has_text {
             println!("{output}");
         }
         print_tool_calls(&answer);
