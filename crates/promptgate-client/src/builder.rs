@@ -8,6 +8,7 @@ use promptgate_core::{SplitStrategy, VersionLabel};
 use promptgate_core::{TokenCounter, TokenizerKind, template::Template};
 
 use crate::error::Error;
+use crate::tools::{OutputFormat, ToolChoice, function_tool};
 
 /// A new prompt, built step by step.
 ///
@@ -41,6 +42,25 @@ use crate::error::Error;
 ///         "required": ["customer_name"]
 ///     }));
 /// # let _ = draft;
+/// ```
+///
+/// Tools and structured output (shared/API.md, "Tools and structured output"): a function the
+/// model may call, and the JSON Schema every output must match.
+///
+/// ```
+/// use promptgate_client::{OutputFormat, PromptDraft, ToolChoice};
+/// use serde_json::json;
+/// let draft = PromptDraft::new("order_desk", "openai/gpt-4o-mini")
+///     .system_prompt("You answer questions about orders.")
+///     .function_tool("get_order", "Looks an order up by its id.", json!({
+///         "type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}))
+///     .tool_choice(&ToolChoice::Auto)
+///     .response_format(&OutputFormat::json_schema("answer", json!({
+///         "type": "object", "properties": {"status": {"type": "string"}}}), true));
+/// let body = serde_json::to_value(draft.request()).unwrap();
+/// assert_eq!(body["tools"][0]["function"]["name"], "get_order");
+/// assert_eq!(body["toolChoice"], "auto");
+/// assert_eq!(body["responseFormat"]["type"], "json_schema");
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct PromptDraft {
@@ -122,6 +142,40 @@ impl PromptDraft {
     /// is a required string.
     pub fn variables_schema(mut self, schema: serde_json::Value) -> Self {
         self.request.variables_schema = Some(schema);
+        self
+    }
+
+    /// The function tools the model may call (at most 128, unique names), replacing any set
+    /// before.
+    pub fn tools(mut self, tools: &[api::Tool]) -> Self {
+        self.request.tools = Some(tools.to_vec());
+        self
+    }
+
+    /// Adds one function tool: its name (`[A-Za-z0-9_-]{1,64}`), what it does (for the model)
+    /// and its arguments' JSON Schema.
+    pub fn function_tool(
+        mut self,
+        name: &str,
+        description: &str,
+        parameters: serde_json::Value,
+    ) -> Self {
+        self.request
+            .tools
+            .get_or_insert_with(Vec::new)
+            .push(function_tool(name, description, parameters));
+        self
+    }
+
+    /// Whether and which tool the model must call.
+    pub fn tool_choice(mut self, choice: &ToolChoice) -> Self {
+        self.request.tool_choice = Some(choice.to_wire());
+        self
+    }
+
+    /// The form of the output; with a JSON form the gateway checks every output against it.
+    pub fn response_format(mut self, format: &OutputFormat) -> Self {
+        self.request.response_format = Some(format.to_wire());
         self
     }
 
@@ -254,6 +308,62 @@ impl VersionDraft {
     /// [`Self::variables_schema`] the newest version's schema is kept.
     pub fn remove_variables_schema(mut self) -> Self {
         self.request.variables_schema = Some(None);
+        self
+    }
+
+    /// New tools, replacing the newest version's; an empty list removes them (as
+    /// [`Self::remove_tools`]).
+    pub fn tools(mut self, tools: &[api::Tool]) -> Self {
+        self.request.tools = Some(tools.to_vec());
+        self
+    }
+
+    /// Adds one function tool to the tools this draft sends. The first call starts a new list:
+    /// the newest version's tools are not kept (a version's tools are sent whole).
+    pub fn function_tool(
+        mut self,
+        name: &str,
+        description: &str,
+        parameters: serde_json::Value,
+    ) -> Self {
+        self.request
+            .tools
+            .get_or_insert_with(Vec::new)
+            .push(function_tool(name, description, parameters));
+        self
+    }
+
+    /// The new version has no tools (it sends `"tools": []`). A tool choice naming a function
+    /// would then name none: remove it too, or the gateway refuses `toolChoice`.
+    pub fn remove_tools(mut self) -> Self {
+        self.request.tools = Some(Vec::new());
+        self
+    }
+
+    /// A new tool choice.
+    pub fn tool_choice(mut self, choice: &ToolChoice) -> Self {
+        self.request.tool_choice = Some(Some(choice.to_wire()));
+        self
+    }
+
+    /// The new version has no tool choice (it sends `"toolChoice": null`; the model then
+    /// decides). Without this or [`Self::tool_choice`] the newest version's is kept.
+    pub fn remove_tool_choice(mut self) -> Self {
+        self.request.tool_choice = Some(None);
+        self
+    }
+
+    /// A new response format.
+    pub fn response_format(mut self, format: &OutputFormat) -> Self {
+        self.request.response_format = Some(Some(format.to_wire()));
+        self
+    }
+
+    /// The new version has no response format (it sends `"responseFormat": null`): its
+    /// outputs are no longer checked. Without this or [`Self::response_format`] the newest
+    /// version's is kept.
+    pub fn remove_response_format(mut self) -> Self {
+        self.request.response_format = Some(None);
         self
     }
 
@@ -430,6 +540,37 @@ mod tests {
             }
             other => panic!("expected an invalid template, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn version_drafts_send_tool_settings_and_can_remove_each() {
+        let params = serde_json::json!({"type": "object"});
+        let set = VersionDraft::new("1.1.0")
+            .function_tool("a", "A.", params.clone())
+            .function_tool("b", "", params.clone())
+            .tool_choice(&ToolChoice::Function("b".into()))
+            .response_format(&OutputFormat::JsonObject);
+        assert_eq!(
+            serde_json::to_value(set.request()).unwrap(),
+            serde_json::json!({
+                "version": "1.1.0",
+                "tools": [
+                    {"type": "function", "function": {"name": "a", "description": "A.", "parameters": params}},
+                    {"type": "function", "function": {"name": "b", "parameters": params}}
+                ],
+                "toolChoice": {"type": "function", "function": {"name": "b"}},
+                "responseFormat": {"type": "json_object"}
+            })
+        );
+        // A removal is sent explicitly; leaving a field out keeps the newest version's.
+        let removed = set
+            .remove_tools()
+            .remove_tool_choice()
+            .remove_response_format();
+        assert_eq!(
+            serde_json::to_value(removed.request()).unwrap(),
+            serde_json::json!({"version": "1.1.0", "tools": [], "toolChoice": null, "responseFormat": null})
+        );
     }
 
     #[test]

@@ -113,6 +113,19 @@ pub enum Error {
         /// The request id when the gateway found them; `None` when found locally.
         context_id: Option<String>,
     },
+    /// A version's `tools`, `toolChoice` or `responseFormat` is refused by the gateway (400
+    /// `invalid.value`): duplicate tool names, a tool name or schema name of the wrong form, a
+    /// parameters or output schema that is not valid JSON Schema, more than 128 tools, or a
+    /// tool choice naming no tool. Each problem names its field as the contract spells it
+    /// (`tools[1].function.name`, `toolChoice`, `responseFormat.json_schema.schema`), so that a
+    /// caller can point at the definition to fix.
+    #[error("invalid tool settings: {}; fix the version's tools, toolChoice or responseFormat", violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    InvalidToolSettings {
+        /// Every problem at once, each naming its field.
+        violations: Vec<FieldViolation>,
+        /// The request id, to quote to the gateway's operator.
+        context_id: Option<String>,
+    },
     /// The gateway's answer could not be understood.
     #[error("unexpected answer from the gateway: {0}; is the URL a promptgate gateway?")]
     Decode(String),
@@ -139,8 +152,20 @@ fn is_variable_field(field: &str) -> bool {
     field.starts_with("variables.")
 }
 
-/// The variable problems of a 400 `invalid.value` body, when every problem it names is one.
-fn variable_violations(body: &ErrorBody) -> Option<Vec<FieldViolation>> {
+/// Whether a field is part of a version's tool settings: `tools`, `tools[2].function.name`,
+/// `toolChoice`, `responseFormat.json_schema.schema`, …
+fn is_tool_settings_field(field: &str) -> bool {
+    ["tools", "toolChoice", "responseFormat"]
+        .iter()
+        .any(|root| {
+            field
+                .strip_prefix(root)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+}
+
+/// The problems of a 400 `invalid.value` body, when every field it names passes `wanted`.
+fn violations_where(body: &ErrorBody, wanted: fn(&str) -> bool) -> Option<Vec<FieldViolation>> {
     // One problem: the body itself; several: one body each in `errors`.
     let bodies: Vec<&ErrorBody> = if body.errors.is_empty() {
         vec![body]
@@ -150,7 +175,7 @@ fn variable_violations(body: &ErrorBody) -> Option<Vec<FieldViolation>> {
     let mut violations = Vec::with_capacity(bodies.len());
     for one in bodies {
         let field = one.details.first()?.field_name.as_deref()?;
-        if !is_variable_field(field) {
+        if !wanted(field) {
             return None;
         }
         violations.push(FieldViolation {
@@ -165,13 +190,19 @@ impl Error {
     /// The error for an API answer with an ErrorBody.
     pub(crate) fn from_body(status: u16, body: ErrorBody, etag: Option<String>) -> Self {
         let context_id = Some(body.context_id.clone()).filter(|c| !c.is_empty());
-        if (status, body.code.as_str()) == (400, "invalid.value")
-            && let Some(violations) = variable_violations(&body)
-        {
-            return Error::InvalidVariables {
-                violations,
-                context_id,
-            };
+        if (status, body.code.as_str()) == (400, "invalid.value") {
+            if let Some(violations) = violations_where(&body, is_variable_field) {
+                return Error::InvalidVariables {
+                    violations,
+                    context_id,
+                };
+            }
+            if let Some(violations) = violations_where(&body, is_tool_settings_field) {
+                return Error::InvalidToolSettings {
+                    violations,
+                    context_id,
+                };
+            }
         }
         match (status, body.code.as_str()) {
             (401, _) => Error::Unauthorized {
@@ -230,8 +261,34 @@ impl Error {
             | Error::NotFound { context_id, .. }
             | Error::Conflict { context_id, .. }
             | Error::InvalidVariables { context_id, .. }
+            | Error::InvalidToolSettings { context_id, .. }
             | Error::Api { context_id, .. } => context_id.as_deref(),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_settings_fields_are_told_from_their_neighbours() {
+        for field in [
+            "tools",
+            "tools[1].function.name",
+            "toolChoice",
+            "responseFormat.json_schema.schema",
+        ] {
+            assert!(is_tool_settings_field(field), "{field}");
+        }
+        for field in [
+            "toolsExtra",
+            "messages[0].toolCalls",
+            "variables.tools",
+            "version",
+        ] {
+            assert!(!is_tool_settings_field(field), "{field}");
         }
     }
 }

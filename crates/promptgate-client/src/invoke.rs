@@ -1,10 +1,12 @@
-//! Invocations: one answer, or a stream of `delta` events ending with `done`.
+//! Invocations: one answer, or a stream of `delta` and `tool_call` events ending with `done`;
+//! and the turns that continue a conversation after the model called tools.
 
 use std::collections::BTreeMap;
 
 use futures_util::stream::{self, BoxStream, StreamExt};
 use promptgate_api::{
-    BASE_PATH, ChatTurn, InvokeOptions, InvokeRequest, InvokeResponse, StreamDelta,
+    BASE_PATH, ChatTurn, InvokeOptions, InvokeRequest, InvokeResponse, StreamDelta, StreamToolCall,
+    ToolCall,
 };
 use reqwest::Method;
 use serde_json::{Map, Value};
@@ -28,6 +30,28 @@ use crate::variables::VariablesCheck;
 /// assert_eq!(body["variables"], serde_json::json!({"customer_name": "Jane", "order_count": 3}));
 /// assert_eq!(body["label"], "staging");
 /// ```
+///
+/// After the model called tools (`finishReason` `tool_calls`), the conversation goes on with
+/// the assistant's turn holding the calls and one `tool` turn per result:
+///
+/// ```
+/// use promptgate_client::Invocation;
+/// use promptgate_client::api::ToolCall;
+/// let call = ToolCall {
+///     id: Some("call_1".into()),
+///     name: Some("get_order".into()),
+///     arguments: Some(r#"{"id": "A-1"}"#.into()),
+/// };
+/// let next = Invocation::continuation("01a21b90-f811-7001-9495-3ba146e3a674")
+///     .messages(&[("user", "Where is order A-1?")])
+///     .assistant_tool_calls(&[call])
+///     .tool_result("call_1", r#"{"status": "shipped"}"#);
+/// let body = serde_json::to_value(next.request()).unwrap();
+/// assert_eq!(body["messages"][1]["toolCalls"][0]["id"], "call_1");
+/// assert_eq!(body["messages"][2], serde_json::json!(
+///     {"role": "tool", "content": "{\"status\": \"shipped\"}", "toolCallId": "call_1"}));
+/// assert!(body["userInput"].is_null(), "no new user input");
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Invocation {
     request: InvokeRequest,
@@ -40,6 +64,17 @@ impl Invocation {
             request: InvokeRequest {
                 prompt_id: Some(prompt_id.to_owned()),
                 user_input: Some(user_input.into()),
+                ..InvokeRequest::default()
+            },
+        }
+    }
+
+    /// An invocation that adds no user input: it continues a conversation whose newest turn is
+    /// a tool's result ([`Self::tool_result`]), which the gateway allows without `userInput`.
+    pub fn continuation(prompt_id: &str) -> Self {
+        Invocation {
+            request: InvokeRequest {
+                prompt_id: Some(prompt_id.to_owned()),
                 ..InvokeRequest::default()
             },
         }
@@ -85,7 +120,9 @@ impl Invocation {
         self
     }
 
-    /// Earlier turns, `(role, content)` oldest first, role `user` or `assistant`.
+    /// Earlier turns, `(role, content)` oldest first, role `user` or `assistant`, replacing
+    /// any set before. Tool calls and results follow with [`Self::assistant_tool_calls`] and
+    /// [`Self::tool_result`].
     pub fn messages(mut self, turns: &[(&str, &str)]) -> Self {
         self.request.messages = Some(
             turns
@@ -93,6 +130,43 @@ impl Invocation {
                 .map(|(role, content)| ChatTurn::text(role, *content))
                 .collect(),
         );
+        self
+    }
+
+    /// Earlier turns in the contract's shape, oldest first, replacing any set before: for a
+    /// conversation kept as it came (an answer's calls, results read from a file).
+    pub fn turns(mut self, turns: Vec<ChatTurn>) -> Self {
+        self.request.messages = Some(turns);
+        self
+    }
+
+    /// Adds the assistant turn that called `calls` (an answer's `toolCalls`, as they came: the
+    /// `tool` turns name their ids) after the earlier turns.
+    pub fn assistant_tool_calls(mut self, calls: &[ToolCall]) -> Self {
+        self.request
+            .messages
+            .get_or_insert_with(Vec::new)
+            .push(ChatTurn {
+                role: Some("assistant".to_owned()),
+                content: Some(String::new()),
+                tool_calls: Some(calls.to_vec()),
+                tool_call_id: None,
+            });
+        self
+    }
+
+    /// Adds a `tool` turn: the result of the call `tool_call_id`. It is caller input, so the
+    /// version's input guardrails apply to it.
+    pub fn tool_result(mut self, tool_call_id: &str, content: impl Into<String>) -> Self {
+        self.request
+            .messages
+            .get_or_insert_with(Vec::new)
+            .push(ChatTurn {
+                role: Some("tool".to_owned()),
+                content: Some(content.into()),
+                tool_calls: None,
+                tool_call_id: Some(tool_call_id.to_owned()),
+            });
         self
     }
 
@@ -152,11 +226,17 @@ impl Invocation {
     }
 }
 
-/// One event of a streamed invocation.
+/// One event of a streamed invocation. Non-exhaustive: the contract may add event kinds, which
+/// an older SDK skips.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum InvokeEvent {
     /// The next piece of output, after the gateway's output guardrails.
     Delta(String),
+    /// A piece of a tool call: the first piece of a call (per `index`) carries its `id` and
+    /// `name`; the `argumentsDelta` of every piece of one `index`, joined, are its arguments.
+    /// The `done` event's `toolCalls` holds the calls whole.
+    ToolCall(StreamToolCall),
     /// The end: the answer without `output` (boxed: it is much larger than a delta).
     Done(Box<InvokeResponse>),
 }
@@ -196,7 +276,8 @@ impl Client {
                 }
                 loop {
                     if let Some(event) = parser.next_event() {
-                        let done = !matches!(event, Ok(InvokeEvent::Delta(_)));
+                        let done =
+                            !matches!(event, Ok(InvokeEvent::Delta(_) | InvokeEvent::ToolCall(_)));
                         return Some((event, (bytes, parser, done)));
                     }
                     match bytes.next().await {
@@ -272,6 +353,11 @@ fn decode(name: &str, data: &str) -> Option<Result<InvokeEvent, Error>> {
                 .map(|d| InvokeEvent::Delta(d.text))
                 .map_err(bad),
         ),
+        "tool_call" => Some(
+            serde_json::from_str::<StreamToolCall>(data)
+                .map(InvokeEvent::ToolCall)
+                .map_err(bad),
+        ),
         "done" => Some(
             serde_json::from_str::<InvokeResponse>(data)
                 .map(|done| InvokeEvent::Done(Box::new(done)))
@@ -317,6 +403,16 @@ mod tests {
             InvokeEvent::Delta("lo".into())
         );
         assert!(parser.next_event().is_none());
+        parser.feed(b"event: tool_call\ndata: {\"index\":0,\"id\":\"call_1\",\"name\":\"get_order\",\"argumentsDelta\":\"\"}\n\n");
+        assert_eq!(
+            parser.next_event().unwrap().unwrap(),
+            InvokeEvent::ToolCall(StreamToolCall {
+                index: 0,
+                id: Some("call_1".into()),
+                name: Some("get_order".into()),
+                arguments_delta: String::new(),
+            })
+        );
         parser.feed(b"event: error\ndata: {\"status\":504,\"code\":\"upstream.timeout\",\"message\":\"slow\"}\n\n");
         match parser.next_event().unwrap() {
             Err(Error::Api { status, code, .. }) => {

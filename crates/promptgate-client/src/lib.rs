@@ -72,6 +72,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Tools and structured output (shared/API.md, "Tools and structured output"; `docs/sdk.md`):
+//! a version's tools with [`PromptDraft::function_tool`], its [`ToolChoice`] and
+//! [`OutputFormat`]; an answer's `toolCalls`, answered with [`Invocation::assistant_tool_calls`]
+//! and [`Invocation::tool_result`]; [`InvokeEvent::ToolCall`] in streams; and the gateway's
+//! refusal of a bad definition as [`Error::InvalidToolSettings`], naming the field.
+//!
 //! Architecture invariant: depends on the wire types (`promptgate-api`), the domain rules it
 //! shares with the server (`promptgate-core`: tokenizers, traffic split, few-shot fitting,
 //! templates; `promptgate-variables`: the variables' schema, with the `variables` feature), the
@@ -88,6 +94,7 @@ mod error;
 mod invoke;
 mod prompts;
 mod telemetry;
+mod tools;
 #[cfg(feature = "variables")]
 mod variables;
 
@@ -104,5 +111,6 @@ pub use promptgate_core::{FewShotExample, TokenCounter};
 pub use promptgate_core::{SplitStrategy, TokenizerKind};
 pub use prompts::PromptQuery;
 pub use telemetry::{Score, TelemetryQuery};
+pub use tools::{OutputFormat, ToolChoice, function_tool};
 #[cfg(feature = "variables")]
 pub use variables::{VariablesCheck, check_variables};

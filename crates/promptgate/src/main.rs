@@ -13,6 +13,7 @@ mod profile;
 mod prompts_cmd;
 mod telemetry_cmd;
 mod template_flags;
+mod tool_flags;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

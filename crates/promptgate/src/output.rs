@@ -6,6 +6,8 @@
 use promptgate_client::api::{ModelEndpoint, Prompt, PromptVersion, RenderResponse};
 use serde::Serialize;
 
+use crate::tool_flags;
+
 /// The chosen output form.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -117,6 +119,13 @@ impl Output {
                 .collect();
             println!("variables:     {} (* required)", names.join(" "));
         }
+        for (label, text) in tool_flags::describe(
+            &prompt.tools,
+            prompt.tool_choice.as_ref(),
+            prompt.response_format.as_ref(),
+        ) {
+            println!("{:<14} {text}", format!("{label}:"));
+        }
         if let Some(tag) = etag {
             println!("etag:          {tag}");
         }
@@ -194,13 +203,25 @@ impl Output {
             return;
         }
         println!(
-            "{:<16} {:<28} {:>7} {:<25} CREATED BY",
-            "VERSION", "MODEL", "TOKENS", "CREATED"
+            "{:<16} {:<28} {:>7} {:>5} {:<11} {:<25} CREATED BY",
+            "VERSION", "MODEL", "TOKENS", "TOOLS", "OUTPUT", "CREATED"
         );
         for v in versions {
+            // The output format's kind; `-` when the version has none (free text).
+            let output = v
+                .response_format
+                .as_ref()
+                .and_then(|f| f.kind.as_deref())
+                .unwrap_or("-");
             println!(
-                "{:<16} {:<28} {:>7} {:<25} {}",
-                v.version, v.model_endpoint_ref, v.system_prompt_tokens, v.created_at, v.created_by
+                "{:<16} {:<28} {:>7} {:>5} {:<11} {:<25} {}",
+                v.version,
+                v.model_endpoint_ref,
+                v.system_prompt_tokens,
+                v.tools.len(),
+                output,
+                v.created_at,
+                v.created_by
             );
         }
     }

@@ -11,20 +11,21 @@ use promptgate_client::api::{
     ChatCompletionsDraft, CreatePromptRequest, Prompt, RenderRequest, UpdatePromptRequest,
 };
 use promptgate_client::{
-    Client, FewShotExample, FitStrategy, PromptDraft, PromptQuery, SplitStrategy, TokenCounter,
-    TokenizerKind, TrafficSplit, fewshot,
+    Client, FewShotExample, FitStrategy, OutputFormat, PromptDraft, PromptQuery, SplitStrategy,
+    TokenCounter, TokenizerKind, ToolChoice, TrafficSplit, fewshot,
 };
 use serde_json::json;
 
 use crate::UsageError;
 use crate::output::Output;
 use crate::template_flags::{self, VariableArgs, read_input};
+use crate::tool_flags;
 
 #[derive(Debug, Subcommand)]
 pub enum PromptsCommand {
     /// Create a prompt from a JSON file (the contract's body) or from flags.
     #[command(
-        after_help = "Examples:\n  promptgate prompts create --file prompt.json\n  promptgate prompts create --name support_agent --model openai/gpt-4o-mini \\\n      --system-prompt 'You are a helpful support agent.' --filters pii,profanity --max-tokens 1500"
+        after_help = "Examples:\n  promptgate prompts create --file prompt.json\n  promptgate prompts create --name support_agent --model openai/gpt-4o-mini \\\n      --system-prompt 'You are a helpful support agent.' --filters pii,profanity --max-tokens 1500\n  promptgate prompts create --name order_desk --model openai/gpt-4o-mini \\\n      --system-prompt 'You look orders up.' --tools tools.json --tool-choice auto --response-format answer.json\n\ntools.json: [{\"type\": \"function\", \"function\": {\"name\": \"get_order\", \"description\": \"…\", \"parameters\": {…}}}]\nanswer.json: {\"name\": \"answer\", \"schema\": {…}, \"strict\": true}"
     )]
     Create(CreateArgs),
     /// Show a prompt (its default version's settings).
@@ -57,7 +58,7 @@ pub enum PromptsCommand {
     },
     /// Add a version (fields left out are taken from the newest version).
     #[command(
-        after_help = "Examples:\n  promptgate prompts update ID --version 1.1.0 --system-prompt 'You are concise.'\n  promptgate prompts update ID --version 1.1.0 --file update.json"
+        after_help = "Examples:\n  promptgate prompts update ID --version 1.1.0 --system-prompt 'You are concise.'\n  promptgate prompts update ID --version 1.1.0 --file update.json\n  promptgate prompts update ID --version 1.2.0 --tools tools-v2.json --tool-choice get_order\n  promptgate prompts update ID --version 1.3.0 --remove-tools --remove-tool-choice --response-format text"
     )]
     Update(UpdateArgs),
     /// Split traffic between versions: VERSION=WEIGHT pairs that sum to 1.
@@ -128,7 +129,8 @@ pub struct CreateArgs {
     /// The contract's JSON body; `-` reads standard input.
     #[arg(long, conflicts_with_all = [
         "name", "model", "system_prompt", "system_prompt_file", "temperature", "version",
-        "filters", "blocked", "max_tokens", "variables_schema", "template_messages",
+        "filters", "blocked", "max_tokens", "variables_schema", "template_messages", "tools",
+        "tool_choice", "response_format",
     ])]
     file: Option<PathBuf>,
     /// Unique name.
@@ -165,6 +167,50 @@ pub struct CreateArgs {
     /// A JSON file: the chat template's fixed turns, [{"role": "user"|"assistant", "content": "…"}].
     #[arg(long, value_name = "FILE")]
     template_messages: Option<PathBuf>,
+    #[command(flatten)]
+    tools: ToolArgs,
+}
+
+/// The version's tools and output format, as `prompts create` and `prompts update` take them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ToolArgs {
+    /// A JSON file: the functions the model may call, in OpenAI's shape,
+    /// [{"type": "function", "function": {"name", "description", "parameters": <JSON Schema>}}].
+    #[arg(long, value_name = "FILE")]
+    tools: Option<PathBuf>,
+    /// auto, none, required, or the name of one of the tools (the model must call it).
+    #[arg(long, value_name = "auto|none|required|NAME")]
+    tool_choice: Option<String>,
+    /// text, json_object, or a JSON file holding a json_schema spec,
+    /// {"name": "…", "schema": <JSON Schema>, "strict": true}: the gateway checks every output.
+    #[arg(long, value_name = "text|json_object|FILE")]
+    response_format: Option<String>,
+}
+
+/// What [`ToolArgs`] asks for, read and checked.
+struct ToolSettings {
+    tools: Option<Vec<promptgate_client::api::Tool>>,
+    tool_choice: Option<ToolChoice>,
+    response_format: Option<OutputFormat>,
+}
+
+impl ToolArgs {
+    /// Reads the files and words; a usage error names the flag (and the file).
+    fn read(&self) -> anyhow::Result<ToolSettings> {
+        Ok(ToolSettings {
+            tools: self.tools.as_deref().map(tool_flags::tools).transpose()?,
+            tool_choice: self
+                .tool_choice
+                .as_deref()
+                .map(tool_flags::tool_choice)
+                .transpose()?,
+            response_format: self
+                .response_format
+                .as_deref()
+                .map(tool_flags::response_format)
+                .transpose()?,
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -198,6 +244,17 @@ pub struct UpdateArgs {
     /// A JSON file: the new version's template messages, [{"role", "content"}] (`[]` removes them).
     #[arg(long, value_name = "FILE")]
     template_messages: Option<PathBuf>,
+    #[command(flatten)]
+    tools: ToolArgs,
+    /// The new version has no tools.
+    #[arg(long, conflicts_with = "tools")]
+    remove_tools: bool,
+    /// The new version has no tool choice (the model decides).
+    #[arg(long, conflicts_with = "tool_choice")]
+    remove_tool_choice: bool,
+    /// The new version has no response format: its outputs are no longer checked.
+    #[arg(long, conflicts_with = "response_format")]
+    remove_response_format: bool,
     /// Only if the prompt's ETag is still this.
     #[arg(long)]
     if_match: Option<String>,
@@ -281,6 +338,8 @@ async fn online(
 ) -> anyhow::Result<ExitCode> {
     match command {
         PromptsCommand::Create(args) => {
+            // The tool files are checked before anything else is read.
+            let settings = args.tools.read()?;
             let draft = match &args.file {
                 Some(path) => {
                     let request: CreatePromptRequest = serde_json::from_str(&read_input(path)?)
@@ -331,6 +390,15 @@ async fn online(
                             .collect();
                         draft = draft.template_messages(&pairs);
                     }
+                    if let Some(tools) = &settings.tools {
+                        draft = draft.tools(tools);
+                    }
+                    if let Some(choice) = &settings.tool_choice {
+                        draft = draft.tool_choice(choice);
+                    }
+                    if let Some(format) = &settings.response_format {
+                        draft = draft.response_format(format);
+                    }
                     draft
                 }
             };
@@ -368,6 +436,7 @@ async fn online(
                 .as_deref()
                 .map(template_flags::template_messages)
                 .transpose()?;
+            let settings = args.tools.read()?;
             let mut request = match &args.file {
                 Some(path) => serde_json::from_str::<UpdatePromptRequest>(&read_input(path)?)
                     .with_context(|| format!("{} is not an update body", path.display()))?,
@@ -392,6 +461,21 @@ async fn online(
             }
             if messages.is_some() {
                 request.template_messages = messages;
+            }
+            if let Some(tools) = settings.tools {
+                request.tools = Some(tools);
+            } else if args.remove_tools {
+                request.tools = Some(Vec::new());
+            }
+            if let Some(choice) = &settings.tool_choice {
+                request.tool_choice = Some(Some(choice.to_wire()));
+            } else if args.remove_tool_choice {
+                request.tool_choice = Some(None);
+            }
+            if let Some(format) = &settings.response_format {
+                request.response_format = Some(Some(format.to_wire()));
+            } else if args.remove_response_format {
+                request.response_format = Some(None);
             }
             let updated = client
                 .update_prompt(&args.id, &request, args.if_match.as_deref())

@@ -268,6 +268,28 @@ fn print_summary(summary: &TelemetrySummary, out: &Output) {
                 .map_or("-".to_owned(), |m| format!("{m:.2}"))
         );
     }
+    // The schema-valid rate: of the outputs checked against a JSON response format, the
+    // share that matched, with Wilson's 95% interval (versions without one are left out).
+    for v in &summary.entities {
+        let Some(rate) = &v.schema_valid_rate else {
+            continue;
+        };
+        println!(
+            "  {}: schema-valid {:.2}% ({} of {}; 95% CI {:.2}% to {:.2}%)",
+            v.version,
+            rate.rate * 100.0,
+            rate.valid,
+            rate.count,
+            rate.ci95[0] * 100.0,
+            rate.ci95[1] * 100.0
+        );
+    }
+    let checked = |version: &str| {
+        summary
+            .entities
+            .iter()
+            .any(|v| v.version == version && v.schema_valid_rate.is_some())
+    };
     for v in &summary.entities {
         let Some(c) = &v.comparison else { continue };
         let show =
@@ -289,6 +311,10 @@ fn print_summary(summary: &TelemetrySummary, out: &Output) {
             };
         show("error rate", &c.error_rate_diff, "");
         show("mean latency", &c.mean_latency_ms_diff, " ms");
+        // Only where outputs are checked at all: prompts without a JSON format have no rate.
+        if c.schema_valid_rate_diff.is_some() || checked(&v.version) || checked(&c.against) {
+            show("schema-valid rate", &c.schema_valid_rate_diff, "");
+        }
     }
 }
 

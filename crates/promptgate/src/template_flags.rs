@@ -123,7 +123,7 @@ pub fn read_input(path: &Path) -> anyhow::Result<String> {
 
 /// The JSON in the file `path` given to `flag`; unreadable or invalid JSON is a usage error
 /// naming both.
-fn json_file(flag: &str, path: &Path) -> anyhow::Result<Value> {
+pub fn json_file(flag: &str, path: &Path) -> anyhow::Result<Value> {
     let text =
         read_input(path).map_err(|e| UsageError(format!("{flag} {}: {e:#}", path.display())))?;
     serde_json::from_str(&text)
@@ -131,7 +131,7 @@ fn json_file(flag: &str, path: &Path) -> anyhow::Result<Value> {
 }
 
 /// What a JSON value is, for an error that says what the file held instead.
-fn json_kind(value: &Value) -> &'static str {
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

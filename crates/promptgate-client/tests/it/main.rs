@@ -20,4 +20,5 @@ mod gateway;
 mod real_gateway;
 mod scripted;
 mod templates;
+mod tools;
 mod tutorial;

@@ -30,6 +30,7 @@ mod cli_audit;
 mod cli_invoke;
 mod cli_prompts;
 mod cli_templates;
+mod cli_tools;
 mod clients;
 mod concurrency;
 mod config;
