@@ -401,7 +401,12 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(
             names,
-            [json!("delta"), json!("tool_call"), json!("done"), json!("error")],
+            [
+                json!("delta"),
+                json!("tool_call"),
+                json!("done"),
+                json!("error")
+            ],
             "{ok}"
         );
     }
