@@ -28,6 +28,7 @@ mod audit_tamper;
 mod cli;
 mod cli_audit;
 mod cli_invoke;
+mod cli_kit;
 mod cli_prompts;
 mod cli_templates;
 mod cli_tools;
