@@ -65,7 +65,8 @@ impl Relay {
         return_token_usage: bool,
         slot: Option<UpstreamSlot>,
     ) -> Self {
-        let collected = prepared_collects(&prepared).then(String::new);
+        // The output is kept only when it is checked against a JSON output format.
+        let collected = prepared.output_check.is_some().then(String::new);
         Relay {
             upstream,
             redactor: prepared.redact_output.then(pii::StreamRedactor::new),
@@ -263,9 +264,4 @@ impl Relay {
         };
         (tail, redactions)
     }
-}
-
-/// Whether the relay keeps the output to check it at the end.
-fn prepared_collects(prepared: &Prepared) -> bool {
-    prepared.output_check.is_some()
 }
