@@ -683,6 +683,16 @@ mod tests {
                 "response_format.type"
             ]
         );
+        // Shapes serde cannot read are refused naming the parameter, nothing else checked.
+        let mut shapes = Vec::new();
+        let unreadable = oa::ChatCompletionRequest {
+            tools: Some(serde_json::json!({"type": "function"})),
+            response_format: Some(serde_json::json!("json")),
+            ..Default::default()
+        };
+        assert!(caller_tools(&unreadable, &mut shapes).is_none());
+        let fields: Vec<&str> = shapes.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["tools", "response_format"]);
         let mut none = Vec::new();
         let fine = oa::ChatCompletionRequest {
             tools: Some(serde_json::json!([{"type": "function", "function": {"name": "a"}}])),
