@@ -977,6 +977,10 @@ test('templates: edit a template, save it, preview it with sample variables; mov
       r = await api('GET', `${GW}/prompts/${id}`);
       return r.body.labels && !('staging' in r.body.labels) && r.body.labels.production === '1.1.0';
     });
+    // The delete re-renders the whole page (the Labels section is gone while it loads): wait for
+    // the new page's notice, so that the change made below through the API comes after the page
+    // has read the prompt — else the page holds the new ETag and the move below is not stale.
+    await visible(labels.getByText(/^Deleted the label staging/), 'the notice of the deleted label (the page reloaded)');
     await eventually('the staging row to go', async () => (await row('staging').count()) === 0);
 
     // A change made elsewhere since the page loaded: the move is refused with 412, shown as
