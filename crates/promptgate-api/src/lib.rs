@@ -8,8 +8,11 @@
 
 #![warn(missing_docs)]
 
+mod keys;
 pub mod openai;
 mod tools;
+
+pub use keys::{ApiKey, CreateApiKeyRequest, ScopeList};
 
 pub use tools::{
     FunctionDefinition, JsonSchemaSpec, OutputError, RateEstimate, ResponseFormat, StreamToolCall,
@@ -883,6 +886,13 @@ pub struct TelemetryEntity {
     /// How many tool calls the answer made (left out when none; an extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_count: Option<u32>,
+    /// The OAuth client that invoked (an extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The id of the API key the client invoked with (left out for an access token; an
+    /// extension). Never the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
 }
 
 /// Feedback as stored.

@@ -43,9 +43,15 @@ pub mod action {
     pub const LABEL_MOVED: &str = "LABEL_MOVED";
     /// A prompt's label was deleted.
     pub const LABEL_DELETED: &str = "LABEL_DELETED";
+    /// An API key was created for a client.
+    pub const API_KEY_CREATED: &str = "API_KEY_CREATED";
+    /// An API key was revoked.
+    pub const API_KEY_REVOKED: &str = "API_KEY_REVOKED";
 
     /// Every action reserved for the gateway.
-    pub const RESERVED: [&str; 12] = [
+    pub const RESERVED: [&str; 14] = [
+        API_KEY_CREATED,
+        API_KEY_REVOKED,
         LABEL_MOVED,
         LABEL_DELETED,
         FEEDBACK_REPLACED,

@@ -47,6 +47,7 @@ impl Default for RetryPolicy {
 pub struct ClientBuilder {
     base_url: Option<String>,
     credentials: Option<(String, String)>,
+    api_key: Option<String>,
     retry: RetryPolicy,
     request_timeout: Option<Duration>,
 }
@@ -61,6 +62,14 @@ impl ClientBuilder {
     /// The OAuth client id and secret used to get access tokens.
     pub fn client_credentials(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.credentials = Some((id.into(), secret.into()));
+        self
+    }
+
+    /// An API key (`pgk_…`) sent as the bearer token of every call, instead of client
+    /// credentials: a long-running service needs no token refresh. Wins over
+    /// [`client_credentials`](Self::client_credentials) when both are set.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
         self
     }
 
@@ -118,6 +127,7 @@ impl ClientBuilder {
                 http,
                 base_url,
                 credentials: self.credentials,
+                api_key: self.api_key,
                 retry: self.retry,
                 request_timeout,
                 token: tokio::sync::Mutex::new(None),
@@ -137,6 +147,7 @@ struct Inner {
     http: reqwest::Client,
     base_url: String,
     credentials: Option<(String, String)>,
+    api_key: Option<String>,
     retry: RetryPolicy,
     request_timeout: Duration,
     token: tokio::sync::Mutex<Option<CachedToken>>,
@@ -164,6 +175,7 @@ impl std::fmt::Debug for ClientBuilder {
                 "client_secret",
                 &self.credentials.as_ref().map(|_| REDACTED),
             )
+            .field("api_key", &self.api_key.as_ref().map(|_| REDACTED))
             .field("retry", &self.retry)
             .field("request_timeout", &self.request_timeout)
             .finish()
@@ -179,6 +191,7 @@ impl std::fmt::Debug for Inner {
                 "client_secret",
                 &self.credentials.as_ref().map(|_| REDACTED),
             )
+            .field("api_key", &self.api_key.as_ref().map(|_| REDACTED))
             .field("retry", &self.retry)
             .field("request_timeout", &self.request_timeout)
             .field("token", &REDACTED)
@@ -314,11 +327,17 @@ impl Client {
         ClientBuilder::default()
     }
 
-    /// A client from `PROMPTGATE_URL`, `PROMPTGATE_CLIENT_ID` and `PROMPTGATE_CLIENT_SECRET`.
+    /// A client from `PROMPTGATE_URL`, and `PROMPTGATE_API_KEY` or `PROMPTGATE_CLIENT_ID` and
+    /// `PROMPTGATE_CLIENT_SECRET`.
     pub fn from_env() -> Result<Client, Error> {
         let mut builder = Client::builder();
         if let Ok(url) = std::env::var("PROMPTGATE_URL") {
             builder = builder.base_url(url);
+        }
+        if let Ok(key) = std::env::var("PROMPTGATE_API_KEY")
+            && !key.is_empty()
+        {
+            builder = builder.api_key(key);
         }
         if let (Ok(id), Ok(secret)) = (
             std::env::var("PROMPTGATE_CLIENT_ID"),
@@ -340,8 +359,12 @@ impl Client {
     }
 
     /// A valid access token: the cached one until 60 s before it expires, else a new one. When
-    /// many tasks ask at once, one request is made and the rest wait for its answer.
+    /// many tasks ask at once, one request is made and the rest wait for its answer. With an
+    /// API key, the key.
     pub async fn access_token(&self) -> Result<String, Error> {
+        if let Some(key) = &self.inner.api_key {
+            return Ok(key.clone());
+        }
         let mut cached = self.inner.token.lock().await;
         if let Some(token) = cached.as_ref()
             && token.expires_at > Instant::now() + TOKEN_REFRESH_MARGIN
@@ -720,6 +743,25 @@ mod tests {
             without_user_info("http://127.0.0.1:8080/x@y"),
             "http://127.0.0.1:8080/x@y"
         );
+    }
+
+    #[tokio::test]
+    async fn an_api_key_is_the_bearer_and_never_shown_by_debug() {
+        let key = "pgk_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+        let builder = Client::builder()
+            .base_url("http://127.0.0.1:1")
+            .api_key(key);
+        let client = builder.clone().build().unwrap();
+        // No token request: the key is the bearer value itself.
+        assert_eq!(client.access_token().await.unwrap(), key);
+        for text in [
+            format!("{builder:?}"),
+            format!("{client:?}"),
+            format!("{client:#?}"),
+        ] {
+            assert!(!text.contains(key), "the key in {text}");
+            assert!(text.contains("api_key: Some(\"[redacted]\")"), "{text}");
+        }
     }
 
     #[tokio::test]

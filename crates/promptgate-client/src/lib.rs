@@ -92,6 +92,7 @@ mod builder;
 mod client;
 mod error;
 mod invoke;
+mod keys;
 mod prompts;
 mod telemetry;
 mod tools;
@@ -103,6 +104,7 @@ pub use builder::{PromptDraft, TrafficSplit, VersionDraft};
 pub use client::{Client, ClientBuilder, RetryPolicy, Tagged};
 pub use error::{Error, FieldViolation};
 pub use invoke::{Invocation, InvokeEvent};
+pub use keys::ApiKeyDraft;
 pub use promptgate_api as api;
 #[cfg(feature = "tokens")]
 pub use promptgate_core::fewshot::{self, FitStrategy, FittedPrompt};

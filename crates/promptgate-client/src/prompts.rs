@@ -332,7 +332,7 @@ impl Client {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, Error> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, Error> {
     serde_json::to_value(value)
         .map_err(|e| Error::Config(format!("cannot encode the request: {e}")))
 }

@@ -276,6 +276,8 @@ pub struct InvocationRecord {
     pub schema_valid: Option<bool>,
     /// How many tool calls the answer made.
     pub tool_call_count: u32,
+    /// The API key the caller used (its id, never the key); `None` for an access token.
+    pub api_key_id: Option<String>,
 }
 
 #[cfg(test)]

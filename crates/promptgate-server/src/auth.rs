@@ -18,6 +18,12 @@
 //! every process reloads the generations with the disabled set and forgets the cached tokens of
 //! a client whose generation changed, as for a rotation).
 //!
+//! API keys (`pgk_…`, docs/api-keys.md) are checked the same way: a key seen once is cached by
+//! its hash; the refresh reloads the ids of revoked keys every second (a revocation through this
+//! process takes effect at once), and expiry and the client's disabled flag are checked from
+//! memory on every request. When a key was last used is kept in memory and written in one batch
+//! per refresh, never once per request.
+//!
 //! Failed logins are limited per source address (`client_addr.rs`: the peer, or the client a
 //! trusted proxy names; IPv6 by /64): an attempt takes one of its address's places *before* the
 //! secret is checked, in one locked step, so parallel guesses cannot all pass a check made
@@ -37,7 +43,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use promptgate_core::credentials::{generate_secret, hash_secret, secret_matches};
 use promptgate_core::{Scope, ScopeSet};
-use promptgate_store::{AccessToken, Store, StoreError};
+use promptgate_store::{AccessToken, ApiKey, Store, StoreError};
 use time::OffsetDateTime;
 
 use crate::client_addr::{ClientAddressRule, SourceAddress, limit_key};
@@ -62,13 +68,19 @@ pub const DEFAULT_MAX_LIVE_TOKENS: u32 = 1000;
 /// last places (each may still succeed and give its place back) before it is refused.
 const RESERVATION_WAIT: Duration = Duration::from_secs(5);
 
-/// Who is calling, as proven by their bearer token.
+/// The prefix of every API key, so that a key is told from an access token without a lookup
+/// (and secret scanners can recognise a leaked one).
+pub const API_KEY_PREFIX: &str = "pgk_";
+
+/// Who is calling, as proven by their bearer token or API key.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The OAuth client id.
     pub client_id: String,
-    /// The token's scopes.
+    /// The token's (or the key's) scopes.
     pub scopes: ScopeSet,
+    /// The id of the API key the caller used (never the key); `None` for an access token.
+    pub api_key_id: Option<String>,
 }
 
 impl Caller {
@@ -87,6 +99,26 @@ struct CachedToken {
     client_id: String,
     scopes: ScopeSet,
     expires_at: OffsetDateTime,
+}
+
+/// An API key as the bearer check needs it; the revocation is looked up in the revoked set.
+#[derive(Debug, Clone)]
+struct CachedKey {
+    id: String,
+    client_id: String,
+    scopes: ScopeSet,
+    expires_at: Option<OffsetDateTime>,
+}
+
+impl From<ApiKey> for CachedKey {
+    fn from(key: ApiKey) -> Self {
+        CachedKey {
+            id: key.id,
+            client_id: key.client_id,
+            scopes: key.scopes,
+            expires_at: key.expires_at,
+        }
+    }
 }
 
 /// Why a token request failed; each maps to an RFC 6749 §5.2 error.
@@ -146,6 +178,12 @@ pub struct TokenAuthority {
     store: Arc<dyn Store>,
     token_ttl: Duration,
     cache: RwLock<HashMap<String, CachedToken>>,
+    /// API keys seen, by hash.
+    keys: RwLock<HashMap<String, CachedKey>>,
+    /// The ids of revoked API keys, reloaded every [`REVOCATION_REFRESH`].
+    revoked_keys: RwLock<HashSet<String>>,
+    /// When each API key was last used since the last flush, written by [`Self::refresh`].
+    key_uses: Mutex<HashMap<String, OffsetDateTime>>,
     disabled: RwLock<HashSet<String>>,
     /// The last secret rotation time seen for each rotated client.
     rotations: RwLock<HashMap<String, OffsetDateTime>>,
@@ -372,10 +410,14 @@ impl TokenAuthority {
         let disabled = store.disabled_client_ids().await?.into_iter().collect();
         let rotations = store.secret_rotations().await?.into_iter().collect();
         let generations = store.token_generations().await?.into_iter().collect();
+        let revoked_keys = store.revoked_api_key_ids().await?.into_iter().collect();
         Ok(TokenAuthority {
             store,
             token_ttl,
             cache: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashMap::new()),
+            revoked_keys: RwLock::new(revoked_keys),
+            key_uses: Mutex::new(HashMap::new()),
             disabled: RwLock::new(disabled),
             rotations: RwLock::new(rotations),
             generations: RwLock::new(generations),
@@ -454,13 +496,62 @@ impl TokenAuthority {
         }
         self.notice_rotations().await?;
         self.notice_token_generations().await?;
+        let revoked: HashSet<String> = self
+            .store
+            .revoked_api_key_ids()
+            .await?
+            .into_iter()
+            .collect();
+        if let Ok(mut set) = self.revoked_keys.write() {
+            *set = revoked;
+        }
+        self.flush_key_uses().await?;
         let now = crate::clock::now();
         if let Ok(mut cache) = self.cache.write() {
             cache.retain(|_, t| t.expires_at > now);
         }
+        if let Ok(mut keys) = self.keys.write() {
+            keys.retain(|_, k| k.expires_at.is_none_or(|at| at > now));
+        }
         self.failures_by_client.prune();
         self.failures_by_address.prune();
         Ok(())
+    }
+
+    /// Writes when each API key was last used since the previous flush, in one transaction. On
+    /// a failure the times are kept for the next flush (a newer use wins).
+    pub async fn flush_key_uses(&self) -> Result<(), StoreError> {
+        let uses: Vec<(String, OffsetDateTime)> = {
+            let mut pending = self
+                .key_uses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pending.drain().collect()
+        };
+        if uses.is_empty() {
+            return Ok(());
+        }
+        if let Err(err) = self.store.record_api_key_use(&uses).await {
+            let mut pending = self
+                .key_uses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (id, at) in uses {
+                let slot = pending.entry(id).or_insert(at);
+                if *slot < at {
+                    *slot = at;
+                }
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Marks an API key revoked in this process at once (the database is already updated).
+    pub fn revoke_key(&self, key_id: &str) {
+        if let Ok(mut set) = self.revoked_keys.write() {
+            set.insert(key_id.to_owned());
+        }
     }
 
     /// Marks a client disabled in this process at once (the database is already updated).
@@ -529,8 +620,11 @@ impl TokenAuthority {
             .map_or(true, |set| set.contains(client_id))
     }
 
-    /// Checks a bearer token.
+    /// Checks a bearer token or API key.
     pub async fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        if token.starts_with(API_KEY_PREFIX) {
+            return self.verify_key(token).await;
+        }
         let hash = hash_secret(token);
         let now = crate::clock::now();
         let cached = self.cache.read().ok().and_then(|c| c.get(&hash).cloned());
@@ -565,6 +659,56 @@ impl TokenAuthority {
         Ok(Caller {
             client_id: entry.client_id,
             scopes: entry.scopes,
+            api_key_id: None,
+        })
+    }
+
+    /// Checks an API key: from memory once seen (one database read the first time), refused
+    /// when revoked (here, or on another replica within [`REVOCATION_REFRESH`]), expired, or
+    /// when its client is disabled; its use is noted for the next batched write.
+    async fn verify_key(&self, key: &str) -> Result<Caller, ApiError> {
+        let hash = hash_secret(key);
+        let cached = self.keys.read().ok().and_then(|k| k.get(&hash).cloned());
+        let entry = match cached {
+            Some(entry) => entry,
+            None => {
+                let Some(stored) = self.store.find_api_key(&hash).await? else {
+                    return Err(invalid_token("the API key is not valid"));
+                };
+                if stored.revoked_at.is_some() {
+                    return Err(invalid_token("the API key has been revoked"));
+                }
+                let entry = CachedKey::from(stored);
+                if let Ok(mut keys) = self.keys.write()
+                    && keys.len() < MAX_CACHED_TOKENS
+                {
+                    keys.insert(hash, entry.clone());
+                }
+                entry
+            }
+        };
+        if self
+            .revoked_keys
+            .read()
+            .map_or(true, |set| set.contains(&entry.id))
+        {
+            return Err(invalid_token("the API key has been revoked"));
+        }
+        let now = crate::clock::now();
+        if entry.expires_at.is_some_and(|at| at <= now) {
+            return Err(invalid_token("the API key has expired"));
+        }
+        if self.is_disabled(&entry.client_id) {
+            return Err(invalid_token("the API key's client is disabled"));
+        }
+        self.key_uses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(entry.id.clone(), now);
+        Ok(Caller {
+            client_id: entry.client_id,
+            scopes: entry.scopes,
+            api_key_id: Some(entry.id),
         })
     }
 

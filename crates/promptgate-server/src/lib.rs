@@ -38,7 +38,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use promptgate_api::BASE_PATH;
 use promptgate_store::{Store, StoreError};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -50,8 +50,8 @@ use crate::cache::PromptCache;
 use crate::config::{ConfigError, ConfigFile};
 use crate::error::ApiError;
 use crate::routes::{
-    audit as audit_routes, clients as client_routes, endpoints, invocations, oauth, openai, ops,
-    prompts, telemetry as telemetry_routes,
+    api_keys as key_routes, audit as audit_routes, clients as client_routes, endpoints,
+    invocations, oauth, openai, ops, prompts, telemetry as telemetry_routes,
 };
 use crate::service::clients::{self, ClientError, NewClient};
 use crate::state::{AppState, Background};
@@ -154,6 +154,19 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v2/oauth/clients/{id}/rotate-secret",
             post(client_routes::rotate_client_secret),
+        )
+        .route(
+            "/api/v2/oauth/clients/{id}/api-keys",
+            get(key_routes::list_client_api_keys).post(key_routes::create_api_key),
+        )
+        .route(
+            "/api/v2/oauth/clients/{id}/api-keys/{keyId}",
+            delete(key_routes::revoke_client_api_key),
+        )
+        .route("/api/v2/oauth/api-keys", get(key_routes::list_api_keys))
+        .route(
+            "/api/v2/oauth/api-keys/{keyId}",
+            delete(key_routes::revoke_api_key),
         )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -372,6 +385,7 @@ impl Gateway {
         } = self;
         let store = state.store().clone();
         let audit = state.audit().clone();
+        let authority = state.auth().clone();
         let refresher = tokio::spawn(refresh_loop(
             state.auth().clone(),
             state.prompts().clone(),
@@ -401,6 +415,10 @@ impl Gateway {
             .collect();
         let served = listener.serve(router, shutdown).await;
         refresher.abort();
+        // The last second's API key uses, which the aborted refresh would have written.
+        if let Err(err) = authority.flush_key_uses().await {
+            tracing::warn!(error = ?err, "cannot record when API keys were last used");
+        }
         checkpoints.abort();
         // A last head, so that what this run appended is covered by a signature.
         if let Err(err) = audit.checkpoint().await {

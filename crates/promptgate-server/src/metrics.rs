@@ -334,6 +334,7 @@ mod tests {
             variable_names: Vec::new(),
             schema_valid: None,
             tool_call_count: 0,
+            api_key_id: None,
         }
     }
 

@@ -47,6 +47,11 @@ use promptgate_api as api;
         routes::clients::list_clients,
         routes::clients::disable_client,
         routes::clients::rotate_client_secret,
+        routes::api_keys::create_api_key,
+        routes::api_keys::list_client_api_keys,
+        routes::api_keys::list_api_keys,
+        routes::api_keys::revoke_client_api_key,
+        routes::api_keys::revoke_api_key,
         routes::ops::healthz,
         routes::ops::readyz,
         serve,
@@ -57,6 +62,7 @@ use promptgate_api as api;
         api::CreatePromptRequest, api::UpdatePromptRequest, api::Prompt, api::PromptVersion,
         api::SafetyGuardrails, api::FewShotExample, api::TrafficDistribution, api::VersionWeight,
         api::ModelEndpoint, api::CreateClientRequest, api::OAuthClient, api::HealthStatus,
+        api::CreateApiKeyRequest, api::ApiKey, api::ScopeList,
         api::InvokeRequest, api::InvokeOptions, api::ChatTurn, api::InvokeResponse, api::TokenUsage,
         api::GuardrailReport, api::ContextReport, api::StreamDelta,
         api::TelemetryEntity, api::FeedbackEntity, api::FeedbackRequest, api::FeedbackResponse,
@@ -91,7 +97,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("an access token from POST /oauth/token"))
+                    .description(Some(
+                        "an access token from POST /oauth/token, or an API key (pgk_…)",
+                    ))
                     .build(),
             ),
         );

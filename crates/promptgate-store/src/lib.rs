@@ -38,7 +38,9 @@ pub use sqlite::SqliteStore;
 /// The storage traits, for `use promptgate_store::prelude::*;`: calling a method of an area
 /// trait needs that trait in scope, even through `Arc<dyn Store>`.
 pub mod prelude {
-    pub use crate::{AuditStore, ClientStore, OutboxStore, PromptStore, Store, TelemetryStore};
+    pub use crate::{
+        ApiKeyStore, AuditStore, ClientStore, OutboxStore, PromptStore, Store, TelemetryStore,
+    };
 }
 
 /// Why a storage operation failed.
@@ -116,6 +118,31 @@ pub struct AccessToken {
     pub issued_at: OffsetDateTime,
     /// When it stops working.
     pub expires_at: OffsetDateTime,
+}
+
+/// A long-lived API key as stored (by hash): a bearer credential of its client with a subset
+/// of the client's scopes, kept after revocation so that the list and the audit log still
+/// name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    /// The key's id (a UUID), which lists, telemetry and the audit log name; never the key.
+    pub id: String,
+    /// The client the key acts as.
+    pub client_id: String,
+    /// What the key is for, as its creator named it.
+    pub name: String,
+    /// SHA-256 hex of the key.
+    pub key_hash: String,
+    /// The scopes it grants (a subset of the client's when it was created).
+    pub scopes: ScopeSet,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it stops working; `None` for a key that does not expire.
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// When it was last used, as recorded by the gateways' batched updates (a few seconds late).
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// Which prompts a listing returns.
@@ -331,6 +358,34 @@ pub trait ClientStore: Send + Sync {
     async fn delete_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
+/// API keys: created and revoked with their audit entries, found by hash on a bearer check,
+/// and their use recorded in batches.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Adds a key, with the audit entry that records it.
+    async fn insert_api_key(&self, key: &ApiKey, audit: &AuditDraft) -> Result<(), StoreError>;
+    /// One key by id.
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// The keys of one client, or of every client, oldest first.
+    async fn list_api_keys(&self, client_id: Option<&str>) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revokes a key (keeping the first revocation time); `None` when it does not exist.
+    /// `audit` is appended only when the key was live (a repeated revoke changes nothing).
+    async fn revoke_api_key(
+        &self,
+        id: &str,
+        at: OffsetDateTime,
+        audit: &AuditDraft,
+    ) -> Result<Option<ApiKey>, StoreError>;
+    /// The ids of every revoked key, for the key cache's revocation check on every replica.
+    async fn revoked_api_key_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Looks a key up by hash.
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+    /// Records when keys were last used (one statement per key, in one transaction; a time
+    /// never moves back).
+    async fn record_api_key_use(&self, uses: &[(String, OffsetDateTime)])
+    -> Result<(), StoreError>;
+}
+
 /// Prompts and their immutable versions, with the optimistic update that carries a change
 /// and its audit entries in one transaction.
 #[async_trait]
@@ -513,7 +568,15 @@ pub trait AuditStore: Send + Sync {
 /// trait in scope: `use promptgate_store::prelude::*;`.
 #[async_trait]
 pub trait Store:
-    ClientStore + PromptStore + TelemetryStore + OutboxStore + AuditStore + Send + Sync + 'static
+    ClientStore
+    + ApiKeyStore
+    + PromptStore
+    + TelemetryStore
+    + OutboxStore
+    + AuditStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Succeeds when the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

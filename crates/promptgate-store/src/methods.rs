@@ -368,6 +368,136 @@ macro_rules! client_store {
 }
 pub(crate) use client_store;
 
+/// `impl ApiKeyStore`: every method is the same in both stores but for the SQL text.
+macro_rules! api_key_store {
+    ($store:ty, $sql:ident) => {
+        #[::async_trait::async_trait]
+        impl $crate::ApiKeyStore for $store {
+            async fn insert_api_key(
+                &self,
+                key: &$crate::ApiKey,
+                audit: &::promptgate_audit::AuditDraft,
+            ) -> Result<(), $crate::StoreError> {
+                let mut tx = $crate::methods::begin_write!(self, $sql);
+                let query = ::sqlx::query($sql::INSERT_API_KEY);
+                $crate::rows::api_key_values(query, key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
+                tx.commit().await.map_err(db_error)?;
+                Ok(())
+            }
+
+            async fn get_api_key(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::ApiKey>, $crate::StoreError> {
+                ::sqlx::query($sql::API_KEY_BY_ID)
+                    .bind($crate::codec::nul_free(id))
+                    .fetch_optional(self.pool()?)
+                    .await
+                    .map_err(db_error)?
+                    .as_ref()
+                    .map($crate::rows::api_key)
+                    .transpose()
+            }
+
+            async fn list_api_keys(
+                &self,
+                client_id: Option<&str>,
+            ) -> Result<Vec<$crate::ApiKey>, $crate::StoreError> {
+                let rows = match client_id {
+                    Some(client_id) => {
+                        ::sqlx::query($sql::API_KEYS_OF_CLIENT)
+                            .bind($crate::codec::nul_free(client_id))
+                            .fetch_all(self.pool()?)
+                            .await
+                    }
+                    None => {
+                        ::sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
+                            .fetch_all(self.pool()?)
+                            .await
+                    }
+                }
+                .map_err(db_error)?;
+                rows.iter().map($crate::rows::api_key).collect()
+            }
+
+            async fn revoke_api_key(
+                &self,
+                id: &str,
+                at: ::time::OffsetDateTime,
+                audit: &::promptgate_audit::AuditDraft,
+            ) -> Result<Option<$crate::ApiKey>, $crate::StoreError> {
+                let mut tx = $crate::methods::begin_write!(self, $sql);
+                let revoked_now = ::sqlx::query($sql::REVOKE_API_KEY)
+                    .bind($crate::codec::millis(at))
+                    .bind($crate::codec::nul_free(id))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected();
+                if revoked_now > 0 {
+                    append_audit_in(&mut tx, std::slice::from_ref(audit)).await?;
+                }
+                let key = ::sqlx::query($sql::API_KEY_BY_ID)
+                    .bind($crate::codec::nul_free(id))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .as_ref()
+                    .map($crate::rows::api_key)
+                    .transpose()?;
+                tx.commit().await.map_err(db_error)?;
+                Ok(key)
+            }
+
+            async fn revoked_api_key_ids(&self) -> Result<Vec<String>, $crate::StoreError> {
+                ::sqlx::query_scalar("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL")
+                    .fetch_all(self.pool()?)
+                    .await
+                    .map_err(db_error)
+            }
+
+            async fn find_api_key(
+                &self,
+                key_hash: &str,
+            ) -> Result<Option<$crate::ApiKey>, $crate::StoreError> {
+                ::sqlx::query($sql::API_KEY_BY_HASH)
+                    .bind(key_hash)
+                    .fetch_optional(self.pool()?)
+                    .await
+                    .map_err(db_error)?
+                    .as_ref()
+                    .map($crate::rows::api_key)
+                    .transpose()
+            }
+
+            async fn record_api_key_use(
+                &self,
+                uses: &[(String, ::time::OffsetDateTime)],
+            ) -> Result<(), $crate::StoreError> {
+                if uses.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = $crate::methods::begin_write!(self, $sql);
+                for (id, at) in uses {
+                    ::sqlx::query($sql::TOUCH_API_KEY)
+                        .bind($crate::codec::millis(*at))
+                        .bind($crate::codec::nul_free(id))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+                tx.commit().await.map_err(db_error)?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use api_key_store;
+
 /// `impl PromptStore`: the shared methods, and the store's own (`prompt_revisions`) as the block
 /// `{ … }`. A listing page's versions are read by the store's `page_versions`.
 macro_rules! prompt_store {

@@ -39,6 +39,8 @@ pub struct CopyReport {
     pub clients: u64,
     /// Access tokens (by hash).
     pub access_tokens: u64,
+    /// API keys (by hash).
+    pub api_keys: u64,
     /// Prompts.
     pub prompts: u64,
     /// Prompt versions.
@@ -58,10 +60,11 @@ pub struct CopyReport {
 
 impl CopyReport {
     /// Each table's name (as in the schema) and count, in copy order.
-    pub fn counts(&self) -> [(&'static str, u64); 8] {
+    pub fn counts(&self) -> [(&'static str, u64); 9] {
         [
             ("clients", self.clients),
             ("access_tokens", self.access_tokens),
+            ("api_keys", self.api_keys),
             ("prompts", self.prompts),
             ("prompt_versions", self.prompt_versions),
             ("invocations", self.invocations),
@@ -184,7 +187,7 @@ async fn copy_between(source: &SqliteStore, to_url: &str) -> Result<CopyReport, 
             .map_err(target_error)?;
         // Every table this copy fills, so that nothing else writes to them until it commits.
         sqlx::query(
-            "LOCK TABLE clients, access_tokens, prompts, prompt_versions, invocations, \
+            "LOCK TABLE clients, access_tokens, api_keys, prompts, prompt_versions, invocations, \
              exporter_cursors, exporter_leases, audit_entries, audit_tree_heads \
              IN EXCLUSIVE MODE",
         )
@@ -195,6 +198,7 @@ async fn copy_between(source: &SqliteStore, to_url: &str) -> Result<CopyReport, 
         let mut report = CopyReport::default();
         copy_clients(&mut read, &mut write, &mut report).await?;
         copy_tokens(&mut read, &mut write, &mut report).await?;
+        copy_api_keys(&mut read, &mut write, &mut report).await?;
         copy_prompts(&mut read, &mut write, &mut report).await?;
         copy_versions(&mut read, &mut write, &mut report).await?;
         copy_invocations(&mut read, &mut write, &mut report).await?;
@@ -220,9 +224,10 @@ fn target_error(err: sqlx::Error) -> CopyError {
 }
 
 /// The tables a copy fills, in the order their rows are written (references first).
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "clients",
     "access_tokens",
+    "api_keys",
     "prompts",
     "prompt_versions",
     "invocations",
@@ -418,6 +423,33 @@ async fn copy_tokens(
     Ok(())
 }
 
+async fn copy_api_keys(
+    read: &mut SqliteConnection,
+    write: &mut PgConnection,
+    report: &mut CopyReport,
+) -> Result<(), CopyError> {
+    for row in all_rows(read, "SELECT * FROM api_keys ORDER BY created_at, id").await? {
+        sqlx::query(
+            "INSERT INTO api_keys (id, client_id, name, key_hash, scopes, created_at, \
+             expires_at, revoked_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(text(&row, "id", report)?)
+        .bind(text(&row, "client_id", report)?)
+        .bind(text(&row, "name", report)?)
+        .bind(get::<String>(&row, "key_hash")?)
+        .bind(get::<String>(&row, "scopes")?)
+        .bind(get::<i64>(&row, "created_at")?)
+        .bind(get::<Option<i64>>(&row, "expires_at")?)
+        .bind(get::<Option<i64>>(&row, "revoked_at")?)
+        .bind(get::<Option<i64>>(&row, "last_used_at")?)
+        .execute(&mut *write)
+        .await
+        .map_err(target_error)?;
+        report.api_keys += 1;
+    }
+    Ok(())
+}
+
 async fn copy_prompts(
     read: &mut SqliteConnection,
     write: &mut PgConnection,
@@ -563,6 +595,7 @@ struct InvocationColumns {
     variable_names: Vec<String>,
     schema_valid: Vec<Option<i64>>,
     tool_call_count: Vec<i64>,
+    api_key_id: Vec<Option<String>>,
 }
 
 impl InvocationColumns {
@@ -597,6 +630,8 @@ impl InvocationColumns {
             .push(text(row, "variable_names", report)?);
         self.schema_valid.push(get(row, "schema_valid")?);
         self.tool_call_count.push(get(row, "tool_call_count")?);
+        self.api_key_id
+            .push(optional_text(row, "api_key_id", report)?);
         Ok(())
     }
 
@@ -606,12 +641,12 @@ impl InvocationColumns {
              error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
              prompt_tokens, completion_tokens, session_id, client_id, metadata, \
              feedback_score, feedback_comment, feedback_at, label, variable_names, \
-             schema_valid, tool_call_count) \
+             schema_valid, tool_call_count, api_key_id) \
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], \
                  $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], \
                  $11::float8[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], \
                  $16::text[], $17::float8[], $18::text[], $19::bigint[], $20::text[], \
-                 $21::text[], $22::bigint[], $23::bigint[])",
+                 $21::text[], $22::bigint[], $23::bigint[], $24::text[])",
         )
         .bind(self.seq)
         .bind(self.id)
@@ -636,6 +671,7 @@ impl InvocationColumns {
         .bind(self.variable_names)
         .bind(self.schema_valid)
         .bind(self.tool_call_count)
+        .bind(self.api_key_id)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;

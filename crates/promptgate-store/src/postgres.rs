@@ -236,6 +236,19 @@ mod sql {
     pub(super) const DELETE_EXPIRED_TOKENS: &str =
         "DELETE FROM access_tokens WHERE expires_at < $1";
 
+    pub(super) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, client_id, name, key_hash, \
+         scopes, created_at, expires_at, revoked_at, last_used_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    pub(super) const API_KEY_BY_ID: &str = "SELECT * FROM api_keys WHERE id = $1";
+    pub(super) const API_KEY_BY_HASH: &str = "SELECT * FROM api_keys WHERE key_hash = $1";
+    pub(super) const API_KEYS_OF_CLIENT: &str =
+        "SELECT * FROM api_keys WHERE client_id = $1 ORDER BY created_at, id";
+    pub(super) const REVOKE_API_KEY: &str =
+        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+    /// A time never moves back: two gateways' batches may arrive in either order.
+    pub(super) const TOUCH_API_KEY: &str = "UPDATE api_keys SET last_used_at = $1 \
+         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)";
+
     pub(super) const INSERT_PROMPT: &str = "INSERT INTO prompts (id, allow_caller_settings, name, \
          status, traffic, revision, created_at, updated_at, created_by, system_message_mode, \
          labels) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -437,6 +450,8 @@ impl Store for PostgresStore {
 // this store's `sql`); the blocks `{ … }` hold this store's own methods.
 methods::client_store!(PostgresStore, sql);
 
+methods::api_key_store!(PostgresStore, sql);
+
 methods::audit_store!(PostgresStore, sql);
 
 impl PostgresStore {
@@ -555,6 +570,7 @@ methods::telemetry_store!(PostgresStore, sql, {
         let mut variable_names = Vec::with_capacity(records.len());
         let mut schema_valid = Vec::with_capacity(records.len());
         let mut tool_call_counts = Vec::with_capacity(records.len());
+        let mut api_key_ids = Vec::with_capacity(records.len());
         for r in records {
             ids.push(nul_free(&r.id));
             timestamps.push(millis(r.timestamp));
@@ -575,6 +591,7 @@ methods::telemetry_store!(PostgresStore, sql, {
             variable_names.push(codec::variable_names_json(&r.variable_names));
             schema_valid.push(r.schema_valid.map(i64::from));
             tool_call_counts.push(i64::from(r.tool_call_count));
+            api_key_ids.push(nul_free_opt(r.api_key_id.as_deref()));
         }
         let mut tx = self.pool()?.begin_with(BEGIN).await.map_err(db_error)?;
         // Batches commit one at a time, in the order of their sequence numbers (see the
@@ -587,19 +604,19 @@ methods::telemetry_store!(PostgresStore, sql, {
             "INSERT INTO invocations (id, timestamp, prompt_id, version, model, status, \
              error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, prompt_tokens, \
              completion_tokens, session_id, client_id, metadata, label, variable_names, \
-             schema_valid, tool_call_count) \
+             schema_valid, tool_call_count, api_key_id) \
              SELECT id, timestamp, prompt_id, version, model, status, error_code, latency_ms, \
              upstream_latency_ms, time_to_first_token_ms, prompt_tokens, completion_tokens, \
              session_id, client_id, metadata, label, variable_names, schema_valid, \
-             tool_call_count \
+             tool_call_count, api_key_id \
              FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], \
                          $6::text[], $7::text[], $8::float8[], $9::float8[], $10::float8[], \
                          $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[], \
-                         $16::text[], $17::text[], $18::bigint[], $19::bigint[]) \
+                         $16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[]) \
                WITH ORDINALITY AS r (id, timestamp, prompt_id, version, model, status, \
                error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
                prompt_tokens, completion_tokens, session_id, client_id, metadata, label, \
-               variable_names, schema_valid, tool_call_count, ord) \
+               variable_names, schema_valid, tool_call_count, api_key_id, ord) \
              ORDER BY ord \
              ON CONFLICT (id) DO NOTHING",
         )
@@ -622,6 +639,7 @@ methods::telemetry_store!(PostgresStore, sql, {
         .bind(variable_names)
         .bind(schema_valid)
         .bind(tool_call_counts)
+        .bind(api_key_ids)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

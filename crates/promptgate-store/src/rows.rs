@@ -14,12 +14,13 @@ use promptgate_core::prompt::VersionSettings;
 use promptgate_core::{Prompt, PromptStatus, PromptVersion, VersionLabel};
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::codec::{self, from_millis, millis, nul_free, nul_free_opt, stored_hash};
 use crate::{
-    AccessToken, Client, Feedback, FeedbackState, PromptListing, StoreError, StoredAuditEntry,
-    StoredInvocation,
+    AccessToken, ApiKey, Client, Feedback, FeedbackState, PromptListing, StoreError,
+    StoredAuditEntry, StoredInvocation,
 };
 
 /// How one store's row type reads the columns whose SQL type differs between the stores.
@@ -150,6 +151,21 @@ pub(crate) fn token_values<Q: Values>(query: Q, token: &AccessToken) -> Q {
         .int(millis(token.expires_at))
 }
 
+/// `api_keys (id, client_id, name, key_hash, scopes, created_at, expires_at, revoked_at,
+/// last_used_at)`.
+pub(crate) fn api_key_values<Q: Values>(query: Q, key: &ApiKey) -> Q {
+    query
+        .text(&nul_free(&key.id))
+        .text(&nul_free(&key.client_id))
+        .text(&nul_free(&key.name))
+        .text(&key.key_hash)
+        .text(&key.scopes.to_string())
+        .int(millis(key.created_at))
+        .opt_int(key.expires_at.map(millis))
+        .opt_int(key.revoked_at.map(millis))
+        .opt_int(key.last_used_at.map(millis))
+}
+
 /// `prompts (name, status, traffic, revision, created_at, updated_at, created_by,
 /// system_message_mode, labels)`: every column but the id and the flag `allow_caller_settings`.
 pub(crate) fn prompt_values<Q: Values>(query: Q, prompt: &Prompt) -> Q {
@@ -238,6 +254,24 @@ pub(crate) fn access_token(row: &impl StoredRow) -> Result<AccessToken, StoreErr
         scopes: codec::scopes(&row.text("scopes")?)?,
         issued_at: from_millis(row.int("issued_at")?)?,
         expires_at: from_millis(row.int("expires_at")?)?,
+    })
+}
+
+/// A row of `api_keys`.
+pub(crate) fn api_key(row: &impl StoredRow) -> Result<ApiKey, StoreError> {
+    let time = |column: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+        row.opt_int(column)?.map(from_millis).transpose()
+    };
+    Ok(ApiKey {
+        id: row.text("id")?,
+        client_id: row.text("client_id")?,
+        name: row.text("name")?,
+        key_hash: row.text("key_hash")?,
+        scopes: codec::scopes(&row.text("scopes")?)?,
+        created_at: from_millis(row.int("created_at")?)?,
+        expires_at: time("expires_at")?,
+        revoked_at: time("revoked_at")?,
+        last_used_at: time("last_used_at")?,
     })
 }
 
@@ -330,6 +364,7 @@ pub(crate) fn invocation(row: &impl StoredRow) -> Result<StoredInvocation, Store
             variable_names: codec::variable_names_from_json(&row.text("variable_names")?)?,
             schema_valid: row.opt_int("schema_valid")?.map(|v| v != 0),
             tool_call_count: u32::try_from(row.int("tool_call_count")?).unwrap_or(u32::MAX),
+            api_key_id: row.opt_text("api_key_id")?,
         },
         feedback,
     })

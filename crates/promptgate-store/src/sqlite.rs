@@ -167,6 +167,19 @@ mod sql {
     pub(super) const TOKEN_BY_HASH: &str = "SELECT * FROM access_tokens WHERE token_hash = ?";
     pub(super) const DELETE_EXPIRED_TOKENS: &str = "DELETE FROM access_tokens WHERE expires_at < ?";
 
+    pub(super) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, client_id, name, key_hash, \
+         scopes, created_at, expires_at, revoked_at, last_used_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    pub(super) const API_KEY_BY_ID: &str = "SELECT * FROM api_keys WHERE id = ?";
+    pub(super) const API_KEY_BY_HASH: &str = "SELECT * FROM api_keys WHERE key_hash = ?";
+    pub(super) const API_KEYS_OF_CLIENT: &str =
+        "SELECT * FROM api_keys WHERE client_id = ? ORDER BY created_at, id";
+    pub(super) const REVOKE_API_KEY: &str =
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
+    /// A time never moves back: two gateways' batches may arrive in either order.
+    pub(super) const TOUCH_API_KEY: &str = "UPDATE api_keys SET last_used_at = ?1 \
+         WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)";
+
     pub(super) const INSERT_PROMPT: &str = "INSERT INTO prompts (id, allow_caller_settings, name, \
          status, traffic, revision, created_at, updated_at, created_by, system_message_mode, \
          labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -362,6 +375,8 @@ impl Store for SqliteStore {
 // this store's `sql`); the blocks `{ … }` hold this store's own methods.
 methods::client_store!(SqliteStore, sql);
 
+methods::api_key_store!(SqliteStore, sql);
+
 methods::audit_store!(SqliteStore, sql);
 
 impl SqliteStore {
@@ -478,8 +493,8 @@ methods::telemetry_store!(SqliteStore, sql, {
                 "INSERT OR IGNORE INTO invocations (id, timestamp, prompt_id, version, model, \
                  status, error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
                  prompt_tokens, completion_tokens, session_id, client_id, metadata, label, \
-                 variable_names, schema_valid, tool_call_count) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 variable_names, schema_valid, tool_call_count, api_key_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(nul_free(&r.id))
             .bind(millis(r.timestamp))
@@ -500,6 +515,7 @@ methods::telemetry_store!(SqliteStore, sql, {
             .bind(codec::variable_names_json(&r.variable_names))
             .bind(r.schema_valid.map(i64::from))
             .bind(i64::from(r.tool_call_count))
+            .bind(nul_free_opt(r.api_key_id.as_deref()))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 any other failure, 2 usage error, 3 the gateway refused the request
 //! (an API error), 4 the gateway could not be reached.
 
+mod api_keys_cmd;
 mod audit_cmd;
 mod clients_cmd;
 mod invoke_cmd;
@@ -56,6 +57,14 @@ struct Cli {
         hide_env_values = true
     )]
     client_secret: Option<String>,
+    /// An API key (pgk_…) to use instead of client credentials (or PROMPTGATE_API_KEY).
+    #[arg(
+        long,
+        global = true,
+        env = "PROMPTGATE_API_KEY",
+        hide_env_values = true
+    )]
+    api_key: Option<String>,
     /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -73,6 +82,9 @@ enum Command {
     /// Manage OAuth clients directly in the database (works while a server runs on it).
     #[command(subcommand)]
     Clients(clients_cmd::ClientsCommand),
+    /// Long-lived API keys (pgk_…) of a client: create, list, revoke.
+    #[command(subcommand)]
+    ApiKeys(api_keys_cmd::ApiKeysCommand),
     /// Create, read, version, split and archive prompts on a gateway.
     #[command(subcommand)]
     Prompts(prompts_cmd::PromptsCommand),
@@ -225,10 +237,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         url: cli.url,
         client_id: cli.client_id,
         client_secret: cli.client_secret,
+        api_key: cli.api_key,
     };
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Clients(command) => clients_cmd::run(command, cli.json).await,
+        Command::ApiKeys(command) => {
+            let has_url = connection.has_url()?;
+            api_keys_cmd::run(command, || connection.client(), has_url, &out).await
+        }
         Command::Prompts(command) => prompts_cmd::run(command, || connection.client(), &out).await,
         Command::ModelEndpoints => prompts_cmd::model_endpoints(&connection.client()?, &out).await,
         Command::Invoke(args) => invoke_cmd::invoke(args, &connection.client()?, &out).await,
@@ -256,12 +273,19 @@ struct Connection {
     url: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    api_key: Option<String>,
 }
 
 impl Connection {
+    /// Whether a gateway URL is configured (flag, environment or profile).
+    fn has_url(&self) -> anyhow::Result<bool> {
+        Ok(self.url.is_some() || profile::load()?.url.is_some())
+    }
+
     fn client(self) -> anyhow::Result<Client> {
-        let needs_profile =
-            self.url.is_none() || self.client_id.is_none() || self.client_secret.is_none();
+        let has_key = self.api_key.as_deref().is_some_and(|k| !k.is_empty());
+        let needs_profile = self.url.is_none()
+            || (!has_key && (self.client_id.is_none() || self.client_secret.is_none()));
         let profile = if needs_profile {
             profile::load()?
         } else {
@@ -274,6 +298,9 @@ impl Connection {
             )
         })?;
         let mut builder = Client::builder().base_url(url);
+        if let Some(key) = self.api_key.filter(|k| !k.is_empty()) {
+            return Ok(builder.api_key(key).build()?);
+        }
         match (
             self.client_id.or(profile.client_id),
             self.client_secret.or(profile.client_secret),
@@ -281,7 +308,7 @@ impl Connection {
             (Some(id), Some(secret)) => builder = builder.client_credentials(id, secret),
             _ => {
                 return Err(UsageError(
-                    "no client credentials: pass --client-id and --client-secret, set PROMPTGATE_CLIENT_ID and PROMPTGATE_CLIENT_SECRET, or use the profile file"
+                    "no client credentials: pass --client-id and --client-secret (or --api-key), set PROMPTGATE_CLIENT_ID and PROMPTGATE_CLIENT_SECRET (or PROMPTGATE_API_KEY), or use the profile file"
                         .to_owned(),
                 )
                 .into());

@@ -46,6 +46,7 @@ pub async fn invoke(
     let invoker = Invoker {
         client_id: caller.client_id,
         scopes: caller.scopes,
+        api_key_id: caller.api_key_id,
     };
     let invoked = invoke::invoke(&state, invoker, request, received).await?;
     let mut http = match invoked.reply {

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per area of the contract. Handlers are thin: they check scopes,
 //! convert wire types to domain drafts, call the core and the store, and convert back.
 
+pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod endpoints;

@@ -72,6 +72,7 @@ pub async fn chat_completions(
     let invoker = Invoker {
         client_id: caller.client_id,
         scopes: caller.scopes,
+        api_key_id: caller.api_key_id,
     };
     let invoked = invoke::invoke(&state, invoker, request, received)
         .await

@@ -3,6 +3,7 @@
 //! through the `Store`, and returns a typed result or a typed error that the route turns into
 //! the contract's answer. `/v1` and `…/invocations` are two front doors over one `invoke`.
 
+pub mod api_keys;
 pub mod audit;
 pub mod clients;
 pub mod feedback;

@@ -33,3 +33,33 @@ pub fn wire_new_client(created: NewClient) -> api::OAuthClient {
     wire.client_secret = Some(created.secret);
     wire
 }
+
+/// The wire form of a stored API key: its id, name, scopes and times, never the key or its hash.
+pub fn wire_api_key(key: &promptgate_store::ApiKey) -> api::ApiKey {
+    api::ApiKey {
+        id: key.id.clone(),
+        client_id: key.client_id.clone(),
+        name: key.name.clone(),
+        key: None,
+        scopes: key.scopes.to_string(),
+        created_at: rfc3339(key.created_at),
+        expires_at: key.expires_at.map(rfc3339),
+        last_used_at: key.last_used_at.map(rfc3339),
+        revoked_at: key.revoked_at.map(rfc3339),
+    }
+}
+
+/// The wire form of a key just created: the only answer that shows the key.
+pub fn wire_new_api_key(created: crate::service::api_keys::NewApiKey) -> api::ApiKey {
+    let mut wire = wire_api_key(&created.key);
+    wire.key = Some(created.secret);
+    wire
+}
+
+/// The scope names of a key request, whichever form they came in (space-separated or a list).
+pub fn api_key_scopes(scopes: Option<&api::ScopeList>) -> Option<Vec<String>> {
+    scopes.map(|scopes| match scopes {
+        api::ScopeList::Text(text) => text.split_whitespace().map(str::to_owned).collect(),
+        api::ScopeList::List(list) => list.clone(),
+    })
+}

@@ -170,6 +170,8 @@ pub fn wire_entity(stored: &StoredInvocation) -> api::TelemetryEntity {
         }),
         schema_valid: r.schema_valid,
         tool_call_count: (r.tool_call_count > 0).then_some(r.tool_call_count),
+        client_id: Some(r.client_id.clone()),
+        api_key_id: r.api_key_id.clone(),
     }
 }
 

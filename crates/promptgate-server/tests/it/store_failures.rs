@@ -8,7 +8,8 @@ use promptgate_core::credentials::hash_secret;
 use promptgate_core::{Prompt, PromptVersion, ScopeSet, VersionLabel};
 use promptgate_store::prelude::*;
 use promptgate_store::{
-    AccessToken, AuditFilter, Client, PromptFilter, PromptUpdate, StoreError, StoredAuditEntry,
+    AccessToken, ApiKey, AuditFilter, Client, PromptFilter, PromptUpdate, StoreError,
+    StoredAuditEntry,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -52,6 +53,39 @@ impl Store for FakeStore {
         Err(self.data.error())
     }
     async fn close(&self) {}
+}
+
+#[async_trait]
+impl ApiKeyStore for FakeStore {
+    async fn insert_api_key(&self, _: &ApiKey, _: &AuditDraft) -> Result<(), StoreError> {
+        Err(self.data.error())
+    }
+    async fn get_api_key(&self, _: &str) -> Result<Option<ApiKey>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn list_api_keys(&self, _: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn revoke_api_key(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+        _: &AuditDraft,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        Err(self.data.error())
+    }
+    async fn revoked_api_key_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn find_api_key(&self, _: &str) -> Result<Option<ApiKey>, StoreError> {
+        match self.auth {
+            Some(failure) => Err(failure.error()),
+            None => Ok(None),
+        }
+    }
+    async fn record_api_key_use(&self, _: &[(String, OffsetDateTime)]) -> Result<(), StoreError> {
+        Err(self.data.error())
+    }
 }
 
 #[async_trait]

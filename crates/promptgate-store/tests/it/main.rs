@@ -31,6 +31,7 @@ macro_rules! for_each_store {
     };
 }
 
+mod api_keys;
 mod audit;
 mod clients;
 mod concurrency;

@@ -13,7 +13,7 @@ use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
 use promptgate_store::migrate::{CopyError, CopyReport, copy};
 use promptgate_store::testing::TestDatabase;
 use promptgate_store::{
-    AccessToken, AuditFilter, Feedback, PromptFilter, PromptUpdate, Store, StoreError,
+    AccessToken, ApiKey, AuditFilter, Feedback, PromptFilter, PromptUpdate, Store, StoreError,
     TelemetryFilter,
 };
 use sqlx::{Connection, PgConnection, SqliteConnection};
@@ -51,6 +51,7 @@ fn invocation(n: i64, prompt_id: Uuid) -> InvocationRecord {
         },
         schema_valid: (n % 3 != 0).then_some(n % 2 == 0),
         tool_call_count: u32::try_from(n % 4).unwrap(),
+        api_key_id: (n % 3 == 0).then(|| format!("key-{n}")),
     }
 }
 
@@ -85,6 +86,34 @@ async fn populated_sqlite() -> TestDb {
             .await
             .unwrap();
     }
+    // Two API keys: one revoked and used, one live that expires.
+    for (i, client_id) in ["admin", "bot"].into_iter().enumerate() {
+        store
+            .insert_api_key(
+                &ApiKey {
+                    id: format!("key-{i}"),
+                    client_id: client_id.to_owned(),
+                    name: format!("service {i}"),
+                    key_hash: format!("{:064x}", i + 100),
+                    scopes: ScopeSet::all(),
+                    created_at: T0,
+                    expires_at: (i == 1).then(|| T0 + Duration::days(90)),
+                    revoked_at: None,
+                    last_used_at: None,
+                },
+                &audit_draft(),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .record_api_key_use(&[("key-0".to_owned(), T0 + Duration::seconds(3))])
+        .await
+        .unwrap();
+    store
+        .revoke_api_key("key-0", T0 + Duration::seconds(4), &audit_draft())
+        .await
+        .unwrap();
     let (support, _) = create(&**store, "support_agent").await;
     let (sales, _) = create(&**store, "sales_agent").await;
     // A new templated version, then a traffic split and labels, as two audited updates.
@@ -226,6 +255,7 @@ async fn everything(store: &dyn Store) -> String {
         .list_prompts(&PromptFilter::default(), None, 100)
         .await
         .unwrap();
+    out += &format!("{:?}\n", store.list_api_keys(None).await.unwrap());
     out += &format!("{prompts:?}\n");
     for p in &prompts {
         let mut versions = store.list_versions(p.id).await.unwrap();
@@ -263,6 +293,7 @@ async fn a_sqlite_database_moves_to_postgres_verbatim() {
         CopyReport {
             clients: 2,
             access_tokens: 2,
+            api_keys: 2,
             prompts: 2,
             prompt_versions: 3,
             invocations: 30,

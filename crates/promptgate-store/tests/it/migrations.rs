@@ -284,6 +284,7 @@ async fn a_database_before_templates_gets_the_new_columns_with_their_defaults(ba
             variable_names: Vec::new(),
             schema_valid: None,
             tool_call_count: 0,
+            api_key_id: None,
         }
     );
     // A record without a label is left out by a label filter, and counted without one.

@@ -50,6 +50,7 @@ fn record(n: usize, prompt_id: Uuid, status: InvocationStatus) -> InvocationReco
         variable_names: Vec::new(),
         schema_valid: None,
         tool_call_count: 0,
+        api_key_id: None,
     }
 }
 

@@ -23,6 +23,7 @@ mod fake_upstream;
 mod harness;
 
 mod access_log;
+mod api_keys;
 mod audit;
 mod audit_tamper;
 mod cli;

@@ -60,6 +60,8 @@ pub struct Invoker {
     /// The token's scopes: an unknown caller-chosen endpoint is answered with the catalogue
     /// only for callers who may read prompts (as `…/model-endpoints`).
     pub scopes: ScopeSet,
+    /// The API key the caller used, which the record names (never the key).
+    pub api_key_id: Option<String>,
 }
 
 /// When the request arrived: the record's timestamp, and the start of its latency.
@@ -415,6 +417,7 @@ async fn run(
             variable_names: variable_names(request.variables.as_ref()),
             schema_valid: None,
             tool_call_count: 0,
+            api_key_id: invoker.api_key_id,
         },
         started: received.started,
     };
