@@ -10,6 +10,14 @@
 // built-in fetch; everything under test goes through the SDK exactly as a user writes it:
 // `new OpenAI({ baseURL: `${PROMPTGATE_URL}/v1`, apiKey: <access token> })`.
 //
+// API keys (issue 21) run on a third gateway whose access tokens live only a few seconds:
+//   PROMPTGATE_SHORT_TTL_URL         that gateway ([auth] token_ttl_seconds = PROMPTGATE_SHORT_TTL_SECONDS)
+//   PROMPTGATE_SHORT_TTL_ADMIN_ID    its admin client
+//   PROMPTGATE_SHORT_TTL_ADMIN_SECRET
+//   PROMPTGATE_SHORT_TTL_SECONDS     its access tokens' lifetime in seconds
+// There the SDK is given a `pgk_…` API key as its apiKey and keeps working across several token
+// lifetimes, while an access token taken at the start is refused once expired.
+//
 // Tools and structured output (issue 20) run against two more endpoints, named by
 //   PROMPTGATE_RULES_OPENAI_REF      an OpenAI-compatible endpoint on the fake upstream in --rules mode
 //   PROMPTGATE_RULES_ANTHROPIC_REF   an Anthropic endpoint on the same fake upstream
@@ -20,6 +28,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 
 import OpenAI from "openai";
 import { zodFunction, zodResponseFormat } from "openai/helpers/zod";
@@ -121,8 +130,9 @@ function env(name) {
 const URL_ = env("PROMPTGATE_URL").replace(/\/+$/, "");
 const S = {}; // what the setup made
 
-/** One setup call to promptgate's own API; any unexpected status is fatal. */
-async function http(method, path, { token, body, form, expect = [200, 201] } = {}) {
+/** One setup call to promptgate's own API (on PROMPTGATE_URL, or on `base`); any unexpected
+ * status is fatal. */
+async function http(method, path, { token, body, form, expect = [200, 201], base = URL_ } = {}) {
   const headers = { Accept: "application/json" };
   let data;
   if (body !== undefined) {
@@ -134,7 +144,7 @@ async function http(method, path, { token, body, form, expect = [200, 201] } = {
     headers["Content-Type"] = "application/x-www-form-urlencoded";
   }
   if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(URL_ + path, { method, headers, body: data });
+  const response = await fetch(base + path, { method, headers, body: data });
   const text = await response.text();
   if (!expect.includes(response.status)) {
     throw new Error(`setup: ${method} ${path} answered ${response.status}: ${text}`);
@@ -142,9 +152,10 @@ async function http(method, path, { token, body, form, expect = [200, 201] } = {
   return text ? JSON.parse(text) : null;
 }
 
-async function tokenFor(clientId, secret) {
+async function tokenFor(clientId, secret, base = URL_) {
   const answer = await http("POST", "/oauth/token", {
     form: { grant_type: "client_credentials", client_id: clientId, client_secret: secret },
+    base,
   });
   return answer.access_token;
 }
@@ -933,5 +944,128 @@ describe("rate limit", () => {
       answered += 1;
     }
     assert.fail(`${answered} completions and no 429 past the burst of 4`);
+  });
+});
+
+describe("API key outlives tokens", () => {
+  // Issue 21: the SDK, unmodified, with a `pgk_…` API key as its apiKey, keeps working over a run
+  // that outlasts several access-token lifetimes; an access token taken at the start is refused
+  // once it has expired; revoking the key refuses it at once.
+  //
+  // Simulated time: on the short-TTL gateway an access token lives PROMPTGATE_SHORT_TTL_SECONDS
+  // (2 s) instead of the default 24 h. That TTL stands for the 24 h, so this run of more than 3
+  // lifetimes stands for a long-running service (several days of tokens: more than the issue's
+  // hour-long run) that made its OpenAI client once. Only waits (sleeps past the TTL) and
+  // outcomes are asserted, never how fast anything was.
+  const K = {};
+  /** One admin call on the short-TTL gateway, with a fresh token: they expire within seconds. */
+  const adminCall = async (method, path, body) => {
+    const admin = await tokenFor(K.adminId, K.adminSecret, K.url);
+    return http(method, path, { token: admin, body, base: K.url });
+  };
+  const sdk = (apiKey) => new OpenAI({ baseURL: `${K.url}/v1`, apiKey, maxRetries: 0, timeout: 30_000 });
+
+  before(async () => {
+    K.url = env("PROMPTGATE_SHORT_TTL_URL").replace(/\/+$/, "");
+    K.ttlMs = Number(env("PROMPTGATE_SHORT_TTL_SECONDS")) * 1000;
+    assert.ok(K.ttlMs > 0, "PROMPTGATE_SHORT_TTL_SECONDS");
+    K.adminId = env("PROMPTGATE_SHORT_TTL_ADMIN_ID");
+    K.adminSecret = env("PROMPTGATE_SHORT_TTL_ADMIN_SECRET");
+
+    const { entities } = await adminCall("GET", `${GATEWAY}/model-endpoints`);
+    const offline = entities.find((e) => e.offline);
+    assert.ok(offline, `setup: no offline model endpoint in ${JSON.stringify(entities)}`);
+    K.upstreamModel = offline.model;
+
+    const tag = randomUUID().slice(0, 8);
+    // A client with exactly the scope the front door needs, a prompt on the offline endpoint,
+    // and a key of that client with that scope.
+    const made = await adminCall("POST", "/api/v2/oauth/clients", {
+      name: `sdk-node-keyed-${tag}`,
+      scopes: ["ai:gateway:write"],
+    });
+    K.clientId = made.clientId;
+    K.clientSecret = made.clientSecret;
+    K.prompt = `sdk_node_keyed_${tag}`;
+    const prompt = await adminCall("POST", `${GATEWAY}/prompts`, {
+      name: K.prompt,
+      modelEndpointRef: offline.ref,
+      systemPrompt: SHORT_SYSTEM,
+      safetyGuardrails: { contentFiltering: [], maxTokens: 1000 },
+      version: "1.0.0",
+    });
+    K.promptId = prompt.id;
+    const key = await adminCall("POST", `/api/v2/oauth/clients/${K.clientId}/api-keys`, {
+      name: `sdk-node-${tag}`,
+      scopes: "ai:gateway:write",
+    });
+    assert.ok(key.key.startsWith("pgk_"), `setup: the key ${key.key.slice(0, 4)}… has no pgk_ prefix`);
+    K.key = key.key;
+    K.keyId = key.id;
+  });
+
+  async function checkAnswer(openai, question) {
+    const completion = await openai.chat.completions.create({ model: `prompt:${K.prompt}`, messages: user(question) });
+    assert.equal(completion.object, "chat.completion");
+    assert.equal(completion.model, K.upstreamModel);
+    const content = completion.choices[0].message.content;
+    assert.ok(content.startsWith(OFFLINE_LABEL), content);
+    assert.ok(content.includes(`You said: ${question}`), content);
+    assert.equal(completion.choices[0].finish_reason, "stop");
+    assert.equal(completion.promptgate?.promptId, K.promptId, JSON.stringify(completion.promptgate));
+  }
+
+  async function checkStreamedAnswer(openai, question) {
+    const stream = await openai.chat.completions.create({
+      model: `prompt:${K.prompt}`,
+      messages: user(question),
+      stream: true,
+    });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    const deltas = chunks.filter((c) => c.choices.length && c.choices[0].delta.content).map((c) => c.choices[0].delta.content);
+    assert.ok(deltas.length > 1, "the answer came in one piece, not streamed");
+    const text = deltas.join("");
+    assert.ok(text.startsWith(OFFLINE_LABEL), text);
+    assert.ok(text.includes(`You said: ${question}`), text);
+    const finishes = chunks.filter((c) => c.choices.length && c.choices[0].finish_reason).map((c) => c.choices[0].finish_reason);
+    assert.deepEqual(finishes, ["stop"], "exactly one chunk carries the finish_reason");
+  }
+
+  /** The SDK rejects with AuthenticationError (401, invalid_api_key), the gateway saying why. */
+  async function checkRefused(openai, reason) {
+    const caught = await rejectsWith(
+      openai.chat.completions.create({ model: `prompt:${K.prompt}`, messages: user(QUESTION) }),
+      OpenAI.AuthenticationError,
+      401,
+      { code: "invalid_api_key" },
+    );
+    assert.ok(caught.error.message.includes(reason), JSON.stringify(caught.error));
+  }
+
+  test("a pgk_ key as apiKey keeps working past the token TTL; the start's token is refused; revoked, the key is refused", async () => {
+    // An ordinary access token of the same client, taken at the start: it works now.
+    const token = await tokenFor(K.clientId, K.clientSecret, K.url);
+    const withToken = sdk(token);
+    await checkAnswer(withToken, "Round 0 with the access token");
+    // The service's one SDK client, made once with the key and kept for the whole run.
+    const withKey = sdk(K.key);
+    await checkAnswer(withKey, "Round 0 with the key");
+
+    // Three waits, each longer than a token's whole life: the run spans more than 3 TTLs (3 days
+    // of the default 24 h tokens). After each, the token from the start is refused as expired,
+    // and the key still answers (streamed in the second round).
+    for (let round = 1; round <= 3; round += 1) {
+      await sleep(K.ttlMs + 500);
+      await checkRefused(withToken, "expired");
+      const question = `Round ${round} with the key`;
+      if (round === 2) await checkStreamedAnswer(withKey, question);
+      else await checkAnswer(withKey, question);
+    }
+
+    // Revoked: the gateway that revoked the key refuses it at once, to the same SDK client.
+    const revoked = await adminCall("DELETE", `/api/v2/oauth/api-keys/${K.keyId}`);
+    assert.ok(revoked.revokedAt, JSON.stringify(revoked));
+    await checkRefused(withKey, "revoked");
   });
 });

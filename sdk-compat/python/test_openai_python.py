@@ -9,6 +9,14 @@ The setup (clients, prompts, versions, traffic) goes over HTTP with urllib, thro
 own API; everything under test goes through the SDK exactly as a user writes it:
 `OpenAI(base_url=f"{PROMPTGATE_URL}/v1", api_key=<access token>)`.
 
+API keys (issue 21) run on a third gateway whose access tokens live only a few seconds:
+  PROMPTGATE_SHORT_TTL_URL         that gateway ([auth] token_ttl_seconds = PROMPTGATE_SHORT_TTL_SECONDS)
+  PROMPTGATE_SHORT_TTL_ADMIN_ID    its admin client
+  PROMPTGATE_SHORT_TTL_ADMIN_SECRET
+  PROMPTGATE_SHORT_TTL_SECONDS     its access tokens' lifetime in seconds
+There the SDK is given a `pgk_…` API key as its api_key and keeps working across several token
+lifetimes, while an access token taken at the start is refused once expired.
+
 Tools and structured output (issue 20) run against two more endpoints, named by
   PROMPTGATE_RULES_OPENAI_REF      an OpenAI-compatible endpoint on the fake upstream in --rules mode
   PROMPTGATE_RULES_ANTHROPIC_REF   an Anthropic endpoint on the same fake upstream
@@ -23,6 +31,7 @@ passed.
 import json
 import os
 import sys
+import time
 import unittest
 import urllib.error
 import urllib.parse
@@ -139,8 +148,9 @@ def env(name):
     return value
 
 
-def http(method, path, token=None, body=None, form=None, expect=(200, 201)):
-    """One setup call to promptgate's own API; any unexpected status is fatal."""
+def http(method, path, token=None, body=None, form=None, expect=(200, 201), base=None):
+    """One setup call to promptgate's own API (on PROMPTGATE_URL, or on `base`); any unexpected
+    status is fatal."""
     headers = {"Accept": "application/json"}
     data = None
     if body is not None:
@@ -151,7 +161,7 @@ def http(method, path, token=None, body=None, form=None, expect=(200, 201)):
         headers["Content-Type"] = "application/x-www-form-urlencoded"
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(ENV["url"] + path, data=data, headers=headers, method=method)
+    request = urllib.request.Request((base or ENV["url"]) + path, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             status, text = response.status, response.read().decode()
@@ -162,11 +172,12 @@ def http(method, path, token=None, body=None, form=None, expect=(200, 201)):
     return json.loads(text) if text else None
 
 
-def token_for(client_id, secret):
+def token_for(client_id, secret, base=None):
     answer = http(
         "POST",
         "/oauth/token",
         form={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        base=base,
     )
     return answer["access_token"]
 
@@ -934,6 +945,127 @@ class RateLimit(unittest.TestCase):
             self.assertEqual(completion.object, "chat.completion")
             answered += 1
         self.fail(f"{answered} completions and no 429 past the burst of 4")
+
+
+class ApiKeyOutlivesTokens(unittest.TestCase):
+    """Issue 21: the SDK, unmodified, with a `pgk_…` API key as its api_key, keeps working over a
+    run that outlasts several access-token lifetimes; an access token taken at the start is
+    refused once it has expired; revoking the key refuses it at once.
+
+    Simulated time: on the short-TTL gateway an access token lives PROMPTGATE_SHORT_TTL_SECONDS
+    (2 s) instead of the default 24 h. That TTL stands for the 24 h, so this run of more than 3
+    lifetimes stands for a long-running service (several days of tokens: more than the issue's
+    hour-long run) that made its OpenAI client once. Only waits (sleeps past the TTL) and outcomes
+    are asserted, never how fast anything was."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.url = env("PROMPTGATE_SHORT_TTL_URL").rstrip("/")
+        cls.ttl = float(env("PROMPTGATE_SHORT_TTL_SECONDS"))
+        cls.admin_id = env("PROMPTGATE_SHORT_TTL_ADMIN_ID")
+        cls.admin_secret = env("PROMPTGATE_SHORT_TTL_ADMIN_SECRET")
+
+        endpoints = cls.admin_call("GET", f"{GATEWAY}/model-endpoints")["entities"]
+        offline = [e for e in endpoints if e.get("offline")]
+        if not offline:
+            raise AssertionError(f"setup: no offline model endpoint in {endpoints}")
+        cls.upstream_model = offline[0]["model"]
+
+        tag = uuid.uuid4().hex[:8]
+        # A client with exactly the scope the front door needs, a prompt on the offline endpoint,
+        # and a key of that client with that scope.
+        made = cls.admin_call(
+            "POST", "/api/v2/oauth/clients", {"name": f"sdk-py-keyed-{tag}", "scopes": ["ai:gateway:write"]}
+        )
+        cls.client_id, cls.client_secret = made["clientId"], made["clientSecret"]
+        cls.prompt = f"sdk_py_keyed_{tag}"
+        cls.prompt_id = cls.admin_call(
+            "POST",
+            f"{GATEWAY}/prompts",
+            {
+                "name": cls.prompt,
+                "modelEndpointRef": offline[0]["ref"],
+                "systemPrompt": SHORT_SYSTEM,
+                "safetyGuardrails": {"contentFiltering": [], "maxTokens": 1000},
+                "version": "1.0.0",
+            },
+        )["id"]
+        key = cls.admin_call(
+            "POST",
+            f"/api/v2/oauth/clients/{cls.client_id}/api-keys",
+            {"name": f"sdk-py-{tag}", "scopes": "ai:gateway:write"},
+        )
+        assert key["key"].startswith("pgk_"), f"setup: the key {key['key'][:4]}… has no pgk_ prefix"
+        cls.key, cls.key_id = key["key"], key["id"]
+
+    @classmethod
+    def admin_call(cls, method, path, body=None):
+        """One admin call on the short-TTL gateway, with a fresh token: they expire within seconds."""
+        admin = token_for(cls.admin_id, cls.admin_secret, base=cls.url)
+        return http(method, path, admin, body, base=cls.url)
+
+    def sdk(self, api_key):
+        return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=30)
+
+    def check_answer(self, sdk, question):
+        completion = sdk.chat.completions.create(
+            model=f"prompt:{self.prompt}", messages=[{"role": "user", "content": question}]
+        )
+        self.assertEqual(completion.object, "chat.completion")
+        self.assertEqual(completion.model, self.upstream_model)
+        content = completion.choices[0].message.content
+        self.assertTrue(content.startswith(OFFLINE_LABEL), content)
+        self.assertIn(f"You said: {question}", content)
+        self.assertEqual(completion.choices[0].finish_reason, "stop")
+        self.assertEqual(extra(completion).get("promptId"), self.prompt_id)
+
+    def check_streamed_answer(self, sdk, question):
+        stream = sdk.chat.completions.create(
+            model=f"prompt:{self.prompt}", messages=[{"role": "user", "content": question}], stream=True
+        )
+        chunks = list(stream)
+        deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+        self.assertGreater(len(deltas), 1, "the answer came in one piece, not streamed")
+        text = "".join(deltas)
+        self.assertTrue(text.startswith(OFFLINE_LABEL), text)
+        self.assertIn(f"You said: {question}", text)
+        finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        self.assertEqual(finishes, ["stop"], "exactly one chunk carries the finish_reason")
+
+    def check_refused(self, sdk, reason):
+        """The SDK raises AuthenticationError (401, invalid_api_key), the gateway saying why."""
+        with self.assertRaises(openai.AuthenticationError) as caught:
+            sdk.chat.completions.create(
+                model=f"prompt:{self.prompt}", messages=[{"role": "user", "content": QUESTION}]
+            )
+        Errors.check(self, caught.exception, 401, code="invalid_api_key")
+        self.assertIn(reason, caught.exception.body["message"], caught.exception.body)
+
+    def test_api_key_outlives_tokens(self):
+        # An ordinary access token of the same client, taken at the start: it works now.
+        token = token_for(self.client_id, self.client_secret, base=self.url)
+        with_token = self.sdk(token)
+        self.check_answer(with_token, "Round 0 with the access token")
+        # The service's one SDK client, made once with the key and kept for the whole run.
+        with_key = self.sdk(self.key)
+        self.check_answer(with_key, "Round 0 with the key")
+
+        # Three waits, each longer than a token's whole life: the run spans more than 3 TTLs
+        # (3 days of the default 24 h tokens). After each, the token from the start is refused
+        # as expired, and the key still answers (streamed in the second round).
+        for round_ in range(1, 4):
+            time.sleep(self.ttl + 0.5)
+            self.check_refused(with_token, "expired")
+            question = f"Round {round_} with the key"
+            if round_ == 2:
+                self.check_streamed_answer(with_key, question)
+            else:
+                self.check_answer(with_key, question)
+
+        # Revoked: the gateway that revoked the key refuses it at once, to the same SDK client.
+        revoked = self.admin_call("DELETE", f"/api/v2/oauth/api-keys/{self.key_id}")
+        self.assertTrue(revoked.get("revokedAt"), revoked)
+        self.check_refused(with_key, "revoked")
 
 
 if __name__ == "__main__":
