@@ -276,6 +276,9 @@ pub struct InvocationRecord {
     pub schema_valid: Option<bool>,
     /// How many tool calls the answer made.
     pub tool_call_count: u32,
+    /// What the call cost in US dollars, from the serving endpoint's prices and the token
+    /// counts ([`crate::Prices::cost_usd`]); none when that endpoint has no prices.
+    pub cost_usd: Option<f64>,
 }
 
 #[cfg(test)]
