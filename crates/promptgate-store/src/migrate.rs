@@ -563,6 +563,7 @@ struct InvocationColumns {
     variable_names: Vec<String>,
     schema_valid: Vec<Option<i64>>,
     tool_call_count: Vec<i64>,
+    cost_usd: Vec<Option<f64>>,
 }
 
 impl InvocationColumns {
@@ -597,6 +598,7 @@ impl InvocationColumns {
             .push(text(row, "variable_names", report)?);
         self.schema_valid.push(get(row, "schema_valid")?);
         self.tool_call_count.push(get(row, "tool_call_count")?);
+        self.cost_usd.push(get(row, "cost_usd")?);
         Ok(())
     }
 
@@ -606,12 +608,12 @@ impl InvocationColumns {
              error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
              prompt_tokens, completion_tokens, session_id, client_id, metadata, \
              feedback_score, feedback_comment, feedback_at, label, variable_names, \
-             schema_valid, tool_call_count) \
+             schema_valid, tool_call_count, cost_usd) \
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], \
                  $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], \
                  $11::float8[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], \
                  $16::text[], $17::float8[], $18::text[], $19::bigint[], $20::text[], \
-                 $21::text[], $22::bigint[], $23::bigint[])",
+                 $21::text[], $22::bigint[], $23::bigint[], $24::float8[])",
         )
         .bind(self.seq)
         .bind(self.id)
@@ -636,6 +638,7 @@ impl InvocationColumns {
         .bind(self.variable_names)
         .bind(self.schema_valid)
         .bind(self.tool_call_count)
+        .bind(self.cost_usd)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;

@@ -330,6 +330,7 @@ pub(crate) fn invocation(row: &impl StoredRow) -> Result<StoredInvocation, Store
             variable_names: codec::variable_names_from_json(&row.text("variable_names")?)?,
             schema_valid: row.opt_int("schema_valid")?.map(|v| v != 0),
             tool_call_count: u32::try_from(row.int("tool_call_count")?).unwrap_or(u32::MAX),
+            cost_usd: row.opt_float("cost_usd")?,
         },
         feedback,
     })

@@ -41,6 +41,7 @@ fn record(id: &str) -> InvocationRecord {
         variable_names: vec!["na\0me".to_owned()],
         schema_valid: None,
         tool_call_count: 0,
+        cost_usd: None,
     }
 }
 

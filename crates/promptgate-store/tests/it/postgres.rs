@@ -69,7 +69,8 @@ async fn replicas_opening_a_fresh_database_at_once_all_succeed() {
             .await
             .unwrap();
         raw.close().await.unwrap();
-        assert_eq!(applied, 9, "round {round}");
+        // 1–9 and 11 (0010 belongs to another part of issue 21, merged beside this one).
+        assert_eq!(applied, 10, "round {round}");
     }
     assert!(failures.is_empty(), "opens failed: {failures:#?}");
 }
