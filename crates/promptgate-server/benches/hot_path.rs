@@ -44,6 +44,7 @@ fn record(i: usize) -> InvocationRecord {
         variable_names: Vec::new(),
         schema_valid: None,
         tool_call_count: 0,
+        cost_usd: None,
     }
 }
 

@@ -710,6 +710,7 @@ mod tests {
             variable_names: Vec::new(),
             schema_valid: None,
             tool_call_count: 0,
+            cost_usd: None,
         }
     }
 

@@ -101,6 +101,7 @@ fn record(
             variable_names: Vec::new(),
             schema_valid: None,
             tool_call_count: 0,
+            cost_usd: None,
         },
         feedback: None,
     }

@@ -226,6 +226,7 @@ fn record(n: usize) -> InvocationRecord {
         variable_names: Vec::new(),
         schema_valid: None,
         tool_call_count: 0,
+        cost_usd: None,
     }
 }
 

@@ -415,8 +415,10 @@ async fn run(
             variable_names: variable_names(request.variables.as_ref()),
             schema_valid: None,
             tool_call_count: 0,
+            cost_usd: None,
         },
         started: received.started,
+        prices: endpoint.prices,
     };
     let response_id = record.base.id.clone();
     let model = endpoint.model.clone();
