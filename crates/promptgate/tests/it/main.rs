@@ -34,6 +34,7 @@ mod cli_templates;
 mod cli_tools;
 mod clients;
 mod concurrency;
+mod cost;
 mod config;
 mod connection_limits;
 mod console;
