@@ -755,14 +755,22 @@ mod tests {
         close(low, (3.0 - 1.963_243_161) * 1e-6, 1e-14);
         close(high, (3.0 + 1.963_243_161) * 1e-6, 1e-14);
         assert_eq!(t_interval(&Moments::of(&[0.5])), None, "one value");
-        assert_eq!(t_interval(&Moments::of(&[0.5, 0.5, 0.5])), None, "no variation");
+        assert_eq!(
+            t_interval(&Moments::of(&[0.5, 0.5, 0.5])),
+            None,
+            "no variation"
+        );
         assert_eq!(t_interval(&Moments::default()), None);
         let negative_m2 = Moments {
             n: 3,
             mean: 1e-6,
             m2: -1e-30,
         };
-        assert_eq!(t_interval(&negative_m2), None, "a rounded-negative variance is 0");
+        assert_eq!(
+            t_interval(&negative_m2),
+            None,
+            "a rounded-negative variance is 0"
+        );
     }
 
     #[test]

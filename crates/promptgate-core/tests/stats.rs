@@ -713,8 +713,13 @@ fn cost_is_summed_and_averaged_over_priced_invocations_with_its_interval() {
     let (low, high) = cost.mean_ci95.unwrap();
     close(low, 0.0025 - 0.002_054_260, 1e-9);
     close(high, 0.0025 + 0.002_054_260, 1e-9);
-    assert_eq!(summarize(&[with(None, InvocationStatus::Success)]).cost, None);
-    let one = summarize(&[with(Some(0.5), InvocationStatus::Success)]).cost.unwrap();
+    assert_eq!(
+        summarize(&[with(None, InvocationStatus::Success)]).cost,
+        None
+    );
+    let one = summarize(&[with(Some(0.5), InvocationStatus::Success)])
+        .cost
+        .unwrap();
     assert_eq!((one.count, one.total_usd, one.mean_usd), (1, 0.5, 0.5));
     assert_eq!(one.mean_ci95, None, "one cost has no interval");
 

@@ -843,7 +843,10 @@ mod tests {
         ] {
             let err = ConfigFile::parse(&endpoint(&format!("{key} = {bad}\n"))).unwrap_err();
             let text = err.to_string();
-            assert!(text.contains(&format!("model_endpoints[0].{key}")), "{text}");
+            assert!(
+                text.contains(&format!("model_endpoints[0].{key}")),
+                "{text}"
+            );
             assert!(text.contains("local/m"), "the endpoint is named: {text}");
             assert!(text.contains("at least 0"), "{text}");
         }

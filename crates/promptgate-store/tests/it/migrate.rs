@@ -310,7 +310,11 @@ async fn a_sqlite_database_moves_to_postgres_verbatim() {
     assert!(records.iter().any(|r| r.record.tool_call_count == 3));
     assert!(records.iter().any(|r| r.record.cost_usd.is_none()));
     assert!(records.iter().any(|r| r.record.cost_usd == Some(0.0)));
-    assert!(records.iter().any(|r| r.record.cost_usd == Some(3.0 * 1.25e-6)));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.record.cost_usd == Some(3.0 * 1.25e-6))
+    );
     // The stored leaf hashes and filters work on the copy as on the original.
     assert_eq!(
         source

@@ -608,9 +608,7 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
 
 /// Issue 21: the cost column round-trips (NULL for an unpriced call, 0 kept apart from NULL),
 /// and the per-version cost aggregates are exactly the sums and moments computed by hand.
-async fn cost_round_trips_and_its_aggregates_equal_the_figures_computed_by_hand(
-    backend: Backend,
-) {
+async fn cost_round_trips_and_its_aggregates_equal_the_figures_computed_by_hand(backend: Backend) {
     use InvocationStatus::{Blocked, Success};
     let db = TestDb::new(backend).await;
     let store = &db.store;

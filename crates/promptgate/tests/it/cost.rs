@@ -134,7 +134,9 @@ async fn cost_per_record_summary_comparison_and_metrics_match_the_hand_computed_
     for (i, &(version, _, _)) in calls.iter().enumerate() {
         let prompt = if i < 6 { &priced } else { &unpriced };
         let answer = gw
-            .invoke(&json!({"promptId": prompt, "version": version, "userInput": format!("note {i}")}))
+            .invoke(
+                &json!({"promptId": prompt, "version": version, "userInput": format!("note {i}")}),
+            )
             .await
             .ok(200);
         ids.push(answer["responseId"].as_str().unwrap().to_owned());
@@ -154,9 +156,22 @@ async fn cost_per_record_summary_comparison_and_metrics_match_the_hand_computed_
             .iter()
             .find(|r| r["id"] == ids[i].as_str())
             .unwrap_or_else(|| panic!("record {}: {stored:?}", ids[i]));
-        assert_eq!(record["tokenUsage"]["prompt"], json!(calls[i].1), "{record}");
-        assert_eq!(record["tokenUsage"]["completion"], json!(calls[i].2), "{record}");
-        close(&record["costUsd"], *cost, EXACT, &format!("costUsd of call {i}"));
+        assert_eq!(
+            record["tokenUsage"]["prompt"],
+            json!(calls[i].1),
+            "{record}"
+        );
+        assert_eq!(
+            record["tokenUsage"]["completion"],
+            json!(calls[i].2),
+            "{record}"
+        );
+        close(
+            &record["costUsd"],
+            *cost,
+            EXACT,
+            &format!("costUsd of call {i}"),
+        );
     }
     let plain = records(server, token, &unpriced, 1).await;
     assert_eq!(plain[0].get("costUsd"), None, "unpriced: {}", plain[0]);
@@ -180,8 +195,18 @@ async fn cost_per_record_summary_comparison_and_metrics_match_the_hand_computed_
     assert_eq!(one["count"], json!(4), "{summary}");
     close(&one["totalUsd"], 0.042, EXACT, "1.0.0 total");
     close(&one["meanUsd"], 0.0105, EXACT, "1.0.0 mean");
-    close(&one["meanCi95"][0], 0.0105 - 0.012_629_942_227, INTERVAL, "1.0.0 interval low");
-    close(&one["meanCi95"][1], 0.0105 + 0.012_629_942_227, INTERVAL, "1.0.0 interval high");
+    close(
+        &one["meanCi95"][0],
+        0.0105 - 0.012_629_942_227,
+        INTERVAL,
+        "1.0.0 interval low",
+    );
+    close(
+        &one["meanCi95"][1],
+        0.0105 + 0.012_629_942_227,
+        INTERVAL,
+        "1.0.0 interval high",
+    );
     // 1.1.0: total 0.0045 + 0.0135 = 0.018, mean 0.009; s² = 2 × 0.0045² / 1 = 0.0000405;
     // s / √2 = 0.0045; t(0.975, 1) = 12.706204736 (tables): half width 0.0571779213.
     let two = version("1.1.0");
@@ -189,17 +214,33 @@ async fn cost_per_record_summary_comparison_and_metrics_match_the_hand_computed_
     assert_eq!(cost["count"], json!(2), "{summary}");
     close(&cost["totalUsd"], 0.018, EXACT, "1.1.0 total");
     close(&cost["meanUsd"], 0.009, EXACT, "1.1.0 mean");
-    close(&cost["meanCi95"][0], 0.009 - 0.057_177_921_3, INTERVAL, "1.1.0 interval low");
-    close(&cost["meanCi95"][1], 0.009 + 0.057_177_921_3, INTERVAL, "1.1.0 interval high");
+    close(
+        &cost["meanCi95"][0],
+        0.009 - 0.057_177_921_3,
+        INTERVAL,
+        "1.1.0 interval low",
+    );
+    close(
+        &cost["meanCi95"][1],
+        0.009 + 0.057_177_921_3,
+        INTERVAL,
+        "1.1.0 interval high",
+    );
     // Against 1.0.0, Welch: 0.009 − 0.0105 = −0.0015; standard error
     // √(0.000063 / 4 + 0.0000405 / 2) = √0.000036 = 0.006; Welch–Satterthwaite degrees of
     // freedom 0.000036² / ((0.00001575²) / 3 + (0.00002025²) / 1) = 2.630, whose t quantile
     // lies between t(0.975, 3) = 3.1824 and t(0.975, 2) = 4.3027.
     let diff = &two["comparison"]["costMeanUsdDiff"];
     close(&diff["estimate"], -0.0015, EXACT, "the difference");
-    let (low, high) = (diff["ci95"][0].as_f64().unwrap(), diff["ci95"][1].as_f64().unwrap());
+    let (low, high) = (
+        diff["ci95"][0].as_f64().unwrap(),
+        diff["ci95"][1].as_f64().unwrap(),
+    );
     let half = (high - low) / 2.0;
-    assert!((low + half - -0.0015).abs() < EXACT, "centred on the estimate: {diff}");
+    assert!(
+        (low + half - -0.0015).abs() < EXACT,
+        "centred on the estimate: {diff}"
+    );
     assert!(
         (3.1824 * 0.006..4.3027 * 0.006).contains(&half),
         "half width {half}: {diff}"
@@ -230,7 +271,10 @@ async fn cost_per_record_summary_comparison_and_metrics_match_the_hand_computed_
     };
     assert!((value("1.0.0") - 0.042).abs() < 1e-12, "{text}");
     assert!((value("1.1.0") - 0.018).abs() < 1e-12, "{text}");
-    assert!(text.contains("# TYPE promptgate_cost_usd_total counter\n"), "{text}");
+    assert!(
+        text.contains("# TYPE promptgate_cost_usd_total counter\n"),
+        "{text}"
+    );
     assert!(
         !text.contains("promptgate_cost_usd_total{prompt=\"cost-unpriced\""),
         "{text}"
@@ -241,7 +285,14 @@ async fn cost_per_record_summary_comparison_and_metrics_match_the_hand_computed_
     // 0.042 → $0.0420, 0.0105 → $0.0105, the difference −0.0015 → -$0.00150.
     let cli = Cli::new(server);
     let output = cli
-        .run(&["telemetry", "summary", "--prompt", &priced, "--compare-to", "1.0.0"])
+        .run(&[
+            "telemetry",
+            "summary",
+            "--prompt",
+            &priced,
+            "--compare-to",
+            "1.0.0",
+        ])
         .await;
     assert_exit(&output, 0);
     let text = stdout(&output);
