@@ -389,11 +389,12 @@ pub struct EndpointEntry {
     #[serde(default)]
     pub max_concurrent_calls: Option<u32>,
     /// US dollars per million prompt tokens (finite, at least 0). With either price set the
-    /// endpoint is priced, its records carry `costUsd`, and the price left out counts 0.
-    #[serde(default)]
+    /// endpoint is priced, its records carry `costUsd`, and the price left out counts 0. Left
+    /// out of the audited snapshot when unset, so that an upgrade alone records no change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_price_per_million: Option<f64>,
     /// US dollars per million completion tokens (finite, at least 0).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_price_per_million: Option<f64>,
 }
 
