@@ -486,7 +486,7 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
         record.schema_valid = (r % 4 != 0).then_some(r % 11 != 0);
         record.tool_call_count = u32::try_from(r % 3).unwrap();
         // Most calls priced (tiny dollar amounts, as real ones are), some not.
-        record.cost_usd = (r % 5 != 0).then(|| (r % 9_973) as f64 * 3.7e-9 + 1e-7);
+        record.cost_usd = (r % 5 != 0).then_some((r % 9_973) as f64 * 3.7e-9 + 1e-7);
         records.push(record);
     }
     for chunk in records.chunks(500) {
