@@ -596,6 +596,14 @@ pub struct ModelEndpoint {
     pub usable: bool,
     /// True for the built-in offline provider, whose answers are not a model's.
     pub offline: bool,
+    /// US dollars per million prompt tokens, as the operator configured it (left out when the
+    /// endpoint has no prices; 0 when only the other price is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_price_per_million: Option<f64>,
+    /// US dollars per million completion tokens (left out when the endpoint has no prices; 0
+    /// when only the other price is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_price_per_million: Option<f64>,
 }
 
 /// `POST /api/v2/oauth/clients`.
@@ -893,6 +901,10 @@ pub struct TelemetryEntity {
     /// extension). Never the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<String>,
+    /// What the call cost in US dollars at the serving endpoint's configured prices (left out
+    /// when that endpoint has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// Feedback as stored.
@@ -972,6 +984,10 @@ pub struct VersionSummary {
     /// The comparison with `compareTo`, when asked for (absent for that version itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<VersionComparison>,
+    /// The cost of the invocations that have one (left out when none has: no priced endpoint
+    /// served the version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostStats>,
 }
 
 /// Latency percentiles and mean.
@@ -1007,6 +1023,22 @@ pub struct FeedbackStats {
     pub mean: Option<f64>,
 }
 
+/// The cost of one version's priced invocations, in US dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CostStats {
+    /// Invocations with a cost.
+    pub count: u64,
+    /// Their summed cost.
+    pub total_usd: f64,
+    /// Their mean cost.
+    pub mean_usd: f64,
+    /// Student's t 95% confidence interval of the mean, low then high (left out with fewer than
+    /// 2 costs, or when they are all equal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_ci95: Option<[f64; 2]>,
+}
+
 /// This version against the `compareTo` version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -1023,6 +1055,10 @@ pub struct VersionComparison {
     /// Schema-valid rate difference (this − reference); null with too little data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_valid_rate_diff: Option<DiffEstimate>,
+    /// Mean cost difference in US dollars (this − reference), over the invocations that have a
+    /// cost; left out with too little data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_mean_usd_diff: Option<DiffEstimate>,
 }
 
 /// A difference with its 95% confidence interval.

@@ -69,6 +69,34 @@ pub struct ModelEndpoint {
     pub timeout_ms: u64,
     /// Retries after a provider's 429 or 5xx.
     pub max_retries: u32,
+    /// What the operator pays per token, when configured: the invocation records of a priced
+    /// endpoint carry their cost. None are built in, since prices change and only the operator
+    /// knows theirs.
+    pub prices: Option<Prices>,
+}
+
+/// An endpoint's prices in US dollars per million tokens, as providers publish them. Both are
+/// finite and at least 0 (the configuration checks it); a price the operator left out is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Prices {
+    /// Dollars per million prompt (input) tokens.
+    pub input_per_million: f64,
+    /// Dollars per million completion (output) tokens.
+    pub output_per_million: f64,
+}
+
+impl Prices {
+    /// The cost in dollars of one call that sent `prompt_tokens` and generated
+    /// `completion_tokens`: prompt × input / 10⁶ + completion × output / 10⁶.
+    ///
+    /// Each product is divided by 10⁶ after the multiplication (rather than multiplying by a
+    /// per-token price, which is rarely exact in binary) so that a whole number of dollars
+    /// divided by 10⁶ is the correctly rounded figure a hand computation gives. Only absurd
+    /// prices (above about 10²⁹⁹ dollars per million) make it overflow to infinity.
+    pub fn cost_usd(&self, prompt_tokens: u32, completion_tokens: u32) -> f64 {
+        f64::from(prompt_tokens) * self.input_per_million / 1e6
+            + f64::from(completion_tokens) * self.output_per_million / 1e6
+    }
 }
 
 /// Default per-request timeout for provider calls.
@@ -100,6 +128,7 @@ impl ModelEndpoint {
             tokenizer_exact,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             max_retries: DEFAULT_MAX_RETRIES,
+            prices: None,
         }
     }
 
@@ -211,6 +240,29 @@ impl EndpointCatalogue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cost_is_tokens_times_the_price_per_million() {
+        let prices = Prices {
+            input_per_million: 3.0,
+            output_per_million: 15.0,
+        };
+        // 1000 × 3 / 10⁶ + 500 × 15 / 10⁶ = 0.003 + 0.0075 = 0.0105.
+        assert_eq!(prices.cost_usd(1000, 500), 0.003 + 0.0075);
+        assert!((prices.cost_usd(1000, 500) - 0.0105).abs() < 1e-15);
+        assert_eq!(prices.cost_usd(0, 0), 0.0);
+        // One million of each costs exactly the two prices.
+        assert_eq!(prices.cost_usd(1_000_000, 1_000_000), 18.0);
+        // A price left out counts 0.
+        let input_only = Prices {
+            input_per_million: 0.15,
+            ..Prices::default()
+        };
+        assert_eq!(input_only.cost_usd(2_000, 1_000_000), 2_000.0 * 0.15 / 1e6);
+        // The largest token counts stay finite at real prices.
+        assert!(prices.cost_usd(u32::MAX, u32::MAX).is_finite());
+        assert!(builtin_catalogue().iter().all(|e| e.prices.is_none()));
+    }
 
     #[test]
     fn builtin_catalogue_tokenizers() {

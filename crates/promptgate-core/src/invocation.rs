@@ -278,6 +278,9 @@ pub struct InvocationRecord {
     pub tool_call_count: u32,
     /// The API key the caller used (its id, never the key); `None` for an access token.
     pub api_key_id: Option<String>,
+    /// What the call cost in US dollars, from the serving endpoint's prices and the token
+    /// counts ([`crate::Prices::cost_usd`]); none when that endpoint has no prices.
+    pub cost_usd: Option<f64>,
 }
 
 #[cfg(test)]

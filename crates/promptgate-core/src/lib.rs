@@ -41,7 +41,7 @@ pub mod version;
 pub mod violation;
 
 #[cfg(feature = "tokenizer")]
-pub use endpoint::{EndpointCatalogue, ModelEndpoint, ProviderKind};
+pub use endpoint::{EndpointCatalogue, ModelEndpoint, Prices, ProviderKind};
 #[cfg(feature = "tokenizer")]
 pub use prompt::{
     BlockedCategory, ChatCompletionsPolicy, ContentFilter, FewShotExample, Prompt, PromptStatus,

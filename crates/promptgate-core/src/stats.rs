@@ -10,8 +10,9 @@
 //!   of R and NumPy), computed exactly from every value, never merged from buckets.
 //! - Error rate difference: Newcombe's hybrid score interval (1998, method 10), built from the
 //!   two Wilson score intervals.
-//! - Mean differences (latency, feedback): Welch's unequal-variance interval with
+//! - Mean differences (latency, feedback, cost): Welch's unequal-variance interval with
 //!   Welch–Satterthwaite degrees of freedom and the Student t quantile computed here.
+//! - The mean cost's own interval: Student's t interval of one mean, with the same quantile.
 
 use crate::invocation::InvocationStatus;
 
@@ -31,6 +32,8 @@ pub struct Sample {
     pub feedback: Option<f64>,
     /// Whether the output matched the JSON response format; none when it was not checked.
     pub schema_valid: Option<bool>,
+    /// What the call cost in US dollars; none when its endpoint has no prices.
+    pub cost_usd: Option<f64>,
 }
 
 /// Latency percentiles and mean of one version, over its SUCCESS and ERROR invocations.
@@ -89,6 +92,24 @@ pub struct Comparison {
     pub feedback_mean_diff: Option<DiffEstimate>,
     /// Schema-valid rate difference, by Newcombe's hybrid score interval.
     pub schema_valid_rate_diff: Option<DiffEstimate>,
+    /// Mean cost difference in US dollars, by Welch's interval, over the invocations that
+    /// have a cost.
+    pub cost_mean_usd_diff: Option<DiffEstimate>,
+}
+
+/// The cost of one version's priced invocations: what A/B decisions weigh against quality.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CostSummary {
+    /// Invocations with a cost (those served by a priced endpoint).
+    pub count: u64,
+    /// Their summed cost in US dollars.
+    pub total_usd: f64,
+    /// Their mean cost in US dollars.
+    pub mean_usd: f64,
+    /// Student's t 95% interval of the mean, low then high; `None` with fewer than 2 costs or
+    /// when they are all equal (as for [`compare`], a zero-width interval would claim a
+    /// certainty the data cannot give).
+    pub mean_ci95: Option<(f64, f64)>,
 }
 
 /// A share of checked invocations (the schema-valid rate) with its 95% Wilson score interval.
@@ -125,6 +146,8 @@ pub struct GroupSummary {
     /// The share of checked outputs that matched the JSON response format; `None` when no
     /// output was checked.
     pub schema_valid: Option<RateSummary>,
+    /// The cost of the invocations that have one; `None` when none has.
+    pub cost: Option<CostSummary>,
 }
 
 /// Count, mean and sum of squared deviations from the mean of some values: all that the mean
@@ -190,6 +213,10 @@ pub struct GroupAggregate {
     pub schema_checked: u64,
     /// Of which matched.
     pub schema_valid: u64,
+    /// The finite costs in US dollars, of the invocations that have one.
+    pub cost: Moments,
+    /// Their sum, as the store adds them (rather than mean × n, which rounds twice).
+    pub cost_total_usd: f64,
 }
 
 /// The 0-based ranks (in ascending order) of the values that [`percentile`] reads for the
@@ -249,6 +276,9 @@ pub fn aggregate(samples: &[Sample]) -> GroupAggregate {
         ])
     })();
     group.feedback = Moments::of(&feedback_scores(samples));
+    let costs = costs(samples);
+    group.cost = Moments::of(&costs);
+    group.cost_total_usd = costs.iter().sum();
     group
 }
 
@@ -291,6 +321,12 @@ pub fn summarize_aggregate(group: &GroupAggregate) -> GroupSummary {
                 ci95: (low, high),
             }
         }),
+        cost: group.cost.mean().map(|mean_usd| CostSummary {
+            count: group.cost.n,
+            total_usd: group.cost_total_usd,
+            mean_usd,
+            mean_ci95: t_interval(&group.cost),
+        }),
     }
 }
 
@@ -311,6 +347,7 @@ pub fn compare_aggregates(this: &GroupAggregate, reference: &GroupAggregate) -> 
             reference.schema_valid,
             reference.schema_checked,
         ),
+        cost_mean_usd_diff: welch(&this.cost, &reference.cost),
     }
 }
 
@@ -415,6 +452,16 @@ fn feedback_scores(samples: &[Sample]) -> Vec<f64> {
         .collect()
 }
 
+/// The finite costs, whatever the invocation's status (a failed call may still have used
+/// tokens; a blocked one costs 0 at a priced endpoint).
+fn costs(samples: &[Sample]) -> Vec<f64> {
+    samples
+        .iter()
+        .filter_map(|s| s.cost_usd)
+        .filter(|cost| cost.is_finite())
+        .collect()
+}
+
 /// The arithmetic mean; `None` for no values.
 fn mean(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
@@ -471,7 +518,21 @@ fn moments(values: &Moments) -> Option<(f64, f64, f64)> {
         return None;
     }
     let n = values.n as f64;
-    Some((n, values.mean, values.m2 / (n - 1.0)))
+    // A sum of squares is never negative; the clamp only guards against a store that rounds
+    // one a hair below 0 (tiny dollar amounts squared are near f64's resolution).
+    Some((n, values.mean, values.m2.max(0.0) / (n - 1.0)))
+}
+
+/// Student's t interval of one mean: mean ± t(0.975, n − 1)·s/√n, with s² the sample variance.
+/// `None` with fewer than 2 values, or when they do not vary (see [`CostSummary::mean_ci95`]).
+fn t_interval(values: &Moments) -> Option<(f64, f64)> {
+    let (n, mean, variance) = moments(values)?;
+    let standard_error = (variance / n).sqrt();
+    if !(standard_error > 0.0 && standard_error.is_finite()) {
+        return None;
+    }
+    let half = t_975(n - 1.0) * standard_error;
+    Some((mean - half, mean + half))
 }
 
 /// Welch's interval for mean(this) − mean(reference):
@@ -679,6 +740,37 @@ mod tests {
         for df in [200.0, 299.5, 300.0, 400.0, 1000.0] {
             close(cornish_fisher_975(df), incomplete_beta_975(df), 1e-11);
         }
+    }
+
+    /// The interval of one mean, by hand: 1, 2, 3, 4, 5 have mean 3, s² = 10/4 = 2.5,
+    /// s/√n = √0.5, and t(0.975, 4) = 2.776445105, so 3 ± 1.963243161.
+    #[test]
+    fn t_interval_of_a_mean_matches_a_hand_computation() {
+        let (low, high) = t_interval(&Moments::of(&[1.0, 2.0, 3.0, 4.0, 5.0])).unwrap();
+        close(low, 3.0 - 1.963_243_161, 1e-8);
+        close(high, 3.0 + 1.963_243_161, 1e-8);
+        // Tiny dollar amounts: the same interval scaled by 10⁻⁶, nothing lost to rounding.
+        let tiny: Vec<f64> = [1.0, 2.0, 3.0, 4.0, 5.0].iter().map(|x| x * 1e-6).collect();
+        let (low, high) = t_interval(&Moments::of(&tiny)).unwrap();
+        close(low, (3.0 - 1.963_243_161) * 1e-6, 1e-14);
+        close(high, (3.0 + 1.963_243_161) * 1e-6, 1e-14);
+        assert_eq!(t_interval(&Moments::of(&[0.5])), None, "one value");
+        assert_eq!(
+            t_interval(&Moments::of(&[0.5, 0.5, 0.5])),
+            None,
+            "no variation"
+        );
+        assert_eq!(t_interval(&Moments::default()), None);
+        let negative_m2 = Moments {
+            n: 3,
+            mean: 1e-6,
+            m2: -1e-30,
+        };
+        assert_eq!(
+            t_interval(&negative_m2),
+            None,
+            "a rounded-negative variance is 0"
+        );
     }
 
     #[test]

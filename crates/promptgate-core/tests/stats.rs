@@ -22,6 +22,7 @@ fn sample(latency_ms: f64, status: InvocationStatus) -> Sample {
         completion_tokens: 0,
         feedback: None,
         schema_valid: None,
+        cost_usd: None,
     }
 }
 
@@ -499,9 +500,18 @@ fn any_sample() -> impl Strategy<Value = Sample> {
         any::<u32>(),
         proptest::option::of(prop_oneof![Just(0.0), Just(1.0), 0.0..=1.0f64]),
         proptest::option::of(any::<bool>()),
+        proptest::option::of(prop_oneof![Just(0.0), 0.0..=0.5f64]),
     )
         .prop_map(
-            |(latency_ms, status, prompt_tokens, completion_tokens, feedback, schema_valid)| {
+            |(
+                latency_ms,
+                status,
+                prompt_tokens,
+                completion_tokens,
+                feedback,
+                schema_valid,
+                cost_usd,
+            )| {
                 Sample {
                     latency_ms,
                     status,
@@ -509,6 +519,7 @@ fn any_sample() -> impl Strategy<Value = Sample> {
                     completion_tokens,
                     feedback,
                     schema_valid,
+                    cost_usd,
                 }
             },
         )
@@ -670,6 +681,58 @@ fn schema_valid_rate_counts_checked_outputs_only() {
     assert!(
         compare(&group, &[with(None)])
             .schema_valid_rate_diff
+            .is_none()
+    );
+}
+
+/// Cost counts the invocations that have one, whatever their status: the total, the mean and
+/// its t interval by hand, and the comparison's difference by Welch's interval.
+#[test]
+fn cost_is_summed_and_averaged_over_priced_invocations_with_its_interval() {
+    let with = |cost: Option<f64>, status| Sample {
+        cost_usd: cost,
+        ..sample(100.0, status)
+    };
+    // Costs 0.001, 0.002, 0.003, 0.004 (one of them an ERROR), plus two unpriced invocations
+    // and a non-finite cost the gateway never records.
+    let group = vec![
+        with(Some(0.001), InvocationStatus::Success),
+        with(Some(0.002), InvocationStatus::Success),
+        with(Some(0.003), InvocationStatus::Error),
+        with(Some(0.004), InvocationStatus::Success),
+        with(None, InvocationStatus::Success),
+        with(None, InvocationStatus::Blocked),
+        with(Some(f64::INFINITY), InvocationStatus::Success),
+    ];
+    let cost = summarize(&group).cost.unwrap();
+    assert_eq!(cost.count, 4);
+    close(cost.total_usd, 0.010, 1e-15);
+    close(cost.mean_usd, 0.0025, 1e-15);
+    // s² = ((1.5² + 0.5² + 0.5² + 1.5²)·10⁻⁶) / 3 = 5·10⁻⁶ / 3; s/√4 = √(5/12)·10⁻³
+    // = 0.000645497; t(0.975, 3) = 3.182446305; half width 0.002054260.
+    let (low, high) = cost.mean_ci95.unwrap();
+    close(low, 0.0025 - 0.002_054_260, 1e-9);
+    close(high, 0.0025 + 0.002_054_260, 1e-9);
+    assert_eq!(
+        summarize(&[with(None, InvocationStatus::Success)]).cost,
+        None
+    );
+    let one = summarize(&[with(Some(0.5), InvocationStatus::Success)])
+        .cost
+        .unwrap();
+    assert_eq!((one.count, one.total_usd, one.mean_usd), (1, 0.5, 0.5));
+    assert_eq!(one.mean_ci95, None, "one cost has no interval");
+
+    let reference: Vec<Sample> = [0.0005, 0.0015, 0.001]
+        .iter()
+        .map(|&c| with(Some(c), InvocationStatus::Success))
+        .collect();
+    let diff = compare(&group, &reference).cost_mean_usd_diff.unwrap();
+    close(diff.estimate, 0.0025 - 0.001, 1e-15);
+    assert!(diff.ci95.0 < diff.estimate && diff.estimate < diff.ci95.1);
+    assert!(
+        compare(&group, &[with(None, InvocationStatus::Success)])
+            .cost_mean_usd_diff
             .is_none()
     );
 }

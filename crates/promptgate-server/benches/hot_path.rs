@@ -45,6 +45,7 @@ fn record(i: usize) -> InvocationRecord {
         schema_valid: None,
         tool_call_count: 0,
         api_key_id: None,
+        cost_usd: None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use promptgate_core::endpoint::{DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_MS};
-use promptgate_core::{EndpointCatalogue, ModelEndpoint, ProviderKind, TokenizerKind};
+use promptgate_core::{EndpointCatalogue, ModelEndpoint, Prices, ProviderKind, TokenizerKind};
 use serde::{Deserialize, Serialize};
 
 pub use crate::exporters::{ExportersSection, OtlpExporter, PrometheusExporter, WebhookExporter};
@@ -388,6 +388,14 @@ pub struct EndpointEntry {
     /// Calls in flight to this endpoint at most (default 256); one more is refused with 429.
     #[serde(default)]
     pub max_concurrent_calls: Option<u32>,
+    /// US dollars per million prompt tokens (finite, at least 0). With either price set the
+    /// endpoint is priced, its records carry `costUsd`, and the price left out counts 0. Left
+    /// out of the audited snapshot when unset, so that an upgrade alone records no change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_price_per_million: Option<f64>,
+    /// US dollars per million completion tokens (finite, at least 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_price_per_million: Option<f64>,
 }
 
 /// `[audit]`.
@@ -584,6 +592,7 @@ impl EndpointEntry {
                 .map_err(|e| ConfigError::Invalid(format!("{}: {e}", at("tokenizer"))))?;
             endpoint = endpoint.with_tokenizer(kind);
         }
+        endpoint.prices = self.prices(&at)?;
         endpoint.timeout_ms = self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         endpoint.max_retries = self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES);
         if endpoint.timeout_ms == 0 {
@@ -593,6 +602,31 @@ impl EndpointEntry {
             )));
         }
         Ok(endpoint)
+    }
+
+    /// The endpoint's prices: none when neither is set; a price left out counts 0 when the
+    /// other is set; each must be a finite number of dollars, at least 0.
+    fn prices(&self, at: &dyn Fn(&str) -> String) -> Result<Option<Prices>, ConfigError> {
+        for (key, price) in [
+            ("input_price_per_million", self.input_price_per_million),
+            ("output_price_per_million", self.output_price_per_million),
+        ] {
+            if let Some(price) = price
+                && !(price.is_finite() && price >= 0.0)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{} is {price}; it must be a finite number of US dollars, at least 0",
+                    at(key)
+                )));
+            }
+        }
+        if self.input_price_per_million.is_none() && self.output_price_per_million.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Prices {
+            input_per_million: self.input_price_per_million.unwrap_or(0.0),
+            output_per_million: self.output_price_per_million.unwrap_or(0.0),
+        }))
     }
 }
 
@@ -767,6 +801,58 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("provider"), "{err}");
+    }
+
+    #[test]
+    fn prices_are_optional_a_missing_one_counts_zero_and_bad_ones_are_named() {
+        let endpoint = |extra: &str| {
+            format!(
+                "[[model_endpoints]]\nref = \"local/m\"\nprovider = \"openai\"\n\
+                 base_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n{extra}"
+            )
+        };
+        let prices = |extra: &str| {
+            let c = ConfigFile::parse(&endpoint(extra)).unwrap();
+            c.catalogue().unwrap().get("local/m").unwrap().prices
+        };
+        assert_eq!(prices(""), None);
+        assert_eq!(
+            prices("input_price_per_million = 3\noutput_price_per_million = 15.5\n"),
+            Some(Prices {
+                input_per_million: 3.0,
+                output_per_million: 15.5
+            })
+        );
+        assert_eq!(
+            prices("output_price_per_million = 0.6\n"),
+            Some(Prices {
+                input_per_million: 0.0,
+                output_per_million: 0.6
+            })
+        );
+        assert_eq!(
+            prices("input_price_per_million = 0\n"),
+            Some(Prices::default()),
+            "a free endpoint is priced at 0, not unpriced"
+        );
+        for (key, bad) in [
+            ("input_price_per_million", "-0.5"),
+            ("output_price_per_million", "-1"),
+            ("input_price_per_million", "nan"),
+            ("output_price_per_million", "inf"),
+            ("input_price_per_million", "-inf"),
+        ] {
+            let err = ConfigFile::parse(&endpoint(&format!("{key} = {bad}\n"))).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("model_endpoints[0].{key}")),
+                "{text}"
+            );
+            assert!(text.contains("local/m"), "the endpoint is named: {text}");
+            assert!(text.contains("at least 0"), "{text}");
+        }
+        let err = ConfigFile::parse(&endpoint("input_price_per_million = \"3\"\n")).unwrap_err();
+        assert!(err.to_string().contains("input_price_per_million"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The Prometheus scrape endpoint's numbers: invocation counts, latency and token histograms by
-//! prompt name, version, model and status, and the health of the telemetry queue and exporters.
+//! prompt name, version, model and status, the dollars spent at priced endpoints by prompt name,
+//! version and model, and the health of the telemetry queue and exporters.
 //!
 //! Written by hand in the text exposition format (version 0.0.4): the set of series is small
 //! and a registry crate would add more than it saves. Observing an invocation is a few
@@ -64,6 +65,9 @@ struct Series {
     latency: Histogram,
     input_tokens: Histogram,
     output_tokens: Histogram,
+    /// Dollars spent; none until a record with a cost is observed, so an unpriced endpoint
+    /// shows no cost series rather than a misleading 0.
+    cost_usd: Option<f64>,
 }
 
 /// `[exporters.prometheus]`, defaults filled in.
@@ -120,6 +124,7 @@ impl GatewayMetrics {
             latency: Histogram::new(LATENCY_BUCKETS.len()),
             input_tokens: Histogram::new(TOKEN_BUCKETS.len()),
             output_tokens: Histogram::new(TOKEN_BUCKETS.len()),
+            cost_usd: None,
         });
         entry
             .latency
@@ -130,6 +135,9 @@ impl GatewayMetrics {
         entry
             .output_tokens
             .observe(&TOKEN_BUCKETS, f64::from(record.completion_tokens));
+        if let Some(cost) = record.cost_usd {
+            *entry.cost_usd.get_or_insert(0.0) += cost;
+        }
     }
 
     /// The exposition text: invocation series, the telemetry queue and each exporter's health.
@@ -190,6 +198,23 @@ impl GatewayMetrics {
                 &TOKEN_BUCKETS,
                 &s.output_tokens,
             );
+        }
+        // The cost counter has no status label: a failed call's tokens cost money too, and a
+        // spend is read per prompt, version and model. Series of one triple are summed.
+        let mut costs: BTreeMap<String, f64> = BTreeMap::new();
+        for (labels, s) in &series {
+            if let Some(cost) = s.cost_usd {
+                *costs.entry(model_labels(labels)).or_default() += cost;
+            }
+        }
+        header(
+            &mut out,
+            "promptgate_cost_usd_total",
+            "counter",
+            "US dollars spent at priced model endpoints, by prompt, version and model.",
+        );
+        for (labels, cost) in &costs {
+            let _ = writeln!(out, "promptgate_cost_usd_total{{{labels}}} {cost}");
         }
         for (name, help, value) in [
             (
@@ -287,17 +312,21 @@ fn histogram(out: &mut String, name: &str, labels: &str, bounds: &[f64], h: &His
 }
 
 fn label_text(labels: &Labels, extra: &[(&str, &str)]) -> String {
-    let mut text = format!(
-        "prompt=\"{}\",version=\"{}\",model=\"{}\",status=\"{}\"",
-        escape(&labels.prompt),
-        escape(&labels.version),
-        escape(&labels.model),
-        labels.status
-    );
+    let mut text = format!("{},status=\"{}\"", model_labels(labels), labels.status);
     for (name, value) in extra {
         let _ = write!(text, ",{name}=\"{}\"", escape(value));
     }
     text
+}
+
+/// The prompt, version and model labels, escaped (every series but the cost adds the status).
+fn model_labels(labels: &Labels) -> String {
+    format!(
+        "prompt=\"{}\",version=\"{}\",model=\"{}\"",
+        escape(&labels.prompt),
+        escape(&labels.version),
+        escape(&labels.model),
+    )
 }
 
 /// Escapes a label value as the exposition format requires.
@@ -335,6 +364,7 @@ mod tests {
             schema_valid: None,
             tool_call_count: 0,
             api_key_id: None,
+            cost_usd: None,
         }
     }
 
@@ -351,5 +381,42 @@ mod tests {
         assert!(text.contains("promptgate_invocations_total{"), "{text}");
         assert!(text.contains(r#"type="output",le="256"} 0"#), "{text}");
         assert!(text.contains(r#"type="output",le="1024"} 2"#), "{text}");
+        assert!(
+            !text.contains("promptgate_cost_usd_total{"),
+            "no cost series for unpriced calls: {text}"
+        );
+    }
+
+    #[test]
+    fn cost_is_summed_per_prompt_version_and_model_over_statuses() {
+        let metrics = GatewayMetrics::default();
+        let priced = |cost, status| InvocationRecord {
+            cost_usd: Some(cost),
+            ..record(5.0, status)
+        };
+        metrics.observe("p", &priced(0.25, InvocationStatus::Success));
+        metrics.observe("p", &priced(0.5, InvocationStatus::Success));
+        metrics.observe("p", &priced(0.125, InvocationStatus::Error));
+        metrics.observe("p", &record(5.0, InvocationStatus::Success));
+        metrics.observe(
+            "p",
+            &InvocationRecord {
+                version: "2.0.0".into(),
+                ..record(5.0, InvocationStatus::Success)
+            },
+        );
+        let text = metrics.render(&Counters::default(), &[]);
+        assert!(
+            text.contains("# TYPE promptgate_cost_usd_total counter\n"),
+            "{text}"
+        );
+        // 0.25 + 0.5 + 0.125, the ERROR call's included; the unpriced call adds nothing.
+        assert!(
+            text.contains(
+                "promptgate_cost_usd_total{prompt=\"p\",version=\"1.0.0\",model=\"echo\"} 0.875\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(r#"promptgate_cost_usd_total{prompt="p",version="2.0.0""#));
     }
 }

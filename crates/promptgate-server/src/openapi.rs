@@ -67,7 +67,7 @@ use promptgate_api as api;
         api::GuardrailReport, api::ContextReport, api::StreamDelta,
         api::TelemetryEntity, api::FeedbackEntity, api::FeedbackRequest, api::FeedbackResponse,
         api::TelemetrySummary, api::VersionSummary, api::LatencyStats, api::TokenSums,
-        api::FeedbackStats, api::VersionComparison, api::DiffEstimate, api::ExportPayload,
+        api::FeedbackStats, api::CostStats, api::VersionComparison, api::DiffEstimate, api::ExportPayload,
         api::AuditEntryRequest, api::AuditEntry, api::AuditVerification, api::SignedTreeHead,
         api::AuditPublicKey, api::InclusionProof, api::ConsistencyProof,
         api::TemplateMessage, api::VariableInfo, api::LabelRequest, api::RenderRequest,

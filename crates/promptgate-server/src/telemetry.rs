@@ -711,6 +711,7 @@ mod tests {
             schema_valid: None,
             tool_call_count: 0,
             api_key_id: None,
+            cost_usd: None,
         }
     }
 

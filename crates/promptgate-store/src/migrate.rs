@@ -596,6 +596,7 @@ struct InvocationColumns {
     schema_valid: Vec<Option<i64>>,
     tool_call_count: Vec<i64>,
     api_key_id: Vec<Option<String>>,
+    cost_usd: Vec<Option<f64>>,
 }
 
 impl InvocationColumns {
@@ -632,6 +633,7 @@ impl InvocationColumns {
         self.tool_call_count.push(get(row, "tool_call_count")?);
         self.api_key_id
             .push(optional_text(row, "api_key_id", report)?);
+        self.cost_usd.push(get(row, "cost_usd")?);
         Ok(())
     }
 
@@ -641,12 +643,12 @@ impl InvocationColumns {
              error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
              prompt_tokens, completion_tokens, session_id, client_id, metadata, \
              feedback_score, feedback_comment, feedback_at, label, variable_names, \
-             schema_valid, tool_call_count, api_key_id) \
+             schema_valid, tool_call_count, api_key_id, cost_usd) \
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], \
                  $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], \
                  $11::float8[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], \
                  $16::text[], $17::float8[], $18::text[], $19::bigint[], $20::text[], \
-                 $21::text[], $22::bigint[], $23::bigint[], $24::text[])",
+                 $21::text[], $22::bigint[], $23::bigint[], $24::text[], $25::float8[])",
         )
         .bind(self.seq)
         .bind(self.id)
@@ -672,6 +674,7 @@ impl InvocationColumns {
         .bind(self.schema_valid)
         .bind(self.tool_call_count)
         .bind(self.api_key_id)
+        .bind(self.cost_usd)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;

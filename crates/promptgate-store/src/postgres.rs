@@ -350,6 +350,7 @@ mod sql {
          AND ($5::text IS NULL OR status = $5) AND ($6::text IS NULL OR label = $6)";
     const LATENCY: &str = "status <> 'BLOCKED' AND latency_ms BETWEEN $7::float8 AND $8::float8";
     const FEEDBACK: &str = "feedback_score BETWEEN $7::float8 AND $8::float8";
+    const COST: &str = "cost_usd BETWEEN $7::float8 AND $8::float8";
 
     /// The summary's per-version aggregates. FILTER and the rest are constants: nothing from the
     /// caller is spliced into the SQL.
@@ -367,7 +368,11 @@ mod sql {
                  SUM(feedback_score) FILTER (WHERE {FEEDBACK}) \
                    / NULLIF(COUNT(*) FILTER (WHERE {FEEDBACK}), 0) AS feedback_mean, \
                  COUNT(schema_valid) AS schema_n, \
-                 COUNT(*) FILTER (WHERE schema_valid = 1) AS schema_valid_n \
+                 COUNT(*) FILTER (WHERE schema_valid = 1) AS schema_valid_n, \
+                 COUNT(*) FILTER (WHERE {COST}) AS cost_n, \
+                 SUM(cost_usd) FILTER (WHERE {COST}) AS cost_total, \
+                 SUM(cost_usd) FILTER (WHERE {COST}) \
+                   / NULLIF(COUNT(*) FILTER (WHERE {COST}), 0) AS cost_mean \
                FROM invocations WHERE {FILTER} GROUP BY version) \
              SELECT m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
                m.latency_n, m.latency_mean, \
@@ -376,12 +381,14 @@ mod sql {
                m.feedback_n, m.feedback_mean, \
                SUM((i.feedback_score - m.feedback_mean) * (i.feedback_score - m.feedback_mean)) \
                  FILTER (WHERE i.{FEEDBACK}) AS feedback_m2, \
-               m.schema_n, m.schema_valid_n \
-             FROM (SELECT version, status, latency_ms, feedback_score FROM invocations \
+               m.schema_n, m.schema_valid_n, m.cost_n, m.cost_total, m.cost_mean, \
+               SUM((i.cost_usd - m.cost_mean) * (i.cost_usd - m.cost_mean)) \
+                 FILTER (WHERE i.{COST}) AS cost_m2 \
+             FROM (SELECT version, status, latency_ms, feedback_score, cost_usd FROM invocations \
                WHERE {FILTER}) AS i JOIN m ON m.version = i.version \
              GROUP BY m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
                m.latency_n, m.latency_mean, m.feedback_n, m.feedback_mean, m.schema_n, \
-               m.schema_valid_n"
+               m.schema_valid_n, m.cost_n, m.cost_total, m.cost_mean"
         ))
     }
 
@@ -571,6 +578,7 @@ methods::telemetry_store!(PostgresStore, sql, {
         let mut schema_valid = Vec::with_capacity(records.len());
         let mut tool_call_counts = Vec::with_capacity(records.len());
         let mut api_key_ids = Vec::with_capacity(records.len());
+        let mut costs = Vec::with_capacity(records.len());
         for r in records {
             ids.push(nul_free(&r.id));
             timestamps.push(millis(r.timestamp));
@@ -592,6 +600,7 @@ methods::telemetry_store!(PostgresStore, sql, {
             schema_valid.push(r.schema_valid.map(i64::from));
             tool_call_counts.push(i64::from(r.tool_call_count));
             api_key_ids.push(nul_free_opt(r.api_key_id.as_deref()));
+            costs.push(r.cost_usd);
         }
         let mut tx = self.pool()?.begin_with(BEGIN).await.map_err(db_error)?;
         // Batches commit one at a time, in the order of their sequence numbers (see the
@@ -604,19 +613,20 @@ methods::telemetry_store!(PostgresStore, sql, {
             "INSERT INTO invocations (id, timestamp, prompt_id, version, model, status, \
              error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, prompt_tokens, \
              completion_tokens, session_id, client_id, metadata, label, variable_names, \
-             schema_valid, tool_call_count, api_key_id) \
+             schema_valid, tool_call_count, api_key_id, cost_usd) \
              SELECT id, timestamp, prompt_id, version, model, status, error_code, latency_ms, \
              upstream_latency_ms, time_to_first_token_ms, prompt_tokens, completion_tokens, \
              session_id, client_id, metadata, label, variable_names, schema_valid, \
-             tool_call_count, api_key_id \
+             tool_call_count, api_key_id, cost_usd \
              FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], \
                          $6::text[], $7::text[], $8::float8[], $9::float8[], $10::float8[], \
                          $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[], \
-                         $16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[]) \
+                         $16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[], \
+                         $21::float8[]) \
                WITH ORDINALITY AS r (id, timestamp, prompt_id, version, model, status, \
                error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
                prompt_tokens, completion_tokens, session_id, client_id, metadata, label, \
-               variable_names, schema_valid, tool_call_count, api_key_id, ord) \
+               variable_names, schema_valid, tool_call_count, api_key_id, cost_usd, ord) \
              ORDER BY ord \
              ON CONFLICT (id) DO NOTHING",
         )
@@ -640,6 +650,7 @@ methods::telemetry_store!(PostgresStore, sql, {
         .bind(schema_valid)
         .bind(tool_call_counts)
         .bind(api_key_ids)
+        .bind(costs)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

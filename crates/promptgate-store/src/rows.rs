@@ -365,6 +365,7 @@ pub(crate) fn invocation(row: &impl StoredRow) -> Result<StoredInvocation, Store
             schema_valid: row.opt_int("schema_valid")?.map(|v| v != 0),
             tool_call_count: u32::try_from(row.int("tool_call_count")?).unwrap_or(u32::MAX),
             api_key_id: row.opt_text("api_key_id")?,
+            cost_usd: row.opt_float("cost_usd")?,
         },
         feedback,
     })

@@ -286,7 +286,11 @@ mod sql {
                  SUM(CASE WHEN feedback_score BETWEEN ?7 AND ?8 THEN feedback_score END) \
                    / COUNT(CASE WHEN feedback_score BETWEEN ?7 AND ?8 THEN 1 END) AS feedback_mean, \
                  COUNT(schema_valid) AS schema_n, \
-                 COUNT(CASE WHEN schema_valid = 1 THEN 1 END) AS schema_valid_n \
+                 COUNT(CASE WHEN schema_valid = 1 THEN 1 END) AS schema_valid_n, \
+                 COUNT(CASE WHEN cost_usd BETWEEN ?7 AND ?8 THEN 1 END) AS cost_n, \
+                 SUM(CASE WHEN cost_usd BETWEEN ?7 AND ?8 THEN cost_usd END) AS cost_total, \
+                 SUM(CASE WHEN cost_usd BETWEEN ?7 AND ?8 THEN cost_usd END) \
+                   / COUNT(CASE WHEN cost_usd BETWEEN ?7 AND ?8 THEN 1 END) AS cost_mean \
                FROM invocations WHERE {FILTER} GROUP BY version) \
              SELECT m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
                m.latency_n, m.latency_mean, \
@@ -295,8 +299,10 @@ mod sql {
                m.feedback_n, m.feedback_mean, \
                SUM(CASE WHEN i.feedback_score BETWEEN ?7 AND ?8 \
                    THEN (i.feedback_score - m.feedback_mean) * (i.feedback_score - m.feedback_mean) END) AS feedback_m2, \
-               m.schema_n, m.schema_valid_n \
-             FROM (SELECT version, status, latency_ms, feedback_score FROM invocations \
+               m.schema_n, m.schema_valid_n, m.cost_n, m.cost_total, m.cost_mean, \
+               SUM(CASE WHEN i.cost_usd BETWEEN ?7 AND ?8 \
+                   THEN (i.cost_usd - m.cost_mean) * (i.cost_usd - m.cost_mean) END) AS cost_m2 \
+             FROM (SELECT version, status, latency_ms, feedback_score, cost_usd FROM invocations \
                WHERE {FILTER}) AS i CROSS JOIN m ON m.version = i.version \
              GROUP BY m.version"
         ))
@@ -493,8 +499,8 @@ methods::telemetry_store!(SqliteStore, sql, {
                 "INSERT OR IGNORE INTO invocations (id, timestamp, prompt_id, version, model, \
                  status, error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
                  prompt_tokens, completion_tokens, session_id, client_id, metadata, label, \
-                 variable_names, schema_valid, tool_call_count, api_key_id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 variable_names, schema_valid, tool_call_count, api_key_id, cost_usd) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(nul_free(&r.id))
             .bind(millis(r.timestamp))
@@ -516,6 +522,7 @@ methods::telemetry_store!(SqliteStore, sql, {
             .bind(r.schema_valid.map(i64::from))
             .bind(i64::from(r.tool_call_count))
             .bind(nul_free_opt(r.api_key_id.as_deref()))
+            .bind(r.cost_usd)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

@@ -37,6 +37,10 @@ pub(crate) struct AggregateRow {
     pub(crate) feedback_m2: Option<f64>,
     pub(crate) schema_n: i64,
     pub(crate) schema_valid_n: i64,
+    pub(crate) cost_n: i64,
+    pub(crate) cost_total: Option<f64>,
+    pub(crate) cost_mean: Option<f64>,
+    pub(crate) cost_m2: Option<f64>,
 }
 
 impl AggregateRow {
@@ -65,6 +69,10 @@ impl AggregateRow {
             feedback_m2: row.try_get("feedback_m2")?,
             schema_n: row.try_get("schema_n")?,
             schema_valid_n: row.try_get("schema_valid_n")?,
+            cost_n: row.try_get("cost_n")?,
+            cost_total: row.try_get("cost_total")?,
+            cost_mean: row.try_get("cost_mean")?,
+            cost_m2: row.try_get("cost_m2")?,
         })
     }
 }
@@ -134,6 +142,8 @@ pub(crate) fn assemble(
                     feedback: moments(row.feedback_n, row.feedback_mean, row.feedback_m2),
                     schema_checked: unsigned(row.schema_n),
                     schema_valid: unsigned(row.schema_valid_n),
+                    cost: moments(row.cost_n, row.cost_mean, row.cost_m2),
+                    cost_total_usd: row.cost_total.unwrap_or(0.0),
                 },
                 version: row.version,
             }

@@ -284,6 +284,20 @@ fn print_summary(summary: &TelemetrySummary, out: &Output) {
             rate.ci95[1] * 100.0
         );
     }
+    // The cost, of versions served by a priced endpoint (docs/cost.md).
+    for v in &summary.entities {
+        let Some(cost) = &v.cost else { continue };
+        let interval = cost.mean_ci95.map_or(String::new(), |[low, high]| {
+            format!(" (95% CI {} to {})", usd(low), usd(high))
+        });
+        println!(
+            "  {}: cost {} over {} priced calls, mean {}{interval}",
+            v.version,
+            usd(cost.total_usd),
+            cost.count,
+            usd(cost.mean_usd)
+        );
+    }
     let checked = |version: &str| {
         summary
             .entities
@@ -315,7 +329,41 @@ fn print_summary(summary: &TelemetrySummary, out: &Output) {
         if c.schema_valid_rate_diff.is_some() || checked(&v.version) || checked(&c.against) {
             show("schema-valid rate", &c.schema_valid_rate_diff, "");
         }
+        if let Some(d) = &c.cost_mean_usd_diff {
+            println!(
+                "  {} vs {}: mean cost {}{} (95% CI {} to {}){}",
+                v.version,
+                c.against,
+                if d.estimate >= 0.0 { "+" } else { "" },
+                usd(d.estimate),
+                usd(d.ci95[0]),
+                usd(d.ci95[1]),
+                if d.significant {
+                    " — significant"
+                } else {
+                    " — not significant"
+                }
+            );
+        }
     }
+}
+
+/// US dollars with three significant digits below $1, so that fractions of a cent show
+/// ($0.000123), and cents from $1 on; as the console writes them.
+fn usd(x: f64) -> String {
+    let sign = if x < 0.0 { "-" } else { "" };
+    let abs = x.abs();
+    if abs == 0.0 {
+        return "$0".to_owned();
+    }
+    if !abs.is_finite() {
+        return format!("${x}");
+    }
+    if abs >= 1.0 {
+        return format!("{sign}${abs:.2}");
+    }
+    let digits = ((-abs.log10()).ceil() as usize + 2).min(20);
+    format!("{sign}${abs:.digits$}")
 }
 
 fn now_rfc3339() -> String {

@@ -20,6 +20,8 @@ pub fn wire_endpoint(e: &ModelEndpoint) -> api::ModelEndpoint {
         api_key_env: e.api_key_env.clone(),
         usable: is_usable(e),
         offline: e.provider == ProviderKind::Builtin,
+        input_price_per_million: e.prices.map(|p| p.input_per_million),
+        output_price_per_million: e.prices.map(|p| p.output_per_million),
     }
 }
 

@@ -172,6 +172,7 @@ pub fn wire_entity(stored: &StoredInvocation) -> api::TelemetryEntity {
         tool_call_count: (r.tool_call_count > 0).then_some(r.tool_call_count),
         client_id: Some(r.client_id.clone()),
         api_key_id: r.api_key_id.clone(),
+        cost_usd: r.cost_usd,
     }
 }
 
@@ -190,6 +191,7 @@ pub fn wire_summary(summary: Summary) -> api::TelemetrySummary {
                     mean_latency_ms_diff: c.mean_latency_ms_diff.map(wire_diff),
                     feedback_mean_diff: c.feedback_mean_diff.map(wire_diff),
                     schema_valid_rate_diff: c.schema_valid_rate_diff.map(wire_diff),
+                    cost_mean_usd_diff: c.cost_mean_usd_diff.map(wire_diff),
                 }),
                 _ => None,
             };
@@ -221,6 +223,12 @@ pub fn wire_summary(summary: Summary) -> api::TelemetrySummary {
                     mean: group.feedback.mean,
                 },
                 comparison,
+                cost: group.cost.map(|cost| api::CostStats {
+                    count: cost.count,
+                    total_usd: cost.total_usd,
+                    mean_usd: cost.mean_usd,
+                    mean_ci95: cost.mean_ci95.map(|(low, high)| [low, high]),
+                }),
             }
         })
         .collect();

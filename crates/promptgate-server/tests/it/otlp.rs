@@ -102,6 +102,7 @@ fn record(
             schema_valid: None,
             tool_call_count: 0,
             api_key_id: None,
+            cost_usd: None,
         },
         feedback: None,
     }

@@ -227,6 +227,7 @@ fn record(n: usize) -> InvocationRecord {
         schema_valid: None,
         tool_call_count: 0,
         api_key_id: None,
+        cost_usd: None,
     }
 }
 

@@ -52,6 +52,8 @@ fn invocation(n: i64, prompt_id: Uuid) -> InvocationRecord {
         schema_valid: (n % 3 != 0).then_some(n % 2 == 0),
         tool_call_count: u32::try_from(n % 4).unwrap(),
         api_key_id: (n % 3 == 0).then(|| format!("key-{n}")),
+        // Some priced (one of them at exactly 0), some not.
+        cost_usd: (n % 2 == 1).then_some((n % 7) as f64 * 1.25e-6),
     }
 }
 
@@ -337,6 +339,13 @@ async fn a_sqlite_database_moves_to_postgres_verbatim() {
     assert!(records.iter().any(|r| !r.record.variable_names.is_empty()));
     assert!(records.iter().any(|r| r.record.schema_valid == Some(false)));
     assert!(records.iter().any(|r| r.record.tool_call_count == 3));
+    assert!(records.iter().any(|r| r.record.cost_usd.is_none()));
+    assert!(records.iter().any(|r| r.record.cost_usd == Some(0.0)));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.record.cost_usd == Some(3.0 * 1.25e-6))
+    );
     // The stored leaf hashes and filters work on the copy as on the original.
     assert_eq!(
         source

@@ -51,8 +51,8 @@ async fn reopening_keeps_data_and_applies_migrations_once(backend: Backend) {
     let mut raw = db.raw().await;
     let applied = raw.applied_migrations().await;
     let expected: Vec<(i64, bool)> = match backend {
-        Backend::Sqlite => (1..=11).map(|v| (v, true)).collect(),
-        Backend::Postgres => (1..=9).map(|v| (v, true)).collect(),
+        Backend::Sqlite => (1..=13).map(|v| (v, true)).collect(),
+        Backend::Postgres => (1..=11).map(|v| (v, true)).collect(),
     };
     assert_eq!(applied, expected);
     match &mut raw {
@@ -285,6 +285,7 @@ async fn a_database_before_templates_gets_the_new_columns_with_their_defaults(ba
             schema_valid: None,
             tool_call_count: 0,
             api_key_id: None,
+            cost_usd: None,
         }
     );
     // A record without a label is left out by a label filter, and counted without one.

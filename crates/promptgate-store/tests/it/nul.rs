@@ -42,6 +42,7 @@ fn record(id: &str) -> InvocationRecord {
         schema_valid: None,
         tool_call_count: 0,
         api_key_id: None,
+        cost_usd: None,
     }
 }
 

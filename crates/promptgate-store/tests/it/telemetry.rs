@@ -18,6 +18,7 @@ for_each_store!(
     filters_feedback_duplicates_and_pruning,
     exporter_cursors_move_by_compare_and_set,
     summary_aggregates_equal_the_figures_computed_by_hand,
+    cost_round_trips_and_its_aggregates_equal_the_figures_computed_by_hand,
     summary_aggregates_over_many_rows_equal_the_in_memory_summary,
     feedback_is_replaced_by_compare_and_set_with_its_audit_entry,
     label_and_variable_names_round_trip_and_the_label_filters_listing_and_summary,
@@ -51,6 +52,7 @@ fn record(n: usize, prompt_id: Uuid, status: InvocationStatus) -> InvocationReco
         schema_valid: None,
         tool_call_count: 0,
         api_key_id: None,
+        cost_usd: None,
     }
 }
 
@@ -484,6 +486,8 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
         // Some outputs checked against a schema (NULL elsewhere), most of them valid.
         record.schema_valid = (r % 4 != 0).then_some(r % 11 != 0);
         record.tool_call_count = u32::try_from(r % 3).unwrap();
+        // Most calls priced (tiny dollar amounts, as real ones are), some not.
+        record.cost_usd = (r % 5 != 0).then_some((r % 9_973) as f64 * 3.7e-9 + 1e-7);
         records.push(record);
     }
     for chunk in records.chunks(500) {
@@ -507,6 +511,7 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
             completion_tokens: r.completion_tokens,
             feedback,
             schema_valid: r.schema_valid,
+            cost_usd: r.cost_usd,
         });
     }
     let groups: std::collections::BTreeMap<String, stats::GroupAggregate> = store
@@ -537,6 +542,13 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
         assert_eq!(from_db.token_usage, in_memory.token_usage, "{version}");
         assert_eq!(from_db.schema_valid, in_memory.schema_valid, "{version}");
         assert!(from_db.schema_valid.unwrap().count > 1_000, "{version}");
+        let (db_cost, mem_cost) = (from_db.cost.unwrap(), in_memory.cost.unwrap());
+        assert_eq!(db_cost.count, mem_cost.count, "{version}");
+        close(db_cost.total_usd, mem_cost.total_usd, "cost total");
+        close(db_cost.mean_usd, mem_cost.mean_usd, "cost mean");
+        let (db_ci, mem_ci) = (db_cost.mean_ci95.unwrap(), mem_cost.mean_ci95.unwrap());
+        close(db_ci.0, mem_ci.0, "cost interval");
+        close(db_ci.1, mem_ci.1, "cost interval");
         assert_eq!(
             from_db.feedback.count, in_memory.feedback.count,
             "{version}"
@@ -580,6 +592,11 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
                 in_memory.schema_valid_rate_diff,
                 "schema-valid rate",
             ),
+            (
+                from_db.cost_mean_usd_diff,
+                in_memory.cost_mean_usd_diff,
+                "cost",
+            ),
         ] {
             let (db, mem) = (db.unwrap(), mem.unwrap());
             close(db.estimate, mem.estimate, what);
@@ -588,6 +605,64 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
             assert_eq!(db.significant, mem.significant, "{version} {what}");
         }
     }
+}
+
+/// Issue 21: the cost column round-trips (NULL for an unpriced call, 0 kept apart from NULL),
+/// and the per-version cost aggregates are exactly the sums and moments computed by hand.
+async fn cost_round_trips_and_its_aggregates_equal_the_figures_computed_by_hand(backend: Backend) {
+    use InvocationStatus::{Blocked, Success};
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    let prompt = Uuid::now_v7();
+    let priced = |n, version, status, cost: Option<f64>| InvocationRecord {
+        cost_usd: cost,
+        ..sample(n, prompt, version, status, 10.0)
+    };
+    // 1.0.0: 0.25, 0.5, 0.75 dollars and a blocked call at 0, plus one unpriced call.
+    // 2.0.0: unpriced only.
+    let records = vec![
+        priced(1, "1.0.0", Success, Some(0.25)),
+        priced(2, "1.0.0", Success, Some(0.5)),
+        priced(3, "1.0.0", Success, Some(0.75)),
+        priced(4, "1.0.0", Blocked, Some(0.0)),
+        priced(5, "1.0.0", Success, None),
+        priced(6, "2.0.0", Success, None),
+    ];
+    store.insert_invocations(&records).await.unwrap();
+    let stored = store
+        .list_invocations(&TelemetryFilter::default(), None, 10)
+        .await
+        .unwrap();
+    let costs: Vec<_> = stored.iter().map(|s| s.record.cost_usd).collect();
+    assert_eq!(
+        costs,
+        [Some(0.25), Some(0.5), Some(0.75), Some(0.0), None, None]
+    );
+    let mut groups = store
+        .summary_aggregates(&TelemetryFilter {
+            prompt_id: Some(prompt),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    groups.sort_by(|a, b| a.version.cmp(&b.version));
+    let (one, two) = (&groups[0].group, &groups[1].group);
+    // Four costs summing to 1.5; mean 0.375; squared deviations 0.125² + 0.125² + 0.375² +
+    // 0.375² = 0.3125 (all exact in binary).
+    assert_eq!(one.cost.n, 4);
+    assert_eq!(one.cost_total_usd, 1.5);
+    assert_eq!(one.cost.mean, 0.375);
+    assert_eq!(one.cost.m2, 0.3125);
+    assert_eq!((two.cost.n, two.cost_total_usd), (0, 0.0));
+    let summary = promptgate_core::stats::summarize_aggregate(one);
+    let cost = summary.cost.unwrap();
+    assert_eq!((cost.count, cost.total_usd, cost.mean_usd), (4, 1.5, 0.375));
+    // s² = 0.3125 / 3, s/√4 = √(0.3125 / 12) = 0.161374306, t(0.975, 3) = 3.182446305:
+    // half width 0.513565064.
+    let (low, high) = cost.mean_ci95.unwrap();
+    assert!((low - (0.375 - 0.513_565_064)).abs() < 1e-8, "{low}");
+    assert!((high - (0.375 + 0.513_565_064)).abs() < 1e-8, "{high}");
+    assert_eq!(promptgate_core::stats::summarize_aggregate(two).cost, None);
 }
 
 /// Issue 17, item 12: a feedback write applies only while the feedback is the one the caller

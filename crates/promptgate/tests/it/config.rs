@@ -62,6 +62,23 @@ api_key = "sk-never-in-a-file"
     assert_refuses_to_start(config, "api_key");
 }
 
+/// Issue 21: a price that is negative or not finite stops start-up, naming the key (with the
+/// endpoint's index and ref).
+#[test]
+fn a_negative_or_non_finite_price_stops_start_up_and_is_named() {
+    for (key, value) in [
+        ("input_price_per_million", "-0.01"),
+        ("output_price_per_million", "inf"),
+        ("output_price_per_million", "nan"),
+    ] {
+        let config = format!(
+            "[[model_endpoints]]\nref = \"local/priced\"\nprovider = \"openai\"\n\
+             base_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\n{key} = {value}\n"
+        );
+        assert_refuses_to_start(&config, &format!("model_endpoints[0].{key}"));
+    }
+}
+
 #[tokio::test]
 async fn max_body_bytes_is_configurable() {
     let server = Server::start_with(Options::with_config("[server]\nmax_body_bytes = 2048\n"));

@@ -39,6 +39,7 @@ mod config;
 mod connection_limits;
 mod console;
 mod context_fitting;
+mod cost;
 mod crash;
 mod error_messages;
 mod errors;

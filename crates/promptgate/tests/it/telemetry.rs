@@ -519,7 +519,7 @@ async fn a_webhook_down_across_a_restart_receives_every_record_once_back() {
 /// Runs `promptgate check metrics`'s reference checker, Prometheus's `promtool`, on `text`.
 /// CI installs it (`.ci/run`) and sets CI, which makes it required; elsewhere the structural
 /// assertions of the test still run when it is missing.
-fn promtool_check(text: &str) {
+pub(crate) fn promtool_check(text: &str) {
     use std::io::Write;
     let spawned = std::process::Command::new("promtool")
         .args(["check", "metrics"])

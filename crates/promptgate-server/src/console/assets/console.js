@@ -2292,11 +2292,14 @@
       chartBox(`Difference from ${baselineVersion} (95% CI)`, ciChart(rows)),
     ]);
 
-    // The schema-valid column only when some version's outputs were checked (a JSON format).
+    // The schema-valid column only when some version's outputs were checked (a JSON format);
+    // the cost columns only when a priced endpoint served some version (docs/cost.md).
     const checked = rows.some((r) => r.schemaValidRate);
+    const priced = rows.some((r) => r.cost);
     tableBox.replaceChildren(h('table', null,
       h('caption', null, 'Per-version summary'),
-      h('thead', null, h('tr', null, ['Version', 'Requests', 'Errors', 'Error rate', 'p50 ms', 'p95 ms', 'p99 ms', 'Tokens', 'Feedback', checked ? 'Schema valid' : null]
+      h('thead', null, h('tr', null, ['Version', 'Requests', 'Errors', 'Error rate', 'p50 ms', 'p95 ms', 'p99 ms', 'Tokens', 'Feedback', checked ? 'Schema valid' : null,
+        priced ? 'Mean cost' : null, priced ? 'Total cost' : null]
         .filter(Boolean).map((c, i) => h('th', { scope: 'col', class: i > 0 ? 'num' : null }, c)))),
       h('tbody', null, rows.map((r) => h('tr', null,
         h('th', { scope: 'row' }, r.version),
@@ -2308,7 +2311,29 @@
         h('td', { class: 'num' }, r.latencyMs ? fmtNum(r.latencyMs.p99, 0) : '—'),
         h('td', { class: 'num' }, fmtInt(r.tokenUsage.total)),
         h('td', { class: 'num' }, r.feedback && r.feedback.count ? `${fmtNum(r.feedback.mean, 2)} (${r.feedback.count})` : '—'),
-        checked ? h('td', { class: 'num' }, schemaValidText(r.schemaValidRate)) : null)))));
+        checked ? h('td', { class: 'num' }, schemaValidText(r.schemaValidRate)) : null,
+        priced ? h('td', { class: 'num' }, meanCostText(r.cost)) : null,
+        priced ? h('td', { class: 'num' }, r.cost ? fmtUsd(r.cost.totalUsd) : '—') : null)))));
+  }
+
+  /** A mean cost with its interval: "$0.000123 (95% CI $0.000101 to $0.000145)"; "—" unpriced. */
+  function meanCostText(cost) {
+    if (!cost) return '—';
+    const ci = cost.meanCi95 ? ` (95% CI ${fmtUsd(cost.meanCi95[0])} to ${fmtUsd(cost.meanCi95[1])})` : '';
+    return `${fmtUsd(cost.meanUsd)}${ci}`;
+  }
+
+  /**
+   * US dollars with three significant digits below $1, so that fractions of a cent show
+   * ("$0.000123", "$0.0105"), and cents from $1 on ("$12.35").
+   */
+  function fmtUsd(x) {
+    const abs = Math.abs(x);
+    const sign = x < 0 ? '−' : '';
+    if (abs === 0) return '$0';
+    if (abs >= 1) return `${sign}$${abs.toFixed(2)}`;
+    const digits = Math.min(20, Math.ceil(-Math.log10(abs)) + 2);
+    return `${sign}$${abs.toFixed(digits)}`;
   }
 
   /** A schema-valid rate with its interval: "40.0% (95% CI 16.8% to 68.7%; 4 of 10)". */

@@ -418,8 +418,10 @@ async fn run(
             schema_valid: None,
             tool_call_count: 0,
             api_key_id: invoker.api_key_id,
+            cost_usd: None,
         },
         started: received.started,
+        prices: endpoint.prices,
     };
     let response_id = record.base.id.clone();
     let model = endpoint.model.clone();
