@@ -243,6 +243,16 @@ def get_token(gateway: str) -> str:
     return answer["access_token"]
 
 
+def create_api_key(gateway: str, token: str) -> str:
+    """A pgk_ key of the admin client (docs/api-keys.md), to authenticate the timed requests with."""
+    answer = http_json(
+        "POST", f"{gateway}/api/v2/oauth/clients/{ADMIN_ID}/api-keys",
+        json.dumps({"name": "overhead-bench"}).encode(),
+        {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    return answer["key"]
+
+
 def create_prompt(gateway: str, token: str) -> tuple[str, str]:
     name = f"overhead_bench_{int(time.time())}"
     body = {
@@ -720,6 +730,9 @@ def main() -> int:
     parser.add_argument("--tools", action="store_true",
                         help="the version owns 5 function tools and a json_schema response format "
                              "(the direct requests carry the same definitions)")
+    parser.add_argument("--api-key", action="store_true",
+                        help="authenticate the timed requests with a pgk_ API key instead of an "
+                             "access token (docs/api-keys.md)")
     parser.add_argument("--durability", choices=["queued", "ack-after-store"], default="queued",
                         help="[telemetry] durability of the gateway: queued (the default) or "
                              "ack-after-store (each answer waits for its record's commit)")
@@ -755,6 +768,8 @@ def main() -> int:
         log(f"fake upstream {fake}, gateway {gateway}, work directory {workdir}")
         token = get_token(gateway)
         prompt_id, prompt_name = create_prompt(gateway, token)
+        if args.api_key:
+            token = create_api_key(gateway, token)
         request = gateway_request(args.front_door, prompt_id, prompt_name)
         # One request each way, checked, before anything is timed.
         answer = http_json("POST", f"{gateway}{request[0]}", request[1].encode(),
@@ -795,6 +810,7 @@ def main() -> int:
         "front_door": args.front_door,
         "template": args.template,
         "tools": args.tools,
+        "api_key": args.api_key,
         "durability": args.durability,
         "started_at": started,
         "machine": {

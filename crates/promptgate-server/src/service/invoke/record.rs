@@ -98,6 +98,7 @@ mod tests {
             variable_names: Vec::new(),
             schema_valid: None,
             tool_call_count: 0,
+            api_key_id: None,
             cost_usd: None,
         }
     }
