@@ -276,6 +276,21 @@ pub struct InvocationRecord {
     pub schema_valid: Option<bool>,
     /// How many tool calls the answer made.
     pub tool_call_count: u32,
+    /// The model endpoint that served (or, when every attempt failed, the last one tried):
+    /// the one place that says which endpoint's prices and limits apply to this invocation.
+    pub endpoint_ref: String,
+    /// The endpoints that failed before the serving one, in order (empty without fallback).
+    pub fallback_attempts: Vec<FallbackAttempt>,
+}
+
+/// One failed attempt of an invocation whose version has fallback endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackAttempt {
+    /// The endpoint tried.
+    pub endpoint_ref: String,
+    /// Why it did not serve (`upstream.error`, `upstream.timeout`, `upstream.circuit_open`,
+    /// `context.window.exceeded`, …).
+    pub error_code: String,
 }
 
 #[cfg(test)]
@@ -368,6 +383,7 @@ mod tests {
             template_messages: Vec::new(),
             variables_schema: None,
             tool_settings: Default::default(),
+            fallback_endpoint_refs: Vec::new(),
         }
     }
 
