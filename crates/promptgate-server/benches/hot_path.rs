@@ -44,6 +44,8 @@ fn record(i: usize) -> InvocationRecord {
         variable_names: Vec::new(),
         schema_valid: None,
         tool_call_count: 0,
+        endpoint_ref: "openai/gpt-4o".to_owned(),
+        fallback_attempts: Vec::new(),
     }
 }
 
@@ -194,6 +196,7 @@ fn template_fill(c: &mut Criterion) {
             .to_string(),
         ),
         tool_settings: Default::default(),
+        fallback_endpoint_refs: Vec::new(),
     };
     let template = VersionTemplate::build(&settings);
     let variables = json!({"role": "customer support agent", "shop": "an online shop"});

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use promptgate_core::invocation::InvocationRecord;
 
 use crate::exporters::{ExporterHealth, ExportersSection};
+use crate::upstream::CircuitReport;
 use crate::telemetry::Counters;
 
 /// Latency buckets, in seconds.
@@ -102,6 +103,8 @@ impl PrometheusSettings {
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {
     series: Mutex<BTreeMap<Labels, Series>>,
+    /// `promptgate_fallbacks_total` by (prompt, from, to).
+    fallbacks: Mutex<BTreeMap<(String, String, String), u64>>,
 }
 
 impl GatewayMetrics {
@@ -130,6 +133,16 @@ impl GatewayMetrics {
         entry
             .output_tokens
             .observe(&TOKEN_BUCKETS, f64::from(record.completion_tokens));
+    }
+
+    /// Counts one move of an invocation of `prompt` from the endpoint `from` (failed, or
+    /// skipped because the request did not fit it) to the endpoint `to`, tried next.
+    pub fn count_fallback(&self, prompt: &str, from: &str, to: &str) {
+        if let Ok(mut fallbacks) = self.fallbacks.lock() {
+            *fallbacks
+                .entry((prompt.to_owned(), from.to_owned(), to.to_owned()))
+                .or_default() += 1;
+        }
     }
 
     /// The exposition text: invocation series, the telemetry queue and each exporter's health.
@@ -253,7 +266,56 @@ impl GatewayMetrics {
                 );
             }
         }
+        let fallbacks = self.fallbacks.lock().map(|f| f.clone()).unwrap_or_default();
+        header(
+            &mut out,
+            "promptgate_fallbacks_total",
+            "counter",
+            "Moves of an invocation from a failed model endpoint to the next one it tries.",
+        );
+        for ((prompt, from, to), count) in &fallbacks {
+            let _ = writeln!(
+                out,
+                "promptgate_fallbacks_total{{prompt=\"{}\",from=\"{}\",to=\"{}\"}} {count}",
+                escape(prompt),
+                escape(from),
+                escape(to)
+            );
+        }
         out
+    }
+}
+
+/// Appends each model endpoint's circuit breaker: `promptgate_circuit_state` (0 closed, 1 open,
+/// 2 half-open) and `promptgate_circuit_opened_total`.
+pub fn write_circuits(out: &mut String, circuits: &[(String, CircuitReport)]) {
+    header(
+        out,
+        "promptgate_circuit_state",
+        "gauge",
+        "Each model endpoint's circuit breaker: 0 closed, 1 open, 2 half-open.",
+    );
+    for (endpoint, report) in circuits {
+        let _ = writeln!(
+            out,
+            "promptgate_circuit_state{{endpoint=\"{}\"}} {}",
+            escape(endpoint),
+            report.snapshot.state.gauge()
+        );
+    }
+    header(
+        out,
+        "promptgate_circuit_opened_total",
+        "counter",
+        "Times each model endpoint's circuit breaker opened.",
+    );
+    for (endpoint, report) in circuits {
+        let _ = writeln!(
+            out,
+            "promptgate_circuit_opened_total{{endpoint=\"{}\"}} {}",
+            escape(endpoint),
+            report.opened_total
+        );
     }
 }
 
@@ -334,6 +396,8 @@ mod tests {
             variable_names: Vec::new(),
             schema_valid: None,
             tool_call_count: 0,
+            endpoint_ref: "openai/gpt-4o".to_owned(),
+            fallback_attempts: Vec::new(),
         }
     }
 

@@ -710,6 +710,8 @@ mod tests {
             variable_names: Vec::new(),
             schema_valid: None,
             tool_call_count: 0,
+            endpoint_ref: "openai/gpt-4o".to_owned(),
+            fallback_attempts: Vec::new(),
         }
     }
 

@@ -226,6 +226,8 @@ fn record(n: usize) -> InvocationRecord {
         variable_names: Vec::new(),
         schema_valid: None,
         tool_call_count: 0,
+        endpoint_ref: "openai/gpt-4o".to_owned(),
+        fallback_attempts: Vec::new(),
     }
 }
 

@@ -51,6 +51,15 @@ fn invocation(n: i64, prompt_id: Uuid) -> InvocationRecord {
         },
         schema_valid: (n % 3 != 0).then_some(n % 2 == 0),
         tool_call_count: u32::try_from(n % 4).unwrap(),
+        endpoint_ref: "openai/gpt-4o".to_owned(),
+        fallback_attempts: if n % 2 == 0 {
+            vec![promptgate_core::invocation::FallbackAttempt {
+                endpoint_ref: "openai/gpt-4o-mini".to_owned(),
+                error_code: "upstream.timeout".to_owned(),
+            }]
+        } else {
+            Vec::new()
+        },
     }
 }
 

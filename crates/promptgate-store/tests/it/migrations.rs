@@ -1,7 +1,7 @@
 //! Opening an existing database migrates it idempotently and keeps its data.
 
 use promptgate_store::prelude::*;
-use promptgate_store::{SqliteStore, StoreError};
+use promptgate_store::{SqliteStore, StoreError, SummaryGroup};
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -284,6 +284,8 @@ async fn a_database_before_templates_gets_the_new_columns_with_their_defaults(ba
             variable_names: Vec::new(),
             schema_valid: None,
             tool_call_count: 0,
+            endpoint_ref: "openai/gpt-4o".to_owned(),
+            fallback_attempts: Vec::new(),
         }
     );
     // A record without a label is left out by a label filter, and counted without one.
@@ -300,7 +302,7 @@ async fn a_database_before_templates_gets_the_new_columns_with_their_defaults(ba
     );
     assert_eq!(
         store
-            .summary_aggregates(&TelemetryFilter::default())
+            .summary_aggregates(&TelemetryFilter::default(), SummaryGroup::Version)
             .await
             .unwrap()[0]
             .group

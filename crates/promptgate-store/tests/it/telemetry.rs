@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
-use promptgate_store::{Feedback, Store, TelemetryFilter};
+use promptgate_store::{Feedback, Store, TelemetryFilter, SummaryGroup};
 use time::Duration;
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -50,6 +50,8 @@ fn record(n: usize, prompt_id: Uuid, status: InvocationStatus) -> InvocationReco
         variable_names: Vec::new(),
         schema_valid: None,
         tool_call_count: 0,
+        endpoint_ref: "openai/gpt-4o".to_owned(),
+        fallback_attempts: Vec::new(),
     }
 }
 
@@ -308,7 +310,7 @@ async fn filters_feedback_duplicates_and_pruning(backend: Backend) {
         .summary_aggregates(&TelemetryFilter {
             prompt_id: Some(prompt),
             ..Default::default()
-        })
+        }, SummaryGroup::Version)
         .await
         .unwrap();
     assert_eq!(groups.iter().map(|g| g.group.count).sum::<u64>(), 11);
@@ -386,7 +388,7 @@ async fn summary_aggregates_equal_the_figures_computed_by_hand(backend: Backend)
         .summary_aggregates(&TelemetryFilter {
             prompt_id: Some(prompt),
             ..Default::default()
-        })
+        }, SummaryGroup::Version)
         .await
         .unwrap();
     groups.sort_by(|a, b| a.version.cmp(&b.version));
@@ -426,7 +428,7 @@ async fn summary_aggregates_equal_the_figures_computed_by_hand(backend: Backend)
             prompt_id: Some(prompt),
             status: Some(InvocationStatus::Error),
             ..Default::default()
-        })
+        }, SummaryGroup::Version)
         .await
         .unwrap();
     assert_eq!(errors.len(), 1);
@@ -436,7 +438,7 @@ async fn summary_aggregates_equal_the_figures_computed_by_hand(backend: Backend)
             prompt_id: Some(prompt),
             status: Some(InvocationStatus::Blocked),
             ..Default::default()
-        })
+        }, SummaryGroup::Version)
         .await
         .unwrap();
     assert_eq!(blocked[0].group.count, 1);
@@ -447,7 +449,7 @@ async fn summary_aggregates_equal_the_figures_computed_by_hand(backend: Backend)
             prompt_id: Some(prompt),
             start: Some(T0 + Duration::days(1)),
             ..Default::default()
-        })
+        }, SummaryGroup::Version)
         .await
         .unwrap();
     assert!(none.is_empty(), "{none:?}");
@@ -512,7 +514,7 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
         .summary_aggregates(&TelemetryFilter {
             prompt_id: Some(prompt),
             ..Default::default()
-        })
+        }, SummaryGroup::Version)
         .await
         .unwrap()
         .into_iter()
@@ -770,7 +772,7 @@ async fn label_and_variable_names_round_trip_and_the_label_filters_listing_and_s
 
     // The summary counts the labelled records only, and its percentiles are theirs: latencies
     // 0, 30, 60, 90 (type 7: p50 = 45).
-    let summary = store.summary_aggregates(&production).await.unwrap();
+    let summary = store.summary_aggregates(&production, SummaryGroup::Version).await.unwrap();
     assert_eq!(summary.len(), 1, "{summary:?}");
     let group = &summary[0].group;
     assert_eq!(group.count, 4);
@@ -782,18 +784,18 @@ async fn label_and_variable_names_round_trip_and_the_label_filters_listing_and_s
             prompt_id: Some(prompt),
             label: Some("staging".to_owned()),
             ..Default::default()
-        })
+        }, SummaryGroup::Version)
         .await
         .unwrap();
     assert_eq!(staging[0].group.count, 4);
     assert_eq!(staging[0].group.latency.mean, 55.0);
-    assert!(store.summary_aggregates(&unknown).await.unwrap().is_empty());
+    assert!(store.summary_aggregates(&unknown, SummaryGroup::Version).await.unwrap().is_empty());
     // Without a label filter every record counts, labelled or not.
     let everything = store
         .summary_aggregates(&TelemetryFilter {
             prompt_id: Some(prompt),
             ..Default::default()
-        })
+        }, SummaryGroup::Version)
         .await
         .unwrap();
     assert_eq!(everything[0].group.count, 12);

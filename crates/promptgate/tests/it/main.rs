@@ -41,6 +41,7 @@ mod context_fitting;
 mod crash;
 mod error_messages;
 mod errors;
+mod fallbacks;
 mod install_deps;
 mod invocation_providers;
 mod invocations;
