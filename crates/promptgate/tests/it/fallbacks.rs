@@ -81,26 +81,26 @@ async fn invoke(server: &Server, token: &str, id: &str) -> Resp {
 
 /// The telemetry record of `response_id` (waits for the writer).
 async fn record_of(server: &Server, token: &str, prompt_id: &str, response_id: &str) -> Value {
-    let mut found = None;
-    let seen = eventually(HANG_GUARD, || {
-        let found = &mut found;
-        async move {
-            let page = server
-                .get_query(TELEMETRY, token, &[("promptId", prompt_id)])
-                .await
-                .ok(200);
-            *found = page["entities"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| e["id"] == response_id)
-                .cloned();
-            found.is_some()
+    let deadline = std::time::Instant::now() + HANG_GUARD;
+    loop {
+        let page = server
+            .get_query(TELEMETRY, token, &[("promptId", prompt_id)])
+            .await
+            .ok(200);
+        if let Some(entity) = page["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == response_id)
+        {
+            return entity.clone();
         }
-    })
-    .await;
-    assert!(seen, "no telemetry record {response_id}");
-    found.unwrap()
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no telemetry record {response_id}: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// The answer served by the backup after the primary failed with `code`.
@@ -139,11 +139,11 @@ async fn a_primary_answering_500_falls_back_and_the_answer_telemetry_and_metrics
 
     let metrics = server.get("/metrics", None).await;
     assert!(
-        metrics.body.contains(&format!(
+        metrics.text.contains(&format!(
             "promptgate_fallbacks_total{{prompt=\"fallback-500\",from=\"{PRIMARY}\",to=\"{BACKUP}\"}} 1"
         )),
         "{}",
-        metrics.body
+        metrics.text
     );
 
     // Summaries by endpoint: one entity per serving endpoint, named by endpointRef.
@@ -370,7 +370,7 @@ async fn the_circuit_opens_after_the_threshold_lets_one_probe_through_and_closes
     assert_eq!(open["state"], "open", "{open}");
     assert_eq!(open["consecutiveFailures"], 2, "{open}");
     assert!(open["openUntil"].is_string(), "{open}");
-    let metrics = server.get("/metrics", None).await.body;
+    let metrics = server.get("/metrics", None).await.text;
     assert!(
         metrics.contains(&format!("promptgate_circuit_state{{endpoint=\"{PRIMARY}\"}} 1"))
             && metrics.contains(&format!(
@@ -407,7 +407,7 @@ async fn the_circuit_opens_after_the_threshold_lets_one_probe_through_and_closes
         circuit(&server, &token).await,
         json!({"state": "closed", "consecutiveFailures": 0, "openUntil": null})
     );
-    let metrics = server.get("/metrics", None).await.body;
+    let metrics = server.get("/metrics", None).await.text;
     assert!(
         metrics.contains(&format!("promptgate_circuit_state{{endpoint=\"{PRIMARY}\"}} 0"))
             && metrics.contains(&format!(
@@ -430,7 +430,7 @@ async fn fallback_endpoint_refs_are_checked_kept_shown_and_part_of_a_versions_co
         (json!(["nobody/knows"]), "fallbackEndpointRefs[0]"),
         (json!([BACKUP, BACKUP]), "fallbackEndpointRefs[1]"),
         (json!([PRIMARY]), "fallbackEndpointRefs[0]"),
-        (json!([BACKUP; 6]), "fallbackEndpointRefs"),
+        (json!(vec![BACKUP; 6]), "fallbackEndpointRefs"),
     ] {
         let resp = server.post(PROMPTS, Some(&token), &refused(refs)).await;
         resp.error(400, "invalid.value");
@@ -440,7 +440,7 @@ async fn fallback_endpoint_refs_are_checked_kept_shown_and_part_of_a_versions_co
         .post(PROMPTS, Some(&token), &refused(json!(["nobody/knows"])))
         .await
         .json();
-    let message = unknown["details"][0]["message"].as_str().unwrap();
+    let message = unknown["message"].as_str().unwrap();
     assert!(message.contains(BACKUP) && message.contains(PRIMARY), "{unknown}");
 
     // Kept by a new version that leaves it out, shown on the version.
@@ -492,12 +492,8 @@ async fn an_unknown_group_by_is_refused_naming_it() {
         .await;
     let err = resp.error(400, "invalid.value");
     assert!(resp.field_names().contains("groupBy"), "{resp}");
-    assert!(err["message"].as_str().is_some(), "{err}");
     assert!(
-        err["details"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("model"),
+        err["message"].as_str().unwrap().contains("‘model’"),
         "{err}"
     );
 }
@@ -539,7 +535,7 @@ async fn the_cli_sets_and_removes_fallback_endpoints() {
         ])
         .await;
     assert!(updated.get("fallbackEndpointRefs").is_none(), "{updated}");
-    // The gateway's refusal names the field.
+    // The gateway's refusal is reported.
     let refused = cli
         .run(&[
             "prompts",
@@ -551,5 +547,5 @@ async fn the_cli_sets_and_removes_fallback_endpoints() {
             PRIMARY,
         ])
         .await;
-    crate::cli_kit::assert_fails(&refused, 3, &["fallbackEndpointRefs[0]"]);
+    crate::cli_kit::assert_fails(&refused, 3, &["400 invalid.value", "a fallback must be another"]);
 }
