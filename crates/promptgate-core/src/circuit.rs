@@ -134,7 +134,8 @@ impl Circuit {
         match self.state {
             CircuitState::Closed => Admission::Call,
             CircuitState::Open | CircuitState::HalfOpen
-                if now_ms >= self.until_ms || !self.probe_out && self.state == CircuitState::HalfOpen =>
+                if now_ms >= self.until_ms
+                    || !self.probe_out && self.state == CircuitState::HalfOpen =>
             {
                 self.state = CircuitState::HalfOpen;
                 self.probe_out = true;
@@ -357,7 +358,12 @@ mod tests {
         assert_eq!(CircuitState::Open.as_str(), "open");
         assert_eq!(CircuitState::HalfOpen.as_str(), "halfOpen");
         assert_eq!(
-            [CircuitState::Closed, CircuitState::Open, CircuitState::HalfOpen].map(CircuitState::gauge),
+            [
+                CircuitState::Closed,
+                CircuitState::Open,
+                CircuitState::HalfOpen
+            ]
+            .map(CircuitState::gauge),
             [0.0, 1.0, 2.0]
         );
     }

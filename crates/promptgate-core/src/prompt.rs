@@ -1549,7 +1549,10 @@ mod tests {
             .check(None, &catalogue(), &counter, &AcceptingSchemas)
             .unwrap()
             .settings;
-        assert_eq!(base.fallback_endpoint_refs, ["openai/gpt-4o-mini", "builtin/echo"]);
+        assert_eq!(
+            base.fallback_endpoint_refs,
+            ["openai/gpt-4o-mini", "builtin/echo"]
+        );
         let fields = |refs: &[&str]| -> Vec<String> {
             with(refs)
                 .check(None, &catalogue(), &counter, &AcceptingSchemas)
@@ -1559,13 +1562,23 @@ mod tests {
                 .collect()
         };
         assert_eq!(fields(&["nobody/knows"]), ["fallbackEndpointRefs[0]"]);
-        assert_eq!(fields(&["builtin/echo", "openai/gpt-4o"]), ["fallbackEndpointRefs[1]"]);
-        assert_eq!(fields(&["builtin/echo", "builtin/echo"]), ["fallbackEndpointRefs[1]"]);
+        assert_eq!(
+            fields(&["builtin/echo", "openai/gpt-4o"]),
+            ["fallbackEndpointRefs[1]"]
+        );
+        assert_eq!(
+            fields(&["builtin/echo", "builtin/echo"]),
+            ["fallbackEndpointRefs[1]"]
+        );
         assert_eq!(fields(&["builtin/echo"; 6])[0], "fallbackEndpointRefs");
         let unknown = with(&["nobody/knows"])
             .check(None, &catalogue(), &counter, &AcceptingSchemas)
             .unwrap_err();
-        assert!(unknown[0].message().contains("builtin/echo"), "{}", unknown[0].message());
+        assert!(
+            unknown[0].message().contains("builtin/echo"),
+            "{}",
+            unknown[0].message()
+        );
         // Left out: kept; a new primary that is one of the kept fallbacks is refused.
         let kept = SettingsDraft {
             system_prompt: Some("Shorter.".into()),
@@ -1573,7 +1586,10 @@ mod tests {
         }
         .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
         .unwrap();
-        assert_eq!(kept.settings.fallback_endpoint_refs, base.fallback_endpoint_refs);
+        assert_eq!(
+            kept.settings.fallback_endpoint_refs,
+            base.fallback_endpoint_refs
+        );
         let clash = SettingsDraft {
             model_endpoint_ref: Some("builtin/echo".into()),
             ..SettingsDraft::default()

@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 use promptgate_core::invocation::InvocationRecord;
 
 use crate::exporters::{ExporterHealth, ExportersSection};
-use crate::upstream::CircuitReport;
 use crate::telemetry::Counters;
+use crate::upstream::CircuitReport;
 
 /// Latency buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 14] = [

@@ -16,9 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use promptgate_core::EndpointCatalogue;
-use promptgate_core::circuit::{
-    Admission, Circuit, CircuitConfig, CircuitSnapshot, Transition,
-};
+use promptgate_core::circuit::{Admission, Circuit, CircuitConfig, CircuitSnapshot, Transition};
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 

@@ -582,7 +582,8 @@ methods::telemetry_store!(PostgresStore, sql, {
             endpoint_refs.push(nul_free_opt(
                 Some(r.endpoint_ref.as_str()).filter(|e| !e.is_empty()),
             ));
-            fallback_attempts.push(codec::attempts_json(&r.fallback_attempts).map(|a| nul_free(&a)));
+            fallback_attempts
+                .push(codec::attempts_json(&r.fallback_attempts).map(|a| nul_free(&a)));
         }
         let mut tx = self.pool()?.begin_with(BEGIN).await.map_err(db_error)?;
         // Batches commit one at a time, in the order of their sequence numbers (see the

@@ -495,12 +495,8 @@ async fn online(
                 request.response_format = Some(None);
             }
             if let Some(list) = &args.fallback_endpoints {
-                request.fallback_endpoint_refs = Some(
-                    endpoint_list(list)
-                        .into_iter()
-                        .map(str::to_owned)
-                        .collect(),
-                );
+                request.fallback_endpoint_refs =
+                    Some(endpoint_list(list).into_iter().map(str::to_owned).collect());
             }
             let updated = client
                 .update_prompt(&args.id, &request, args.if_match.as_deref())

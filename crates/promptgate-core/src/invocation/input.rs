@@ -305,23 +305,49 @@ mod tests {
         });
         let plan = plan_input(
             &counter,
-            draft(&redacting, "mail ann@example.com", &["earlier turn"], Some("be brief")),
+            draft(
+                &redacting,
+                "mail ann@example.com",
+                &["earlier turn"],
+                Some("be brief"),
+            ),
         )
         .unwrap();
         let same = plan
-            .refit(&counter, &redacting, 10_000, TokenizerKind::O200kBase, Some(10))
+            .refit(
+                &counter,
+                &redacting,
+                10_000,
+                TokenizerKind::O200kBase,
+                Some(10),
+            )
             .unwrap();
         assert_eq!(same, plan.fitted);
         let other = plan
-            .refit(&counter, &redacting, 10_000, TokenizerKind::Cl100kBase, Some(10))
+            .refit(
+                &counter,
+                &redacting,
+                10_000,
+                TokenizerKind::Cl100kBase,
+                Some(10),
+            )
             .unwrap();
         assert!(other.system.contains("be brief") && other.dropped_turns == 0);
         // A smaller window drops the example and the earlier turn first, then refuses.
         let needed_bare = plan
-            .refit(&counter, &redacting, 10_000, TokenizerKind::Cl100kBase, Some(10))
+            .refit(
+                &counter,
+                &redacting,
+                10_000,
+                TokenizerKind::Cl100kBase,
+                Some(10),
+            )
             .unwrap()
             .prompt_tokens;
         let tight = plan.refit(&counter, &redacting, 5, TokenizerKind::Cl100kBase, Some(10));
-        assert!(matches!(tight, Err(e) if e.window == 5 && e.needed > 5), "{needed_bare}");
+        assert!(
+            matches!(tight, Err(e) if e.window == 5 && e.needed > 5),
+            "{needed_bare}"
+        );
     }
 }

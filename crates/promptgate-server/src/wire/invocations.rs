@@ -6,8 +6,8 @@
 use axum::response::sse::Event;
 use promptgate_api as api;
 use promptgate_core::ToolCall;
-use promptgate_core::invocation::FallbackAttempt;
 use promptgate_core::Violation;
+use promptgate_core::invocation::FallbackAttempt;
 use promptgate_core::tools::MAX_TOOLS;
 use promptgate_core::violation::quoted;
 use promptgate_providers::{ChatMessage, Role};

@@ -54,14 +54,22 @@ async fn prompt_with_fallback(server: &Server, token: &str, name: &str) -> Strin
     let mut body = prompt_on(name, PRIMARY, SYSTEM);
     body["fallbackEndpointRefs"] = json!([BACKUP]);
     let (created, _) = server.create_prompt(token, &body).await;
-    assert_eq!(created["fallbackEndpointRefs"], json!([BACKUP]), "{created}");
+    assert_eq!(
+        created["fallbackEndpointRefs"],
+        json!([BACKUP]),
+        "{created}"
+    );
     str_field(&created, "id")
 }
 
 /// A backup that answers every request.
 async fn healthy_backup() -> Fake {
-    Fake::start_with_fallback(Vec::new(), 200, &Flavor::OpenAi.answer("From the backup.", 5, 3))
-        .await
+    Fake::start_with_fallback(
+        Vec::new(),
+        200,
+        &Flavor::OpenAi.answer("From the backup.", 5, 3),
+    )
+    .await
 }
 
 /// A primary that answers every request with a 500.
@@ -148,7 +156,11 @@ async fn a_primary_answering_500_falls_back_and_the_answer_telemetry_and_metrics
 
     // Summaries by endpoint: one entity per serving endpoint, named by endpointRef.
     let summary = server
-        .get_query(SUMMARY, &token, &[("promptId", &id), ("groupBy", "endpoint")])
+        .get_query(
+            SUMMARY,
+            &token,
+            &[("promptId", &id), ("groupBy", "endpoint")],
+        )
         .await
         .ok(200);
     let entities = summary["entities"].as_array().unwrap();
@@ -372,16 +384,21 @@ async fn the_circuit_opens_after_the_threshold_lets_one_probe_through_and_closes
     assert!(open["openUntil"].is_string(), "{open}");
     let metrics = server.get("/metrics", None).await.text;
     assert!(
-        metrics.contains(&format!("promptgate_circuit_state{{endpoint=\"{PRIMARY}\"}} 1"))
-            && metrics.contains(&format!(
-                "promptgate_circuit_opened_total{{endpoint=\"{PRIMARY}\"}} 1"
-            )),
+        metrics.contains(&format!(
+            "promptgate_circuit_state{{endpoint=\"{PRIMARY}\"}} 1"
+        )) && metrics.contains(&format!(
+            "promptgate_circuit_opened_total{{endpoint=\"{PRIMARY}\"}} 1"
+        )),
         "{metrics}"
     );
 
     // While open, the primary is not called at all: the backup serves at once.
     let answer = invoke(&server, &token, &id).await.ok(200);
-    assert_eq!(primary.requests().len(), 2, "the open circuit called the primary");
+    assert_eq!(
+        primary.requests().len(),
+        2,
+        "the open circuit called the primary"
+    );
     assert_eq!(
         answer["fallback"]["attempts"],
         json!([{"endpointRef": PRIMARY, "errorCode": "upstream.circuit_open"}])
@@ -395,7 +412,11 @@ async fn the_circuit_opens_after_the_threshold_lets_one_probe_through_and_closes
     assert_eq!(primary.requests().len(), 3, "exactly one probe");
     assert_eq!(circuit(&server, &token).await["state"], "open");
     invoke(&server, &token, &id).await.ok(200);
-    assert_eq!(primary.requests().len(), 3, "the reopened circuit called the primary");
+    assert_eq!(
+        primary.requests().len(),
+        3,
+        "the reopened circuit called the primary"
+    );
 
     // The next probe succeeds: the primary serves and the circuit closes.
     until_half_open(&server, &token).await;
@@ -409,10 +430,11 @@ async fn the_circuit_opens_after_the_threshold_lets_one_probe_through_and_closes
     );
     let metrics = server.get("/metrics", None).await.text;
     assert!(
-        metrics.contains(&format!("promptgate_circuit_state{{endpoint=\"{PRIMARY}\"}} 0"))
-            && metrics.contains(&format!(
-                "promptgate_circuit_opened_total{{endpoint=\"{PRIMARY}\"}} 2"
-            )),
+        metrics.contains(&format!(
+            "promptgate_circuit_state{{endpoint=\"{PRIMARY}\"}} 0"
+        )) && metrics.contains(&format!(
+            "promptgate_circuit_opened_total{{endpoint=\"{PRIMARY}\"}} 2"
+        )),
         "{metrics}"
     );
 }
@@ -441,7 +463,10 @@ async fn fallback_endpoint_refs_are_checked_kept_shown_and_part_of_a_versions_co
         .await
         .json();
     let message = unknown["message"].as_str().unwrap();
-    assert!(message.contains(BACKUP) && message.contains(PRIMARY), "{unknown}");
+    assert!(
+        message.contains(BACKUP) && message.contains(PRIMARY),
+        "{unknown}"
+    );
 
     // Kept by a new version that leaves it out, shown on the version.
     let id = prompt_with_fallback(&server, &token, "kept").await;
@@ -454,12 +479,23 @@ async fn fallback_endpoint_refs_are_checked_kept_shown_and_part_of_a_versions_co
         )
         .await
         .ok(200);
-    assert_eq!(updated["fallbackEndpointRefs"], json!([BACKUP]), "{updated}");
+    assert_eq!(
+        updated["fallbackEndpointRefs"],
+        json!([BACKUP]),
+        "{updated}"
+    );
     let version = server
-        .get(&format!("{}/versions/1.1.0", prompt_path(&id)), Some(&token))
+        .get(
+            &format!("{}/versions/1.1.0", prompt_path(&id)),
+            Some(&token),
+        )
         .await
         .ok(200);
-    assert_eq!(version["fallbackEndpointRefs"], json!([BACKUP]), "{version}");
+    assert_eq!(
+        version["fallbackEndpointRefs"],
+        json!([BACKUP]),
+        "{version}"
+    );
     // The same label re-sent with other fallbacks is another content: a conflict.
     server
         .put(
@@ -547,5 +583,9 @@ async fn the_cli_sets_and_removes_fallback_endpoints() {
             PRIMARY,
         ])
         .await;
-    crate::cli_kit::assert_fails(&refused, 3, &["400 invalid.value", "a fallback must be another"]);
+    crate::cli_kit::assert_fails(
+        &refused,
+        3,
+        &["400 invalid.value", "a fallback must be another"],
+    );
 }

@@ -901,9 +901,7 @@ fn answer(
         tool_calls: produced.tool_calls,
         output_check: produced.output_check,
         endpoint_ref: finished.endpoint_ref,
-        fallback: prepared
-            .has_fallbacks
-            .then_some(finished.fallback_attempts),
+        fallback: prepared.has_fallbacks.then_some(finished.fallback_attempts),
     }
 }
 
