@@ -475,7 +475,7 @@ async fn a_failure_half_way_leaves_the_target_empty() {
          INSERT INTO prompt_versions SELECT 'not-a-uuid', version, model_endpoint_ref, \
          system_prompt, temperature, safety_guardrails, few_shot_examples, \
          system_prompt_tokens, tokenizer, created_at, created_by, template_messages, \
-         variables_schema, tool_settings FROM prompt_versions LIMIT 1;",
+         variables_schema, tool_settings, fallback_endpoint_refs FROM prompt_versions LIMIT 1;",
     )
     .execute(&mut raw)
     .await
