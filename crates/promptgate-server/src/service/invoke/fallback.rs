@@ -160,11 +160,15 @@ impl<'a> Chain<'a> {
     }
 }
 
+/// An endpoint ready to be called: its provider, its breaker's admission and a call slot.
+struct Admitted<'s> {
+    provider: &'s Arc<dyn Provider>,
+    admission: Admission,
+    slot: Option<UpstreamSlot>,
+}
+
 /// The endpoint's provider, its breaker's admission and one of its call slots.
-fn admit<'s>(
-    state: &'s AppState,
-    endpoint_ref: &str,
-) -> Result<(&'s Arc<dyn Provider>, Admission, Option<UpstreamSlot>), Failure> {
+fn admit<'s>(state: &'s AppState, endpoint_ref: &str) -> Result<Admitted<'s>, Failure> {
     let provider = state.providers.get(endpoint_ref).ok_or_else(|| Failure {
         err: InvokeError::Internal(format!("no provider for {endpoint_ref}")),
         code: "internal.server.error",
@@ -182,7 +186,11 @@ fn admit<'s>(
         });
     }
     match state.upstream_slots.acquire(endpoint_ref) {
-        Ok(slot) => Ok((provider, admission, slot)),
+        Ok(slot) => Ok(Admitted {
+            provider,
+            admission,
+            slot,
+        }),
         Err(SlotsFull { endpoint, limit }) => {
             state
                 .circuits
@@ -213,7 +221,11 @@ pub(super) async fn complete_once(
     record: &mut RecordDraft,
 ) -> Result<ChatResponse, Failure> {
     let endpoint_ref = &prepared.endpoint_ref;
-    let (provider, admission, _slot) = admit(state, endpoint_ref)?;
+    let Admitted {
+        provider,
+        admission,
+        slot: _slot,
+    } = admit(state, endpoint_ref)?;
     let upstream_started = Instant::now();
     let result = provider.complete(&prepared.chat).await;
     record.base.upstream_latency_ms = Some(millis(upstream_started));
@@ -232,7 +244,11 @@ pub(super) struct Opened {
 /// Opens a stream on the chain's current endpoint and reads its first event.
 pub(super) async fn stream_once(state: &AppState, prepared: &Prepared) -> Result<Opened, Failure> {
     let endpoint_ref = &prepared.endpoint_ref;
-    let (provider, admission, slot) = admit(state, endpoint_ref)?;
+    let Admitted {
+        provider,
+        admission,
+        slot,
+    } = admit(state, endpoint_ref)?;
     let upstream_started = Instant::now();
     let first = match provider.stream(&prepared.chat).await {
         Ok(mut upstream) => upstream.next().await.map(|first| (first, upstream)),
