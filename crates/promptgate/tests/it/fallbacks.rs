@@ -154,6 +154,21 @@ async fn a_primary_answering_500_falls_back_and_the_answer_telemetry_and_metrics
         metrics.text
     );
 
+    // `/v1` names the serving endpoint in a header, and the model that answered.
+    let chat = server
+        .post(
+            "/v1/chat/completions",
+            Some(&token),
+            &json!({"model": "prompt:fallback-500", "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+    let completion = chat.ok(200);
+    assert_eq!(
+        chat.header("x-promptgate-endpoint-ref").as_deref(),
+        Some(BACKUP)
+    );
+    assert_eq!(completion["model"], OPENAI_REPORTED, "{completion}");
+
     // Summaries by endpoint: one entity per serving endpoint, named by endpointRef.
     let summary = server
         .get_query(
@@ -166,7 +181,7 @@ async fn a_primary_answering_500_falls_back_and_the_answer_telemetry_and_metrics
     let entities = summary["entities"].as_array().unwrap();
     assert_eq!(entities.len(), 1, "{summary}");
     assert_eq!(entities[0]["endpointRef"], BACKUP, "{summary}");
-    assert_eq!(entities[0]["count"], 1, "{summary}");
+    assert_eq!(entities[0]["count"], 2, "{summary}");
     assert!(entities[0].get("version").is_none(), "{summary}");
 }
 
