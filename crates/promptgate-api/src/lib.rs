@@ -309,6 +309,10 @@ pub struct CreatePromptRequest {
     /// parts keep their current (or default) values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_completions: Option<ChatCompletionsDraft>,
+    /// Endpoints tried in order when the model endpoint fails with a failure that is not the
+    /// request's fault (known endpoints, at most 5, no repeats, not `modelEndpointRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_endpoint_refs: Option<Vec<String>>,
 }
 
 /// `PUT …/prompts/{id}`: a new version, a traffic change, or both, atomically.
@@ -370,6 +374,11 @@ pub struct UpdatePromptRequest {
     /// parts keep their current (or default) values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_completions: Option<ChatCompletionsDraft>,
+    /// Endpoints tried in order when the model endpoint fails with a failure that is not the
+    /// request's fault (known endpoints, at most 5, no repeats, not `modelEndpointRef`); left out keeps the newest version's, `[]`
+    /// removes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_endpoint_refs: Option<Vec<String>>,
 }
 
 /// The prompt resource that GET, POST and PUT answer with. The generation fields are those of
@@ -436,6 +445,9 @@ pub struct Prompt {
     pub created_at: String,
     /// When it last changed.
     pub updated_at: String,
+    /// Endpoints tried in order when the model endpoint fails (left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback_endpoint_refs: Vec<String>,
 }
 
 /// One immutable version.
@@ -484,6 +496,9 @@ pub struct PromptVersion {
     pub created_at: String,
     /// The OAuth client that created it.
     pub created_by: String,
+    /// Endpoints tried in order when the model endpoint fails (left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback_endpoint_refs: Vec<String>,
 }
 
 /// `PUT …/prompts/{id}/labels/{label}`.
@@ -604,6 +619,9 @@ pub struct ModelEndpoint {
     /// when only the other price is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_price_per_million: Option<f64>,
+    /// This replica's circuit breaker of the endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<CircuitStatus>,
 }
 
 /// `POST /api/v2/oauth/clients`.
@@ -838,6 +856,45 @@ pub struct InvokeResponse {
     /// With a JSON `responseFormat`: why the output is not valid (left out when it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_errors: Option<Vec<OutputError>>,
+    /// The model endpoint that served (the version's, or a fallback).
+    #[serde(default)]
+    pub endpoint_ref: String,
+    /// Whether a fallback endpoint served, and the endpoints that failed before it (present only
+    /// when the version has fallback endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<FallbackReport>,
+}
+
+/// The answer's `fallback`: whether a fallback endpoint served, and the failed attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FallbackReport {
+    /// Whether an endpoint other than the version's served.
+    pub used: bool,
+    /// The endpoints that failed, in order.
+    pub attempts: Vec<FallbackAttempt>,
+}
+
+/// One endpoint that did not serve an invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FallbackAttempt {
+    /// The endpoint.
+    pub endpoint_ref: String,
+    /// Why (`upstream.error`, `upstream.timeout`, `upstream.circuit_open`,
+    /// `context.window.exceeded`, `too.many.requests`).
+    pub error_code: String,
+}
+
+/// A model endpoint's circuit breaker on the replica that answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitStatus {
+    /// `closed`, `open` or `halfOpen`.
+    pub state: String,
+    /// Failures in a row since the last success.
+    pub consecutive_failures: u32,
+    /// While open: when the next call (a probe) goes through.
+    pub open_until: Option<String>,
 }
 
 /// A `delta` event of a streamed invocation.
@@ -905,6 +962,13 @@ pub struct TelemetryEntity {
     /// when that endpoint has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// The model endpoint that served, or the last one tried when all failed (null for records
+    /// made before it was recorded).
+    #[serde(default)]
+    pub endpoint_ref: Option<String>,
+    /// The endpoints that failed before the serving one, in order (left out when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback_attempts: Vec<FallbackAttempt>,
 }
 
 /// Feedback as stored.
@@ -961,7 +1025,8 @@ pub struct TelemetrySummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionSummary {
-    /// The version.
+    /// The version (left out with `groupBy=endpoint`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
     /// Invocations, blocked ones included.
     pub count: u64,
@@ -988,6 +1053,10 @@ pub struct VersionSummary {
     /// served the version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<CostStats>,
+    /// With `groupBy=endpoint`: the model endpoint these numbers are of (`version` is then
+    /// left out; empty for records made before the endpoint was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_ref: Option<String>,
 }
 
 /// Latency percentiles and mean.

@@ -97,6 +97,13 @@ impl PromptDraft {
         self
     }
 
+    /// The endpoints tried in order when the model endpoint fails (known endpoints, at most 5,
+    /// no repeats, not the model endpoint itself; docs/fallbacks.md).
+    pub fn fallback_endpoints(mut self, refs: &[&str]) -> Self {
+        self.request.fallback_endpoint_refs = Some(refs.iter().map(|r| (*r).to_owned()).collect());
+        self
+    }
+
     /// The first version's label.
     pub fn version(mut self, version: &str) -> Self {
         self.request.version = Some(version.to_owned());
@@ -276,6 +283,12 @@ impl VersionDraft {
     /// The new temperature, in [0, 2].
     pub fn temperature(mut self, temperature: f64) -> Self {
         self.request.temperature = Some(temperature);
+        self
+    }
+
+    /// New fallback endpoints, replacing the newest version's; an empty list removes them.
+    pub fn fallback_endpoints(mut self, refs: &[&str]) -> Self {
+        self.request.fallback_endpoint_refs = Some(refs.iter().map(|r| (*r).to_owned()).collect());
         self
     }
 
@@ -612,5 +625,22 @@ mod tests {
             serde_json::to_value(removed.request()).unwrap(),
             serde_json::json!({"version": "1.1.0", "variablesSchema": null})
         );
+    }
+
+    #[test]
+    fn drafts_send_fallback_endpoints_and_an_empty_list_removes_them() {
+        let create = PromptDraft::new("p", "openai/gpt-4o")
+            .system_prompt("Hi.")
+            .fallback_endpoints(&["openai/gpt-4o-mini", "local/llama"]);
+        let body = serde_json::to_value(create.request()).unwrap();
+        assert_eq!(
+            body["fallbackEndpointRefs"],
+            serde_json::json!(["openai/gpt-4o-mini", "local/llama"])
+        );
+        let removed = VersionDraft::new("1.1.0").fallback_endpoints(&[]);
+        let body = serde_json::to_value(removed.request()).unwrap();
+        assert_eq!(body["fallbackEndpointRefs"], serde_json::json!([]));
+        let left_out = serde_json::to_value(VersionDraft::new("1.1.0").request()).unwrap();
+        assert!(left_out.get("fallbackEndpointRefs").is_none());
     }
 }

@@ -281,6 +281,21 @@ pub struct InvocationRecord {
     /// What the call cost in US dollars, from the serving endpoint's prices and the token
     /// counts ([`crate::Prices::cost_usd`]); none when that endpoint has no prices.
     pub cost_usd: Option<f64>,
+    /// The model endpoint that served (or, when every attempt failed, the last one tried):
+    /// the one place that says which endpoint's prices and limits apply to this invocation.
+    pub endpoint_ref: String,
+    /// The endpoints that failed before the serving one, in order (empty without fallback).
+    pub fallback_attempts: Vec<FallbackAttempt>,
+}
+
+/// One failed attempt of an invocation whose version has fallback endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackAttempt {
+    /// The endpoint tried.
+    pub endpoint_ref: String,
+    /// Why it did not serve (`upstream.error`, `upstream.timeout`, `upstream.circuit_open`,
+    /// `context.window.exceeded`, …).
+    pub error_code: String,
 }
 
 #[cfg(test)]
@@ -373,6 +388,7 @@ mod tests {
             template_messages: Vec::new(),
             variables_schema: None,
             tool_settings: Default::default(),
+            fallback_endpoint_refs: Vec::new(),
         }
     }
 

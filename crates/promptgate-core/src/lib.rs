@@ -16,6 +16,7 @@
 
 #[cfg(feature = "tokenizer")]
 pub mod change;
+pub mod circuit;
 pub mod credentials;
 #[cfg(feature = "tokenizer")]
 pub mod endpoint;

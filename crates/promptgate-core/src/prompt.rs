@@ -197,6 +197,9 @@ pub struct VersionSettings {
     pub variables_schema: Option<String>,
     /// The tools the model may call, how it chooses, and the output's form (empty: none).
     pub tool_settings: ToolSettings,
+    /// The endpoints tried in order when the primary fails (after its own retries) with a
+    /// failure that is not the request's fault; empty: none.
+    pub fallback_endpoint_refs: Vec<String>,
 }
 
 /// An immutable version of a prompt.
@@ -382,6 +385,8 @@ pub struct SettingsDraft {
     pub tool_choice: Option<Option<ToolChoiceDraft>>,
     /// `responseFormat`: absent keeps, `null` (`Some(None)`) removes.
     pub response_format: Option<Option<ResponseFormatDraft>>,
+    /// `fallbackEndpointRefs`: absent keeps the base version's, `[]` removes them.
+    pub fallback_endpoint_refs: Option<Vec<String>>,
 }
 
 /// One turn of `templateMessages` as sent.
@@ -434,6 +439,7 @@ impl SettingsDraft {
             && self.few_shot_examples.is_none()
             && self.template_messages.is_none()
             && self.variables_schema.is_none()
+            && self.fallback_endpoint_refs.is_none()
             && !self.changes_tools()
     }
 
@@ -592,6 +598,17 @@ impl SettingsDraft {
             }
         };
         let tool_settings = self.check_tools(base, schemas, &mut violations);
+        // The kept list is checked too: a new primary may be one of them, or one of them may
+        // no longer be configured.
+        let fallbacks = check_fallbacks(
+            self.fallback_endpoint_refs
+                .as_deref()
+                .or(base.map(|b| b.fallback_endpoint_refs.as_slice()))
+                .unwrap_or_default(),
+            &endpoint.reference,
+            catalogue,
+            &mut violations,
+        );
         if endpoint.provider == crate::ProviderKind::Anthropic && temperature > 1.0 {
             violations.push(Violation::invalid(
                 "temperature",
@@ -652,11 +669,63 @@ impl SettingsDraft {
                 template_messages,
                 variables_schema,
                 tool_settings,
+                fallback_endpoint_refs: fallbacks,
             },
             system_prompt_tokens: tokens_u32,
             tokenizer: endpoint.tokenizer,
         })
     }
+}
+
+/// Most fallback endpoints a version may name: each failed attempt costs the caller up to an
+/// endpoint's timeout, so a long chain would only turn an outage into a very slow error.
+pub const MAX_FALLBACK_ENDPOINTS: usize = 5;
+
+/// Checks `fallbackEndpointRefs`: known endpoints, at most [`MAX_FALLBACK_ENDPOINTS`], no
+/// repeats, not the primary. Returns the list as sent (its violations go to `violations`).
+fn check_fallbacks(
+    refs: &[String],
+    primary: &str,
+    catalogue: &EndpointCatalogue,
+    violations: &mut Vec<Violation>,
+) -> Vec<String> {
+    if refs.len() > MAX_FALLBACK_ENDPOINTS {
+        violations.push(Violation::invalid(
+            "fallbackEndpointRefs",
+            format!(
+                "fallbackEndpointRefs names {} endpoints; the limit is {MAX_FALLBACK_ENDPOINTS}",
+                refs.len()
+            ),
+        ));
+    }
+    for (i, reference) in refs.iter().enumerate() {
+        let field = format!("fallbackEndpointRefs[{i}]");
+        if catalogue.get(reference).is_none() {
+            violations.push(Violation::with_params(
+                ViolationCode::InvalidValue,
+                &field,
+                "unknown model endpoint {ref}; known endpoints: {known}",
+                &[("ref", reference.clone()), ("known", catalogue.refs_list())],
+            ));
+        } else if reference == primary {
+            violations.push(Violation::invalid(
+                &field,
+                format!(
+                    "{} is the version's modelEndpointRef; a fallback must be another endpoint",
+                    crate::violation::quoted(reference)
+                ),
+            ));
+        } else if refs[..i].contains(reference) {
+            violations.push(Violation::invalid(
+                &field,
+                format!(
+                    "{} is named twice in fallbackEndpointRefs",
+                    crate::violation::quoted(reference)
+                ),
+            ));
+        }
+    }
+    refs.to_vec()
 }
 
 /// The tokens that stand for a version's tool definitions and output schema in
@@ -1468,5 +1537,72 @@ mod tests {
         .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
         .unwrap();
         assert!(removed.settings.tool_settings.is_empty());
+    }
+    #[test]
+    fn fallback_endpoints_are_checked_kept_and_removable() {
+        let counter = TokenCounter::load();
+        let with = |refs: &[&str]| SettingsDraft {
+            fallback_endpoint_refs: Some(refs.iter().map(|r| r.to_string()).collect()),
+            ..draft()
+        };
+        let base = with(&["openai/gpt-4o-mini", "builtin/echo"])
+            .check(None, &catalogue(), &counter, &AcceptingSchemas)
+            .unwrap()
+            .settings;
+        assert_eq!(
+            base.fallback_endpoint_refs,
+            ["openai/gpt-4o-mini", "builtin/echo"]
+        );
+        let fields = |refs: &[&str]| -> Vec<String> {
+            with(refs)
+                .check(None, &catalogue(), &counter, &AcceptingSchemas)
+                .unwrap_err()
+                .into_iter()
+                .map(|v| v.field)
+                .collect()
+        };
+        assert_eq!(fields(&["nobody/knows"]), ["fallbackEndpointRefs[0]"]);
+        assert_eq!(
+            fields(&["builtin/echo", "openai/gpt-4o"]),
+            ["fallbackEndpointRefs[1]"]
+        );
+        assert_eq!(
+            fields(&["builtin/echo", "builtin/echo"]),
+            ["fallbackEndpointRefs[1]"]
+        );
+        assert_eq!(fields(&["builtin/echo"; 6])[0], "fallbackEndpointRefs");
+        let unknown = with(&["nobody/knows"])
+            .check(None, &catalogue(), &counter, &AcceptingSchemas)
+            .unwrap_err();
+        assert!(
+            unknown[0].message().contains("builtin/echo"),
+            "{}",
+            unknown[0].message()
+        );
+        // Left out: kept; a new primary that is one of the kept fallbacks is refused.
+        let kept = SettingsDraft {
+            system_prompt: Some("Shorter.".into()),
+            ..SettingsDraft::default()
+        }
+        .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap();
+        assert_eq!(
+            kept.settings.fallback_endpoint_refs,
+            base.fallback_endpoint_refs
+        );
+        let clash = SettingsDraft {
+            model_endpoint_ref: Some("builtin/echo".into()),
+            ..SettingsDraft::default()
+        }
+        .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap_err();
+        assert_eq!(clash[0].field, "fallbackEndpointRefs[1]");
+        let removed = SettingsDraft {
+            fallback_endpoint_refs: Some(Vec::new()),
+            ..SettingsDraft::default()
+        }
+        .check(Some(&base), &catalogue(), &counter, &AcceptingSchemas)
+        .unwrap();
+        assert!(removed.settings.fallback_endpoint_refs.is_empty());
     }
 }

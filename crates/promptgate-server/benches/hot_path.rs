@@ -46,6 +46,8 @@ fn record(i: usize) -> InvocationRecord {
         tool_call_count: 0,
         api_key_id: None,
         cost_usd: None,
+        endpoint_ref: "openai/gpt-4o".to_owned(),
+        fallback_attempts: Vec::new(),
     }
 }
 
@@ -196,6 +198,7 @@ fn template_fill(c: &mut Criterion) {
             .to_string(),
         ),
         tool_settings: Default::default(),
+        fallback_endpoint_refs: Vec::new(),
     };
     let template = VersionTemplate::build(&settings);
     let variables = json!({"role": "customer support agent", "shop": "an online shop"});

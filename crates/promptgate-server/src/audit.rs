@@ -854,6 +854,7 @@ endpoint = "http://otel:OTELPASS@collector.internal:4318?auth=OTELTOKEN"
                 }],
                 variables_schema: None,
                 tool_settings: Default::default(),
+                fallback_endpoint_refs: Vec::new(),
             },
             system_prompt_tokens: 3,
             tokenizer: promptgate_core::TokenizerKind::O200kBase,

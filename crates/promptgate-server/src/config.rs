@@ -396,6 +396,12 @@ pub struct EndpointEntry {
     /// US dollars per million completion tokens (finite, at least 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_price_per_million: Option<f64>,
+    /// Consecutive failures that open the endpoint's circuit breaker (default 5; 0 disables it).
+    #[serde(default)]
+    pub circuit_failure_threshold: Option<u32>,
+    /// How long an open circuit refuses calls before one probe goes through (default 30000).
+    #[serde(default)]
+    pub circuit_open_ms: Option<u64>,
 }
 
 /// `[audit]`.
@@ -479,6 +485,26 @@ impl ConfigFile {
             .collect()
     }
 
+    /// The circuit breaker settings of the endpoints that set any, by `ref`.
+    pub fn endpoint_circuits(
+        &self,
+    ) -> std::collections::HashMap<String, promptgate_core::circuit::CircuitConfig> {
+        use promptgate_core::circuit::CircuitConfig;
+        self.model_endpoints
+            .iter()
+            .filter(|e| e.circuit_failure_threshold.is_some() || e.circuit_open_ms.is_some())
+            .map(|e| {
+                let config = CircuitConfig {
+                    failure_threshold: e
+                        .circuit_failure_threshold
+                        .unwrap_or(CircuitConfig::DEFAULT_FAILURE_THRESHOLD),
+                    open_ms: e.circuit_open_ms.unwrap_or(CircuitConfig::DEFAULT_OPEN_MS),
+                };
+                (e.reference.clone(), config)
+            })
+            .collect()
+    }
+
     /// The built-in catalogue with this file's endpoints added or overriding by `ref`.
     pub fn catalogue(&self) -> Result<EndpointCatalogue, ConfigError> {
         let entries = self
@@ -546,6 +572,12 @@ impl EndpointEntry {
             return Err(ConfigError::Invalid(format!(
                 "{} must be at least 1",
                 at("max_concurrent_calls")
+            )));
+        }
+        if self.circuit_open_ms == Some(0) {
+            return Err(ConfigError::Invalid(format!(
+                "{} must be at least 1 (circuit_failure_threshold = 0 disables the breaker)",
+                at("circuit_open_ms")
             )));
         }
         if self.reference.trim().is_empty() {

@@ -15,6 +15,7 @@ use promptgate_core::invocation::InvocationRecord;
 
 use crate::exporters::{ExporterHealth, ExportersSection};
 use crate::telemetry::Counters;
+use crate::upstream::CircuitReport;
 
 /// Latency buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 14] = [
@@ -106,6 +107,8 @@ impl PrometheusSettings {
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {
     series: Mutex<BTreeMap<Labels, Series>>,
+    /// `promptgate_fallbacks_total` by (prompt, from, to).
+    fallbacks: Mutex<BTreeMap<(String, String, String), u64>>,
 }
 
 impl GatewayMetrics {
@@ -137,6 +140,16 @@ impl GatewayMetrics {
             .observe(&TOKEN_BUCKETS, f64::from(record.completion_tokens));
         if let Some(cost) = record.cost_usd {
             *entry.cost_usd.get_or_insert(0.0) += cost;
+        }
+    }
+
+    /// Counts one move of an invocation of `prompt` from the endpoint `from` (failed, or
+    /// skipped because the request did not fit it) to the endpoint `to`, tried next.
+    pub fn count_fallback(&self, prompt: &str, from: &str, to: &str) {
+        if let Ok(mut fallbacks) = self.fallbacks.lock() {
+            *fallbacks
+                .entry((prompt.to_owned(), from.to_owned(), to.to_owned()))
+                .or_default() += 1;
         }
     }
 
@@ -278,7 +291,56 @@ impl GatewayMetrics {
                 );
             }
         }
+        let fallbacks = self.fallbacks.lock().map(|f| f.clone()).unwrap_or_default();
+        header(
+            &mut out,
+            "promptgate_fallbacks_total",
+            "counter",
+            "Moves of an invocation from a failed model endpoint to the next one it tries.",
+        );
+        for ((prompt, from, to), count) in &fallbacks {
+            let _ = writeln!(
+                out,
+                "promptgate_fallbacks_total{{prompt=\"{}\",from=\"{}\",to=\"{}\"}} {count}",
+                escape(prompt),
+                escape(from),
+                escape(to)
+            );
+        }
         out
+    }
+}
+
+/// Appends each model endpoint's circuit breaker: `promptgate_circuit_state` (0 closed, 1 open,
+/// 2 half-open) and `promptgate_circuit_opened_total`.
+pub fn write_circuits(out: &mut String, circuits: &[(String, CircuitReport)]) {
+    header(
+        out,
+        "promptgate_circuit_state",
+        "gauge",
+        "Each model endpoint's circuit breaker: 0 closed, 1 open, 2 half-open.",
+    );
+    for (endpoint, report) in circuits {
+        let _ = writeln!(
+            out,
+            "promptgate_circuit_state{{endpoint=\"{}\"}} {}",
+            escape(endpoint),
+            report.snapshot.state.gauge()
+        );
+    }
+    header(
+        out,
+        "promptgate_circuit_opened_total",
+        "counter",
+        "Times each model endpoint's circuit breaker opened.",
+    );
+    for (endpoint, report) in circuits {
+        let _ = writeln!(
+            out,
+            "promptgate_circuit_opened_total{{endpoint=\"{}\"}} {}",
+            escape(endpoint),
+            report.opened_total
+        );
     }
 }
 
@@ -365,6 +427,8 @@ mod tests {
             tool_call_count: 0,
             api_key_id: None,
             cost_usd: None,
+            endpoint_ref: "openai/gpt-4o".to_owned(),
+            fallback_attempts: Vec::new(),
         }
     }
 

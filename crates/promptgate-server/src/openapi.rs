@@ -74,6 +74,7 @@ use promptgate_api as api;
         api::RenderResponse, api::RenderedMessage,
         api::Tool, api::FunctionDefinition, api::ResponseFormat, api::JsonSchemaSpec,
         api::ToolCall, api::StreamToolCall, api::OutputError, api::RateEstimate,
+        api::FallbackReport, api::FallbackAttempt, api::CircuitStatus,
     )),
     modifiers(&BearerAuth, &CommonResponses, &TokenForm, &InvocationStream, &QueryFormats),
 )]

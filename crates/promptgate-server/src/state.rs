@@ -20,7 +20,7 @@ use crate::limits::RequestLimits;
 use crate::metrics::{GatewayMetrics, PrometheusSettings};
 use crate::ratelimit::RateLimiter;
 use crate::telemetry::TelemetrySink;
-use crate::upstream::UpstreamSlots;
+use crate::upstream::{Circuits, UpstreamSlots};
 
 /// Shared state of the router: cheap to clone (every member is shared or small).
 #[derive(Clone)]
@@ -60,6 +60,8 @@ pub struct AppState {
     pub(crate) limits: RequestLimits,
     /// The cap on calls in flight to each model endpoint.
     pub(crate) upstream_slots: Arc<UpstreamSlots>,
+    /// Each model endpoint's circuit breaker (this replica's).
+    pub(crate) circuits: Arc<Circuits>,
     /// Whether every request gets its access-log line (`[server] access_log`, default on).
     pub(crate) access_log: bool,
 }
@@ -150,6 +152,7 @@ impl AppState {
                 &catalogue,
                 &config.endpoint_call_limits(),
             )),
+            circuits: Arc::new(Circuits::new(&catalogue, &config.endpoint_circuits())),
             audit: Arc::new(audit),
             prompts: Arc::new(PromptCache::new(store.clone())),
             store,

@@ -252,6 +252,7 @@ mod tests {
             }],
             variables_schema: schema.map(|s| s.to_string()),
             tool_settings: Default::default(),
+            fallback_endpoint_refs: Vec::new(),
         }
     }
 
@@ -410,6 +411,7 @@ mod tests {
             system_prompt: "Plain".into(),
             variables_schema: Some(schema.to_string()),
             tool_settings: Default::default(),
+            fallback_endpoint_refs: Vec::new(),
             ..s.clone()
         };
         assert!(!VersionTemplate::build(&checked).is_constant());

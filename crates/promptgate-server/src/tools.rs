@@ -27,8 +27,9 @@ pub struct ServedTools {
     pub response_format: Option<Arc<ResponseFormat>>,
     /// The check of a JSON output format, compiled once.
     pub output_check: Option<Arc<OutputCheck>>,
-    /// The tokens the definitions take in the context window, counted on first use.
-    tokens: OnceLock<usize>,
+    /// The tokens the definitions take in the context window, counted on first use with the
+    /// tokenizer of that use (a fallback endpoint with another tokenizer counts its own).
+    tokens: OnceLock<(TokenizerKind, usize)>,
 }
 
 impl ServedTools {
@@ -75,16 +76,21 @@ impl ServedTools {
     }
 
     /// The tokens the definitions and the output schema take (the estimate `systemPromptTokens`
-    /// counts too), with `tokenizer`; counted once.
+    /// counts too), with `tokenizer`; counted once for the first tokenizer asked for (the
+    /// serving endpoint's), and again on each call for another one (a fallback's).
     pub fn tokens(&self, counter: &TokenCounter, tokenizer: TokenizerKind) -> usize {
-        *self.tokens.get_or_init(|| {
+        let count = || {
             let settings = ToolSettings {
                 tools: self.tools.to_vec(),
                 tool_choice: None,
                 response_format: self.response_format.as_deref().cloned(),
             };
             tool_tokens(counter, tokenizer, &settings)
-        })
+        };
+        match self.tokens.get_or_init(|| (tokenizer, count())) {
+            (cached, tokens) if *cached == tokenizer => *tokens,
+            _ => count(),
+        }
     }
 }
 

@@ -5,11 +5,19 @@
 //!
 //! A call holds its slot until the provider's answer is complete: for a streamed answer, until
 //! the stream ends or the client goes away.
+//!
+//! Beside the slots, each endpoint's circuit breaker ([`Circuits`], the state machine of
+//! `promptgate_core::circuit`): after `circuit_failure_threshold` failures in a row an endpoint
+//! is not called for `circuit_open_ms`, so a dead provider costs one timeout, not one per
+//! request. Each replica keeps and learns its own breakers (in memory).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use promptgate_core::EndpointCatalogue;
+use promptgate_core::circuit::{Admission, Circuit, CircuitConfig, CircuitSnapshot, Transition};
+use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Default of `[[model_endpoints]] max_concurrent_calls`.
@@ -73,6 +81,129 @@ pub struct SlotsFull {
     pub endpoint: String,
     /// Its `max_concurrent_calls`.
     pub limit: u32,
+}
+
+/// How a call to an endpoint ended, for its breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The endpoint answered (a request's own 4xx counts: the endpoint is up).
+    Answered,
+    /// The endpoint failed: 5xx, 429, 408, 401/403/404, a timeout or a connection error.
+    Failed,
+    /// The call said nothing of the endpoint (no call slot was free).
+    Abandoned,
+}
+
+/// One circuit breaker per model endpoint, on a monotonic clock of milliseconds since start.
+#[derive(Debug)]
+pub struct Circuits {
+    by_endpoint: HashMap<String, Mutex<Breaker>>,
+    started: Instant,
+}
+
+#[derive(Debug)]
+struct Breaker {
+    circuit: Circuit,
+    opened_total: u64,
+}
+
+/// What `/metrics` and `…/model-endpoints` show of one breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitReport {
+    /// The state, consecutive failures and, while open, the end of the open period.
+    pub snapshot: CircuitSnapshot,
+    /// While open: when it lets a probe through, on the wall clock.
+    pub open_until: Option<OffsetDateTime>,
+    /// How many times it opened since start.
+    pub opened_total: u64,
+}
+
+impl Circuits {
+    /// Breakers for every endpoint of `catalogue`: `configs` gives some endpoints their own
+    /// settings, the rest get the defaults.
+    pub fn new(catalogue: &EndpointCatalogue, configs: &HashMap<String, CircuitConfig>) -> Self {
+        let by_endpoint = catalogue
+            .iter()
+            .map(|e| {
+                let config = configs.get(&e.reference).copied().unwrap_or_default();
+                let breaker = Breaker {
+                    circuit: Circuit::new(config),
+                    opened_total: 0,
+                };
+                (e.reference.clone(), Mutex::new(breaker))
+            })
+            .collect();
+        Circuits {
+            by_endpoint,
+            started: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a call to `endpoint` may go now (an endpoint without a breaker always may).
+    pub fn admit(&self, endpoint: &str) -> Admission {
+        let now = self.now_ms();
+        match self.by_endpoint.get(endpoint).map(Mutex::lock) {
+            Some(Ok(mut breaker)) => breaker.circuit.admit(now),
+            _ => Admission::Call,
+        }
+    }
+
+    /// Reports how a call admitted with `admission` ended.
+    pub fn report(&self, endpoint: &str, admission: Admission, outcome: Outcome) {
+        let now = self.now_ms();
+        let Some(Ok(mut breaker)) = self.by_endpoint.get(endpoint).map(Mutex::lock) else {
+            return;
+        };
+        let transition = match outcome {
+            Outcome::Answered => breaker.circuit.succeeded(admission),
+            Outcome::Failed => breaker.circuit.failed(admission, now),
+            Outcome::Abandoned => {
+                breaker.circuit.abandoned(admission);
+                Transition::None
+            }
+        };
+        match transition {
+            Transition::Opened => {
+                breaker.opened_total += 1;
+                tracing::warn!(endpoint, "the model endpoint's circuit opened");
+            }
+            Transition::Closed => tracing::info!(endpoint, "the model endpoint's circuit closed"),
+            Transition::None => {}
+        }
+    }
+
+    /// When a refused call's endpoint lets a call through again, on the wall clock.
+    pub fn wall_time(&self, at_ms: u64) -> OffsetDateTime {
+        let ahead = at_ms.saturating_sub(self.now_ms());
+        crate::clock::now() + time::Duration::milliseconds(i64::try_from(ahead).unwrap_or(i64::MAX))
+    }
+
+    /// The breaker of `endpoint`, as reported now.
+    pub fn report_of(&self, endpoint: &str) -> Option<CircuitReport> {
+        let now = self.now_ms();
+        let breaker = self.by_endpoint.get(endpoint)?.lock().ok()?;
+        let snapshot = breaker.circuit.snapshot(now);
+        Some(CircuitReport {
+            snapshot,
+            open_until: snapshot.open_until_ms.map(|at| self.wall_time(at)),
+            opened_total: breaker.opened_total,
+        })
+    }
+
+    /// Every breaker, by endpoint `ref`, sorted: what `/metrics` shows.
+    pub fn reports(&self) -> Vec<(String, CircuitReport)> {
+        let mut all: Vec<(String, CircuitReport)> = self
+            .by_endpoint
+            .keys()
+            .filter_map(|e| Some((e.clone(), self.report_of(e)?)))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Conversions between domain values and their stored columns. The JSON columns use the
 //! contract's field names so that a database is readable by people with `sqlite3`.
 
+use promptgate_core::invocation::FallbackAttempt;
 use promptgate_core::label::{LabelName, Labels};
 use promptgate_core::prompt::{
     BlockedCategory, ContentFilter, FewShotExample, SafetyGuardrails, TemplateMessage, TemplateRole,
@@ -285,6 +286,53 @@ fn json_text(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
+/// A version's fallback endpoints as the `fallback_endpoint_refs` column holds them: a JSON
+/// array of refs in order; none when the version has none.
+pub(crate) fn endpoint_refs_json(refs: &[String]) -> Option<String> {
+    (!refs.is_empty()).then(|| Value::from(refs.to_vec()).to_string())
+}
+
+/// The `fallback_endpoint_refs` column.
+pub(crate) fn endpoint_refs_from_json(text: Option<String>) -> Result<Vec<String>, StoreError> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|_| StoreError::Corrupt(format!("fallback endpoint refs: {text}"))),
+    }
+}
+
+/// An invocation's failed fallback attempts as the `fallback_attempts` column holds them: a
+/// JSON array of `{"endpointRef", "errorCode"}`; none when there were none.
+pub(crate) fn attempts_json(attempts: &[FallbackAttempt]) -> Option<String> {
+    if attempts.is_empty() {
+        return None;
+    }
+    let list: Vec<Value> = attempts
+        .iter()
+        .map(|a| json!({"endpointRef": a.endpoint_ref, "errorCode": a.error_code}))
+        .collect();
+    Some(Value::Array(list).to_string())
+}
+
+/// The `fallback_attempts` column.
+pub(crate) fn attempts_from_json(text: Option<String>) -> Result<Vec<FallbackAttempt>, StoreError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let corrupt = || StoreError::Corrupt(format!("fallback attempts: {text}"));
+    let list: Vec<Value> = serde_json::from_str(&text).map_err(|_| corrupt())?;
+    list.iter()
+        .map(|item| {
+            let field = |name: &str| item.get(name).and_then(Value::as_str).map(str::to_owned);
+            Some(FallbackAttempt {
+                endpoint_ref: field("endpointRef")?,
+                error_code: field("errorCode")?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(corrupt)
+}
+
 /// The `tool_settings` column; anything the gateway cannot have written is corrupt.
 pub(crate) fn tool_settings_from_json(text: Option<String>) -> Result<ToolSettings, StoreError> {
     let Some(text) = text else {
@@ -546,6 +594,33 @@ mod tests {
         assert_eq!(name_filter(None), (None, None));
         assert_eq!(name_filter(Some("a_b")), (Some("a_b".to_owned()), None));
         assert_eq!(name_filter(Some("a_*")), (None, Some("a\\_%".to_owned())));
+    }
+
+    #[test]
+    fn fallback_columns_round_trip_none_is_null_and_garbage_is_corrupt() {
+        let refs = vec!["openai/gpt-4o-mini".to_owned(), "local/llama".to_owned()];
+        let text = endpoint_refs_json(&refs).unwrap();
+        assert_eq!(endpoint_refs_from_json(Some(text)).unwrap(), refs);
+        assert_eq!(endpoint_refs_json(&[]), None);
+        assert!(endpoint_refs_from_json(None).unwrap().is_empty());
+        let attempts = vec![FallbackAttempt {
+            endpoint_ref: "openai/gpt-4o".to_owned(),
+            error_code: "upstream.circuit_open".to_owned(),
+        }];
+        let text = attempts_json(&attempts).unwrap();
+        assert_eq!(attempts_from_json(Some(text)).unwrap(), attempts);
+        assert_eq!(attempts_json(&[]), None);
+        assert!(attempts_from_json(None).unwrap().is_empty());
+        for corrupt in ["{", "[1]", r#"[{"endpointRef": "a"}]"#] {
+            assert!(matches!(
+                attempts_from_json(Some(corrupt.into())),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+        assert!(matches!(
+            endpoint_refs_from_json(Some("[1]".into())),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]

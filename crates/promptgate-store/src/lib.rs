@@ -195,7 +195,30 @@ pub struct StoredInvocation {
     pub feedback: Option<Feedback>,
 }
 
-/// One version's numbers over the records a summary covers, aggregated by the database.
+/// What a summary's entities are: versions (the default) or the model endpoints that served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SummaryGroup {
+    /// One entity per version.
+    #[default]
+    Version,
+    /// One entity per serving endpoint (`groupBy=endpoint`; records from before the endpoint
+    /// was recorded form the group with an empty name).
+    Endpoint,
+}
+
+impl SummaryGroup {
+    /// The grouping key as SQL, the same in both dialects: a constant, never caller text.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            SummaryGroup::Version => "version",
+            SummaryGroup::Endpoint => "COALESCE(endpoint_ref, '')",
+        }
+    }
+}
+
+/// One group's numbers (a version's, or an endpoint's with `SummaryGroup::Endpoint`: then
+/// `version` holds the endpoint's ref) over the records a summary covers, aggregated by the
+/// database.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VersionAggregate {
     /// The version.
@@ -455,6 +478,7 @@ pub trait TelemetryStore: Send + Sync {
     async fn summary_aggregates(
         &self,
         filter: &TelemetryFilter,
+        group: SummaryGroup,
     ) -> Result<Vec<VersionAggregate>, StoreError>;
     /// Sets the feedback of invocation `id` unconditionally and unaudited (for tools and tests;
     /// the API uses [`TelemetryStore::replace_feedback`]); false when no such record is stored.

@@ -705,6 +705,7 @@ macro_rules! telemetry_store {
             async fn summary_aggregates(
                 &self,
                 filter: &$crate::TelemetryFilter,
+                group: $crate::SummaryGroup,
             ) -> Result<Vec<$crate::VersionAggregate>, $crate::StoreError> {
                 // Both queries bind the filter, then the finite range (`sql::summary_aggregates`
                 // says how); `summary.rs` says how the two queries work.
@@ -714,7 +715,7 @@ macro_rules! telemetry_store {
                     .await
                     .map_err(db_error)?;
                 let rows: Vec<$crate::summary::AggregateRow> = $crate::methods::telemetry_filter!(
-                    ::sqlx::query($sql::summary_aggregates()),
+                    ::sqlx::query($sql::summary_aggregates(group)),
                     filter,
                     $sql
                 )
@@ -730,7 +731,7 @@ macro_rules! telemetry_store {
                 let mut ranked = ::std::collections::HashMap::new();
                 if !ranks.is_empty() {
                     let query = $crate::methods::telemetry_filter!(
-                        ::sqlx::query_as($sql::summary_ranks()),
+                        ::sqlx::query_as($sql::summary_ranks(group)),
                         filter,
                         $sql
                     )

@@ -494,8 +494,9 @@ async fn copy_versions(
         sqlx::query(
             "INSERT INTO prompt_versions (prompt_id, version, model_endpoint_ref, system_prompt, \
              temperature, safety_guardrails, few_shot_examples, system_prompt_tokens, tokenizer, \
-             created_at, created_by, template_messages, variables_schema, tool_settings) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             created_at, created_by, template_messages, variables_schema, tool_settings, \
+             fallback_endpoint_refs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(uuid(&row, "prompt_id")?)
         .bind(get::<String>(&row, "version")?)
@@ -511,6 +512,7 @@ async fn copy_versions(
         .bind(text(&row, "template_messages", report)?)
         .bind(optional_text(&row, "variables_schema", report)?)
         .bind(optional_text(&row, "tool_settings", report)?)
+        .bind(optional_text(&row, "fallback_endpoint_refs", report)?)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;
@@ -597,6 +599,8 @@ struct InvocationColumns {
     tool_call_count: Vec<i64>,
     api_key_id: Vec<Option<String>>,
     cost_usd: Vec<Option<f64>>,
+    endpoint_ref: Vec<Option<String>>,
+    fallback_attempts: Vec<Option<String>>,
 }
 
 impl InvocationColumns {
@@ -634,6 +638,10 @@ impl InvocationColumns {
         self.api_key_id
             .push(optional_text(row, "api_key_id", report)?);
         self.cost_usd.push(get(row, "cost_usd")?);
+        self.endpoint_ref
+            .push(optional_text(row, "endpoint_ref", report)?);
+        self.fallback_attempts
+            .push(optional_text(row, "fallback_attempts", report)?);
         Ok(())
     }
 
@@ -643,12 +651,14 @@ impl InvocationColumns {
              error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
              prompt_tokens, completion_tokens, session_id, client_id, metadata, \
              feedback_score, feedback_comment, feedback_at, label, variable_names, \
-             schema_valid, tool_call_count, api_key_id, cost_usd) \
+             schema_valid, tool_call_count, api_key_id, cost_usd, endpoint_ref, \
+             fallback_attempts) \
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], \
                  $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[], \
                  $11::float8[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], \
                  $16::text[], $17::float8[], $18::text[], $19::bigint[], $20::text[], \
-                 $21::text[], $22::bigint[], $23::bigint[], $24::text[], $25::float8[])",
+                 $21::text[], $22::bigint[], $23::bigint[], $24::text[], $25::float8[], \
+                 $26::text[], $27::text[])",
         )
         .bind(self.seq)
         .bind(self.id)
@@ -675,6 +685,8 @@ impl InvocationColumns {
         .bind(self.tool_call_count)
         .bind(self.api_key_id)
         .bind(self.cost_usd)
+        .bind(self.endpoint_ref)
+        .bind(self.fallback_attempts)
         .execute(&mut *write)
         .await
         .map_err(target_error)?;

@@ -255,8 +255,8 @@ mod sql {
     pub(super) const INSERT_VERSION: &str = "INSERT INTO prompt_versions (prompt_id, version, \
          model_endpoint_ref, system_prompt, temperature, safety_guardrails, few_shot_examples, \
          system_prompt_tokens, tokenizer, created_at, created_by, template_messages, \
-         variables_schema, tool_settings) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+         variables_schema, tool_settings, fallback_endpoint_refs) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
     pub(super) const PROMPT_BY_ID: &str = "SELECT * FROM prompts WHERE id = $1";
     /// A pattern ignores ASCII case only, as SQLite's LIKE does: `lower` under the "C" collation
     /// folds A-Z and nothing else.
@@ -352,11 +352,12 @@ mod sql {
     const FEEDBACK: &str = "feedback_score BETWEEN $7::float8 AND $8::float8";
     const COST: &str = "cost_usd BETWEEN $7::float8 AND $8::float8";
 
-    /// The summary's per-version aggregates. FILTER and the rest are constants: nothing from the
-    /// caller is spliced into the SQL.
-    pub(super) fn summary_aggregates() -> sqlx::AssertSqlSafe<String> {
+    /// The summary's aggregates per version (or per endpoint). FILTER, the group's key and the
+    /// rest are constants: nothing from the caller is spliced into the SQL.
+    pub(super) fn summary_aggregates(group: crate::SummaryGroup) -> sqlx::AssertSqlSafe<String> {
+        let key = group.key();
         sqlx::AssertSqlSafe(format!(
-            "WITH m AS (SELECT version, COUNT(*) AS n, \
+            "WITH m AS (SELECT {key} AS version, COUNT(*) AS n, \
                  COUNT(*) FILTER (WHERE status = 'ERROR') AS errors, \
                  COUNT(*) FILTER (WHERE status = 'BLOCKED') AS blocked, \
                  COALESCE(SUM(prompt_tokens), 0)::bigint AS prompt_tokens, \
@@ -373,7 +374,7 @@ mod sql {
                  SUM(cost_usd) FILTER (WHERE {COST}) AS cost_total, \
                  SUM(cost_usd) FILTER (WHERE {COST}) \
                    / NULLIF(COUNT(*) FILTER (WHERE {COST}), 0) AS cost_mean \
-               FROM invocations WHERE {FILTER} GROUP BY version) \
+               FROM invocations WHERE {FILTER} GROUP BY {key}) \
              SELECT m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
                m.latency_n, m.latency_mean, \
                SUM((i.latency_ms - m.latency_mean) * (i.latency_ms - m.latency_mean)) \
@@ -384,7 +385,8 @@ mod sql {
                m.schema_n, m.schema_valid_n, m.cost_n, m.cost_total, m.cost_mean, \
                SUM((i.cost_usd - m.cost_mean) * (i.cost_usd - m.cost_mean)) \
                  FILTER (WHERE i.{COST}) AS cost_m2 \
-             FROM (SELECT version, status, latency_ms, feedback_score, cost_usd FROM invocations \
+             FROM (SELECT {key} AS version, status, latency_ms, feedback_score, cost_usd \
+               FROM invocations \
                WHERE {FILTER}) AS i JOIN m ON m.version = i.version \
              GROUP BY m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
                m.latency_n, m.latency_mean, m.feedback_n, m.feedback_mean, m.schema_n, \
@@ -396,11 +398,12 @@ mod sql {
     pub(super) const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
     /// The latencies at the wanted ranks, given as $9 and $10 (see [`bind_ranks`]).
-    pub(super) fn summary_ranks() -> sqlx::AssertSqlSafe<String> {
+    pub(super) fn summary_ranks(group: crate::SummaryGroup) -> sqlx::AssertSqlSafe<String> {
+        let key = group.key();
         sqlx::AssertSqlSafe(format!(
             "SELECT r.version, r.i, r.latency_ms FROM ( \
-               SELECT version, latency_ms, \
-                 ROW_NUMBER() OVER (PARTITION BY version ORDER BY latency_ms) - 1 AS i \
+               SELECT {key} AS version, latency_ms, \
+                 ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY latency_ms) - 1 AS i \
                FROM invocations WHERE {FILTER} AND {LATENCY}) AS r \
              JOIN UNNEST($9::text[], $10::bigint[]) AS w (version, i) \
                ON w.version = r.version AND w.i = r.i"
@@ -579,6 +582,8 @@ methods::telemetry_store!(PostgresStore, sql, {
         let mut tool_call_counts = Vec::with_capacity(records.len());
         let mut api_key_ids = Vec::with_capacity(records.len());
         let mut costs = Vec::with_capacity(records.len());
+        let mut endpoint_refs = Vec::with_capacity(records.len());
+        let mut fallback_attempts = Vec::with_capacity(records.len());
         for r in records {
             ids.push(nul_free(&r.id));
             timestamps.push(millis(r.timestamp));
@@ -601,6 +606,11 @@ methods::telemetry_store!(PostgresStore, sql, {
             tool_call_counts.push(i64::from(r.tool_call_count));
             api_key_ids.push(nul_free_opt(r.api_key_id.as_deref()));
             costs.push(r.cost_usd);
+            endpoint_refs.push(nul_free_opt(
+                Some(r.endpoint_ref.as_str()).filter(|e| !e.is_empty()),
+            ));
+            fallback_attempts
+                .push(codec::attempts_json(&r.fallback_attempts).map(|a| nul_free(&a)));
         }
         let mut tx = self.pool()?.begin_with(BEGIN).await.map_err(db_error)?;
         // Batches commit one at a time, in the order of their sequence numbers (see the
@@ -613,20 +623,22 @@ methods::telemetry_store!(PostgresStore, sql, {
             "INSERT INTO invocations (id, timestamp, prompt_id, version, model, status, \
              error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, prompt_tokens, \
              completion_tokens, session_id, client_id, metadata, label, variable_names, \
-             schema_valid, tool_call_count, api_key_id, cost_usd) \
+             schema_valid, tool_call_count, api_key_id, cost_usd, endpoint_ref, \
+             fallback_attempts) \
              SELECT id, timestamp, prompt_id, version, model, status, error_code, latency_ms, \
              upstream_latency_ms, time_to_first_token_ms, prompt_tokens, completion_tokens, \
              session_id, client_id, metadata, label, variable_names, schema_valid, \
-             tool_call_count, api_key_id, cost_usd \
+             tool_call_count, api_key_id, cost_usd, endpoint_ref, fallback_attempts \
              FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::text[], \
                          $6::text[], $7::text[], $8::float8[], $9::float8[], $10::float8[], \
                          $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::text[], \
                          $16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[], \
-                         $21::float8[]) \
+                         $21::float8[], $22::text[], $23::text[]) \
                WITH ORDINALITY AS r (id, timestamp, prompt_id, version, model, status, \
                error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
                prompt_tokens, completion_tokens, session_id, client_id, metadata, label, \
-               variable_names, schema_valid, tool_call_count, api_key_id, cost_usd, ord) \
+               variable_names, schema_valid, tool_call_count, api_key_id, cost_usd, \
+               endpoint_ref, fallback_attempts, ord) \
              ORDER BY ord \
              ON CONFLICT (id) DO NOTHING",
         )
@@ -651,6 +663,8 @@ methods::telemetry_store!(PostgresStore, sql, {
         .bind(tool_call_counts)
         .bind(api_key_ids)
         .bind(costs)
+        .bind(endpoint_refs)
+        .bind(fallback_attempts)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

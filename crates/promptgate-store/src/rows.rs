@@ -183,8 +183,8 @@ pub(crate) fn prompt_values<Q: Values>(query: Q, prompt: &Prompt) -> Q {
 
 /// `prompt_versions (version, model_endpoint_ref, system_prompt, temperature,
 /// safety_guardrails, few_shot_examples, system_prompt_tokens, tokenizer, created_at,
-/// created_by, template_messages, variables_schema, tool_settings)`: every column but the
-/// prompt id.
+/// created_by, template_messages, variables_schema, tool_settings, fallback_endpoint_refs)`:
+/// every column but the prompt id.
 pub(crate) fn version_values<Q: Values>(query: Q, v: &PromptVersion) -> Q {
     query
         .text(&v.version.to_string())
@@ -202,6 +202,7 @@ pub(crate) fn version_values<Q: Values>(query: Q, v: &PromptVersion) -> Q {
         ))
         .opt_text(v.settings.variables_schema.as_deref())
         .opt_text(codec::tool_settings_json(&v.settings.tool_settings).as_deref())
+        .opt_text(codec::endpoint_refs_json(&v.settings.fallback_endpoint_refs).as_deref())
 }
 
 /// `audit_entries (sequence, recorded_at, actor, action, body, prev_hash, hash, leaf_hash)`:
@@ -312,6 +313,9 @@ pub(crate) fn version(row: &impl StoredRow) -> Result<PromptVersion, StoreError>
             template_messages: codec::template_messages_from_json(&row.text("template_messages")?)?,
             variables_schema: codec::variables_schema(row.opt_text("variables_schema")?)?,
             tool_settings: codec::tool_settings_from_json(row.opt_text("tool_settings")?)?,
+            fallback_endpoint_refs: codec::endpoint_refs_from_json(
+                row.opt_text("fallback_endpoint_refs")?,
+            )?,
         },
         system_prompt_tokens: u32::try_from(tokens)
             .map_err(|_| StoreError::Corrupt(format!("token count {tokens}")))?,
@@ -366,6 +370,8 @@ pub(crate) fn invocation(row: &impl StoredRow) -> Result<StoredInvocation, Store
             tool_call_count: u32::try_from(row.int("tool_call_count")?).unwrap_or(u32::MAX),
             api_key_id: row.opt_text("api_key_id")?,
             cost_usd: row.opt_float("cost_usd")?,
+            endpoint_ref: row.opt_text("endpoint_ref")?.unwrap_or_default(),
+            fallback_attempts: codec::attempts_from_json(row.opt_text("fallback_attempts")?)?,
         },
         feedback,
     })

@@ -186,7 +186,8 @@ mod sql {
     pub(super) const INSERT_VERSION: &str = "INSERT INTO prompt_versions (prompt_id, version, \
          model_endpoint_ref, system_prompt, temperature, safety_guardrails, few_shot_examples, \
          system_prompt_tokens, tokenizer, created_at, created_by, template_messages, \
-         variables_schema, tool_settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+         variables_schema, tool_settings, fallback_endpoint_refs) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     pub(super) const PROMPT_BY_ID: &str = "SELECT * FROM prompts WHERE id = ?";
     pub(super) const LIST_PROMPTS: &str = "SELECT * FROM prompts \
          WHERE (?1 IS NULL OR name = ?1) \
@@ -272,11 +273,12 @@ mod sql {
          AND (?3 IS NULL OR timestamp >= ?3) AND (?4 IS NULL OR timestamp < ?4) \
          AND (?5 IS NULL OR status = ?5) AND (?6 IS NULL OR label = ?6)";
 
-    /// The summary's per-version aggregates. FILTER and the rest are constants: nothing from the
-    /// caller is spliced into the SQL.
-    pub(super) fn summary_aggregates() -> sqlx::AssertSqlSafe<String> {
+    /// The summary's aggregates per version (or per endpoint). FILTER, the group's key and the
+    /// rest are constants: nothing from the caller is spliced into the SQL.
+    pub(super) fn summary_aggregates(group: crate::SummaryGroup) -> sqlx::AssertSqlSafe<String> {
+        let key = group.key();
         sqlx::AssertSqlSafe(format!(
-            "WITH m AS (SELECT version, COUNT(*) AS n, \
+            "WITH m AS (SELECT {key} AS version, COUNT(*) AS n, \
                  SUM(status = 'ERROR') AS errors, SUM(status = 'BLOCKED') AS blocked, \
                  SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, \
                  COUNT(CASE WHEN status <> 'BLOCKED' AND latency_ms BETWEEN ?7 AND ?8 THEN 1 END) AS latency_n, \
@@ -291,7 +293,7 @@ mod sql {
                  SUM(CASE WHEN cost_usd BETWEEN ?7 AND ?8 THEN cost_usd END) AS cost_total, \
                  SUM(CASE WHEN cost_usd BETWEEN ?7 AND ?8 THEN cost_usd END) \
                    / COUNT(CASE WHEN cost_usd BETWEEN ?7 AND ?8 THEN 1 END) AS cost_mean \
-               FROM invocations WHERE {FILTER} GROUP BY version) \
+               FROM invocations WHERE {FILTER} GROUP BY {key}) \
              SELECT m.version, m.n, m.errors, m.blocked, m.prompt_tokens, m.completion_tokens, \
                m.latency_n, m.latency_mean, \
                SUM(CASE WHEN i.status <> 'BLOCKED' AND i.latency_ms BETWEEN ?7 AND ?8 \
@@ -302,7 +304,8 @@ mod sql {
                m.schema_n, m.schema_valid_n, m.cost_n, m.cost_total, m.cost_mean, \
                SUM(CASE WHEN i.cost_usd BETWEEN ?7 AND ?8 \
                    THEN (i.cost_usd - m.cost_mean) * (i.cost_usd - m.cost_mean) END) AS cost_m2 \
-             FROM (SELECT version, status, latency_ms, feedback_score, cost_usd FROM invocations \
+             FROM (SELECT {key} AS version, status, latency_ms, feedback_score, cost_usd \
+               FROM invocations \
                WHERE {FILTER}) AS i CROSS JOIN m ON m.version = i.version \
              GROUP BY m.version"
         ))
@@ -313,15 +316,16 @@ mod sql {
     pub(super) const BEGIN_SNAPSHOT: &str = "BEGIN";
 
     /// The latencies at the wanted ranks, given as ?9 (see [`bind_ranks`]).
-    pub(super) fn summary_ranks() -> sqlx::AssertSqlSafe<String> {
+    pub(super) fn summary_ranks(group: crate::SummaryGroup) -> sqlx::AssertSqlSafe<String> {
+        let key = group.key();
         sqlx::AssertSqlSafe(format!(
             // The wanted ranks are parsed once (a materialised CTE, looked up through the
             // index `IN` builds), not once per ranked row.
             "WITH w AS MATERIALIZED (SELECT json_extract(value, '$[0]') AS version, \
                json_extract(value, '$[1]') AS i FROM json_each(?9)) \
              SELECT r.version, r.i, r.latency_ms FROM ( \
-               SELECT version, latency_ms, \
-                 ROW_NUMBER() OVER (PARTITION BY version ORDER BY latency_ms) - 1 AS i \
+               SELECT {key} AS version, latency_ms, \
+                 ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY latency_ms) - 1 AS i \
                FROM invocations WHERE {FILTER} \
                  AND status <> 'BLOCKED' AND latency_ms BETWEEN ?7 AND ?8) AS r \
              WHERE (r.version, r.i) IN (SELECT version, i FROM w)"
@@ -499,8 +503,9 @@ methods::telemetry_store!(SqliteStore, sql, {
                 "INSERT OR IGNORE INTO invocations (id, timestamp, prompt_id, version, model, \
                  status, error_code, latency_ms, upstream_latency_ms, time_to_first_token_ms, \
                  prompt_tokens, completion_tokens, session_id, client_id, metadata, label, \
-                 variable_names, schema_valid, tool_call_count, api_key_id, cost_usd) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 variable_names, schema_valid, tool_call_count, api_key_id, cost_usd, \
+                 endpoint_ref, fallback_attempts) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(nul_free(&r.id))
             .bind(millis(r.timestamp))
@@ -523,6 +528,10 @@ methods::telemetry_store!(SqliteStore, sql, {
             .bind(i64::from(r.tool_call_count))
             .bind(nul_free_opt(r.api_key_id.as_deref()))
             .bind(r.cost_usd)
+            .bind(nul_free_opt(
+                Some(r.endpoint_ref.as_str()).filter(|e| !e.is_empty()),
+            ))
+            .bind(codec::attempts_json(&r.fallback_attempts).map(|a| nul_free(&a)))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

@@ -169,6 +169,9 @@ pub struct CreateArgs {
     template_messages: Option<PathBuf>,
     #[command(flatten)]
     tools: ToolArgs,
+    /// Endpoints tried in order when the model endpoint fails, comma-separated (at most 5).
+    #[arg(long, value_name = "REF,REF")]
+    fallback_endpoints: Option<String>,
 }
 
 /// The version's tools and output format, as `prompts create` and `prompts update` take them.
@@ -246,6 +249,9 @@ pub struct UpdateArgs {
     template_messages: Option<PathBuf>,
     #[command(flatten)]
     tools: ToolArgs,
+    /// The new version's fallback endpoints, comma-separated; an empty value removes them.
+    #[arg(long, value_name = "REF,REF")]
+    fallback_endpoints: Option<String>,
     /// The new version has no tools.
     #[arg(long, conflicts_with = "tools")]
     remove_tools: bool,
@@ -315,6 +321,14 @@ pub struct OptimizeArgs {
     /// o200k_base or cl100k_base.
     #[arg(long, default_value = "o200k_base")]
     tokenizer: String,
+}
+
+/// `--fallback-endpoints REF,REF` as a list; an empty value is an empty list (no fallbacks).
+fn endpoint_list(list: &str) -> Vec<&str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 pub async fn run(
@@ -399,6 +413,9 @@ async fn online(
                     if let Some(format) = &settings.response_format {
                         draft = draft.response_format(format);
                     }
+                    if let Some(list) = &args.fallback_endpoints {
+                        draft = draft.fallback_endpoints(&endpoint_list(list));
+                    }
                     draft
                 }
             };
@@ -476,6 +493,10 @@ async fn online(
                 request.response_format = Some(Some(format.to_wire()));
             } else if args.remove_response_format {
                 request.response_format = Some(None);
+            }
+            if let Some(list) = &args.fallback_endpoints {
+                request.fallback_endpoint_refs =
+                    Some(endpoint_list(list).into_iter().map(str::to_owned).collect());
             }
             let updated = client
                 .update_prompt(&args.id, &request, args.if_match.as_deref())

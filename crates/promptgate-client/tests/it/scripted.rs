@@ -259,6 +259,7 @@ fn prompt(status: &str) -> Value {
         labels: Default::default(),
         created_at: "2026-11-27T04:15:39Z".into(),
         updated_at: "2026-11-27T04:15:39Z".into(),
+        fallback_endpoint_refs: Vec::new(),
     })
     .unwrap()
 }

@@ -50,6 +50,66 @@ pub struct InputPlan {
     pub mask_output: bool,
 }
 
+impl InputPlan {
+    /// The same redacted texts fitted to another model endpoint's window with its tokenizer
+    /// (a fallback endpoint): the guardrails are not run again, only the fitting and counting.
+    pub fn refit(
+        &self,
+        counter: &TokenCounter,
+        settings: &VersionSettings,
+        context_window: u32,
+        tokenizer: TokenizerKind,
+        max_output_tokens: Option<u32>,
+    ) -> Result<FittedContext, ContextTooLarge> {
+        fit_redacted(
+            counter,
+            settings,
+            &Redacted {
+                user_input: &self.user_input,
+                turns: &self.turns,
+                caller_system: self.caller_system.as_deref(),
+            },
+            context_window,
+            tokenizer,
+            max_output_tokens,
+        )
+    }
+}
+
+/// The input's texts after redaction.
+struct Redacted<'a> {
+    user_input: &'a str,
+    turns: &'a [String],
+    caller_system: Option<&'a str>,
+}
+
+/// Fits redacted texts: the caller's system text goes after the version's system prompt.
+fn fit_redacted(
+    counter: &TokenCounter,
+    settings: &VersionSettings,
+    texts: &Redacted<'_>,
+    context_window: u32,
+    tokenizer: TokenizerKind,
+    max_output_tokens: Option<u32>,
+) -> Result<FittedContext, ContextTooLarge> {
+    let system_prompt = match texts.caller_system {
+        None => std::borrow::Cow::Borrowed(settings.system_prompt.as_str()),
+        Some(suffix) => std::borrow::Cow::Owned(format!("{}\n\n{suffix}", settings.system_prompt)),
+    };
+    fit_context(
+        counter,
+        &ContextInput {
+            system_prompt: &system_prompt,
+            examples: &settings.few_shot_examples,
+            turns: texts.turns,
+            user_input: texts.user_input,
+            max_output_tokens: max_output_tokens.unwrap_or(0),
+            context_window,
+            tokenizer,
+        },
+    )
+}
+
 /// Why the input cannot be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputRefusal {
@@ -96,21 +156,17 @@ where
     let user_input = clean(draft.user_input);
     let turns: Vec<String> = draft.turns.map(&mut clean).collect();
     let caller_system = draft.caller_system.map(&mut clean);
-    let system_prompt = match &caller_system {
-        None => std::borrow::Cow::Borrowed(settings.system_prompt.as_str()),
-        Some(suffix) => std::borrow::Cow::Owned(format!("{}\n\n{suffix}", settings.system_prompt)),
-    };
-    let fitted = fit_context(
+    let fitted = fit_redacted(
         counter,
-        &ContextInput {
-            system_prompt: &system_prompt,
-            examples: &settings.few_shot_examples,
-            turns: &turns,
+        settings,
+        &Redacted {
             user_input: &user_input,
-            max_output_tokens: draft.max_output_tokens.unwrap_or(0),
-            context_window: draft.context_window,
-            tokenizer: draft.tokenizer,
+            turns: &turns,
+            caller_system: caller_system.as_deref(),
         },
+        draft.context_window,
+        draft.tokenizer,
+        draft.max_output_tokens,
     )
     .map_err(InputRefusal::TooLarge)?;
     Ok(InputPlan {
@@ -140,6 +196,7 @@ mod tests {
             template_messages: Vec::new(),
             variables_schema: None,
             tool_settings: Default::default(),
+            fallback_endpoint_refs: Vec::new(),
             few_shot_examples: vec![FewShotExample {
                 input: "question about shipping".to_owned(),
                 output: "answer about shipping".to_owned(),
@@ -238,5 +295,59 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+    #[test]
+    fn a_refit_fits_the_redacted_texts_to_another_window_and_tokenizer() {
+        let counter = TokenCounter::load();
+        let redacting = settings(SafetyGuardrails {
+            content_filtering: vec![ContentFilter::Pii],
+            ..SafetyGuardrails::default()
+        });
+        let plan = plan_input(
+            &counter,
+            draft(
+                &redacting,
+                "mail ann@example.com",
+                &["earlier turn"],
+                Some("be brief"),
+            ),
+        )
+        .unwrap();
+        let same = plan
+            .refit(
+                &counter,
+                &redacting,
+                10_000,
+                TokenizerKind::O200kBase,
+                Some(10),
+            )
+            .unwrap();
+        assert_eq!(same, plan.fitted);
+        let other = plan
+            .refit(
+                &counter,
+                &redacting,
+                10_000,
+                TokenizerKind::Cl100kBase,
+                Some(10),
+            )
+            .unwrap();
+        assert!(other.system.contains("be brief") && other.dropped_turns == 0);
+        // A smaller window drops the example and the earlier turn first, then refuses.
+        let needed_bare = plan
+            .refit(
+                &counter,
+                &redacting,
+                10_000,
+                TokenizerKind::Cl100kBase,
+                Some(10),
+            )
+            .unwrap()
+            .prompt_tokens;
+        let tight = plan.refit(&counter, &redacting, 5, TokenizerKind::Cl100kBase, Some(10));
+        assert!(
+            matches!(tight, Err(e) if e.window == 5 && e.needed > 5),
+            "{needed_bare}"
+        );
     }
 }

@@ -23,6 +23,10 @@ pub async fn list_endpoints(
 ) -> Result<Json<api::Listing<api::ModelEndpoint>>, ApiError> {
     caller.require(Scope::PromptRead)?;
     Ok(Json(api::Listing {
-        entities: state.catalogue.iter().map(wire_endpoint).collect(),
+        entities: state
+            .catalogue
+            .iter()
+            .map(|e| wire_endpoint(e, state.circuits.report_of(&e.reference)))
+            .collect(),
     }))
 }

@@ -31,7 +31,7 @@ use crate::state::AppState;
 use crate::wire::invocations::VERSION_HEADER;
 use crate::wire::openai::{self as wire, ChunkHead, Translated};
 
-pub use crate::wire::openai::{IGNORED_PARAMS_HEADER, SESSION_HEADER};
+pub use crate::wire::openai::{ENDPOINT_HEADER, IGNORED_PARAMS_HEADER, SESSION_HEADER};
 
 /// Runs a managed prompt for an OpenAI Chat Completions request.
 pub async fn chat_completions(
@@ -96,6 +96,9 @@ fn respond(invoked: Invoked, ignored: Vec<String>, include_usage: bool) -> Respo
     };
     if let Ok(value) = HeaderValue::from_str(&invoked.version) {
         http.headers_mut().insert(VERSION_HEADER, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&invoked.endpoint_ref) {
+        http.headers_mut().insert(ENDPOINT_HEADER, value);
     }
     if !ignored.is_empty()
         && let Ok(value) = HeaderValue::from_str(&ignored.join(","))

@@ -94,6 +94,7 @@ pub async fn metrics(
         "Failed client authentications at /oauth/token (unknown or disabled client, wrong secret).",
         state.auth.failed_logins(),
     );
+    crate::metrics::write_circuits(&mut text, &state.circuits.reports());
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

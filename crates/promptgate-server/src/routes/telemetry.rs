@@ -112,7 +112,7 @@ pub async fn post_feedback(
         ("startTime" = Option<String>, Query, description = "received at or after (RFC 3339)"),
         ("endTime" = Option<String>, Query, description = "received before (RFC 3339)"),
         ("status" = Option<String>, Query, description = "SUCCESS, ERROR or BLOCKED"),
-        ("groupBy" = Option<String>, Query, description = "version (the default and only grouping)"),
+        ("groupBy" = Option<String>, Query, description = "version (the default) or endpoint (one entity per serving endpoint, named by endpointRef)"),
         ("compareTo" = Option<String>, Query, description = "a version to compare every other version with")),
     responses((status = 200, body = api::TelemetrySummary), (status = 400, body = api::ErrorBody),
         (status = 401, body = api::ErrorBody), (status = 403, body = api::ErrorBody)),

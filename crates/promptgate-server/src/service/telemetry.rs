@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use promptgate_core::VersionLabel;
 use promptgate_core::stats::{self, Comparison, GroupAggregate, GroupSummary};
-use promptgate_store::{StoreError, StoredInvocation, TelemetryFilter};
+use promptgate_store::{StoreError, StoredInvocation, SummaryGroup, TelemetryFilter};
 
 use crate::state::AppState;
 
@@ -26,15 +26,19 @@ pub struct SummaryQuery {
     pub filter: TelemetryFilter,
     /// The reference version of the comparisons (`compareTo`).
     pub compare_to: Option<String>,
+    /// What the entities are: versions, or serving endpoints (`groupBy=endpoint`).
+    pub group: SummaryGroup,
 }
 
-/// The numbers of every version, newest first.
+/// The numbers of every version (newest first), or of every serving endpoint (by name).
 #[derive(Debug)]
 pub struct Summary {
-    /// One entry per version that has records.
+    /// One entry per version (or endpoint) that has records.
     pub versions: Vec<VersionNumbers>,
     /// The reference version of the comparisons, as asked.
     pub compare_to: Option<String>,
+    /// What `versions` are.
+    pub group: SummaryGroup,
 }
 
 /// One version's numbers and, when a reference was asked for and this is another version, its
@@ -68,7 +72,7 @@ pub async fn summarize(state: &AppState, query: SummaryQuery) -> Result<Summary,
     // gateway's memory does not grow with the range (promptgate-store's summary.rs).
     let groups: BTreeMap<String, GroupAggregate> = state
         .store
-        .summary_aggregates(&query.filter)
+        .summary_aggregates(&query.filter, query.group)
         .await?
         .into_iter()
         .map(|v| (v.version, v.group))
@@ -89,8 +93,11 @@ pub async fn summarize(state: &AppState, query: SummaryQuery) -> Result<Summary,
             },
         })
         .collect();
-    // Versions newest first by semver when they parse, else by text.
+    // Versions newest first by semver when they parse, else by text; endpoints by name.
     versions.sort_by(|a, b| {
+        if query.group == SummaryGroup::Endpoint {
+            return a.version.cmp(&b.version);
+        }
         match (
             a.version.parse::<VersionLabel>(),
             b.version.parse::<VersionLabel>(),
@@ -102,5 +109,6 @@ pub async fn summarize(state: &AppState, query: SummaryQuery) -> Result<Summary,
     Ok(Summary {
         versions,
         compare_to,
+        group: query.group,
     })
 }

@@ -5,8 +5,10 @@
 use promptgate_api as api;
 use promptgate_core::{ModelEndpoint, ProviderKind};
 
-/// A model endpoint as `GET …/model-endpoints` shows it.
-pub fn wire_endpoint(e: &ModelEndpoint) -> api::ModelEndpoint {
+use crate::upstream::CircuitReport;
+
+/// A model endpoint as `GET …/model-endpoints` shows it, with this replica's circuit breaker.
+pub fn wire_endpoint(e: &ModelEndpoint, circuit: Option<CircuitReport>) -> api::ModelEndpoint {
     api::ModelEndpoint {
         reference: e.reference.clone(),
         provider: e.provider.as_str().to_owned(),
@@ -22,6 +24,11 @@ pub fn wire_endpoint(e: &ModelEndpoint) -> api::ModelEndpoint {
         offline: e.provider == ProviderKind::Builtin,
         input_price_per_million: e.prices.map(|p| p.input_per_million),
         output_price_per_million: e.prices.map(|p| p.output_per_million),
+        circuit: circuit.map(|c| api::CircuitStatus {
+            state: c.snapshot.state.as_str().to_owned(),
+            consecutive_failures: c.snapshot.consecutive_failures,
+            open_until: c.open_until.map(crate::clock::rfc3339),
+        }),
     }
 }
 

@@ -7,6 +7,7 @@ use axum::response::sse::Event;
 use promptgate_api as api;
 use promptgate_core::ToolCall;
 use promptgate_core::Violation;
+use promptgate_core::invocation::FallbackAttempt;
 use promptgate_core::tools::MAX_TOOLS;
 use promptgate_core::violation::quoted;
 use promptgate_providers::{ChatMessage, Role};
@@ -424,7 +425,24 @@ pub fn invoke_response(answer: Answer) -> api::InvokeResponse {
         tool_calls: wire_tool_calls(answer.tool_calls),
         parsed,
         output_errors,
+        fallback: answer.fallback.map(|attempts| api::FallbackReport {
+            // An answer exists only when an endpoint served: after a failed one, a fallback.
+            used: !attempts.is_empty(),
+            attempts: wire_attempts(&attempts),
+        }),
+        endpoint_ref: answer.endpoint_ref,
     }
+}
+
+/// Failed fallback attempts as the contract shows them (answers and telemetry alike).
+pub fn wire_attempts(attempts: &[FallbackAttempt]) -> Vec<api::FallbackAttempt> {
+    attempts
+        .iter()
+        .map(|a| api::FallbackAttempt {
+            endpoint_ref: a.endpoint_ref.clone(),
+            error_code: a.error_code.clone(),
+        })
+        .collect()
 }
 
 /// One relay step as the contract's SSE event: `delta` with `{text}`, `done` with the answer

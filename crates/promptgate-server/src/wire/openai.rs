@@ -25,6 +25,8 @@ use crate::wire::tools::{response_format_draft, tool_choice_draft, tool_drafts};
 pub const SESSION_HEADER: &str = "promptgate-session-id";
 /// The header that names caller settings the prompt's policy ignored.
 pub const IGNORED_PARAMS_HEADER: &str = "x-promptgate-ignored-params";
+/// The header that names the model endpoint that served (the version's, or a fallback).
+pub const ENDPOINT_HEADER: &str = "x-promptgate-endpoint-ref";
 
 /// An OpenAI request as the invocation pipeline takes it.
 #[derive(Debug)]

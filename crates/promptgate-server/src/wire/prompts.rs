@@ -43,6 +43,7 @@ pub fn new_prompt_draft(body: api::CreatePromptRequest) -> NewPromptDraft {
             response_format: body
                 .response_format
                 .map(|format| Some(response_format_draft(format))),
+            fallback_endpoint_refs: body.fallback_endpoint_refs,
             ..settings_draft(
                 body.model_endpoint_ref,
                 body.system_prompt,
@@ -76,6 +77,7 @@ pub fn change_draft(body: api::UpdatePromptRequest) -> ChangeDraft {
             response_format: body
                 .response_format
                 .map(|format| format.map(response_format_draft)),
+            fallback_endpoint_refs: body.fallback_endpoint_refs,
             ..settings_draft(
                 body.model_endpoint_ref,
                 body.system_prompt,
@@ -242,6 +244,7 @@ pub fn wire_prompt(
             .collect(),
         created_at: rfc3339(prompt.created_at),
         updated_at: rfc3339(prompt.updated_at),
+        fallback_endpoint_refs: shown.settings.fallback_endpoint_refs.clone(),
     }
 }
 
@@ -275,6 +278,7 @@ pub fn wire_version(v: &PromptVersion) -> api::PromptVersion {
         tokenizer: v.tokenizer.as_str().to_owned(),
         created_at: rfc3339(v.created_at),
         created_by: v.created_by.clone(),
+        fallback_endpoint_refs: v.settings.fallback_endpoint_refs.clone(),
     }
 }
 

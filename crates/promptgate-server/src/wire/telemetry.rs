@@ -8,7 +8,7 @@ use promptgate_api as api;
 use promptgate_core::Violation;
 use promptgate_core::invocation::InvocationStatus;
 use promptgate_core::stats::DiffEstimate;
-use promptgate_store::{StoredInvocation, TelemetryFilter};
+use promptgate_store::{StoredInvocation, SummaryGroup, TelemetryFilter};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -78,20 +78,30 @@ pub fn read_filter(query: &QueryParams, violations: &mut Vec<Violation>) -> Tele
     }
 }
 
-/// Reads the summary's query: the filters, `groupBy` (only `version`) and `compareTo`, or every
-/// invalid one at once.
+/// Reads the summary's query: the filters, `groupBy` (`version`, the default, or `endpoint`)
+/// and `compareTo`, or every invalid one at once.
 pub fn read_summary_query(query: &QueryParams) -> Result<SummaryQuery, Vec<Violation>> {
     let mut violations = Vec::new();
     let filter = read_filter(query, &mut violations);
-    if let Some(group) = query.get("groupBy")
-        && group != "version"
-    {
+    let group = match query.get("groupBy") {
+        None | Some("version") => SummaryGroup::Version,
+        Some("endpoint") => SummaryGroup::Endpoint,
+        Some(group) => {
+            violations.push(Violation::invalid(
+                "groupBy",
+                format!(
+                    "groupBy is {}; use version or endpoint",
+                    promptgate_core::violation::quoted(group)
+                ),
+            ));
+            SummaryGroup::Version
+        }
+    };
+    let compare_to = query.get("compareTo").map(str::to_owned);
+    if group == SummaryGroup::Endpoint && compare_to.is_some() {
         violations.push(Violation::invalid(
-            "groupBy",
-            format!(
-                "groupBy is {}; only version is supported",
-                promptgate_core::violation::quoted(group)
-            ),
+            "compareTo",
+            "compareTo compares versions; it cannot be combined with groupBy endpoint",
         ));
     }
     if !violations.is_empty() {
@@ -99,7 +109,8 @@ pub fn read_summary_query(query: &QueryParams) -> Result<SummaryQuery, Vec<Viola
     }
     Ok(SummaryQuery {
         filter,
-        compare_to: query.get("compareTo").map(str::to_owned),
+        compare_to,
+        group,
     })
 }
 
@@ -173,12 +184,16 @@ pub fn wire_entity(stored: &StoredInvocation) -> api::TelemetryEntity {
         client_id: Some(r.client_id.clone()),
         api_key_id: r.api_key_id.clone(),
         cost_usd: r.cost_usd,
+        // Records from before the endpoint was recorded have none: shown as null.
+        endpoint_ref: (!r.endpoint_ref.is_empty()).then(|| r.endpoint_ref.clone()),
+        fallback_attempts: crate::wire::invocations::wire_attempts(&r.fallback_attempts),
     }
 }
 
-/// The wire form of a summary: one entity per version, in the summary's order.
+/// The wire form of a summary: one entity per version (or endpoint), in the summary's order.
 pub fn wire_summary(summary: Summary) -> api::TelemetrySummary {
     let compare_to = summary.compare_to;
+    let by_endpoint = summary.group == SummaryGroup::Endpoint;
     let entities = summary
         .versions
         .into_iter()
@@ -202,7 +217,12 @@ pub fn wire_summary(summary: Summary) -> api::TelemetrySummary {
                     rate: rate.rate,
                     ci95: [rate.ci95.0, rate.ci95.1],
                 }),
-                version: numbers.version,
+                version: if by_endpoint {
+                    String::new()
+                } else {
+                    numbers.version.clone()
+                },
+                endpoint_ref: by_endpoint.then_some(numbers.version),
                 count: group.count,
                 error_count: group.error_count,
                 blocked_count: group.blocked_count,

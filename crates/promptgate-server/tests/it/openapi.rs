@@ -9,7 +9,7 @@ use crate::harness::{TestApp, request, send};
 /// Every route of the router and its methods, written out by hand so that a route added to the
 /// router without its annotation (or the reverse) fails here.
 fn expected_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    let routes: [(&str, &[&str]); 26] = [
+    let routes: [(&str, &[&str]); 30] = [
         ("/oauth/token", &["post"]),
         ("/api/v2/ai/llm/gateway/prompts", &["get", "post"]),
         (

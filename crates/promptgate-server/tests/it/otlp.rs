@@ -103,6 +103,8 @@ fn record(
             tool_call_count: 0,
             api_key_id: None,
             cost_usd: None,
+            endpoint_ref: "openai/gpt-4o".to_owned(),
+            fallback_attempts: Vec::new(),
         },
         feedback: None,
     }

@@ -226,6 +226,7 @@ impl TelemetryStore for FakeStore {
     async fn summary_aggregates(
         &self,
         _: &promptgate_store::TelemetryFilter,
+        _: promptgate_store::SummaryGroup,
     ) -> Result<Vec<promptgate_store::VersionAggregate>, StoreError> {
         Err(self.data.error())
     }

@@ -199,6 +199,7 @@ pub fn version(prompt_id: Uuid, text: &str, system_prompt: &str) -> PromptVersio
             template_messages: Vec::new(),
             variables_schema: None,
             tool_settings: Default::default(),
+            fallback_endpoint_refs: Vec::new(),
         },
         system_prompt_tokens: 7,
         tokenizer: TokenizerKind::O200kBase,

@@ -54,6 +54,15 @@ fn invocation(n: i64, prompt_id: Uuid) -> InvocationRecord {
         api_key_id: (n % 3 == 0).then(|| format!("key-{n}")),
         // Some priced (one of them at exactly 0), some not.
         cost_usd: (n % 2 == 1).then_some((n % 7) as f64 * 1.25e-6),
+        endpoint_ref: "openai/gpt-4o".to_owned(),
+        fallback_attempts: if n % 2 == 0 {
+            vec![promptgate_core::invocation::FallbackAttempt {
+                endpoint_ref: "openai/gpt-4o-mini".to_owned(),
+                error_code: "upstream.timeout".to_owned(),
+            }]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -506,7 +515,7 @@ async fn a_failure_half_way_leaves_the_target_empty() {
          INSERT INTO prompt_versions SELECT 'not-a-uuid', version, model_endpoint_ref, \
          system_prompt, temperature, safety_guardrails, few_shot_examples, \
          system_prompt_tokens, tokenizer, created_at, created_by, template_messages, \
-         variables_schema, tool_settings FROM prompt_versions LIMIT 1;",
+         variables_schema, tool_settings, fallback_endpoint_refs FROM prompt_versions LIMIT 1;",
     )
     .execute(&mut raw)
     .await

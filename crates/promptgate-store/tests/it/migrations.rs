@@ -1,7 +1,7 @@
 //! Opening an existing database migrates it idempotently and keeps its data.
 
 use promptgate_store::prelude::*;
-use promptgate_store::{SqliteStore, StoreError};
+use promptgate_store::{SqliteStore, StoreError, SummaryGroup};
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -51,8 +51,8 @@ async fn reopening_keeps_data_and_applies_migrations_once(backend: Backend) {
     let mut raw = db.raw().await;
     let applied = raw.applied_migrations().await;
     let expected: Vec<(i64, bool)> = match backend {
-        Backend::Sqlite => (1..=13).map(|v| (v, true)).collect(),
-        Backend::Postgres => (1..=11).map(|v| (v, true)).collect(),
+        Backend::Sqlite => (1..=14).map(|v| (v, true)).collect(),
+        Backend::Postgres => (1..=12).map(|v| (v, true)).collect(),
     };
     assert_eq!(applied, expected);
     match &mut raw {
@@ -286,6 +286,9 @@ async fn a_database_before_templates_gets_the_new_columns_with_their_defaults(ba
             tool_call_count: 0,
             api_key_id: None,
             cost_usd: None,
+            // Written before the endpoint was recorded: none (NULL).
+            endpoint_ref: String::new(),
+            fallback_attempts: Vec::new(),
         }
     );
     // A record without a label is left out by a label filter, and counted without one.
@@ -302,7 +305,7 @@ async fn a_database_before_templates_gets_the_new_columns_with_their_defaults(ba
     );
     assert_eq!(
         store
-            .summary_aggregates(&TelemetryFilter::default())
+            .summary_aggregates(&TelemetryFilter::default(), SummaryGroup::Version)
             .await
             .unwrap()[0]
             .group

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use promptgate_audit::{AuditDraft, ChainVerifier};
 use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
-use promptgate_store::{AuditFilter, Feedback, PromptFilter, TelemetryFilter};
+use promptgate_store::{AuditFilter, Feedback, PromptFilter, SummaryGroup, TelemetryFilter};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -43,6 +43,8 @@ fn record(id: &str) -> InvocationRecord {
         tool_call_count: 0,
         api_key_id: None,
         cost_usd: None,
+        endpoint_ref: "openai/gpt-4o".to_owned(),
+        fallback_attempts: Vec::new(),
     }
 }
 
@@ -135,7 +137,13 @@ async fn nul_in_lookups_and_filters_finds_nothing_or_the_mapped_row(backend: Bac
             .unwrap()
             .is_empty()
     );
-    assert!(store.summary_aggregates(&filter).await.unwrap().is_empty());
+    assert!(
+        store
+            .summary_aggregates(&filter, SummaryGroup::Version)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // A label filter maps its text as the stored label was mapped: it finds the record.
     store.insert_invocations(&[record("inv-1")]).await.unwrap();
     let by_label = TelemetryFilter {
@@ -151,7 +159,10 @@ async fn nul_in_lookups_and_filters_finds_nothing_or_the_mapped_row(backend: Bac
         1
     );
     assert_eq!(
-        store.summary_aggregates(&by_label).await.unwrap()[0]
+        store
+            .summary_aggregates(&by_label, SummaryGroup::Version)
+            .await
+            .unwrap()[0]
             .group
             .count,
         1

@@ -69,7 +69,7 @@ async fn replicas_opening_a_fresh_database_at_once_all_succeed() {
             .await
             .unwrap();
         raw.close().await.unwrap();
-        assert_eq!(applied, 11, "round {round}");
+        assert_eq!(applied, 12, "round {round}");
     }
     assert!(failures.is_empty(), "opens failed: {failures:#?}");
 }

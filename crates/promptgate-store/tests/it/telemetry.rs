@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use promptgate_core::invocation::{InvocationRecord, InvocationStatus};
-use promptgate_store::{Feedback, Store, TelemetryFilter};
+use promptgate_store::{Feedback, Store, SummaryGroup, TelemetryFilter};
 use time::Duration;
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -53,6 +53,8 @@ fn record(n: usize, prompt_id: Uuid, status: InvocationStatus) -> InvocationReco
         tool_call_count: 0,
         api_key_id: None,
         cost_usd: None,
+        endpoint_ref: "openai/gpt-4o".to_owned(),
+        fallback_attempts: Vec::new(),
     }
 }
 
@@ -308,10 +310,13 @@ async fn filters_feedback_duplicates_and_pruning(backend: Backend) {
     assert!(store.set_feedback("inv-000004", &feedback).await.unwrap());
     assert!(!store.set_feedback("inv-missing", &feedback).await.unwrap());
     let groups = store
-        .summary_aggregates(&TelemetryFilter {
-            prompt_id: Some(prompt),
-            ..Default::default()
-        })
+        .summary_aggregates(
+            &TelemetryFilter {
+                prompt_id: Some(prompt),
+                ..Default::default()
+            },
+            SummaryGroup::Version,
+        )
         .await
         .unwrap();
     assert_eq!(groups.iter().map(|g| g.group.count).sum::<u64>(), 11);
@@ -386,10 +391,13 @@ async fn summary_aggregates_equal_the_figures_computed_by_hand(backend: Backend)
         assert!(store.set_feedback(id, &feedback).await.unwrap());
     }
     let mut groups = store
-        .summary_aggregates(&TelemetryFilter {
-            prompt_id: Some(prompt),
-            ..Default::default()
-        })
+        .summary_aggregates(
+            &TelemetryFilter {
+                prompt_id: Some(prompt),
+                ..Default::default()
+            },
+            SummaryGroup::Version,
+        )
         .await
         .unwrap();
     groups.sort_by(|a, b| a.version.cmp(&b.version));
@@ -425,32 +433,41 @@ async fn summary_aggregates_equal_the_figures_computed_by_hand(backend: Backend)
 
     // Filters apply before aggregation; a range without records has no group.
     let errors = store
-        .summary_aggregates(&TelemetryFilter {
-            prompt_id: Some(prompt),
-            status: Some(InvocationStatus::Error),
-            ..Default::default()
-        })
+        .summary_aggregates(
+            &TelemetryFilter {
+                prompt_id: Some(prompt),
+                status: Some(InvocationStatus::Error),
+                ..Default::default()
+            },
+            SummaryGroup::Version,
+        )
         .await
         .unwrap();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].group.latency_percentiles, Some([100.0; 3]));
     let blocked = store
-        .summary_aggregates(&TelemetryFilter {
-            prompt_id: Some(prompt),
-            status: Some(InvocationStatus::Blocked),
-            ..Default::default()
-        })
+        .summary_aggregates(
+            &TelemetryFilter {
+                prompt_id: Some(prompt),
+                status: Some(InvocationStatus::Blocked),
+                ..Default::default()
+            },
+            SummaryGroup::Version,
+        )
         .await
         .unwrap();
     assert_eq!(blocked[0].group.count, 1);
     assert_eq!(blocked[0].group.latency.n, 0);
     assert_eq!(blocked[0].group.latency_percentiles, None);
     let none = store
-        .summary_aggregates(&TelemetryFilter {
-            prompt_id: Some(prompt),
-            start: Some(T0 + Duration::days(1)),
-            ..Default::default()
-        })
+        .summary_aggregates(
+            &TelemetryFilter {
+                prompt_id: Some(prompt),
+                start: Some(T0 + Duration::days(1)),
+                ..Default::default()
+            },
+            SummaryGroup::Version,
+        )
         .await
         .unwrap();
     assert!(none.is_empty(), "{none:?}");
@@ -515,10 +532,13 @@ async fn summary_aggregates_over_many_rows_equal_the_in_memory_summary(backend: 
         });
     }
     let groups: std::collections::BTreeMap<String, stats::GroupAggregate> = store
-        .summary_aggregates(&TelemetryFilter {
-            prompt_id: Some(prompt),
-            ..Default::default()
-        })
+        .summary_aggregates(
+            &TelemetryFilter {
+                prompt_id: Some(prompt),
+                ..Default::default()
+            },
+            SummaryGroup::Version,
+        )
         .await
         .unwrap()
         .into_iter()
@@ -639,10 +659,13 @@ async fn cost_round_trips_and_its_aggregates_equal_the_figures_computed_by_hand(
         [Some(0.25), Some(0.5), Some(0.75), Some(0.0), None, None]
     );
     let mut groups = store
-        .summary_aggregates(&TelemetryFilter {
-            prompt_id: Some(prompt),
-            ..Default::default()
-        })
+        .summary_aggregates(
+            &TelemetryFilter {
+                prompt_id: Some(prompt),
+                ..Default::default()
+            },
+            SummaryGroup::Version,
+        )
         .await
         .unwrap();
     groups.sort_by(|a, b| a.version.cmp(&b.version));
@@ -846,7 +869,10 @@ async fn label_and_variable_names_round_trip_and_the_label_filters_listing_and_s
 
     // The summary counts the labelled records only, and its percentiles are theirs: latencies
     // 0, 30, 60, 90 (type 7: p50 = 45).
-    let summary = store.summary_aggregates(&production).await.unwrap();
+    let summary = store
+        .summary_aggregates(&production, SummaryGroup::Version)
+        .await
+        .unwrap();
     assert_eq!(summary.len(), 1, "{summary:?}");
     let group = &summary[0].group;
     assert_eq!(group.count, 4);
@@ -854,22 +880,34 @@ async fn label_and_variable_names_round_trip_and_the_label_filters_listing_and_s
     assert_eq!(group.latency.mean, 45.0);
     assert_eq!(group.latency_percentiles.unwrap()[0], 45.0);
     let staging = store
-        .summary_aggregates(&TelemetryFilter {
-            prompt_id: Some(prompt),
-            label: Some("staging".to_owned()),
-            ..Default::default()
-        })
+        .summary_aggregates(
+            &TelemetryFilter {
+                prompt_id: Some(prompt),
+                label: Some("staging".to_owned()),
+                ..Default::default()
+            },
+            SummaryGroup::Version,
+        )
         .await
         .unwrap();
     assert_eq!(staging[0].group.count, 4);
     assert_eq!(staging[0].group.latency.mean, 55.0);
-    assert!(store.summary_aggregates(&unknown).await.unwrap().is_empty());
+    assert!(
+        store
+            .summary_aggregates(&unknown, SummaryGroup::Version)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Without a label filter every record counts, labelled or not.
     let everything = store
-        .summary_aggregates(&TelemetryFilter {
-            prompt_id: Some(prompt),
-            ..Default::default()
-        })
+        .summary_aggregates(
+            &TelemetryFilter {
+                prompt_id: Some(prompt),
+                ..Default::default()
+            },
+            SummaryGroup::Version,
+        )
         .await
         .unwrap();
     assert_eq!(everything[0].group.count, 12);

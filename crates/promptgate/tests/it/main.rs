@@ -43,6 +43,7 @@ mod cost;
 mod crash;
 mod error_messages;
 mod errors;
+mod fallbacks;
 mod install_deps;
 mod invocation_providers;
 mod invocations;

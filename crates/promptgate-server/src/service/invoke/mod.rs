@@ -5,6 +5,7 @@
 //! telemetry record. It knows nothing of HTTP: each front door converts its wire request into
 //! an [`Invocation`] and the [`Invoked`] result (or [`InvokeError`]) into its own wire format.
 
+mod fallback;
 mod record;
 mod relay;
 
@@ -15,8 +16,8 @@ use std::time::Instant;
 use promptgate_core::ToolCall;
 use promptgate_core::guardrails::{pii, profanity};
 use promptgate_core::invocation::{
-    InputDraft, InputPlan, InputRefusal, InvocationRecord, InvocationStatus, NoVersion, Pin,
-    plan_input, serving_version,
+    FallbackAttempt, FittedContext, InputDraft, InputPlan, InputRefusal, InvocationRecord,
+    InvocationStatus, NoVersion, Pin, plan_input, serving_version,
 };
 use promptgate_core::prompt::TemplateRole;
 use promptgate_core::violation::quoted;
@@ -24,7 +25,7 @@ use promptgate_core::{
     BlockedCategory, ModelEndpoint, Prompt, PromptStatus, PromptVersion, Scope, ScopeSet,
     VersionSettings, Violation, ViolationCode,
 };
-use promptgate_providers::{ChatMessage, ChatRequest, Provider, ProviderError, Role, Usage};
+use promptgate_providers::{ChatMessage, ChatRequest, ProviderError, Role, Usage};
 use promptgate_store::{PromptFilter, StoreError};
 use promptgate_variables::{OutputCheck, OutputVerdict};
 use time::OffsetDateTime;
@@ -35,7 +36,6 @@ use crate::state::AppState;
 use crate::telemetry::NotStored;
 use crate::templates::FillError;
 use crate::tools::{ServedTools, guard_arguments};
-use crate::upstream::{SlotsFull, UpstreamSlot};
 
 use record::RecordDraft;
 pub use relay::{Relay, RelayEvent};
@@ -192,6 +192,10 @@ pub struct Answer {
     /// The check of the output against a JSON output format; none without one (or when the
     /// model called tools instead of answering).
     pub output_check: Option<OutputVerdict>,
+    /// The model endpoint that served.
+    pub endpoint_ref: String,
+    /// The failed attempts before it; none when the version has no fallback endpoints.
+    pub fallback: Option<Vec<FallbackAttempt>>,
 }
 
 /// What an invocation produced: the whole answer, or a relay of the provider's stream.
@@ -209,8 +213,10 @@ pub enum Reply {
 pub struct Invoked {
     /// The version label.
     pub version: String,
-    /// The model the version's endpoint names (before the provider reports its own).
+    /// The model the serving endpoint names (before the provider reports its own).
     pub model: String,
+    /// The model endpoint that serves (the version's, or a fallback).
+    pub endpoint_ref: String,
     /// The invocation's id.
     pub response_id: String,
     /// The answer.
@@ -419,26 +425,32 @@ async fn run(
             tool_call_count: 0,
             api_key_id: invoker.api_key_id,
             cost_usd: None,
+            endpoint_ref: endpoint.reference.clone(),
+            fallback_attempts: Vec::new(),
         },
         started: received.started,
         prices: endpoint.prices,
     };
     let response_id = record.base.id.clone();
-    let model = endpoint.model.clone();
     let tools = served_tools(cached.tools.get(label), request);
-    let prepared = match prepare(state, request, cached, version, tools, endpoint) {
-        Ok(prepared) => moderate(state, prepared, version).await,
+    let staged = match prepare(state, request, cached, version, tools, endpoint) {
+        Ok((staged, first)) => moderate(state, &first, version)
+            .await
+            .map(|()| (staged, first)),
         Err(err) => Err(err),
     };
-    let reply = match prepared {
-        Ok(prepared) if request.stream => {
-            start_stream(state, prepared, request.return_token_usage, record).await?
-        }
-        Ok(prepared) => complete(state, prepared, request.return_token_usage, &mut record).await?,
+    let (staged, first) = match staged {
+        Ok(staged) => staged,
         Err(err) => {
             record.finish_error(&err);
             return Err(err);
         }
+    };
+    let chain = fallback::Chain::new(state, request, version, endpoint, staged, first);
+    let (reply, serving) = if request.stream {
+        start_stream(state, chain, request.return_token_usage, record).await?
+    } else {
+        complete(state, chain, request.return_token_usage, &mut record).await?
     };
     // `[telemetry] durability = "ack-after-store"`: a complete answer waits for its record's
     // commit (503 when it fails); a stream's `done` waits in `Relay` (telemetry.rs).
@@ -451,7 +463,8 @@ async fn run(
     }
     Ok(Invoked {
         version: label.to_string(),
-        model,
+        model: serving.model.clone(),
+        endpoint_ref: serving.reference.clone(),
         response_id,
         reply,
     })
@@ -516,7 +529,7 @@ fn serving_endpoint<'a>(
     }
 }
 
-/// The provider request and what the guardrails and the fitting did.
+/// The provider request for one model endpoint and what the guardrails and the fitting did.
 struct Prepared {
     chat: ChatRequest,
     /// The caller's own system text after PII redaction (`/v1`, prepend policy), which the
@@ -531,6 +544,21 @@ struct Prepared {
     mask_output: bool,
     /// The check of a JSON output format, if the call has one.
     output_check: Option<Arc<OutputCheck>>,
+    /// Whether the version has fallback endpoints (the answer then says whether one served).
+    has_fallbacks: bool,
+}
+
+/// What is done once per invocation whichever endpoint serves: the variables rendered and the
+/// input guardrails applied. Each endpoint's request is fitted from it ([`Staged::fit`]).
+struct Staged {
+    /// The rendered settings, when the version has variables; else the version's are used.
+    rendered: Option<VersionSettings>,
+    /// The rendered template turns.
+    template_turns: Vec<promptgate_core::prompt::TemplateMessage>,
+    /// The redacted texts, with the variables' redactions counted in.
+    plan: InputPlan,
+    /// The tools and output format sent.
+    tools: Arc<ServedTools>,
 }
 
 fn prepare(
@@ -540,7 +568,7 @@ fn prepare(
     version: &PromptVersion,
     tools: Option<Arc<ServedTools>>,
     endpoint: &ModelEndpoint,
-) -> Result<Prepared, InvokeError> {
+) -> Result<(Staged, Prepared), InvokeError> {
     let template = cached.templates.get(&version.version);
     // The variables first (shared/API.md: before anything else happens). A constant version
     // called without variables skips this and serves its stored texts.
@@ -578,28 +606,19 @@ fn prepare(
                 template_messages: Vec::new(),
                 variables_schema: None,
                 tool_settings: Default::default(),
+                fallback_endpoint_refs: Vec::new(),
             }),
             filled.messages,
             filled.redactions,
         ),
     };
-    // The template's turns are part of the prompt: never dropped, so the window left for the
-    // examples and the conversation is what they leave.
-    // So are the tool definitions: the window left is what they leave too.
-    let template_tokens: usize = template_turns
-        .iter()
-        .map(|m| state.counter.count(endpoint.tokenizer, &m.content))
-        .sum::<usize>()
-        + tools
-            .as_ref()
-            .map_or(0, |t| t.tokens(&state.counter, endpoint.tokenizer));
-    let plan = plan_input(
+    let tools = tools.unwrap_or_default();
+    let window = window_left(state, &template_turns, &tools, endpoint);
+    let mut plan = plan_input(
         &state.counter,
         InputDraft {
             settings: rendered.as_ref().unwrap_or(&version.settings),
-            context_window: endpoint
-                .context_window
-                .saturating_sub(u32::try_from(template_tokens).unwrap_or(u32::MAX)),
+            context_window: window,
             tokenizer: endpoint.tokenizer,
             user_input: &request.user_input,
             turns: request.turns.iter().map(|turn| turn.content.as_str()),
@@ -609,116 +628,183 @@ fn prepare(
     )
     .map_err(|refusal| match refusal {
         InputRefusal::Blocked(category) => InvokeError::Blocked(category),
-        InputRefusal::TooLarge(e) => InvokeError::Invalid(vec![Violation::with_params(
-            ViolationCode::ContextWindowExceeded,
-            "userInput",
-            "the request needs {needed} tokens ({tokenizer}) with every example and earlier turn dropped; the context window of {model} is {limit}",
-            &[
-                ("needed", e.needed.to_string()),
-                ("tokenizer", e.tokenizer.to_owned()),
-                ("limit", e.window.to_string()),
-                ("model", endpoint.reference.clone()),
-            ],
-        )]),
+        InputRefusal::TooLarge(e) => too_large(&e, endpoint),
     })?;
-    let InputPlan {
-        user_input,
-        turns,
-        caller_system,
-        fitted,
-        mut input_redactions,
-        redact_output,
-        mask_output,
-    } = plan;
     for (label, n) in variable_redactions {
-        *input_redactions.entry(label).or_default() += n;
+        *plan.input_redactions.entry(label).or_default() += n;
     }
-    let mut messages: Vec<ChatMessage> = template_turns
-        .into_iter()
-        .map(|turn| {
-            let role = match turn.role {
-                TemplateRole::User => Role::User,
-                TemplateRole::Assistant => Role::Assistant,
-            };
-            ChatMessage::text(role, turn.content)
-        })
-        .collect();
-    // A tool result whose call was dropped would be refused by the provider: it goes too.
-    let orphans = request
-        .turns
+    let staged = Staged {
+        rendered,
+        template_turns,
+        plan,
+        tools,
+    };
+    let first = staged.assemble(request, version, endpoint, staged.plan.fitted.clone());
+    Ok((staged, first))
+}
+
+/// The context window an endpoint leaves for the examples and the conversation: the
+/// template's turns and the tool definitions are part of the prompt, never dropped.
+fn window_left(
+    state: &AppState,
+    template_turns: &[promptgate_core::prompt::TemplateMessage],
+    tools: &ServedTools,
+    endpoint: &ModelEndpoint,
+) -> u32 {
+    let template_tokens: usize = template_turns
         .iter()
-        .skip(fitted.dropped_turns)
-        .take_while(|turn| turn.role == Role::Tool)
-        .count();
-    let dropped_turns = fitted.dropped_turns + orphans;
-    messages.extend(
-        request
+        .map(|m| state.counter.count(endpoint.tokenizer, &m.content))
+        .sum::<usize>()
+        + tools.tokens(&state.counter, endpoint.tokenizer);
+    endpoint
+        .context_window
+        .saturating_sub(u32::try_from(template_tokens).unwrap_or(u32::MAX))
+}
+
+/// The refusal of a context that does not fit `endpoint` even with every example and earlier
+/// turn dropped.
+fn too_large(
+    e: &promptgate_core::invocation::ContextTooLarge,
+    endpoint: &ModelEndpoint,
+) -> InvokeError {
+    InvokeError::Invalid(vec![Violation::with_params(
+        ViolationCode::ContextWindowExceeded,
+        "userInput",
+        "the request needs {needed} tokens ({tokenizer}) with every example and earlier turn dropped; the context window of {model} is {limit}",
+        &[
+            ("needed", e.needed.to_string()),
+            ("tokenizer", e.tokenizer.to_owned()),
+            ("limit", e.window.to_string()),
+            ("model", endpoint.reference.clone()),
+        ],
+    )])
+}
+
+impl Staged {
+    /// The request for a fallback `endpoint`: the same redacted texts fitted to its window
+    /// with its tokenizer (no variable is rendered and no guardrail runs again).
+    fn fit(
+        &self,
+        state: &AppState,
+        request: &Invocation,
+        version: &PromptVersion,
+        endpoint: &ModelEndpoint,
+    ) -> Result<Prepared, InvokeError> {
+        let window = window_left(state, &self.template_turns, &self.tools, endpoint);
+        let fitted = self
+            .plan
+            .refit(
+                &state.counter,
+                self.rendered.as_ref().unwrap_or(&version.settings),
+                window,
+                endpoint.tokenizer,
+                request.max_output_tokens,
+            )
+            .map_err(|e| too_large(&e, endpoint))?;
+        Ok(self.assemble(request, version, endpoint, fitted))
+    }
+
+    /// The provider request for `endpoint` from the fitted context.
+    fn assemble(
+        &self,
+        request: &Invocation,
+        version: &PromptVersion,
+        endpoint: &ModelEndpoint,
+        fitted: FittedContext,
+    ) -> Prepared {
+        let mut input_redactions = self.plan.input_redactions.clone();
+        let redact_output = self.plan.redact_output;
+        let mut messages: Vec<ChatMessage> = self
+            .template_turns
+            .iter()
+            .map(|turn| {
+                let role = match turn.role {
+                    TemplateRole::User => Role::User,
+                    TemplateRole::Assistant => Role::Assistant,
+                };
+                ChatMessage::text(role, turn.content.clone())
+            })
+            .collect();
+        // A tool result whose call was dropped would be refused by the provider: it goes too.
+        let orphans = request
             .turns
             .iter()
-            .zip(turns)
-            .skip(dropped_turns)
-            .map(|(turn, content)| ChatMessage {
-                role: turn.role,
-                content,
-                // Earlier calls' arguments go back to the provider: caller input like the rest.
-                tool_calls: turn
-                    .tool_calls
-                    .iter()
-                    .map(|call| ToolCall {
-                        arguments: guard_arguments(
-                            &call.arguments,
-                            redact_output,
-                            false,
-                            &mut input_redactions,
-                        ),
-                        ..call.clone()
-                    })
-                    .collect(),
-                tool_call_id: turn.tool_call_id.clone(),
-            }),
-    );
-    // After tool results the input may be empty: the results are then the last turn.
-    let after_tools = messages.last().is_some_and(|m| m.role == Role::Tool);
-    if !(user_input.is_empty() && after_tools) {
-        messages.push(ChatMessage::text(Role::User, user_input));
+            .skip(fitted.dropped_turns)
+            .take_while(|turn| turn.role == Role::Tool)
+            .count();
+        let dropped_turns = fitted.dropped_turns + orphans;
+        messages.extend(
+            request
+                .turns
+                .iter()
+                .zip(&self.plan.turns)
+                .skip(dropped_turns)
+                .map(|(turn, content)| ChatMessage {
+                    role: turn.role,
+                    content: content.clone(),
+                    // Earlier calls' arguments go back to the provider: caller input like the
+                    // rest.
+                    tool_calls: turn
+                        .tool_calls
+                        .iter()
+                        .map(|call| ToolCall {
+                            arguments: guard_arguments(
+                                &call.arguments,
+                                redact_output,
+                                false,
+                                &mut input_redactions,
+                            ),
+                            ..call.clone()
+                        })
+                        .collect(),
+                    tool_call_id: turn.tool_call_id.clone(),
+                }),
+        );
+        // After tool results the input may be empty: the results are then the last turn.
+        let after_tools = messages.last().is_some_and(|m| m.role == Role::Tool);
+        if !(self.plan.user_input.is_empty() && after_tools) {
+            messages.push(ChatMessage::text(Role::User, self.plan.user_input.clone()));
+        }
+        let tools = &self.tools;
+        Prepared {
+            caller_system: self.plan.caller_system.clone(),
+            chat: ChatRequest {
+                system: fitted.system,
+                messages,
+                temperature: request
+                    .overrides
+                    .temperature
+                    .unwrap_or(version.settings.temperature),
+                max_output_tokens: request.max_output_tokens,
+                tools: tools.tools.clone(),
+                tool_choice: tools.tool_choice.clone(),
+                parallel_tool_calls: request.parallel_tool_calls,
+                response_format: tools.response_format.clone(),
+            },
+            endpoint_ref: endpoint.reference.clone(),
+            input_redactions,
+            dropped_examples: u32::try_from(fitted.dropped_examples).unwrap_or(u32::MAX),
+            dropped_turns: u32::try_from(dropped_turns).unwrap_or(u32::MAX),
+            few_shot_tokens: u32::try_from(fitted.few_shot_tokens).unwrap_or(u32::MAX),
+            redact_output,
+            mask_output: self.plan.mask_output,
+            output_check: tools.output_check.clone(),
+            has_fallbacks: !version.settings.fallback_endpoint_refs.is_empty()
+                && request.overrides.model_endpoint.is_none(),
+        }
     }
-    let tools = tools.unwrap_or_default();
-    Ok(Prepared {
-        caller_system,
-        chat: ChatRequest {
-            system: fitted.system,
-            messages,
-            temperature: request
-                .overrides
-                .temperature
-                .unwrap_or(version.settings.temperature),
-            max_output_tokens: request.max_output_tokens,
-            tools: tools.tools.clone(),
-            tool_choice: tools.tool_choice.clone(),
-            parallel_tool_calls: request.parallel_tool_calls,
-            response_format: tools.response_format.clone(),
-        },
-        endpoint_ref: endpoint.reference.clone(),
-        input_redactions,
-        dropped_examples: u32::try_from(fitted.dropped_examples).unwrap_or(u32::MAX),
-        dropped_turns: u32::try_from(dropped_turns).unwrap_or(u32::MAX),
-        few_shot_tokens: u32::try_from(fitted.few_shot_tokens).unwrap_or(u32::MAX),
-        redact_output,
-        mask_output,
-        output_check: tools.output_check.clone(),
-    })
 }
 
 /// The model-based check for blocked categories, when configured and the version blocks any:
 /// it sees the text after PII redaction, as the provider would.
 async fn moderate(
     state: &AppState,
-    prepared: Prepared,
+    prepared: &Prepared,
     version: &PromptVersion,
-) -> Result<Prepared, InvokeError> {
+) -> Result<(), InvokeError> {
     let blocked = &version.settings.safety_guardrails.blocked_categories;
     let Some(check) = state.moderation.as_ref().filter(|_| !blocked.is_empty()) else {
-        return Ok(prepared);
+        return Ok(());
     };
     let inputs: Vec<&str> = prepared
         .caller_system
@@ -729,13 +815,13 @@ async fn moderate(
     match check.client.categories(&inputs).await {
         Ok(found) => match found.into_iter().find(|c| blocked.contains(c)) {
             Some(category) => Err(InvokeError::Blocked(category)),
-            None => Ok(prepared),
+            None => Ok(()),
         },
         Err(err) if check.fail_open => {
             // The line keeps the target it had before the engine layer, so that `RUST_LOG`
             // filters and alerts written against it still match.
             tracing::warn!(target: "promptgate_server::routes::invocations", error = ?err.to_string(), "the moderation endpoint failed; serving anyway (fail_open)");
-            Ok(prepared)
+            Ok(())
         }
         Err(err) => Err(InvokeError::Upstream(format!(
             "the moderation endpoint failed, so the request was not served: {err}"
@@ -819,48 +905,30 @@ fn answer(
         few_shot_tokens: prepared.few_shot_tokens,
         tool_calls: produced.tool_calls,
         output_check: produced.output_check,
+        endpoint_ref: finished.endpoint_ref,
+        fallback: prepared.has_fallbacks.then_some(finished.fallback_attempts),
     }
 }
 
-/// The endpoint's provider and one of its call slots. A full endpoint ends the record (429);
-/// a missing provider is a bug that leaves the record to its drop (`invocation.aborted`).
-fn provider_and_slot<'a>(
-    state: &'a AppState,
-    endpoint_ref: &str,
-    record: &mut RecordDraft,
-) -> Result<(&'a Arc<dyn Provider>, Option<UpstreamSlot>), InvokeError> {
-    let provider = state
-        .providers
-        .get(endpoint_ref)
-        .ok_or_else(|| InvokeError::Internal(format!("no provider for {endpoint_ref}")))?;
-    match state.upstream_slots.acquire(endpoint_ref) {
-        Ok(slot) => Ok((provider, slot)),
-        Err(SlotsFull { endpoint, limit }) => {
-            let err = InvokeError::Busy { endpoint, limit };
-            record.finish_error(&err);
-            Err(err)
-        }
-    }
-}
-
-async fn complete(
+async fn complete<'a>(
     state: &AppState,
-    prepared: Prepared,
+    mut chain: fallback::Chain<'a>,
     return_token_usage: bool,
     record: &mut RecordDraft,
-) -> Result<Reply, InvokeError> {
-    let (provider, _slot) = provider_and_slot(state, &prepared.endpoint_ref, record)?;
-    let upstream_started = Instant::now();
-    let result = provider.complete(&prepared.chat).await;
-    record.base.upstream_latency_ms = Some(millis(upstream_started));
-    let response = match result {
-        Ok(response) => response,
-        Err(err) => {
-            let err = provider_error(err, &prepared.endpoint_ref);
-            record.finish_error(&err);
-            return Err(err);
+) -> Result<(Reply, &'a ModelEndpoint), InvokeError> {
+    let response = loop {
+        match fallback::complete_once(state, &chain.prepared, record).await {
+            Ok(response) => break response,
+            Err(failure) => {
+                if let Err(err) = chain.next(failure, record) {
+                    record.finish_error(&err);
+                    return Err(err);
+                }
+            }
         }
     };
+    let (prepared, serving) = chain.finish();
+    let prepared = &prepared;
     let mut output_redactions = BTreeMap::new();
     let mut output = response.text;
     if prepared.redact_output {
@@ -894,7 +962,7 @@ async fn complete(
         })
         .collect();
     let produced = Produced {
-        output_check: check_output(&prepared, &output, &tool_calls),
+        output_check: check_output(prepared, &output, &tool_calls),
         output: Some(output),
         output_redactions,
         usage: response.usage,
@@ -903,38 +971,37 @@ async fn complete(
     };
     produced.record_into(&mut record.base);
     let finished = record.finish(InvocationStatus::Success, None);
-    Ok(Reply::Complete(answer(
-        finished,
-        &prepared,
-        produced,
-        return_token_usage,
-    )))
+    let answer = answer(finished, prepared, produced, return_token_usage);
+    Ok((Reply::Complete(answer), serving))
 }
 
-async fn start_stream(
+async fn start_stream<'a>(
     state: &AppState,
-    prepared: Prepared,
+    mut chain: fallback::Chain<'a>,
     return_token_usage: bool,
     mut record: RecordDraft,
-) -> Result<Reply, InvokeError> {
-    let (provider, slot) = provider_and_slot(state, &prepared.endpoint_ref, &mut record)?;
-    let upstream_started = Instant::now();
-    let upstream = match provider.stream(&prepared.chat).await {
-        Ok(upstream) => upstream,
-        Err(err) => {
-            let err = provider_error(err, &prepared.endpoint_ref);
-            record.finish_error(&err);
-            return Err(err);
+) -> Result<(Reply, &'a ModelEndpoint), InvokeError> {
+    let opened = loop {
+        match fallback::stream_once(state, &chain.prepared).await {
+            Ok(opened) => break opened,
+            Err(failure) => {
+                if let Err(err) = chain.next(failure, &mut record) {
+                    record.finish_error(&err);
+                    return Err(err);
+                }
+            }
         }
     };
-    Ok(Reply::Stream(Relay::new(
-        upstream,
+    let (prepared, serving) = chain.finish();
+    let relay = Relay::new(
+        opened.upstream,
         prepared,
         record,
-        upstream_started,
+        opened.upstream_started,
         return_token_usage,
-        slot,
-    )))
+        opened.slot,
+    );
+    Ok((Reply::Stream(relay), serving))
 }
 
 fn millis(since: Instant) -> f64 {

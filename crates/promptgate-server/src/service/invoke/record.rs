@@ -100,6 +100,8 @@ mod tests {
             tool_call_count: 0,
             api_key_id: None,
             cost_usd: None,
+            endpoint_ref: "openai/gpt-4o".to_owned(),
+            fallback_attempts: Vec::new(),
         }
     }
 
