@@ -2827,7 +2827,7 @@
         return h('tr', { 'data-key-id': k.id },
           h('td', null, clientName(k.clientId), h('br'), h('span', { class: 'mono muted' }, k.clientId)),
           h('th', { scope: 'row' }, k.name),
-          h('td', { class: 'mono' }, k.scopes),
+          h('td', { class: 'mono key-scopes' }, k.scopes),
           h('td', null, h('span', { class: `key-state key-${state}` }, state),
             state === 'revoked' ? h('span', { class: 'muted' }, ` ${fmtTime(k.revokedAt)}`) : null),
           h('td', null, fmtTime(k.createdAt)),
