@@ -718,6 +718,8 @@ test('read-only client (ai:prompt:read): no "New prompt" link; the prompts are l
     await signIn(page, ro.id, ro.secret, { audit: false });
     assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Audit', exact: true }).count(), 0,
       'no "Audit" link without ai:audit:read');
+    assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'API keys', exact: true }).count(), 0,
+      'no "API keys" link without admin');
     if (flow.promptId) {
       await visible(page.locator('main').getByRole('link', { name: flow.name, exact: true }), `the prompt ${flow.name} in the list`);
     }
@@ -747,6 +749,11 @@ test('read-only client (ai:prompt:read): no "New prompt" link; the prompts are l
       await screenshot(page, '10-prompt-read-only');
       await checkAccessibility(page, 'prompt (read-only)');
     }
+    // The API keys page, reached by its address, says why it shows nothing.
+    await page.evaluate(() => { location.hash = '#/api-keys'; });
+    await heading1(page, 'API keys');
+    await visible(page.getByText('Your token lacks the admin scope, so the API keys are hidden.'), 'why the API keys page is empty');
+    assert.equal(await page.getByRole('button', { name: 'Create key' }).count(), 0, 'no "Create key" form without admin');
     checkNoPageErrors();
   } finally {
     await context.close();
@@ -1258,6 +1265,140 @@ test('tools: edit tools and a JSON schema output, the gateway\'s error by its fi
     const verdict = (await page.locator('#verdict').innerText()).trim();
     assert.match(verdict, /1\.2\.0/, `the verdict speaks of 1.2.0: ${verdict}`);
     assert.doesNotMatch(verdict, /significantly (lower|higher) schema-valid rate/, verdict);
+    checkNoPageErrors();
+  } finally {
+    await context.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// API keys (issue 21): the admin's page
+
+test('api keys: create a key with one scope in the form, shown once; revoke it through the dialog; the server refuses it', LIMIT, async () => {
+  const svc = await createClient('console-e2e-key-service', ['ai:prompt:read', 'ai:telemetry:read']);
+  const KEY_NAME = 'e2e-reader';
+  const { context, page } = await openConsole('api-keys');
+  try {
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(BASE).origin });
+    await signIn(page, ADMIN_ID, ADMIN_SECRET);
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'API keys', exact: true }).click();
+    await heading1(page, 'API keys');
+    assert.equal(await nav.getByRole('link', { name: 'API keys', exact: true }).getAttribute('aria-current'), 'page');
+    const create = section(page, 'Create a key');
+    const keysSection = section(page, 'Keys');
+    await visible(keysSection.getByText('No API keys yet.'), 'the empty list of keys');
+
+    // The form: the client's scopes, all checked by default; leave one.
+    const client = create.getByLabel('Client', { exact: true });
+    await eventually('the new client to be offered', async () => (await client.locator(`option[value="${svc.id}"]`).count()) === 1);
+    await client.selectOption(svc.id);
+    const scopes = create.getByRole('group', { name: 'Scopes' });
+    const readScope = scopes.getByLabel('ai:prompt:read', { exact: true });
+    const telemetryScope = scopes.getByLabel('ai:telemetry:read', { exact: true });
+    assert.ok(await readScope.isChecked(), 'ai:prompt:read is checked by default');
+    assert.ok(await telemetryScope.isChecked(), 'ai:telemetry:read is checked by default');
+    assert.equal(await scopes.getByRole('checkbox').count(), 2, 'the client\'s two scopes, no other');
+    await telemetryScope.uncheck();
+    await create.getByLabel('Key name', { exact: true }).fill(KEY_NAME);
+
+    // The gateway's error next to the field it names: an expiry in the past (400 naming expiresAt).
+    await create.getByLabel('Expires', { exact: true }).selectOption('date');
+    const date = create.getByLabel('Expiry date', { exact: true });
+    await date.fill('2020-01-01');
+    await create.getByRole('button', { name: 'Create key', exact: true }).click();
+    await eventually('the expiry date to be marked invalid', async () => (await date.getAttribute('aria-invalid')) === 'true');
+    const errorId = (await date.getAttribute('aria-describedby')).split(/\s+/).find((id) => id.startsWith('err-'));
+    assert.ok(errorId, 'the error is in the date\'s aria-describedby');
+    const errorText = (await page.locator(`#${errorId}`).innerText()).trim();
+    assert.match(errorText, /expiresAt/, `the error under the date is the gateway's, naming expiresAt: ${errorText}`);
+    assert.ok(await date.evaluate((el) => el === document.activeElement), 'the focus goes to the field in error');
+    let r = await api('GET', '/api/v2/oauth/api-keys');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.entities.filter((k) => k.name === KEY_NAME).length, 0, 'the refused request stored no key');
+    await screenshot(page, '18-api-key-field-error');
+    await checkAccessibility(page, 'api keys (field error)');
+
+    // Create it with a 90-day expiry: the key is shown once, with its use.
+    await create.getByLabel('Expires', { exact: true }).selectOption('90');
+    await create.getByRole('button', { name: 'Create key', exact: true }).click();
+    const keyInput = await visible(create.getByLabel('API key', { exact: true }), 'the new key');
+    const key = await keyInput.inputValue();
+    assert.match(key, /^pgk_[A-Za-z0-9_-]{43}$/, 'a pgk_ key');
+    assert.ok(await keyInput.evaluate((el) => el.readOnly), 'the key is read-only');
+    assert.ok(await keyInput.evaluate((el) => el === document.activeElement), 'the focus goes to the new key');
+    assert.equal(await date.getAttribute('aria-invalid'), null, 'the old error is gone');
+    await visible(create.getByText('Copy the key now: it is shown only this once.'), 'the shown-once note');
+    await visible(create.getByText('Authorization: Bearer <key>', { exact: true }), 'the bearer header');
+    await visible(create.getByText('api_key', { exact: true }), 'the SDKs\' api_key');
+    await create.getByRole('button', { name: 'Copy key', exact: true }).click();
+    await visible(create.getByText('Copied.', { exact: true }), 'the copy confirmation');
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key, 'the clipboard holds the key');
+
+    // The key works, with its one scope only.
+    r = await api('GET', `${GW}/prompts`, undefined, key);
+    assert.equal(r.status, 200, `the key reads prompts: ${JSON.stringify(r.body)}`);
+    r = await api('GET', `${GW}/telemetry?pageSize=1`, undefined, key);
+    assert.equal(r.status, 403, `the key lacks ai:telemetry:read: ${JSON.stringify(r.body)}`);
+
+    // Its row, and a listing that never holds the key.
+    const row = keysSection.locator('tbody tr').filter({ has: page.getByRole('rowheader', { name: KEY_NAME, exact: true }) });
+    await visible(row, `the row of ${KEY_NAME}`);
+    const cells = (await row.locator('td').allInnerTexts()).map((t) => t.trim());
+    assert.ok(cells[0].includes('console-e2e-key-service') && cells[0].includes(svc.id), `the client's name and id: ${cells[0]}`);
+    assert.equal(cells[1], 'ai:prompt:read', 'the one scope');
+    assert.equal(cells[2], 'active');
+    assert.match(cells[4], /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z$/, `an expiry time: ${cells[4]}`);
+    assert.equal(cells[5], 'never', 'not used when the page drew it');
+    r = await api('GET', '/api/v2/oauth/api-keys');
+    const listed = r.body.entities.find((k) => k.name === KEY_NAME);
+    assert.ok(listed && listed.clientId === svc.id && listed.scopes === 'ai:prompt:read' && listed.expiresAt && !listed.revokedAt,
+      `the server has the key: ${JSON.stringify(listed)}`);
+    assert.ok(!JSON.stringify(r.body).includes(key), 'the listing never holds the key');
+    await screenshot(page, '19-api-key-created');
+    await checkAccessibility(page, 'api keys (new key)');
+
+    // Revoke: the dialog names the key and its client; Cancel writes nothing.
+    const revokeButton = row.getByRole('button', { name: `Revoke ${KEY_NAME}`, exact: true });
+    await revokeButton.click();
+    let dialog = await visible(page.getByRole('dialog'), 'the revoke confirmation');
+    assert.equal((await dialog.getByRole('heading').innerText()).trim(), `Revoke the key ${KEY_NAME} of console-e2e-key-service?`);
+    assert.ok(await dialog.evaluate((d) => d.contains(document.activeElement)), 'the dialog holds the focus');
+    await screenshot(page, '20-api-key-revoke-dialog');
+    await checkAccessibility(page, 'api key revoke dialog');
+    await dialog.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await eventually('the dialog to close', async () => (await page.getByRole('dialog').count()) === 0);
+    assert.ok(await revokeButton.evaluate((el) => el === document.activeElement), 'Cancel gives the focus back to the button');
+    r = await api('GET', '/api/v2/oauth/api-keys');
+    assert.equal(r.body.entities.find((k) => k.id === listed.id).revokedAt, null, 'Cancel revoked nothing');
+    r = await api('GET', `${GW}/prompts`, undefined, key);
+    assert.equal(r.status, 200, 'the key still works after Cancel');
+
+    await revokeButton.click();
+    dialog = await visible(page.getByRole('dialog'), 'the revoke confirmation (again)');
+    await dialog.getByRole('button', { name: 'Revoke key', exact: true }).click();
+    await visible(keysSection.getByText(`Revoked the key ${KEY_NAME} of console-e2e-key-service.`), 'the notice of the revocation');
+    await eventually('the row to show revoked', async () => (await row.locator('td').nth(2).innerText()).trim().startsWith('revoked'));
+    assert.equal(await row.getByRole('button').count(), 0, 'a revoked key has no Revoke button');
+    assert.equal(await create.getByLabel('API key', { exact: true }).count(), 0, 'the revoked key is taken off the page');
+    r = await api('GET', '/api/v2/oauth/api-keys');
+    assert.ok(r.body.entities.find((k) => k.id === listed.id).revokedAt, 'the server has the key revoked');
+    r = await api('GET', `${GW}/prompts`, undefined, key);
+    assert.equal(r.status, 401, `the server refuses the revoked key: ${JSON.stringify(r.body)}`);
+
+    // Shown once: after navigating away and back, the page holds no key.
+    await create.getByLabel('Key name', { exact: true }).fill('e2e-second');
+    await create.getByRole('button', { name: 'Create key', exact: true }).click();
+    const second = await (await visible(create.getByLabel('API key', { exact: true }), 'the second key')).inputValue();
+    await nav.getByRole('link', { name: 'Prompts', exact: true }).click();
+    await heading1(page, 'Prompts');
+    await nav.getByRole('link', { name: 'API keys', exact: true }).click();
+    await heading1(page, 'API keys');
+    await visible(keysSection.locator('tbody tr').filter({ has: page.getByRole('rowheader', { name: 'e2e-second', exact: true }) }), 'the second key\'s row');
+    assert.equal(await page.getByLabel('API key', { exact: true }).count(), 0, 'no key field after navigating back');
+    assert.ok(!(await page.content()).includes(second), 'the page no longer holds the key');
+    await screenshot(page, '21-api-keys');
+    await checkAccessibility(page, 'api keys');
     checkNoPageErrors();
   } finally {
     await context.close();

@@ -14,6 +14,7 @@
     write: 'ai:prompt:write',
     telemetry: 'ai:telemetry:read',
     audit: 'ai:audit:read',
+    admin: 'admin',
   };
 
   /** The signed-in session: token, client id, scopes. Memory only. */
@@ -866,16 +867,20 @@
     if (hash === '#/prompts/new') return renderNewPrompt();
     if ((m = /^#\/prompts\/([^/]+)$/.exec(hash))) return renderPrompt(decodeURIComponent(m[1]));
     if (hash === '#/audit') return renderAudit();
+    if (hash === '#/api-keys') return renderApiKeys();
     return renderNotFound();
   }
 
   function markNav(hash) {
     const prompts = document.getElementById('nav-prompts');
     const audit = document.getElementById('nav-audit');
+    const keys = document.getElementById('nav-api-keys');
     prompts.removeAttribute('aria-current');
     audit.removeAttribute('aria-current');
+    keys.removeAttribute('aria-current');
     if (hash.startsWith('#/prompts')) prompts.setAttribute('aria-current', 'page');
     if (hash.startsWith('#/audit')) audit.setAttribute('aria-current', 'page');
+    if (hash.startsWith('#/api-keys')) keys.setAttribute('aria-current', 'page');
   }
 
   /** Replaces the main content with a page whose first heading is `title`. */
@@ -959,6 +964,7 @@
     const nav = document.getElementById('main-nav');
     document.getElementById('client-id').textContent = clientId;
     document.getElementById('nav-audit-item').hidden = !can(SCOPES.audit);
+    document.getElementById('nav-api-keys-item').hidden = !can(SCOPES.admin);
     nav.hidden = false;
   }
 
@@ -2745,6 +2751,267 @@
       return v;
     };
     return JSON.stringify(sortKeys(value), null, 2);
+  }
+
+  // ---------------------------------------------------------------- API keys
+
+  const CLIENTS_PATH = '/api/v2/oauth/clients';
+  const KEYS_PATH = '/api/v2/oauth/api-keys';
+  const EXPIRY_CHOICES = [['never', 'Never'], ['30', 'In 30 days'], ['90', 'In 90 days'], ['365', 'In 365 days'], ['date', 'On a date']];
+
+  /** A key's state as the gateway judges it: revoked, expired (by the browser's clock) or active. */
+  function keyState(key, now) {
+    if (key.revokedAt) return 'revoked';
+    if (key.expiresAt && Date.parse(key.expiresAt) <= now) return 'expired';
+    return 'active';
+  }
+
+  /** RFC 3339 without milliseconds, as the gateway writes times. */
+  function rfc3339(date) {
+    return date.toISOString().replace(/\.\d+Z$/, 'Z');
+  }
+
+  /**
+   * The admin's page of API keys: every client's keys with a Revoke button (behind a
+   * confirmation), and a form that creates one and shows it once. Keys are never stored by the
+   * console: the new key lives in the page until the next navigation.
+   */
+  async function renderApiKeys() {
+    if (!can(SCOPES.admin)) {
+      page('API keys', h('p', null, 'Your token lacks the admin scope, so the API keys are hidden.'));
+      focusHeading();
+      return;
+    }
+    const gen = generation;
+    let clients = [];
+    let keys = [];
+    const clientById = new Map();
+
+    // --- the table of keys
+    const summary = h('p', { class: 'muted', role: 'status' }, 'Loading keys…');
+    const tbody = h('tbody');
+    const table = h('table', { class: 'api-keys' },
+      h('caption', { class: 'visually-hidden' }, 'API keys of every client, newest first'),
+      h('thead', null, h('tr', null,
+        h('th', { scope: 'col' }, 'Client'),
+        h('th', { scope: 'col' }, 'Key name'),
+        h('th', { scope: 'col' }, 'Scopes'),
+        h('th', { scope: 'col' }, 'State'),
+        h('th', { scope: 'col' }, 'Created'),
+        h('th', { scope: 'col' }, 'Expires'),
+        h('th', { scope: 'col' }, 'Last used'),
+        h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+      tbody);
+    const keysHeadingId = uid('h');
+    const keysHeading = h('h2', { id: keysHeadingId, tabindex: '-1' }, 'Keys');
+    const keysBox = h('div', null, summary, table);
+    const keysSection = h('section', { 'aria-labelledby': keysHeadingId }, keysHeading, keysBox);
+
+    const clientName = (id) => (clientById.get(id) ? clientById.get(id).name : id);
+
+    const revoke = async (key, button) => {
+      const ok = await confirmDialog({
+        title: `Revoke the key ${key.name} of ${clientName(key.clientId)}?`,
+        text: 'Requests that use it are refused (401) at once on this gateway and within about a second on every other. The key stays in this list as revoked; it cannot be used again. The revocation is audited.',
+        confirm: 'Revoke key',
+        opener: button,
+      });
+      if (!ok) return;
+      button.disabled = true;
+      try {
+        const { data } = await api('DELETE', `${KEYS_PATH}/${encodeURIComponent(key.id)}`);
+        if (gen !== generation) return;
+        keys = keys.map((k) => (k.id === data.id ? data : k));
+        drawKeys();
+        // The key shown once is of no use any more: take it off the page.
+        if (result.dataset.keyId === data.id) {
+          result.replaceChildren();
+          delete result.dataset.keyId;
+        }
+        showError(keysBox, null);
+        showNotice(keysBox, `Revoked the key ${key.name} of ${clientName(key.clientId)}.`);
+        keysHeading.focus();
+      } catch (error) {
+        if (gen !== generation) return;
+        button.disabled = false;
+        showError(keysBox, error);
+      }
+    };
+
+    const drawKeys = () => {
+      const now = Date.now();
+      const newestFirst = keys.slice().sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)));
+      tbody.replaceChildren(...newestFirst.map((k) => {
+        const state = keyState(k, now);
+        let action = null;
+        if (state === 'active') {
+          const button = h('button', { type: 'button', class: 'secondary small' }, 'Revoke', h('span', { class: 'visually-hidden' }, ` ${k.name}`));
+          button.addEventListener('click', () => revoke(k, button));
+          action = button;
+        }
+        return h('tr', { 'data-key-id': k.id },
+          h('td', null, clientName(k.clientId), h('br'), h('span', { class: 'mono muted' }, k.clientId)),
+          h('th', { scope: 'row' }, k.name),
+          h('td', { class: 'mono key-scopes' }, k.scopes),
+          h('td', null, h('span', { class: `key-state key-${state}` }, state),
+            state === 'revoked' ? h('span', { class: 'muted' }, ` ${fmtTime(k.revokedAt)}`) : null),
+          h('td', null, fmtTime(k.createdAt)),
+          h('td', null, k.expiresAt ? fmtTime(k.expiresAt) : 'never'),
+          h('td', null, k.lastUsedAt ? fmtTime(k.lastUsedAt) : 'never'),
+          h('td', null, action));
+      }));
+      table.hidden = keys.length === 0;
+      const live = keys.filter((k) => keyState(k, now) === 'active').length;
+      summary.textContent = keys.length === 0 ? 'No API keys yet.' : `${keys.length} ${keys.length === 1 ? 'key' : 'keys'}, ${live} active.`;
+    };
+
+    // --- the create form
+    const clientSelect = h('select', { name: 'clientId' });
+    const nameInput = h('input', { type: 'text', name: 'name', spellcheck: 'false', autocomplete: 'off', maxlength: '200' });
+    const scopesBox = h('div', { class: 'scope-checks' });
+    const scopesSet = h('fieldset', { class: 'scopes-fieldset' }, h('legend', null, 'Scopes'), scopesBox);
+    const expirySelect = h('select', { name: 'expiry' }, EXPIRY_CHOICES.map(([value, text]) => h('option', { value }, text)));
+    const dateInput = h('input', { type: 'date', name: 'expiryDate' });
+    const dateField = field('Expiry date', dateInput, 'The key stops working at the end of that day (UTC).');
+    dateField.hidden = true;
+    const createButton = h('button', { type: 'submit' }, 'Create key');
+    const result = h('div', { class: 'new-key' });
+    const form = h('form', { novalidate: true, class: 'api-key-form' },
+      h('div', { class: 'grid2' },
+        field('Client', clientSelect, 'The key acts as this client: its rate limits, its telemetry and audit entries.'),
+        field('Key name', nameInput, 'What the key is for, e.g. the service that holds it (1 to 200 characters).')),
+      scopesSet,
+      h('div', { class: 'grid2' },
+        field('Expires', expirySelect),
+        dateField),
+      h('div', { class: 'actions' }, createButton));
+    const formBox = h('div', null,
+      h('p', { class: 'muted' }, 'An API key is a long-lived bearer credential of one client, with some or all of its scopes, for a service or the OpenAI SDKs. The gateway keeps only its hash.'),
+      form, result);
+
+    const scopeBoxes = () => [...scopesBox.querySelectorAll('input[type="checkbox"]')];
+    const drawScopes = () => {
+      const client = clientById.get(clientSelect.value);
+      const scopes = client ? client.scopes.slice().sort() : [];
+      setFieldError(scopesSet, null);
+      scopesBox.replaceChildren(...scopes.map((scope) => {
+        const box = h('input', { type: 'checkbox', name: 'scope', value: scope, checked: true });
+        box.id = uid('f');
+        return h('label', { class: 'inline mono', for: box.id }, box, scope);
+      }));
+      if (!scopes.length) scopesBox.append(h('p', { class: 'muted' }, 'Choose a client first.'));
+    };
+    clientSelect.addEventListener('change', drawScopes);
+    expirySelect.addEventListener('change', () => {
+      dateField.hidden = expirySelect.value !== 'date';
+      if (dateField.hidden) setFieldError(dateInput, null);
+    });
+
+    const showKey = (created) => {
+      const keyInput = h('input', { type: 'text', readonly: true, value: created.key, class: 'mono key-value', spellcheck: 'false', autocomplete: 'off' });
+      const copyButton = h('button', { type: 'button', class: 'secondary' }, 'Copy key');
+      const copied = h('span', { role: 'status', class: 'muted' });
+      copyButton.addEventListener('click', async () => {
+        keyInput.select();
+        try {
+          if (navigator.clipboard && navigator.clipboard.writeText) await navigator.clipboard.writeText(created.key);
+          else if (!document.execCommand('copy')) throw new Error('the browser refused');
+          copied.textContent = 'Copied.';
+        } catch (_) {
+          copied.textContent = 'The browser did not let the page copy it: the key is selected, copy it with Ctrl+C (⌘C).';
+        }
+      });
+      const headingId = uid('h');
+      result.dataset.keyId = created.id;
+      result.replaceChildren(h('div', { class: 'notice', role: 'group', 'aria-labelledby': headingId },
+        h('h3', { id: headingId }, `New key ${created.name} of ${clientName(created.clientId)}`),
+        h('p', null, h('strong', null, 'Copy the key now: it is shown only this once.'), ' The gateway stores only its hash, so it cannot show it again; a lost key is revoked and replaced.'),
+        field('API key', keyInput),
+        h('div', { class: 'inline-controls' }, copyButton, copied),
+        h('p', null, 'Send it as ', h('code', null, 'Authorization: Bearer <key>'), ' on any request, or give it to the OpenAI SDKs as ',
+          h('code', null, 'api_key'), ` (with base_url ${location.origin}/v1).`)));
+      keyInput.focus();
+      keyInput.select();
+    };
+
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const controls = [clientSelect, nameInput, scopesSet, expirySelect, dateInput];
+      for (const c of controls) setFieldError(c, null);
+      showError(form, null);
+      const name = nameInput.value.trim();
+      const chosen = scopeBoxes().filter((b) => b.checked).map((b) => b.value);
+      let firstBad = null;
+      if (!clientSelect.value) { setFieldError(clientSelect, 'Choose a client.'); firstBad = firstBad || clientSelect; }
+      if (!name) { setFieldError(nameInput, 'Enter a name for the key.'); firstBad = firstBad || nameInput; }
+      if (clientSelect.value && chosen.length === 0) { setFieldError(scopesSet, 'Choose at least one scope.'); firstBad = firstBad || scopeBoxes()[0]; }
+      let expiresAt = null;
+      if (expirySelect.value === 'date') {
+        if (!dateInput.value) { setFieldError(dateInput, 'Choose the day the key expires.'); firstBad = firstBad || dateInput; }
+        else expiresAt = `${dateInput.value}T23:59:59Z`;
+      } else if (expirySelect.value !== 'never') {
+        expiresAt = rfc3339(new Date(Date.now() + Number(expirySelect.value) * 86400000));
+      }
+      if (firstBad) {
+        firstBad.focus();
+        return;
+      }
+      const clientId = clientSelect.value;
+      createButton.disabled = true;
+      try {
+        const body = { name, scopes: chosen.join(' ') };
+        if (expiresAt) body.expiresAt = expiresAt;
+        const { data } = await api('POST', `${CLIENTS_PATH}/${encodeURIComponent(clientId)}/api-keys`, { body });
+        if (gen !== generation) return;
+        nameInput.value = '';
+        const listed = Object.assign({}, data);
+        delete listed.key;
+        keys.push(listed);
+        drawKeys();
+        showKey(data);
+      } catch (error) {
+        if (gen !== generation) return;
+        result.replaceChildren();
+        delete result.dataset.keyId;
+        const { placed, rest } = placeFieldErrors(controls, error, (f) => {
+          if (f === 'name') return nameInput;
+          if (f === 'clientId' || f === 'id') return clientSelect;
+          if (f === 'scopes' || f.startsWith('scopes[')) return scopesSet;
+          if (f === 'expiresAt') return expirySelect.value === 'date' ? dateInput : expirySelect;
+          return null;
+        });
+        if (rest.length || placed.length === 0) showError(form, error);
+        const first = placed[0];
+        if (first) (first === scopesSet ? (scopeBoxes()[0] || first) : first).focus();
+      } finally {
+        createButton.disabled = false;
+      }
+    });
+
+    page('API keys',
+      section('Create a key', formBox),
+      keysSection);
+    focusHeading();
+
+    try {
+      const [c, k] = await Promise.all([api('GET', CLIENTS_PATH), api('GET', KEYS_PATH)]);
+      if (gen !== generation) return;
+      clients = (c.data.entities || []).slice().sort((a, b) => a.name.localeCompare(b.name));
+      for (const client of clients) clientById.set(client.clientId, client);
+      keys = k.data.entities || [];
+    } catch (error) {
+      if (gen !== generation) return;
+      summary.textContent = '';
+      showError(keysBox, error);
+      return;
+    }
+    // A disabled client gets no new key (the gateway answers 409), so it is not offered.
+    const usable = clients.filter((client) => !client.disabled);
+    clientSelect.replaceChildren(
+      h('option', { value: '' }, usable.length ? 'Choose a client…' : 'No enabled client'),
+      ...usable.map((client) => h('option', { value: client.clientId }, `${client.name} (${client.clientId})`)));
+    drawScopes();
+    drawKeys();
   }
 
   function renderNotFound() {
