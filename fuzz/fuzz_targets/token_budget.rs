@@ -116,6 +116,7 @@ fn check_one(input: &Input, reference: &str, catalogue: &EndpointCatalogue) {
         tools: None,
         tool_choice: None,
         response_format: None,
+        fallback_endpoint_refs: None,
     };
     let result = draft.check(None, catalogue, counter, &NoSchema);
 
