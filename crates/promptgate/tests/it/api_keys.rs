@@ -13,7 +13,6 @@ use crate::cli_kit::{Cli, assert_exit, assert_fails, stdout};
 use crate::harness::*;
 
 const INVOCATIONS: &str = "/api/v2/ai/llm/gateway/invocations";
-const TELEMETRY: &str = "/api/v2/ai/llm/gateway/telemetry";
 const AUDIT: &str = "/api/v2/ai/llm/gateway/audit-logs";
 const ALL_KEYS: &str = "/api/v2/oauth/api-keys";
 
@@ -110,27 +109,11 @@ async fn a_key_is_shown_once_and_acts_as_its_client_with_its_own_scopes() {
             .iter()
             .any(|k| k["id"] == json!(key_id))
     );
-    let deadline = Instant::now();
-    within(
-        deadline,
-        Duration::from_secs(10),
-        "the telemetry record",
-        || async {
-            let resp = server
-                .get_query(TELEMETRY, &admin, &[("promptId", &prompt_id)])
-                .await;
-            resp.ok(200)["entities"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| {
-                    e["id"] == json!(response_id)
-                        && e["apiKeyId"] == json!(key_id)
-                        && e["clientId"] == json!(client_id)
-                })
-        },
-    )
-    .await;
+    let record = server
+        .telemetry_record(&admin, &prompt_id, &response_id)
+        .await;
+    assert_eq!(record["apiKeyId"], json!(key_id), "{record}");
+    assert_eq!(record["clientId"], json!(client_id), "{record}");
     // lastUsedAt arrives with the next batched write (about a second).
     within(
         Instant::now(),

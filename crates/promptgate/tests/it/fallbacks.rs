@@ -87,30 +87,6 @@ async fn invoke(server: &Server, token: &str, id: &str) -> Resp {
         .await
 }
 
-/// The telemetry record of `response_id` (waits for the writer).
-async fn record_of(server: &Server, token: &str, prompt_id: &str, response_id: &str) -> Value {
-    let deadline = std::time::Instant::now() + HANG_GUARD;
-    loop {
-        let page = server
-            .get_query(TELEMETRY, token, &[("promptId", prompt_id)])
-            .await
-            .ok(200);
-        if let Some(entity) = page["entities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["id"] == response_id)
-        {
-            return entity.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no telemetry record {response_id}: {page}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 /// The answer served by the backup after the primary failed with `code`.
 async fn assert_backup_served(server: &Server, token: &str, id: &str, answer: &Value, code: &str) {
     assert_eq!(answer["output"], "From the backup.", "{answer}");
@@ -121,7 +97,9 @@ async fn assert_backup_served(server: &Server, token: &str, id: &str, answer: &V
         json!({"used": true, "attempts": [{"endpointRef": PRIMARY, "errorCode": code}]}),
         "{answer}"
     );
-    let record = record_of(server, token, id, &str_field(answer, "responseId")).await;
+    let record = server
+        .telemetry_record(token, id, &str_field(answer, "responseId"))
+        .await;
     assert_eq!(record["status"], "SUCCESS", "{record}");
     assert_eq!(record["endpointRef"], BACKUP, "{record}");
     assert_eq!(

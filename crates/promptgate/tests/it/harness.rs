@@ -617,6 +617,35 @@ impl Server {
         .await
     }
 
+    /// The telemetry record of the invocation `response_id` of prompt `prompt_id`, waiting for
+    /// the writer (which stores every 200 ms) for at most 10 s.
+    pub async fn telemetry_record(&self, token: &str, prompt_id: &str, response_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = self
+                .get_query(
+                    "/api/v2/ai/llm/gateway/telemetry",
+                    token,
+                    &[("promptId", prompt_id), ("pageSize", "500")],
+                )
+                .await
+                .ok(200);
+            if let Some(entity) = page["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["id"] == response_id)
+            {
+                return entity.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no telemetry record {response_id}: {page}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
         self.send(auth(self.request(Method::POST, path), token).json(body))
             .await

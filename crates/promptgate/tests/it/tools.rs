@@ -15,7 +15,6 @@ use crate::audit::AUDIT;
 use crate::fake_upstream::*;
 use crate::harness::*;
 
-const TELEMETRY: &str = "/api/v2/ai/llm/gateway/telemetry";
 const SUMMARY: &str = "/api/v2/ai/llm/gateway/telemetry/summary";
 
 fn lookup_tool() -> Value {
@@ -86,34 +85,6 @@ async fn stream(server: &Server, token: &str, mut body: Value) -> (Vec<SseEvent>
     let mut sse = SseReader::new(response);
     let events = sse.rest().await;
     (events, sse.raw)
-}
-
-/// The telemetry record of the invocation `response_id` (waits for the writer).
-async fn record_of(server: &Server, token: &str, prompt_id: &str, response_id: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let page = server
-            .get_query(
-                TELEMETRY,
-                token,
-                &[("promptId", prompt_id), ("pageSize", "500")],
-            )
-            .await
-            .ok(200);
-        if let Some(entity) = page["entities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["id"] == response_id)
-        {
-            return entity.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no telemetry record {response_id}: {page}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -335,7 +306,9 @@ async fn a_tool_round_trip_through_the_offline_provider() {
     .ok(200);
     assert_eq!(echoed.get("toolCalls"), None, "{echoed}");
 
-    let record = record_of(&server, &token, &id, first["responseId"].as_str().unwrap()).await;
+    let record = server
+        .telemetry_record(&token, &id, first["responseId"].as_str().unwrap())
+        .await;
     assert_eq!(record["toolCallCount"], 1, "{record}");
     assert_eq!(
         record.get("schemaValid"),
@@ -646,7 +619,10 @@ async fn structured_output_is_parsed_or_located_and_its_rate_is_summarised() {
     // Telemetry keeps whether each output matched; the summary's rate has its interval.
     let expected = [true, false, false, true, true];
     for (response_id, valid) in ids.iter().zip(expected) {
-        let record = record_of(&gw.server, &gw.token, &id, response_id).await;
+        let record = gw
+            .server
+            .telemetry_record(&gw.token, &id, response_id)
+            .await;
         assert_eq!(record["schemaValid"], valid, "{record}");
     }
     let summary = gw
@@ -714,7 +690,7 @@ async fn the_schema_valid_rate_is_compared_between_versions() {
             last = answer["responseId"].as_str().unwrap().to_owned();
         }
     }
-    record_of(&server, &token, &id, &last).await;
+    server.telemetry_record(&token, &id, &last).await;
     let summary = server
         .get_query(
             SUMMARY,
