@@ -42,8 +42,12 @@ def _seeded_path_parameters(method, path):
         return {"responseId": st.sampled_from(SEEDED["responseIds"])}
     if path in (f"{GATEWAY}/audit-logs/{{sequence}}", f"{GATEWAY}/audit-logs/{{sequence}}/proof"):
         return {"sequence": st.integers(min_value=1, max_value=SEEDED["auditSequence"])}
+    if path == "/api/v2/oauth/clients/{id}/api-keys/{keyId}":
+        return {"id": st.just(SEEDED["victimClientId"]), "keyId": st.sampled_from(SEEDED["victimKeyIds"])}
     if path.startswith("/api/v2/oauth/clients/{id}/"):
         return {"id": st.just(SEEDED["victimClientId"])}
+    if path == "/api/v2/oauth/api-keys/{keyId}":
+        return {"keyId": st.sampled_from(SEEDED["victimKeyIds"])}
     return None
 
 

@@ -3,7 +3,7 @@
 Usage: seed.py BASE_URL ADMIN_ID ADMIN_SECRET OUT.json
 
 With the admin client (from PROMPTGATE_ADMIN_CLIENT_ID/SECRET) it creates:
-- the client the fuzzer runs as (every scope), a victim client for the fuzzer to disable
+- the client the fuzzer runs as (every scope), a victim client (with two API keys) for the fuzzer to disable
   and rotate (the hooks never let it disable or rotate its own client, which would revoke its
   token and turn the rest of the run into 401s), and a login client whose credentials the
   hooks put into some `POST /oauth/token` forms, so that the token endpoint's success and
@@ -80,6 +80,13 @@ def main():
     login = json.loads(
         call(base, "POST", "/api/v2/oauth/clients", admin, {"name": "api-fuzz-login", "scopes": ["ai:prompt:read", "ai:telemetry:read"]})
     )
+    # Two API keys of the victim client, for the key routes to find (the fuzzer may revoke them).
+    victim_keys = [
+        json.loads(
+            call(base, "POST", f"/api/v2/oauth/clients/{victim['clientId']}/api-keys", admin, {"name": f"api-fuzz-key-{i}"})
+        )["id"]
+        for i in range(2)
+    ]
     token = token_for(base, fuzzer["clientId"], fuzzer["clientSecret"])
 
     prompt = json.loads(
@@ -192,6 +199,7 @@ def main():
         "fuzzerClientId": fuzzer["clientId"],
         "adminClientId": admin_id,
         "victimClientId": victim["clientId"],
+        "victimKeyIds": victim_keys,
         "loginClientId": login["clientId"],
         "loginClientSecret": login["clientSecret"],
         "promptId": prompt_id,
