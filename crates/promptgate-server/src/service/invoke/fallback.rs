@@ -243,7 +243,8 @@ pub(super) struct Opened {
     pub(super) upstream_started: Instant,
 }
 
-/// Opens a stream on the chain's current endpoint and reads its first event.
+/// Opens a stream on the chain's current endpoint and, when the version has fallbacks, reads
+/// its first event (an error there still falls back).
 pub(super) async fn stream_once(state: &AppState, prepared: &Prepared) -> Result<Opened, Failure> {
     let endpoint_ref = &prepared.endpoint_ref;
     let Admitted {
@@ -252,6 +253,24 @@ pub(super) async fn stream_once(state: &AppState, prepared: &Prepared) -> Result
         slot,
     } = admit(state, endpoint_ref)?;
     let upstream_started = Instant::now();
+    if !prepared.has_fallbacks {
+        // Nothing to fall back to: the stream is relayed as it opens, without waiting for its
+        // first event (which would delay the response head by the model's first token).
+        return match provider.stream(&prepared.chat).await {
+            Ok(upstream) => {
+                report(state, endpoint_ref, admission, None);
+                Ok(Opened {
+                    upstream,
+                    slot,
+                    upstream_started,
+                })
+            }
+            Err(err) => {
+                report(state, endpoint_ref, admission, Some(&err));
+                Err(Failure::from_provider(err, endpoint_ref))
+            }
+        };
+    }
     let first = match provider.stream(&prepared.chat).await {
         Ok(mut upstream) => upstream.next().await.map(|first| (first, upstream)),
         Err(err) => Some((Err(err), futures_util::stream::empty().boxed())),
